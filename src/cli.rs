@@ -1,0 +1,209 @@
+//! The `credit-tender` command: `serve`, `demo` and `import`.
+
+use crate::config::Rules;
+use crate::domain::input::InputRules;
+use crate::import::{import_file, FileOutcome, ImportOptions};
+use crate::server::{self, AppState, ServerOptions};
+use crate::store::{Store, WriteMode};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Signed, reproducible transport-credit assessments for public tenders.
+#[derive(Debug, Parser)]
+#[command(name = "credit-tender", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC API over a credit store.
+    Serve(ServeArgs),
+    /// Serve a temporary SQLite store loaded with the shipped demo data.
+    Demo(DemoArgs),
+    /// Import JSON Lines (.jsonl) and evaluation tables (.csv), each file all or nothing.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    /// Allow-list of genuine credit codes that fail the checksum (default: the shipped list).
+    #[arg(long, value_name = "FILE")]
+    pub allow_list: Option<PathBuf>,
+    /// Score bands per domain (default: the shipped policies/score-bands.toml).
+    #[arg(long, value_name = "FILE")]
+    pub score_bands: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:50051", env = "CREDIT_TENDER_LISTEN")]
+    pub listen: SocketAddr,
+    /// Allow a non-loopback address although callers are not authenticated.
+    #[arg(long)]
+    pub insecure_allow_remote: bool,
+    /// Seconds in-flight requests get to finish on shutdown.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub shutdown_grace: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Credit store: sqlite://PATH (created if missing) or postgres://…
+    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db")]
+    pub db: String,
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files to import: .jsonl/.ndjson (records tagged by "type") or .csv (evaluation tables).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Credit store: sqlite://PATH (created if missing) or postgres://…
+    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db")]
+    pub db: String,
+    /// Check every line, including conflicts with stored records, and store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Document reference for CSV rows that have no document_ref column.
+    #[arg(long, value_name = "REF")]
+    pub document_ref: Option<String>,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+/// A failure with the exit status it should produce.
+#[derive(Debug)]
+pub struct Exit {
+    pub status: i32,
+    pub message: String,
+}
+
+impl Exit {
+    /// Bad usage or configuration (EX_USAGE / EX_CONFIG style).
+    fn usage(message: impl Into<String>) -> Exit {
+        Exit { status: 64, message: message.into() }
+    }
+    fn failed(message: impl Into<String>) -> Exit {
+        Exit { status: 1, message: message.into() }
+    }
+}
+
+fn load_rules(args: &RuleArgs) -> Result<Rules, Exit> {
+    Rules::load(args.allow_list.as_deref(), args.score_bands.as_deref()).map_err(|e| Exit::usage(e.to_string()))
+}
+
+async fn open_store(url: &str) -> Result<Store, Exit> {
+    Store::open(url).await.map_err(|e| {
+        let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+        Exit { status: 69, message: format!("cannot open store {url}: {e}{cause}") }
+    })
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), Exit> {
+    match cli.command {
+        Command::Serve(args) => {
+            let rules = load_rules(&args.rules)?;
+            server::check_listen_address(args.listen.listen, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
+            let store = open_store(&args.db).await?;
+            serve(&args.listen, AppState { store, rules: Arc::new(rules) }).await
+        }
+        Command::Demo(args) => {
+            server::check_listen_address(args.listen.listen, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
+            let dir = tempfile::tempdir().map_err(|e| Exit::failed(format!("cannot create a temporary directory: {e}")))?;
+            let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+            let store = open_store(&url).await?;
+            let rules = Rules::shipped();
+            let loaded = crate::demo::load(&store, &rules).await.map_err(|e| Exit::failed(format!("loading demo data: {e}")))?;
+            tracing::info!(store = %url, data_version = loaded, "demo data loaded");
+            let result = serve(&args.listen, AppState { store, rules: Arc::new(rules) }).await;
+            drop(dir);
+            result
+        }
+        Command::Import(args) => import(args).await,
+    }
+}
+
+async fn serve(listen: &ListenArgs, state: AppState) -> Result<(), Exit> {
+    let listener = tokio::net::TcpListener::bind(listen.listen)
+        .await
+        .map_err(|e| Exit { status: 69, message: format!("cannot listen on {}: {e}", listen.listen) })?;
+    let options = ServerOptions { shutdown_grace: Duration::from_secs(listen.shutdown_grace), ..ServerOptions::default() };
+    server::run(listener, state, options, server::shutdown_signal())
+        .await
+        .map_err(|e| Exit::failed(format!("server failed: {e:#}")))
+}
+
+async fn import(args: ImportArgs) -> Result<(), Exit> {
+    let rules = load_rules(&args.rules)?;
+    let store = open_store(&args.db).await?;
+    let mode = if args.dry_run { WriteMode::DryRun } else { WriteMode::Commit };
+    let mut failed = 0usize;
+    for path in &args.files {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let bar = indicatif::ProgressBar::with_draw_target(Some(size), indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(path.display().to_string());
+        let progress = |read: u64| bar.set_position(read);
+        let opts = ImportOptions {
+            rules: InputRules { allow_list: &rules.allow_list, score_bands: &rules.score_bands },
+            mode,
+            document_ref: args.document_ref.as_deref(),
+            progress: &progress,
+        };
+        let outcome = import_file(&store, path, &opts).await;
+        bar.finish_and_clear();
+        match outcome.map_err(|e| Exit { status: 69, message: format!("{}: store failed: {e}", path.display()) })? {
+            FileOutcome::Imported(o) if o.created => println!(
+                "{}: imported {} record(s) as data version {} ({} unchanged)",
+                path.display(),
+                o.stored,
+                o.data_version,
+                o.unchanged
+            ),
+            FileOutcome::Imported(o) => println!(
+                "{}: nothing new: all {} record(s) already stored (data version {})",
+                path.display(),
+                o.unchanged,
+                o.data_version
+            ),
+            FileOutcome::Checked(o) => println!(
+                "{}: valid: {} record(s) would be stored, {} unchanged (dry run, nothing stored)",
+                path.display(),
+                o.stored,
+                o.unchanged
+            ),
+            FileOutcome::Rejected(errors) => {
+                failed += 1;
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                eprintln!("{}: rejected, nothing from this file was stored ({} problem(s))", path.display(), errors.len());
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Exit::failed(format!("{failed} of {} file(s) rejected", args.files.len())));
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! Operator-supplied rule files read at start-up: the credit-code allow-list
+//! and the score bands. Both ship in `policies/` and are compiled in as
+//! defaults; a path on the command line replaces them.
+
+use crate::domain::input::InputRules;
+use crate::domain::{AllowList, ScoreBands};
+use std::path::{Path, PathBuf};
+
+pub const SHIPPED_SCORE_BANDS: &str = include_str!("../policies/score-bands.toml");
+pub const SHIPPED_ALLOW_LIST: &str = include_str!("../policies/allow-list.txt");
+
+/// A rule file that could not be used, naming the file, the place and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// The validation rules every record passes through.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub allow_list: AllowList,
+    pub score_bands: ScoreBands,
+}
+
+impl Rules {
+    /// The shipped rule files.
+    pub fn shipped() -> Rules {
+        Rules::load(None, None).expect("shipped rule files are valid")
+    }
+
+    pub fn load(allow_list: Option<&Path>, score_bands: Option<&Path>) -> Result<Rules, ConfigError> {
+        let (allow_text, allow_name) = read_or(allow_list, SHIPPED_ALLOW_LIST, "policies/allow-list.txt")?;
+        let allow_list = AllowList::parse_file(&allow_text).map_err(|(line, e)| ConfigError::Invalid {
+            path: allow_name.clone(),
+            reason: format!("line {line}: credit code {e}"),
+        })?;
+        let (bands_text, bands_name) = read_or(score_bands, SHIPPED_SCORE_BANDS, "policies/score-bands.toml")?;
+        let score_bands =
+            ScoreBands::from_toml(&bands_text).map_err(|reason| ConfigError::Invalid { path: bands_name, reason })?;
+        Ok(Rules { allow_list, score_bands })
+    }
+
+    pub fn input(&self) -> InputRules<'_> {
+        InputRules { allow_list: &self.allow_list, score_bands: &self.score_bands }
+    }
+}
+
+fn read_or(path: Option<&Path>, shipped: &str, shipped_name: &str) -> Result<(String, PathBuf), ConfigError> {
+    match path {
+        Some(p) => std::fs::read_to_string(p)
+            .map(|t| (t, p.to_owned()))
+            .map_err(|source| ConfigError::Read { path: p.to_owned(), source }),
+        None => Ok((shipped.to_owned(), PathBuf::from(shipped_name))),
+    }
+}

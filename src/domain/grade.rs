@@ -1,0 +1,62 @@
+//! Credit grades and the credit domains they are given in.
+
+use super::vocab::vocabulary;
+
+vocabulary! {
+    /// A transport credit grade. Declared best first; use [`Grade::rank`] to
+    /// compare, where a higher rank is a better grade.
+    Grade {
+        AA => "AA",
+        A => "A",
+        B => "B",
+        C => "C",
+        D => "D",
+    }
+}
+
+impl Grade {
+    /// 4 for AA down to 0 for D.
+    pub fn rank(self) -> u8 {
+        match self {
+            Grade::AA => 4,
+            Grade::A => 3,
+            Grade::B => 2,
+            Grade::C => 1,
+            Grade::D => 0,
+        }
+    }
+
+    /// The worse of two grades (a consortium takes its members' lowest).
+    pub fn min(self, other: Grade) -> Grade {
+        if self.rank() <= other.rank() { self } else { other }
+    }
+}
+
+/// Grades of the water-resources sector (水利), which uses its own AAA scale and
+/// is not transport credit: refused with a reason rather than mapped.
+pub const WATER_RESOURCES_WORDS: &[&str] = &["water_resources", "水利", "AAA"];
+
+vocabulary! {
+    /// A credit domain in which the Ministry of Transport and the provinces grade firms.
+    CreditDomain {
+        HighwayConstruction => "highway_construction",
+        HighwayDesign => "highway_design",
+        WaterwayConstruction => "waterway_construction",
+        WaterwayDesign => "waterway_design",
+        Supervision => "supervision",
+        TestingInspection => "testing_inspection",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grades_order_aa_best() {
+        assert!(Grade::AA.rank() > Grade::A.rank());
+        assert_eq!(Grade::A.min(Grade::C), Grade::C);
+        assert_eq!(Grade::parse(" aa "), Some(Grade::AA));
+        assert_eq!(Grade::parse("AAA"), None);
+    }
+}

@@ -1,0 +1,19 @@
+//! Plain types and rules of transport credit: no I/O, no async, no generated code.
+
+pub mod credit_code;
+pub mod date;
+pub mod grade;
+pub mod input;
+pub mod issuer;
+pub mod money;
+pub mod profile;
+pub mod records;
+pub mod score_bands;
+mod vocab;
+
+pub use credit_code::{AllowList, CodeCheck, CreditCode, CreditCodeError};
+pub use grade::{CreditDomain, Grade};
+pub use issuer::{Issuer, RegionCode};
+pub use money::Fen;
+pub use records::*;
+pub use score_bands::ScoreBands;

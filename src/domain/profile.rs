@@ -1,0 +1,144 @@
+//! Everything the store holds about one credit code at one data version, and
+//! the state of each record at a calendar date (DESIGN.md, "Record rules").
+
+use super::credit_code::CreditCode;
+use super::records::*;
+use super::vocab::vocabulary;
+use chrono::{Days, NaiveDate};
+
+/// A record as stored: its content, when it was recorded and its digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub record: Record,
+    /// The data version at which this version of the record was written.
+    pub recorded_version: u64,
+    pub digest: String,
+}
+
+/// An earlier version of a record id, replaced at `superseded_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Superseded {
+    pub stored: StoredRecord,
+    pub superseded_at: u64,
+}
+
+/// One credit code's records, read at `data_version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub credit_code: CreditCode,
+    pub data_version: u64,
+    /// Newest version of each non-event record id, in recording order.
+    pub records: Vec<StoredRecord>,
+    /// Newest version of each event id, in recording order.
+    pub events: Vec<StoredRecord>,
+    /// Older versions of any of the above.
+    pub history: Vec<Superseded>,
+}
+
+vocabulary! {
+    /// A record's state at a date.
+    RecordState {
+        InForce => "in_force",
+        /// In force, but an objection against it is pending.
+        UnderObjection => "under_objection",
+        NotYet => "not_yet",
+        Expired => "expired",
+        /// Ended by repair, removal or an upheld objection.
+        Ended => "ended",
+        Revoked => "revoked",
+        /// A commitment that was breached on or before the date.
+        Breached => "breached",
+    }
+}
+
+impl RecordState {
+    /// Whether the record counts at the date (possibly with a warning).
+    pub fn counts(self) -> bool {
+        matches!(self, RecordState::InForce | RecordState::UnderObjection | RecordState::Breached)
+    }
+}
+
+fn day_after(d: NaiveDate) -> NaiveDate {
+    d.checked_add_days(Days::new(1)).unwrap_or(d)
+}
+
+impl Profile {
+    /// Events aimed at `id`, oldest effective date first.
+    pub fn events_for<'a>(&'a self, id: &'a RecordId) -> impl Iterator<Item = &'a RecordEvent> + 'a {
+        let mut evs: Vec<&RecordEvent> = self
+            .events
+            .iter()
+            .filter_map(|s| match &s.record {
+                Record::Event(e) if &e.target_id == id => Some(e),
+                _ => None,
+            })
+            .collect();
+        evs.sort_by_key(|e| e.effective_on);
+        evs.into_iter()
+    }
+
+    /// The state of `record` at date `d`, with the reason in plain words.
+    pub fn state_at(&self, record: &Record, d: NaiveDate) -> (RecordState, String) {
+        let events: Vec<&RecordEvent> = self.events_for(record.id()).collect();
+        // The first event that ends the record; for a penalty publication ends
+        // at the repair date but never before its minimum publication end.
+        let ending = events.iter().find(|e| {
+            matches!(e.event, EventKind::Repair | EventKind::Removal | EventKind::ObjectionUpheld)
+        });
+        let ends_on = ending.map(|e| match record {
+            Record::Penalty(p) if e.effective_on <= p.min_publication_end => day_after(p.min_publication_end),
+            _ => e.effective_on,
+        });
+        let objection_pending = events
+            .iter()
+            .filter(|e| e.effective_on <= d)
+            .filter(|e| matches!(e.event, EventKind::ObjectionFiled | EventKind::ObjectionRejected | EventKind::ObjectionUpheld))
+            .last()
+            .is_some_and(|e| e.event == EventKind::ObjectionFiled);
+
+        let (start, end, what): (NaiveDate, Option<NaiveDate>, &str) = match record {
+            Record::Evaluation(e) => {
+                if e.status == EvaluationStatus::Revoked {
+                    return (RecordState::Revoked, "the evaluation was revoked by its issuer".into());
+                }
+                (e.valid_from, Some(e.valid_to), "valid")
+            }
+            Record::ListEntry(l) => (l.listed_on, l.expires_on, "listed"),
+            Record::Penalty(p) => (p.decided_on, Some(p.max_publication_end), "published"),
+            Record::Commitment(c) => {
+                if c.made_on > d {
+                    return (RecordState::NotYet, format!("made on {}", c.made_on));
+                }
+                return match c.breached_on {
+                    Some(b) if b <= d => (RecordState::Breached, format!("breached on {b}")),
+                    _ => (RecordState::InForce, format!("made on {}, not breached", c.made_on)),
+                };
+            }
+            Record::Event(e) => return (RecordState::InForce, format!("effective from {}", e.effective_on)),
+        };
+        if d < start {
+            return (RecordState::NotYet, format!("{what} from {start}"));
+        }
+        if let Some(end) = end {
+            if d > end {
+                return (RecordState::Expired, format!("{what} until {end}"));
+            }
+        }
+        if let (Some(on), Some(ev)) = (ends_on, ending) {
+            if on <= d {
+                return (RecordState::Ended, format!("{} ({}) effective {on}", ev.event, ev.id));
+            }
+        }
+        let contested = objection_pending
+            || matches!(record, Record::Evaluation(e) if e.status == EvaluationStatus::UnderObjection);
+        let span = match end {
+            Some(end) => format!("{what} {start} to {end}"),
+            None => format!("{what} from {start}, no expiry"),
+        };
+        if contested {
+            (RecordState::UnderObjection, format!("{span}; an objection is pending"))
+        } else {
+            (RecordState::InForce, span)
+        }
+    }
+}

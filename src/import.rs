@@ -1,0 +1,296 @@
+//! Reading record files: JSON Lines (one record per line, tagged by `type`)
+//! and CSV tables of evaluation results as they are published.
+//!
+//! Files stream: each line is parsed, validated and handed to the store's
+//! write transaction as it is read, so memory stays flat however large the
+//! file. A file is all-or-nothing: any bad line rolls the whole file back.
+
+use crate::domain::input::{parse_record, FieldViolation, InputRules};
+use crate::domain::Record;
+use crate::store::{RecordSource, Store, StoreError, WriteMode, WriteOutcome};
+use serde_json::{Map, Value};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// One problem at one line of one file, shown as `FILE:LINE: field: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub file: PathBuf,
+    pub line: u64,
+    pub violation: FieldViolation,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.violation)
+    }
+}
+
+/// The two file forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    JsonLines,
+    Csv,
+}
+
+impl Format {
+    /// By extension: `.jsonl`/`.ndjson` or `.csv`.
+    pub fn of(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "jsonl" | "ndjson" => Some(Format::JsonLines),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// The columns of a published evaluation result table, in this order.
+pub const CSV_COLUMNS: &[&str] =
+    &["credit_code", "entity_name", "domain", "issuer", "year", "grade", "score", "valid_from", "valid_to"];
+/// Columns a table may add after those: the record id (default
+/// `eval:ISSUER:DOMAIN:YEAR:CODE`) and the announcement it comes from.
+pub const CSV_OPTIONAL_COLUMNS: &[&str] = &["id", "document_ref"];
+
+/// How one file went.
+#[derive(Debug)]
+pub enum FileOutcome {
+    Imported(WriteOutcome),
+    /// Dry run: what a real import would have done; nothing was kept.
+    Checked(WriteOutcome),
+    Rejected(Vec<LineError>),
+}
+
+/// Options that apply to every file of one import.
+pub struct ImportOptions<'a> {
+    pub rules: InputRules<'a>,
+    pub mode: WriteMode,
+    /// Used for CSV rows without a `document_ref` column.
+    pub document_ref: Option<&'a str>,
+    /// Called with the bytes read so far, for a progress display.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+/// Imports one file as one data version, or not at all.
+pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -> Result<FileOutcome, StoreError> {
+    let reject = |line: u64, field: &str, reason: String| {
+        Ok(FileOutcome::Rejected(vec![LineError {
+            file: path.to_owned(),
+            line,
+            violation: FieldViolation::new(field, reason),
+        }]))
+    };
+    let Some(format) = Format::of(path) else {
+        return reject(0, "file", "unknown file type: name it .jsonl (or .ndjson) for JSON Lines, .csv for an evaluation table".into());
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return reject(0, "file", format!("cannot open: {e}")),
+    };
+    let reader = CountingReader { inner: file, read: 0, progress: opts.progress };
+    let mut lines: Box<RecordSource<'_>> = match format {
+        Format::JsonLines => Box::new(JsonLines::new(BufReader::with_capacity(1 << 16, reader), opts.rules)),
+        Format::Csv => match CsvRows::new(reader, opts.rules, opts.document_ref) {
+            Ok(rows) => Box::new(rows),
+            Err((line, v)) => return reject(line, &v.field, v.reason),
+        },
+    };
+    let mut seen_any = false;
+    let mut counted = std::iter::from_fn(|| {
+        let item = lines.next();
+        seen_any |= item.is_some();
+        item
+    });
+    let source = format!("import:{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"));
+    let result = store.write(&source, &mut counted, opts.mode).await;
+    drop(counted);
+    match result {
+        Ok(_) if !seen_any => reject(1, "file", "is empty: no records".into()),
+        Ok(outcome) if opts.mode == WriteMode::DryRun => Ok(FileOutcome::Checked(outcome)),
+        Ok(outcome) => Ok(FileOutcome::Imported(outcome)),
+        Err(StoreError::Rejected(problems)) => Ok(FileOutcome::Rejected(
+            problems
+                .into_iter()
+                .map(|(line, violation)| LineError { file: path.to_owned(), line, violation })
+                .collect(),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Counts bytes read, for progress.
+struct CountingReader<'a, R> {
+    inner: R,
+    read: u64,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.progress)(self.read);
+        Ok(n)
+    }
+}
+
+/// JSON Lines: blank lines are skipped; every other line is one record.
+struct JsonLines<'a, R> {
+    reader: R,
+    rules: InputRules<'a>,
+    line: u64,
+    buf: Vec<u8>,
+}
+
+impl<'a, R: BufRead> JsonLines<'a, R> {
+    fn new(reader: R, rules: InputRules<'a>) -> Self {
+        JsonLines { reader, rules, line: 0, buf: Vec::with_capacity(1024) }
+    }
+}
+
+fn one(field: &str, reason: impl Into<String>) -> Vec<FieldViolation> {
+    vec![FieldViolation::new(field, reason)]
+}
+
+/// Parses one line of JSON Lines into a record.
+pub fn parse_json_line(bytes: &[u8], rules: InputRules<'_>) -> Option<Result<Record, Vec<FieldViolation>>> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => return Some(Err(one("encoding", format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1)))),
+    };
+    let text = text.trim_start_matches('\u{feff}').trim();
+    if text.is_empty() {
+        return None;
+    }
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(one("json", format!("malformed JSON: {e}")))),
+    };
+    let Value::Object(obj) = value else {
+        return Some(Err(one("json", "expected one JSON object per line")));
+    };
+    if !obj.contains_key("type") {
+        return Some(Err(one("type", format!("is required, one of: {}", crate::domain::RecordType::expected()))));
+    }
+    Some(parse_record(&obj, rules).map(|p| p.record))
+}
+
+impl<R: BufRead> Iterator for JsonLines<'_, R> {
+    type Item = (u64, Result<Record, Vec<FieldViolation>>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buf.clear();
+            self.line += 1;
+            match self.reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some((self.line, Err(one("file", format!("read failed: {e}"))))),
+            }
+            if let Some(result) = parse_json_line(&self.buf, self.rules) {
+                return Some((self.line, result));
+            }
+        }
+    }
+}
+
+/// CSV evaluation tables: a header naming [`CSV_COLUMNS`], then one result per row.
+struct CsvRows<'a, R> {
+    reader: csv::Reader<R>,
+    rules: InputRules<'a>,
+    columns: Vec<String>,
+    document_ref: Option<&'a str>,
+    record: csv::ByteRecord,
+    done: bool,
+}
+
+impl<'a, R: Read> CsvRows<'a, R> {
+    fn new(inner: R, rules: InputRules<'a>, document_ref: Option<&'a str>) -> Result<Self, (u64, FieldViolation)> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(inner);
+        let header = reader.byte_headers().map_err(|e| (1, csv_error(e)))?.clone();
+        if header.is_empty() {
+            return Err((1, FieldViolation::new("file", "is empty: no header and no records")));
+        }
+        let mut columns = Vec::new();
+        for (i, raw) in header.iter().enumerate() {
+            let name = std::str::from_utf8(raw)
+                .map_err(|_| (1, FieldViolation::new("header", format!("column {} is not valid UTF-8", i + 1))))?;
+            columns.push(name.trim_start_matches('\u{feff}').trim().to_ascii_lowercase());
+        }
+        let expected = CSV_COLUMNS.join(",");
+        let head_ok = columns.len() >= CSV_COLUMNS.len()
+            && columns.iter().zip(CSV_COLUMNS).all(|(a, b)| a == b)
+            && columns[CSV_COLUMNS.len()..].iter().all(|c| CSV_OPTIONAL_COLUMNS.contains(&c.as_str()));
+        if !head_ok {
+            return Err((
+                1,
+                FieldViolation::new(
+                    "header",
+                    format!(
+                        "unexpected header '{}': expected '{expected}', optionally followed by {}",
+                        columns.join(","),
+                        CSV_OPTIONAL_COLUMNS.join(", ")
+                    ),
+                ),
+            ));
+        }
+        Ok(CsvRows { reader, rules, columns, document_ref, record: csv::ByteRecord::new(), done: false })
+    }
+
+    fn row(&self) -> Result<Record, Vec<FieldViolation>> {
+        if self.record.len() != self.columns.len() {
+            return Err(one("row", format!("has {} fields, the header has {}", self.record.len(), self.columns.len())));
+        }
+        let mut obj = Map::new();
+        obj.insert("type".into(), Value::String("evaluation".into()));
+        for (name, raw) in self.columns.iter().zip(self.record.iter()) {
+            let text = std::str::from_utf8(raw).map_err(|_| one(name, "is not valid UTF-8"))?;
+            obj.insert(name.clone(), Value::String(text.to_owned()));
+        }
+        if !obj.get("document_ref").is_some_and(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())) {
+            match self.document_ref {
+                Some(d) => {
+                    obj.insert("document_ref".into(), Value::String(d.to_owned()));
+                }
+                None => return Err(one("document_ref", "is required: add a document_ref column or pass --document-ref")),
+            }
+        }
+        if !obj.get("id").is_some_and(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())) {
+            let get = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").trim().to_owned();
+            let code = crate::domain::credit_code::compact(&get("credit_code"));
+            let id = format!("eval:{}:{}:{}:{}", get("issuer"), get("domain"), get("year"), code);
+            obj.insert("id".into(), Value::String(id));
+        }
+        parse_record(&obj, self.rules).map(|p| p.record)
+    }
+}
+
+fn csv_error(e: csv::Error) -> FieldViolation {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { .. } => FieldViolation::new("encoding", "invalid UTF-8"),
+        _ => FieldViolation::new("csv", format!("malformed CSV: {e}")),
+    }
+}
+
+impl<R: Read> Iterator for CsvRows<'_, R> {
+    type Item = (u64, Result<Record, Vec<FieldViolation>>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(false) => None,
+            Ok(true) => {
+                let line = self.record.position().map_or(0, |p| p.line());
+                Some((line, self.row()))
+            }
+            Err(e) => {
+                // The csv reader cannot resync after a hard error: stop here.
+                self.done = true;
+                let line = e.position().map_or(0, |p| p.line());
+                Some((line, Err(vec![csv_error(e)])))
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! credit-tender: signed, reproducible transport-credit assessments for public
+//! tenders, served over gRPC.
+//!
+//! # Layout
+//! - [`domain`]: credit codes, grades, records and their validation; no I/O.
+//! - [`store`]: the versioned credit store on SQLite or PostgreSQL.
+//! - [`import`]: JSON Lines and CSV files into the store, all or nothing.
+//! - [`proto`]: the generated gRPC API (`proto/credit_tender/v1`).
+//! - [`service`]: the tonic services; proto ⇄ domain happens only here.
+//! - [`server`]: one listener with gRPC, health and reflection; shutdown.
+//! - [`cli`]: the `credit-tender` command.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod import;
+pub mod proto;
+pub mod server;
+pub mod service;
+pub mod store;

@@ -1,0 +1,141 @@
+//! Assembly: one listener serving the gRPC API, gRPC health and server
+//! reflection (v1 and v1alpha), with request limits and a bounded shutdown.
+
+use crate::config::Rules;
+use crate::proto::v1::credit_data_service_server::CreditDataServiceServer;
+use crate::service::CreditDataApi;
+use crate::store::Store;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+/// Largest request or response message, in bytes. A full `PutRecords` batch
+/// of [`crate::service::credit_data::MAX_BATCH`] records fits well inside.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How the server runs, beyond what it serves.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// How long in-flight requests may take to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// Longest a single request may run.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions { shutdown_grace: Duration::from_secs(10), request_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// What the services share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub rules: Arc<Rules>,
+}
+
+/// Refuses addresses other callers could reach while callers are not
+/// authenticated, unless the operator says otherwise.
+pub fn check_listen_address(addr: SocketAddr, allow_remote: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || allow_remote {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {addr}: credit-tender does not authenticate callers yet, so anyone who can reach \
+         this address could write credit records. Listen on 127.0.0.1, or pass --insecure-allow-remote if a \
+         trusted network or proxy in front of it does the authentication."
+    ))
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains for at most
+/// `options.shutdown_grace` before stopping regardless.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CreditDataServiceServer<CreditDataApi>>().await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let credit_data = CreditDataServiceServer::new(CreditDataApi::new(state.store.clone(), state.rules.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    let routes = Routes::new(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(credit_data);
+
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .timeout(options.request_timeout)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    let mut server = tokio::spawn(server);
+    tracing::info!(%addr, store = state.store.backend_name(), "serving gRPC");
+
+    tokio::select! {
+        result = &mut server => {
+            result??;
+            return Ok(());
+        }
+        () = shutdown => {}
+    }
+    tracing::info!(grace = ?options.shutdown_grace, "shutting down: no longer serving, draining requests");
+    health.set_service_status("", ServingStatus::NotServing).await;
+    health.set_not_serving::<CreditDataServiceServer<CreditDataApi>>().await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(options.shutdown_grace, &mut server).await {
+        Ok(result) => {
+            result??;
+            tracing::info!("shut down cleanly");
+        }
+        Err(_) => {
+            server.abort();
+            tracing::warn!(grace = ?options.shutdown_grace, "shutdown grace ran out: closing remaining connections");
+        }
+    }
+    Ok(())
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received Ctrl-C"),
+        () = term => tracing::info!("received SIGTERM"),
+    }
+}

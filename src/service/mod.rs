@@ -1,0 +1,70 @@
+//! The tonic services. Proto messages become domain values here and nowhere
+//! else, and every error reaches the wire through [`ApiError`]'s one mapping.
+
+mod convert;
+pub mod credit_data;
+
+pub use credit_data::CreditDataApi;
+
+use crate::store::StoreError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Everything a request can fail with, before it becomes a gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad input: each violation names its field (e.g. `records[2].credit_code`).
+    #[error("invalid request: {}", summary(.0))]
+    Invalid(Vec<(String, String)>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn summary(v: &[(String, String)]) -> String {
+    let mut s = v.iter().take(3).map(|(f, r)| format!("{f}: {r}")).collect::<Vec<_>>().join("; ");
+    if v.len() > 3 {
+        s.push_str(&format!("; and {} more", v.len() - 3));
+    }
+    s
+}
+
+impl ApiError {
+    pub fn field(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
+        ApiError::Invalid(vec![(field.into(), reason.into())])
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        match e {
+            ApiError::Invalid(violations) => {
+                let message = format!("invalid request: {}", summary(&violations));
+                let mut details = ErrorDetails::new();
+                for (field, reason) in violations {
+                    details.add_bad_request_violation(field, reason);
+                }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            ApiError::Store(StoreError::Rejected(problems)) => {
+                let violations = problems
+                    .into_iter()
+                    .map(|(i, v)| (format!("records[{i}].{}", v.field), v.reason))
+                    .collect();
+                ApiError::Invalid(violations).into()
+            }
+            ApiError::Store(StoreError::FutureVersion { requested, current }) => ApiError::field(
+                "data_version",
+                format!("{requested} is ahead of the store's current data version {current}"),
+            )
+            .into(),
+            ApiError::Store(e @ StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "store unavailable");
+                Status::unavailable("the credit store cannot be reached; no credit answer can be given")
+            }
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "store failure");
+                Status::internal("internal store error")
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Test harness: fresh stores per test on each backend, a server on an
+//! ephemeral loopback port, and the CLI binary.
+
+use credit_tender::config::Rules;
+use credit_tender::proto::v1::credit_data_service_client::CreditDataServiceClient;
+use credit_tender::server::{self, AppState, ServerOptions};
+use credit_tender::store::Store;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use tonic::transport::Channel;
+
+/// A store URL on one backend, cleaned up when dropped.
+pub struct TestDb {
+    pub url: String,
+    pub backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let (Some(name), Ok(admin)) = (&self.pg_name, std::env::var("DATABASE_URL")) {
+            // Best effort: a leftover database only costs disk space.
+            let name = name.clone();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    TestDb { url, backend: "sqlite", _dir: Some(dir), pg_name: None }
+}
+
+/// A fresh PostgreSQL database, or `None` (with a notice) when `DATABASE_URL`
+/// is unset. With `CREDIT_TENDER_REQUIRE_PG=1` (as in `.ci/run`) a missing or
+/// unreachable PostgreSQL fails the test instead.
+pub async fn pg_db() -> Option<TestDb> {
+    let required = std::env::var("CREDIT_TENDER_REQUIRE_PG").is_ok_and(|v| v == "1");
+    let Ok(admin) = std::env::var("DATABASE_URL") else {
+        assert!(!required, "CREDIT_TENDER_REQUIRE_PG=1 but DATABASE_URL is not set");
+        eprintln!("notice: PostgreSQL part skipped: DATABASE_URL is not set");
+        return None;
+    };
+    use sqlx::Connection;
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) if !required => {
+            eprintln!("notice: PostgreSQL part skipped: cannot connect to DATABASE_URL: {e}");
+            return None;
+        }
+        Err(e) => panic!("CREDIT_TENDER_REQUIRE_PG=1 but PostgreSQL is unreachable: {e}"),
+    };
+    let name = format!("ct_test_{}", uuid_like());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let mut url = url_with_database(&admin, &name);
+    url.push_str("");
+    Some(TestDb { url, backend: "postgres", _dir: None, pg_name: Some(name) })
+}
+
+fn url_with_database(admin: &str, name: &str) -> String {
+    let (base, query) = admin.split_once('?').map_or((admin, None), |(b, q)| (b, Some(q)));
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[after_scheme..].find('/').map_or(base.len(), |i| after_scheme + i);
+    let mut url = format!("{}/{}", &base[..path_start], name);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Every backend available here: SQLite always, PostgreSQL when configured.
+pub async fn backends() -> Vec<TestDb> {
+    let mut v = vec![sqlite_db()];
+    v.extend(pg_db().await);
+    v
+}
+
+/// A server on 127.0.0.1:0 over a store, stopped when dropped.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    #[allow(dead_code)] // used by later tests (cache, assessments)
+    pub store: Store,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(db: &TestDb) -> TestServer {
+        let store = Store::open(&db.url).await.unwrap();
+        Self::start_with(store).await
+    }
+
+    pub async fn start_with(store: Store) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let state = AppState { store: store.clone(), rules: Arc::new(Rules::shipped()) };
+        let handle = tokio::spawn(server::run(listener, state, ServerOptions::default(), async {
+            let _ = rx.await;
+        }));
+        TestServer { addr, store, stop: Some(tx), handle: Some(handle) }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+    }
+
+    pub async fn credit_data(&self) -> CreditDataServiceClient<Channel> {
+        CreditDataServiceClient::new(self.channel().await)
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.handle.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Runs the `credit-tender` binary.
+pub fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_credit-tender"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run credit-tender")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Writes `content` to `dir/name` and returns the path.
+pub fn file(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+/// Everything stored, as comparable text: proves a failed write changed nothing.
+pub async fn snapshot(url: &str) -> Vec<String> {
+    use sqlx::Row;
+    let q = "SELECT 'v' || CAST(version AS TEXT) || ':' || source FROM data_versions \
+             UNION ALL SELECT record_id || '@' || CAST(version AS TEXT) || ':' || digest FROM records \
+             UNION ALL SELECT 'c' || CAST(version AS TEXT) || ':' || credit_code FROM changed_codes";
+    let rows: Vec<String> = if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query(q).fetch_all(&pool).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect()
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query(q).fetch_all(&pool).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect()
+    };
+    let mut rows = rows;
+    rows.sort();
+    rows
+}
+
+// Real codes from DOMAIN.md, checksum-valid.
+pub const CODE_A: &str = "914403001922038216";
+pub const CODE_B: &str = "91440300192317458F";
+pub const CODE_C: &str = "91110000802100433B";
+pub const PILOT: &str = "91350100M0001TGQXM";
+
+/// A valid annual evaluation line for `code`, with fields overridden by `extra`.
+pub fn evaluation_json(id: &str, code: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "type": "evaluation", "id": id, "document_ref": "测试公告〔2026〕1号", "credit_code": code,
+        "entity_name": "测试路桥有限公司", "domain": "highway_construction", "issuer": "440000",
+        "year": 2025, "grade": "A", "score": 90.0, "valid_from": "2026-03-01", "valid_to": "2027-02-28"
+    });
+    for (k, val) in extra.as_object().unwrap() {
+        if val.is_null() {
+            v.as_object_mut().unwrap().remove(k);
+        } else {
+            v[k] = val.clone();
+        }
+    }
+    v
+}
+
+pub fn list_entry_json(id: &str, code: &str, list: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "list_entry", "id": id, "document_ref": "测试名单〔2026〕2号", "credit_code": code,
+        "entity_name": "测试路桥有限公司", "list": list, "authority": "测试省交通运输厅",
+        "decision_number": "测决〔2026〕2号", "listed_on": "2026-05-01", "expires_on": "2027-04-30"
+    })
+}
+
+pub fn jsonl(values: &[serde_json::Value]) -> String {
+    values.iter().map(|v| v.to_string() + "\n").collect()
+}

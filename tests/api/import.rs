@@ -1,0 +1,173 @@
+//! `credit-tender import`: JSON Lines and CSV in, all or nothing, on each backend.
+
+use crate::helpers::*;
+use serde_json::json;
+
+/// Seeds a store with one good file; returns the temp dir for further files.
+async fn seeded(db: &TestDb) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let good = file(
+        dir.path(),
+        "seed.jsonl",
+        jsonl(&[evaluation_json("e-seed", CODE_A, json!({})), list_entry_json("l-seed", CODE_B, "court_enforcement")]),
+    );
+    let out = cli(&["import", "--db", &db.url, good.to_str().unwrap()]);
+    assert!(out.status.success(), "seed import failed: {}", stderr(&out));
+    dir
+}
+
+/// Imports `content` as `name`, expects rejection, and checks that stderr
+/// names `expected` (after the file name) and that nothing changed.
+async fn rejects(db: &TestDb, dir: &std::path::Path, name: &str, content: &[u8], expected: &[&str]) {
+    let before = snapshot(&db.url).await;
+    let path = file(dir, name, content);
+    let out = cli(&["import", "--db", &db.url, path.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "[{}] {name}: expected exit 1, stderr: {err}", db.backend);
+    for e in expected {
+        let want = format!("{}:{e}", path.display());
+        assert!(err.contains(&want), "[{}] {name}: stderr lacks '{want}':\n{err}", db.backend);
+    }
+    assert!(err.contains("nothing from this file was stored"), "{err}");
+    assert_eq!(snapshot(&db.url).await, before, "[{}] {name}: store changed", db.backend);
+}
+
+#[tokio::test]
+async fn each_bad_input_is_named_and_changes_nothing() {
+    for db in backends().await {
+        let dir = seeded(&db).await;
+        let d = dir.path();
+        let good = evaluation_json("e-new", CODE_C, json!({}));
+        let with = |extra| jsonl(&[good.clone(), evaluation_json("e-bad", CODE_C, extra)]);
+
+        rejects(&db, d, "malformed.jsonl", format!("{good}\n{{\"type\": \"evaluation\",\n").as_bytes(), &["2: json: malformed JSON"]).await;
+        let mut bad_utf8 = format!("{good}\n").into_bytes();
+        bad_utf8.extend_from_slice(b"{\"type\":\"evaluation\",\"entity_name\":\"\xff\xfe\"}\n");
+        rejects(&db, d, "utf8.jsonl", &bad_utf8, &["2: encoding: invalid UTF-8"]).await;
+        rejects(&db, d, "type.jsonl", jsonl(&[good.clone(), json!({"type": "rating", "id": "x"})]).as_bytes(), &["2: type: unknown value 'rating'"]).await;
+        rejects(&db, d, "missing.jsonl", with(json!({"entity_name": null})).as_bytes(), &["2: entity_name: is required"]).await;
+        rejects(&db, d, "short.jsonl", with(json!({"credit_code": "91440300192317458"})).as_bytes(), &["2: credit_code: credit code has 17 characters, a credit code has 18"]).await;
+        rejects(&db, d, "long.jsonl", with(json!({"credit_code": "91440300192317458FF"})).as_bytes(), &["2: credit_code: credit code has 19 characters"]).await;
+        rejects(&db, d, "letter.jsonl", with(json!({"credit_code": "91440300I92317458F"})).as_bytes(), &["2: credit_code: credit code has forbidden character 'I' at position 9"]).await;
+        rejects(&db, d, "region.jsonl", with(json!({"credit_code": "9144A300192317458F"})).as_bytes(), &["2: credit_code: credit code has a non-digit region code '44A300'"]).await;
+        rejects(&db, d, "check.jsonl", with(json!({"credit_code": "914403001923174580"})).as_bytes(), &["2: credit_code: credit code has check character '0' but the checksum gives 'F'"]).await;
+        rejects(&db, d, "domain.jsonl", with(json!({"domain": "railway_construction"})).as_bytes(), &["2: domain: unknown credit domain 'railway_construction'"]).await;
+        rejects(&db, d, "water.jsonl", with(json!({"domain": "water_resources"})).as_bytes(), &["2: domain: 'water_resources' is the water-resources sector (水利)"]).await;
+        rejects(&db, d, "aaa.jsonl", with(json!({"grade": "AAA"})).as_bytes(), &["2: grade: 'AAA' is a water-resources (水利) grade"]).await;
+        rejects(&db, d, "score.jsonl", with(json!({"grade": "AA", "score": 90.0})).as_bytes(), &["2: score: 90 lies in grade A's band, not AA's"]).await;
+        rejects(&db, d, "dates.jsonl", with(json!({"valid_from": "2026-05-01", "valid_to": "2026-04-30"})).as_bytes(), &["2: valid_to: 2026-04-30 is before valid_from 2026-05-01"]).await;
+        rejects(&db, d, "twice.jsonl", jsonl(&[good.clone(), evaluation_json("e-new", CODE_C, json!({"grade": "B", "score": 80}))]).as_bytes(), &["2: id: 'e-new' appears earlier in this batch with different content"]).await;
+        rejects(&db, d, "header.csv", b"code,name,domain\n914403001922038216,x,highway_construction\n", &["1: header: unexpected header 'code,name,domain'"]).await;
+        rejects(&db, d, "empty.jsonl", b"", &["1: file: is empty"]).await;
+        rejects(&db, d, "empty.csv", b"", &["1: file: is empty"]).await;
+        // Every bad line is listed, not just the first.
+        rejects(
+            &db,
+            d,
+            "several.jsonl",
+            jsonl(&[good.clone(), evaluation_json("e2", "123", json!({})), json!({"type": "penalty"})]).as_bytes(),
+            &["2: credit_code: credit code has 3 characters", "3: id: is required", "3: decided_on: is required"],
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn csv_tables_import_and_name_bad_rows() {
+    for db in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let header = "credit_code,entity_name,domain,issuer,year,grade,score,valid_from,valid_to\n";
+        let ok = format!(
+            "{header}{CODE_A},甲路桥,highway_construction,440000,2025,AA,96,2026-03-01,2027-02-28\n\
+             {CODE_B},\"乙, 设计院\",highway_design,national,2025,B,,2026-03-01,2027-02-28\n"
+        );
+        let path = file(dir.path(), "results.csv", &ok);
+        let out = cli(&["import", "--db", &db.url, "--document-ref", "粤交〔2026〕3号", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("imported 2 record(s) as data version 1"), "{}", stdout(&out));
+
+        // Without --document-ref the column is required.
+        let before = snapshot(&db.url).await;
+        let path = file(dir.path(), "noref.csv", format!("{header}{CODE_C},丙,supervision,110000,2025,A,,2026-03-01,2027-02-28\n"));
+        let out = cli(&["import", "--db", &db.url, path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains(&format!("{}:2: document_ref: is required", path.display())), "{}", stderr(&out));
+
+        // A score outside its band and a water-resources grade, on lines 2 and 3.
+        let bad = format!(
+            "{header}{CODE_C},丙,highway_construction,110000,2025,B,90,2026-03-01,2027-02-28\n\
+             {CODE_C},丙,highway_construction,110000,2024,AAA,,2025-03-01,2026-02-28\n"
+        );
+        let path = file(dir.path(), "bad.csv", bad);
+        let out = cli(&["import", "--db", &db.url, "--document-ref", "x", path.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("{}:2: score: 90 lies in grade A's band, not B's", path.display())), "{err}");
+        assert!(err.contains(&format!("{}:3: grade: 'AAA'", path.display())), "{err}");
+        let mut bad_utf8 = header.as_bytes().to_vec();
+        bad_utf8.extend_from_slice(format!("{CODE_C},").as_bytes());
+        bad_utf8.extend_from_slice(b"\xff\xfe,supervision,110000,2025,A,,2026-03-01,2027-02-28\n");
+        let path = file(dir.path(), "utf8.csv", bad_utf8);
+        let out = cli(&["import", "--db", &db.url, "--document-ref", "x", path.to_str().unwrap()]);
+        assert!(stderr(&out).contains(&format!("{}:2: entity_name: is not valid UTF-8", path.display())), "{}", stderr(&out));
+        let path = file(dir.path(), "ragged.csv", format!("{header}{CODE_C},丙,supervision\n"));
+        let out = cli(&["import", "--db", &db.url, "--document-ref", "x", path.to_str().unwrap()]);
+        assert!(stderr(&out).contains(&format!("{}:2: row: has 3 fields, the header has 9", path.display())), "{}", stderr(&out));
+        assert_eq!(snapshot(&db.url).await, before);
+    }
+}
+
+#[tokio::test]
+async fn identical_reimport_is_a_no_op_and_dry_run_stores_nothing() {
+    for db in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let content = jsonl(&[evaluation_json("e1", CODE_A, json!({})), list_entry_json("l1", CODE_B, "transport_blacklist")]);
+        let path = file(dir.path(), "a.jsonl", &content);
+        let p = path.to_str().unwrap();
+
+        let out = cli(&["import", "--db", &db.url, "--dry-run", p]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("2 record(s) would be stored"), "{}", stdout(&out));
+        assert!(snapshot(&db.url).await.is_empty(), "dry run stored something");
+
+        let out = cli(&["import", "--db", &db.url, p]);
+        assert!(out.status.success());
+        let after_first = snapshot(&db.url).await;
+        let out = cli(&["import", "--db", &db.url, p]);
+        assert!(out.status.success());
+        assert!(stdout(&out).contains("nothing new: all 2 record(s) already stored (data version 1)"), "{}", stdout(&out));
+        assert_eq!(snapshot(&db.url).await, after_first);
+
+        // A dry run also finds conflicts with what is stored.
+        let clash = file(dir.path(), "clash.jsonl", jsonl(&[list_entry_json("e1", CODE_A, "transport_blacklist")]));
+        let out = cli(&["import", "--db", &db.url, "--dry-run", clash.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains(":1: id: 'e1' is already the id of a record of type evaluation, not list_entry"), "{}", stderr(&out));
+    }
+}
+
+#[tokio::test]
+async fn files_are_independent_and_unknown_types_refused() {
+    let db = sqlite_db();
+    let dir = tempfile::tempdir().unwrap();
+    let good = file(dir.path(), "good.jsonl", jsonl(&[evaluation_json("e1", CODE_A, json!({}))]));
+    let bad = file(dir.path(), "bad.jsonl", "not json\n");
+    let other = file(dir.path(), "data.xml", "<x/>");
+    let out = cli(&["import", "--db", &db.url, good.to_str().unwrap(), bad.to_str().unwrap(), other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("good.jsonl: imported 1 record(s)"));
+    assert!(stderr(&out).contains(&format!("{}:1: json: malformed JSON", bad.display())));
+    assert!(stderr(&out).contains(&format!("{}:0: file: unknown file type", other.display())), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 of 3 file(s) rejected"));
+}
+
+#[tokio::test]
+async fn bad_rule_files_are_named() {
+    let db = sqlite_db();
+    let dir = tempfile::tempdir().unwrap();
+    let bands = file(dir.path(), "bands.toml", "max_score = 100\n[domain.highway_construction]\nAAA = 95\n");
+    let data = file(dir.path(), "x.jsonl", jsonl(&[evaluation_json("e1", CODE_A, json!({}))]));
+    let out = cli(&["import", "--db", &db.url, "--score-bands", bands.to_str().unwrap(), data.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains(&format!("{}: domain.highway_construction.AAA: unknown grade", bands.display())), "{}", stderr(&out));
+}

@@ -1,0 +1,9 @@
+//! Integration tests: every test drives the real interface — the CLI binary or
+//! a server on 127.0.0.1 — against SQLite and, when `DATABASE_URL` is set,
+//! PostgreSQL. All modules link into this one binary to keep builds short.
+
+mod credit_data;
+mod helpers;
+mod import;
+mod server;
+mod store;

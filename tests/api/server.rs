@@ -1,0 +1,111 @@
+//! The server's own surface: health, reflection, start-up refusals, the demo.
+
+use crate::helpers::*;
+use std::time::Duration;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
+
+#[tokio::test]
+async fn health_reports_serving_and_reflection_lists_services() {
+    let db = sqlite_db();
+    let server = TestServer::start(&db).await;
+    let channel = server.channel().await;
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["", "credit_tender.v1.CreditDataService"] {
+        let r = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+        assert_eq!(r.status(), ServingStatus::Serving, "{service:?}");
+    }
+
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let mut reflection = ServerReflectionClient::new(channel.clone());
+    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let mut stream = reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("{response:?}") };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in ["credit_tender.v1.CreditDataService", "grpc.health.v1.Health"] {
+        assert!(names.iter().any(|n| n == want), "{names:?}");
+    }
+
+    // Older clients use v1alpha.
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as Alpha;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaMsg;
+    let mut alpha = Alpha::new(channel);
+    let request = AlphaMsg {
+        host: String::new(),
+        message_request: Some(AlphaRequest::FileContainingSymbol("credit_tender.v1.CreditDataService".into())),
+    };
+    let mut stream = alpha.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    assert!(stream.message().await.unwrap().unwrap().message_response.is_some());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn non_loopback_listen_is_refused_with_the_reason() {
+    let db = sqlite_db();
+    let out = cli(&["serve", "--db", &db.url, "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = stderr(&out);
+    assert!(err.contains("refusing to listen on 0.0.0.0:0") && err.contains("--insecure-allow-remote"), "{err}");
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused() {
+    let db = sqlite_db();
+    let server = TestServer::start(&db).await;
+    let mut client = server.credit_data().await.max_encoding_message_size(64 * 1024 * 1024);
+    let big = credit_tender::proto::v1::PutRecordsRequest { records: vec![], source: "x".repeat(17 * 1024 * 1024) };
+    let status = client.put_records(big).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+}
+
+#[tokio::test]
+async fn demo_serves_the_shipped_data() {
+    use credit_tender::proto::v1::{credit_data_service_client::CreditDataServiceClient, GetProfileRequest};
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let _child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_credit-tender"))
+            .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(c) = CreditDataServiceClient::connect(url.clone()).await {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut client = client.expect("demo server came up");
+    // The allow-listed pilot firm is in the demo data.
+    let p = client
+        .get_profile(GetProfileRequest { credit_code: PILOT.into(), as_of: None, data_version: None })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(p.data_version, 2);
+    assert_eq!(p.records.len(), 2, "{p:?}");
+    assert!(!p.warnings.is_empty());
+}
+
+/// Kills the child process even when an assertion fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,100 @@
+//! The store's own contract, run against each backend: the change feed, event
+//! checks, records that move between codes, and concurrent writers.
+
+use crate::helpers::*;
+use credit_tender::config::Rules;
+use credit_tender::domain::input::parse_record;
+use credit_tender::domain::{CreditCode, Record};
+use credit_tender::store::{Store, StoreError, WriteMode};
+use serde_json::json;
+
+fn record(v: serde_json::Value) -> Record {
+    let rules = Rules::shipped();
+    parse_record(v.as_object().unwrap(), rules.input()).unwrap().record
+}
+
+async fn write(store: &Store, records: Vec<Record>) -> Result<credit_tender::store::WriteOutcome, StoreError> {
+    let mut items = records.into_iter().enumerate().map(|(i, r)| (i as u64, Ok(r)));
+    store.write("test", &mut items, WriteMode::Commit).await
+}
+
+fn code(s: &str) -> CreditCode {
+    CreditCode::parse_strict(s).unwrap()
+}
+
+#[tokio::test]
+async fn change_feed_lists_codes_per_version() {
+    for db in backends().await {
+        let store = Store::open(&db.url).await.unwrap();
+        assert_eq!(store.current_version().await.unwrap(), 0);
+        write(&store, vec![record(evaluation_json("e1", CODE_A, json!({}))), record(evaluation_json("e2", CODE_B, json!({})))])
+            .await
+            .unwrap();
+        // e2 moves from CODE_B to CODE_C: both codes changed.
+        let o = write(&store, vec![record(evaluation_json("e2", CODE_C, json!({})))]).await.unwrap();
+        // Sorted by code text: CODE_C (9111…) before CODE_B (9144…).
+        assert_eq!(o.changed_codes, vec![code(CODE_C), code(CODE_B)]);
+        assert_eq!(
+            store.changes_since(0).await.unwrap(),
+            vec![(1, code(CODE_A)), (1, code(CODE_B)), (2, code(CODE_C)), (2, code(CODE_B))]
+        );
+        assert_eq!(store.changes_since(1).await.unwrap().len(), 2);
+        // The moved record is now only CODE_C's; CODE_B's profile keeps its history.
+        let b = store.profile(&code(CODE_B), None).await.unwrap();
+        assert!(b.records.is_empty(), "[{}] {:?}", db.backend, b.records);
+        assert_eq!(b.history.len(), 1);
+        let b1 = store.profile(&code(CODE_B), Some(1)).await.unwrap();
+        assert_eq!(b1.records.len(), 1);
+        assert_eq!(store.profile(&code(CODE_C), None).await.unwrap().records.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn events_must_target_a_record_of_the_same_code() {
+    for db in backends().await {
+        let store = Store::open(&db.url).await.unwrap();
+        write(&store, vec![record(list_entry_json("l1", CODE_A, "transport_blacklist"))]).await.unwrap();
+        let ev = |id: &str, c: &str, target: &str| {
+            record(json!({"type": "event", "id": id, "document_ref": "r", "credit_code": c, "target_id": target,
+                          "event": "repair", "effective_on": "2026-06-01"}))
+        };
+        let err = write(&store, vec![ev("x1", CODE_B, "l1")]).await.unwrap_err();
+        match err {
+            StoreError::Rejected(p) => {
+                assert_eq!(p[0].1.field, "credit_code");
+                assert!(p[0].1.reason.contains("the credit code of target 'l1'"), "{p:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // An event may come before its target within a batch.
+        let o = write(&store, vec![ev("x2", CODE_B, "l2"), record(list_entry_json("l2", CODE_B, "key_attention"))]).await.unwrap();
+        assert_eq!(o.stored, 2);
+        let err = write(&store, vec![ev("x3", CODE_B, "x2")]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Rejected(ref p) if p[0].1.reason.contains("is an event")), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_writers_get_distinct_consecutive_versions() {
+    for db in backends().await {
+        let store = Store::open(&db.url).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                write(&store, vec![record(evaluation_json(&format!("c{i}"), CODE_A, json!({})))]).await.unwrap().data_version
+            }));
+        }
+        let mut versions = Vec::new();
+        for t in tasks {
+            versions.push(t.await.unwrap());
+        }
+        versions.sort();
+        assert_eq!(versions, (1..=8).collect::<Vec<_>>(), "[{}]", db.backend);
+    }
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused() {
+    assert!(matches!(Store::open("mysql://x").await, Err(StoreError::UnsupportedUrl(_))));
+}
