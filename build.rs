@@ -9,6 +9,9 @@ use std::{env, fs, path::PathBuf};
 const PROTOS: &[&str] = &[
     "proto/credit_tender/v1/records.proto",
     "proto/credit_tender/v1/credit_data.proto",
+    "proto/credit_tender/v1/signing.proto",
+    "proto/credit_tender/v1/tenders.proto",
+    "proto/credit_tender/v1/assessment.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,6 +28,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     pbjson_build::Builder::new()
         .register_descriptors(&bytes)?
+        // Write every field, defaults included: a signed statement must say
+        // `"eligible": false` rather than leave it to the reader to infer.
+        .emit_fields()
         .build(&[".credit_tender"])?;
     Ok(())
 }

@@ -56,3 +56,9 @@ fn read_or(path: Option<&Path>, shipped: &str, shipped_name: &str) -> Result<(St
         None => Ok((shipped.to_owned(), PathBuf::from(shipped_name))),
     }
 }
+
+/// Policies shipped in `policies/`, compiled in: (file name, text).
+pub const SHIPPED_POLICIES: &[(&str, &str)] = &[
+    ("policies/national-template.toml", include_str!("../policies/national-template.toml")),
+    ("policies/shanxi-highway-construction.toml", include_str!("../policies/shanxi-highway-construction.toml")),
+];

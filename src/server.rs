@@ -2,8 +2,12 @@
 //! reflection (v1 and v1alpha), with request limits and a bounded shutdown.
 
 use crate::config::Rules;
+use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
 use crate::proto::v1::credit_data_service_server::CreditDataServiceServer;
-use crate::service::CreditDataApi;
+use crate::proto::v1::key_service_server::KeyServiceServer;
+use crate::proto::v1::tender_service_server::TenderServiceServer;
+use crate::service::{AssessmentApi, CreditDataApi, KeyApi, PolicySet, TenderApi};
+use crate::signing::SharedKeyring;
 use crate::store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,6 +41,8 @@ impl Default for ServerOptions {
 pub struct AppState {
     pub store: Store,
     pub rules: Arc<Rules>,
+    pub policies: Arc<PolicySet>,
+    pub keys: SharedKeyring,
 }
 
 /// Refuses addresses other callers could reach while callers are not
@@ -76,10 +82,32 @@ pub async fn run(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
+    let tenders = TenderServiceServer::new(TenderApi::new(state.store.clone(), state.rules.clone(), state.policies.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let assessments = AssessmentServiceServer::new(AssessmentApi::new(
+        state.store.clone(),
+        state.rules.clone(),
+        state.policies.clone(),
+        state.keys.clone(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let keys = KeyServiceServer::new(KeyApi::new(state.keys.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    health.set_serving::<TenderServiceServer<TenderApi>>().await;
+    health.set_serving::<AssessmentServiceServer<AssessmentApi>>().await;
+    health.set_serving::<KeyServiceServer<KeyApi>>().await;
+
     let routes = Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(credit_data);
+        .add_service(credit_data)
+        .add_service(tenders)
+        .add_service(assessments)
+        .add_service(keys);
+    let reloader = tokio::spawn(reload_keys_on_hangup(state.keys.clone()));
 
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -92,10 +120,11 @@ pub async fn run(
             let _ = stop_rx.await;
         });
     let mut server = tokio::spawn(server);
-    tracing::info!(%addr, store = state.store.backend_name(), "serving gRPC");
+    tracing::info!(%addr, store = state.store.backend_name(), signing_key = state.keys.get().active_key_id(), "serving gRPC");
 
     tokio::select! {
         result = &mut server => {
+            reloader.abort();
             result??;
             return Ok(());
         }
@@ -104,6 +133,10 @@ pub async fn run(
     tracing::info!(grace = ?options.shutdown_grace, "shutting down: no longer serving, draining requests");
     health.set_service_status("", ServingStatus::NotServing).await;
     health.set_not_serving::<CreditDataServiceServer<CreditDataApi>>().await;
+    health.set_not_serving::<TenderServiceServer<TenderApi>>().await;
+    health.set_not_serving::<AssessmentServiceServer<AssessmentApi>>().await;
+    health.set_not_serving::<KeyServiceServer<KeyApi>>().await;
+    reloader.abort();
     let _ = stop_tx.send(());
     match tokio::time::timeout(options.shutdown_grace, &mut server).await {
         Ok(result) => {
@@ -116,6 +149,25 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Re-reads the key configuration on SIGHUP: rotation needs no restart. A
+/// configuration that fails to load leaves the current keys in use.
+async fn reload_keys_on_hangup(keys: SharedKeyring) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match keys.reload() {
+                Ok(active) => tracing::info!(active_key = %active, "keys reloaded"),
+                Err(e) => tracing::error!(error = %e, "key reload failed; keeping the current keys"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = keys;
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM.

@@ -9,7 +9,7 @@ pub mod money;
 pub mod profile;
 pub mod records;
 pub mod score_bands;
-mod vocab;
+pub(crate) mod vocab;
 
 pub use credit_code::{AllowList, CodeCheck, CreditCode, CreditCodeError};
 pub use grade::{CreditDomain, Grade};
@@ -17,3 +17,8 @@ pub use issuer::{Issuer, RegionCode};
 pub use money::Fen;
 pub use records::*;
 pub use score_bands::ScoreBands;
+pub mod points;
+pub mod tender;
+
+pub use points::Points;
+pub use tender::{Bidder, EvaluationMethod, Tender, TenderTerms};

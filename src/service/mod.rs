@@ -1,10 +1,20 @@
 //! The tonic services. Proto messages become domain values here and nowhere
 //! else, and every error reaches the wire through [`ApiError`]'s one mapping.
 
+mod assessment;
 mod convert;
 pub mod credit_data;
+mod keys;
+pub mod policies;
+mod statement;
+mod tenders;
 
+pub use assessment::AssessmentApi;
 pub use credit_data::CreditDataApi;
+pub use keys::KeyApi;
+pub use policies::PolicySet;
+pub use statement::{envelope_from_proto, envelope_to_proto, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
+pub use tenders::TenderApi;
 
 use crate::store::StoreError;
 use tonic::{Code, Status};
@@ -16,6 +26,10 @@ pub enum ApiError {
     /// Bad input: each violation names its field (e.g. `records[2].credit_code`).
     #[error("invalid request: {}", summary(.0))]
     Invalid(Vec<(String, String)>),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -45,6 +59,13 @@ impl From<ApiError> for Status {
                 }
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
+            ApiError::NotFound(what) => Status::not_found(what),
+            ApiError::Internal(what) => {
+                tracing::error!(error = %what, "internal error");
+                Status::internal("internal error")
+            }
+            ApiError::Store(e @ StoreError::TenderExists(_)) => Status::already_exists(e.to_string()),
+            ApiError::Store(e @ StoreError::UnknownTender(_)) => Status::not_found(e.to_string()),
             ApiError::Store(StoreError::Rejected(problems)) => {
                 let violations = problems
                     .into_iter()

@@ -10,6 +10,9 @@
 
 mod postgres;
 mod sqlite;
+pub(crate) mod tenders;
+
+pub use tenders::BidRow;
 
 pub use postgres::{PgStore, CHANGES_CHANNEL};
 pub use sqlite::SqliteStore;
@@ -33,6 +36,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("tender '{0}' is already registered with other terms; use AmendTender to change it")]
+    TenderExists(String),
+    #[error("no tender '{0}'")]
+    UnknownTender(String),
     #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
 }
@@ -127,6 +134,59 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.profile(code, at_version).await,
             Store::Postgres(s) => s.profile(code, at_version).await,
+        }
+    }
+
+    pub async fn put_policy(&self, id: &str, digest: &str, source: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.put_policy(id, digest, source).await,
+            Store::Postgres(s) => s.put_policy(id, digest, source).await,
+        }
+    }
+
+    /// A policy version by digest: (policy id, file text).
+    pub async fn policy_source(&self, digest: &str) -> Result<Option<(String, String)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.policy_source(digest).await,
+            Store::Postgres(s) => s.policy_source(digest).await,
+        }
+    }
+
+    /// A tender version (`None` or 0: the newest).
+    pub async fn tender(&self, id: &str, version: Option<u32>) -> Result<Option<crate::domain::Tender>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.tender(id, version).await,
+            Store::Postgres(s) => s.tender(id, version).await,
+        }
+    }
+
+    /// The newest version of every tender with its bid count, latest deadline first.
+    pub async fn list_tenders(&self) -> Result<Vec<(crate::domain::Tender, u32)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.list_tenders().await,
+            Store::Postgres(s) => s.list_tenders().await,
+        }
+    }
+
+    /// Stores a tender version (see the backends' `insert_tender`).
+    pub async fn insert_tender(&self, t: &crate::domain::Tender) -> Result<crate::domain::Tender, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.insert_tender(t).await,
+            Store::Postgres(s) => s.insert_tender(t).await,
+        }
+    }
+
+    pub async fn register_bid(&self, tender_id: &str, bidder: &str) -> Result<BidRow, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.register_bid(tender_id, bidder).await,
+            Store::Postgres(s) => s.register_bid(tender_id, bidder).await,
+        }
+    }
+
+    pub async fn bids(&self, tender_id: &str) -> Result<Vec<BidRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.bids(tender_id).await,
+            Store::Postgres(s) => s.bids(tender_id).await,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The shared backend: PostgreSQL, for several replicas over one store.
 
+use super::tenders::tender_impl;
 use super::{backend_impl, StoreError};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -50,4 +51,5 @@ impl PgStore {
     }
 }
 
+tender_impl!(PgStore);
 backend_impl!(PgStore, Postgres);

@@ -1,5 +1,6 @@
 //! The embedded backend: one SQLite file in WAL mode.
 
+use super::tenders::tender_impl;
 use super::{backend_impl, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
@@ -44,4 +45,5 @@ impl SqliteStore {
     }
 }
 
+tender_impl!(SqliteStore);
 backend_impl!(SqliteStore, Sqlite);

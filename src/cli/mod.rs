@@ -1,9 +1,16 @@
-//! The `credit-tender` command: `serve`, `demo` and `import`.
+//! The `credit-tender` command: `serve`, `demo`, `import`, `keygen`,
+//! `verify`, and the small clients `assess` and `keys`.
+
+mod client;
+mod render;
+mod verify;
 
 use crate::config::Rules;
 use crate::domain::input::InputRules;
 use crate::import::{import_file, FileOutcome, ImportOptions};
 use crate::server::{self, AppState, ServerOptions};
+use crate::service::PolicySet;
+use crate::signing::{Keyring, SharedKeyring};
 use crate::store::{Store, WriteMode};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -27,6 +34,21 @@ pub enum Command {
     Demo(DemoArgs),
     /// Import JSON Lines (.jsonl) and evaluation tables (.csv), each file all or nothing.
     Import(ImportArgs),
+    /// Write a new Ed25519 signing key (PKCS#8) and print its key id.
+    Keygen(KeygenArgs),
+    /// Check a signed statement offline and print it.
+    Verify(verify::VerifyArgs),
+    /// Ask a running server for a bidder's signed assessment.
+    Assess(client::AssessArgs),
+    /// Print a running server's public keys (the ListKeys answer) as JSON.
+    Keys(client::KeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key; refused if the file exists.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +83,13 @@ pub struct ServeArgs {
     pub listen: ListenArgs,
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// Signing key configuration (TOML: [[key]] file, status, valid_from, valid_to).
+    /// SIGHUP re-reads it, so keys rotate without a restart.
+    #[arg(long, env = "CREDIT_TENDER_KEYS", value_name = "FILE")]
+    pub keys: PathBuf,
+    /// Directory of extra policy files (*.toml); one with a shipped id replaces it.
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -96,10 +125,10 @@ pub struct Exit {
 
 impl Exit {
     /// Bad usage or configuration (EX_USAGE / EX_CONFIG style).
-    fn usage(message: impl Into<String>) -> Exit {
+    pub(crate) fn usage(message: impl Into<String>) -> Exit {
         Exit { status: 64, message: message.into() }
     }
-    fn failed(message: impl Into<String>) -> Exit {
+    pub(crate) fn failed(message: impl Into<String>) -> Exit {
         Exit { status: 1, message: message.into() }
     }
 }
@@ -121,8 +150,11 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
         Command::Serve(args) => {
             let rules = load_rules(&args.rules)?;
             server::check_listen_address(args.listen.listen, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
+            let keyring = Keyring::load(&args.keys).map_err(|e| Exit::usage(e.to_string()))?;
+            let keys = SharedKeyring::new(keyring, Some(args.keys.clone()));
             let store = open_store(&args.db).await?;
-            serve(&args.listen, AppState { store, rules: Arc::new(rules) }).await
+            let policies = PolicySet::load(store.clone(), args.policies.as_deref()).await.map_err(|e| Exit::usage(e.to_string()))?;
+            serve(&args.listen, AppState { store, rules: Arc::new(rules), policies: Arc::new(policies), keys }).await
         }
         Command::Demo(args) => {
             server::check_listen_address(args.listen.listen, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
@@ -130,13 +162,27 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
             let url = format!("sqlite://{}", dir.path().join("demo.db").display());
             let store = open_store(&url).await?;
             let rules = Rules::shipped();
-            let loaded = crate::demo::load(&store, &rules).await.map_err(|e| Exit::failed(format!("loading demo data: {e}")))?;
-            tracing::info!(store = %url, data_version = loaded, "demo data loaded");
-            let result = serve(&args.listen, AppState { store, rules: Arc::new(rules) }).await;
+            let loaded = crate::demo::load(&store, &rules).await.map_err(|e| Exit::failed(format!("loading demo data: {e:#}")))?;
+            let policies = PolicySet::load(store.clone(), None).await.map_err(|e| Exit::usage(e.to_string()))?;
+            let tenders = crate::demo::register_tenders(&store, &policies)
+                .await
+                .map_err(|e| Exit::failed(format!("registering demo tenders: {e:#}")))?;
+            tracing::info!(store = %url, data_version = loaded, tenders, "demo data loaded");
+            let keys = SharedKeyring::new(Keyring::ephemeral(), None);
+            tracing::warn!(
+                key = keys.get().active_key_id(),
+                "demo signs with a key generated for this run only; `serve --keys` uses configured keys"
+            );
+            let state = AppState { store, rules: Arc::new(rules), policies: Arc::new(policies), keys };
+            let result = serve(&args.listen, state).await;
             drop(dir);
             result
         }
         Command::Import(args) => import(args).await,
+        Command::Keygen(args) => keygen(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Assess(args) => client::assess(&args).await,
+        Command::Keys(args) => client::keys(&args).await,
     }
 }
 
@@ -205,5 +251,31 @@ async fn import(args: ImportArgs) -> Result<(), Exit> {
     if failed > 0 {
         return Err(Exit::failed(format!("{failed} of {} file(s) rejected", args.files.len())));
     }
+    Ok(())
+}
+
+fn keygen(args: &KeygenArgs) -> Result<(), Exit> {
+    use std::io::Write;
+    let pkcs8 = crate::signing::generate_pkcs8();
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8).expect("generated key is valid");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&args.out)
+        .map_err(|e| Exit::usage(format!("{}: cannot create: {e}", args.out.display())))?;
+    file.write_all(&pkcs8)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Exit::failed(format!("{}: cannot write: {e}", args.out.display())))?;
+    use ring::signature::KeyPair;
+    println!("{}", crate::signing::key_id(pair.public_key().as_ref()));
+    eprintln!(
+        "wrote {} (PKCS#8 v2, Ed25519). Add it to the keys file as status = \"active\", mark the previous key \"verify_only\", then send SIGHUP to the server.",
+        args.out.display()
+    );
     Ok(())
 }

@@ -1,0 +1,66 @@
+//! Small gRPC clients: `assess` and `keys`, writing the JSON forms `verify` reads.
+
+use super::{render, Exit};
+use crate::proto::v1 as pb;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ServerArg {
+    /// The server to ask.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "CREDIT_TENDER_SERVER")]
+    pub server: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AssessArgs {
+    #[command(flatten)]
+    pub server: ServerArg,
+    #[arg(long)]
+    pub tender: String,
+    /// The bidder's credit code; a consortium as CODE,CODE,… with the lead first.
+    #[arg(long)]
+    pub bidder: String,
+    /// Print the DSSE envelope as JSON (what `verify` reads) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+async fn channel(server: &str) -> Result<tonic::transport::Channel, Exit> {
+    let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
+        .map_err(|e| Exit::usage(format!("--server {server}: {e}")))?;
+    endpoint.connect().await.map_err(|e| Exit { status: 69, message: format!("cannot reach {server}: {e}") })
+}
+
+fn status(e: tonic::Status) -> Exit {
+    Exit::failed(format!("{:?}: {}", e.code(), e.message()))
+}
+
+pub async fn assess(args: &AssessArgs) -> Result<(), Exit> {
+    let mut client = pb::assessment_service_client::AssessmentServiceClient::new(channel(&args.server.server).await?);
+    let bidder = pb::Bidder { credit_codes: args.bidder.split(',').map(|s| s.trim().to_owned()).collect() };
+    let r = client
+        .assess(pb::AssessRequest { tender_id: args.tender.clone(), bidder: Some(bidder) })
+        .await
+        .map_err(status)?
+        .into_inner();
+    if args.json {
+        let env = r.envelope.ok_or_else(|| Exit::failed("the server sent no envelope"))?;
+        println!("{}", serde_json::to_string_pretty(&env).expect("envelopes serialise"));
+    } else if let Some(s) = &r.statement {
+        print!("{}", render::assessment(s));
+    }
+    Ok(())
+}
+
+pub async fn keys(args: &KeysArgs) -> Result<(), Exit> {
+    let mut client = pb::key_service_client::KeyServiceClient::new(channel(&args.server.server).await?);
+    let r = client.list_keys(pb::ListKeysRequest {}).await.map_err(status)?.into_inner();
+    println!("{}", serde_json::to_string_pretty(&r).expect("keys serialise"));
+    Ok(())
+}

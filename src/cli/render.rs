@@ -1,0 +1,64 @@
+//! Statements in readable form, for `assess` and `verify`.
+
+use crate::domain::Fen;
+use crate::proto::v1 as pb;
+use std::fmt::Write;
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "NO" }
+}
+
+/// A multi-line, plain-text rendering of an assessment statement.
+pub fn assessment(s: &pb::AssessmentStatement) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Tender      {} (version {}) {}", s.tender_id, s.tender_version, s.tender_title);
+    let _ = writeln!(o, "Domain      {} in {}", s.domain, s.region);
+    for m in &s.members {
+        let role = if m.lead { " (lead)" } else { "" };
+        let _ = writeln!(o, "Bidder      {} {}{role}", m.credit_code, m.entity_name);
+    }
+    let _ = writeln!(o, "As of       {} (bid deadline), data version {}", s.as_of_date, s.data_version);
+    let _ = writeln!(o, "Policy      {} sha256:{}", s.policy_id, s.policy_digest);
+    let _ = writeln!(o, "Grade       {}", s.applied_grade);
+    for g in &s.member_grades {
+        for e in &g.evidence {
+            let rec = if e.record_id.is_empty() { String::new() } else { format!(" [{}]", e.record_id) };
+            let _ = writeln!(o, "  {} {:<11} {:<9} {}{rec}", g.credit_code, e.step, e.outcome, e.note);
+        }
+    }
+    let _ = writeln!(o, "Eligible    {}   Qualified {}   Credit benefit {}", yes(s.eligible), yes(s.qualified), yes(s.credit_benefit));
+    let _ = writeln!(
+        o,
+        "Points      qualification {:.2} + evaluation {:.2} = {:.2} (cap {:.2})",
+        s.qualification_points, s.evaluation_points, s.total_points, s.points_cap
+    );
+    let _ = writeln!(
+        o,
+        "Deposit     {} owed of {} nominal ({}, {}%){}",
+        Fen(s.deposit_owed_fen),
+        Fen(s.nominal_deposit_fen),
+        s.deposit_basis,
+        s.deposit_share_percent,
+        if s.credit_guarantee_allowed { "; credit guarantee accepted" } else { "" }
+    );
+    let _ = writeln!(o, "Perf. bond  {:.2}% of the contract price", f64::from(s.performance_bond_rate_bp) / 100.0);
+    for r in &s.reasons {
+        let _ = writeln!(o, "Reason      [{}] {}: {}", r.effect, r.code, r.message);
+    }
+    for w in &s.warnings {
+        let _ = writeln!(o, "Warning     {w}");
+    }
+    if let Some(t) = &s.issued_at {
+        if let Some(at) = chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32) {
+            let _ = writeln!(o, "Issued      {}", at.with_timezone(&crate::domain::date::shanghai()).format("%Y-%m-%d %H:%M:%S %:z"));
+        }
+    }
+    o
+}
+
+pub fn deposit_check(c: &pb::DepositCheck) -> String {
+    let mut o = c.assessment.as_ref().map(assessment).unwrap_or_default();
+    let _ = writeln!(o, "Offer       {} as {}: {}", Fen(c.offered_fen), c.form, if c.satisfied { "satisfies the deposit" } else { "DOES NOT satisfy the deposit" });
+    let _ = writeln!(o, "            {}", c.message);
+    o
+}

@@ -1,0 +1,268 @@
+//! Ed25519 keys (ring) and DSSE envelopes.
+//!
+//! A statement is signed as bytes, never re-encoded: the signature covers
+//! DSSE's pre-authentication encoding PAE(payload_type, payload), and the
+//! same bytes travel in the envelope. A key id is the lowercase hex SHA-256
+//! of the raw 32-byte public key.
+
+use chrono::{DateTime, Utc};
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// DSSE's pre-authentication encoding.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
+    out.extend_from_slice(format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).as_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Lowercase hex SHA-256 of a raw public key.
+pub fn key_id(public_key: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, public_key))
+}
+
+/// A signed payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub payload_type: String,
+    pub payload: Vec<u8>,
+    /// (key id, signature)
+    pub signatures: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    /// Signs new statements. Exactly one key is active.
+    Active,
+    /// Rotated out: still listed, so that what it signed keeps verifying.
+    VerifyOnly,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::VerifyOnly => "verify_only",
+        }
+    }
+}
+
+/// A public key as published by `ListKeys`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKeyInfo {
+    pub keyid: String,
+    pub public_key: Vec<u8>,
+    pub status: KeyStatus,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_to: Option<DateTime<Utc>>,
+}
+
+/// Why a key or key configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// Why an envelope does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the envelope has no signatures")]
+    Unsigned,
+    #[error("no listed key has id {0}")]
+    UnknownKey(String),
+    #[error("the signature by key {0} does not match the payload and payload type")]
+    BadSignature(String),
+}
+
+/// Verifies that some signature on `env` is valid under a listed key; returns its key id.
+pub fn verify(env: &Envelope, keys: &[PublicKeyInfo]) -> Result<String, VerifyError> {
+    let message = pae(&env.payload_type, &env.payload);
+    let mut last = VerifyError::Unsigned;
+    for (keyid, sig) in &env.signatures {
+        let Some(key) = keys.iter().find(|k| &k.keyid == keyid && key_id(&k.public_key) == *keyid) else {
+            last = VerifyError::UnknownKey(keyid.clone());
+            continue;
+        };
+        match UnparsedPublicKey::new(&ED25519, &key.public_key).verify(&message, sig) {
+            Ok(()) => return Ok(keyid.clone()),
+            Err(_) => last = VerifyError::BadSignature(keyid.clone()),
+        }
+    }
+    Err(last)
+}
+
+struct Key {
+    info: PublicKeyInfo,
+    pair: Option<Ed25519KeyPair>,
+}
+
+/// The service's keys: one active signer and any verify-only predecessors.
+pub struct Keyring {
+    keys: Vec<Key>,
+    active: usize,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring").field("active", &self.keys[self.active].info.keyid).finish_non_exhaustive()
+    }
+}
+
+/// Generates a new PKCS#8 v2 Ed25519 private key.
+pub fn generate_pkcs8() -> Vec<u8> {
+    let rng = ring::rand::SystemRandom::new();
+    Ed25519KeyPair::generate_pkcs8(&rng).expect("system randomness").as_ref().to_vec()
+}
+
+/// Reads a PKCS#8 key (DER, or PEM "PRIVATE KEY"), saying which form failed.
+pub fn load_key_pair(path: &Path) -> Result<Ed25519KeyPair, KeyError> {
+    let bytes = std::fs::read(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
+    let invalid = |reason: String| KeyError::Invalid { path: path.to_owned(), reason };
+    let der = if bytes.starts_with(b"-----BEGIN") {
+        let text = String::from_utf8_lossy(&bytes);
+        if !text.contains("-----BEGIN PRIVATE KEY-----") {
+            return Err(invalid("PEM file is not a PKCS#8 \"PRIVATE KEY\"".into()));
+        }
+        let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(body.trim()).map_err(|e| invalid(format!("PEM body is not base64: {e}")))?
+    } else {
+        bytes
+    };
+    match Ed25519KeyPair::from_pkcs8(&der) {
+        Ok(k) => Ok(k),
+        // PKCS#8 v1, as `openssl genpkey -algorithm ED25519` writes: no public key inside.
+        Err(_) => Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| {
+            invalid(format!("not an Ed25519 PKCS#8 key (tried v2 as `credit-tender keygen` writes, and v1 as openssl writes): {e}"))
+        }),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    key: Vec<KeyConfig>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyConfig {
+    /// Path of the PKCS#8 file, relative to the configuration file.
+    file: PathBuf,
+    status: KeyStatus,
+    valid_from: Option<DateTime<Utc>>,
+    valid_to: Option<DateTime<Utc>>,
+}
+
+impl Keyring {
+    /// A keyring with one freshly generated key, for the demo and tests.
+    pub fn ephemeral() -> Keyring {
+        let pair = Ed25519KeyPair::from_pkcs8(&generate_pkcs8()).expect("generated key is valid");
+        Keyring::from_pairs(vec![(pair, KeyStatus::Active, Some(Utc::now()), None)]).expect("one active key")
+    }
+
+    fn from_pairs(
+        pairs: Vec<(Ed25519KeyPair, KeyStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    ) -> Result<Keyring, String> {
+        let mut keys = Vec::new();
+        for (pair, status, valid_from, valid_to) in pairs {
+            let public_key = pair.public_key().as_ref().to_vec();
+            let info = PublicKeyInfo { keyid: key_id(&public_key), public_key, status, valid_from, valid_to };
+            keys.push(Key { info, pair: (status == KeyStatus::Active).then_some(pair) });
+        }
+        let active: Vec<usize> = keys.iter().enumerate().filter(|(_, k)| k.info.status == KeyStatus::Active).map(|(i, _)| i).collect();
+        match active.as_slice() {
+            [one] => Ok(Keyring { keys, active: *one }),
+            [] => Err("no key has status = \"active\"; exactly one must sign".into()),
+            _ => Err(format!("{} keys have status = \"active\"; exactly one must sign", active.len())),
+        }
+    }
+
+    /// Loads the key configuration (TOML, `[[key]]` tables with `file`,
+    /// `status`, optional `valid_from`/`valid_to`).
+    pub fn load(config: &Path) -> Result<Keyring, KeyError> {
+        let text = std::fs::read_to_string(config).map_err(|source| KeyError::Read { path: config.to_owned(), source })?;
+        let invalid = |reason: String| KeyError::Invalid { path: config.to_owned(), reason };
+        let file: KeysFile = toml::from_str(&text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        let base = config.parent().unwrap_or(Path::new("."));
+        let mut pairs = Vec::new();
+        for k in file.key {
+            let pair = load_key_pair(&base.join(&k.file))?;
+            pairs.push((pair, k.status, k.valid_from, k.valid_to));
+        }
+        Keyring::from_pairs(pairs).map_err(invalid)
+    }
+
+    pub fn active_key_id(&self) -> &str {
+        &self.keys[self.active].info.keyid
+    }
+
+    /// Signs `payload` with the active key.
+    pub fn sign(&self, payload_type: &str, payload: Vec<u8>) -> Envelope {
+        let key = &self.keys[self.active];
+        let pair = key.pair.as_ref().expect("the active key has its private half");
+        let sig = pair.sign(&pae(payload_type, &payload)).as_ref().to_vec();
+        Envelope { payload_type: payload_type.to_owned(), payload, signatures: vec![(key.info.keyid.clone(), sig)] }
+    }
+
+    pub fn public_keys(&self) -> Vec<PublicKeyInfo> {
+        self.keys.iter().map(|k| k.info.clone()).collect()
+    }
+}
+
+/// The keyring in use, replaceable while serving (key rotation without downtime).
+#[derive(Clone)]
+pub struct SharedKeyring {
+    current: Arc<RwLock<Arc<Keyring>>>,
+    source: Option<PathBuf>,
+}
+
+impl SharedKeyring {
+    pub fn new(keyring: Keyring, source: Option<PathBuf>) -> SharedKeyring {
+        SharedKeyring { current: Arc::new(RwLock::new(Arc::new(keyring))), source }
+    }
+
+    pub fn get(&self) -> Arc<Keyring> {
+        self.current.read().expect("keyring lock").clone()
+    }
+
+    /// Re-reads the configuration file; on error the current keys stay in use.
+    pub fn reload(&self) -> Result<String, KeyError> {
+        let Some(path) = &self.source else {
+            return Ok(self.get().active_key_id().to_owned());
+        };
+        let keyring = Keyring::load(path)?;
+        let id = keyring.active_key_id().to_owned();
+        *self.current.write().expect("keyring lock") = Arc::new(keyring);
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_dsse_spec_example() {
+        // From the DSSE protocol document.
+        assert_eq!(pae("http://example.com/HelloWorld", b"hello world"), b"DSSEv1 29 http://example.com/HelloWorld 11 hello world");
+    }
+
+    #[test]
+    fn sign_then_verify_and_tamper() {
+        let ring = Keyring::ephemeral();
+        let env = ring.sign("t", b"{}".to_vec());
+        let keys = ring.public_keys();
+        assert_eq!(verify(&env, &keys).unwrap(), ring.active_key_id());
+        let mut bad = env.clone();
+        bad.payload_type = "u".into();
+        assert!(matches!(verify(&bad, &keys), Err(VerifyError::BadSignature(_))));
+        assert!(matches!(verify(&env, &Keyring::ephemeral().public_keys()), Err(VerifyError::UnknownKey(_))));
+    }
+}
