@@ -4,6 +4,8 @@
 use credit_tender::config::Rules;
 use credit_tender::proto::v1::credit_data_service_client::CreditDataServiceClient;
 use credit_tender::server::{self, AppState, ServerOptions};
+use credit_tender::service::PolicySet;
+use credit_tender::signing::{Keyring, SharedKeyring};
 use credit_tender::store::Store;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -98,8 +100,9 @@ pub async fn backends() -> Vec<TestDb> {
 /// A server on 127.0.0.1:0 over a store, stopped when dropped.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
-    #[allow(dead_code)] // used by later tests (cache, assessments)
+    #[allow(dead_code)] // for tests that reach past the API
     pub store: Store,
+    pub keys: SharedKeyring,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -114,11 +117,13 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState { store: store.clone(), rules: Arc::new(Rules::shipped()) };
+        let policies = Arc::new(PolicySet::load(store.clone(), None).await.unwrap());
+        let keys = SharedKeyring::new(Keyring::ephemeral(), None);
+        let state = AppState { store: store.clone(), rules: Arc::new(Rules::shipped()), policies, keys: keys.clone() };
         let handle = tokio::spawn(server::run(listener, state, ServerOptions::default(), async {
             let _ = rx.await;
         }));
-        TestServer { addr, store, stop: Some(tx), handle: Some(handle) }
+        TestServer { addr, store, keys, stop: Some(tx), handle: Some(handle) }
     }
 
     pub async fn channel(&self) -> Channel {

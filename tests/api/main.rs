@@ -2,8 +2,10 @@
 //! a server on 127.0.0.1 — against SQLite and, when `DATABASE_URL` is set,
 //! PostgreSQL. All modules link into this one binary to keep builds short.
 
+mod assessment;
 mod credit_data;
 mod helpers;
 mod import;
 mod server;
+mod signing;
 mod store;

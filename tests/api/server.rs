@@ -47,7 +47,7 @@ async fn health_reports_serving_and_reflection_lists_services() {
 #[tokio::test]
 async fn non_loopback_listen_is_refused_with_the_reason() {
     let db = sqlite_db();
-    let out = cli(&["serve", "--db", &db.url, "--listen", "0.0.0.0:0"]);
+    let out = cli(&["serve", "--db", &db.url, "--keys", "unused.toml", "--listen", "0.0.0.0:0"]);
     assert_eq!(out.status.code(), Some(64));
     let err = stderr(&out);
     assert!(err.contains("refusing to listen on 0.0.0.0:0") && err.contains("--insecure-allow-remote"), "{err}");
