@@ -12,11 +12,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod import;
+pub mod metrics;
+mod metrics_layer;
 pub mod policy;
 pub mod proto;
 pub mod server;

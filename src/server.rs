@@ -6,7 +6,9 @@ use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
 use crate::proto::v1::credit_data_service_server::CreditDataServiceServer;
 use crate::proto::v1::key_service_server::KeyServiceServer;
 use crate::proto::v1::tender_service_server::TenderServiceServer;
-use crate::service::{AssessmentApi, CreditDataApi, KeyApi, PolicySet, TenderApi};
+use crate::cache::CacheConfig;
+use crate::metrics::Metrics;
+use crate::service::{AssessmentApi, Cache, CreditDataApi, KeyApi, PolicySet, TenderApi};
 use crate::signing::SharedKeyring;
 use crate::store::Store;
 use std::future::Future;
@@ -43,6 +45,29 @@ pub struct AppState {
     pub rules: Arc<Rules>,
     pub policies: Arc<PolicySet>,
     pub keys: SharedKeyring,
+    pub metrics: Arc<Metrics>,
+    /// Profiles and signed statements, shared by every request of this replica.
+    pub cache: Arc<Cache>,
+}
+
+impl AppState {
+    /// Assembles the shared state; the cache starts at the store's current version.
+    pub async fn new(
+        store: Store,
+        rules: Rules,
+        policies: PolicySet,
+        keys: SharedKeyring,
+        cache: CacheConfig,
+    ) -> Result<AppState, crate::store::StoreError> {
+        let metrics = Arc::new(Metrics::new());
+        let weigh = |r: &crate::proto::v1::AssessResponse| {
+            let payload = r.envelope.as_ref().map_or(0, |e| e.payload.len());
+            // The envelope's payload plus the decoded copy, about as large again.
+            (payload * 2 + 256).min(u32::MAX as usize) as u32
+        };
+        let cache = Cache::new(store.clone(), cache, metrics.clone(), weigh).await?;
+        Ok(AppState { store, rules: Arc::new(rules), policies: Arc::new(policies), keys, metrics, cache })
+    }
 }
 
 /// Refuses addresses other callers could reach while callers are not
@@ -78,18 +103,18 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let credit_data = CreditDataServiceServer::new(CreditDataApi::new(state.store.clone(), state.rules.clone()))
+    let credit_data = CreditDataServiceServer::new(CreditDataApi::new(state.rules.clone(), state.cache.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
-    let tenders = TenderServiceServer::new(TenderApi::new(state.store.clone(), state.rules.clone(), state.policies.clone()))
+    let tenders = TenderServiceServer::new(TenderApi::new(state.rules.clone(), state.policies.clone(), state.cache.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let assessments = AssessmentServiceServer::new(AssessmentApi::new(
-        state.store.clone(),
         state.rules.clone(),
         state.policies.clone(),
         state.keys.clone(),
+        state.cache.clone(),
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -100,7 +125,21 @@ pub async fn run(
     health.set_serving::<AssessmentServiceServer<AssessmentApi>>().await;
     health.set_serving::<KeyServiceServer<KeyApi>>().await;
 
-    let routes = Routes::new(health_service)
+    let metrics = state.metrics.clone();
+    let pages = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    let routes = Routes::from(pages)
+        .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(credit_data)
@@ -108,10 +147,26 @@ pub async fn run(
         .add_service(assessments)
         .add_service(keys);
     let reloader = tokio::spawn(reload_keys_on_hangup(state.keys.clone()));
+    let follower = tokio::spawn(state.cache.clone().follow());
+    let listener_task = match &state.store {
+        Store::Postgres(pg) if state.cache.enabled() => {
+            Some(tokio::spawn(crate::cache::listen_postgres(state.cache.clone(), pg.pool().clone())))
+        }
+        _ => None,
+    };
+    let background = move || {
+        reloader.abort();
+        follower.abort();
+        if let Some(t) = &listener_task {
+            t.abort();
+        }
+    };
 
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(crate::metrics_layer::MetricsLayer::new(state.metrics.clone()))
         .timeout(options.request_timeout)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -124,7 +179,7 @@ pub async fn run(
 
     tokio::select! {
         result = &mut server => {
-            reloader.abort();
+            background();
             result??;
             return Ok(());
         }
@@ -136,7 +191,7 @@ pub async fn run(
     health.set_not_serving::<TenderServiceServer<TenderApi>>().await;
     health.set_not_serving::<AssessmentServiceServer<AssessmentApi>>().await;
     health.set_not_serving::<KeyServiceServer<KeyApi>>().await;
-    reloader.abort();
+    background();
     let _ = stop_tx.send(());
     match tokio::time::timeout(options.shutdown_grace, &mut server).await {
         Ok(result) => {

@@ -15,7 +15,6 @@ use crate::store::{Store, WriteMode};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Signed, reproducible transport-credit assessments for public tenders.
@@ -75,6 +74,35 @@ pub struct ListenArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Read the store on every request: no profile or statement cache (for diagnosis).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Memory bound of each cache (profiles, statements), in MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub cache_mib: u64,
+    /// Seconds cached data may still be served while the store cannot be reached.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub max_staleness: u64,
+    /// Milliseconds between backstop polls of the change table.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub poll_ms: u64,
+}
+
+impl CacheArgs {
+    fn config(&self) -> crate::cache::CacheConfig {
+        crate::cache::CacheConfig {
+            enabled: !self.no_cache,
+            profile_bytes: self.cache_mib << 20,
+            statement_bytes: self.cache_mib << 20,
+            max_staleness: Duration::from_secs(self.max_staleness),
+            poll_interval: Duration::from_millis(self.poll_ms.max(10)),
+            ..crate::cache::CacheConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Credit store: sqlite://PATH (created if missing) or postgres://…
     #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db")]
@@ -83,6 +111,8 @@ pub struct ServeArgs {
     pub listen: ListenArgs,
     #[command(flatten)]
     pub rules: RuleArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// Signing key configuration (TOML: [[key]] file, status, valid_from, valid_to).
     /// SIGHUP re-reads it, so keys rotate without a restart.
     #[arg(long, env = "CREDIT_TENDER_KEYS", value_name = "FILE")]
@@ -96,6 +126,8 @@ pub struct ServeArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub listen: ListenArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +169,10 @@ fn load_rules(args: &RuleArgs) -> Result<Rules, Exit> {
     Rules::load(args.allow_list.as_deref(), args.score_bands.as_deref()).map_err(|e| Exit::usage(e.to_string()))
 }
 
+fn store_failed(e: crate::store::StoreError) -> Exit {
+    Exit { status: 69, message: format!("store failed: {e}") }
+}
+
 async fn open_store(url: &str) -> Result<Store, Exit> {
     Store::open(url).await.map_err(|e| {
         let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
@@ -154,7 +190,8 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
             let keys = SharedKeyring::new(keyring, Some(args.keys.clone()));
             let store = open_store(&args.db).await?;
             let policies = PolicySet::load(store.clone(), args.policies.as_deref()).await.map_err(|e| Exit::usage(e.to_string()))?;
-            serve(&args.listen, AppState { store, rules: Arc::new(rules), policies: Arc::new(policies), keys }).await
+            let state = AppState::new(store, rules, policies, keys, args.cache.config()).await.map_err(store_failed)?;
+            serve(&args.listen, state).await
         }
         Command::Demo(args) => {
             server::check_listen_address(args.listen.listen, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
@@ -173,7 +210,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                 key = keys.get().active_key_id(),
                 "demo signs with a key generated for this run only; `serve --keys` uses configured keys"
             );
-            let state = AppState { store, rules: Arc::new(rules), policies: Arc::new(policies), keys };
+            let state = AppState::new(store, rules, policies, keys, args.cache.config()).await.map_err(store_failed)?;
             let result = serve(&args.listen, state).await;
             drop(dir);
             result

@@ -63,6 +63,14 @@ fn day_after(d: NaiveDate) -> NaiveDate {
 }
 
 impl Profile {
+    /// The newest data version at which anything in this profile was recorded:
+    /// two reads with the same content version hold the same records.
+    pub fn content_version(&self) -> u64 {
+        let current = self.records.iter().chain(&self.events).map(|s| s.recorded_version);
+        let older = self.history.iter().map(|h| h.superseded_at.max(h.stored.recorded_version));
+        current.chain(older).max().unwrap_or(0)
+    }
+
     /// Events aimed at `id`, oldest effective date first.
     pub fn events_for<'a>(&'a self, id: &'a RecordId) -> impl Iterator<Item = &'a RecordEvent> + 'a {
         let mut evs: Vec<&RecordEvent> = self

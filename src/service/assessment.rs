@@ -10,68 +10,111 @@ use crate::domain::{Bidder, Tender};
 use crate::policy::{evaluate, MemberInput, Policy};
 use crate::proto::v1 as pb;
 use crate::signing::SharedKeyring;
-use crate::store::Store;
+use super::Cache;
+use crate::cache::CachedTender;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 #[derive(Clone)]
 pub struct AssessmentApi {
-    store: Store,
     rules: Arc<Rules>,
     policies: Arc<PolicySet>,
     keys: SharedKeyring,
+    cache: Arc<Cache>,
 }
 
 impl AssessmentApi {
-    pub fn new(store: Store, rules: Arc<Rules>, policies: Arc<PolicySet>, keys: SharedKeyring) -> Self {
-        AssessmentApi { store, rules, policies, keys }
+    pub fn new(rules: Arc<Rules>, policies: Arc<PolicySet>, keys: SharedKeyring, cache: Arc<Cache>) -> Self {
+        AssessmentApi { rules, policies, keys, cache }
     }
 
-    async fn tender(&self, raw_id: &str) -> Result<(Tender, Arc<Policy>), ApiError> {
+    fn sign<T: serde::Serialize>(&self, payload_type: &str, message: &T) -> pb::Envelope {
+        self.sign_with(&self.keys.get(), payload_type, message)
+    }
+
+    fn sign_with<T: serde::Serialize>(&self, keys: &crate::signing::Keyring, payload_type: &str, message: &T) -> pb::Envelope {
+        self.cache.metrics().signed();
+        sign(keys, payload_type, message)
+    }
+
+    async fn tender(&self, raw_id: &str) -> Result<(Arc<CachedTender>, Arc<Policy>), ApiError> {
         let id = parse_tender_id(raw_id).map_err(|r| ApiError::field("tender_id", r))?;
-        let tender = self.store.tender(&id, None).await?.ok_or_else(|| ApiError::NotFound(format!("no tender '{id}'")))?;
-        let policy = self.policies.by_digest(&tender.policy_digest).await?;
-        Ok((tender, policy))
+        let cached = self.cache.tender(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no tender '{id}'")))?;
+        let policy = self.policies.by_digest(&cached.tender.policy_digest).await?;
+        Ok((cached, policy))
     }
 
-    /// Reads every member's profile at one data version, evaluates and signs.
+    /// Reads every member's profile at one data version, evaluates and signs;
+    /// the same question at unchanged inputs returns the same signed statement.
     async fn assess(
         &self,
         tender: &Tender,
         policy: &Policy,
         bidder: &Bidder,
         allow_listed: &[bool],
-    ) -> Result<pb::AssessResponse, ApiError> {
-        let version = self.store.current_version().await?;
+    ) -> Result<Arc<pb::AssessResponse>, ApiError> {
+        let version = self.cache.data_version().await?;
         let mut profiles = Vec::with_capacity(bidder.codes().len());
         for code in bidder.codes() {
-            profiles.push(self.store.profile(code, Some(version)).await?);
+            profiles.push(self.cache.profile(code, version).await?);
         }
-        let members: Vec<MemberInput<'_>> = bidder
-            .codes()
-            .iter()
-            .zip(&profiles)
-            .zip(allow_listed)
-            .map(|((code, profile), allow)| MemberInput { code, profile, allow_listed: *allow })
-            .collect();
-        let assessment = evaluate(tender, policy, &members);
-        let statement = statement(tender, policy, bidder, &assessment, version, chrono::Utc::now());
-        let envelope = sign(&self.keys.get(), ASSESSMENT_PAYLOAD_TYPE, &statement);
-        Ok(pb::AssessResponse { envelope: Some(envelope), statement: Some(statement) })
+        let unconfirmed = self.cache.unconfirmed_for();
+        // Everything the statement depends on: tender version, policy
+        // version, bidder, and the content version of each member's records.
+        // The signing key too: after a rotation, statements are signed anew.
+        let keys = self.keys.get();
+        let mut key = format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            tender.tender_id,
+            tender.version,
+            policy.digest,
+            bidder.key(),
+            keys.active_key_id()
+        );
+        for p in &profiles {
+            key.push_str(&format!("\u{1f}{}", p.profile.content_version()));
+        }
+        let make = async {
+            let data_version = profiles.iter().map(|p| p.read_at).max().unwrap_or(version).max(version);
+            let members: Vec<MemberInput<'_>> = bidder
+                .codes()
+                .iter()
+                .zip(&profiles)
+                .zip(allow_listed)
+                .map(|((code, p), allow)| MemberInput { code, profile: &p.profile, allow_listed: *allow })
+                .collect();
+            let assessment = evaluate(tender, policy, &members);
+            let mut statement = statement(tender, policy, bidder, &assessment, data_version, chrono::Utc::now());
+            if let Some(age) = unconfirmed {
+                statement.served_from_cache_while_store_unreachable = true;
+                statement.warnings.push(format!(
+                    "served from cached data at data version {data_version}: the credit store has not been reachable for {}s",
+                    age.as_secs()
+                ));
+            }
+            let envelope = self.sign_with(&keys, ASSESSMENT_PAYLOAD_TYPE, &statement);
+            Ok::<_, ApiError>(pb::AssessResponse { envelope: Some(envelope), statement: Some(statement) })
+        };
+        if unconfirmed.is_some() {
+            // Say so in a fresh statement rather than replay one signed when the store was reachable.
+            return make.await.map(Arc::new);
+        }
+        self.cache.statement(key, make).await
     }
 
     async fn assess_one(&self, req: pb::AssessRequest) -> Result<pb::AssessResponse, ApiError> {
         let (bidder, allow) = parse_bidder("bidder", req.bidder.as_ref(), &self.rules)?;
-        let (tender, policy) = self.tender(&req.tender_id).await?;
-        self.assess(&tender, &policy, &bidder, &allow).await
+        let (cached, policy) = self.tender(&req.tender_id).await?;
+        Ok(Arc::unwrap_or_clone(self.assess(&cached.tender, &policy, &bidder, &allow).await?))
     }
 
     async fn assess_tender(&self, req: pb::AssessTenderRequest) -> Result<pb::AssessTenderResponse, ApiError> {
-        let (tender, policy) = self.tender(&req.tender_id).await?;
+        let (cached, policy) = self.tender(&req.tender_id).await?;
+        let tender = &cached.tender;
         let mut bids = Vec::new();
-        for row in self.store.bids(&tender.tender_id).await? {
+        for row in &cached.bids {
             let (bidder, allow) = bidder_from_key(&row.bidder, &self.rules)?;
-            let assessment = self.assess(&tender, &policy, &bidder, &allow).await?;
+            let assessment = self.assess(tender, &policy, &bidder, &allow).await?;
             bids.push(pb::AssessedBid {
                 bid: Some(pb::Bid {
                     tender_id: tender.tender_id.clone(),
@@ -79,7 +122,7 @@ impl AssessmentApi {
                     bidder: Some(bidder_to_proto(&bidder)),
                     registered_at: Some(timestamp(row.registered_at)),
                 }),
-                assessment: Some(assessment),
+                assessment: Some(Arc::unwrap_or_clone(assessment)),
             });
         }
         Ok(pb::AssessTenderResponse { bids })
@@ -97,9 +140,9 @@ impl AssessmentApi {
                 return Err(ApiError::field("form", format!("unknown form '{other}', expected one of: cash, credit_guarantee")));
             }
         };
-        let (tender, policy) = self.tender(&req.tender_id).await?;
-        let assessed = self.assess(&tender, &policy, &bidder, &allow).await?;
-        let statement = assessed.statement.expect("assess always returns a statement");
+        let (cached, policy) = self.tender(&req.tender_id).await?;
+        let assessed = self.assess(&cached.tender, &policy, &bidder, &allow).await?;
+        let statement = assessed.statement.clone().expect("assess always returns a statement");
         let owed = statement.deposit_owed_fen;
         let guarantee_refused = form == "credit_guarantee" && !statement.credit_guarantee_allowed;
         let counted = if guarantee_refused { 0 } else { req.offered_fen };
@@ -127,7 +170,7 @@ impl AssessmentApi {
             shortfall_fen: shortfall,
             message,
         };
-        let envelope = sign(&self.keys.get(), DEPOSIT_CHECK_PAYLOAD_TYPE, &check);
+        let envelope = self.sign(DEPOSIT_CHECK_PAYLOAD_TYPE, &check);
         Ok(pb::CheckDepositResponse { envelope: Some(envelope), check: Some(check) })
     }
 }

@@ -19,11 +19,12 @@ pub const MAX_BATCH: usize = 10_000;
 pub struct CreditDataApi {
     store: Store,
     rules: Arc<Rules>,
+    cache: Arc<super::Cache>,
 }
 
 impl CreditDataApi {
-    pub fn new(store: Store, rules: Arc<Rules>) -> Self {
-        CreditDataApi { store, rules }
+    pub fn new(rules: Arc<Rules>, cache: Arc<super::Cache>) -> Self {
+        CreditDataApi { store: cache.store().clone(), rules, cache }
     }
 
     async fn put(&self, req: pb::PutRecordsRequest) -> Result<pb::PutRecordsResponse, ApiError> {
@@ -54,6 +55,11 @@ impl CreditDataApi {
         let outcome = self.store.write(&source, &mut items, WriteMode::Commit).await?;
         if outcome.created {
             tracing::info!(data_version = outcome.data_version, stored = outcome.stored, %source, "records stored");
+            // The next request on this replica must see the write.
+            if let Err(e) = self.cache.catch_up().await {
+                tracing::warn!(error = %e, "stored, but could not refresh the cache; the follower will retry");
+                self.cache.notifications_lost();
+            }
         }
         Ok(pb::PutRecordsResponse {
             data_version: outcome.data_version,

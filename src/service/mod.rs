@@ -16,6 +16,10 @@ pub use policies::PolicySet;
 pub use statement::{envelope_from_proto, envelope_to_proto, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
 pub use tenders::TenderApi;
 
+/// The cache as the services use it: statements are assessment responses.
+pub type Cache = crate::cache::CreditCache<crate::proto::v1::AssessResponse>;
+
+use crate::cache::CacheError;
 use crate::store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -32,6 +36,23 @@ pub enum ApiError {
     Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    TooStale(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<CacheError> for ApiError {
+    fn from(e: CacheError) -> ApiError {
+        match e {
+            CacheError::Store(e) => ApiError::Store(e),
+            CacheError::SharedLoad(e) => match &*e {
+                StoreError::Unavailable(cause) => ApiError::Unavailable(cause.to_string()),
+                other => ApiError::Internal(other.to_string()),
+            },
+            e @ CacheError::TooStale(..) => ApiError::TooStale(e.to_string()),
+        }
+    }
 }
 
 fn summary(v: &[(String, String)]) -> String {
@@ -60,6 +81,14 @@ impl From<ApiError> for Status {
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             ApiError::NotFound(what) => Status::not_found(what),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(%cause, "store unavailable");
+                Status::unavailable("the credit store cannot be reached; no credit answer can be given")
+            }
+            ApiError::TooStale(why) => {
+                tracing::warn!(reason = %why, "refusing to answer from stale data");
+                Status::unavailable(format!("{why}; no credit answer can be given"))
+            }
             ApiError::Internal(what) => {
                 tracing::error!(error = %what, "internal error");
                 Status::internal("internal error")

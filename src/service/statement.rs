@@ -98,6 +98,7 @@ pub(crate) fn statement(
         warnings: a.warnings.clone(),
         issued_at: Some(timestamp(issued_at)),
         credit_benefit: a.credit_benefit,
+        served_from_cache_while_store_unreachable: false,
     }
 }
 

@@ -16,6 +16,7 @@ pub struct TenderApi {
     store: Store,
     rules: Arc<Rules>,
     policies: Arc<PolicySet>,
+    cache: Arc<super::Cache>,
 }
 
 pub(crate) fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
@@ -129,8 +130,16 @@ pub(crate) fn tender_to_proto(t: &Tender, bid_count: u32) -> pb::Tender {
 }
 
 impl TenderApi {
-    pub fn new(store: Store, rules: Arc<Rules>, policies: Arc<PolicySet>) -> Self {
-        TenderApi { store, rules, policies }
+    pub fn new(rules: Arc<Rules>, policies: Arc<PolicySet>, cache: Arc<super::Cache>) -> Self {
+        TenderApi { store: cache.store().clone(), rules, policies, cache }
+    }
+
+    /// This replica sees its own tender writes at once.
+    async fn refresh(&self) {
+        if let Err(e) = self.cache.catch_up().await {
+            tracing::warn!(error = %e, "tender stored, but the cache could not be refreshed; the follower will retry");
+            self.cache.notifications_lost();
+        }
     }
 
     fn check_against_policy(terms: &TenderTerms, policy: &crate::policy::Policy) -> Result<(), ApiError> {
@@ -176,6 +185,7 @@ impl TenderApi {
             registered_at: Utc::now(),
         };
         let stored = self.store.insert_tender(&tender).await?;
+        self.refresh().await;
         let count = self.bid_count(&stored.tender_id).await?;
         Ok(tender_to_proto(&stored, count))
     }
@@ -191,6 +201,7 @@ impl TenderApi {
         Self::check_against_policy(&terms, &policy)?;
         let tender = Tender { version: old.version + 1, terms, registered_at: Utc::now(), ..old };
         let stored = self.store.insert_tender(&tender).await?;
+        self.refresh().await;
         let count = self.bid_count(&stored.tender_id).await?;
         tracing::info!(tender = %stored.tender_id, version = stored.version, "tender amended");
         Ok(tender_to_proto(&stored, count))
@@ -214,6 +225,7 @@ impl TenderApi {
             return Err(ApiError::NotFound(format!("no tender '{id}'")));
         }
         let row: BidRow = self.store.register_bid(&id, &bidder.key()).await?;
+        self.refresh().await;
         Ok(pb::Bid {
             tender_id: id,
             sequence: row.sequence,

@@ -183,6 +183,22 @@ impl Store {
         }
     }
 
+    /// The newest tender change sequence number (0 when none).
+    pub async fn tender_change_seq(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.tender_change_seq().await,
+            Store::Postgres(s) => s.tender_change_seq().await,
+        }
+    }
+
+    /// The tender change feed after sequence `after`: (seq, tender id), oldest first.
+    pub async fn tender_changes_since(&self, after: u64) -> Result<Vec<(u64, String)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.tender_changes_since(after).await,
+            Store::Postgres(s) => s.tender_changes_since(after).await,
+        }
+    }
+
     pub async fn bids(&self, tender_id: &str) -> Result<Vec<BidRow>, StoreError> {
         match self {
             Store::Sqlite(s) => s.bids(tender_id).await,

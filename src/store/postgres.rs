@@ -31,12 +31,23 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// The pool, for the change listener.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     async fn begin_write(&self) -> Result<(Transaction<'static, Postgres>, ()), StoreError> {
         let mut tx = self.pool.begin().await?;
         // Writers take data versions one at a time and commit in that order,
         // so a reader that has seen version N has seen every version below N.
         sqlx::query("LOCK TABLE data_versions IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
         Ok((tx, ()))
+    }
+
+    async fn tender_changed(tx: &mut Transaction<'static, Postgres>, tender_id: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO tender_changes (tender_id) VALUES ($1)").bind(tender_id).execute(&mut **tx).await?;
+        sqlx::query("SELECT pg_notify($1, 't')").bind(CHANGES_CHANNEL).execute(&mut **tx).await?;
+        Ok(())
     }
 
     /// NOTIFY is delivered at commit, so replicas hear of a version only once

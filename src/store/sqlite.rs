@@ -40,6 +40,11 @@ impl SqliteStore {
         Ok((tx, guard))
     }
 
+    async fn tender_changed(tx: &mut Transaction<'static, Sqlite>, tender_id: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO tender_changes (tender_id) VALUES ($1)").bind(tender_id).execute(&mut **tx).await?;
+        Ok(())
+    }
+
     async fn after_write(_tx: &mut Transaction<'static, Sqlite>, _version: i64) -> Result<(), StoreError> {
         Ok(())
     }

@@ -157,6 +157,7 @@ macro_rules! tender_impl {
                 .bind(t.registered_at)
                 .execute(&mut *tx)
                 .await?;
+                Self::tender_changed(&mut tx, &t.tender_id).await?;
                 tx.commit().await?;
                 let mut stored = t.clone();
                 stored.version = version as u32;
@@ -194,8 +195,24 @@ macro_rules! tender_impl {
                     .bind(registered_at)
                     .execute(&mut *tx)
                     .await?;
+                Self::tender_changed(&mut tx, tender_id).await?;
                 tx.commit().await?;
                 Ok(BidRow { sequence: sequence as u32, bidder: bidder.to_owned(), registered_at })
+            }
+
+            pub async fn tender_change_seq(&self) -> Result<u64, $crate::store::StoreError> {
+                let v: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM tender_changes").fetch_one(&self.pool).await?;
+                Ok(v.unwrap_or(0) as u64)
+            }
+
+            /// Tender ids changed after sequence `after`: (seq, tender id), oldest first.
+            pub async fn tender_changes_since(&self, after: u64) -> Result<Vec<(u64, String)>, $crate::store::StoreError> {
+                let rows: Vec<(i64, String)> =
+                    sqlx::query_as("SELECT seq, tender_id FROM tender_changes WHERE seq > $1 ORDER BY seq")
+                        .bind(after as i64)
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(|(s, t)| (s as u64, t)).collect())
             }
 
             pub async fn bids(&self, tender_id: &str) -> Result<Vec<$crate::store::BidRow>, $crate::store::StoreError> {

@@ -458,23 +458,59 @@ async fn tender_registration_is_validated() {
 }
 
 #[tokio::test]
-async fn an_unreachable_store_is_unavailable_never_a_benefit() {
+async fn an_unreachable_store_serves_cache_within_the_bound_then_is_unavailable() {
     let Some(db) = pg_db().await else { return };
-    let mut f = Fixture::new(&db).await;
-    let c = code(81);
+    let store = credit_tender::store::Store::open(&db.url).await.unwrap();
+    let config = credit_tender::cache::CacheConfig {
+        max_staleness: std::time::Duration::from_secs(2),
+        poll_interval: std::time::Duration::from_millis(100),
+        ..Default::default()
+    };
+    let server = TestServer::start_configured(store, config).await;
+    let channel = server.channel().await;
+    let mut f = Fixture {
+        data: CreditDataServiceClient::new(channel.clone()),
+        tenders: TenderServiceClient::new(channel.clone()),
+        assess: AssessmentServiceClient::new(channel),
+        server,
+    };
+    let (c, uncached) = (code(81), code(82));
     f.put(&[eval("prov", &c, "440000", "AA", Y, Z)]).await;
     f.tender("T1", "national-template", "440300", "2026-12-15").await;
-    f.assess("T1", &[&c]).await;
+    let (fresh, _) = f.assess("T1", &[&c]).await;
+    assert!(!fresh.served_from_cache_while_store_unreachable);
     // Take the database away under the running server.
     let admin = std::env::var("DATABASE_URL").unwrap();
     let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
-    let status = f
-        .assess
-        .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![c.clone()] }) })
-        .await
-        .unwrap_err();
+    let request = |code: &str| pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code.into()] }) };
+
+    // A bidder never loaded cannot be answered at all.
+    let status = f.assess.assess(request(&uncached)).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    // A cached one is served, saying so, until the bound; then UNAVAILABLE.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut saw_flagged = false;
+    loop {
+        match f.assess.assess(request(&c)).await {
+            Ok(r) => {
+                let s = r.into_inner().statement.unwrap();
+                if s.served_from_cache_while_store_unreachable {
+                    saw_flagged = true;
+                    assert!(s.warnings.iter().any(|w| w.contains("has not been reachable")), "{:?}", s.warnings);
+                    assert_eq!(s.data_version, fresh.data_version);
+                }
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(status.message().contains("has not been reachable"), "{}", status.message());
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "never became UNAVAILABLE");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(saw_flagged, "no statement said it was served from cache");
 }

@@ -9,7 +9,6 @@ use credit_tender::signing::{Keyring, SharedKeyring};
 use credit_tender::store::Store;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
 use tonic::transport::Channel;
 
 /// A store URL on one backend, cleaned up when dropped.
@@ -114,12 +113,16 @@ impl TestServer {
     }
 
     pub async fn start_with(store: Store) -> TestServer {
+        Self::start_configured(store, credit_tender::cache::CacheConfig::default()).await
+    }
+
+    pub async fn start_configured(store: Store, cache: credit_tender::cache::CacheConfig) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let policies = Arc::new(PolicySet::load(store.clone(), None).await.unwrap());
+        let policies = PolicySet::load(store.clone(), None).await.unwrap();
         let keys = SharedKeyring::new(Keyring::ephemeral(), None);
-        let state = AppState { store: store.clone(), rules: Arc::new(Rules::shipped()), policies, keys: keys.clone() };
+        let state = AppState::new(store.clone(), Rules::shipped(), policies, keys.clone(), cache).await.unwrap();
         let handle = tokio::spawn(server::run(listener, state, ServerOptions::default(), async {
             let _ = rx.await;
         }));

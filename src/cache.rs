@@ -1,0 +1,453 @@
+//! The fast path: moka caches of profiles and signed statements in front of
+//! the store, kept fresh by following the store's change feed.
+//!
+//! Freshness is by data version, never by TTL alone. A follower task reads
+//! `changed_codes` after the newest version this replica has applied, evicts
+//! those codes, and records each change in a bounded window. It is woken by
+//! this process's own writes, by PostgreSQL NOTIFY, and by a poll interval as
+//! a backstop, so a lost notification only delays an invalidation.
+//!
+//! A profile load that was in flight while its code changed can still land in
+//! moka after the eviction (moka cannot know); every entry therefore carries
+//! the version it was read at, and a hit is only used when the change window
+//! shows no change to that code since.
+
+use crate::domain::profile::Profile;
+use crate::domain::{CreditCode, Tender};
+use crate::store::BidRow;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use moka::future::Cache;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// How the caches behave.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `false` reads the store on every request (`--no-cache`, for diagnosis
+    /// and for measuring what the cache buys).
+    pub enabled: bool,
+    pub profile_bytes: u64,
+    pub statement_bytes: u64,
+    /// How long cached data may be served after the store was last reached.
+    pub max_staleness: Duration,
+    /// Backstop poll of the change table.
+    pub poll_interval: Duration,
+    /// Backstop expiry; freshness does not depend on it.
+    pub ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            profile_bytes: 64 << 20,
+            statement_bytes: 64 << 20,
+            max_staleness: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A profile and the data version it was read at.
+#[derive(Debug)]
+pub struct CachedProfile {
+    pub profile: Profile,
+    pub read_at: u64,
+    weight: u32,
+}
+
+/// A tender's newest version and its bids, as read at a tender change sequence.
+#[derive(Debug)]
+pub struct CachedTender {
+    pub tender: Tender,
+    pub bids: Vec<BidRow>,
+    read_at: u64,
+}
+
+/// Why the cache could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A load shared by concurrent requests failed (one error, many waiters).
+    #[error(transparent)]
+    SharedLoad(Arc<StoreError>),
+    #[error("the credit store has not been reachable for {0:?}, longer than the {1:?} this replica may serve cached data")]
+    TooStale(Duration, Duration),
+}
+
+/// Recent changes, for telling whether an entry read at version `v` is stale.
+struct ChangeWindow {
+    /// Changes are known for versions above `floor`.
+    floor: u64,
+    log: VecDeque<(u64, CreditCode)>,
+    last: HashMap<CreditCode, u64>,
+    capacity: usize,
+}
+
+impl ChangeWindow {
+    fn record(&mut self, version: u64, code: CreditCode) {
+        self.last.insert(code.clone(), version);
+        self.log.push_back((version, code));
+        while self.log.len() > self.capacity {
+            if let Some((v, c)) = self.log.pop_front() {
+                self.floor = self.floor.max(v);
+                if self.last.get(&c) == Some(&v) {
+                    self.last.remove(&c);
+                }
+            }
+        }
+    }
+
+    fn changed_since(&self, code: &CreditCode, read_at: u64) -> bool {
+        read_at < self.floor || self.last.get(code).is_some_and(|v| *v > read_at)
+    }
+}
+
+/// Profiles and statements for one replica.
+pub struct CreditCache<S: Clone + Send + Sync + 'static> {
+    store: Store,
+    config: CacheConfig,
+    metrics: Arc<Metrics>,
+    profiles: Cache<CreditCode, Arc<CachedProfile>>,
+    statements: Cache<String, Arc<S>>,
+    tenders: Cache<String, Arc<CachedTender>>,
+    /// Newest tender change applied, and the last change of each tender.
+    applied_tender_seq: AtomicU64,
+    tender_changes: RwLock<HashMap<String, u64>>,
+    /// Newest data version whose changes this replica has applied.
+    applied: AtomicU64,
+    /// When the store last answered the follower.
+    confirmed_at: Mutex<Instant>,
+    window: RwLock<ChangeWindow>,
+    /// Set when the change notifications may have been missed: the next
+    /// request catches up from the change table before it is served.
+    must_catch_up: AtomicBool,
+    /// One catch-up at a time; concurrent callers wait for it.
+    catching_up: tokio::sync::Mutex<()>,
+    wake: tokio::sync::Notify,
+}
+
+fn profile_weight(p: &Profile) -> u32 {
+    let records = p.records.iter().chain(&p.events).chain(p.history.iter().map(|h| &h.stored));
+    let bytes: usize = records.map(|s| s.record.canonical_json().len() + s.digest.len() + 64).sum();
+    (bytes + 128).min(u32::MAX as usize) as u32
+}
+
+impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
+    /// Builds the caches; `statement_weight` sizes a cached statement in bytes.
+    pub async fn new(
+        store: Store,
+        config: CacheConfig,
+        metrics: Arc<Metrics>,
+        statement_weight: fn(&S) -> u32,
+    ) -> Result<Arc<Self>, StoreError> {
+        let m = metrics.clone();
+        let profiles = Cache::builder()
+            .max_capacity(config.profile_bytes)
+            .weigher(|_: &CreditCode, v: &Arc<CachedProfile>| v.weight)
+            .time_to_live(config.ttl)
+            .eviction_listener(move |_, _, cause| {
+                if cause.was_evicted() {
+                    m.cache("profile", "eviction");
+                }
+            })
+            .build();
+        let m = metrics.clone();
+        let statements = Cache::builder()
+            .max_capacity(config.statement_bytes)
+            .weigher(move |k: &String, v: &Arc<S>| statement_weight(v).saturating_add(k.len() as u32))
+            .time_to_live(config.ttl)
+            .eviction_listener(move |_, _, cause| {
+                if cause.was_evicted() {
+                    m.cache("statement", "eviction");
+                }
+            })
+            .build();
+        let tenders = Cache::builder().max_capacity(100_000).time_to_live(config.ttl).build();
+        let start = Instant::now();
+        let applied = store.current_version().await?;
+        let tender_seq = store.tender_change_seq().await?;
+        metrics.store_query("current_version", start.elapsed());
+        Ok(Arc::new(CreditCache {
+            store,
+            config,
+            metrics,
+            profiles,
+            statements,
+            tenders,
+            applied_tender_seq: AtomicU64::new(tender_seq),
+            tender_changes: RwLock::new(HashMap::new()),
+            applied: AtomicU64::new(applied),
+            confirmed_at: Mutex::new(Instant::now()),
+            window: RwLock::new(ChangeWindow { floor: applied, log: VecDeque::new(), last: HashMap::new(), capacity: 200_000 }),
+            must_catch_up: AtomicBool::new(false),
+            catching_up: tokio::sync::Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
+        }))
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The data version requests are answered at, after any pending catch-up.
+    /// Errors once cached data is older than the freshness bound.
+    pub async fn data_version(&self) -> Result<u64, CacheError> {
+        if !self.config.enabled {
+            let start = Instant::now();
+            let v = self.store.current_version().await?;
+            self.metrics.store_query("current_version", start.elapsed());
+            return Ok(v);
+        }
+        let age = self.confirmed_at.lock().expect("clock lock").elapsed();
+        if self.must_catch_up.load(Ordering::Acquire) || age > self.config.max_staleness {
+            if let Err(e) = self.catch_up().await {
+                // The store is down: cached data may serve within the bound.
+                if age > self.config.max_staleness {
+                    return Err(CacheError::TooStale(age, self.config.max_staleness));
+                }
+                tracing::warn!(error = %e, "store unreachable; serving cached data within the freshness bound");
+            }
+        }
+        Ok(self.applied.load(Ordering::Acquire))
+    }
+
+    /// How long ago the store last confirmed the applied version, when that
+    /// is longer than two poll intervals (the statement then says so).
+    pub fn unconfirmed_for(&self) -> Option<Duration> {
+        let age = self.confirmed_at.lock().expect("clock lock").elapsed();
+        (self.config.enabled && age > self.config.poll_interval * 2).then_some(age)
+    }
+
+    /// One code's profile as of data version `at` (from [`Self::data_version`]).
+    pub async fn profile(&self, code: &CreditCode, at: u64) -> Result<Arc<CachedProfile>, CacheError> {
+        if !self.config.enabled {
+            return Ok(Arc::new(self.load(code, at).await?));
+        }
+        if let Some(entry) = self.profiles.get(code).await {
+            if !self.window.read().expect("window lock").changed_since(code, entry.read_at) {
+                self.metrics.cache("profile", "hit");
+                return Ok(entry);
+            }
+            self.profiles.invalidate(code).await;
+        }
+        self.metrics.cache("profile", "miss");
+        loop {
+            let entry = self
+                .profiles
+                .try_get_with(code.clone(), async {
+                    let version = self.applied.load(Ordering::Acquire).max(at);
+                    self.load(code, version).await.map(Arc::new)
+                })
+                .await
+                .map_err(|e: Arc<StoreError>| match Arc::try_unwrap(e) {
+                    Ok(e) => CacheError::Store(e),
+                    Err(shared) => CacheError::SharedLoad(shared),
+                })?;
+            if !self.window.read().expect("window lock").changed_since(code, entry.read_at) {
+                return Ok(entry);
+            }
+            // Changed while it loaded: drop it and read again.
+            self.profiles.invalidate(code).await;
+        }
+    }
+
+    async fn load(&self, code: &CreditCode, version: u64) -> Result<CachedProfile, StoreError> {
+        let start = Instant::now();
+        let profile = self.store.profile(code, Some(version)).await?;
+        self.metrics.store_query("profile", start.elapsed());
+        self.metrics.cache("profile", "load");
+        let weight = profile_weight(&profile);
+        Ok(CachedProfile { read_at: profile.data_version, profile, weight })
+    }
+
+    /// A tender's newest version and its bids; `None` for an unknown tender.
+    pub async fn tender(&self, id: &str) -> Result<Option<Arc<CachedTender>>, CacheError> {
+        let changed = |t: &CachedTender| self.tender_changes.read().expect("tender lock").get(id).is_some_and(|v| *v > t.read_at);
+        if self.config.enabled {
+            if let Some(t) = self.tenders.get(id).await {
+                if !changed(&t) {
+                    self.metrics.cache("tender", "hit");
+                    return Ok(Some(t));
+                }
+                self.tenders.invalidate(id).await;
+            }
+            self.metrics.cache("tender", "miss");
+        }
+        loop {
+            let read_at = self.applied_tender_seq.load(Ordering::Acquire);
+            let start = Instant::now();
+            let Some(tender) = self.store.tender(id, None).await? else { return Ok(None) };
+            let bids = self.store.bids(id).await?;
+            self.metrics.store_query("tender", start.elapsed());
+            let entry = Arc::new(CachedTender { tender, bids, read_at });
+            if !self.config.enabled {
+                return Ok(Some(entry));
+            }
+            if !changed(&entry) {
+                self.tenders.insert(id.to_owned(), entry.clone()).await;
+                if !changed(&entry) {
+                    return Ok(Some(entry));
+                }
+            }
+            self.tenders.invalidate(id).await;
+        }
+    }
+
+    /// A cached statement, or `make`'s, cached under `key`. `key` must name
+    /// everything the statement depends on.
+    pub async fn statement<F, E>(&self, key: String, make: F) -> Result<Arc<S>, E>
+    where
+        F: std::future::Future<Output = Result<S, E>>,
+        E: Send + Sync + 'static,
+    {
+        if !self.config.enabled {
+            return make.await.map(Arc::new);
+        }
+        if let Some(s) = self.statements.get(&key).await {
+            self.metrics.cache("statement", "hit");
+            return Ok(s);
+        }
+        self.metrics.cache("statement", "miss");
+        self.statements.try_get_with(key, async { make.await.map(Arc::new) }).await.map_err(|e: Arc<E>| {
+            Arc::try_unwrap(e).unwrap_or_else(|_| unreachable!("errors from one load are handed to one waiter per clone"))
+        })
+    }
+
+    /// Applies every change after the applied version; returns the new applied version.
+    pub async fn catch_up(&self) -> Result<u64, StoreError> {
+        let _one = self.catching_up.lock().await;
+        let from = self.applied.load(Ordering::Acquire);
+        let start = Instant::now();
+        let changes = self.store.changes_since(from).await;
+        self.metrics.store_query("changes_since", start.elapsed());
+        let changes = changes?;
+        let mut newest = from;
+        if !changes.is_empty() {
+            let mut window = self.window.write().expect("window lock");
+            for (v, code) in &changes {
+                window.record(*v, code.clone());
+                newest = newest.max(*v);
+            }
+        }
+        for (_, code) in &changes {
+            self.profiles.invalidate(code).await;
+        }
+        self.metrics.invalidated(changes.len() as u64);
+        let tender_from = self.applied_tender_seq.load(Ordering::Acquire);
+        let tender_changes = self.store.tender_changes_since(tender_from).await?;
+        let mut tender_newest = tender_from;
+        if !tender_changes.is_empty() {
+            let mut last = self.tender_changes.write().expect("tender lock");
+            for (seq, id) in &tender_changes {
+                last.insert(id.clone(), *seq);
+                tender_newest = tender_newest.max(*seq);
+            }
+        }
+        for (_, id) in &tender_changes {
+            self.tenders.invalidate(id).await;
+        }
+        self.applied_tender_seq.store(tender_newest, Ordering::Release);
+        self.applied.store(newest, Ordering::Release);
+        self.must_catch_up.store(false, Ordering::Release);
+        *self.confirmed_at.lock().expect("clock lock") = Instant::now();
+        self.metrics.versions(newest, newest);
+        self.profiles.run_pending_tasks().await;
+        self.statements.run_pending_tasks().await;
+        self.metrics.cache_weight("profile", self.profiles.weighted_size());
+        self.metrics.cache_weight("statement", self.statements.weighted_size());
+        Ok(newest)
+    }
+
+    /// Notes that notifications may have been lost: catch up before serving.
+    pub fn notifications_lost(&self) {
+        self.must_catch_up.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Wakes the follower (a change was announced).
+    pub fn changed(&self, announced: Option<u64>) {
+        if let Some(v) = announced {
+            self.metrics.versions(self.applied.load(Ordering::Acquire), v);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Follows the change feed until the task is dropped.
+    pub async fn follow(self: Arc<Self>) {
+        if !self.config.enabled {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+            if let Err(e) = self.catch_up().await {
+                tracing::warn!(error = %e, "cannot read the change feed; serving cached data within the freshness bound");
+            }
+        }
+    }
+
+    /// Approximate bytes held, after pending evictions ran: (profiles, statements).
+    pub async fn weights(&self) -> (u64, u64) {
+        self.profiles.run_pending_tasks().await;
+        self.statements.run_pending_tasks().await;
+        (self.profiles.weighted_size(), self.statements.weighted_size())
+    }
+}
+
+/// On PostgreSQL: LISTEN for committed versions and wake the follower; a lost
+/// connection makes the next request catch up from the change table first.
+pub async fn listen_postgres<S: Clone + Send + Sync + 'static>(cache: Arc<CreditCache<S>>, pool: sqlx::PgPool) {
+    use sqlx::postgres::PgListener;
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the change listener; retrying");
+                cache.notifications_lost();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(crate::store::CHANGES_CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            cache.notifications_lost();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Anything committed before LISTEN took effect is read by catching up.
+        cache.notifications_lost();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => cache.changed(n.payload().parse().ok()),
+                // The connection dropped; PgListener reconnects on the next
+                // call, but notifications sent meanwhile are gone.
+                Ok(None) => {
+                    tracing::warn!("change listener connection lost; catching up from the change table");
+                    cache.notifications_lost();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "change listener failed; reconnecting");
+                    cache.notifications_lost();
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

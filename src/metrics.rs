@@ -1,0 +1,111 @@
+//! Prometheus metrics, served as text on `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+type Labels = Vec<(&'static str, String)>;
+
+fn latency() -> Histogram {
+    // 50 µs … ~1.6 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// Every metric the service exports. Cheap to clone handles out of; the
+/// registry is only walked when `/metrics` is scraped.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    request_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    cache_events: Family<Labels, Counter>,
+    cache_weight: Family<Labels, Gauge>,
+    store_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    signatures: Counter,
+    invalidations: Counter,
+    replica_lag: Gauge,
+    applied_version: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("credit_tender");
+        let requests = Family::<Labels, Counter>::default();
+        registry.register("grpc_requests", "gRPC requests by method and status code", requests.clone());
+        let request_seconds = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency);
+        registry.register("grpc_request_seconds", "gRPC request latency by method", request_seconds.clone());
+        let cache_events = Family::<Labels, Counter>::default();
+        registry.register("cache_events", "cache hits, misses, loads and evictions per cache", cache_events.clone());
+        let cache_weight = Family::<Labels, Gauge>::default();
+        registry.register("cache_weight_bytes", "approximate bytes held per cache", cache_weight.clone());
+        let store_seconds = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency);
+        registry.register("store_query_seconds", "credit store query latency by operation", store_seconds.clone());
+        let signatures = Counter::default();
+        registry.register("signatures", "statements signed", signatures.clone());
+        let invalidations = Counter::default();
+        registry.register("invalidations", "credit codes invalidated from the change feed", invalidations.clone());
+        let replica_lag = Gauge::default();
+        registry.register("replica_lag_versions", "data versions the store is ahead of this replica's cache", replica_lag.clone());
+        let applied_version = Gauge::default();
+        registry.register("applied_data_version", "newest data version this replica has applied", applied_version.clone());
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            cache_events,
+            cache_weight,
+            store_seconds,
+            signatures,
+            invalidations,
+            replica_lag,
+            applied_version,
+        }
+    }
+
+    pub fn request(&self, method: &str, code: &str, elapsed: Duration) {
+        self.requests.get_or_create(&vec![("method", method.to_owned()), ("code", code.to_owned())]).inc();
+        self.request_seconds.get_or_create(&vec![("method", method.to_owned())]).observe(elapsed.as_secs_f64());
+    }
+
+    /// `event` is one of hit, miss, load, eviction.
+    pub fn cache(&self, cache: &'static str, event: &'static str) {
+        self.cache_events.get_or_create(&vec![("cache", cache.to_owned()), ("event", event.to_owned())]).inc();
+    }
+
+    pub fn cache_weight(&self, cache: &'static str, bytes: u64) {
+        self.cache_weight.get_or_create(&vec![("cache", cache.to_owned())]).set(bytes as i64);
+    }
+
+    pub fn store_query(&self, op: &'static str, elapsed: Duration) {
+        self.store_seconds.get_or_create(&vec![("op", op.to_owned())]).observe(elapsed.as_secs_f64());
+    }
+
+    pub fn signed(&self) {
+        self.signatures.inc();
+    }
+
+    pub fn invalidated(&self, n: u64) {
+        self.invalidations.inc_by(n);
+    }
+
+    pub fn versions(&self, applied: u64, store: u64) {
+        self.applied_version.set(applied as i64);
+        self.replica_lag.set(store.saturating_sub(applied) as i64);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
