@@ -3,6 +3,7 @@
 //! PostgreSQL. All modules link into this one binary to keep builds short.
 
 mod assessment;
+mod cache;
 mod credit_data;
 mod helpers;
 mod import;

@@ -1,0 +1,194 @@
+//! The fast path: loads shared by concurrent misses, invalidation across
+//! replicas on one PostgreSQL, and the memory bound — observed through the
+//! real interfaces (gRPC and /metrics).
+
+use crate::assessment::{code, terms, to_proto, Fixture};
+use crate::helpers::*;
+use credit_tender::cache::CacheConfig;
+use credit_tender::proto::v1 as pb;
+use credit_tender::store::Store;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// GET /metrics over plain HTTP/1.1.
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    body
+}
+
+/// The value of one sample line, e.g. `credit_tender_cache_events_total{cache="profile",event="load"}`.
+pub fn sample(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn request(tender: &str, codes: &[String]) -> pb::AssessRequest {
+    pb::AssessRequest { tender_id: tender.into(), bidder: Some(pb::Bidder { credit_codes: codes.to_vec() }) }
+}
+
+#[tokio::test]
+async fn concurrent_first_requests_share_one_store_load_and_one_signature() {
+    let db = sqlite_db();
+    let mut f = Fixture::new(&db).await;
+    let c = code(101);
+    f.put(&[evaluation_json("e", &c, json!({}))]).await;
+    f.tender("T1", "national-template", "440300", "2026-12-15").await;
+    let before = scrape(f.server.addr).await;
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let mut client = f.assess.clone();
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move { client.assess(request("T1", &[c])).await.unwrap().into_inner() }));
+    }
+    let mut payloads = std::collections::BTreeSet::new();
+    for t in tasks {
+        payloads.insert(t.await.unwrap().envelope.unwrap().payload.to_vec());
+    }
+    let after = scrape(f.server.addr).await;
+    let loads = sample(&after, "credit_tender_cache_events_total{cache=\"profile\",event=\"load\"}")
+        - sample(&before, "credit_tender_cache_events_total{cache=\"profile\",event=\"load\"}");
+    assert_eq!(loads, 1.0, "{after}");
+    assert_eq!(payloads.len(), 1, "the same question gets the same signed statement");
+    let signed = sample(&after, "credit_tender_signatures_total") - sample(&before, "credit_tender_signatures_total");
+    assert_eq!(signed, 1.0);
+    assert!(sample(&after, "credit_tender_grpc_requests_total{method=\"Assess\",code=\"OK\"}") >= 200.0, "{after}");
+    assert!(after.contains("credit_tender_grpc_request_seconds_bucket{le="), "latency histogram missing");
+    assert!(after.contains("credit_tender_store_query_seconds"), "store latency missing");
+
+    // A write reaches the next Assess on this server, with a new statement.
+    f.put(&[list_entry_json("bl", &c, "transport_blacklist")]).await;
+    let s = f.assess.assess(request("T1", &[c.clone()])).await.unwrap().into_inner().statement.unwrap();
+    assert!(!s.eligible);
+    let metrics = scrape(f.server.addr).await;
+    assert!(sample(&metrics, "credit_tender_invalidations_total") >= 1.0);
+    let _ = f.assess.assess(request("nope", &[c])).await.unwrap_err();
+    assert!(sample(&scrape(f.server.addr).await, "credit_tender_grpc_requests_total{method=\"Assess\",code=\"NOT_FOUND\"}") >= 1.0);
+}
+
+#[tokio::test]
+async fn a_write_on_one_replica_reaches_the_other_within_a_second() {
+    let Some(db) = pg_db().await else { return };
+    // Replica B polls rarely: only NOTIFY (or the catch-up after a lost
+    // listener) can make it see A's write in time.
+    let slow_poll = CacheConfig { poll_interval: Duration::from_secs(60), ..CacheConfig::default() };
+    let a = TestServer::start_configured(Store::open(&db.url).await.unwrap(), CacheConfig::default()).await;
+    let b = TestServer::start_configured(Store::open(&db.url).await.unwrap(), slow_poll).await;
+    let ca = a.channel().await;
+    let mut a_data = pb::credit_data_service_client::CreditDataServiceClient::new(ca.clone());
+    let mut a_tenders = pb::tender_service_client::TenderServiceClient::new(ca);
+    let mut b_assess = pb::assessment_service_client::AssessmentServiceClient::new(b.channel().await);
+    let (c1, c2) = (code(111), code(112));
+    a_data
+        .put_records(pb::PutRecordsRequest {
+            records: vec![to_proto(evaluation_json("e1", &c1, json!({}))), to_proto(evaluation_json("e2", &c2, json!({})))],
+            source: String::new(),
+        })
+        .await
+        .unwrap();
+    a_tenders
+        .register_tender(pb::RegisterTenderRequest { tender_id: "T1".into(), terms: Some(terms("440300", "2026-12-15")), policy_id: "national-template".into() })
+        .await
+        .unwrap();
+
+    let b_client = b_assess.clone();
+    let eligible_on_b = |c: String| {
+        let mut b_assess = b_client.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(1);
+            loop {
+                if let Ok(r) = b_assess.assess(request("T1", &[c.clone()])).await {
+                    let s = r.into_inner().statement.unwrap();
+                    if !s.eligible {
+                        return Instant::now();
+                    }
+                }
+                assert!(Instant::now() < deadline, "replica B still sees {c} as eligible after 1 s");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // B has the tender (it may have to read it) and the profile cached.
+    let start = Instant::now();
+    loop {
+        match b_assess.assess(request("T1", &[c1.clone()])).await {
+            Ok(r) => {
+                assert!(r.into_inner().statement.unwrap().eligible);
+                break;
+            }
+            Err(_) if start.elapsed() < Duration::from_secs(2) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    b_assess.assess(request("T1", &[c2.clone()])).await.unwrap();
+
+    let put_bl = |id: &str, c: &str| pb::PutRecordsRequest { records: vec![to_proto(list_entry_json(id, c, "transport_blacklist"))], source: String::new() };
+    a_data.put_records(put_bl("bl1", &c1)).await.unwrap();
+    eligible_on_b(c1.clone()).await;
+
+    // Kill every listener connection on this database, then write again.
+    let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    let admin = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").unwrap()).await.unwrap();
+    let killed: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+    )
+    .bind(&name)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "no listener connection found");
+    a_data.put_records(put_bl("bl2", &c2)).await.unwrap();
+    eligible_on_b(c2).await;
+}
+
+#[tokio::test]
+async fn cache_memory_stays_within_its_bound() {
+    let db = sqlite_db();
+    let bound = 1u64 << 20;
+    let config = CacheConfig { profile_bytes: bound, statement_bytes: bound, ..CacheConfig::default() };
+    let server = TestServer::start_configured(Store::open(&db.url).await.unwrap(), config).await;
+    let channel = server.channel().await;
+    pb::tender_service_client::TenderServiceClient::new(channel.clone())
+        .register_tender(pb::RegisterTenderRequest { tender_id: "T1".into(), terms: Some(terms("440300", "2026-12-15")), policy_id: "national-template".into() })
+        .await
+        .unwrap();
+    let client = pb::assessment_service_client::AssessmentServiceClient::new(channel);
+    const BIDDERS: u32 = 100_000;
+    const WORKERS: u32 = 32;
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = w;
+            while n < BIDDERS {
+                client.assess(request("T1", &[code(1_000_000 + n)])).await.unwrap();
+                n += WORKERS;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Weights are refreshed by the follower; wait for one round.
+    server.store.current_version().await.unwrap();
+    let text = {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let t = scrape(server.addr).await;
+            if sample(&t, "credit_tender_cache_weight_bytes{cache=\"statement\"}") > 0.0 || Instant::now() > deadline {
+                break t;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let profiles = sample(&text, "credit_tender_cache_weight_bytes{cache=\"profile\"}");
+    let statements = sample(&text, "credit_tender_cache_weight_bytes{cache=\"statement\"}");
+    assert!(statements > 0.0 && statements <= bound as f64, "statement cache holds {statements} bytes, bound {bound}");
+    assert!(profiles > 0.0 && profiles <= bound as f64, "profile cache holds {profiles} bytes, bound {bound}");
+    assert!(sample(&text, "credit_tender_cache_events_total{cache=\"statement\",event=\"eviction\"}") > 0.0, "nothing was evicted");
+}
