@@ -22,6 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out.join("credit_tender_descriptor.bin"), &bytes)?;
 
     tonic_prost_build::configure()
+        // bytes fields (DSSE payloads, signatures) as refcounted `Bytes`: a
+        // cached envelope is shared, not copied, on every response.
+        .bytes(".")
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(fds)?;

@@ -258,12 +258,29 @@ pub(crate) fn build_profile(code: &CreditCode, data_version: u64, rows: Vec<Row>
     Ok(Profile { credit_code: code.clone(), data_version, records, events, history })
 }
 
+/// Every version, up to `$2`, of every record id that concerned code `$1` at
+/// some version up to `$2`. SQLite plans the IN-subquery through the indexes.
+pub(crate) const PROFILE_SQL_SQLITE: &str = "SELECT r.record_id, r.version, r.digest, r.body FROM records r \
+     WHERE r.version <= $2 AND r.record_id IN \
+       (SELECT record_id FROM records WHERE credit_code = $1 AND version <= $2) \
+     ORDER BY r.version, r.record_id";
+
+/// The same for PostgreSQL, whose planner may turn the IN-subquery into a
+/// hash join over the whole table (seen: 10-30 ms per profile on 50,000
+/// records before ANALYZE). LATERAL with OFFSET 0 (an optimisation fence: the
+/// subquery is not pulled up) keeps it to primary-key lookups per id.
+pub(crate) const PROFILE_SQL_POSTGRES: &str = "SELECT r.record_id, r.version, r.digest, r.body \
+     FROM (SELECT DISTINCT record_id FROM records WHERE credit_code = $1 AND version <= $2) ids \
+     CROSS JOIN LATERAL (SELECT x.record_id, x.version, x.digest, x.body FROM records x \
+                         WHERE x.record_id = ids.record_id AND x.version <= $2 OFFSET 0) r \
+     ORDER BY r.version, r.record_id";
+
 /// The write and read logic shared by both backends. `$conn` is how to get a
 /// `&mut` connection out of the transaction value the backend's `begin_write`
 /// returns; `$after_write` runs inside the transaction just before commit
 /// (PostgreSQL sends its NOTIFY there).
 macro_rules! backend_impl {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $profile_sql:expr) => {
         impl $store {
             pub async fn current_version(&self) -> Result<u64, $crate::store::StoreError> {
                 let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM data_versions")
@@ -415,12 +432,7 @@ macro_rules! backend_impl {
                     Some(v) if v > current => return Err(StoreError::FutureVersion { requested: v, current }),
                     Some(v) => v,
                 };
-                let rows: Vec<(String, i64, String, String)> = sqlx::query_as(
-                    "SELECT r.record_id, r.version, r.digest, r.body FROM records r \
-                     WHERE r.version <= $2 AND r.record_id IN \
-                       (SELECT record_id FROM records WHERE credit_code = $1 AND version <= $2) \
-                     ORDER BY r.version, r.record_id",
-                )
+                let rows: Vec<(String, i64, String, String)> = sqlx::query_as($profile_sql)
                 .bind(code.as_str())
                 .bind(version as i64)
                 .fetch_all(&mut *conn)

@@ -63,4 +63,4 @@ impl PgStore {
 }
 
 tender_impl!(PgStore);
-backend_impl!(PgStore, Postgres);
+backend_impl!(PgStore, Postgres, super::PROFILE_SQL_POSTGRES);

@@ -51,4 +51,4 @@ impl SqliteStore {
 }
 
 tender_impl!(SqliteStore);
-backend_impl!(SqliteStore, Sqlite);
+backend_impl!(SqliteStore, Sqlite, super::PROFILE_SQL_SQLITE);

@@ -1,0 +1,311 @@
+//! Load generator: measures each scenario against one running server, next
+//! to that server's own grpc.health.v1 Check (the ceiling of the stack).
+//!
+//! ```sh
+//! cargo build --release --examples
+//! taskset -c 1 target/release/credit-tender demo --listen 127.0.0.1:50051 &
+//! taskset -c 0 target/release/examples/loadgen --server http://127.0.0.1:50051
+//! ```
+//! The generator creates its own firms and tenders through the API (names
+//! start with LOADGEN), so any server will do: demo, SQLite or PostgreSQL.
+
+use clap::Parser;
+use credit_tender::domain::CreditCode;
+use credit_tender::proto::v1 as pb;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+
+#[derive(Parser, Debug, Clone)]
+struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// HTTP/2 connections to open.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Requests in flight at once, across connections.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Requests in flight for the AssessTender scenario (a committee's screen
+    /// refreshing, not a burst).
+    #[arg(long, default_value_t = 4)]
+    tender_concurrency: usize,
+    /// Seconds measured per scenario.
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// Seconds of unmeasured load before each scenario.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Scenarios to run, comma-separated: health, assess-hit, assess-sign,
+    /// assess-cold, assess-tender, deposit-burst.
+    #[arg(long, default_value = "health,assess-hit,assess-sign,assess-cold,assess-tender,deposit-burst")]
+    mix: String,
+    /// Distinct firms created for the cold scenario.
+    #[arg(long, default_value_t = 200_000)]
+    cold_firms: u32,
+    /// A prefix for ids, so repeated runs on one store do not collide.
+    #[arg(long, default_value_t = format!("LG{}", std::process::id()))]
+    run: String,
+}
+
+fn code(n: u32) -> String {
+    CreditCode::with_check_character(&format!("91110000LG{n:07}")).expect("valid").to_string()
+}
+
+fn firm(n: u32) -> pb::Record {
+    let grade = ["AA", "A", "B", "C"][(n % 4) as usize];
+    pb::Record {
+        kind: Some(pb::record::Kind::Evaluation(pb::Evaluation {
+            id: format!("loadgen-eval-{n}"),
+            document_ref: "LOADGEN".into(),
+            credit_code: code(n),
+            entity_name: format!("LOADGEN 测试企业 {n}"),
+            domain: "highway_construction".into(),
+            issuer: "110000".into(),
+            year: 2025,
+            grade: grade.into(),
+            valid_from: "2026-01-01".into(),
+            valid_to: "2030-12-31".into(),
+            ..Default::default()
+        })),
+    }
+}
+
+fn bidder(n: u32) -> Option<pb::Bidder> {
+    Some(pb::Bidder { credit_codes: vec![code(n)] })
+}
+
+struct Setup {
+    channels: Vec<Channel>,
+    hot_tender: String,
+    sign_tenders: Vec<String>,
+    table_tender: String,
+}
+
+const HOT_FIRMS: u32 = 50;
+
+async fn setup(args: &Args) -> Result<Setup, Box<dyn std::error::Error>> {
+    let mut channels = Vec::new();
+    for _ in 0..args.connections {
+        channels.push(tonic::transport::Endpoint::from_shared(args.server.clone())?.connect().await?);
+    }
+    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(channels[0].clone());
+    let total = HOT_FIRMS + args.cold_firms;
+    let t = Instant::now();
+    let mut n = 0;
+    while n < total {
+        let end = (n + 10_000).min(total);
+        data.put_records(pb::PutRecordsRequest { records: (n..end).map(firm).collect(), source: "loadgen".into() }).await?;
+        n = end;
+    }
+    eprintln!("setup: {total} firms stored in {:.1}s", t.elapsed().as_secs_f64());
+    let mut tenders = pb::tender_service_client::TenderServiceClient::new(channels[0].clone());
+    let deadline = pbjson_types::Timestamp { seconds: 1_797_300_000, nanos: 0 }; // mid-December 2026
+    let register = |id: String| pb::RegisterTenderRequest {
+        tender_id: id,
+        policy_id: "national-template".into(),
+        terms: Some(pb::TenderTerms {
+            title: "LOADGEN".into(),
+            domain: "highway_construction".into(),
+            region: "110105".into(),
+            bid_deadline: Some(deadline),
+            estimated_price_fen: 1_000_000_000,
+            nominal_deposit_fen: 10_000_000,
+            evaluation_method: "comprehensive_scoring".into(),
+        }),
+    };
+    let hot_tender = format!("{}-HOT", args.run);
+    tenders.register_tender(register(hot_tender.clone())).await?;
+    let table_tender = format!("{}-TABLE", args.run);
+    tenders.register_tender(register(table_tender.clone())).await?;
+    for i in 0..50 {
+        tenders.register_bid(pb::RegisterBidRequest { tender_id: table_tender.clone(), bidder: bidder(i) }).await?;
+    }
+    let mut sign_tenders = Vec::new();
+    for i in 0..2_000 {
+        let id = format!("{}-SIGN-{i}", args.run);
+        tenders.register_tender(register(id.clone())).await?;
+        sign_tenders.push(id);
+    }
+    Ok(Setup { channels, hot_tender, sign_tenders, table_tender })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Scenario {
+    Health,
+    AssessHit,
+    AssessSign,
+    AssessCold,
+    AssessTender,
+    DepositBurst,
+}
+
+struct Report {
+    name: &'static str,
+    requests: usize,
+    errors: u64,
+    seconds: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+}
+
+async fn one(s: Scenario, ch: Channel, setup: &Setup, i: u64, cold_base: u32, cold_firms: u32) -> bool {
+    match s {
+        Scenario::Health => HealthClient::new(ch)
+            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+            .await
+            .is_ok(),
+        Scenario::AssessHit => pb::assessment_service_client::AssessmentServiceClient::new(ch)
+            .assess(pb::AssessRequest { tender_id: setup.hot_tender.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32) })
+            .await
+            .is_ok(),
+        Scenario::AssessSign => {
+            // Each (tender, firm) pair once: profile cached, statement new.
+            let t = &setup.sign_tenders[(i / HOT_FIRMS as u64) as usize % setup.sign_tenders.len()];
+            pb::assessment_service_client::AssessmentServiceClient::new(ch)
+                .assess(pb::AssessRequest { tender_id: t.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32) })
+                .await
+                .is_ok()
+        }
+        Scenario::AssessCold => pb::assessment_service_client::AssessmentServiceClient::new(ch)
+            .assess(pb::AssessRequest {
+                tender_id: setup.hot_tender.clone(),
+                bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % cold_firms)),
+            })
+            .await
+            .is_ok(),
+        Scenario::AssessTender => pb::assessment_service_client::AssessmentServiceClient::new(ch)
+            .assess_tender(pb::AssessTenderRequest { tender_id: setup.table_tender.clone() })
+            .await
+            .is_ok(),
+        Scenario::DepositBurst => pb::assessment_service_client::AssessmentServiceClient::new(ch)
+            .check_deposit(pb::CheckDepositRequest {
+                tender_id: setup.hot_tender.clone(),
+                bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % 10_000)),
+                offered_fen: 5_000_000,
+                form: "cash".into(),
+            })
+            .await
+            .is_ok(),
+    }
+}
+
+/// Runs `s` for `dur` (or until `limit` requests), returning latencies.
+async fn drive(
+    s: Scenario,
+    setup: &Arc<Setup>,
+    args: &Args,
+    dur: Duration,
+    limit: Option<u64>,
+    counter: &Arc<AtomicU64>,
+    cold_base: u32,
+) -> (Vec<u32>, u64, f64) {
+    let start = Instant::now();
+    let stop = start + dur;
+    let mut tasks = Vec::new();
+    let concurrency = if s == Scenario::AssessTender { args.tender_concurrency } else { args.concurrency };
+    for w in 0..concurrency {
+        let ch = setup.channels[w % setup.channels.len()].clone();
+        let setup = setup.clone();
+        let counter = counter.clone();
+        let cold_firms = args.cold_firms.max(1);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(1 << 16);
+            let mut errors = 0u64;
+            loop {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                if Instant::now() >= stop || limit.is_some_and(|l| i >= l) {
+                    break;
+                }
+                let t = Instant::now();
+                if !one(s, ch.clone(), &setup, i, cold_base, cold_firms).await {
+                    errors += 1;
+                }
+                lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("worker");
+        all.extend(l);
+        errors += e;
+    }
+    (all, errors, start.elapsed().as_secs_f64())
+}
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    f64::from(sorted[i]) / 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let setup = Arc::new(setup(&args).await?);
+    let mut reports = Vec::new();
+    let mut cold_next = 0u32;
+    for name in args.mix.split(',').map(str::trim) {
+        let (s, label) = match name {
+            "health" => (Scenario::Health, "health Check (ceiling)"),
+            "assess-hit" => (Scenario::AssessHit, "Assess, statement cached"),
+            "assess-sign" => (Scenario::AssessSign, "Assess, new statement to sign"),
+            "assess-cold" => (Scenario::AssessCold, "Assess, cold (store + sign)"),
+            "assess-tender" => (Scenario::AssessTender, "AssessTender, 50 bids, hot"),
+            "deposit-burst" => (Scenario::DepositBurst, "CheckDeposit, 10,000 new bidders"),
+            other => return Err(format!("unknown scenario '{other}'").into()),
+        };
+        let counter = Arc::new(AtomicU64::new(0));
+        let (warm, limit) = match s {
+            // Warm-up would spend the fresh pairs and firms the scenario measures.
+            Scenario::AssessSign | Scenario::AssessCold | Scenario::DepositBurst => (false, None),
+            _ => (true, None),
+        };
+        if warm {
+            drive(s, &setup, &args, Duration::from_secs(args.warmup), None, &counter, cold_next).await;
+        }
+        let (dur, limit) = match s {
+            Scenario::DepositBurst => (Duration::from_secs(600), Some(10_000)),
+            Scenario::AssessSign => (Duration::from_secs(args.duration), Some(HOT_FIRMS as u64 * setup.sign_tenders.len() as u64)),
+            Scenario::AssessCold => (Duration::from_secs(args.duration), Some(u64::from(args.cold_firms))),
+            _ => (Duration::from_secs(args.duration), limit),
+        };
+        if s == Scenario::AssessSign {
+            // Make sure the hot profiles are cached first.
+            drive(Scenario::AssessHit, &setup, &args, Duration::from_millis(300), None, &Arc::new(AtomicU64::new(0)), 0).await;
+        }
+        let counter = Arc::new(AtomicU64::new(0));
+        let (mut lat, errors, seconds) = drive(s, &setup, &args, dur, limit, &counter, cold_next).await;
+        if matches!(s, Scenario::AssessCold) {
+            cold_next += lat.len() as u32;
+        }
+        if s == Scenario::DepositBurst {
+            cold_next += 10_000;
+        }
+        lat.sort_unstable();
+        let r = Report { name: label, requests: lat.len(), errors, seconds, p50: pct(&lat, 0.5), p99: pct(&lat, 0.99), p999: pct(&lat, 0.999) };
+        eprintln!("{:<36} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  ({} requests, {} errors)",
+            r.name, r.requests as f64 / r.seconds, r.p50, r.p99, r.p999, r.requests, r.errors);
+        reports.push(r);
+    }
+    let ceiling = reports.iter().find(|r| r.name.starts_with("health")).map(|r| (r.requests as f64 / r.seconds, r.p99));
+    println!("| scenario | req/s | p50 ms | p99 ms | p99.9 ms | rate vs health | p99 vs health | errors |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for r in &reports {
+        let rate = r.requests as f64 / r.seconds;
+        let (vs_rate, vs_p99) = match ceiling {
+            Some((c, p)) if c > 0.0 && p > 0.0 => (format!("{:.0}%", 100.0 * rate / c), format!("{:.2}×", r.p99 / p)),
+            _ => ("–".into(), "–".into()),
+        };
+        println!("| {} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {} | {} |", r.name, rate, r.p50, r.p99, r.p999, vs_rate, vs_p99, r.errors);
+    }
+    Ok(())
+}
