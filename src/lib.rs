@@ -3,11 +3,15 @@
 //!
 //! # Layout
 //! - [`domain`]: credit codes, grades, records and their validation; no I/O.
+//! - [`policy`]: policy files and the pure `evaluate`.
+//! - [`signing`]: Ed25519 keys and DSSE envelopes.
 //! - [`store`]: the versioned credit store on SQLite or PostgreSQL.
 //! - [`import`]: JSON Lines and CSV files into the store, all or nothing.
 //! - [`proto`]: the generated gRPC API (`proto/credit_tender/v1`).
 //! - [`service`]: the tonic services; proto ⇄ domain happens only here.
-//! - [`server`]: one listener with gRPC, health and reflection; shutdown.
+//! - [`cache`]: moka caches of profiles, tenders and statements, following the change feed.
+//! - [`web`]: the evaluation committee's page, verified in the browser.
+//! - [`server`]: one listener with gRPC, health, reflection, the page and /metrics; shutdown.
 //! - [`cli`]: the `credit-tender` command.
 
 #![forbid(unsafe_code)]
@@ -26,3 +30,4 @@ pub mod server;
 pub mod signing;
 pub mod service;
 pub mod store;
+pub mod web;

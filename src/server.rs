@@ -30,11 +30,13 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
     /// Longest a single request may run.
     pub request_timeout: Duration,
+    /// Test-only hooks on the web page (see `web::WebState::test_hooks`).
+    pub web_test_hooks: bool,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { shutdown_grace: Duration::from_secs(10), request_timeout: Duration::from_secs(30) }
+        ServerOptions { shutdown_grace: Duration::from_secs(10), request_timeout: Duration::from_secs(30), web_test_hooks: false }
     }
 }
 
@@ -110,14 +112,10 @@ pub async fn run(
     let tenders = TenderServiceServer::new(TenderApi::new(state.rules.clone(), state.policies.clone(), state.cache.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let assessments = AssessmentServiceServer::new(AssessmentApi::new(
-        state.rules.clone(),
-        state.policies.clone(),
-        state.keys.clone(),
-        state.cache.clone(),
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let assessment_api = AssessmentApi::new(state.rules.clone(), state.policies.clone(), state.keys.clone(), state.cache.clone());
+    let assessments = AssessmentServiceServer::new(assessment_api.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let keys = KeyServiceServer::new(KeyApi::new(state.keys.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -126,7 +124,14 @@ pub async fn run(
     health.set_serving::<KeyServiceServer<KeyApi>>().await;
 
     let metrics = state.metrics.clone();
-    let pages = axum::Router::new().route(
+    let web = crate::web::router(crate::web::WebState {
+        store: state.store.clone(),
+        cache: state.cache.clone(),
+        assessments: assessment_api,
+        keys: state.keys.clone(),
+        test_hooks: options.web_test_hooks,
+    });
+    let pages = web.route(
         "/metrics",
         axum::routing::get(move || {
             let metrics = metrics.clone();

@@ -108,8 +108,9 @@ impl AssessmentApi {
         Ok(Arc::unwrap_or_clone(self.assess(&cached.tender, &policy, &bidder, &allow).await?))
     }
 
-    async fn assess_tender(&self, req: pb::AssessTenderRequest) -> Result<pb::AssessTenderResponse, ApiError> {
-        let (cached, policy) = self.tender(&req.tender_id).await?;
+    /// Every registered bid's signed statement, in bid order.
+    pub async fn assess_tender_table(&self, tender_id: &str) -> Result<pb::AssessTenderResponse, ApiError> {
+        let (cached, policy) = self.tender(tender_id).await?;
         let tender = &cached.tender;
         let mut bids = Vec::new();
         for row in &cached.bids {
@@ -182,7 +183,7 @@ impl pb::assessment_service_server::AssessmentService for AssessmentApi {
     }
 
     async fn assess_tender(&self, r: Request<pb::AssessTenderRequest>) -> Result<Response<pb::AssessTenderResponse>, Status> {
-        Ok(Response::new(self.assess_tender(r.into_inner()).await?))
+        Ok(Response::new(self.assess_tender_table(&r.into_inner().tender_id).await?))
     }
 
     async fn check_deposit(&self, r: Request<pb::CheckDepositRequest>) -> Result<Response<pb::CheckDepositResponse>, Status> {

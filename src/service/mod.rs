@@ -11,7 +11,7 @@ mod tenders;
 
 pub use assessment::AssessmentApi;
 pub use credit_data::CreditDataApi;
-pub use keys::KeyApi;
+pub use keys::{key_to_proto, KeyApi};
 pub use policies::PolicySet;
 pub use statement::{envelope_from_proto, envelope_to_proto, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
 pub use tenders::TenderApi;

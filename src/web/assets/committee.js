@@ -1,0 +1,240 @@
+// The committee's table. Every row is built from a signed statement that this
+// page verifies itself (Ed25519 over DSSE's PAE, with WebCrypto) against the
+// service's published keys; the figures shown are those of the verified payload.
+"use strict";
+
+const GRADE_RANK = { AA: 4, A: 3, B: 2, C: 1, D: 0 };
+const SOURCE_ZH = { dynamic_d: "动态降为D级", provincial: "省级评价", national: "全国评价", new_entrant: "新进入（默认等级）" };
+const BASIS_ZH = { waived: "免缴", reduced: "减缴", full: "全额" };
+const REASON_ZH = {
+  GRADE_EXCLUDED: "信用等级不符合招标文件要求，予以排除",
+  GRADE_NOT_QUALIFIED: "信用等级未通过资格审查",
+  NEW_ENTRANT_NO_BENEFIT: "无适用的信用评价结果，不享受信用加分和保证金优惠",
+  PENALTY_IN_PUBLICATION: "有处于公示期内的行政处罚，不享受信用加分",
+  COMMITMENT_BREACHED: "近期有失信的信用承诺，不享受信用加分",
+  DEPOSIT_NOT_REDUCED: "不享受信用优惠，投标保证金全额缴纳",
+};
+const LIST_ZH = {
+  TRANSPORT_BLACKLIST: "交通运输失信黑名单", TRANSPORT_RED_LIST: "交通运输守信红名单", KEY_ATTENTION: "重点关注名单",
+  COURT_ENFORCEMENT: "失信被执行人", MAJOR_TAX_VIOLATION: "重大税收违法失信主体", MARKET_SERIOUS_VIOLATION: "严重违法失信名单",
+  PROCUREMENT_DEBARMENT: "政府采购严重违法失信行为记录", OVERLOAD_TRANSPORT: "超限超载运输失信名单",
+};
+
+function reasonZh(r) {
+  if (REASON_ZH[r.code]) return REASON_ZH[r.code];
+  let m = /^LISTED_(.+)$/.exec(r.code);
+  if (m) return "列入" + (LIST_ZH[m[1]] || m[1]) + "，予以排除";
+  m = /^BONUS_WITHHELD_(.+)$/.exec(r.code);
+  if (m) return "列入" + (LIST_ZH[m[1]] || m[1]) + "，不享受信用加分";
+  return r.message;
+}
+
+function b64(s) {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+// DSSE pre-authentication encoding: "DSSEv1" SP len(type) SP type SP len(body) SP body.
+function pae(type, body) {
+  const enc = new TextEncoder();
+  const t = enc.encode(type);
+  const head = enc.encode(`DSSEv1 ${t.length} ${type} ${body.length} `);
+  const out = new Uint8Array(head.length + body.length);
+  out.set(head, 0);
+  out.set(body, head.length);
+  return out;
+}
+
+function yuan(fen) {
+  const n = Number(fen);
+  return "¥" + (n / 100).toLocaleString("zh-CN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+async function importKeys(list) {
+  const keys = new Map();
+  for (const k of list.keys || []) {
+    try {
+      keys.set(k.keyid, await crypto.subtle.importKey("raw", b64(k.publicKey), { name: "Ed25519" }, false, ["verify"]));
+    } catch (e) {
+      console.warn("key not usable", k.keyid, e);
+    }
+  }
+  return keys;
+}
+
+async function check(bid, keys) {
+  const env = bid.envelope;
+  const payload = b64(env.payload);
+  let valid = false;
+  for (const s of env.signatures || []) {
+    const key = keys.get(s.keyid);
+    if (!key) continue;
+    if (await crypto.subtle.verify({ name: "Ed25519" }, key, b64(s.sig), pae(env.payloadType, payload))) {
+      valid = true;
+      break;
+    }
+  }
+  let st = null;
+  if (valid && env.payloadType === "application/vnd.credit-tender.assessment.v1+json") {
+    st = JSON.parse(new TextDecoder().decode(payload));
+  }
+  return { seq: bid.sequence, valid: valid && st !== null, st, keyid: (env.signatures[0] || {}).keyid || "" };
+}
+
+function rowData(r) {
+  const s = r.st;
+  if (!s) return { seq: r.seq, valid: false };
+  const names = s.members.map(m => (m.entityName || m.creditCode) + (m.lead ? "（牵头人）" : "")).join(" + ");
+  return {
+    seq: r.seq, valid: true, st: s, keyid: r.keyid,
+    names, codes: s.members.map(m => m.creditCode).join(" + "),
+    grade: s.appliedGrade,
+    source: s.memberGrades.map(g => SOURCE_ZH[g.source] || g.source).join("；"),
+    qual: Number(s.qualificationPoints), eval: Number(s.evaluationPoints), total: Number(s.totalPoints),
+    deposit: Number(s.depositOwedFen), nominal: Number(s.nominalDepositFen), basis: s.depositBasis,
+    guarantee: s.creditGuaranteeAllowed, bond: Number(s.performanceBondRateBp) / 100,
+    eligible: s.eligible, qualified: s.qualified,
+    warnings: s.warnings.length,
+  };
+}
+
+function evidence(d) {
+  const s = d.st;
+  const box = el("div", { class: "evidence" });
+  for (const g of s.memberGrades) {
+    box.append(el("h3", {}, `${g.creditCode} · 信用等级 ${g.grade}（${SOURCE_ZH[g.source] || g.source}）`));
+    const ul = el("ul");
+    for (const e of g.evidence) {
+      const ref = e.recordId ? `记录 ${e.recordId}，${e.documentRef}，有效期 ${e.validFrom} 至 ${e.validTo}，发布方 ${e.issuer === "national" ? "交通运输部" : e.issuer}，${e.year} 年度` : "";
+      ul.append(el("li", {}, `${SOURCE_ZH[e.step] || e.step}：${e.outcome === "chosen" ? "采用" : e.outcome === "not_found" ? "无" : "不适用"}。${e.note}${ref ? "（" + ref + "）" : ""}`));
+    }
+    box.append(ul);
+  }
+  if (s.reasons.length) {
+    box.append(el("h3", {}, "原因"));
+    const ul = el("ul");
+    for (const r of s.reasons) ul.append(el("li", {}, `${reasonZh(r)}${r.recordId ? "（记录 " + r.recordId + "）" : ""}`));
+    box.append(ul);
+  }
+  if (s.warnings.length) {
+    box.append(el("h3", {}, "提示"));
+    const ul = el("ul");
+    for (const w of s.warnings) ul.append(el("li", {}, w));
+    box.append(ul);
+  }
+  box.append(el("p", { class: "meta" },
+    `数据版本 ${s.dataVersion} · 评价时点 ${s.asOfDate} · 规则 ${s.policyId} sha256:${s.policyDigest} · 签名密钥 ${d.keyid} · 出具时间 ${new Date(s.issuedAt).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai" })}`));
+  return box;
+}
+
+function render(rows, tbody) {
+  tbody.replaceChildren();
+  for (const d of rows) {
+    if (!d.valid) {
+      const tr = el("tr", { class: "invalid", "data-seq": d.seq },
+        el("td", { class: "num" }, d.seq),
+        el("td", { colspan: "11" }, "该投标人的信用评价结论未通过签名校验，内容可能被篡改，不得采信。"),
+        el("td", { class: "sig bad" }, "签名无效"));
+      tbody.append(tr);
+      continue;
+    }
+    const excluded = !d.eligible;
+    const tr = el("tr", { class: "row" + (excluded ? " excluded" : ""), "data-seq": d.seq, tabindex: "0" },
+      el("td", { class: "num" }, d.seq),
+      el("td", {}, el("div", {}, d.names), el("div", { class: "code" }, d.codes)),
+      el("td", { class: "grade" }, d.grade),
+      el("td", {}, d.source),
+      el("td", { class: "num" }, d.qual.toFixed(2)),
+      el("td", { class: "num" }, d.eval.toFixed(2)),
+      el("td", { class: "num strong" }, d.total.toFixed(2)),
+      el("td", { class: "num" }, el("div", {}, yuan(d.deposit)),
+        el("div", { class: "code" }, `${BASIS_ZH[d.basis] || d.basis}，名义 ${yuan(d.nominal)}${d.guarantee ? "，可用信用保函" : ""}`)),
+      el("td", { class: "num" }, d.bond.toFixed(2) + "%"),
+      el("td", {}, excluded ? el("strong", { class: "bad" }, "排除") : "否"),
+      el("td", {}, d.qualified ? "通过" : el("strong", { class: "bad" }, "不通过")),
+      el("td", {}, d.warnings ? `${d.warnings} 条` : ""),
+      el("td", { class: "sig ok" }, "签名有效"));
+    const detail = el("tr", { class: "detail", hidden: "" }, el("td", { colspan: "13" }, evidence(d)));
+    tr.addEventListener("click", () => { detail.hidden = !detail.hidden; });
+    tr.addEventListener("keydown", e => { if (e.key === "Enter") detail.hidden = !detail.hidden; });
+    tbody.append(tr, detail);
+  }
+}
+
+function csv(rows) {
+  const q = v => `"${String(v).replace(/"/g, '""')}"`;
+  const lines = [["序号", "投标人", "统一社会信用代码", "信用等级", "资格审查加分", "评标加分", "合计", "应缴投标保证金(元)", "履约保证金比例(%)", "是否排除", "资格审查", "签名"].map(q).join(",")];
+  for (const d of rows) {
+    if (!d.valid) { lines.push([d.seq, "", "", "", "", "", "", "", "", "", "", "签名无效"].map(q).join(",")); continue; }
+    lines.push([d.seq, d.names, d.codes, d.grade, d.qual.toFixed(2), d.eval.toFixed(2), d.total.toFixed(2),
+      (d.deposit / 100).toFixed(2), d.bond.toFixed(2), d.eligible ? "否" : "排除", d.qualified ? "通过" : "不通过", "签名有效"].map(q).join(","));
+  }
+  return "\ufeff" + lines.join("\r\n") + "\r\n";
+}
+
+async function main() {
+  const status = document.getElementById("status");
+  const table = document.getElementById("table");
+  const id = document.body.dataset.tender;
+  document.getElementById("print").addEventListener("click", () => window.print());
+  try {
+    if (!window.crypto || !crypto.subtle) {
+      throw new Error("此浏览器在当前连接下无法校验签名（需要 HTTPS 或本机地址）。结论未经校验，不予显示。");
+    }
+    const [sr, kr] = await Promise.all([
+      fetch(`/api/tenders/${encodeURIComponent(id)}/statements${location.search}`),
+      fetch("/api/keys"),
+    ]);
+    if (!sr.ok || !kr.ok) {
+      const bad = !sr.ok ? sr : kr;
+      const text = await bad.text();
+      throw new Error(`无法取得信用评价结论（HTTP ${bad.status}）：${text}`);
+    }
+    const data = await sr.json();
+    const keys = await importKeys(await kr.json());
+    const checked = await Promise.all(data.bids.map(b => check(b, keys)));
+    let rows = checked.map(rowData);
+    const tbody = table.querySelector("tbody");
+    render(rows, tbody);
+    const bad = rows.filter(r => !r.valid).length;
+    status.textContent = rows.length === 0
+      ? "本项目尚无投标。"
+      : bad ? `共 ${rows.length} 个投标人，其中 ${bad} 个结论签名无效，不得采信！` : `共 ${rows.length} 个投标人，全部结论签名有效。点击一行查看依据。`;
+    status.className = "status " + (bad ? "error" : "ok");
+    table.hidden = rows.length === 0;
+    let sortKey = "seq", asc = true;
+    for (const th of table.querySelectorAll("th[data-key]")) {
+      th.addEventListener("click", () => {
+        const k = th.dataset.key;
+        asc = sortKey === k ? !asc : true;
+        sortKey = k;
+        const val = d => !d.valid ? -Infinity : k === "grade" ? GRADE_RANK[d.grade] : d[k];
+        rows = [...rows].sort((a, b) => (val(a) > val(b) ? 1 : val(a) < val(b) ? -1 : a.seq - b.seq) * (asc ? 1 : -1));
+        for (const h of table.querySelectorAll("th")) h.removeAttribute("aria-sort");
+        th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+        render(rows, tbody);
+      });
+    }
+    const link = document.getElementById("csv");
+    link.href = URL.createObjectURL(new Blob([csv(rows)], { type: "text/csv;charset=utf-8" }));
+  } catch (e) {
+    status.textContent = e.message;
+    status.className = "status error";
+    table.hidden = true;
+  } finally {
+    document.body.dataset.ready = "1";
+  }
+}
+
+main();
