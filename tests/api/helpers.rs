@@ -117,13 +117,17 @@ impl TestServer {
     }
 
     pub async fn start_configured(store: Store, cache: credit_tender::cache::CacheConfig) -> TestServer {
+        Self::start_full(store, cache, ServerOptions::default()).await
+    }
+
+    pub async fn start_full(store: Store, cache: credit_tender::cache::CacheConfig, options: ServerOptions) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let policies = PolicySet::load(store.clone(), None).await.unwrap();
         let keys = SharedKeyring::new(Keyring::ephemeral(), None);
         let state = AppState::new(store.clone(), Rules::shipped(), policies, keys.clone(), cache).await.unwrap();
-        let handle = tokio::spawn(server::run(listener, state, ServerOptions::default(), async {
+        let handle = tokio::spawn(server::run(listener, state, options, async {
             let _ = rx.await;
         }));
         TestServer { addr, store, keys, stop: Some(tx), handle: Some(handle) }
@@ -227,4 +231,17 @@ pub fn list_entry_json(id: &str, code: &str, list: &str) -> serde_json::Value {
 
 pub fn jsonl(values: &[serde_json::Value]) -> String {
     values.iter().map(|v| v.to_string() + "\n").collect()
+}
+
+/// GET `path` over plain HTTP/1.1: (status, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
 }

@@ -10,3 +10,4 @@ mod import;
 mod server;
 mod signing;
 mod store;
+mod web;

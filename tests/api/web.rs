@@ -1,0 +1,262 @@
+//! The committee's page: handlers over HTTP, and the real page in headless
+//! Chromium through WebDriver.
+
+use crate::assessment::{code, terms, to_proto};
+use crate::helpers::*;
+use credit_tender::cache::CacheConfig;
+use credit_tender::proto::v1 as pb;
+use credit_tender::server::ServerOptions;
+use credit_tender::store::Store;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn pages_escape_data_and_say_404() {
+    let db = sqlite_db();
+    let server = TestServer::start(&db).await;
+    let channel = server.channel().await;
+    let c = code(201);
+    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(channel.clone());
+    data.put_records(pb::PutRecordsRequest {
+        records: vec![to_proto(evaluation_json("e", &c, json!({"entity_name": "<script>alert(1)</script>测试公司"})))],
+        source: String::new(),
+    })
+    .await
+    .unwrap();
+    let mut tenders = pb::tender_service_client::TenderServiceClient::new(channel);
+    let mut t = terms("440300", "2026-12-15");
+    t.title = "<b onmouseover=x>测试</b>".into();
+    tenders.register_tender(pb::RegisterTenderRequest { tender_id: "T&1".into(), terms: Some(t), policy_id: "national-template".into() }).await.unwrap();
+    tenders.register_bid(pb::RegisterBidRequest { tender_id: "T&1".into(), bidder: Some(pb::Bidder { credit_codes: vec![c.clone()] }) }).await.unwrap();
+
+    let (status, list) = http_get(server.addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(list.contains("&lt;b onmouseover=x&gt;测试&lt;/b&gt;") && !list.contains("<b onmouseover"), "{list}");
+    assert!(list.contains("href=\"/tenders/T%261\"") && list.contains(">T&amp;1<"), "{list}");
+
+    let (status, page) = http_get(server.addr, "/tenders/T%261").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;测试公司"), "{page}");
+    assert!(!page.contains("<script>alert(1)"), "a firm name reached the page as markup");
+    assert!(page.contains("data-tender=\"T&amp;1\""));
+    assert!(page.contains("<script src=\"/assets/committee.js\" defer></script>"));
+    for asset in ["/assets/committee.js", "/assets/committee.css"] {
+        let (status, body) = http_get(server.addr, asset).await;
+        assert!(status == 200 && body.len() > 1000, "{asset}");
+        assert!(!body.contains("http://") && !body.contains("https://"), "{asset} fetches from outside");
+    }
+
+    let (status, page) = http_get(server.addr, "/tenders/NOPE").await;
+    assert_eq!(status, 404);
+    assert!(page.contains("未找到该招标项目") && page.contains("NOPE"), "{page}");
+    let (status, _) = http_get(server.addr, "/api/tenders/NOPE/statements").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn store_down_is_an_error_page_not_an_empty_table() {
+    let Some(db) = pg_db().await else { return };
+    let server = TestServer::start(&db).await;
+    let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    let admin = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").unwrap()).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.unwrap();
+    let (status, page) = http_get(server.addr, "/").await;
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains("信用数据暂时无法读取") && page.contains("这不表示没有投标人"), "{page}");
+    let (status, page) = http_get(server.addr, "/tenders/ANY").await;
+    assert_eq!(status, 503, "{page}");
+}
+
+/// A WebDriver session on chromedriver, both stopped when dropped.
+struct Browser {
+    port: u16,
+    session: String,
+    driver: std::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+async fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    // Read the head, then exactly Content-Length bytes: chromedriver may keep
+    // the connection open, so waiting for EOF could wait forever.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let (head_end, length) = loop {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "chromedriver closed the connection early");
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..i]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                .expect("chromedriver answers with Content-Length");
+            break (i + 4, length);
+        }
+    };
+    while raw.len() < head_end + length {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "chromedriver closed the connection early");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&raw[head_end..head_end + length]).into_owned();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("webdriver answered {text}: {e}"))
+}
+
+impl Browser {
+    async fn start() -> Option<Browser> {
+        let required = std::env::var("CREDIT_TENDER_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists());
+        let driver = std::env::var("CHROMEDRIVER").ok().or_else(|| {
+            std::path::Path::new("/usr/bin/chromedriver").exists().then(|| "/usr/bin/chromedriver".to_owned())
+        });
+        let (Some(chromium), Some(driver)) = (chromium, driver) else {
+            assert!(!required, "CREDIT_TENDER_REQUIRE_BROWSER=1 but chromium or chromedriver is missing");
+            eprintln!("notice: browser test skipped: install chromium and chromium-driver to run it");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let profile = tempfile::tempdir().unwrap();
+        let mut browser = Browser { port, session: String::new(), driver: child, _profile: profile };
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(start.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+                     "--window-size=1366,768", format!("--user-data-dir={}", browser._profile.path().display())]
+        }}}});
+        let r = wd(port, "POST", "/session", Some(caps)).await;
+        browser.session = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}")).to_owned();
+        Some(browser)
+    }
+
+    async fn goto(&self, url: &str) {
+        wd(self.port, "POST", &format!("/session/{}/url", self.session), Some(json!({"url": url}))).await;
+    }
+
+    async fn eval(&self, script: &str) -> Value {
+        let r = wd(self.port, "POST", &format!("/session/{}/execute/sync", self.session), Some(json!({"script": script, "args": []}))).await;
+        r["value"].clone()
+    }
+
+    /// Waits until the page says it has verified and rendered everything.
+    async fn ready(&self) {
+        let start = Instant::now();
+        while self.eval("return document.body && document.body.dataset.ready || ''").await != json!("1") {
+            assert!(start.elapsed() < Duration::from_secs(20), "page never became ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn rows(&self) -> Vec<(String, Vec<String>)> {
+        let v = self
+            .eval("return [...document.querySelectorAll('#table tbody tr.row, #table tbody tr.invalid')].map(tr => [tr.dataset.seq, [...tr.cells].map(td => td.innerText.trim())])")
+            .await;
+        serde_json::from_value(v).unwrap()
+    }
+
+    async fn screenshot(&self, path: &std::path::Path) {
+        let r = wd(self.port, "GET", &format!("/session/{}/screenshot", self.session), None).await;
+        use base64::Engine;
+        let png = base64::engine::general_purpose::STANDARD.decode(r["value"].as_str().unwrap()).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+fn yuan(fen: i64) -> String {
+    credit_tender::domain::Fen(fen).to_string()
+}
+
+#[tokio::test]
+async fn the_committee_page_verifies_every_row_in_the_browser() {
+    let Some(browser) = Browser::start().await else { return };
+    // The demo: its data, its tenders and bids.
+    let db = sqlite_db();
+    let store = Store::open(&db.url).await.unwrap();
+    let rules = credit_tender::config::Rules::shipped();
+    credit_tender::demo::load(&store, &rules).await.unwrap();
+    let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
+    credit_tender::demo::register_tenders(&store, &policies).await.unwrap();
+    let options = ServerOptions { web_test_hooks: true, ..ServerOptions::default() };
+    let server = TestServer::start_full(store, CacheConfig::default(), options).await;
+    let tender = "DEMO-SX-2026-001";
+    let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(server.channel().await);
+    let table = assess.assess_tender(pb::AssessTenderRequest { tender_id: tender.into() }).await.unwrap().into_inner();
+    assert!(table.bids.len() >= 5);
+
+    browser.goto(&format!("http://{}/tenders/{tender}", server.addr)).await;
+    browser.ready().await;
+    let rows = browser.rows().await;
+    assert_eq!(rows.len(), table.bids.len(), "{rows:?}");
+    for (bid, (seq, cells)) in table.bids.iter().zip(&rows) {
+        let s = bid.assessment.as_ref().unwrap().statement.as_ref().unwrap();
+        assert_eq!(seq, &bid.bid.as_ref().unwrap().sequence.to_string(), "bid order");
+        assert!(cells[1].contains(&s.members[0].credit_code), "{cells:?}");
+        assert_eq!(cells[2], s.applied_grade, "grade of bid {seq}");
+        assert_eq!(cells[4], format!("{:.2}", s.qualification_points));
+        assert_eq!(cells[5], format!("{:.2}", s.evaluation_points));
+        assert_eq!(cells[6], format!("{:.2}", s.total_points));
+        assert!(cells[7].starts_with(&yuan(s.deposit_owed_fen)), "deposit of bid {seq}: {} vs {}", cells[7], yuan(s.deposit_owed_fen));
+        assert_eq!(cells[9], if s.eligible { "否" } else { "排除" });
+        assert_eq!(cells[10], if s.qualified { "通过" } else { "不通过" });
+        assert_eq!(cells.last().unwrap(), "签名有效", "bid {seq}");
+    }
+    let status = browser.eval("return document.getElementById('status').innerText").await;
+    assert!(status.as_str().unwrap().contains("全部结论签名有效"), "{status}");
+    // A row opens its evidence.
+    let evidence = browser
+        .eval("const r = document.querySelector('#table tbody tr.row'); r.click(); return r.nextElementSibling.hidden ? '' : r.nextElementSibling.innerText")
+        .await;
+    assert!(evidence.as_str().unwrap().contains("数据版本"), "{evidence}");
+    // Sorting by total puts the highest last after one click (ascending).
+    browser.eval("document.querySelector('th[data-key=total]').click(); return 0").await;
+    let sorted = browser.rows().await;
+    let totals: Vec<f64> = sorted.iter().map(|(_, c)| c[6].parse().unwrap()).collect();
+    assert!(totals.windows(2).all(|w| w[0] <= w[1]), "{totals:?}");
+    let csv = browser.eval("return document.getElementById('csv').href").await;
+    assert!(csv.as_str().unwrap().starts_with("blob:"), "{csv}");
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/committee-demo.png");
+    browser.screenshot(&shot).await;
+
+    // The same tender with one payload altered in transit.
+    browser.goto(&format!("http://{}/tenders/{tender}?tamper=2", server.addr)).await;
+    browser.ready().await;
+    let rows = browser.rows().await;
+    for (seq, cells) in &rows {
+        let want = if seq == "2" { "签名无效" } else { "签名有效" };
+        assert_eq!(cells.last().unwrap(), want, "bid {seq}: {cells:?}");
+    }
+    let status = browser.eval("return document.getElementById('status').className + ' ' + document.getElementById('status').innerText").await;
+    assert!(status.as_str().unwrap().contains("error") && status.as_str().unwrap().contains("签名无效"), "{status}");
+    browser.screenshot(&shot.with_file_name("committee-tampered.png")).await;
+
+    // Unknown tender in the browser: the 404 page.
+    browser.goto(&format!("http://{}/tenders/NOPE", server.addr)).await;
+    let h1 = browser.eval("return document.querySelector('h1').innerText").await;
+    assert_eq!(h1, json!("未找到该招标项目"));
+}
