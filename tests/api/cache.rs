@@ -142,7 +142,7 @@ async fn a_write_on_one_replica_reaches_the_other_within_a_second() {
     eligible_on_b(c2).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_memory_stays_within_its_bound() {
     let db = sqlite_db();
     let bound = 1u64 << 20;
