@@ -245,3 +245,44 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
 }
+
+/// The `credit-tender` binary serving on a free loopback port; killed when dropped.
+pub struct CliServer {
+    pub child: std::process::Child,
+    pub channel: Channel,
+}
+
+impl CliServer {
+    /// Runs `credit-tender ARGS --listen 127.0.0.1:PORT` and connects once it listens.
+    pub async fn spawn(args: &[&str]) -> CliServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_credit-tender"))
+            .args(args)
+            .args(["--listen", &listen])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{listen}")).unwrap();
+        for _ in 0..200 {
+            if let Ok(channel) = endpoint.connect().await {
+                return CliServer { child, channel };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("credit-tender {args:?} exited with {status}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        panic!("credit-tender {args:?} did not start listening");
+    }
+}
+
+impl Drop for CliServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,7 +1,6 @@
 //! The server's own surface: health, reflection, start-up refusals, the demo.
 
 use crate::helpers::*;
-use std::time::Duration;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
 
@@ -66,29 +65,8 @@ async fn oversized_messages_are_refused() {
 #[tokio::test]
 async fn demo_serves_the_shipped_data() {
     use credit_tender::proto::v1::{credit_data_service_client::CreditDataServiceClient, GetProfileRequest};
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let _child = KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_credit-tender"))
-            .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    let mut client = None;
-    for _ in 0..100 {
-        if let Ok(c) = CreditDataServiceClient::connect(url.clone()).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut client = client.expect("demo server came up");
+    let demo = CliServer::spawn(&["demo"]).await;
+    let mut client = CreditDataServiceClient::new(demo.channel.clone());
     // The allow-listed pilot firm is in the demo data.
     let p = client
         .get_profile(GetProfileRequest { credit_code: PILOT.into(), as_of: None, data_version: None })
@@ -98,14 +76,4 @@ async fn demo_serves_the_shipped_data() {
     assert_eq!(p.data_version, 2);
     assert_eq!(p.records.len(), 2, "{p:?}");
     assert!(!p.warnings.is_empty());
-}
-
-/// Kills the child process even when an assertion fails first.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -71,16 +71,6 @@ async fn verify_accepts_the_statement_and_refuses_any_flipped_byte() {
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
 }
 
-/// A `serve` child process, killed when dropped.
-struct Serve(std::process::Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn keygen(dir: &Path, name: &str) -> String {
     let out = cli(&["keygen", "--out", dir.join(name).to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -110,26 +100,8 @@ async fn keys_rotate_without_a_restart() {
     let config = dir.path().join("keys.toml");
     std::fs::write(&config, "[[key]]\nfile = \"k1.pk8\"\nstatus = \"active\"\n").unwrap();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Serve(
-        std::process::Command::new(env!("CARGO_BIN_EXE_credit-tender"))
-            .args(["serve", "--db", &db.url, "--keys", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    let mut channel = None;
-    for _ in 0..100 {
-        if let Ok(c) = tonic::transport::Endpoint::from_shared(url.clone()).unwrap().connect().await {
-            channel = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let channel = channel.expect("serve came up");
+    let server = CliServer::spawn(&["serve", "--db", &db.url, "--keys", config.to_str().unwrap()]).await;
+    let channel = server.channel.clone();
     let mut tenders = pb::tender_service_client::TenderServiceClient::new(channel.clone());
     tenders
         .register_tender(pb::RegisterTenderRequest {
@@ -152,7 +124,7 @@ async fn keys_rotate_without_a_restart() {
          [[key]]\nfile = \"k1.pk8\"\nstatus = \"verify_only\"\nvalid_to = \"2026-11-27T00:00:00Z\"\n",
     )
     .unwrap();
-    let hup = std::process::Command::new("kill").args(["-HUP", &child.0.id().to_string()]).status().unwrap();
+    let hup = std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap();
     assert!(hup.success());
     let mut keys_client = pb::key_service_client::KeyServiceClient::new(channel.clone());
     let mut keys = None;
@@ -177,7 +149,7 @@ async fn keys_rotate_without_a_restart() {
 
     // A broken configuration leaves the keys in use.
     std::fs::write(&config, "[[key]]\nfile = \"missing.pk8\"\nstatus = \"active\"\n").unwrap();
-    std::process::Command::new("kill").args(["-HUP", &child.0.id().to_string()]).status().unwrap();
+    std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap();
     let (signer, _) = signer_of(channel).await;
     assert_eq!(signer, k2);
 }
