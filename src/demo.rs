@@ -96,6 +96,7 @@ pub async fn register_tenders(store: &Store, policies: &crate::service::PolicySe
             registered_at: chrono::Utc::now(),
         };
         tender.terms.check().map_err(|(f, r)| anyhow::anyhow!("demo tender {id}: {f}: {r}"))?;
+        crate::service::check_against_policy(&tender.terms, &policy).map_err(|e| anyhow::anyhow!("demo tender {id}: {e}"))?;
         store.insert_tender(&tender).await?;
         for b in bidders.iter() {
             store.register_bid(id, b).await?;

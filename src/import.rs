@@ -103,7 +103,6 @@ pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -
     });
     let source = format!("import:{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"));
     let result = store.write(&source, &mut counted, opts.mode).await;
-    drop(counted);
     match result {
         Ok(_) if !seen_any => reject(1, "file", "is empty: no records".into()),
         Ok(outcome) if opts.mode == WriteMode::DryRun => Ok(FileOutcome::Checked(outcome)),

@@ -71,6 +71,11 @@ impl Profile {
         current.chain(older).max().unwrap_or(0)
     }
 
+    /// The newest name the records give for the firm; empty when none does.
+    pub fn entity_name(&self) -> String {
+        self.records.iter().rev().find_map(|s| s.record.entity_name()).unwrap_or_default().to_owned()
+    }
+
     /// Events aimed at `id`, oldest effective date first.
     pub fn events_for<'a>(&'a self, id: &'a RecordId) -> impl Iterator<Item = &'a RecordEvent> + 'a {
         let mut evs: Vec<&RecordEvent> = self

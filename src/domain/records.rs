@@ -207,6 +207,17 @@ impl Record {
         }
     }
 
+    /// The firm's name as this record gives it; events carry none.
+    pub fn entity_name(&self) -> Option<&str> {
+        match self {
+            Record::Evaluation(r) => Some(&r.entity_name),
+            Record::ListEntry(r) => Some(&r.entity_name),
+            Record::Penalty(r) => Some(&r.entity_name),
+            Record::Commitment(r) => Some(&r.entity_name),
+            Record::Event(_) => None,
+        }
+    }
+
     pub fn record_type(&self) -> RecordType {
         match self {
             Record::Evaluation(_) => RecordType::Evaluation,

@@ -104,21 +104,6 @@ fn newest<'a>(cands: impl Iterator<Item = (&'a StoredRecord, &'a Evaluation)>) -
     cands.max_by_key(|(s, e)| (e.year, e.valid_from, s.recorded_version))
 }
 
-fn entity_name(profile: &Profile) -> String {
-    profile
-        .records
-        .iter()
-        .rev()
-        .find_map(|s| match &s.record {
-            Record::Evaluation(e) => Some(e.entity_name.clone()),
-            Record::ListEntry(l) => Some(l.entity_name.clone()),
-            Record::Penalty(p) => Some(p.entity_name.clone()),
-            Record::Commitment(c) => Some(c.entity_name.clone()),
-            Record::Event(_) => None,
-        })
-        .unwrap_or_default()
-}
-
 fn list_code(prefix: &str, list: ListKind) -> String {
     format!("{prefix}{}", list.as_str().to_ascii_uppercase())
 }
@@ -293,7 +278,7 @@ pub fn evaluate(tender: &Tender, policy: &Policy, members: &[MemberInput<'_>]) -
                 _ => {}
             }
         }
-        grades.push(MemberGrade { code: m.code.clone(), entity_name: entity_name(m.profile), grade, source, evidence });
+        grades.push(MemberGrade { code: m.code.clone(), entity_name: m.profile.entity_name(), grade, source, evidence });
     }
 
     // A consortium takes its members' lowest grade.

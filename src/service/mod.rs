@@ -14,7 +14,7 @@ pub use credit_data::CreditDataApi;
 pub use keys::{key_to_proto, KeyApi};
 pub use policies::PolicySet;
 pub use statement::{envelope_from_proto, envelope_to_proto, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
-pub use tenders::TenderApi;
+pub use tenders::{check_against_policy, TenderApi};
 
 /// The cache as the services use it: statements are assessment responses.
 pub type Cache = crate::cache::CreditCache<crate::proto::v1::AssessResponse>;

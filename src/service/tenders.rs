@@ -129,6 +129,27 @@ pub(crate) fn tender_to_proto(t: &Tender, bid_count: u32) -> pb::Tender {
     }
 }
 
+/// What a tender's terms must meet under its policy, beyond their own checks.
+pub fn check_against_policy(terms: &TenderTerms, policy: &crate::policy::Policy) -> Result<(), ApiError> {
+    if policy.domain != terms.domain {
+        return Err(ApiError::field(
+            "policy_id",
+            format!("policy '{}' is for {}, the tender is {}", policy.id, policy.domain, terms.domain),
+        ));
+    }
+    let cap = terms.estimated_price.0 as i128 * policy.max_nominal_deposit_bp as i128;
+    if (terms.nominal_deposit.0 as i128) * 10_000 > cap {
+        return Err(ApiError::field(
+            "terms.nominal_deposit_fen",
+            format!(
+                "{} exceeds {} basis points of the estimated price {}, the most policy '{}' allows",
+                terms.nominal_deposit, policy.max_nominal_deposit_bp, terms.estimated_price, policy.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl TenderApi {
     pub fn new(rules: Arc<Rules>, policies: Arc<PolicySet>, cache: Arc<super::Cache>) -> Self {
         TenderApi { store: cache.store().clone(), rules, policies, cache }
@@ -140,26 +161,6 @@ impl TenderApi {
             tracing::warn!(error = %e, "tender stored, but the cache could not be refreshed; the follower will retry");
             self.cache.notifications_lost();
         }
-    }
-
-    fn check_against_policy(terms: &TenderTerms, policy: &crate::policy::Policy) -> Result<(), ApiError> {
-        if policy.domain != terms.domain {
-            return Err(ApiError::field(
-                "policy_id",
-                format!("policy '{}' is for {}, the tender is {}", policy.id, policy.domain, terms.domain),
-            ));
-        }
-        let cap = terms.estimated_price.0 as i128 * policy.max_nominal_deposit_bp as i128;
-        if (terms.nominal_deposit.0 as i128) * 10_000 > cap {
-            return Err(ApiError::field(
-                "terms.nominal_deposit_fen",
-                format!(
-                    "{} exceeds {} basis points of the estimated price {}, the most policy '{}' allows",
-                    terms.nominal_deposit, policy.max_nominal_deposit_bp, terms.estimated_price, policy.id
-                ),
-            ));
-        }
-        Ok(())
     }
 
     async fn bid_count(&self, id: &str) -> Result<u32, ApiError> {
@@ -175,7 +176,7 @@ impl TenderApi {
                 format!("no loaded policy '{}'; loaded: {}", req.policy_id, self.policies.ids().join(", ")),
             )
         })?;
-        Self::check_against_policy(&terms, &policy)?;
+        check_against_policy(&terms, &policy)?;
         let tender = Tender {
             tender_id,
             version: 1,
@@ -198,7 +199,7 @@ impl TenderApi {
             return Err(ApiError::field("terms.domain", format!("cannot change from {} to {}", old.terms.domain, terms.domain)));
         }
         let policy = self.policies.by_digest(&old.policy_digest).await?;
-        Self::check_against_policy(&terms, &policy)?;
+        check_against_policy(&terms, &policy)?;
         let tender = Tender { version: old.version + 1, terms, registered_at: Utc::now(), ..old };
         let stored = self.store.insert_tender(&tender).await?;
         self.refresh().await;

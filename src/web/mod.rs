@@ -85,7 +85,7 @@ async fn committee(State(s): State<WebState>, Path(id): Path<String>) -> Respons
         for code in bid.bidder.split('+') {
             let name = match crate::domain::CreditCode::try_from(code.to_owned()) {
                 Ok(c) => match s.cache.profile(&c, version).await {
-                    Ok(p) => latest_name(&p.profile),
+                    Ok(p) => p.profile.entity_name(),
                     Err(e) => return store_down(e),
                 },
                 Err(_) => String::new(),
@@ -95,21 +95,6 @@ async fn committee(State(s): State<WebState>, Path(id): Path<String>) -> Respons
         bidders.push((bid.sequence, members));
     }
     Html(page::committee(&cached.tender, &bidders)).into_response()
-}
-
-fn latest_name(p: &crate::domain::profile::Profile) -> String {
-    use crate::domain::Record;
-    p.records
-        .iter()
-        .rev()
-        .find_map(|s| match &s.record {
-            Record::Evaluation(e) => Some(e.entity_name.clone()),
-            Record::ListEntry(l) => Some(l.entity_name.clone()),
-            Record::Penalty(x) => Some(x.entity_name.clone()),
-            Record::Commitment(c) => Some(c.entity_name.clone()),
-            Record::Event(_) => None,
-        })
-        .unwrap_or_default()
 }
 
 #[derive(serde::Deserialize)]

@@ -65,8 +65,7 @@ pub async fn pg_db() -> Option<TestDb> {
     };
     let name = format!("ct_test_{}", uuid_like());
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-    let mut url = url_with_database(&admin, &name);
-    url.push_str("");
+    let url = url_with_database(&admin, &name);
     Some(TestDb { url, backend: "postgres", _dir: None, pg_name: Some(name) })
 }
 
