@@ -5,6 +5,7 @@
 mod assessment;
 mod cache;
 mod credit_data;
+mod golden;
 mod helpers;
 mod import;
 mod server;

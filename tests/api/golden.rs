@@ -1,0 +1,69 @@
+//! The statements the demo issues, pinned: every payload (all fields but
+//! `issuedAt`) of every demo tender's table and of a deposit check per bid
+//! must be byte-identical to `tests/golden/demo-statements.jsonl`. A change
+//! to a rule or to the statement's shape shows here as a diff to review.
+//!
+//! After an intended change, rewrite the file with
+//! `CREDIT_TENDER_BLESS=1 cargo test golden` and review the diff.
+
+use crate::helpers::*;
+use credit_tender::proto::v1::assessment_service_client::AssessmentServiceClient;
+use credit_tender::proto::v1::tender_service_client::TenderServiceClient;
+use credit_tender::proto::v1::{AssessTenderRequest, CheckDepositRequest, ListTendersRequest};
+
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/demo-statements.jsonl");
+
+/// A payload with its `issuedAt` (the only field that changes between runs) removed.
+fn pinned(payload: &[u8]) -> String {
+    let text = std::str::from_utf8(payload).expect("payloads are UTF-8 JSON");
+    let value: serde_json::Value = serde_json::from_str(text).expect("payloads are JSON");
+    let issued = value.get("issuedAt").or_else(|| value.pointer("/assessment/issuedAt")).cloned().expect("issuedAt");
+    let issued = serde_json::to_string(&issued).unwrap();
+    // Remove the field from the exact bytes, so key order and spacing stay pinned.
+    let without = text.replace(&format!(",\"issuedAt\":{issued}"), "");
+    assert_ne!(without, text, "issuedAt not found in {text}");
+    without
+}
+
+#[tokio::test]
+async fn demo_statements_match_the_golden_payloads() {
+    let demo = CliServer::spawn(&["demo"]).await;
+    let mut tenders = TenderServiceClient::new(demo.channel.clone());
+    let mut assess = AssessmentServiceClient::new(demo.channel.clone());
+    let mut list = tenders.list_tenders(ListTendersRequest {}).await.unwrap().into_inner().tenders;
+    list.sort_by(|a, b| a.tender_id.cmp(&b.tender_id));
+    let mut lines = Vec::new();
+    for t in &list {
+        let table = assess
+            .assess_tender(AssessTenderRequest { tender_id: t.tender_id.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        for bid in table.bids {
+            let envelope = bid.assessment.unwrap().envelope.unwrap();
+            lines.push(pinned(&envelope.payload));
+            let bidder = bid.bid.unwrap().bidder;
+            for (form, offered_fen) in [("cash", 1_000_000), ("credit_guarantee", 0)] {
+                let check = CheckDepositRequest {
+                    tender_id: t.tender_id.clone(),
+                    bidder: bidder.clone(),
+                    offered_fen,
+                    form: form.into(),
+                };
+                let checked = assess.check_deposit(check).await.unwrap().into_inner();
+                lines.push(pinned(&checked.envelope.unwrap().payload));
+            }
+        }
+    }
+    assert!(lines.len() > 20, "the demo issues statements for every bid: {}", lines.len());
+    let got = lines.join("\n") + "\n";
+    if std::env::var("CREDIT_TENDER_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(GOLDEN, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(GOLDEN).expect("the golden file exists (see the module doc to write it)");
+    for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
+        assert_eq!(g, w, "statement {} differs from the golden payload", i + 1);
+    }
+    assert_eq!(got.lines().count(), want.lines().count(), "number of statements");
+}
