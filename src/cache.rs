@@ -13,10 +13,9 @@
 //! shows no change to that code since.
 
 use crate::domain::profile::Profile;
-use crate::domain::{CreditCode, Tender};
-use crate::store::BidRow;
+use crate::domain::{CreditCode, Tender, TenderId};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{BidRow, ChangeSink, Store, StoreError};
 use moka::future::Cache;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -115,10 +114,13 @@ pub struct CreditCache<S: Clone + Send + Sync + 'static> {
     metrics: Arc<Metrics>,
     profiles: Cache<CreditCode, Arc<CachedProfile>>,
     statements: Cache<String, Arc<S>>,
-    tenders: Cache<String, Arc<CachedTender>>,
+    tenders: Cache<TenderId, Arc<CachedTender>>,
     /// Newest tender change applied, and the last change of each tender.
     applied_tender_seq: AtomicU64,
-    tender_changes: RwLock<HashMap<String, u64>>,
+    tender_changes: RwLock<HashMap<TenderId, u64>>,
+    /// Every tender with its bid count, as read at a tender change sequence:
+    /// the committee's list page, valid until the next tender change.
+    tender_list: Mutex<Option<(u64, Arc<Vec<(Tender, u32)>>)>>,
     /// Newest data version whose changes this replica has applied.
     applied: AtomicU64,
     /// When the store last answered the follower.
@@ -182,6 +184,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
             tenders,
             applied_tender_seq: AtomicU64::new(tender_seq),
             tender_changes: RwLock::new(HashMap::new()),
+            tender_list: Mutex::new(None),
             applied: AtomicU64::new(applied),
             confirmed_at: Mutex::new(Instant::now()),
             window: RwLock::new(ChangeWindow { floor: applied, log: VecDeque::new(), last: HashMap::new(), capacity: 200_000 }),
@@ -275,7 +278,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
     }
 
     /// A tender's newest version and its bids; `None` for an unknown tender.
-    pub async fn tender(&self, id: &str) -> Result<Option<Arc<CachedTender>>, CacheError> {
+    pub async fn tender(&self, id: &TenderId) -> Result<Option<Arc<CachedTender>>, CacheError> {
         let changed = |t: &CachedTender| self.tender_changes.read().expect("tender lock").get(id).is_some_and(|v| *v > t.read_at);
         if self.config.enabled {
             if let Some(t) = self.tenders.get(id).await {
@@ -298,13 +301,34 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
                 return Ok(Some(entry));
             }
             if !changed(&entry) {
-                self.tenders.insert(id.to_owned(), entry.clone()).await;
+                self.tenders.insert(id.clone(), entry.clone()).await;
                 if !changed(&entry) {
                     return Ok(Some(entry));
                 }
             }
             self.tenders.invalidate(id).await;
         }
+    }
+
+    /// Every tender's newest version with its bid count, latest deadline first.
+    pub async fn tender_list(&self) -> Result<Arc<Vec<(Tender, u32)>>, CacheError> {
+        let read_at = self.applied_tender_seq.load(Ordering::Acquire);
+        if self.config.enabled {
+            if let Some((at, list)) = &*self.tender_list.lock().expect("tender list lock") {
+                if *at == read_at {
+                    self.metrics.cache("tender_list", "hit");
+                    return Ok(list.clone());
+                }
+            }
+            self.metrics.cache("tender_list", "miss");
+        }
+        let start = Instant::now();
+        let list = Arc::new(self.store.list_tenders().await?);
+        self.metrics.store_query("list_tenders", start.elapsed());
+        if self.config.enabled {
+            *self.tender_list.lock().expect("tender list lock") = Some((read_at, list.clone()));
+        }
+        Ok(list)
     }
 
     /// A cached statement, or `make`'s, cached under `key`. `key` must name
@@ -410,44 +434,12 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
     }
 }
 
-/// On PostgreSQL: LISTEN for committed versions and wake the follower; a lost
-/// connection makes the next request catch up from the change table first.
-pub async fn listen_postgres<S: Clone + Send + Sync + 'static>(cache: Arc<CreditCache<S>>, pool: sqlx::PgPool) {
-    use sqlx::postgres::PgListener;
-    loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot open the change listener; retrying");
-                cache.notifications_lost();
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if let Err(e) = listener.listen(crate::store::CHANGES_CHANNEL).await {
-            tracing::warn!(error = %e, "LISTEN failed; retrying");
-            cache.notifications_lost();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
-        // Anything committed before LISTEN took effect is read by catching up.
-        cache.notifications_lost();
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => cache.changed(n.payload().parse().ok()),
-                // The connection dropped; PgListener reconnects on the next
-                // call, but notifications sent meanwhile are gone.
-                Ok(None) => {
-                    tracing::warn!("change listener connection lost; catching up from the change table");
-                    cache.notifications_lost();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "change listener failed; reconnecting");
-                    cache.notifications_lost();
-                    break;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+impl<S: Clone + Send + Sync + 'static> ChangeSink for CreditCache<S> {
+    fn changed(&self, announced: Option<u64>) {
+        CreditCache::changed(self, announced);
+    }
+
+    fn notifications_lost(&self) {
+        CreditCache::notifications_lost(self);
     }
 }

@@ -80,7 +80,7 @@ pub async fn register_tenders(store: &Store, policies: &crate::service::PolicySe
     for (id, title, region, policy_id, deadline, estimate, deposit, bidders) in TENDERS {
         let policy = policies.current(policy_id).ok_or_else(|| anyhow::anyhow!("demo policy {policy_id} is not loaded"))?;
         let tender = Tender {
-            tender_id: (*id).to_owned(),
+            tender_id: crate::domain::TenderId::parse(id).map_err(|e| anyhow::anyhow!("demo tender {id}: {e}"))?,
             version: 1,
             terms: TenderTerms {
                 title: (*title).to_owned(),
@@ -95,11 +95,12 @@ pub async fn register_tenders(store: &Store, policies: &crate::service::PolicySe
             policy_digest: policy.digest.clone(),
             registered_at: chrono::Utc::now(),
         };
-        tender.terms.check().map_err(|(f, r)| anyhow::anyhow!("demo tender {id}: {f}: {r}"))?;
+        tender.terms.check().map_err(|e| anyhow::anyhow!("demo tender {id}: {e}"))?;
         crate::service::check_against_policy(&tender.terms, &policy).map_err(|e| anyhow::anyhow!("demo tender {id}: {e}"))?;
         store.insert_tender(&tender).await?;
         for b in bidders.iter() {
-            store.register_bid(id, b).await?;
+            let bidder = crate::domain::Bidder::from_key(b).map_err(|e| anyhow::anyhow!("demo bid {b}: {e}"))?;
+            store.register_bid(&tender.tender_id, &bidder).await?;
         }
     }
     Ok(TENDERS.len())

@@ -5,7 +5,7 @@
 //! write transaction as it is read, so memory stays flat however large the
 //! file. A file is all-or-nothing: any bad line rolls the whole file back.
 
-use crate::domain::input::{parse_record, FieldViolation, InputRules};
+use crate::domain::input::{parse_record, FieldError, InputRules};
 use crate::domain::Record;
 use crate::store::{RecordSource, Store, StoreError, WriteMode, WriteOutcome};
 use serde_json::{Map, Value};
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub struct LineError {
     pub file: PathBuf,
     pub line: u64,
-    pub violation: FieldViolation,
+    pub violation: FieldError,
 }
 
 impl std::fmt::Display for LineError {
@@ -77,7 +77,7 @@ pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -
         Ok(FileOutcome::Rejected(vec![LineError {
             file: path.to_owned(),
             line,
-            violation: FieldViolation::new(field, reason),
+            violation: FieldError::new(field, reason),
         }]))
     };
     let Some(format) = Format::of(path) else {
@@ -147,12 +147,12 @@ impl<'a, R: BufRead> JsonLines<'a, R> {
     }
 }
 
-fn one(field: &str, reason: impl Into<String>) -> Vec<FieldViolation> {
-    vec![FieldViolation::new(field, reason)]
+fn one(field: &str, reason: impl Into<String>) -> Vec<FieldError> {
+    vec![FieldError::new(field, reason)]
 }
 
 /// Parses one line of JSON Lines into a record.
-pub fn parse_json_line(bytes: &[u8], rules: InputRules<'_>) -> Option<Result<Record, Vec<FieldViolation>>> {
+pub fn parse_json_line(bytes: &[u8], rules: InputRules<'_>) -> Option<Result<Record, Vec<FieldError>>> {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => return Some(Err(one("encoding", format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1)))),
@@ -175,7 +175,7 @@ pub fn parse_json_line(bytes: &[u8], rules: InputRules<'_>) -> Option<Result<Rec
 }
 
 impl<R: BufRead> Iterator for JsonLines<'_, R> {
-    type Item = (u64, Result<Record, Vec<FieldViolation>>);
+    type Item = (u64, Result<Record, Vec<FieldError>>);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -204,16 +204,16 @@ struct CsvRows<'a, R> {
 }
 
 impl<'a, R: Read> CsvRows<'a, R> {
-    fn new(inner: R, rules: InputRules<'a>, document_ref: Option<&'a str>) -> Result<Self, (u64, FieldViolation)> {
+    fn new(inner: R, rules: InputRules<'a>, document_ref: Option<&'a str>) -> Result<Self, (u64, FieldError)> {
         let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(inner);
         let header = reader.byte_headers().map_err(|e| (1, csv_error(e)))?.clone();
         if header.is_empty() {
-            return Err((1, FieldViolation::new("file", "is empty: no header and no records")));
+            return Err((1, FieldError::new("file", "is empty: no header and no records")));
         }
         let mut columns = Vec::new();
         for (i, raw) in header.iter().enumerate() {
             let name = std::str::from_utf8(raw)
-                .map_err(|_| (1, FieldViolation::new("header", format!("column {} is not valid UTF-8", i + 1))))?;
+                .map_err(|_| (1, FieldError::new("header", format!("column {} is not valid UTF-8", i + 1))))?;
             columns.push(name.trim_start_matches('\u{feff}').trim().to_ascii_lowercase());
         }
         let expected = CSV_COLUMNS.join(",");
@@ -223,7 +223,7 @@ impl<'a, R: Read> CsvRows<'a, R> {
         if !head_ok {
             return Err((
                 1,
-                FieldViolation::new(
+                FieldError::new(
                     "header",
                     format!(
                         "unexpected header '{}': expected '{expected}', optionally followed by {}",
@@ -236,7 +236,7 @@ impl<'a, R: Read> CsvRows<'a, R> {
         Ok(CsvRows { reader, rules, columns, document_ref, record: csv::ByteRecord::new(), done: false })
     }
 
-    fn row(&self) -> Result<Record, Vec<FieldViolation>> {
+    fn row(&self) -> Result<Record, Vec<FieldError>> {
         if self.record.len() != self.columns.len() {
             return Err(one("row", format!("has {} fields, the header has {}", self.record.len(), self.columns.len())));
         }
@@ -264,15 +264,15 @@ impl<'a, R: Read> CsvRows<'a, R> {
     }
 }
 
-fn csv_error(e: csv::Error) -> FieldViolation {
+fn csv_error(e: csv::Error) -> FieldError {
     match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => FieldViolation::new("encoding", "invalid UTF-8"),
-        _ => FieldViolation::new("csv", format!("malformed CSV: {e}")),
+        csv::ErrorKind::Utf8 { .. } => FieldError::new("encoding", "invalid UTF-8"),
+        _ => FieldError::new("csv", format!("malformed CSV: {e}")),
     }
 }
 
 impl<R: Read> Iterator for CsvRows<'_, R> {
-    type Item = (u64, Result<Record, Vec<FieldViolation>>);
+    type Item = (u64, Result<Record, Vec<FieldError>>);
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {

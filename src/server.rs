@@ -20,7 +20,7 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
 /// Largest request or response message, in bytes. A full `PutRecords` batch
-/// of [`crate::service::credit_data::MAX_BATCH`] records fits well inside.
+/// of [`crate::service::MAX_BATCH`] records fits well inside.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// How the server runs, beyond what it serves.
@@ -125,7 +125,6 @@ pub async fn run(
 
     let metrics = state.metrics.clone();
     let web = crate::web::router(crate::web::WebState {
-        store: state.store.clone(),
         cache: state.cache.clone(),
         assessments: assessment_api,
         keys: state.keys.clone(),
@@ -153,12 +152,8 @@ pub async fn run(
         .add_service(keys);
     let reloader = tokio::spawn(reload_keys_on_hangup(state.keys.clone()));
     let follower = tokio::spawn(state.cache.clone().follow());
-    let listener_task = match &state.store {
-        Store::Postgres(pg) if state.cache.enabled() => {
-            Some(tokio::spawn(crate::cache::listen_postgres(state.cache.clone(), pg.pool().clone())))
-        }
-        _ => None,
-    };
+    let sink: Arc<dyn crate::store::ChangeSink> = state.cache.clone();
+    let listener_task = state.cache.enabled().then(|| state.store.listen(sink)).flatten().map(tokio::spawn);
     let background = move || {
         reloader.abort();
         follower.abort();

@@ -32,21 +32,13 @@ pub struct Envelope {
     pub signatures: Vec<(String, Vec<u8>)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyStatus {
-    /// Signs new statements. Exactly one key is active.
-    Active,
-    /// Rotated out: still listed, so that what it signed keeps verifying.
-    VerifyOnly,
-}
-
-impl KeyStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyStatus::Active => "active",
-            KeyStatus::VerifyOnly => "verify_only",
-        }
+crate::domain::vocab::vocabulary! {
+    /// Whether a key signs or only verifies.
+    KeyStatus {
+        /// Signs new statements. Exactly one key is active.
+        Active => "active",
+        /// Rotated out: still listed, so that what it signed keeps verifying.
+        VerifyOnly => "verify_only",
     }
 }
 

@@ -27,14 +27,19 @@ pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
     let keys: Vec<PublicKeyInfo> = keys
         .keys
         .into_iter()
-        .map(|k| PublicKeyInfo {
-            keyid: k.keyid,
-            public_key: k.public_key.to_vec(),
-            status: if k.status == "active" { KeyStatus::Active } else { KeyStatus::VerifyOnly },
-            valid_from: None,
-            valid_to: None,
+        .map(|k| {
+            let status = KeyStatus::parse(&k.status).ok_or_else(|| {
+                Exit::usage(format!(
+                    "{}: key {}: unknown status '{}', expected one of: {}",
+                    args.keys.display(),
+                    k.keyid,
+                    k.status,
+                    KeyStatus::expected()
+                ))
+            })?;
+            Ok(PublicKeyInfo { keyid: k.keyid, public_key: k.public_key.to_vec(), status, valid_from: None, valid_to: None })
         })
-        .collect();
+        .collect::<Result<_, Exit>>()?;
     let envelope = crate::service::envelope_from_proto(&env);
     let keyid = verify(&envelope, &keys).map_err(|e| Exit::failed(format!("INVALID: {e}")))?;
     let text = match env.payload_type.as_str() {

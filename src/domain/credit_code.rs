@@ -115,6 +115,12 @@ impl CreditCode {
         &self.0
     }
 
+    /// Whether the check character is right; a code that is not passed only
+    /// through the operator's allow-list (or was stored when it was).
+    pub fn passes_checksum(&self) -> bool {
+        Self::check(&self.0).is_ok()
+    }
+
     /// The six-digit region code (positions 3-8) of the registering authority.
     pub fn region(&self) -> &str {
         &self.0[2..8]

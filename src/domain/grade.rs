@@ -27,7 +27,11 @@ impl Grade {
     }
 
     /// The worse of two grades (a consortium takes its members' lowest).
-    pub fn min(self, other: Grade) -> Grade {
+    ///
+    /// Named so because the derived `Ord` follows declaration order, AA
+    /// first: there `min` would give the *better* grade. Compare grades by
+    /// [`Grade::rank`] or with this, never with `Ord`.
+    pub fn worse_of(self, other: Grade) -> Grade {
         if self.rank() <= other.rank() { self } else { other }
     }
 }
@@ -48,6 +52,20 @@ vocabulary! {
     }
 }
 
+impl CreditDomain {
+    /// The domain's name as the committee reads it.
+    pub fn chinese_name(self) -> &'static str {
+        match self {
+            CreditDomain::HighwayConstruction => "公路施工",
+            CreditDomain::HighwayDesign => "公路设计",
+            CreditDomain::WaterwayConstruction => "水运工程施工",
+            CreditDomain::WaterwayDesign => "水运工程设计",
+            CreditDomain::Supervision => "监理",
+            CreditDomain::TestingInspection => "试验检测",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,7 +73,12 @@ mod tests {
     #[test]
     fn grades_order_aa_best() {
         assert!(Grade::AA.rank() > Grade::A.rank());
-        assert_eq!(Grade::A.min(Grade::C), Grade::C);
+        assert_eq!(Grade::A.worse_of(Grade::C), Grade::C);
+        assert_eq!(Grade::C.worse_of(Grade::A), Grade::C);
+        assert_eq!(Grade::AA.worse_of(Grade::AA), Grade::AA);
+        // The trap this name avoids: the derived order puts AA first.
+        assert_eq!([Grade::A, Grade::C].into_iter().min(), Some(Grade::A));
+        assert_eq!([Grade::A, Grade::C, Grade::B].into_iter().reduce(Grade::worse_of), Some(Grade::C));
         assert_eq!(Grade::parse(" aa "), Some(Grade::AA));
         assert_eq!(Grade::parse("AAA"), None);
     }

@@ -16,18 +16,24 @@ use std::collections::BTreeSet;
 
 /// One problem with one field of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldViolation {
+pub struct FieldError {
     pub field: String,
     pub reason: String,
 }
 
-impl FieldViolation {
+impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        FieldViolation { field: field.into(), reason: reason.into() }
+        FieldError { field: field.into(), reason: reason.into() }
+    }
+
+    /// The same error for a field inside `parent` (`terms` + `title` →
+    /// `terms.title`; `records[2]` + `id` → `records[2].id`).
+    pub fn within(self, parent: &str) -> Self {
+        FieldError { field: format!("{parent}.{}", self.field), reason: self.reason }
     }
 }
 
-impl std::fmt::Display for FieldViolation {
+impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.field, self.reason)
     }
@@ -51,13 +57,13 @@ pub struct Parsed {
 struct Fields<'a> {
     obj: &'a Map<String, Value>,
     used: BTreeSet<&'static str>,
-    errors: Vec<FieldViolation>,
+    errors: Vec<FieldError>,
     warnings: Vec<String>,
 }
 
 impl<'a> Fields<'a> {
     fn fail<T>(&mut self, field: &str, reason: impl Into<String>) -> Option<T> {
-        self.errors.push(FieldViolation::new(field, reason));
+        self.errors.push(FieldError::new(field, reason));
         None
     }
 
@@ -95,12 +101,12 @@ impl<'a> Fields<'a> {
 
     fn id(&mut self, field: &'static str) -> Option<RecordId> {
         let s = self.required(field)?;
-        RecordId::parse(&s).map_err(|r| self.errors.push(FieldViolation::new(field, r))).ok()
+        RecordId::parse(&s).map_err(|r| self.errors.push(FieldError::new(field, r))).ok()
     }
 
     fn date(&mut self, field: &'static str) -> Option<NaiveDate> {
         let s = self.required(field)?;
-        parse_date(&s).map_err(|r| self.errors.push(FieldViolation::new(field, r))).ok()
+        parse_date(&s).map_err(|r| self.errors.push(FieldError::new(field, r))).ok()
     }
 
     fn optional_date(&mut self, field: &'static str) -> Option<Option<NaiveDate>> {
@@ -108,7 +114,7 @@ impl<'a> Fields<'a> {
         match self.text(field) {
             None if self.errors.len() > before => None,
             None => Some(None),
-            Some(s) => parse_date(&s).map(Some).map_err(|r| self.errors.push(FieldViolation::new(field, r))).ok(),
+            Some(s) => parse_date(&s).map(Some).map_err(|r| self.errors.push(FieldError::new(field, r))).ok(),
         }
     }
 
@@ -136,7 +142,7 @@ impl<'a> Fields<'a> {
 
     fn integer(&mut self, field: &'static str) -> Option<i64> {
         let s = self.required(field)?;
-        s.parse::<i64>().map_err(|_| self.errors.push(FieldViolation::new(field, format!("'{s}' is not a whole number")))).ok()
+        s.parse::<i64>().map_err(|_| self.errors.push(FieldError::new(field, format!("'{s}' is not a whole number")))).ok()
     }
 
     fn optional_number(&mut self, field: &'static str) -> Option<Option<f64>> {
@@ -164,7 +170,7 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 /// Validates one record given as a JSON object with a `type` field.
-pub fn parse_record(obj: &Map<String, Value>, rules: InputRules<'_>) -> Result<Parsed, Vec<FieldViolation>> {
+pub fn parse_record(obj: &Map<String, Value>, rules: InputRules<'_>) -> Result<Parsed, Vec<FieldError>> {
     let mut f = Fields { obj, used: BTreeSet::new(), errors: Vec::new(), warnings: Vec::new() };
     let Some(record_type) = f.word("type", RecordType::parse, RecordType::expected) else {
         return Err(f.errors);
@@ -178,14 +184,14 @@ pub fn parse_record(obj: &Map<String, Value>, rules: InputRules<'_>) -> Result<P
     };
     for key in obj.keys() {
         if !f.used.contains(key.as_str()) {
-            f.errors.push(FieldViolation::new(key.clone(), format!("is not a field of a {record_type} record")));
+            f.errors.push(FieldError::new(key.clone(), format!("is not a field of a {record_type} record")));
         }
     }
     match record {
         Some(record) if f.errors.is_empty() => Ok(Parsed { record, warnings: f.warnings }),
         _ => {
             if f.errors.is_empty() {
-                f.errors.push(FieldViolation::new("type", "record is incomplete"));
+                f.errors.push(FieldError::new("type", "record is incomplete"));
             }
             Err(f.errors)
         }

@@ -13,6 +13,7 @@ pub(crate) mod vocab;
 
 pub use credit_code::{AllowList, CodeCheck, CreditCode, CreditCodeError};
 pub use grade::{CreditDomain, Grade};
+pub use input::FieldError;
 pub use issuer::{Issuer, RegionCode};
 pub use money::Fen;
 pub use records::*;
@@ -21,4 +22,4 @@ pub mod points;
 pub mod tender;
 
 pub use points::Points;
-pub use tender::{Bidder, EvaluationMethod, Tender, TenderTerms};
+pub use tender::{Bidder, EvaluationMethod, Tender, TenderId, TenderTerms};

@@ -2,6 +2,7 @@
 
 use super::credit_code::CreditCode;
 use super::grade::CreditDomain;
+use super::input::FieldError;
 use super::issuer::RegionCode;
 use super::money::Fen;
 use super::vocab::vocabulary;
@@ -19,6 +20,13 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// How a bidder lodges its bid deposit: in cash (or a bank guarantee), or
+    /// by a credit guarantee (信用保函 or guarantee insurance) where the
+    /// policy accepts one for its grade.
+    DepositForm { Cash => "cash", CreditGuarantee => "credit_guarantee" }
+}
+
 /// The terms of one tender version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenderTerms {
@@ -34,7 +42,7 @@ pub struct TenderTerms {
 /// A registered tender version, bound to one policy version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tender {
-    pub tender_id: String,
+    pub tender_id: TenderId,
     pub version: u32,
     pub terms: TenderTerms,
     pub policy_id: String,
@@ -42,24 +50,21 @@ pub struct Tender {
     pub registered_at: DateTime<Utc>,
 }
 
-/// Why tender terms were refused: (field, reason).
-pub type TermsError = (&'static str, String);
-
 impl TenderTerms {
     /// Checks relations between fields; each field was parsed on its own before.
-    pub fn check(&self) -> Result<(), TermsError> {
+    pub fn check(&self) -> Result<(), FieldError> {
         if self.title.trim().is_empty() || self.title.chars().count() > 256 {
-            return Err(("title", "is required, at most 256 characters".into()));
+            return Err(FieldError::new("title", "is required, at most 256 characters"));
         }
         if self.estimated_price.0 <= 0 {
-            return Err(("estimated_price_fen", "must be positive".into()));
+            return Err(FieldError::new("estimated_price_fen", "must be positive"));
         }
         if self.nominal_deposit.0 < 0 {
-            return Err(("nominal_deposit_fen", "must not be negative".into()));
+            return Err(FieldError::new("nominal_deposit_fen", "must not be negative"));
         }
         // 招标投标法实施条例 Art. 26: a bid deposit may not exceed 2% of the estimated price.
         if self.nominal_deposit.0 as i128 * 50 > self.estimated_price.0 as i128 {
-            return Err((
+            return Err(FieldError::new(
                 "nominal_deposit_fen",
                 format!(
                     "{} exceeds 2% of the estimated price {} (招标投标法实施条例 Art. 26)",
@@ -71,16 +76,39 @@ impl TenderTerms {
     }
 }
 
-/// Parses a tender id: 1 to 64 printable characters.
-pub fn parse_tender_id(s: &str) -> Result<String, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("is required".into());
+/// A tender's id as the platform assigned it: 1 to 64 printable characters
+/// without '/' (it appears in page paths).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenderId(String);
+
+impl TenderId {
+    /// Parses an id, trimming surrounding spaces.
+    pub fn parse(s: &str) -> Result<TenderId, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("is required".into());
+        }
+        if t.chars().count() > 64 || t.chars().any(|c| c.is_control() || c == '/') {
+            return Err("must be at most 64 printable characters without '/'".into());
+        }
+        Ok(TenderId(t.to_owned()))
     }
-    if t.chars().count() > 64 || t.chars().any(|c| c.is_control() || c == '/') {
-        return Err("must be at most 64 printable characters without '/'".into());
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
-    Ok(t.to_owned())
+}
+
+impl std::fmt::Display for TenderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for TenderId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A bidder: one firm, or a consortium with its lead first.
@@ -112,8 +140,43 @@ impl Bidder {
         self.0.len() > 1
     }
 
-    /// Stable text key, e.g. for storage: codes joined by '+', lead first.
+    /// The bidder's one text form, for storage and cache keys: its codes
+    /// joined by '+', lead first. [`Bidder::from_key`] reads it back.
     pub fn key(&self) -> String {
         self.0.iter().map(CreditCode::as_str).collect::<Vec<_>>().join("+")
+    }
+
+    /// Reads a [`Bidder::key`] back. Its codes were checked when the bid was
+    /// registered, so an allow-listed code stays readable (see
+    /// [`CreditCode`]'s `TryFrom<String>`).
+    pub fn from_key(key: &str) -> Result<Bidder, String> {
+        let codes = key
+            .split('+')
+            .map(|c| CreditCode::try_from(c.to_owned()).map_err(|e| format!("credit code {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Bidder::new(codes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bidder_key_round_trips_lead_first() {
+        let a = CreditCode::parse_strict("91440300192317458F").unwrap();
+        let b = CreditCode::parse_strict("914403001922038216").unwrap();
+        let bidder = Bidder::new(vec![a, b]).unwrap();
+        assert_eq!(bidder.key(), "91440300192317458F+914403001922038216");
+        assert_eq!(Bidder::from_key(&bidder.key()).unwrap(), bidder);
+        assert!(Bidder::from_key("91440300192317458F+91440300192317458F").unwrap_err().contains("twice"));
+        assert!(Bidder::from_key("").is_err());
+    }
+
+    #[test]
+    fn tender_ids_are_trimmed_and_refuse_slashes() {
+        assert_eq!(TenderId::parse(" T-1 ").unwrap().as_str(), "T-1");
+        assert_eq!(TenderId::parse("a/b").unwrap_err(), "must be at most 64 printable characters without '/'");
+        assert_eq!(TenderId::parse("  ").unwrap_err(), "is required");
     }
 }

@@ -4,9 +4,9 @@
 use super::{Policy, UnderObjection};
 use crate::domain::date::shanghai_date;
 use crate::domain::profile::{Profile, RecordState, StoredRecord};
-use crate::domain::records::{Evaluation, EvaluationKind, ListKind, Record};
+use crate::domain::records::{Evaluation, EvaluationKind, ListKind, Record, RecordId};
 use crate::domain::vocab::vocabulary;
-use crate::domain::{CreditCode, Fen, Grade, Issuer, Points, Tender};
+use crate::domain::{CreditCode, Fen, Grade, Issuer, Points, RegionCode, Tender};
 use chrono::{Months, NaiveDate};
 
 vocabulary! {
@@ -24,21 +24,57 @@ vocabulary! {
     DepositBasis { Waived => "waived", Reduced => "reduced", Full => "full" }
 }
 
+vocabulary! {
+    /// What one step of the grade choice found.
+    EvidenceOutcome { Chosen => "chosen", NotFound => "not_found", Skipped => "skipped" }
+}
+
+/// A machine-readable reason, written on the wire as an upper-case code
+/// (`LISTED_TRANSPORT_BLACKLIST`, `GRADE_EXCLUDED`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReasonCode {
+    /// On a list the policy excludes for.
+    Listed(ListKind),
+    /// On a list that withholds the credit bonus.
+    BonusWithheld(ListKind),
+    PenaltyInPublication,
+    CommitmentBreached,
+    NewEntrantNoBenefit,
+    GradeExcluded,
+    GradeNotQualified,
+    DepositNotReduced,
+}
+
+impl std::fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |f: &mut std::fmt::Formatter<'_>, prefix: &str, l: ListKind| {
+            write!(f, "{prefix}{}", l.as_str().to_ascii_uppercase())
+        };
+        match self {
+            ReasonCode::Listed(l) => list(f, "LISTED_", *l),
+            ReasonCode::BonusWithheld(l) => list(f, "BONUS_WITHHELD_", *l),
+            ReasonCode::PenaltyInPublication => f.write_str("PENALTY_IN_PUBLICATION"),
+            ReasonCode::CommitmentBreached => f.write_str("COMMITMENT_BREACHED"),
+            ReasonCode::NewEntrantNoBenefit => f.write_str("NEW_ENTRANT_NO_BENEFIT"),
+            ReasonCode::GradeExcluded => f.write_str("GRADE_EXCLUDED"),
+            ReasonCode::GradeNotQualified => f.write_str("GRADE_NOT_QUALIFIED"),
+            ReasonCode::DepositNotReduced => f.write_str("DEPOSIT_NOT_REDUCED"),
+        }
+    }
+}
+
 /// One bidder member's records.
 #[derive(Debug, Clone, Copy)]
 pub struct MemberInput<'a> {
     pub code: &'a CreditCode,
     pub profile: &'a Profile,
-    /// The code passed only through the operator's allow-list.
-    pub allow_listed: bool,
 }
 
 /// One step of a member's grade choice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evidence {
     pub step: GradeSource,
-    /// chosen | not_found | skipped
-    pub outcome: &'static str,
+    pub outcome: EvidenceOutcome,
     pub record: Option<(StoredRecord, Evaluation)>,
     pub note: String,
 }
@@ -54,10 +90,12 @@ pub struct MemberGrade {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reason {
-    pub code: String,
+    pub code: ReasonCode,
     pub effect: Effect,
-    pub credit_code: String,
-    pub record_id: String,
+    /// The member it concerns; `None` for the bidder as a whole.
+    pub credit_code: Option<CreditCode>,
+    /// The record behind it, if one is.
+    pub record_id: Option<RecordId>,
     pub message: String,
 }
 
@@ -104,237 +142,47 @@ fn newest<'a>(cands: impl Iterator<Item = (&'a StoredRecord, &'a Evaluation)>) -
     cands.max_by_key(|(s, e)| (e.year, e.valid_from, s.recorded_version))
 }
 
-fn list_code(prefix: &str, list: ListKind) -> String {
-    format!("{prefix}{}", list.as_str().to_ascii_uppercase())
+
+/// What the steps find along the way, in the order they find it (the order
+/// is part of the signed statement).
+#[derive(Default)]
+struct Findings {
+    reasons: Vec<Reason>,
+    warnings: Vec<String>,
+}
+
+impl Findings {
+    fn reason(&mut self, code: ReasonCode, effect: Effect, member: Option<&CreditCode>, record: Option<&RecordId>, message: String) {
+        self.reasons.push(Reason { code, effect, credit_code: member.cloned(), record_id: record.cloned(), message });
+    }
+
+    fn any(&self, effect: Effect) -> bool {
+        self.reasons.iter().any(|r| r.effect == effect)
+    }
 }
 
 /// Assesses a bidder (its members' profiles) for a tender under a policy, as
-/// of the tender's bid deadline.
+/// of the tender's bid deadline: each member's grade and grounds, then the
+/// bidder's grade, exclusion, qualification, points, deposit and bond.
 pub fn evaluate(tender: &Tender, policy: &Policy, members: &[MemberInput<'_>]) -> Assessment {
     let d = shanghai_date(tender.terms.bid_deadline);
-    let province = tender.terms.region.province();
-    let mut reasons: Vec<Reason> = Vec::new();
-    let mut warnings: Vec<String> = Vec::new();
-    let mut grades = Vec::new();
-    let mut new_entrant_without_benefit = false;
+    let mut found = Findings::default();
+    let grades: Vec<MemberGrade> = members.iter().map(|m| assess_member(tender, policy, m, d, &mut found)).collect();
+    let new_entrant_without_benefit =
+        grades.iter().any(|g| g.source == GradeSource::NewEntrant) && !policy.new_entrant_benefit;
 
-    for m in members {
-        let code = m.code.as_str().to_owned();
-        if m.allow_listed {
-            warnings.push(format!(
-                "credit code {code} fails the GB 32100-2015 checksum and is accepted only because it is on the operator's allow-list"
-            ));
-        }
-        let records = counted(m.profile, d);
-        for c in &records {
-            if c.state == RecordState::UnderObjection {
-                let treatment = match (&c.stored.record, policy.under_objection) {
-                    (Record::Evaluation(_), UnderObjection::Skip) => "the policy passes over it",
-                    (Record::Evaluation(_), UnderObjection::Count) => "the policy counts it until decided",
-                    _ => "it counts until decided",
-                };
-                warnings.push(format!(
-                    "record {} of {code} is under objection at {d}; {treatment}",
-                    c.stored.record.id()
-                ));
-            }
-        }
-
-        // Grade choice, in DOMAIN.md's order.
-        let evaluations: Vec<(&StoredRecord, &Evaluation)> = records
-            .iter()
-            .filter(|c| !(c.state == RecordState::UnderObjection && policy.under_objection == UnderObjection::Skip))
-            .filter_map(|c| match &c.stored.record {
-                Record::Evaluation(e) if e.domain == tender.terms.domain => Some((c.stored, e)),
-                _ => None,
-            })
-            .collect();
-        let mut evidence = Vec::new();
-        let mut chosen: Option<(Grade, GradeSource)> = None;
-        let steps: [(GradeSource, bool, Box<dyn Fn(&Evaluation) -> bool>); 3] = [
-            (
-                GradeSource::DynamicD,
-                policy.use_dynamic_d,
-                Box::new(|e: &Evaluation| {
-                    e.evaluation_kind == EvaluationKind::DynamicD && e.region.is_some_and(|r| r.province() == province)
-                }),
-            ),
-            (
-                GradeSource::Provincial,
-                policy.use_provincial,
-                Box::new(|e: &Evaluation| e.evaluation_kind == EvaluationKind::Annual && e.issuer == Issuer::Province(province)),
-            ),
-            (
-                GradeSource::National,
-                policy.use_national,
-                Box::new(|e: &Evaluation| e.evaluation_kind == EvaluationKind::Annual && e.issuer == Issuer::National),
-            ),
-        ];
-        for (step, enabled, matches) in steps.iter() {
-            if chosen.is_some() {
-                break;
-            }
-            if !enabled {
-                evidence.push(Evidence { step: *step, outcome: "skipped", record: None, note: "not used by this policy".into() });
-                continue;
-            }
-            match newest(evaluations.iter().copied().filter(|(_, e)| matches(e))) {
-                Some((s, e)) => {
-                    chosen = Some((e.grade, *step));
-                    evidence.push(Evidence {
-                        step: *step,
-                        outcome: "chosen",
-                        record: Some((s.clone(), e.clone())),
-                        note: format!("{} grade {} for {}, valid {} to {}", e.issuer, e.grade, e.year, e.valid_from, e.valid_to),
-                    });
-                }
-                None => {
-                    let what = match step {
-                        GradeSource::DynamicD => format!("no dynamic D in force in {province} at {d}"),
-                        GradeSource::Provincial => format!("no {province} grade in {} valid at {d}", tender.terms.domain),
-                        _ => format!("no national grade in {} valid at {d}", tender.terms.domain),
-                    };
-                    evidence.push(Evidence { step: *step, outcome: "not_found", record: None, note: what });
-                }
-            }
-        }
-        if let Some((_, GradeSource::DynamicD)) = chosen {
-            warnings.push(format!("{code} was set directly to D in {province}; this overrides its annual grade"));
-        }
-        let (grade, source) = chosen.unwrap_or_else(|| {
-            let bad: Vec<String> = records
-                .iter()
-                .filter(|c| match &c.stored.record {
-                    Record::ListEntry(l) => policy.new_entrant_bad_lists.contains(&l.list),
-                    Record::Penalty(_) => policy.new_entrant_penalty_is_bad,
-                    _ => false,
-                })
-                .map(|c| c.stored.record.id().to_string())
-                .collect();
-            let (grade, note) = if bad.is_empty() {
-                (policy.new_entrant_clean, "no grade and no bad record: the policy's default for a clean new entrant".to_owned())
-            } else {
-                (
-                    policy.new_entrant_with_bad_records,
-                    format!("no grade; bad records {}: the policy's default for a new entrant with bad records", bad.join(", ")),
-                )
-            };
-            evidence.push(Evidence { step: GradeSource::NewEntrant, outcome: "chosen", record: None, note });
-            if m.profile.records.is_empty() {
-                warnings.push(format!("no credit records at all for {code}: assessed as a new entrant"));
-            }
-            (grade, GradeSource::NewEntrant)
-        });
-        if source == GradeSource::NewEntrant && !policy.new_entrant_benefit {
-            new_entrant_without_benefit = true;
-            reasons.push(Reason {
-                code: "NEW_ENTRANT_NO_BENEFIT".into(),
-                effect: Effect::Bonus,
-                credit_code: code.clone(),
-                record_id: String::new(),
-                message: format!("{code} has no credit evaluation that applies: a default grade earns no credit benefit"),
-            });
-        }
-
-        // Exclusion and withholding grounds from lists, penalties, commitments.
-        for c in &records {
-            let id = c.stored.record.id().to_string();
-            match &c.stored.record {
-                Record::ListEntry(l) if policy.exclusion_lists.contains(&l.list) => reasons.push(Reason {
-                    code: list_code("LISTED_", l.list),
-                    effect: Effect::Exclusion,
-                    credit_code: code.clone(),
-                    record_id: id,
-                    message: format!("on the {} list ({}, {}) since {}", l.list, l.authority, l.decision_number, l.listed_on),
-                }),
-                Record::ListEntry(l) if policy.withhold_lists.contains(&l.list) => reasons.push(Reason {
-                    code: list_code("BONUS_WITHHELD_", l.list),
-                    effect: Effect::Bonus,
-                    credit_code: code.clone(),
-                    record_id: id,
-                    message: format!("on the {} list ({}) since {}: no credit bonus", l.list, l.decision_number, l.listed_on),
-                }),
-                Record::Penalty(p) if policy.withhold_penalty => reasons.push(Reason {
-                    code: "PENALTY_IN_PUBLICATION".into(),
-                    effect: Effect::Bonus,
-                    credit_code: code.clone(),
-                    record_id: id,
-                    message: format!("penalty {} of {} is still in its publication period", p.decision_number, p.decided_on),
-                }),
-                Record::Commitment(cm) => {
-                    if let (Some(months), Some(breached)) = (policy.withhold_breach_months, cm.breached_on) {
-                        let since = d.checked_sub_months(Months::new(months)).unwrap_or(NaiveDate::MIN);
-                        if breached > since && breached <= d {
-                            reasons.push(Reason {
-                                code: "COMMITMENT_BREACHED".into(),
-                                effect: Effect::Bonus,
-                                credit_code: code.clone(),
-                                record_id: id,
-                                message: format!("commitment '{}' breached on {breached}, within {months} months", cm.commitment_kind),
-                            });
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        grades.push(MemberGrade { code: m.code.clone(), entity_name: m.profile.entity_name(), grade, source, evidence });
-    }
-
-    // A consortium takes its members' lowest grade.
-    let applied_grade = grades.iter().map(|g| g.grade).reduce(Grade::min).unwrap_or(Grade::D);
-    if policy.exclusion_grades.contains(&applied_grade) {
-        reasons.push(Reason {
-            code: "GRADE_EXCLUDED".into(),
-            effect: Effect::Exclusion,
-            credit_code: String::new(),
-            record_id: String::new(),
-            message: format!("grade {applied_grade} is excluded by the policy"),
-        });
-    }
-    let eligible = !reasons.iter().any(|r| r.effect == Effect::Exclusion);
-    if eligible && policy.refused_grades.contains(&applied_grade) {
-        reasons.push(Reason {
-            code: "GRADE_NOT_QUALIFIED".into(),
-            effect: Effect::Qualification,
-            credit_code: String::new(),
-            record_id: String::new(),
-            message: format!("grade {applied_grade} does not pass qualification review under the policy"),
-        });
-    }
-    let qualified = eligible && !reasons.iter().any(|r| r.effect == Effect::Qualification);
-    let withheld = reasons.iter().any(|r| r.effect == Effect::Bonus);
+    let applied_grade = consortium_grade(&grades);
+    exclusion_by_grade(policy, applied_grade, &mut found);
+    let eligible = !found.any(Effect::Exclusion);
+    qualification(policy, applied_grade, eligible, &mut found);
+    let qualified = eligible && !found.any(Effect::Qualification);
+    let withheld = found.any(Effect::Bonus);
     let credit_benefit = qualified && !withheld;
+    let points = points(policy, applied_grade, credit_benefit);
 
-    // Points: benefits only with credit benefit; a non-positive figure (a
-    // deduction) applies whenever the bidder is assessed at all.
-    let pick = |table: Points| if credit_benefit || table.0 <= 0 { table } else { Points(0) };
-    let qualification_points = pick(policy.qualification_points.get(applied_grade));
-    let evaluation_points = pick(policy.evaluation_points.get(applied_grade));
-    let total_points = Points((qualification_points.0 + evaluation_points.0).min(policy.cap.0));
-
-    let reduction_allowed = qualified
-        && !new_entrant_without_benefit
-        && !(withheld && policy.withhold_denies_deposit_reduction);
-    let share = if reduction_allowed { policy.deposit_share_percent.get(applied_grade).min(100) } else { 100 };
-    let nominal = tender.terms.nominal_deposit;
-    // Round up to the fen: the bidder never owes less than the share.
-    let owed = Fen(((nominal.0.max(0) as i128 * share as i128 + 99) / 100) as i64);
-    let deposit_basis = match share {
-        0 => DepositBasis::Waived,
-        100 => DepositBasis::Full,
-        _ => DepositBasis::Reduced,
-    };
-    if !reduction_allowed && policy.deposit_share_percent.get(applied_grade) < 100 {
-        reasons.push(Reason {
-            code: "DEPOSIT_NOT_REDUCED".into(),
-            effect: Effect::Deposit,
-            credit_code: String::new(),
-            record_id: String::new(),
-            message: format!("grade {applied_grade} would reduce the deposit, but the bidder has no credit benefit"),
-        });
-    }
-    let credit_guarantee_allowed = reduction_allowed && policy.guarantee_grades.contains(&applied_grade);
+    let reduction_allowed =
+        qualified && !new_entrant_without_benefit && !(withheld && policy.withhold_denies_deposit_reduction);
+    let deposit = deposit(policy, applied_grade, tender.terms.nominal_deposit, reduction_allowed, &mut found);
     let performance_bond_rate_bp =
         if reduction_allowed { policy.bond_rate_bp.get(applied_grade) } else { policy.no_benefit_bond_rate_bp };
 
@@ -345,17 +193,265 @@ pub fn evaluate(tender: &Tender, policy: &Policy, members: &[MemberInput<'_>]) -
         eligible,
         qualified,
         credit_benefit,
-        reasons,
-        qualification_points,
-        evaluation_points,
-        total_points,
+        reasons: found.reasons,
+        qualification_points: points.qualification,
+        evaluation_points: points.evaluation,
+        total_points: points.total,
         cap: policy.cap,
-        nominal_deposit: nominal,
-        deposit_owed: owed,
-        deposit_basis,
-        deposit_share_percent: share,
-        credit_guarantee_allowed,
+        nominal_deposit: tender.terms.nominal_deposit,
+        deposit_owed: deposit.owed,
+        deposit_basis: deposit.basis,
+        deposit_share_percent: deposit.share_percent,
+        credit_guarantee_allowed: reduction_allowed && policy.guarantee_grades.contains(&applied_grade),
         performance_bond_rate_bp,
-        warnings,
+        warnings: found.warnings,
     }
+}
+
+/// One member: its warnings, its grade with the evidence that chose it, and
+/// the grounds its records give for exclusion or withholding.
+fn assess_member(tender: &Tender, policy: &Policy, m: &MemberInput<'_>, d: NaiveDate, found: &mut Findings) -> MemberGrade {
+    let code = m.code;
+    if !code.passes_checksum() {
+        found.warnings.push(format!(
+            "credit code {code} fails the GB 32100-2015 checksum and is accepted only because it is on the operator's allow-list"
+        ));
+    }
+    let records = counted(m.profile, d);
+    warn_under_objection(policy, code, &records, d, found);
+    let (grade, source, evidence) = choose_grade(tender, policy, m.profile, &records, d, found);
+    if source == GradeSource::NewEntrant && !policy.new_entrant_benefit {
+        found.reason(
+            ReasonCode::NewEntrantNoBenefit,
+            Effect::Bonus,
+            Some(code),
+            None,
+            format!("{code} has no credit evaluation that applies: a default grade earns no credit benefit"),
+        );
+    }
+    record_grounds(policy, code, &records, d, found);
+    MemberGrade { code: code.clone(), entity_name: m.profile.entity_name(), grade, source, evidence }
+}
+
+fn warn_under_objection(policy: &Policy, code: &CreditCode, records: &[Counted<'_>], d: NaiveDate, found: &mut Findings) {
+    for c in records.iter().filter(|c| c.state == RecordState::UnderObjection) {
+        let treatment = match (&c.stored.record, policy.under_objection) {
+            (Record::Evaluation(_), UnderObjection::Skip) => "the policy passes over it",
+            (Record::Evaluation(_), UnderObjection::Count) => "the policy counts it until decided",
+            _ => "it counts until decided",
+        };
+        found.warnings.push(format!("record {} of {code} is under objection at {d}; {treatment}", c.stored.record.id()));
+    }
+}
+
+/// The steps of the grade choice before the new-entrant default, in DOMAIN.md's order.
+const GRADE_STEPS: [GradeSource; 3] = [GradeSource::DynamicD, GradeSource::Provincial, GradeSource::National];
+
+fn step_enabled(policy: &Policy, step: GradeSource) -> bool {
+    match step {
+        GradeSource::DynamicD => policy.use_dynamic_d,
+        GradeSource::Provincial => policy.use_provincial,
+        GradeSource::National => policy.use_national,
+        GradeSource::NewEntrant => true,
+    }
+}
+
+/// Whether an evaluation is one that `step` looks for in `province`.
+fn step_matches(step: GradeSource, e: &Evaluation, province: RegionCode) -> bool {
+    match step {
+        GradeSource::DynamicD => {
+            e.evaluation_kind == EvaluationKind::DynamicD && e.region.is_some_and(|r| r.province() == province)
+        }
+        GradeSource::Provincial => e.evaluation_kind == EvaluationKind::Annual && e.issuer == Issuer::Province(province),
+        GradeSource::National => e.evaluation_kind == EvaluationKind::Annual && e.issuer == Issuer::National,
+        GradeSource::NewEntrant => false,
+    }
+}
+
+/// A member's grade: the first step that finds a counting evaluation in the
+/// tender's domain, else the policy's new-entrant default; with every step
+/// tried as evidence.
+fn choose_grade(
+    tender: &Tender,
+    policy: &Policy,
+    profile: &Profile,
+    records: &[Counted<'_>],
+    d: NaiveDate,
+    found: &mut Findings,
+) -> (Grade, GradeSource, Vec<Evidence>) {
+    let province = tender.terms.region.province();
+    let domain = tender.terms.domain;
+    let evaluations: Vec<(&StoredRecord, &Evaluation)> = records
+        .iter()
+        .filter(|c| !(c.state == RecordState::UnderObjection && policy.under_objection == UnderObjection::Skip))
+        .filter_map(|c| match &c.stored.record {
+            Record::Evaluation(e) if e.domain == domain => Some((c.stored, e)),
+            _ => None,
+        })
+        .collect();
+    let mut evidence = Vec::new();
+    for step in GRADE_STEPS {
+        if !step_enabled(policy, step) {
+            evidence.push(Evidence {
+                step,
+                outcome: EvidenceOutcome::Skipped,
+                record: None,
+                note: "not used by this policy".into(),
+            });
+            continue;
+        }
+        let Some((s, e)) = newest(evaluations.iter().copied().filter(|(_, e)| step_matches(step, e, province))) else {
+            let note = match step {
+                GradeSource::DynamicD => format!("no dynamic D in force in {province} at {d}"),
+                GradeSource::Provincial => format!("no {province} grade in {domain} valid at {d}"),
+                _ => format!("no national grade in {domain} valid at {d}"),
+            };
+            evidence.push(Evidence { step, outcome: EvidenceOutcome::NotFound, record: None, note });
+            continue;
+        };
+        evidence.push(Evidence {
+            step,
+            outcome: EvidenceOutcome::Chosen,
+            record: Some((s.clone(), e.clone())),
+            note: format!("{} grade {} for {}, valid {} to {}", e.issuer, e.grade, e.year, e.valid_from, e.valid_to),
+        });
+        if step == GradeSource::DynamicD {
+            let code = &profile.credit_code;
+            found.warnings.push(format!("{code} was set directly to D in {province}; this overrides its annual grade"));
+        }
+        return (e.grade, step, evidence);
+    }
+    let (grade, note) = new_entrant_grade(policy, records);
+    evidence.push(Evidence { step: GradeSource::NewEntrant, outcome: EvidenceOutcome::Chosen, record: None, note });
+    if profile.records.is_empty() {
+        found.warnings.push(format!("no credit records at all for {}: assessed as a new entrant", profile.credit_code));
+    }
+    (grade, GradeSource::NewEntrant, evidence)
+}
+
+/// The policy's default for a member with no grade, by whether it has bad records.
+fn new_entrant_grade(policy: &Policy, records: &[Counted<'_>]) -> (Grade, String) {
+    let bad: Vec<String> = records
+        .iter()
+        .filter(|c| match &c.stored.record {
+            Record::ListEntry(l) => policy.new_entrant_bad_lists.contains(&l.list),
+            Record::Penalty(_) => policy.new_entrant_penalty_is_bad,
+            _ => false,
+        })
+        .map(|c| c.stored.record.id().to_string())
+        .collect();
+    if bad.is_empty() {
+        (policy.new_entrant_clean, "no grade and no bad record: the policy's default for a clean new entrant".to_owned())
+    } else {
+        (
+            policy.new_entrant_with_bad_records,
+            format!("no grade; bad records {}: the policy's default for a new entrant with bad records", bad.join(", ")),
+        )
+    }
+}
+
+/// Exclusion and withholding grounds from a member's lists, penalties and commitments.
+fn record_grounds(policy: &Policy, code: &CreditCode, records: &[Counted<'_>], d: NaiveDate, found: &mut Findings) {
+    for c in records {
+        let id = Some(c.stored.record.id());
+        match &c.stored.record {
+            Record::ListEntry(l) if policy.exclusion_lists.contains(&l.list) => found.reason(
+                ReasonCode::Listed(l.list),
+                Effect::Exclusion,
+                Some(code),
+                id,
+                format!("on the {} list ({}, {}) since {}", l.list, l.authority, l.decision_number, l.listed_on),
+            ),
+            Record::ListEntry(l) if policy.withhold_lists.contains(&l.list) => found.reason(
+                ReasonCode::BonusWithheld(l.list),
+                Effect::Bonus,
+                Some(code),
+                id,
+                format!("on the {} list ({}) since {}: no credit bonus", l.list, l.decision_number, l.listed_on),
+            ),
+            Record::Penalty(p) if policy.withhold_penalty => found.reason(
+                ReasonCode::PenaltyInPublication,
+                Effect::Bonus,
+                Some(code),
+                id,
+                format!("penalty {} of {} is still in its publication period", p.decision_number, p.decided_on),
+            ),
+            Record::Commitment(cm) => {
+                let (Some(months), Some(breached)) = (policy.withhold_breach_months, cm.breached_on) else { continue };
+                let since = d.checked_sub_months(Months::new(months)).unwrap_or(NaiveDate::MIN);
+                if breached > since && breached <= d {
+                    found.reason(
+                        ReasonCode::CommitmentBreached,
+                        Effect::Bonus,
+                        Some(code),
+                        id,
+                        format!("commitment '{}' breached on {breached}, within {months} months", cm.commitment_kind),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A consortium takes its members' worst grade.
+fn consortium_grade(grades: &[MemberGrade]) -> Grade {
+    grades.iter().map(|g| g.grade).reduce(Grade::worse_of).unwrap_or(Grade::D)
+}
+
+fn exclusion_by_grade(policy: &Policy, grade: Grade, found: &mut Findings) {
+    if policy.exclusion_grades.contains(&grade) {
+        let message = format!("grade {grade} is excluded by the policy");
+        found.reason(ReasonCode::GradeExcluded, Effect::Exclusion, None, None, message);
+    }
+}
+
+fn qualification(policy: &Policy, grade: Grade, eligible: bool, found: &mut Findings) {
+    if eligible && policy.refused_grades.contains(&grade) {
+        let message = format!("grade {grade} does not pass qualification review under the policy");
+        found.reason(ReasonCode::GradeNotQualified, Effect::Qualification, None, None, message);
+    }
+}
+
+struct StagePoints {
+    qualification: Points,
+    evaluation: Points,
+    total: Points,
+}
+
+/// Points per stage: benefits only with credit benefit; a non-positive figure
+/// (a deduction) applies whenever the bidder is assessed at all. The total
+/// never exceeds the credit factor's cap.
+fn points(policy: &Policy, grade: Grade, credit_benefit: bool) -> StagePoints {
+    let pick = |table: Points| if credit_benefit || table.0 <= 0 { table } else { Points(0) };
+    let qualification = pick(policy.qualification_points.get(grade));
+    let evaluation = pick(policy.evaluation_points.get(grade));
+    let total = Points((qualification.0 + evaluation.0).min(policy.cap.0));
+    StagePoints { qualification, evaluation, total }
+}
+
+struct Deposit {
+    owed: Fen,
+    basis: DepositBasis,
+    share_percent: u32,
+}
+
+/// The bid deposit owed: the grade's share of the nominal deposit when a
+/// reduction is allowed, else all of it (with a reason when the grade would
+/// have reduced it).
+fn deposit(policy: &Policy, grade: Grade, nominal: Fen, reduction_allowed: bool, found: &mut Findings) -> Deposit {
+    let grade_share = policy.deposit_share_percent.get(grade);
+    let share = if reduction_allowed { grade_share.min(100) } else { 100 };
+    // Round up to the fen: the bidder never owes less than the share.
+    let owed = Fen(((nominal.0.max(0) as i128 * share as i128 + 99) / 100) as i64);
+    let basis = match share {
+        0 => DepositBasis::Waived,
+        100 => DepositBasis::Full,
+        _ => DepositBasis::Reduced,
+    };
+    if !reduction_allowed && grade_share < 100 {
+        let message = format!("grade {grade} would reduce the deposit, but the bidder has no credit benefit");
+        found.reason(ReasonCode::DepositNotReduced, Effect::Deposit, None, None, message);
+    }
+    Deposit { owed, basis, share_percent: share }
 }

@@ -7,7 +7,10 @@
 
 mod evaluate;
 
-pub use evaluate::{evaluate, Assessment, DepositBasis, Evidence, GradeSource, MemberGrade, MemberInput, Reason};
+pub use evaluate::{
+    evaluate, Assessment, DepositBasis, Effect, Evidence, EvidenceOutcome, GradeSource, MemberGrade, MemberInput, Reason,
+    ReasonCode,
+};
 
 use crate::domain::records::ListKind;
 use crate::domain::{CreditDomain, Grade, Points};

@@ -1,12 +1,13 @@
 //! `credit_tender.v1.AssessmentService`: signed assessments as of the bid deadline.
 
+use super::commands::{BidOn, CheckDeposit};
 use super::policies::PolicySet;
 use super::statement::{sign, statement, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
-use super::tenders::{bidder_from_key, bidder_to_proto, parse_bidder, timestamp};
+use super::tenders::bid_to_proto;
 use super::ApiError;
 use crate::config::Rules;
-use crate::domain::tender::parse_tender_id;
-use crate::domain::{Bidder, Tender};
+use crate::domain::tender::DepositForm;
+use crate::domain::{Bidder, Fen, Tender, TenderId};
 use crate::policy::{evaluate, MemberInput, Policy};
 use crate::proto::v1 as pb;
 use crate::signing::SharedKeyring;
@@ -37,8 +38,7 @@ impl AssessmentApi {
         sign(keys, payload_type, message)
     }
 
-    async fn tender(&self, raw_id: &str) -> Result<(Arc<CachedTender>, Arc<Policy>), ApiError> {
-        let id = parse_tender_id(raw_id).map_err(|r| ApiError::field("tender_id", r))?;
+    async fn tender(&self, id: &TenderId) -> Result<(Arc<CachedTender>, Arc<Policy>), ApiError> {
         let cached = self.cache.tender(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no tender '{id}'")))?;
         let policy = self.policies.by_digest(&cached.tender.policy_digest).await?;
         Ok((cached, policy))
@@ -51,7 +51,6 @@ impl AssessmentApi {
         tender: &Tender,
         policy: &Policy,
         bidder: &Bidder,
-        allow_listed: &[bool],
     ) -> Result<Arc<pb::AssessResponse>, ApiError> {
         let version = self.cache.data_version().await?;
         let mut profiles = Vec::with_capacity(bidder.codes().len());
@@ -76,13 +75,8 @@ impl AssessmentApi {
         }
         let make = async {
             let data_version = profiles.iter().map(|p| p.read_at).max().unwrap_or(version).max(version);
-            let members: Vec<MemberInput<'_>> = bidder
-                .codes()
-                .iter()
-                .zip(&profiles)
-                .zip(allow_listed)
-                .map(|((code, p), allow)| MemberInput { code, profile: &p.profile, allow_listed: *allow })
-                .collect();
+            let members: Vec<MemberInput<'_>> =
+                bidder.codes().iter().zip(&profiles).map(|(code, p)| MemberInput { code, profile: &p.profile }).collect();
             let assessment = evaluate(tender, policy, &members);
             let mut statement = statement(tender, policy, bidder, &assessment, data_version, chrono::Utc::now());
             if let Some(age) = unconfirmed {
@@ -102,73 +96,53 @@ impl AssessmentApi {
         self.cache.statement(key, make).await
     }
 
-    async fn assess_one(&self, req: pb::AssessRequest) -> Result<pb::AssessResponse, ApiError> {
-        let (bidder, allow) = parse_bidder("bidder", req.bidder.as_ref(), &self.rules)?;
-        let (cached, policy) = self.tender(&req.tender_id).await?;
-        Ok(Arc::unwrap_or_clone(self.assess(&cached.tender, &policy, &bidder, &allow).await?))
+    async fn assess_one(&self, cmd: BidOn) -> Result<pb::AssessResponse, ApiError> {
+        let (cached, policy) = self.tender(&cmd.tender_id).await?;
+        Ok(Arc::unwrap_or_clone(self.assess(&cached.tender, &policy, &cmd.bidder).await?))
     }
 
     /// Every registered bid's signed statement, in bid order.
-    pub async fn assess_tender_table(&self, tender_id: &str) -> Result<pb::AssessTenderResponse, ApiError> {
+    pub async fn assess_tender_table(&self, tender_id: &TenderId) -> Result<pb::AssessTenderResponse, ApiError> {
         let (cached, policy) = self.tender(tender_id).await?;
         let tender = &cached.tender;
         let mut bids = Vec::new();
         for row in &cached.bids {
-            let (bidder, allow) = bidder_from_key(&row.bidder, &self.rules)?;
-            let assessment = self.assess(tender, &policy, &bidder, &allow).await?;
+            let assessment = self.assess(tender, &policy, &row.bidder).await?;
             bids.push(pb::AssessedBid {
-                bid: Some(pb::Bid {
-                    tender_id: tender.tender_id.clone(),
-                    sequence: row.sequence,
-                    bidder: Some(bidder_to_proto(&bidder)),
-                    registered_at: Some(timestamp(row.registered_at)),
-                }),
+                bid: Some(bid_to_proto(&tender.tender_id, row)),
                 assessment: Some(Arc::unwrap_or_clone(assessment)),
             });
         }
         Ok(pb::AssessTenderResponse { bids })
     }
 
-    async fn check_deposit(&self, req: pb::CheckDepositRequest) -> Result<pb::CheckDepositResponse, ApiError> {
-        let (bidder, allow) = parse_bidder("bidder", req.bidder.as_ref(), &self.rules)?;
-        if req.offered_fen < 0 {
-            return Err(ApiError::field("offered_fen", "must not be negative"));
-        }
-        let form = match req.form.trim() {
-            "" | "cash" => "cash",
-            "credit_guarantee" => "credit_guarantee",
-            other => {
-                return Err(ApiError::field("form", format!("unknown form '{other}', expected one of: cash, credit_guarantee")));
-            }
-        };
-        let (cached, policy) = self.tender(&req.tender_id).await?;
-        let assessed = self.assess(&cached.tender, &policy, &bidder, &allow).await?;
+    async fn check_deposit(&self, cmd: CheckDeposit) -> Result<pb::CheckDepositResponse, ApiError> {
+        let CheckDeposit { bid, offered, form } = cmd;
+        let (cached, policy) = self.tender(&bid.tender_id).await?;
+        let assessed = self.assess(&cached.tender, &policy, &bid.bidder).await?;
         let statement = assessed.statement.clone().expect("assess always returns a statement");
-        let owed = statement.deposit_owed_fen;
-        let guarantee_refused = form == "credit_guarantee" && !statement.credit_guarantee_allowed;
-        let counted = if guarantee_refused { 0 } else { req.offered_fen };
-        let shortfall = (owed - counted).max(0);
-        let satisfied = shortfall == 0;
-        let yuan = |f: i64| crate::domain::Fen(f).to_string();
+        let owed = Fen(statement.deposit_owed_fen);
+        let guarantee_refused = form == DepositForm::CreditGuarantee && !statement.credit_guarantee_allowed;
+        let counted = if guarantee_refused { Fen(0) } else { offered };
+        let shortfall = Fen((owed.0 - counted.0).max(0));
+        let satisfied = shortfall.0 == 0;
         let message = if guarantee_refused {
             format!(
-                "a credit guarantee is not accepted for grade {} under policy {}: lodge {} in cash or another accepted form",
-                statement.applied_grade,
-                policy.id,
-                yuan(owed)
+                "a credit guarantee is not accepted for grade {} under policy {}: lodge {owed} in cash or another accepted form",
+                statement.applied_grade, policy.id,
             )
         } else if satisfied {
-            format!("the offer of {} covers the deposit owed, {}", yuan(req.offered_fen), yuan(owed))
+            format!("the offer of {offered} covers the deposit owed, {owed}")
         } else {
-            format!("the offer of {} falls short of the deposit owed, {}, by {}", yuan(req.offered_fen), yuan(owed), yuan(shortfall))
+            format!("the offer of {offered} falls short of the deposit owed, {owed}, by {shortfall}")
         };
         let check = pb::DepositCheck {
             statement_type: "credit-tender/deposit-check/v1".into(),
             assessment: Some(statement),
-            offered_fen: req.offered_fen,
-            form: form.into(),
+            offered_fen: offered.0,
+            form: form.to_string(),
             satisfied,
-            shortfall_fen: shortfall,
+            shortfall_fen: shortfall.0,
             message,
         };
         let envelope = self.sign(DEPOSIT_CHECK_PAYLOAD_TYPE, &check);
@@ -179,14 +153,17 @@ impl AssessmentApi {
 #[tonic::async_trait]
 impl pb::assessment_service_server::AssessmentService for AssessmentApi {
     async fn assess(&self, r: Request<pb::AssessRequest>) -> Result<Response<pb::AssessResponse>, Status> {
-        Ok(Response::new(self.assess_one(r.into_inner()).await?))
+        let cmd = BidOn::assess(r.get_ref(), &self.rules)?;
+        Ok(Response::new(self.assess_one(cmd).await?))
     }
 
     async fn assess_tender(&self, r: Request<pb::AssessTenderRequest>) -> Result<Response<pb::AssessTenderResponse>, Status> {
-        Ok(Response::new(self.assess_tender_table(&r.into_inner().tender_id).await?))
+        let id = super::commands::tender_id(&r.get_ref().tender_id)?;
+        Ok(Response::new(self.assess_tender_table(&id).await?))
     }
 
     async fn check_deposit(&self, r: Request<pb::CheckDepositRequest>) -> Result<Response<pb::CheckDepositResponse>, Status> {
-        Ok(Response::new(self.check_deposit(r.into_inner()).await?))
+        let cmd = CheckDeposit::parse(r.get_ref(), &self.rules)?;
+        Ok(Response::new(self.check_deposit(cmd).await?))
     }
 }

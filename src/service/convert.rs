@@ -5,7 +5,7 @@
 //! line would be (so one validator, [`parse_record`], serves every input), and a
 //! domain record is written back through protobuf's JSON mapping.
 
-use crate::domain::input::{parse_record, FieldViolation, InputRules, Parsed};
+use crate::domain::input::{parse_record, FieldError, InputRules, Parsed};
 use crate::domain::Record;
 use crate::proto::v1 as pb;
 use pb::record::Kind;
@@ -34,10 +34,10 @@ fn object<T: serde::Serialize>(record_type: &str, message: &T) -> Map<String, Va
 }
 
 /// Validates one proto record.
-pub(crate) fn record_from_proto(r: &pb::Record, rules: InputRules<'_>) -> Result<Parsed, Vec<FieldViolation>> {
+pub(crate) fn record_from_proto(r: &pb::Record, rules: InputRules<'_>) -> Result<Parsed, Vec<FieldError>> {
     let obj = match &r.kind {
         None => {
-            return Err(vec![FieldViolation::new(
+            return Err(vec![FieldError::new(
                 "kind",
                 "is required: set one of evaluation, list_entry, penalty, commitment, event",
             )]);

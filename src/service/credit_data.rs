@@ -1,19 +1,16 @@
 //! `credit_tender.v1.CreditDataService`: records in, profiles out.
 
-use super::convert::{record_from_proto, record_to_proto};
+use super::commands::{GetProfile, PutRecords};
+use super::convert::record_to_proto;
 use super::ApiError;
 use crate::config::Rules;
 use crate::domain::date::shanghai_date;
 use crate::domain::profile::Profile;
-use crate::domain::{CodeCheck, CreditCode, Record};
+use crate::domain::Record;
 use crate::proto::v1 as pb;
 use crate::store::{Store, WriteMode};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
-
-/// Most records one `PutRecords` call may carry; larger loads use `import`
-/// or several batches.
-pub const MAX_BATCH: usize = 10_000;
 
 #[derive(Clone)]
 pub struct CreditDataApi {
@@ -27,32 +24,9 @@ impl CreditDataApi {
         CreditDataApi { store: cache.store().clone(), rules, cache }
     }
 
-    async fn put(&self, req: pb::PutRecordsRequest) -> Result<pb::PutRecordsResponse, ApiError> {
-        if req.records.is_empty() {
-            return Err(ApiError::field("records", "is empty: send at least one record"));
-        }
-        if req.records.len() > MAX_BATCH {
-            return Err(ApiError::field(
-                "records",
-                format!("has {} records; at most {MAX_BATCH} per call", req.records.len()),
-            ));
-        }
-        let source = match req.source.trim() {
-            "" => "grpc".to_owned(),
-            s if s.chars().count() > 128 || s.chars().any(char::is_control) => {
-                return Err(ApiError::field("source", "must be at most 128 printable characters"));
-            }
-            s => format!("grpc:{s}"),
-        };
-        let rules = self.rules.input();
-        let mut items = req
-            .records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i as u64, record_from_proto(r, rules).map(|p| p.record)))
-            .collect::<Vec<_>>()
-            .into_iter();
-        let outcome = self.store.write(&source, &mut items, WriteMode::Commit).await?;
+    async fn put(&self, cmd: PutRecords) -> Result<pb::PutRecordsResponse, ApiError> {
+        let PutRecords { source, records } = cmd;
+        let outcome = self.store.write(&source, &mut records.into_iter(), WriteMode::Commit).await?;
         if outcome.created {
             tracing::info!(data_version = outcome.data_version, stored = outcome.stored, %source, "records stored");
             // The next request on this replica must see the write.
@@ -69,18 +43,12 @@ impl CreditDataApi {
         })
     }
 
-    async fn profile(&self, req: pb::GetProfileRequest) -> Result<pb::GetProfileResponse, ApiError> {
-        let (code, check) = CreditCode::parse(&req.credit_code, &self.rules.allow_list)
-            .map_err(|e| ApiError::field("credit_code", format!("credit code {e}")))?;
-        let as_of = match req.as_of {
-            None => chrono::Utc::now(),
-            Some(ts) => chrono::DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32)
-                .ok_or_else(|| ApiError::field("as_of", "is outside the representable range of instants"))?,
-        };
+    async fn profile(&self, cmd: GetProfile) -> Result<pb::GetProfileResponse, ApiError> {
+        let GetProfile { code, as_of, data_version } = cmd;
         let date = shanghai_date(as_of);
-        let profile = self.store.profile(&code, req.data_version).await?;
+        let profile = self.store.profile(&code, data_version).await?;
         let mut warnings = Vec::new();
-        if check == CodeCheck::AllowListed {
+        if !code.passes_checksum() {
             warnings.push(format!(
                 "credit code {code} fails the GB 32100-2015 checksum and is accepted only because it is on the operator's allow-list"
             ));
@@ -143,13 +111,15 @@ impl pb::credit_data_service_server::CreditDataService for CreditDataApi {
         &self,
         request: Request<pb::PutRecordsRequest>,
     ) -> Result<Response<pb::PutRecordsResponse>, Status> {
-        Ok(Response::new(self.put(request.into_inner()).await?))
+        let cmd = PutRecords::parse(request.get_ref(), self.rules.input())?;
+        Ok(Response::new(self.put(cmd).await?))
     }
 
     async fn get_profile(
         &self,
         request: Request<pb::GetProfileRequest>,
     ) -> Result<Response<pb::GetProfileResponse>, Status> {
-        Ok(Response::new(self.profile(request.into_inner()).await?))
+        let cmd = GetProfile::parse(request.get_ref(), &self.rules)?;
+        Ok(Response::new(self.profile(cmd).await?))
     }
 }

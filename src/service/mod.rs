@@ -2,6 +2,7 @@
 //! else, and every error reaches the wire through [`ApiError`]'s one mapping.
 
 mod assessment;
+mod commands;
 mod convert;
 pub mod credit_data;
 mod keys;
@@ -15,11 +16,13 @@ pub use keys::{key_to_proto, KeyApi};
 pub use policies::PolicySet;
 pub use statement::{envelope_from_proto, envelope_to_proto, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
 pub use tenders::{check_against_policy, TenderApi};
+pub use commands::MAX_BATCH;
 
 /// The cache as the services use it: statements are assessment responses.
 pub type Cache = crate::cache::CreditCache<crate::proto::v1::AssessResponse>;
 
 use crate::cache::CacheError;
+use crate::domain::FieldError;
 use crate::store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -29,7 +32,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 pub enum ApiError {
     /// Bad input: each violation names its field (e.g. `records[2].credit_code`).
     #[error("invalid request: {}", summary(.0))]
-    Invalid(Vec<(String, String)>),
+    Invalid(Vec<FieldError>),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("internal error: {0}")]
@@ -55,8 +58,8 @@ impl From<CacheError> for ApiError {
     }
 }
 
-fn summary(v: &[(String, String)]) -> String {
-    let mut s = v.iter().take(3).map(|(f, r)| format!("{f}: {r}")).collect::<Vec<_>>().join("; ");
+fn summary(v: &[FieldError]) -> String {
+    let mut s = v.iter().take(3).map(FieldError::to_string).collect::<Vec<_>>().join("; ");
     if v.len() > 3 {
         s.push_str(&format!("; and {} more", v.len() - 3));
     }
@@ -65,7 +68,15 @@ fn summary(v: &[(String, String)]) -> String {
 
 impl ApiError {
     pub fn field(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
-        ApiError::Invalid(vec![(field.into(), reason.into())])
+        ApiError::Invalid(vec![FieldError::new(field, reason)])
+    }
+
+    /// The field errors of a bad request, or this error as one without a field.
+    pub fn into_field_errors(self) -> Vec<FieldError> {
+        match self {
+            ApiError::Invalid(v) => v,
+            other => vec![FieldError::new("", other.to_string())],
+        }
     }
 }
 
@@ -75,8 +86,8 @@ impl From<ApiError> for Status {
             ApiError::Invalid(violations) => {
                 let message = format!("invalid request: {}", summary(&violations));
                 let mut details = ErrorDetails::new();
-                for (field, reason) in violations {
-                    details.add_bad_request_violation(field, reason);
+                for v in violations {
+                    details.add_bad_request_violation(v.field, v.reason);
                 }
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
@@ -96,10 +107,7 @@ impl From<ApiError> for Status {
             ApiError::Store(e @ StoreError::TenderExists(_)) => Status::already_exists(e.to_string()),
             ApiError::Store(e @ StoreError::UnknownTender(_)) => Status::not_found(e.to_string()),
             ApiError::Store(StoreError::Rejected(problems)) => {
-                let violations = problems
-                    .into_iter()
-                    .map(|(i, v)| (format!("records[{i}].{}", v.field), v.reason))
-                    .collect();
+                let violations = problems.into_iter().map(|(i, v)| v.within(&format!("records[{i}]"))).collect();
                 ApiError::Invalid(violations).into()
             }
             ApiError::Store(StoreError::FutureVersion { requested, current }) => ApiError::field(

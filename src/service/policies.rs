@@ -3,7 +3,7 @@
 use super::ApiError;
 use crate::config::{ConfigError, SHIPPED_POLICIES};
 use crate::policy::Policy;
-use crate::store::Store;
+use crate::store::{Store, StoredPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -74,7 +74,7 @@ impl PolicySet {
         if let Some(p) = self.by_digest.read().expect("policy lock").get(digest) {
             return Ok(p.clone());
         }
-        let Some((id, source)) = self.store.policy_source(digest).await? else {
+        let Some(StoredPolicy { policy_id: id, source }) = self.store.policy_source(digest).await? else {
             return Err(ApiError::Internal(format!("policy version {digest} is missing from the store")));
         };
         let policy = Policy::from_toml(&source)

@@ -38,7 +38,7 @@ pub(crate) fn statement(
                 .map(|e| {
                     let mut out = pb::Evidence {
                         step: e.step.to_string(),
-                        outcome: e.outcome.to_owned(),
+                        outcome: e.outcome.to_string(),
                         note: e.note.clone(),
                         ..Default::default()
                     };
@@ -59,7 +59,7 @@ pub(crate) fn statement(
         .collect();
     pb::AssessmentStatement {
         statement_type: "credit-tender/assessment/v1".into(),
-        tender_id: tender.tender_id.clone(),
+        tender_id: tender.tender_id.to_string(),
         tender_version: tender.version,
         tender_title: tender.terms.title.clone(),
         domain: tender.terms.domain.to_string(),
@@ -76,10 +76,10 @@ pub(crate) fn statement(
             .reasons
             .iter()
             .map(|r| pb::Reason {
-                code: r.code.clone(),
+                code: r.code.to_string(),
                 effect: r.effect.to_string(),
-                credit_code: r.credit_code.clone(),
-                record_id: r.record_id.clone(),
+                credit_code: r.credit_code.as_ref().map(ToString::to_string).unwrap_or_default(),
+                record_id: r.record_id.as_ref().map(ToString::to_string).unwrap_or_default(),
                 message: r.message.clone(),
             })
             .collect(),

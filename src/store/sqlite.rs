@@ -1,54 +1,51 @@
 //! The embedded backend: one SQLite file in WAL mode.
 
-use super::tenders::tender_impl;
-use super::{backend_impl, StoreError};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use super::sql::{Backend, SqlStore};
+use super::{ChangeSink, StoreError};
+use futures_util::future::BoxFuture;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite, Transaction};
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, MutexGuard};
 
-#[derive(Clone)]
-pub struct SqliteStore {
-    pub(crate) pool: SqlitePool,
-    /// SQLite has one writer at a time; queueing writers of this process here
-    /// keeps them from spinning on SQLITE_BUSY. `BEGIN IMMEDIATE` (below)
-    /// covers writers in other processes, such as `credit-tender import`.
-    write_lock: Arc<Mutex<()>>,
+/// Opens (creating if needed) and migrates a SQLite store.
+pub(super) async fn open(url: &str) -> Result<SqlStore<Sqlite>, StoreError> {
+    // Pragmas go on the connect options so that every pooled connection gets them.
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+    sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+    Ok(SqlStore::new(pool))
 }
 
-impl SqliteStore {
-    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        // Pragmas go on the connect options so that every pooled connection gets them.
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool, write_lock: Arc::new(Mutex::new(())) })
+impl Backend for Sqlite {
+    const NAME: &'static str = "sqlite";
+
+    /// SQLite plans the IN-subquery through the indexes.
+    const PROFILE_SQL: &'static str = "SELECT r.record_id, r.version, r.digest, r.body FROM records r \
+         WHERE r.version <= $2 AND r.record_id IN \
+           (SELECT record_id FROM records WHERE credit_code = $1 AND version <= $2) \
+         ORDER BY r.version, r.record_id";
+
+    /// IMMEDIATE takes the write lock now, so the version read next cannot be
+    /// taken by another process (such as `credit-tender import`) before this
+    /// transaction commits.
+    fn begin_write(pool: &Pool<Sqlite>) -> impl Future<Output = Result<Transaction<'static, Sqlite>, sqlx::Error>> + Send {
+        pool.begin_with("BEGIN IMMEDIATE")
     }
 
-    async fn begin_write(&self) -> Result<(Transaction<'static, Sqlite>, MutexGuard<'_, ()>), StoreError> {
-        let guard = self.write_lock.lock().await;
-        // IMMEDIATE takes the write lock now, so the version read next cannot
-        // be taken by another process before this transaction commits.
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok((tx, guard))
-    }
-
-    async fn tender_changed(tx: &mut Transaction<'static, Sqlite>, tender_id: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO tender_changes (tender_id) VALUES ($1)").bind(tender_id).execute(&mut **tx).await?;
+    /// One file has no other replicas to tell.
+    async fn announce<'c>(_conn: &'c mut SqliteConnection, _payload: &'c str) -> Result<(), sqlx::Error> {
         Ok(())
     }
 
-    async fn after_write(_tx: &mut Transaction<'static, Sqlite>, _version: i64) -> Result<(), StoreError> {
-        Ok(())
+    fn listen(_pool: &Pool<Sqlite>, _sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
+        None
     }
 }
-
-tender_impl!(SqliteStore);
-backend_impl!(SqliteStore, Sqlite, super::PROFILE_SQL_SQLITE);

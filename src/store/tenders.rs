@@ -1,233 +1,237 @@
-//! Tenders, bids and policy versions in the store, shared by both backends
-//! like the record logic in `mod.rs`.
+//! Tenders, bids and policy versions in the store; SQL shared by both backends.
 
-use crate::domain::tender::{EvaluationMethod, Tender, TenderTerms};
+use super::sql::{Backend, Newest};
+use super::{BidRow, StoreError, StoredPolicy};
+use crate::domain::tender::{Bidder, EvaluationMethod, Tender, TenderId, TenderTerms};
 use crate::domain::{CreditDomain, Fen, RegionCode};
 use chrono::{DateTime, Utc};
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use std::collections::HashMap;
 
-use super::StoreError;
-
-/// A stored bid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BidRow {
-    pub sequence: u32,
-    /// Codes joined by '+', lead first (see `Bidder::key`).
-    pub bidder: String,
-    pub registered_at: DateTime<Utc>,
+/// A tender version as stored.
+#[derive(FromRow)]
+pub struct TenderRow {
+    tender_id: String,
+    version: i64,
+    title: String,
+    domain: String,
+    region: String,
+    bid_deadline: DateTime<Utc>,
+    estimated_price_fen: i64,
+    nominal_deposit_fen: i64,
+    evaluation_method: String,
+    policy_id: String,
+    policy_digest: String,
+    registered_at: DateTime<Utc>,
 }
 
-pub(crate) type TenderTuple =
-    (String, i64, String, String, String, DateTime<Utc>, i64, i64, String, String, String, DateTime<Utc>);
-
-pub(crate) const TENDER_COLUMNS: &str = "tender_id, version, title, domain, region, bid_deadline, estimated_price_fen, \
+const TENDER_COLUMNS: &str = "tender_id, version, title, domain, region, bid_deadline, estimated_price_fen, \
      nominal_deposit_fen, evaluation_method, policy_id, policy_digest, registered_at";
 
-pub(crate) fn tender_from_row(r: TenderTuple) -> Result<Tender, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("tender {} version {}: bad {what}", r.0, r.1));
-    Ok(Tender {
-        terms: TenderTerms {
-            title: r.2.clone(),
-            domain: CreditDomain::parse(&r.3).ok_or_else(|| corrupt("domain"))?,
-            region: RegionCode::parse(&r.4).map_err(|_| corrupt("region"))?,
-            bid_deadline: r.5,
-            estimated_price: Fen(r.6),
-            nominal_deposit: Fen(r.7),
-            evaluation_method: EvaluationMethod::parse(&r.8).ok_or_else(|| corrupt("evaluation method"))?,
-        },
-        tender_id: r.0,
-        version: r.1 as u32,
-        policy_id: r.9,
-        policy_digest: r.10,
-        registered_at: r.11,
-    })
+impl TryFrom<TenderRow> for Tender {
+    type Error = StoreError;
+    fn try_from(r: TenderRow) -> Result<Tender, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("tender {} version {}: bad {what}", r.tender_id, r.version));
+        Ok(Tender {
+            terms: TenderTerms {
+                title: r.title.clone(),
+                domain: CreditDomain::parse(&r.domain).ok_or_else(|| corrupt("domain"))?,
+                region: RegionCode::parse(&r.region).map_err(|_| corrupt("region"))?,
+                bid_deadline: r.bid_deadline,
+                estimated_price: Fen(r.estimated_price_fen),
+                nominal_deposit: Fen(r.nominal_deposit_fen),
+                evaluation_method: EvaluationMethod::parse(&r.evaluation_method).ok_or_else(|| corrupt("evaluation method"))?,
+            },
+            tender_id: TenderId::parse(&r.tender_id).map_err(|_| corrupt("id"))?,
+            version: r.version as u32,
+            policy_id: r.policy_id,
+            policy_digest: r.policy_digest,
+            registered_at: r.registered_at,
+        })
+    }
 }
 
-macro_rules! tender_impl {
-    ($store:ty) => {
-        impl $store {
-            pub async fn put_policy(&self, id: &str, digest: &str, source: &str) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
-                    "INSERT INTO policies (digest, policy_id, source, loaded_at) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING",
-                )
-                .bind(digest)
-                .bind(id)
-                .bind(source)
-                .bind(chrono::Utc::now())
-                .execute(&self.pool)
-                .await?;
-                Ok(())
-            }
+#[derive(FromRow)]
+pub struct BidCount {
+    tender_id: String,
+    bids: i64,
+}
 
-            pub async fn policy_source(&self, digest: &str) -> Result<Option<(String, String)>, $crate::store::StoreError> {
-                Ok(sqlx::query_as("SELECT policy_id, source FROM policies WHERE digest = $1")
-                    .bind(digest)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
+#[derive(FromRow)]
+pub struct StoredBid {
+    sequence: i64,
+    bidder: String,
+    registered_at: DateTime<Utc>,
+}
 
-            pub async fn tender(
-                &self,
-                id: &str,
-                version: Option<u32>,
-            ) -> Result<Option<$crate::domain::Tender>, $crate::store::StoreError> {
-                use $crate::store::tenders::{tender_from_row, TenderTuple, TENDER_COLUMNS};
-                let row: Option<TenderTuple> = match version {
-                    None | Some(0) => {
-                        sqlx::query_as(&format!(
-                            "SELECT {TENDER_COLUMNS} FROM tenders WHERE tender_id = $1 ORDER BY version DESC LIMIT 1"
-                        ))
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?
-                    }
-                    Some(v) => {
-                        sqlx::query_as(&format!("SELECT {TENDER_COLUMNS} FROM tenders WHERE tender_id = $1 AND version = $2"))
-                            .bind(id)
-                            .bind(v as i64)
-                            .fetch_optional(&self.pool)
-                            .await?
-                    }
-                };
-                row.map(tender_from_row).transpose()
-            }
+impl TryFrom<StoredBid> for BidRow {
+    type Error = StoreError;
+    fn try_from(r: StoredBid) -> Result<BidRow, StoreError> {
+        let bidder = Bidder::from_key(&r.bidder).map_err(|e| StoreError::Corrupt(format!("bid '{}': {e}", r.bidder)))?;
+        Ok(BidRow { sequence: r.sequence as u32, bidder, registered_at: r.registered_at })
+    }
+}
 
-            pub async fn list_tenders(&self) -> Result<Vec<($crate::domain::Tender, u32)>, $crate::store::StoreError> {
-                use $crate::store::tenders::{tender_from_row, TenderTuple, TENDER_COLUMNS};
-                let rows: Vec<TenderTuple> = sqlx::query_as(&format!(
-                    "SELECT {TENDER_COLUMNS} FROM tenders t WHERE version = \
-                       (SELECT MAX(version) FROM tenders u WHERE u.tender_id = t.tender_id) \
-                     ORDER BY bid_deadline DESC, tender_id"
-                ))
-                .fetch_all(&self.pool)
-                .await?;
-                let counts: Vec<(String, i64)> =
-                    sqlx::query_as("SELECT tender_id, COUNT(*) FROM bids GROUP BY tender_id").fetch_all(&self.pool).await?;
-                let counts: std::collections::HashMap<String, i64> = counts.into_iter().collect();
-                rows.into_iter()
-                    .map(|r| {
-                        let t = tender_from_row(r)?;
-                        let n = counts.get(&t.tender_id).copied().unwrap_or(0) as u32;
-                        Ok((t, n))
-                    })
-                    .collect()
-            }
+#[derive(FromRow)]
+pub struct TenderChange {
+    seq: i64,
+    tender_id: String,
+}
 
-            /// Inserts version `t.version` of a tender. For version 1 an existing
-            /// identical registration is returned as is (idempotent); a different
-            /// one is `TenderExists`. For later versions the previous must exist.
-            pub async fn insert_tender(
-                &self,
-                t: &$crate::domain::Tender,
-            ) -> Result<$crate::domain::Tender, $crate::store::StoreError> {
-                use $crate::store::StoreError;
-                let (mut tx, _guard) = self.begin_write().await?;
-                let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM tenders WHERE tender_id = $1")
-                    .bind(&t.tender_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let version = match (newest, t.version) {
-                    (None, 1) => 1,
-                    (Some(_), 1) => {
-                        tx.rollback().await?;
-                        let first = self.tender(&t.tender_id, Some(1)).await?.expect("version 1 exists");
-                        if first.terms == t.terms && first.policy_id == t.policy_id {
-                            return Ok(self.tender(&t.tender_id, None).await?.expect("tender exists"));
-                        }
-                        return Err(StoreError::TenderExists(t.tender_id.clone()));
-                    }
-                    (None, _) => return Err(StoreError::UnknownTender(t.tender_id.clone())),
-                    (Some(n), _) => n + 1,
-                };
-                sqlx::query(
-                    "INSERT INTO tenders (tender_id, version, title, domain, region, bid_deadline, estimated_price_fen, \
-                     nominal_deposit_fen, evaluation_method, policy_id, policy_digest, registered_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(&t.tender_id)
-                .bind(version)
-                .bind(&t.terms.title)
-                .bind(t.terms.domain.as_str())
-                .bind(t.terms.region.to_string())
-                .bind(t.terms.bid_deadline)
-                .bind(t.terms.estimated_price.0)
-                .bind(t.terms.nominal_deposit.0)
-                .bind(t.terms.evaluation_method.as_str())
-                .bind(&t.policy_id)
-                .bind(&t.policy_digest)
-                .bind(t.registered_at)
-                .execute(&mut *tx)
-                .await?;
-                Self::tender_changed(&mut tx, &t.tender_id).await?;
-                tx.commit().await?;
-                let mut stored = t.clone();
-                stored.version = version as u32;
-                Ok(stored)
-            }
+const PUT_POLICY: &str = "INSERT INTO policies (digest, policy_id, source, loaded_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (digest) DO NOTHING";
+const POLICY_BY_DIGEST: &str = "SELECT policy_id, source FROM policies WHERE digest = $1";
+const NEWEST_TENDER_VERSION: &str = "SELECT MAX(version) AS newest FROM tenders WHERE tender_id = $1";
+const INSERT_TENDER: &str = "INSERT INTO tenders (tender_id, version, title, domain, region, bid_deadline, \
+     estimated_price_fen, nominal_deposit_fen, evaluation_method, policy_id, policy_digest, registered_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const BID_COUNTS: &str = "SELECT tender_id, COUNT(*) AS bids FROM bids GROUP BY tender_id";
+const BID_OF_BIDDER: &str = "SELECT sequence, bidder, registered_at FROM bids WHERE tender_id = $1 AND bidder = $2";
+const NEWEST_BID: &str = "SELECT MAX(sequence) AS newest FROM bids WHERE tender_id = $1";
+const INSERT_BID: &str = "INSERT INTO bids (tender_id, sequence, bidder, registered_at) VALUES ($1, $2, $3, $4)";
+const BIDS: &str = "SELECT sequence, bidder, registered_at FROM bids WHERE tender_id = $1 ORDER BY sequence";
+const INSERT_TENDER_CHANGE: &str = "INSERT INTO tender_changes (tender_id) VALUES ($1)";
+const NEWEST_TENDER_CHANGE: &str = "SELECT MAX(seq) AS newest FROM tender_changes";
+const TENDER_CHANGES_SINCE: &str = "SELECT seq, tender_id FROM tender_changes WHERE seq > $1 ORDER BY seq";
 
-            /// Records a bid once; the same bidder again gets its first sequence.
-            pub async fn register_bid(
-                &self,
-                tender_id: &str,
-                bidder: &str,
-            ) -> Result<$crate::store::BidRow, $crate::store::StoreError> {
-                use $crate::store::BidRow;
-                let (mut tx, _guard) = self.begin_write().await?;
-                let existing: Option<(i64, chrono::DateTime<chrono::Utc>)> =
-                    sqlx::query_as("SELECT sequence, registered_at FROM bids WHERE tender_id = $1 AND bidder = $2")
-                        .bind(tender_id)
-                        .bind(bidder)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if let Some((sequence, registered_at)) = existing {
-                    tx.rollback().await?;
-                    return Ok(BidRow { sequence: sequence as u32, bidder: bidder.to_owned(), registered_at });
+/// The tender queries over one pool.
+pub(super) struct Tenders<'p, DB: Backend>(pub &'p Pool<DB>);
+
+impl<DB> Tenders<'_, DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'r> Newest: FromRow<'r, DB::Row>,
+    for<'r> StoredPolicy: FromRow<'r, DB::Row>,
+    for<'r> TenderRow: FromRow<'r, DB::Row>,
+    for<'r> BidCount: FromRow<'r, DB::Row>,
+    for<'r> StoredBid: FromRow<'r, DB::Row>,
+    for<'r> TenderChange: FromRow<'r, DB::Row>,
+{
+    pub async fn put_policy(&self, id: &str, digest: &str, source: &str) -> Result<(), StoreError> {
+        sqlx::query(PUT_POLICY).bind(digest).bind(id).bind(source).bind(Utc::now()).execute(self.0).await?;
+        Ok(())
+    }
+
+    pub async fn policy_source(&self, digest: &str) -> Result<Option<StoredPolicy>, StoreError> {
+        Ok(sqlx::query_as(POLICY_BY_DIGEST).bind(digest).fetch_optional(self.0).await?)
+    }
+
+    pub async fn tender(&self, id: &TenderId, version: Option<u32>) -> Result<Option<Tender>, StoreError> {
+        let row: Option<TenderRow> = match version {
+            None | Some(0) => {
+                let sql = format!("SELECT {TENDER_COLUMNS} FROM tenders WHERE tender_id = $1 ORDER BY version DESC LIMIT 1");
+                sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(self.0).await?
+            }
+            Some(v) => {
+                let sql = format!("SELECT {TENDER_COLUMNS} FROM tenders WHERE tender_id = $1 AND version = $2");
+                sqlx::query_as(&sql).bind(id.as_str()).bind(v as i64).fetch_optional(self.0).await?
+            }
+        };
+        row.map(Tender::try_from).transpose()
+    }
+
+    pub async fn list_tenders(&self) -> Result<Vec<(Tender, u32)>, StoreError> {
+        let sql = format!(
+            "SELECT {TENDER_COLUMNS} FROM tenders t WHERE version = \
+               (SELECT MAX(version) FROM tenders u WHERE u.tender_id = t.tender_id) \
+             ORDER BY bid_deadline DESC, tender_id"
+        );
+        let rows: Vec<TenderRow> = sqlx::query_as(&sql).fetch_all(self.0).await?;
+        let counts: Vec<BidCount> = sqlx::query_as(BID_COUNTS).fetch_all(self.0).await?;
+        let counts: HashMap<String, i64> = counts.into_iter().map(|c| (c.tender_id, c.bids)).collect();
+        rows.into_iter()
+            .map(|r| {
+                let t = Tender::try_from(r)?;
+                let n = counts.get(t.tender_id.as_str()).copied().unwrap_or(0) as u32;
+                Ok((t, n))
+            })
+            .collect()
+    }
+
+    pub async fn insert_tender(&self, t: &Tender) -> Result<Tender, StoreError> {
+        let mut tx = DB::begin_write(self.0).await?;
+        let newest = sqlx::query_as::<_, Newest>(NEWEST_TENDER_VERSION).bind(t.tender_id.as_str()).fetch_one(&mut *tx).await?;
+        let version = match (newest.newest, t.version) {
+            (None, 1) => 1,
+            (Some(_), 1) => {
+                tx.rollback().await?;
+                let first = self.tender(&t.tender_id, Some(1)).await?.expect("version 1 exists");
+                if first.terms == t.terms && first.policy_id == t.policy_id {
+                    return Ok(self.tender(&t.tender_id, None).await?.expect("tender exists"));
                 }
-                let next: Option<i64> = sqlx::query_scalar("SELECT MAX(sequence) FROM bids WHERE tender_id = $1")
-                    .bind(tender_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let sequence = next.unwrap_or(0) + 1;
-                let registered_at = chrono::Utc::now();
-                sqlx::query("INSERT INTO bids (tender_id, sequence, bidder, registered_at) VALUES ($1, $2, $3, $4)")
-                    .bind(tender_id)
-                    .bind(sequence)
-                    .bind(bidder)
-                    .bind(registered_at)
-                    .execute(&mut *tx)
-                    .await?;
-                Self::tender_changed(&mut tx, tender_id).await?;
-                tx.commit().await?;
-                Ok(BidRow { sequence: sequence as u32, bidder: bidder.to_owned(), registered_at })
+                return Err(StoreError::TenderExists(t.tender_id.clone()));
             }
+            (None, _) => return Err(StoreError::UnknownTender(t.tender_id.clone())),
+            (Some(n), _) => n + 1,
+        };
+        sqlx::query(INSERT_TENDER)
+            .bind(t.tender_id.as_str())
+            .bind(version)
+            .bind(t.terms.title.as_str())
+            .bind(t.terms.domain.as_str())
+            .bind(t.terms.region.to_string())
+            .bind(t.terms.bid_deadline)
+            .bind(t.terms.estimated_price.0)
+            .bind(t.terms.nominal_deposit.0)
+            .bind(t.terms.evaluation_method.as_str())
+            .bind(t.policy_id.as_str())
+            .bind(t.policy_digest.as_str())
+            .bind(t.registered_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(INSERT_TENDER_CHANGE).bind(t.tender_id.as_str()).execute(&mut *tx).await?;
+        DB::announce(&mut tx, "t").await?;
+        tx.commit().await?;
+        Ok(Tender { version: version as u32, ..t.clone() })
+    }
 
-            pub async fn tender_change_seq(&self) -> Result<u64, $crate::store::StoreError> {
-                let v: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM tender_changes").fetch_one(&self.pool).await?;
-                Ok(v.unwrap_or(0) as u64)
-            }
-
-            /// Tender ids changed after sequence `after`: (seq, tender id), oldest first.
-            pub async fn tender_changes_since(&self, after: u64) -> Result<Vec<(u64, String)>, $crate::store::StoreError> {
-                let rows: Vec<(i64, String)> =
-                    sqlx::query_as("SELECT seq, tender_id FROM tender_changes WHERE seq > $1 ORDER BY seq")
-                        .bind(after as i64)
-                        .fetch_all(&self.pool)
-                        .await?;
-                Ok(rows.into_iter().map(|(s, t)| (s as u64, t)).collect())
-            }
-
-            pub async fn bids(&self, tender_id: &str) -> Result<Vec<$crate::store::BidRow>, $crate::store::StoreError> {
-                let rows: Vec<(i64, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-                    "SELECT sequence, bidder, registered_at FROM bids WHERE tender_id = $1 ORDER BY sequence",
-                )
-                .bind(tender_id)
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(s, bidder, registered_at)| $crate::store::BidRow { sequence: s as u32, bidder, registered_at })
-                    .collect())
-            }
+    pub async fn register_bid(&self, tender_id: &TenderId, bidder: &Bidder) -> Result<BidRow, StoreError> {
+        let key = bidder.key();
+        let mut tx = DB::begin_write(self.0).await?;
+        let existing: Option<StoredBid> =
+            sqlx::query_as(BID_OF_BIDDER).bind(tender_id.as_str()).bind(key.as_str()).fetch_optional(&mut *tx).await?;
+        if let Some(existing) = existing {
+            tx.rollback().await?;
+            return BidRow::try_from(existing);
         }
-    };
+        let newest = sqlx::query_as::<_, Newest>(NEWEST_BID).bind(tender_id.as_str()).fetch_one(&mut *tx).await?;
+        let sequence = newest.newest.unwrap_or(0) + 1;
+        let registered_at = Utc::now();
+        sqlx::query(INSERT_BID)
+            .bind(tender_id.as_str())
+            .bind(sequence)
+            .bind(key.as_str())
+            .bind(registered_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(INSERT_TENDER_CHANGE).bind(tender_id.as_str()).execute(&mut *tx).await?;
+        DB::announce(&mut tx, "t").await?;
+        tx.commit().await?;
+        Ok(BidRow { sequence: sequence as u32, bidder: bidder.clone(), registered_at })
+    }
+
+    pub async fn bids(&self, tender_id: &TenderId) -> Result<Vec<BidRow>, StoreError> {
+        let rows: Vec<StoredBid> = sqlx::query_as(BIDS).bind(tender_id.as_str()).fetch_all(self.0).await?;
+        rows.into_iter().map(BidRow::try_from).collect()
+    }
+
+    pub async fn tender_change_seq(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query_as::<_, Newest>(NEWEST_TENDER_CHANGE).fetch_one(self.0).await?.newest.unwrap_or(0) as u64)
+    }
+
+    pub async fn tender_changes_since(&self, after: u64) -> Result<Vec<(u64, TenderId)>, StoreError> {
+        let rows: Vec<TenderChange> = sqlx::query_as(TENDER_CHANGES_SINCE).bind(after as i64).fetch_all(self.0).await?;
+        rows.into_iter()
+            .map(|r| {
+                let id = TenderId::parse(&r.tender_id).map_err(|e| StoreError::Corrupt(format!("tender change {}: {e}", r.seq)))?;
+                Ok((r.seq as u64, id))
+            })
+            .collect()
+    }
 }
-pub(crate) use tender_impl;

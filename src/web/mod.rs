@@ -11,8 +11,8 @@ pub use page::esc;
 
 use crate::proto::v1 as pb;
 use crate::service::{key_to_proto, ApiError, AssessmentApi, Cache};
+use crate::domain::TenderId;
 use crate::signing::SharedKeyring;
-use crate::store::Store;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -25,7 +25,6 @@ const CSS: &str = include_str!("assets/committee.css");
 
 #[derive(Clone)]
 pub struct WebState {
-    pub store: Store,
     pub cache: Arc<Cache>,
     pub assessments: AssessmentApi,
     pub keys: SharedKeyring,
@@ -45,56 +44,94 @@ pub fn router(state: WebState) -> Router {
         .with_state(state)
 }
 
-fn store_down(e: impl std::fmt::Display) -> Response {
-    tracing::warn!(error = %e, "page: store unavailable");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Html(page::error(503, "信用数据暂时无法读取", "信用数据库当前无法访问，页面无法显示投标人的信用评价结论。这不表示没有投标人。请稍后刷新，或联系系统管理员。")),
-    )
-        .into_response()
+/// Where a request went wrong, as the page or the JSON API shows it.
+enum WebError {
+    NotFound(String),
+    Invalid(String),
+    Unavailable(String),
+    Internal(String),
 }
 
-fn not_found(id: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Html(page::error(404, "未找到该招标项目", &format!("没有编号为「{id}」的招标项目。请核对项目编号，或从项目列表进入。"))),
-    )
-        .into_response()
+/// The one mapping from a service error to HTTP (gRPC's is `From<ApiError> for Status`).
+impl From<ApiError> for WebError {
+    fn from(e: ApiError) -> WebError {
+        match e {
+                        ApiError::NotFound(m) => WebError::NotFound(m),
+            e @ ApiError::Invalid(_) => WebError::Invalid(e.to_string()),
+            e @ ApiError::Internal(_) => WebError::Internal(e.to_string()),
+            e => WebError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::cache::CacheError> for WebError {
+    fn from(e: crate::cache::CacheError) -> WebError {
+        ApiError::from(e).into()
+    }
+}
+
+impl WebError {
+    /// As an HTML page, for the committee's routes; `id` is the tender asked for.
+    fn page(self, id: &str) -> Response {
+        match self {
+            WebError::NotFound(_) | WebError::Invalid(_) => (
+                StatusCode::NOT_FOUND,
+                Html(page::error(404, "未找到该招标项目", &format!("没有编号为「{id}」的招标项目。请核对项目编号，或从项目列表进入。"))),
+            )
+                .into_response(),
+            WebError::Unavailable(e) | WebError::Internal(e) => {
+                tracing::warn!(error = %e, "page: store unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Html(page::error(503, "信用数据暂时无法读取", "信用数据库当前无法访问，页面无法显示投标人的信用评价结论。这不表示没有投标人。请稍后刷新，或联系系统管理员。")),
+                )
+                    .into_response()
+            }
+        }
+    }
+
+    /// As plain text, for the JSON API.
+    fn api(self) -> Response {
+        match self {
+            WebError::NotFound(m) => (StatusCode::NOT_FOUND, m).into_response(),
+            WebError::Invalid(m) => (StatusCode::BAD_REQUEST, m).into_response(),
+            WebError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, format!("信用数据暂时无法读取：{m}")).into_response(),
+            WebError::Internal(m) => {
+                tracing::error!(error = %m, "web api: internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+            }
+        }
+    }
 }
 
 async fn list(State(s): State<WebState>) -> Response {
-    match s.store.list_tenders().await {
+    match s.cache.tender_list().await {
         Ok(tenders) => Html(page::tender_list(&tenders)).into_response(),
-        Err(e) => store_down(e),
+        Err(e) => WebError::from(e).page(""),
     }
 }
 
 async fn committee(State(s): State<WebState>, Path(id): Path<String>) -> Response {
-    let cached = match s.cache.tender(&id).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return not_found(&id),
-        Err(e) => return store_down(e),
-    };
-    let version = match s.cache.data_version().await {
-        Ok(v) => v,
-        Err(e) => return store_down(e),
-    };
+    match committee_page(&s, &id).await {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => e.page(&id),
+    }
+}
+
+async fn committee_page(s: &WebState, raw_id: &str) -> Result<String, WebError> {
+    let id = TenderId::parse(raw_id).map_err(WebError::Invalid)?;
+    let cached = s.cache.tender(&id).await?.ok_or_else(|| WebError::NotFound(id.to_string()))?;
+    let version = s.cache.data_version().await?;
     let mut bidders = Vec::new();
     for bid in &cached.bids {
         let mut members = Vec::new();
-        for code in bid.bidder.split('+') {
-            let name = match crate::domain::CreditCode::try_from(code.to_owned()) {
-                Ok(c) => match s.cache.profile(&c, version).await {
-                    Ok(p) => p.profile.entity_name(),
-                    Err(e) => return store_down(e),
-                },
-                Err(_) => String::new(),
-            };
-            members.push((code.to_owned(), name));
+        for code in bid.bidder.codes() {
+            let name = s.cache.profile(code, version).await?.profile.entity_name();
+            members.push((code.to_string(), name));
         }
         bidders.push((bid.sequence, members));
     }
-    Html(page::committee(&cached.tender, &bidders)).into_response()
+    Ok(page::committee(&cached.tender, &bidders))
 }
 
 #[derive(serde::Deserialize)]
@@ -115,11 +152,13 @@ struct Statements {
 }
 
 async fn statements(State(s): State<WebState>, Path(id): Path<String>, Query(q): Query<StatementQuery>) -> Response {
-    let table = match s.assessments.assess_tender_table(&id).await {
+    let table = match TenderId::parse(&id).map_err(|r| ApiError::field("tender_id", r)) {
+        Ok(tender_id) => s.assessments.assess_tender_table(&tender_id).await,
+        Err(e) => Err(e),
+    };
+    let table = match table {
         Ok(t) => t,
-        Err(ApiError::NotFound(m)) => return (StatusCode::NOT_FOUND, m).into_response(),
-        Err(e @ ApiError::Invalid(_)) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("信用数据暂时无法读取：{e}")).into_response(),
+        Err(e) => return WebError::from(e).api(),
     };
     let mut bids: Vec<SignedBid> = table
         .bids

@@ -22,18 +22,6 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn domain_zh(d: &str) -> &'static str {
-    match d {
-        "highway_construction" => "公路施工",
-        "highway_design" => "公路设计",
-        "waterway_construction" => "水运工程施工",
-        "waterway_design" => "水运工程设计",
-        "supervision" => "监理",
-        "testing_inspection" => "试验检测",
-        _ => "其他",
-    }
-}
-
 fn layout(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
@@ -56,10 +44,10 @@ pub fn tender_list(tenders: &[(Tender, u32)]) -> String {
             rows,
             "<tr><td><a href=\"/tenders/{id_url}\">{id}</a></td><td>{title}</td><td>{domain}</td><td>{region}</td>\
              <td>{deadline}</td><td class=\"num\">{bids}</td></tr>",
-            id_url = esc(&url_segment(&t.tender_id)),
-            id = esc(&t.tender_id),
+            id_url = esc(&url_segment(t.tender_id.as_str())),
+            id = esc(t.tender_id.as_str()),
             title = esc(&t.terms.title),
-            domain = domain_zh(t.terms.domain.as_str()),
+            domain = t.terms.domain.chinese_name(),
             region = esc(&t.terms.region.to_string()),
             deadline = deadline(t),
         );
@@ -111,10 +99,10 @@ pub fn committee(t: &Tender, bidders: &[(u32, Vec<(String, String)>)]) -> String
          <section class=\"bidders\"><h2>投标人（按投标顺序）</h2><ol>{list}</ol></section>\
          <footer class=\"sign\">评标委员会成员签字：<span class=\"line\"></span> 日期：<span class=\"short line\"></span></footer>\
          </main><script src=\"/assets/committee.js\" defer></script>",
-        id = esc(&t.tender_id),
+        id = esc(t.tender_id.as_str()),
         title = esc(&t.terms.title),
         version = t.version,
-        domain = domain_zh(t.terms.domain.as_str()),
+        domain = t.terms.domain.chinese_name(),
         region = esc(&t.terms.region.to_string()),
         deadline = deadline(t),
         deposit = esc(&t.terms.nominal_deposit.to_string()),
@@ -122,7 +110,7 @@ pub fn committee(t: &Tender, bidders: &[(u32, Vec<(String, String)>)]) -> String
         digest = esc(&t.policy_digest),
     );
     let page = layout(&format!("{} · 评标委员会信用评价", t.terms.title), &body);
-    page.replacen("<body>", &format!("<body data-tender=\"{}\">", esc(&t.tender_id)), 1)
+    page.replacen("<body>", &format!("<body data-tender=\"{}\">", esc(t.tender_id.as_str())), 1)
 }
 
 /// A page for an error, in plain words.

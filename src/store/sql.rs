@@ -1,0 +1,351 @@
+//! The SQL both backends share, written once over sqlx's `Database`.
+//!
+//! [`SqlStore`] is generic over a [`Backend`]: a sqlx database plus the few
+//! things that really differ between SQLite and PostgreSQL. The long
+//! `where` clauses say what sqlx must be able to do with the backend's types
+//! (run queries on a connection, bind integers, text and instants, read each
+//! row struct); both sqlx drivers meet them, and the compiler checks it.
+
+use super::tenders::Tenders;
+use super::{
+    build_profile, BidRow, ChangeSink, CreditStore, RecordRow, RecordSource, StoreError, StoredPolicy, WriteMode,
+    WriteOutcome,
+};
+use crate::domain::input::FieldError;
+use crate::domain::profile::Profile;
+use crate::domain::tender::{Bidder, TenderId};
+use crate::domain::{CreditCode, Record, Tender};
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// What differs between the two backends.
+pub trait Backend: Database {
+    const NAME: &'static str;
+
+    /// Every version, up to `$2`, of every record id that concerned code `$1`
+    /// at some version up to `$2`, ordered by version then id. Each planner
+    /// needs its own phrasing to stay on the indexes.
+    const PROFILE_SQL: &'static str;
+
+    /// Opens a write transaction that holds the store's write lock, so that
+    /// data versions are taken one at a time and commit in order.
+    fn begin_write(pool: &Pool<Self>) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// Announces a committed change to other processes, inside the writing
+    /// transaction (so that it is heard only once the change is readable).
+    fn announce<'c>(conn: &'c mut Self::Connection, payload: &'c str) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
+
+    /// A task that hears other processes' announcements, where the backend has them.
+    fn listen(pool: &Pool<Self>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
+}
+
+/// A credit store over one sqlx pool.
+pub struct SqlStore<DB: Database> {
+    pub(super) pool: Pool<DB>,
+    /// Writers of this process queue here rather than inside the database:
+    /// SQLite would make them spin on SQLITE_BUSY, and on PostgreSQL they
+    /// would only wait for the table lock that [`Backend::begin_write`] takes.
+    /// Writers in other processes are held off by that lock.
+    write_lock: Mutex<()>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    pub(super) fn new(pool: Pool<DB>) -> Self {
+        SqlStore { pool, write_lock: Mutex::new(()) }
+    }
+}
+
+#[derive(FromRow)]
+pub struct Newest {
+    pub newest: Option<i64>,
+}
+
+/// The newest version of a record id, for the write checks.
+#[derive(FromRow)]
+pub struct PreviousVersion {
+    version: i64,
+    kind: String,
+    digest: String,
+    credit_code: String,
+}
+
+#[derive(FromRow)]
+pub struct Target {
+    kind: String,
+    credit_code: String,
+}
+
+#[derive(FromRow)]
+pub struct ChangedCode {
+    version: i64,
+    credit_code: String,
+}
+
+pub(super) const NEWEST_VERSION: &str = "SELECT MAX(version) AS newest FROM data_versions";
+
+const INSERT_VERSION: &str =
+    "INSERT INTO data_versions (version, recorded_at, source, record_count) VALUES ($1, $2, $3, 0)";
+
+const NEWEST_OF_ID: &str = "SELECT version, kind, digest, credit_code FROM records \
+     WHERE record_id = $1 ORDER BY version DESC LIMIT 1";
+
+const INSERT_RECORD: &str =
+    "INSERT INTO records (record_id, version, kind, credit_code, digest, body) VALUES ($1, $2, $3, $4, $5, $6)";
+
+const TARGET_OF_EVENT: &str = "SELECT kind, credit_code FROM records WHERE record_id = $1 ORDER BY version DESC LIMIT 1";
+
+const SET_RECORD_COUNT: &str = "UPDATE data_versions SET record_count = $1 WHERE version = $2";
+
+const INSERT_CHANGED_CODE: &str = "INSERT INTO changed_codes (version, credit_code) VALUES ($1, $2)";
+
+const CHANGES_SINCE: &str =
+    "SELECT version, credit_code FROM changed_codes WHERE version > $1 ORDER BY version, credit_code";
+
+/// An event waiting for its target check: (position, event id, target id, credit code).
+type PendingEvent = (u64, String, String, String);
+
+/// What one pass over a batch found.
+#[derive(Default)]
+struct Batch {
+    problems: Vec<(u64, FieldError)>,
+    changed: BTreeSet<String>,
+    events: Vec<PendingEvent>,
+    stored: u32,
+    unchanged: u32,
+}
+
+fn codes(set: BTreeSet<String>) -> Result<Vec<CreditCode>, StoreError> {
+    set.into_iter().map(|c| CreditCode::try_from(c).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'r> Newest: FromRow<'r, DB::Row>,
+    for<'r> PreviousVersion: FromRow<'r, DB::Row>,
+    for<'r> Target: FromRow<'r, DB::Row>,
+    for<'r> ChangedCode: FromRow<'r, DB::Row>,
+    for<'r> RecordRow: FromRow<'r, DB::Row>,
+{
+    /// Inserts one record into the open data version, or notes why not.
+    async fn stage(&self, conn: &mut DB::Connection, version: i64, pos: u64, record: Record, batch: &mut Batch) -> Result<(), StoreError> {
+        let id = record.id().as_str().to_owned();
+        let kind = record.record_type().as_str();
+        let digest = record.digest();
+        let code = record.credit_code().as_str().to_owned();
+        let prev: Option<PreviousVersion> =
+            sqlx::query_as(NEWEST_OF_ID).bind(id.as_str()).fetch_optional(&mut *conn).await?;
+        if let Some(prev) = &prev {
+            if prev.kind != kind {
+                let reason = format!("'{id}' is already the id of a record of type {}, not {kind}", prev.kind);
+                batch.problems.push((pos, FieldError::new("id", reason)));
+                return Ok(());
+            }
+            if prev.digest == digest {
+                batch.unchanged += 1;
+                return Ok(());
+            }
+            if prev.version == version {
+                let reason = format!("'{id}' appears earlier in this batch with different content");
+                batch.problems.push((pos, FieldError::new("id", reason)));
+                return Ok(());
+            }
+            batch.changed.insert(prev.credit_code.clone());
+        }
+        if let Record::Event(e) = &record {
+            batch.events.push((pos, id.clone(), e.target_id.as_str().to_owned(), code.clone()));
+        }
+        sqlx::query(INSERT_RECORD)
+            .bind(id.as_str())
+            .bind(version)
+            .bind(kind)
+            .bind(code.as_str())
+            .bind(digest)
+            .bind(record.canonical_json())
+            .execute(&mut *conn)
+            .await?;
+        batch.changed.insert(code);
+        batch.stored += 1;
+        Ok(())
+    }
+
+    /// Checks the batch's events once every record is in: events may precede
+    /// their targets in a batch.
+    async fn check_event_targets(&self, conn: &mut DB::Connection, batch: &mut Batch) -> Result<(), StoreError> {
+        for (pos, id, target, code) in std::mem::take(&mut batch.events) {
+            let found: Option<Target> = sqlx::query_as(TARGET_OF_EVENT).bind(target.as_str()).fetch_optional(&mut *conn).await?;
+            let problem = match found {
+                None => Some(("target_id", format!("event '{id}' targets unknown record '{target}'"))),
+                Some(t) if t.kind == "event" => Some((
+                    "target_id",
+                    format!("'{target}' is an event; events target evaluations, list entries, penalties or commitments"),
+                )),
+                Some(t) if t.credit_code != code => {
+                    Some(("credit_code", format!("{code} differs from {}, the credit code of target '{target}'", t.credit_code)))
+                }
+                Some(_) => None,
+            };
+            if let Some((field, reason)) = problem {
+                batch.problems.push((pos, FieldError::new(field, reason)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_records(&self, source: &str, records: &mut RecordSource<'_>, mode: WriteMode) -> Result<WriteOutcome, StoreError> {
+        let _queued = self.write_lock.lock().await;
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let current = sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&mut *tx).await?.newest.unwrap_or(0);
+        let version = current + 1;
+        sqlx::query(INSERT_VERSION).bind(version).bind(Utc::now()).bind(source).execute(&mut *tx).await?;
+
+        // Records keep being inserted after a problem is found so that later
+        // checks (duplicate ids, event targets) see the whole batch; the
+        // transaction is rolled back at the end.
+        let mut batch = Batch::default();
+        for (pos, record) in records {
+            match record {
+                Ok(record) => self.stage(&mut tx, version, pos, record, &mut batch).await?,
+                Err(violations) => batch.problems.extend(violations.into_iter().map(|v| (pos, v))),
+            }
+        }
+        self.check_event_targets(&mut tx, &mut batch).await?;
+        if !batch.problems.is_empty() {
+            tx.rollback().await?;
+            batch.problems.sort_by_key(|(p, _)| *p);
+            return Err(StoreError::Rejected(batch.problems));
+        }
+        let Batch { stored, unchanged, changed, .. } = batch;
+        if stored == 0 || mode == WriteMode::DryRun {
+            tx.rollback().await?;
+            let changed_codes = if stored == 0 { vec![] } else { codes(changed)? };
+            return Ok(WriteOutcome { data_version: current as u64, created: false, stored, unchanged, changed_codes });
+        }
+        sqlx::query(SET_RECORD_COUNT).bind(stored as i64).bind(version).execute(&mut *tx).await?;
+        for code in &changed {
+            sqlx::query(INSERT_CHANGED_CODE).bind(version).bind(code.as_str()).execute(&mut *tx).await?;
+        }
+        DB::announce(&mut tx, &version.to_string()).await?;
+        tx.commit().await?;
+        Ok(WriteOutcome { data_version: version as u64, created: true, stored, unchanged, changed_codes: codes(changed)? })
+    }
+
+    async fn read_profile(&self, code: &CreditCode, at_version: Option<u64>) -> Result<Profile, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let current = sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&mut *conn).await?.newest.unwrap_or(0) as u64;
+        let version = match at_version {
+            None | Some(0) => current,
+            Some(v) if v > current => return Err(StoreError::FutureVersion { requested: v, current }),
+            Some(v) => v,
+        };
+        let rows: Vec<RecordRow> =
+            sqlx::query_as(DB::PROFILE_SQL).bind(code.as_str()).bind(version as i64).fetch_all(&mut *conn).await?;
+        build_profile(code, version, rows)
+    }
+
+    async fn read_changes(&self, after: u64) -> Result<Vec<(u64, CreditCode)>, StoreError> {
+        let rows: Vec<ChangedCode> = sqlx::query_as(CHANGES_SINCE).bind(after as i64).fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|r| {
+                CreditCode::try_from(r.credit_code)
+                    .map(|c| (r.version as u64, c))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl<DB> CreditStore for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'r> Newest: FromRow<'r, DB::Row>,
+    for<'r> PreviousVersion: FromRow<'r, DB::Row>,
+    for<'r> Target: FromRow<'r, DB::Row>,
+    for<'r> ChangedCode: FromRow<'r, DB::Row>,
+    for<'r> RecordRow: FromRow<'r, DB::Row>,
+    for<'r> StoredPolicy: FromRow<'r, DB::Row>,
+    for<'r> super::tenders::TenderRow: FromRow<'r, DB::Row>,
+    for<'r> super::tenders::BidCount: FromRow<'r, DB::Row>,
+    for<'r> super::tenders::StoredBid: FromRow<'r, DB::Row>,
+    for<'r> super::tenders::TenderChange: FromRow<'r, DB::Row>,
+{
+    fn backend_name(&self) -> &'static str {
+        <DB as Backend>::NAME
+    }
+
+    async fn current_version(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&self.pool).await?.newest.unwrap_or(0) as u64)
+    }
+
+    async fn write(&self, source: &str, records: &mut RecordSource<'_>, mode: WriteMode) -> Result<WriteOutcome, StoreError> {
+        self.write_records(source, records, mode).await
+    }
+
+    async fn profile(&self, code: &CreditCode, at_version: Option<u64>) -> Result<Profile, StoreError> {
+        self.read_profile(code, at_version).await
+    }
+
+    async fn changes_since(&self, after: u64) -> Result<Vec<(u64, CreditCode)>, StoreError> {
+        self.read_changes(after).await
+    }
+
+    async fn put_policy(&self, id: &str, digest: &str, source: &str) -> Result<(), StoreError> {
+        Tenders(&self.pool).put_policy(id, digest, source).await
+    }
+
+    async fn policy_source(&self, digest: &str) -> Result<Option<StoredPolicy>, StoreError> {
+        Tenders(&self.pool).policy_source(digest).await
+    }
+
+    async fn tender(&self, id: &TenderId, version: Option<u32>) -> Result<Option<Tender>, StoreError> {
+        Tenders(&self.pool).tender(id, version).await
+    }
+
+    async fn list_tenders(&self) -> Result<Vec<(Tender, u32)>, StoreError> {
+        Tenders(&self.pool).list_tenders().await
+    }
+
+    async fn insert_tender(&self, t: &Tender) -> Result<Tender, StoreError> {
+        let _queued = self.write_lock.lock().await;
+        Tenders(&self.pool).insert_tender(t).await
+    }
+
+    async fn register_bid(&self, tender_id: &TenderId, bidder: &Bidder) -> Result<BidRow, StoreError> {
+        let _queued = self.write_lock.lock().await;
+        Tenders(&self.pool).register_bid(tender_id, bidder).await
+    }
+
+    async fn bids(&self, tender_id: &TenderId) -> Result<Vec<BidRow>, StoreError> {
+        Tenders(&self.pool).bids(tender_id).await
+    }
+
+    async fn tender_change_seq(&self) -> Result<u64, StoreError> {
+        Tenders(&self.pool).tender_change_seq().await
+    }
+
+    async fn tender_changes_since(&self, after: u64) -> Result<Vec<(u64, TenderId)>, StoreError> {
+        Tenders(&self.pool).tender_changes_since(after).await
+    }
+
+    fn listen(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
+        DB::listen(&self.pool, sink)
+    }
+}
