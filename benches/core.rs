@@ -39,7 +39,7 @@ fn profile() -> Profile {
 
 fn tender(policy: &Policy) -> Tender {
     Tender {
-        tender_id: "T".into(),
+        tender_id: credit_tender::domain::TenderId::parse("T").unwrap(),
         version: 1,
         terms: TenderTerms {
             title: "t".into(),
@@ -63,7 +63,7 @@ fn benches(c: &mut Criterion) {
     let code = p.credit_code.clone();
     c.bench_function("policy evaluate (one firm, 4 records)", |b| {
         b.iter(|| {
-            let members = [MemberInput { code: &code, profile: &p, allow_listed: false }];
+            let members = [MemberInput { code: &code, profile: &p }];
             black_box(evaluate(black_box(&t), &policy, &members))
         })
     });

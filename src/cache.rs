@@ -67,6 +67,9 @@ pub struct CachedTender {
     read_at: u64,
 }
 
+/// Every tender's newest version with its bid count.
+pub type TenderList = Arc<Vec<(Tender, u32)>>;
+
 /// Why the cache could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -120,9 +123,11 @@ pub struct CreditCache<S: Clone + Send + Sync + 'static> {
     tender_changes: RwLock<HashMap<TenderId, u64>>,
     /// Every tender with its bid count, as read at a tender change sequence:
     /// the committee's list page, valid until the next tender change.
-    tender_list: Mutex<Option<(u64, Arc<Vec<(Tender, u32)>>)>>,
+    tender_list: Mutex<Option<(u64, TenderList)>>,
     /// Newest data version whose changes this replica has applied.
     applied: AtomicU64,
+    /// The same, for whoever wants to await a version (tests, tools).
+    applied_watch: tokio::sync::watch::Sender<u64>,
     /// When the store last answered the follower.
     confirmed_at: Mutex<Instant>,
     window: RwLock<ChangeWindow>,
@@ -186,6 +191,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
             tender_changes: RwLock::new(HashMap::new()),
             tender_list: Mutex::new(None),
             applied: AtomicU64::new(applied),
+            applied_watch: tokio::sync::watch::Sender::new(applied),
             confirmed_at: Mutex::new(Instant::now()),
             window: RwLock::new(ChangeWindow { floor: applied, log: VecDeque::new(), last: HashMap::new(), capacity: 200_000 }),
             must_catch_up: AtomicBool::new(false),
@@ -216,15 +222,14 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
             return Ok(v);
         }
         let age = self.confirmed_at.lock().expect("clock lock").elapsed();
-        if self.must_catch_up.load(Ordering::Acquire) || age > self.config.max_staleness {
-            if let Err(e) = self.catch_up().await {
+        if (self.must_catch_up.load(Ordering::Acquire) || age > self.config.max_staleness)
+            && let Err(e) = self.catch_up().await {
                 // The store is down: cached data may serve within the bound.
                 if age > self.config.max_staleness {
                     return Err(CacheError::TooStale(age, self.config.max_staleness));
                 }
                 tracing::warn!(error = %e, "store unreachable; serving cached data within the freshness bound");
             }
-        }
         Ok(self.applied.load(Ordering::Acquire))
     }
 
@@ -311,15 +316,14 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
     }
 
     /// Every tender's newest version with its bid count, latest deadline first.
-    pub async fn tender_list(&self) -> Result<Arc<Vec<(Tender, u32)>>, CacheError> {
+    pub async fn tender_list(&self) -> Result<TenderList, CacheError> {
         let read_at = self.applied_tender_seq.load(Ordering::Acquire);
         if self.config.enabled {
-            if let Some((at, list)) = &*self.tender_list.lock().expect("tender list lock") {
-                if *at == read_at {
+            if let Some((at, list)) = &*self.tender_list.lock().expect("tender list lock")
+                && *at == read_at {
                     self.metrics.cache("tender_list", "hit");
                     return Ok(list.clone());
                 }
-            }
             self.metrics.cache("tender_list", "miss");
         }
         let start = Instant::now();
@@ -386,6 +390,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         }
         self.applied_tender_seq.store(tender_newest, Ordering::Release);
         self.applied.store(newest, Ordering::Release);
+        self.applied_watch.send_replace(newest);
         self.must_catch_up.store(false, Ordering::Release);
         *self.confirmed_at.lock().expect("clock lock") = Instant::now();
         self.metrics.versions(newest, newest);
@@ -394,6 +399,12 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         self.metrics.cache_weight("profile", self.profiles.weighted_size());
         self.metrics.cache_weight("statement", self.statements.weighted_size());
         Ok(newest)
+    }
+
+    /// The newest applied data version, as it changes: await
+    /// `wait_for(|v| *v >= n)` to know this replica has seen version `n`.
+    pub fn applied_versions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied_watch.subscribe()
     }
 
     /// Notes that notifications may have been lost: catch up before serving.

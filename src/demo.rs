@@ -31,18 +31,31 @@ pub async fn load(store: &Store, rules: &Rules) -> anyhow::Result<u64> {
     Ok(version)
 }
 
-/// Demo tenders: (id, title, region, policy id, deadline RFC 3339, estimated
-/// price fen, nominal deposit fen, bidders as '+'-joined codes, lead first).
-pub const TENDERS: &[(&str, &str, &str, &str, &str, i64, i64, &[&str])] = &[
-    (
-        "DEMO-SX-2026-001",
-        "演示 晋中至某地高速公路路面工程施工第3标段",
-        "140100",
-        "shanxi-highway-construction",
-        "2026-12-15T10:00:00+08:00",
-        12_000_000_000,
-        80_000_000,
-        &[
+/// A demo tender as written below.
+pub struct DemoTender {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub region: &'static str,
+    pub policy_id: &'static str,
+    /// RFC 3339.
+    pub deadline: &'static str,
+    pub estimated_price_fen: i64,
+    pub nominal_deposit_fen: i64,
+    /// Each bidder's key: codes joined by '+', lead first.
+    pub bidders: &'static [&'static str],
+}
+
+/// The demo tenders.
+pub const TENDERS: &[DemoTender] = &[
+    DemoTender {
+        id: "DEMO-SX-2026-001",
+        title: "演示 晋中至某地高速公路路面工程施工第3标段",
+        region: "140100",
+        policy_id: "shanxi-highway-construction",
+        deadline: "2026-12-15T10:00:00+08:00",
+        estimated_price_fen: 12_000_000_000,
+        nominal_deposit_fen: 80_000_000,
+        bidders: &[
             "91140100MA000101X5",
             "91140100MA000131X6",
             "91320100MA000113X2",
@@ -51,33 +64,33 @@ pub const TENDERS: &[(&str, &str, &str, &str, &str, i64, i64, &[&str])] = &[
             "91320100MA000143X3+91440300MA000107XR",
             "91140100MA000102X6",
         ],
-    ),
-    (
-        "DEMO-GD-2026-002",
-        "演示 深圳某互通立交改造工程施工",
-        "440300",
-        "national-template",
-        "2026-12-20T10:00:00+08:00",
-        5_000_000_000,
-        50_000_000,
-        &["91440300MA000137XT", "91110105MA000155XH", "91510100MA000119XH", "91510100MA000149XJ", "91510100MA000124X2"],
-    ),
-    (
-        "DEMO-JS-2027-003",
-        "演示 南京某国道改扩建工程施工第1标段",
-        "320100",
-        "national-template",
-        "2027-03-10T09:30:00+08:00",
-        30_000_000_000,
-        200_000_000,
-        &["91320100MA000113X2", "91320100MA000143X3", "91140100MA000101X5+91320100MA000143X3"],
-    ),
+    },
+    DemoTender {
+        id: "DEMO-GD-2026-002",
+        title: "演示 深圳某互通立交改造工程施工",
+        region: "440300",
+        policy_id: "national-template",
+        deadline: "2026-12-20T10:00:00+08:00",
+        estimated_price_fen: 5_000_000_000,
+        nominal_deposit_fen: 50_000_000,
+        bidders: &["91440300MA000137XT", "91110105MA000155XH", "91510100MA000119XH", "91510100MA000149XJ", "91510100MA000124X2"],
+    },
+    DemoTender {
+        id: "DEMO-JS-2027-003",
+        title: "演示 南京某国道改扩建工程施工第1标段",
+        region: "320100",
+        policy_id: "national-template",
+        deadline: "2027-03-10T09:30:00+08:00",
+        estimated_price_fen: 30_000_000_000,
+        nominal_deposit_fen: 200_000_000,
+        bidders: &["91320100MA000113X2", "91320100MA000143X3", "91140100MA000101X5+91320100MA000143X3"],
+    },
 ];
 
 /// Registers the demo tenders and their bids (idempotent).
 pub async fn register_tenders(store: &Store, policies: &crate::service::PolicySet) -> anyhow::Result<usize> {
     use crate::domain::{CreditDomain, EvaluationMethod, Fen, RegionCode, Tender, TenderTerms};
-    for (id, title, region, policy_id, deadline, estimate, deposit, bidders) in TENDERS {
+    for DemoTender { id, title, region, policy_id, deadline, estimated_price_fen, nominal_deposit_fen, bidders } in TENDERS {
         let policy = policies.current(policy_id).ok_or_else(|| anyhow::anyhow!("demo policy {policy_id} is not loaded"))?;
         let tender = Tender {
             tender_id: crate::domain::TenderId::parse(id).map_err(|e| anyhow::anyhow!("demo tender {id}: {e}"))?,
@@ -87,8 +100,8 @@ pub async fn register_tenders(store: &Store, policies: &crate::service::PolicySe
                 domain: CreditDomain::HighwayConstruction,
                 region: RegionCode::parse(region)?,
                 bid_deadline: chrono::DateTime::parse_from_rfc3339(deadline)?.with_timezone(&chrono::Utc),
-                estimated_price: Fen(*estimate),
-                nominal_deposit: Fen(*deposit),
+                estimated_price: Fen(*estimated_price_fen),
+                nominal_deposit: Fen(*nominal_deposit_fen),
                 evaluation_method: EvaluationMethod::ComprehensiveScoring,
             },
             policy_id: policy.id.clone(),

@@ -246,7 +246,7 @@ impl<'a, R: Read> CsvRows<'a, R> {
             let text = std::str::from_utf8(raw).map_err(|_| one(name, "is not valid UTF-8"))?;
             obj.insert(name.clone(), Value::String(text.to_owned()));
         }
-        if !obj.get("document_ref").is_some_and(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())) {
+        if obj.get("document_ref").is_none_or(|v| v.as_str().is_none_or(|s| s.trim().is_empty())) {
             match self.document_ref {
                 Some(d) => {
                     obj.insert("document_ref".into(), Value::String(d.to_owned()));
@@ -254,7 +254,7 @@ impl<'a, R: Read> CsvRows<'a, R> {
                 None => return Err(one("document_ref", "is required: add a document_ref column or pass --document-ref")),
             }
         }
-        if !obj.get("id").is_some_and(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())) {
+        if obj.get("id").is_none_or(|v| v.as_str().is_none_or(|s| s.trim().is_empty())) {
             let get = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").trim().to_owned();
             let code = crate::domain::credit_code::compact(&get("credit_code"));
             let id = format!("eval:{}:{}:{}:{}", get("issuer"), get("domain"), get("year"), code);

@@ -152,6 +152,9 @@ struct KeyConfig {
     valid_to: Option<DateTime<Utc>>,
 }
 
+/// A key pair with its status and validity, as configured.
+type KeySpec = (Ed25519KeyPair, KeyStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 impl Keyring {
     /// A keyring with one freshly generated key, for the demo and tests.
     pub fn ephemeral() -> Keyring {
@@ -159,9 +162,7 @@ impl Keyring {
         Keyring::from_pairs(vec![(pair, KeyStatus::Active, Some(Utc::now()), None)]).expect("one active key")
     }
 
-    fn from_pairs(
-        pairs: Vec<(Ed25519KeyPair, KeyStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
-    ) -> Result<Keyring, String> {
+    fn from_pairs(pairs: Vec<KeySpec>) -> Result<Keyring, String> {
         let mut keys = Vec::new();
         for (pair, status, valid_from, valid_to) in pairs {
             let public_key = pair.public_key().as_ref().to_vec();

@@ -227,6 +227,11 @@ async fn serve(listen: &ListenArgs, state: AppState) -> Result<(), Exit> {
     let listener = tokio::net::TcpListener::bind(listen.listen)
         .await
         .map_err(|e| Exit { status: 69, message: format!("cannot listen on {}: {e}", listen.listen) })?;
+    // One line on stdout once bound, so that a supervisor (or a test) that
+    // asked for port 0 learns the port, and knows the server is accepting.
+    if let Ok(addr) = listener.local_addr() {
+        println!("listening on {addr}");
+    }
     let options = ServerOptions { shutdown_grace: Duration::from_secs(listen.shutdown_grace), ..ServerOptions::default() };
     server::run(listener, state, options, server::shutdown_signal())
         .await

@@ -48,11 +48,10 @@ pub fn assessment(s: &pb::AssessmentStatement) -> String {
     for w in &s.warnings {
         let _ = writeln!(o, "Warning     {w}");
     }
-    if let Some(t) = &s.issued_at {
-        if let Some(at) = chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32) {
+    if let Some(t) = &s.issued_at
+        && let Some(at) = chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32) {
             let _ = writeln!(o, "Issued      {}", at.with_timezone(&crate::domain::date::shanghai()).format("%Y-%m-%d %H:%M:%S %:z"));
         }
-    }
     o
 }
 

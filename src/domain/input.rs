@@ -255,11 +255,10 @@ fn evaluation(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
             .or_else(|| f.fail("status", format!("unknown value '{s}', expected one of: {}", EvaluationStatus::expected()))),
     };
 
-    if let (Some(from), Some(to)) = (valid_from, valid_to) {
-        if to < from {
+    if let (Some(from), Some(to)) = (valid_from, valid_to)
+        && to < from {
             f.fail::<()>("valid_to", format!("{to} is before valid_from {from}"));
         }
-    }
     if let (Some(kind), Some(region), Some(grade)) = (kind, region, grade) {
         match kind {
             EvaluationKind::DynamicD if grade != Grade::D => {
@@ -274,11 +273,10 @@ fn evaluation(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
             _ => {}
         }
     }
-    if let (Some(Some(score)), Some(domain), Some(grade), Some(EvaluationKind::Annual)) = (score, domain, grade, kind) {
-        if let Err(reason) = rules.score_bands.check(domain, grade, score) {
+    if let (Some(Some(score)), Some(domain), Some(grade), Some(EvaluationKind::Annual)) = (score, domain, grade, kind)
+        && let Err(reason) = rules.score_bands.check(domain, grade, score) {
             f.fail::<()>("score", reason);
         }
-    }
     Some(Record::Evaluation(Evaluation {
         id: id?,
         document_ref: document_ref?,
@@ -307,11 +305,10 @@ fn list_entry(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     let decision_number = f.required_text("decision_number", 256);
     let listed_on = f.date("listed_on");
     let expires_on = f.optional_date("expires_on");
-    if let (Some(from), Some(Some(to))) = (listed_on, expires_on) {
-        if to < from {
+    if let (Some(from), Some(Some(to))) = (listed_on, expires_on)
+        && to < from {
             f.fail::<()>("expires_on", format!("{to} is before listed_on {from}"));
         }
-    }
     Some(Record::ListEntry(ListEntry {
         id: id?,
         document_ref: document_ref?,
@@ -336,16 +333,14 @@ fn penalty(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     let category = f.word("category", PenaltyCategory::parse, PenaltyCategory::expected);
     let min_end = f.date("min_publication_end");
     let max_end = f.date("max_publication_end");
-    if let (Some(d), Some(min)) = (decided_on, min_end) {
-        if min < d {
+    if let (Some(d), Some(min)) = (decided_on, min_end)
+        && min < d {
             f.fail::<()>("min_publication_end", format!("{min} is before decided_on {d}"));
         }
-    }
-    if let (Some(min), Some(max)) = (min_end, max_end) {
-        if max < min {
+    if let (Some(min), Some(max)) = (min_end, max_end)
+        && max < min {
             f.fail::<()>("max_publication_end", format!("{max} is before min_publication_end {min}"));
         }
-    }
     Some(Record::Penalty(Penalty {
         id: id?,
         document_ref: document_ref?,
@@ -378,11 +373,10 @@ fn commitment(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
         }
         _ => {}
     }
-    if let (Some(made), Some(Some(b))) = (made_on, breached_on) {
-        if b < made {
+    if let (Some(made), Some(Some(b))) = (made_on, breached_on)
+        && b < made {
             f.fail::<()>("breached_on", format!("{b} is before made_on {made}"));
         }
-    }
     Some(Record::Commitment(Commitment {
         id: id?,
         document_ref: document_ref?,
@@ -402,11 +396,10 @@ fn event(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     let target_id = f.id("target_id");
     let event = f.word("event", EventKind::parse, EventKind::expected);
     let effective_on = f.date("effective_on");
-    if let (Some(id), Some(target)) = (&id, &target_id) {
-        if id == target {
+    if let (Some(id), Some(target)) = (&id, &target_id)
+        && id == target {
             f.fail::<()>("target_id", "an event cannot target itself");
         }
-    }
     Some(Record::Event(RecordEvent {
         id: id?,
         document_ref: document_ref?,

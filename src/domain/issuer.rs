@@ -41,7 +41,7 @@ impl RegionCode {
     }
 
     pub fn is_province(self) -> bool {
-        self.0 % 10_000 == 0
+        self.0.is_multiple_of(10_000)
     }
 }
 

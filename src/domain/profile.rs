@@ -104,9 +104,7 @@ impl Profile {
         });
         let objection_pending = events
             .iter()
-            .filter(|e| e.effective_on <= d)
-            .filter(|e| matches!(e.event, EventKind::ObjectionFiled | EventKind::ObjectionRejected | EventKind::ObjectionUpheld))
-            .last()
+            .filter(|e| e.effective_on <= d).rfind(|e| matches!(e.event, EventKind::ObjectionFiled | EventKind::ObjectionRejected | EventKind::ObjectionUpheld))
             .is_some_and(|e| e.event == EventKind::ObjectionFiled);
 
         let (start, end, what): (NaiveDate, Option<NaiveDate>, &str) = match record {
@@ -132,16 +130,14 @@ impl Profile {
         if d < start {
             return (RecordState::NotYet, format!("{what} from {start}"));
         }
-        if let Some(end) = end {
-            if d > end {
+        if let Some(end) = end
+            && d > end {
                 return (RecordState::Expired, format!("{what} until {end}"));
             }
-        }
-        if let (Some(on), Some(ev)) = (ends_on, ending) {
-            if on <= d {
+        if let (Some(on), Some(ev)) = (ends_on, ending)
+            && on <= d {
                 return (RecordState::Ended, format!("{} ({}) effective {on}", ev.event, ev.id));
             }
-        }
         let contested = objection_pending
             || matches!(record, Record::Evaluation(e) if e.status == EvaluationStatus::UnderObjection);
         let span = match end {

@@ -25,7 +25,7 @@ impl ScoreBands {
     /// Parses the TOML form; errors name the key and the reason.
     pub fn from_toml(text: &str) -> Result<ScoreBands, String> {
         let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
-        if !(file.max_score > 0.0) {
+        if file.max_score.is_nan() || file.max_score <= 0.0 {
             return Err("max_score: must be positive".into());
         }
         let mut floors = BTreeMap::new();

@@ -39,7 +39,7 @@ impl AssessmentApi {
     }
 
     async fn tender(&self, id: &TenderId) -> Result<(Arc<CachedTender>, Arc<Policy>), ApiError> {
-        let cached = self.cache.tender(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no tender '{id}'")))?;
+        let cached = self.cache.tender(id).await?.ok_or_else(|| ApiError::NotFound(format!("no tender '{id}'")))?;
         let policy = self.policies.by_digest(&cached.tender.policy_digest).await?;
         Ok((cached, policy))
     }

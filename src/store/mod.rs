@@ -232,7 +232,7 @@ pub(crate) fn build_profile(code: &CreditCode, data_version: u64, rows: Vec<Reco
         }
     }
     current.sort_by(|a, b| (a.recorded_version, a.record.id()).cmp(&(b.recorded_version, b.record.id())));
-    history.sort_by(|a, b| b.superseded_at.cmp(&a.superseded_at));
+    history.sort_by_key(|h| std::cmp::Reverse(h.superseded_at));
     let (events, records) = current.into_iter().partition(|s| matches!(s.record, Record::Event(_)));
     Ok(Profile { credit_code: code.clone(), data_version, records, events, history })
 }

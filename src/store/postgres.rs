@@ -6,7 +6,6 @@ use super::{ChangeSink, StoreError};
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnection, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Pool, Postgres, Transaction};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,11 +43,9 @@ impl Backend for Postgres {
 
     /// NOTIFY is delivered at commit, so replicas hear of a change only once
     /// it is readable.
-    fn announce<'c>(conn: &'c mut PgConnection, payload: &'c str) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c {
-        async move {
-            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(payload).execute(conn).await?;
-            Ok(())
-        }
+    async fn announce<'c>(conn: &'c mut PgConnection, payload: &'c str) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(payload).execute(conn).await?;
+        Ok(())
     }
 
     fn listen(pool: &Pool<Postgres>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {

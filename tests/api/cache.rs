@@ -8,7 +8,7 @@ use credit_tender::cache::CacheConfig;
 use credit_tender::proto::v1 as pb;
 use credit_tender::store::Store;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// GET /metrics.
 pub async fn scrape(addr: std::net::SocketAddr) -> String {
@@ -59,7 +59,7 @@ async fn concurrent_first_requests_share_one_store_load_and_one_signature() {
 
     // A write reaches the next Assess on this server, with a new statement.
     f.put(&[list_entry_json("bl", &c, "transport_blacklist")]).await;
-    let s = f.assess.assess(request("T1", &[c.clone()])).await.unwrap().into_inner().statement.unwrap();
+    let s = f.assess.assess(request("T1", std::slice::from_ref(&c))).await.unwrap().into_inner().statement.unwrap();
     assert!(!s.eligible);
     let metrics = scrape(f.server.addr).await;
     assert!(sample(&metrics, "credit_tender_invalidations_total") >= 1.0);
@@ -73,59 +73,41 @@ async fn a_write_on_one_replica_reaches_the_other_within_a_second() {
     // Replica B polls rarely: only NOTIFY (or the catch-up after a lost
     // listener) can make it see A's write in time.
     let slow_poll = CacheConfig { poll_interval: Duration::from_secs(60), ..CacheConfig::default() };
-    let a = TestServer::start_configured(Store::open(&db.url).await.unwrap(), CacheConfig::default()).await;
-    let b = TestServer::start_configured(Store::open(&db.url).await.unwrap(), slow_poll).await;
+    let a = spawn_app(Store::open(&db.url).await.unwrap(), AppOptions::default()).await;
+    let b = spawn_app(Store::open(&db.url).await.unwrap(), AppOptions { cache: slow_poll, ..AppOptions::default() }).await;
     let ca = a.channel().await;
     let mut a_data = pb::credit_data_service_client::CreditDataServiceClient::new(ca.clone());
     let mut a_tenders = pb::tender_service_client::TenderServiceClient::new(ca);
-    let mut b_assess = pb::assessment_service_client::AssessmentServiceClient::new(b.channel().await);
+    let b_assess = pb::assessment_service_client::AssessmentServiceClient::new(b.channel().await);
     let (c1, c2) = (code(111), code(112));
-    a_data
+    let written = a_data
         .put_records(pb::PutRecordsRequest {
             records: vec![to_proto(evaluation_json("e1", &c1, json!({}))), to_proto(evaluation_json("e2", &c2, json!({})))],
             source: String::new(),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
     a_tenders
         .register_tender(pb::RegisterTenderRequest { tender_id: "T1".into(), terms: Some(terms("440300", "2026-12-15")), policy_id: "national-template".into() })
         .await
         .unwrap();
 
-    let b_client = b_assess.clone();
-    let eligible_on_b = |c: String| {
-        let mut b_assess = b_client.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(1);
-            loop {
-                if let Ok(r) = b_assess.assess(request("T1", &[c.clone()])).await {
-                    let s = r.into_inner().statement.unwrap();
-                    if !s.eligible {
-                        return Instant::now();
-                    }
-                }
-                assert!(Instant::now() < deadline, "replica B still sees {c} as eligible after 1 s");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+    // B has seen A's records, then has the tender and both profiles cached.
+    b.applied(written.data_version).await;
+    let eligible_on_b = |c: &str| {
+        let mut b_assess = b_assess.clone();
+        let request = request("T1", &[c.to_owned()]);
+        async move { b_assess.assess(request).await.unwrap().into_inner().statement.unwrap().eligible }
     };
-    // B has the tender (it may have to read it) and the profile cached.
-    let start = Instant::now();
-    loop {
-        match b_assess.assess(request("T1", &[c1.clone()])).await {
-            Ok(r) => {
-                assert!(r.into_inner().statement.unwrap().eligible);
-                break;
-            }
-            Err(_) if start.elapsed() < Duration::from_secs(2) => tokio::time::sleep(Duration::from_millis(20)).await,
-            Err(e) => panic!("{e:?}"),
-        }
-    }
-    b_assess.assess(request("T1", &[c2.clone()])).await.unwrap();
+    assert!(eligible_on_b(&c1).await);
+    assert!(eligible_on_b(&c2).await);
 
+    // A blacklists c1: B hears of it (NOTIFY) within a second, then answers anew.
     let put_bl = |id: &str, c: &str| pb::PutRecordsRequest { records: vec![to_proto(list_entry_json(id, c, "transport_blacklist"))], source: String::new() };
-    a_data.put_records(put_bl("bl1", &c1)).await.unwrap();
-    eligible_on_b(c1.clone()).await;
+    let v = a_data.put_records(put_bl("bl1", &c1)).await.unwrap().into_inner().data_version;
+    b.applied(v).await;
+    assert!(!eligible_on_b(&c1).await, "replica B still sees {c1} as eligible");
 
     // Kill every listener connection on this database, then write again.
     let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
@@ -138,8 +120,9 @@ async fn a_write_on_one_replica_reaches_the_other_within_a_second() {
     .await
     .unwrap();
     assert!(!killed.is_empty(), "no listener connection found");
-    a_data.put_records(put_bl("bl2", &c2)).await.unwrap();
-    eligible_on_b(c2).await;
+    let v = a_data.put_records(put_bl("bl2", &c2)).await.unwrap().into_inner().data_version;
+    b.applied(v).await;
+    assert!(!eligible_on_b(&c2).await, "replica B still sees {c2} as eligible");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +130,7 @@ async fn cache_memory_stays_within_its_bound() {
     let db = sqlite_db();
     let bound = 1u64 << 20;
     let config = CacheConfig { profile_bytes: bound, statement_bytes: bound, ..CacheConfig::default() };
-    let server = TestServer::start_configured(Store::open(&db.url).await.unwrap(), config).await;
+    let server = spawn_app(Store::open(&db.url).await.unwrap(), AppOptions { cache: config, ..AppOptions::default() }).await;
     let channel = server.channel().await;
     pb::tender_service_client::TenderServiceClient::new(channel.clone())
         .register_tender(pb::RegisterTenderRequest { tender_id: "T1".into(), terms: Some(terms("440300", "2026-12-15")), policy_id: "national-template".into() })
@@ -170,18 +153,13 @@ async fn cache_memory_stays_within_its_bound() {
     for t in tasks {
         t.await.unwrap();
     }
-    // Weights are refreshed by the follower; wait for one round.
-    server.store.current_version().await.unwrap();
-    let text = {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let t = scrape(server.addr).await;
-            if sample(&t, "credit_tender_cache_weight_bytes{cache=\"statement\"}") > 0.0 || Instant::now() > deadline {
-                break t;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
+    // A write makes this replica catch up, which runs moka's pending
+    // evictions and publishes the weights before it answers.
+    pb::credit_data_service_client::CreditDataServiceClient::new(server.channel().await)
+        .put_records(pb::PutRecordsRequest { records: vec![to_proto(evaluation_json("w", &code(1), json!({})))], source: String::new() })
+        .await
+        .unwrap();
+    let text = scrape(server.addr).await;
     let profiles = sample(&text, "credit_tender_cache_weight_bytes{cache=\"profile\"}");
     let statements = sample(&text, "credit_tender_cache_weight_bytes{cache=\"statement\"}");
     assert!(statements > 0.0 && statements <= bound as f64, "statement cache holds {statements} bytes, bound {bound}");

@@ -78,7 +78,7 @@ fn at(date: &str) -> Option<pbjson_types::Timestamp> {
 #[tokio::test]
 async fn bad_batches_get_a_violation_per_record_and_store_nothing() {
     for db in backends().await {
-        let server = TestServer::start(&db).await;
+        let server = spawn_app(open(&db).await, AppOptions::default()).await;
         let mut client = server.credit_data().await;
         client.put_records(put(vec![evaluation("e0", CODE_A, "A", Some(90.0))])).await.unwrap();
         let before = snapshot(&db.url).await;
@@ -128,7 +128,7 @@ async fn bad_batches_get_a_violation_per_record_and_store_nothing() {
 #[tokio::test]
 async fn versions_supersede_and_old_state_stays_readable() {
     for db in backends().await {
-        let server = TestServer::start(&db).await;
+        let server = spawn_app(open(&db).await, AppOptions::default()).await;
         let mut client = server.credit_data().await;
         let r1 = client
             .put_records(put(vec![evaluation("e1", CODE_A, "A", Some(90.0)), blacklist("b1", CODE_A, "2026-05-01", "2027-04-30")]))
@@ -225,7 +225,7 @@ async fn versions_supersede_and_old_state_stays_readable() {
 #[tokio::test]
 async fn allow_listed_pilot_code_is_accepted_with_a_warning() {
     let db = sqlite_db();
-    let server = TestServer::start(&db).await;
+    let server = spawn_app(open(&db).await, AppOptions::default()).await;
     let mut client = server.credit_data().await;
     client.put_records(put(vec![evaluation("p1", PILOT, "A", Some(88.0))])).await.unwrap();
     let p = client
@@ -247,7 +247,7 @@ async fn allow_listed_pilot_code_is_accepted_with_a_warning() {
 #[tokio::test]
 async fn an_unknown_code_has_an_empty_profile() {
     let db = sqlite_db();
-    let server = TestServer::start(&db).await;
+    let server = spawn_app(open(&db).await, AppOptions::default()).await;
     let mut client = server.credit_data().await;
     let p = client
         .get_profile(pb::GetProfileRequest { credit_code: CODE_C.into(), as_of: None, data_version: None })

@@ -2,12 +2,16 @@
 //! ephemeral loopback port, and the CLI binary.
 
 use credit_tender::config::Rules;
+use credit_tender::proto::v1::assessment_service_client::AssessmentServiceClient;
 use credit_tender::proto::v1::credit_data_service_client::CreditDataServiceClient;
+use credit_tender::proto::v1::tender_service_client::TenderServiceClient;
+use credit_tender::service::Cache;
 use credit_tender::server::{self, AppState, ServerOptions};
 use credit_tender::service::PolicySet;
 use credit_tender::signing::{Keyring, SharedKeyring};
 use credit_tender::store::Store;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::process::{Command, Output};
 use tonic::transport::Channel;
 
@@ -95,49 +99,81 @@ pub async fn backends() -> Vec<TestDb> {
     v
 }
 
-/// A server on 127.0.0.1:0 over a store, stopped when dropped.
+/// How a test app is configured; `AppOptions::default()` is what `serve` runs.
+#[derive(Default)]
+pub struct AppOptions {
+    pub cache: credit_tender::cache::CacheConfig,
+    pub server: ServerOptions,
+}
+
+/// Opens (and migrates) a test database's store.
+pub async fn open(db: &TestDb) -> Store {
+    Store::open(&db.url).await.unwrap()
+}
+
+/// The one way tests start the service: over `store` on 127.0.0.1:0, with
+/// typed clients connected to it; stopped when dropped.
+pub async fn spawn_app(store: Store, options: AppOptions) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let policies = PolicySet::load(store.clone(), None).await.unwrap();
+    let keys = SharedKeyring::new(Keyring::ephemeral(), None);
+    let state = AppState::new(store.clone(), Rules::shipped(), policies, keys.clone(), options.cache).await.unwrap();
+    let cache = state.cache.clone();
+    let handle = tokio::spawn(server::run(listener, state, options.server, async {
+        let _ = rx.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    TestServer {
+        addr,
+        store,
+        keys,
+        cache,
+        data: CreditDataServiceClient::new(channel.clone()),
+        tenders: TenderServiceClient::new(channel.clone()),
+        assess: AssessmentServiceClient::new(channel.clone()),
+        channel,
+        stop: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+/// A running test app.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
     #[allow(dead_code)] // for tests that reach past the API
     pub store: Store,
     pub keys: SharedKeyring,
+    /// This replica's cache, for awaiting the versions it has applied.
+    #[allow(dead_code)]
+    pub cache: Arc<Cache>,
+    pub channel: Channel,
+    #[allow(dead_code)]
+    pub data: CreditDataServiceClient<Channel>,
+    #[allow(dead_code)]
+    pub tenders: TenderServiceClient<Channel>,
+    #[allow(dead_code)]
+    pub assess: AssessmentServiceClient<Channel>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestServer {
-    pub async fn start(db: &TestDb) -> TestServer {
-        let store = Store::open(&db.url).await.unwrap();
-        Self::start_with(store).await
-    }
-
-    pub async fn start_with(store: Store) -> TestServer {
-        Self::start_configured(store, credit_tender::cache::CacheConfig::default()).await
-    }
-
-    pub async fn start_configured(store: Store, cache: credit_tender::cache::CacheConfig) -> TestServer {
-        Self::start_full(store, cache, ServerOptions::default()).await
-    }
-
-    pub async fn start_full(store: Store, cache: credit_tender::cache::CacheConfig, options: ServerOptions) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let policies = PolicySet::load(store.clone(), None).await.unwrap();
-        let keys = SharedKeyring::new(Keyring::ephemeral(), None);
-        let state = AppState::new(store.clone(), Rules::shipped(), policies, keys.clone(), cache).await.unwrap();
-        let handle = tokio::spawn(server::run(listener, state, options, async {
-            let _ = rx.await;
-        }));
-        TestServer { addr, store, keys, stop: Some(tx), handle: Some(handle) }
-    }
-
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+        self.channel.clone()
     }
 
     pub async fn credit_data(&self) -> CreditDataServiceClient<Channel> {
-        CreditDataServiceClient::new(self.channel().await)
+        self.data.clone()
+    }
+
+    /// Waits (up to 2 s) until this replica has applied data version `v`.
+    #[allow(dead_code)]
+    pub async fn applied(&self, v: u64) {
+        let mut versions = self.cache.applied_versions();
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(2), versions.wait_for(|a| *a >= v)).await;
+        assert!(seen.is_ok_and(|r| r.is_ok()), "replica at {addr} has not applied data version {v} within 2 s", addr = self.addr);
     }
 
     /// Stops the server and waits for it to finish.
@@ -249,33 +285,57 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 pub struct CliServer {
     pub child: std::process::Child,
     pub channel: Channel,
+    /// The server's log lines (stderr), as they come.
+    log: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 impl CliServer {
-    /// Runs `credit-tender ARGS --listen 127.0.0.1:PORT` and connects once it listens.
+    /// Runs `credit-tender ARGS --listen 127.0.0.1:0` and connects once it
+    /// says on stdout where it listens.
     pub async fn spawn(args: &[&str]) -> CliServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let listen = format!("127.0.0.1:{port}");
+        use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_credit-tender"))
             .args(args)
-            .args(["--listen", &listen])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn,credit_tender::server=info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{listen}")).unwrap();
-        for _ in 0..200 {
-            if let Ok(channel) = endpoint.connect().await {
-                return CliServer { child, channel };
+        let (log_tx, log) = tokio::sync::mpsc::unbounded_channel();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || stderr.lines().map_while(Result::ok).try_for_each(|l| log_tx.send(l)));
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            let mut lines = stdout.lines().map_while(Result::ok);
+            let addr = lines.find_map(|l| l.strip_prefix("listening on ").map(str::to_owned));
+            let _ = addr_tx.send(addr);
+            lines.for_each(drop);
+        });
+        let addr = match tokio::time::timeout(std::time::Duration::from_secs(60), addr_rx).await {
+            Ok(Ok(Some(addr))) => addr,
+            _ => {
+                let _ = child.kill();
+                panic!("credit-tender {args:?} exited or did not say where it listens: {:?}", child.wait());
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("credit-tender {args:?} exited with {status}");
+        };
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        CliServer { child, channel, log: tokio::sync::Mutex::new(log) }
+    }
+
+    /// Waits (up to 10 s) for a log line containing `needle`; returns it.
+    pub async fn log_line(&self, needle: &str) -> String {
+        let mut log = self.log.lock().await;
+        let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while let Some(line) = log.recv().await {
+                if line.contains(needle) {
+                    return Some(line);
+                }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        panic!("credit-tender {args:?} did not start listening");
+            None
+        });
+        found.await.ok().flatten().unwrap_or_else(|| panic!("no log line with '{needle}'"))
     }
 }
 

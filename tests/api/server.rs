@@ -7,7 +7,7 @@ use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest}
 #[tokio::test]
 async fn health_reports_serving_and_reflection_lists_services() {
     let db = sqlite_db();
-    let server = TestServer::start(&db).await;
+    let server = spawn_app(open(&db).await, AppOptions::default()).await;
     let channel = server.channel().await;
     let mut health = HealthClient::new(channel.clone());
     for service in ["", "credit_tender.v1.CreditDataService"] {
@@ -55,7 +55,7 @@ async fn non_loopback_listen_is_refused_with_the_reason() {
 #[tokio::test]
 async fn oversized_messages_are_refused() {
     let db = sqlite_db();
-    let server = TestServer::start(&db).await;
+    let server = spawn_app(open(&db).await, AppOptions::default()).await;
     let mut client = server.credit_data().await.max_encoding_message_size(64 * 1024 * 1024);
     let big = credit_tender::proto::v1::PutRecordsRequest { records: vec![], source: "x".repeat(17 * 1024 * 1024) };
     let status = client.put_records(big).await.unwrap_err();

@@ -3,17 +3,16 @@
 
 use crate::assessment::{code, terms, to_proto};
 use crate::helpers::*;
-use credit_tender::cache::CacheConfig;
 use credit_tender::proto::v1 as pb;
 use credit_tender::server::ServerOptions;
 use credit_tender::store::Store;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test]
 async fn pages_escape_data_and_say_404() {
     let db = sqlite_db();
-    let server = TestServer::start(&db).await;
+    let server = spawn_app(open(&db).await, AppOptions::default()).await;
     let channel = server.channel().await;
     let c = code(201);
     let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(channel.clone());
@@ -56,7 +55,7 @@ async fn pages_escape_data_and_say_404() {
 #[tokio::test]
 async fn store_down_is_an_error_page_not_an_empty_table() {
     let Some(db) = pg_db().await else { return };
-    let server = TestServer::start(&db).await;
+    let server = spawn_app(open(&db).await, AppOptions::default()).await;
     let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
     let admin = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").unwrap()).await.unwrap();
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.unwrap();
@@ -130,19 +129,25 @@ impl Browser {
             return None;
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new(driver)
+        let mut child = std::process::Command::new(driver)
             .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        // chromedriver says on stdout when it accepts sessions.
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let started = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut lines = stdout.lines().map_while(Result::ok);
+            let ok = lines.any(|l| l.contains("started successfully"));
+            std::thread::spawn(move || lines.for_each(drop));
+            ok
+        });
+        let started = tokio::time::timeout(Duration::from_secs(20), started).await;
+        assert!(matches!(started, Ok(Ok(true))), "chromedriver did not start");
         let profile = tempfile::tempdir().unwrap();
         let mut browser = Browser { port, session: String::new(), driver: child, _profile: profile };
-        let start = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
             "binary": chromium,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
@@ -163,13 +168,17 @@ impl Browser {
         r["value"].clone()
     }
 
-    /// Waits until the page says it has verified and rendered everything.
+    /// Waits until the page says it has verified and rendered everything:
+    /// an async script that resolves when `body[data-ready]` turns "1".
     async fn ready(&self) {
-        let start = Instant::now();
-        while self.eval("return document.body && document.body.dataset.ready || ''").await != json!("1") {
-            assert!(start.elapsed() < Duration::from_secs(20), "page never became ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let script = "const done = arguments[arguments.length - 1];\
+            const ready = () => document.body && document.body.dataset.ready === '1';\
+            if (ready()) { done(true); return; }\
+            new MutationObserver((_, o) => { if (ready()) { o.disconnect(); done(true); } })\
+              .observe(document.documentElement, { attributes: true, childList: true, subtree: true });";
+        let path = format!("/session/{}/execute/async", self.session);
+        let r = wd(self.port, "POST", &path, Some(json!({"script": script, "args": []}))).await;
+        assert_eq!(r["value"], json!(true), "page never became ready: {r}");
     }
 
     async fn rows(&self) -> Vec<(String, Vec<String>)> {
@@ -203,7 +212,7 @@ async fn the_committee_page_verifies_every_row_in_the_browser() {
     let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
     credit_tender::demo::register_tenders(&store, &policies).await.unwrap();
     let options = ServerOptions { web_test_hooks: true, ..ServerOptions::default() };
-    let server = TestServer::start_full(store, CacheConfig::default(), options).await;
+    let server = spawn_app(store, AppOptions { server: options, ..AppOptions::default() }).await;
     let tender = "DEMO-SX-2026-001";
     let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(server.channel().await);
     let table = assess.assess_tender(pb::AssessTenderRequest { tender_id: tender.into() }).await.unwrap().into_inner();
