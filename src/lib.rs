@@ -2,15 +2,26 @@
 //! tenders, served over gRPC.
 //!
 //! # Layout
-//! - [`domain`]: credit codes, grades, records and their validation; no I/O.
-//! - [`policy`]: policy files and the pure `evaluate`.
+//! Each layer imports only the ones above it in this list; `domain` and
+//! `policy` have no I/O, no async and no generated code.
+//! - [`domain`]: credit codes, grades, records, tenders and bidders, and their
+//!   validation (one [`domain::FieldError`] for every bad field); no I/O.
+//! - [`policy`]: policy files and the pure `evaluate`, a pipeline of named
+//!   steps (grade choice, grounds, exclusion, qualification, points, deposit).
+//! - [`store`]: the versioned credit store. [`store::CreditStore`] is the
+//!   trait; one generic SQL implementation serves SQLite and PostgreSQL, with
+//!   only the dialect differences (write lock, NOTIFY/LISTEN, one query plan)
+//!   per backend.
+//! - [`cache`]: moka caches of profiles, tenders, the tender list and signed
+//!   statements, following the store's change feed.
 //! - [`signing`]: Ed25519 keys and DSSE envelopes.
-//! - [`store`]: the versioned credit store on SQLite or PostgreSQL.
 //! - [`import`]: JSON Lines and CSV files into the store, all or nothing.
 //! - [`proto`]: the generated gRPC API (`proto/credit_tender/v1`).
-//! - [`service`]: the tonic services; proto ⇄ domain happens only here.
-//! - [`cache`]: moka caches of profiles, tenders and statements, following the change feed.
-//! - [`web`]: the evaluation committee's page, verified in the browser.
+//! - [`service`]: the tonic services. Each request is parsed into a domain
+//!   command (`service/commands.rs`) before its handler acts, and every error
+//!   reaches the wire through `ApiError`'s one mapping.
+//! - [`web`]: the evaluation committee's page, verified in the browser; its
+//!   errors map to HTTP in one place.
 //! - [`server`]: one listener with gRPC, health, reflection, the page and /metrics; shutdown.
 //! - [`cli`]: the `credit-tender` command.
 

@@ -85,17 +85,9 @@ pub fn check_listen_address(addr: SocketAddr, allow_remote: bool) -> Result<(), 
     ))
 }
 
-/// Serves on `listener` until `shutdown` completes, then drains for at most
-/// `options.shutdown_grace` before stopping regardless.
-pub async fn run(
-    listener: TcpListener,
-    state: AppState,
-    options: ServerOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<CreditDataServiceServer<CreditDataApi>>().await;
-
+/// Every service and page on the one port: the gRPC services (each with its
+/// message size limits), reflection, the committee's page and /metrics.
+fn routes(state: &AppState, options: &ServerOptions) -> anyhow::Result<Routes> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -119,9 +111,6 @@ pub async fn run(
     let keys = KeyServiceServer::new(KeyApi::new(state.keys.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    health.set_serving::<TenderServiceServer<TenderApi>>().await;
-    health.set_serving::<AssessmentServiceServer<AssessmentApi>>().await;
-    health.set_serving::<KeyServiceServer<KeyApi>>().await;
 
     let metrics = state.metrics.clone();
     let web = crate::web::router(crate::web::WebState {
@@ -143,13 +132,30 @@ pub async fn run(
         }),
     );
     let routes = Routes::from(pages)
-        .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(credit_data)
         .add_service(tenders)
         .add_service(assessments)
         .add_service(keys);
+    Ok(routes)
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains for at most
+/// `options.shutdown_grace` before stopping regardless.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CreditDataServiceServer<CreditDataApi>>().await;
+
+    let routes = routes(&state, &options)?.add_service(health_service);
+    health.set_serving::<TenderServiceServer<TenderApi>>().await;
+    health.set_serving::<AssessmentServiceServer<AssessmentApi>>().await;
+    health.set_serving::<KeyServiceServer<KeyApi>>().await;
     let reloader = tokio::spawn(reload_keys_on_hangup(state.keys.clone()));
     let follower = tokio::spawn(state.cache.clone().follow());
     let sink: Arc<dyn crate::store::ChangeSink> = state.cache.clone();

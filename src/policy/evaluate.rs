@@ -455,3 +455,163 @@ fn deposit(policy: &Policy, grade: Grade, nominal: Fen, reduction_allowed: bool,
     }
     Deposit { owed, basis, share_percent: share }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::input::parse_record;
+    use crate::domain::{CreditDomain, EvaluationMethod, TenderId, TenderTerms};
+
+    const CODE: &str = "91440300192317458F";
+
+    fn policy() -> Policy {
+        Policy::from_toml(include_str!("../../policies/national-template.toml")).unwrap()
+    }
+
+    fn tender(region: &str) -> Tender {
+        Tender {
+            tender_id: TenderId::parse("T").unwrap(),
+            version: 1,
+            terms: TenderTerms {
+                title: "t".into(),
+                domain: CreditDomain::HighwayConstruction,
+                region: RegionCode::parse(region).unwrap(),
+                bid_deadline: chrono::DateTime::parse_from_rfc3339("2026-12-15T10:00:00+08:00").unwrap().to_utc(),
+                estimated_price: Fen(1_000_000_000),
+                nominal_deposit: Fen(10_000_001),
+                evaluation_method: EvaluationMethod::ComprehensiveScoring,
+            },
+            policy_id: "national-template".into(),
+            policy_digest: String::new(),
+            registered_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// A profile of `CODE` holding `lines` (JSON Lines objects, `credit_code` filled in).
+    fn profile(lines: &[serde_json::Value]) -> Profile {
+        let rules = crate::config::Rules::shipped();
+        let mut records = Vec::new();
+        let mut events = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let mut line = line.clone();
+            line["credit_code"] = CODE.into();
+            line["document_ref"] = "r".into();
+            let record = parse_record(line.as_object().unwrap(), rules.input()).unwrap().record;
+            let stored = StoredRecord { record, recorded_version: i as u64 + 1, digest: String::new() };
+            if matches!(stored.record, Record::Event(_)) { events.push(stored) } else { records.push(stored) }
+        }
+        let credit_code = CreditCode::parse_strict(CODE).unwrap();
+        Profile { credit_code, data_version: lines.len() as u64, records, events, history: vec![] }
+    }
+
+    fn grade(id: &str, issuer: &str, grade: &str, year: u32) -> serde_json::Value {
+        serde_json::json!({"type": "evaluation", "id": id, "entity_name": "x", "domain": "highway_construction",
+            "issuer": issuer, "year": year, "grade": grade, "valid_from": "2026-01-01", "valid_to": "2027-12-31"})
+    }
+
+    fn choose(p: &Profile, region: &str) -> (Grade, GradeSource, Vec<Evidence>, Findings) {
+        let mut found = Findings::default();
+        let d = NaiveDate::from_ymd_opt(2026, 12, 15).unwrap();
+        let records = counted(p, d);
+        let (g, s, e) = choose_grade(&tender(region), &policy(), p, &records, d, &mut found);
+        (g, s, e, found)
+    }
+
+    #[test]
+    fn grade_choice_prefers_dynamic_d_then_province_then_national() {
+        let mut dynamic = grade("d", "440000", "D", 2026);
+        dynamic["evaluation_kind"] = "dynamic_d".into();
+        dynamic["region"] = "440000".into();
+        let all = profile(&[grade("n", "national", "AA", 2025), grade("p", "440000", "A", 2025), dynamic]);
+        let (g, source, evidence, found) = choose(&all, "440300");
+        assert_eq!((g, source), (Grade::D, GradeSource::DynamicD));
+        assert_eq!(evidence.len(), 1);
+        assert!(found.warnings[0].contains("set directly to D"), "{:?}", found.warnings);
+
+        let (g, source, evidence, _) = choose(&all, "140100");
+        assert_eq!((g, source), (Grade::AA, GradeSource::National), "another province's grades do not apply");
+        let outcomes: Vec<_> = evidence.iter().map(|e| e.outcome).collect();
+        assert_eq!(outcomes, [EvidenceOutcome::NotFound, EvidenceOutcome::NotFound, EvidenceOutcome::Chosen]);
+
+        let two_years = profile(&[grade("p24", "440000", "B", 2024), grade("p25", "440000", "A", 2025)]);
+        assert_eq!(choose(&two_years, "440300").0, Grade::A, "the newest year wins");
+    }
+
+    #[test]
+    fn no_grade_falls_back_to_the_new_entrant_default_by_bad_records() {
+        let clean = profile(&[]);
+        let (g, source, evidence, found) = choose(&clean, "440300");
+        assert_eq!((g, source), (policy().new_entrant_clean, GradeSource::NewEntrant));
+        assert_eq!(evidence.last().unwrap().outcome, EvidenceOutcome::Chosen);
+        assert!(found.warnings[0].contains("no credit records at all"));
+
+        let listed = serde_json::json!({"type": "list_entry", "id": "l", "entity_name": "x", "list": "transport_blacklist",
+            "authority": "a", "decision_number": "n", "listed_on": "2026-01-01"});
+        let (g, _, evidence, _) = choose(&profile(&[listed]), "440300");
+        assert_eq!(g, policy().new_entrant_with_bad_records);
+        assert!(evidence.last().unwrap().note.contains("bad records l"));
+    }
+
+    #[test]
+    fn record_grounds_name_the_record_and_the_effect() {
+        let listed = serde_json::json!({"type": "list_entry", "id": "l", "entity_name": "x", "list": "transport_blacklist",
+            "authority": "a", "decision_number": "n", "listed_on": "2026-01-01"});
+        let p = profile(&[listed]);
+        let d = NaiveDate::from_ymd_opt(2026, 12, 15).unwrap();
+        let mut found = Findings::default();
+        record_grounds(&policy(), &p.credit_code, &counted(&p, d), d, &mut found);
+        let r = &found.reasons[0];
+        assert_eq!(r.code.to_string(), "LISTED_TRANSPORT_BLACKLIST");
+        assert_eq!((r.effect, r.record_id.as_ref().map(RecordId::as_str)), (Effect::Exclusion, Some("l")));
+    }
+
+    #[test]
+    fn a_consortium_takes_its_worst_member_grade() {
+        let member = |g| MemberGrade {
+            code: CreditCode::parse_strict(CODE).unwrap(),
+            entity_name: String::new(),
+            grade: g,
+            source: GradeSource::Provincial,
+            evidence: vec![],
+        };
+        assert_eq!(consortium_grade(&[member(Grade::AA), member(Grade::B), member(Grade::A)]), Grade::B);
+        assert_eq!(consortium_grade(&[]), Grade::D, "no member: the worst");
+    }
+
+    #[test]
+    fn points_need_credit_benefit_and_stay_under_the_cap() {
+        let p = policy();
+        let full = points(&p, Grade::AA, true);
+        assert_eq!(full.qualification, p.qualification_points.get(Grade::AA));
+        assert!(full.total <= p.cap);
+        let none = points(&p, Grade::AA, false);
+        assert_eq!((none.qualification, none.evaluation, none.total), (Points(0), Points(0), Points(0)));
+    }
+
+    #[test]
+    fn deposit_share_rounds_up_to_the_fen_and_says_why_not_reduced() {
+        let p = policy();
+        let mut found = Findings::default();
+        let aa = deposit(&p, Grade::AA, Fen(10_000_001), true, &mut found);
+        assert_eq!((aa.owed, aa.basis, aa.share_percent), (Fen(0), DepositBasis::Waived, 0));
+        let a = deposit(&p, Grade::A, Fen(10_000_001), true, &mut found);
+        assert_eq!((a.owed, a.basis), (Fen(5_000_001), DepositBasis::Reduced), "half, rounded up");
+        assert!(found.reasons.is_empty());
+        let withheld = deposit(&p, Grade::A, Fen(10_000_001), false, &mut found);
+        assert_eq!((withheld.owed, withheld.basis), (Fen(10_000_001), DepositBasis::Full));
+        assert_eq!(found.reasons[0].code, ReasonCode::DepositNotReduced);
+    }
+
+    #[test]
+    fn grade_exclusion_comes_before_qualification() {
+        let p = policy();
+        let mut found = Findings::default();
+        exclusion_by_grade(&p, Grade::D, &mut found);
+        qualification(&p, Grade::D, !found.any(Effect::Exclusion), &mut found);
+        let codes: Vec<_> = found.reasons.iter().map(|r| r.code).collect();
+        assert_eq!(codes, [ReasonCode::GradeExcluded], "an excluded bidder is not also refused at qualification");
+        let mut found = Findings::default();
+        qualification(&p, Grade::C, true, &mut found);
+        assert_eq!(found.reasons[0].code, ReasonCode::GradeNotQualified);
+    }
+}

@@ -2,7 +2,7 @@
 
 use super::tenders::timestamp;
 use crate::domain::{Bidder, Tender};
-use crate::policy::{Assessment, Policy};
+use crate::policy::{Assessment, Evidence, MemberGrade, Policy};
 use crate::proto::v1 as pb;
 use crate::signing::{Envelope, Keyring};
 use chrono::{DateTime, Utc};
@@ -25,38 +25,7 @@ pub(crate) fn statement(
         .enumerate()
         .map(|(i, m)| pb::Member { credit_code: m.code.to_string(), entity_name: m.entity_name.clone(), lead: i == 0 && bidder.is_consortium() })
         .collect();
-    let member_grades = a
-        .members
-        .iter()
-        .map(|m| pb::MemberGrade {
-            credit_code: m.code.to_string(),
-            grade: m.grade.to_string(),
-            source: m.source.to_string(),
-            evidence: m
-                .evidence
-                .iter()
-                .map(|e| {
-                    let mut out = pb::Evidence {
-                        step: e.step.to_string(),
-                        outcome: e.outcome.to_string(),
-                        note: e.note.clone(),
-                        ..Default::default()
-                    };
-                    if let Some((stored, ev)) = &e.record {
-                        out.record_id = ev.id.to_string();
-                        out.issuer = ev.issuer.to_string();
-                        out.year = ev.year;
-                        out.grade = ev.grade.to_string();
-                        out.document_ref = ev.document_ref.clone();
-                        out.valid_from = ev.valid_from.to_string();
-                        out.valid_to = ev.valid_to.to_string();
-                        out.recorded_version = stored.recorded_version;
-                    }
-                    out
-                })
-                .collect(),
-        })
-        .collect();
+    let member_grades = a.members.iter().map(member_grade_to_proto).collect();
     pb::AssessmentStatement {
         statement_type: "credit-tender/assessment/v1".into(),
         tender_id: tender.tender_id.to_string(),
@@ -100,6 +69,35 @@ pub(crate) fn statement(
         credit_benefit: a.credit_benefit,
         served_from_cache_while_store_unreachable: false,
     }
+}
+
+fn member_grade_to_proto(m: &MemberGrade) -> pb::MemberGrade {
+    pb::MemberGrade {
+        credit_code: m.code.to_string(),
+        grade: m.grade.to_string(),
+        source: m.source.to_string(),
+        evidence: m.evidence.iter().map(evidence_to_proto).collect(),
+    }
+}
+
+fn evidence_to_proto(e: &Evidence) -> pb::Evidence {
+    let mut out = pb::Evidence {
+        step: e.step.to_string(),
+        outcome: e.outcome.to_string(),
+        note: e.note.clone(),
+        ..Default::default()
+    };
+    if let Some((stored, ev)) = &e.record {
+        out.record_id = ev.id.to_string();
+        out.issuer = ev.issuer.to_string();
+        out.year = ev.year;
+        out.grade = ev.grade.to_string();
+        out.document_ref = ev.document_ref.clone();
+        out.valid_from = ev.valid_from.to_string();
+        out.valid_to = ev.valid_to.to_string();
+        out.recorded_version = stored.recorded_version;
+    }
+    out
 }
 
 /// Serialises `message` in protobuf's JSON mapping and signs those bytes.

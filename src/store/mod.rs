@@ -4,7 +4,7 @@
 //! [`CreditStore`] is what the rest of the service sees; [`Store`] is a cheap,
 //! cloneable handle to one. Both backends (SQLite, embedded, one file: the
 //! default; PostgreSQL, shared by replicas) are one generic implementation,
-//! [`sql::SqlStore`], whose SQL is written once in [`sql`] and [`tenders`];
+//! `sql::SqlStore`, whose SQL is written once in `sql.rs` and `tenders.rs`;
 //! each backend module holds only what really differs: how a write
 //! transaction is opened, how a commit is announced, the profile query's
 //! plan, and (PostgreSQL) the LISTEN loop.

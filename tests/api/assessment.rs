@@ -96,22 +96,6 @@ pub fn check_statement(s: &pb::AssessmentStatement, e: &pb::Envelope, keys: &[Pu
     }
 }
 
-pub fn to_proto(mut v: serde_json::Value) -> pb::Record {
-    use pb::record::Kind;
-    let obj = v.as_object_mut().unwrap();
-    let t = obj.remove("type").unwrap();
-    let body = serde_json::Value::Object(obj.clone());
-    let kind = match t.as_str().unwrap() {
-        "evaluation" => Kind::Evaluation(serde_json::from_value(body).unwrap()),
-        "list_entry" => Kind::ListEntry(serde_json::from_value(body).unwrap()),
-        "penalty" => Kind::Penalty(serde_json::from_value(body).unwrap()),
-        "commitment" => Kind::Commitment(serde_json::from_value(body).unwrap()),
-        "event" => Kind::Event(serde_json::from_value(body).unwrap()),
-        other => panic!("{other}"),
-    };
-    pb::Record { kind: Some(kind) }
-}
-
 fn eval(id: &str, c: &str, issuer: &str, grade: &str, from: &str, to: &str) -> serde_json::Value {
     evaluation_json(id, c, json!({"issuer": issuer, "grade": grade, "score": null, "valid_from": from, "valid_to": to}))
 }
@@ -124,7 +108,7 @@ fn listed(id: &str, c: &str, list: &str, on: &str, until: &str) -> serde_json::V
 }
 
 fn ev(id: &str, c: &str, target: &str, kind: &str, on: &str) -> serde_json::Value {
-    json!({"type": "event", "id": id, "document_ref": "测试", "credit_code": c, "target_id": target, "event": kind, "effective_on": on})
+    event_json(id, c, target, kind, on)
 }
 
 fn codes(s: &pb::AssessmentStatement) -> Vec<&str> {
@@ -224,12 +208,9 @@ async fn exclusion_qualification_and_bonus_are_kept_apart() {
             eval("k-e", &key, "440000", "AA", Y, Z),
             listed("k", &key, "key_attention", "2026-03-01", "2027-02-28"),
             eval("p-e", &penal, "440000", "A", Y, Z),
-            json!({"type": "penalty", "id": "pen", "document_ref": "r", "credit_code": penal, "entity_name": "x", "decision_number": "罚1",
-                   "authority": "a", "decided_on": "2026-06-01", "category": "general", "min_publication_end": "2026-09-01",
-                   "max_publication_end": "2029-05-31"}),
+            penalty_json("pen", &penal, json!({})),
             eval("br-e", &breach, "440000", "AA", Y, Z),
-            json!({"type": "commitment", "id": "com", "document_ref": "r", "credit_code": breach, "entity_name": "x",
-                   "commitment_kind": "投标信用承诺", "made_on": "2026-01-01", "status": "breached", "breached_on": "2026-05-01"}),
+            commitment_json("com", &breach, json!({"status": "breached", "breached_on": "2026-05-01"})),
         ])
         .await;
         f.tender("T1", "national-template", "440300", "2026-12-15").await;

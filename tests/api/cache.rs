@@ -2,7 +2,7 @@
 //! replicas on one PostgreSQL, and the memory bound — observed through the
 //! real interfaces (gRPC and /metrics).
 
-use crate::assessment::{code, terms, to_proto, Fixture};
+use crate::assessment::{code, terms, Fixture};
 use crate::helpers::*;
 use credit_tender::cache::CacheConfig;
 use credit_tender::proto::v1 as pb;

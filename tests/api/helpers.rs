@@ -12,6 +12,8 @@ use credit_tender::signing::{Keyring, SharedKeyring};
 use credit_tender::store::Store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+pub use crate::records::*;
 use std::process::{Command, Output};
 use tonic::transport::Channel;
 
@@ -238,35 +240,6 @@ pub const CODE_A: &str = "914403001922038216";
 pub const CODE_B: &str = "91440300192317458F";
 pub const CODE_C: &str = "91110000802100433B";
 pub const PILOT: &str = "91350100M0001TGQXM";
-
-/// A valid annual evaluation line for `code`, with fields overridden by `extra`.
-pub fn evaluation_json(id: &str, code: &str, extra: serde_json::Value) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "type": "evaluation", "id": id, "document_ref": "测试公告〔2026〕1号", "credit_code": code,
-        "entity_name": "测试路桥有限公司", "domain": "highway_construction", "issuer": "440000",
-        "year": 2025, "grade": "A", "score": 90.0, "valid_from": "2026-03-01", "valid_to": "2027-02-28"
-    });
-    for (k, val) in extra.as_object().unwrap() {
-        if val.is_null() {
-            v.as_object_mut().unwrap().remove(k);
-        } else {
-            v[k] = val.clone();
-        }
-    }
-    v
-}
-
-pub fn list_entry_json(id: &str, code: &str, list: &str) -> serde_json::Value {
-    serde_json::json!({
-        "type": "list_entry", "id": id, "document_ref": "测试名单〔2026〕2号", "credit_code": code,
-        "entity_name": "测试路桥有限公司", "list": list, "authority": "测试省交通运输厅",
-        "decision_number": "测决〔2026〕2号", "listed_on": "2026-05-01", "expires_on": "2027-04-30"
-    })
-}
-
-pub fn jsonl(values: &[serde_json::Value]) -> String {
-    values.iter().map(|v| v.to_string() + "\n").collect()
-}
 
 /// GET `path` over plain HTTP/1.1: (status, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {

@@ -8,6 +8,7 @@ mod credit_data;
 mod golden;
 mod helpers;
 mod import;
+mod records;
 mod server;
 mod signing;
 mod store;

@@ -1,7 +1,7 @@
 //! Signatures end to end: `verify` offline, tampering, and key rotation on a
 //! running `serve` process (SIGHUP, no restart).
 
-use crate::assessment::{code, terms, to_proto};
+use crate::assessment::{code, terms};
 use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
 use serde_json::json;

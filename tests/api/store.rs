@@ -2,16 +2,9 @@
 //! checks, records that move between codes, and concurrent writers.
 
 use crate::helpers::*;
-use credit_tender::config::Rules;
-use credit_tender::domain::input::parse_record;
 use credit_tender::domain::{CreditCode, Record};
 use credit_tender::store::{Store, StoreError, WriteMode};
 use serde_json::json;
-
-fn record(v: serde_json::Value) -> Record {
-    let rules = Rules::shipped();
-    parse_record(v.as_object().unwrap(), rules.input()).unwrap().record
-}
 
 async fn write(store: &Store, records: Vec<Record>) -> Result<credit_tender::store::WriteOutcome, StoreError> {
     let mut items = records.into_iter().enumerate().map(|(i, r)| (i as u64, Ok(r)));
@@ -27,11 +20,11 @@ async fn change_feed_lists_codes_per_version() {
     for db in backends().await {
         let store = Store::open(&db.url).await.unwrap();
         assert_eq!(store.current_version().await.unwrap(), 0);
-        write(&store, vec![record(evaluation_json("e1", CODE_A, json!({}))), record(evaluation_json("e2", CODE_B, json!({})))])
+        write(&store, vec![to_record(evaluation_json("e1", CODE_A, json!({}))), to_record(evaluation_json("e2", CODE_B, json!({})))])
             .await
             .unwrap();
         // e2 moves from CODE_B to CODE_C: both codes changed.
-        let o = write(&store, vec![record(evaluation_json("e2", CODE_C, json!({})))]).await.unwrap();
+        let o = write(&store, vec![to_record(evaluation_json("e2", CODE_C, json!({})))]).await.unwrap();
         // Sorted by code text: CODE_C (9111…) before CODE_B (9144…).
         assert_eq!(o.changed_codes, vec![code(CODE_C), code(CODE_B)]);
         assert_eq!(
@@ -53,10 +46,9 @@ async fn change_feed_lists_codes_per_version() {
 async fn events_must_target_a_record_of_the_same_code() {
     for db in backends().await {
         let store = Store::open(&db.url).await.unwrap();
-        write(&store, vec![record(list_entry_json("l1", CODE_A, "transport_blacklist"))]).await.unwrap();
+        write(&store, vec![to_record(list_entry_json("l1", CODE_A, "transport_blacklist"))]).await.unwrap();
         let ev = |id: &str, c: &str, target: &str| {
-            record(json!({"type": "event", "id": id, "document_ref": "r", "credit_code": c, "target_id": target,
-                          "event": "repair", "effective_on": "2026-06-01"}))
+            to_record(event_json(id, c, target, "repair", "2026-06-01"))
         };
         let err = write(&store, vec![ev("x1", CODE_B, "l1")]).await.unwrap_err();
         match err {
@@ -67,7 +59,7 @@ async fn events_must_target_a_record_of_the_same_code() {
             other => panic!("{other:?}"),
         }
         // An event may come before its target within a batch.
-        let o = write(&store, vec![ev("x2", CODE_B, "l2"), record(list_entry_json("l2", CODE_B, "key_attention"))]).await.unwrap();
+        let o = write(&store, vec![ev("x2", CODE_B, "l2"), to_record(list_entry_json("l2", CODE_B, "key_attention"))]).await.unwrap();
         assert_eq!(o.stored, 2);
         let err = write(&store, vec![ev("x3", CODE_B, "x2")]).await.unwrap_err();
         assert!(matches!(err, StoreError::Rejected(ref p) if p[0].1.reason.contains("is an event")), "{err:?}");
@@ -82,7 +74,7 @@ async fn concurrent_writers_get_distinct_consecutive_versions() {
         for i in 0..8 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                write(&store, vec![record(evaluation_json(&format!("c{i}"), CODE_A, json!({})))]).await.unwrap().data_version
+                write(&store, vec![to_record(evaluation_json(&format!("c{i}"), CODE_A, json!({})))]).await.unwrap().data_version
             }));
         }
         let mut versions = Vec::new();

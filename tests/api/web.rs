@@ -1,7 +1,7 @@
 //! The committee's page: handlers over HTTP, and the real page in headless
 //! Chromium through WebDriver.
 
-use crate::assessment::{code, terms, to_proto};
+use crate::assessment::{code, terms};
 use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
 use credit_tender::server::ServerOptions;
