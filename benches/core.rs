@@ -64,7 +64,7 @@ fn benches(c: &mut Criterion) {
     c.bench_function("policy evaluate (one firm, 4 records)", |b| {
         b.iter(|| {
             let members = [MemberInput { code: &code, profile: &p }];
-            black_box(evaluate(black_box(&t), &policy, &members))
+            black_box(evaluate(black_box(&t), &policy, &members, None))
         })
     });
 

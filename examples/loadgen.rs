@@ -159,21 +159,21 @@ async fn one(s: Scenario, ch: Channel, setup: &Setup, i: u64, cold_base: u32, co
             .await
             .is_ok(),
         Scenario::AssessHit => pb::assessment_service_client::AssessmentServiceClient::new(ch)
-            .assess(pb::AssessRequest { tender_id: setup.hot_tender.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32) })
+            .assess(pb::AssessRequest { tender_id: setup.hot_tender.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32), contract_price_fen: None })
             .await
             .is_ok(),
         Scenario::AssessSign => {
             // Each (tender, firm) pair once: profile cached, statement new.
             let t = &setup.sign_tenders[(i / HOT_FIRMS as u64) as usize % setup.sign_tenders.len()];
             pb::assessment_service_client::AssessmentServiceClient::new(ch)
-                .assess(pb::AssessRequest { tender_id: t.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32) })
+                .assess(pb::AssessRequest { tender_id: t.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32), contract_price_fen: None })
                 .await
                 .is_ok()
         }
         Scenario::AssessCold => pb::assessment_service_client::AssessmentServiceClient::new(ch)
             .assess(pb::AssessRequest {
                 tender_id: setup.hot_tender.clone(),
-                bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % cold_firms)),
+                bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % cold_firms)), contract_price_fen: None,
             })
             .await
             .is_ok(),
@@ -186,7 +186,7 @@ async fn one(s: Scenario, ch: Channel, setup: &Setup, i: u64, cold_base: u32, co
                 tender_id: setup.hot_tender.clone(),
                 bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % 10_000)),
                 offered_fen: 5_000_000,
-                form: "cash".into(),
+                form: "cash".into(), contract_price_fen: None,
             })
             .await
             .is_ok(),

@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tender_id: tender_id.clone(),
             bidder: Some(pb::Bidder { credit_codes: vec![bids[0][0].into()] }),
             offered_fen: 20_000_000,
-            form: "cash".into(),
+            form: "cash".into(), contract_price_fen: None,
         })
         .await?
         .into_inner();

@@ -3,11 +3,12 @@
 //! defaults; a path on the command line replaces them.
 
 use crate::domain::input::InputRules;
-use crate::domain::{AllowList, ScoreBands};
+use crate::domain::{AllowList, PublicationPeriods, ScoreBands};
 use std::path::{Path, PathBuf};
 
 pub const SHIPPED_SCORE_BANDS: &str = include_str!("../policies/score-bands.toml");
 pub const SHIPPED_ALLOW_LIST: &str = include_str!("../policies/allow-list.txt");
+pub const SHIPPED_PUBLICATION_PERIODS: &str = include_str!("../policies/publication-periods.toml");
 
 /// A rule file that could not be used, naming the file, the place and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -23,28 +24,41 @@ pub enum ConfigError {
 pub struct Rules {
     pub allow_list: AllowList,
     pub score_bands: ScoreBands,
+    pub publication: PublicationPeriods,
+}
+
+/// Where each rule file comes from: a path, or the shipped default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RulePaths<'a> {
+    pub allow_list: Option<&'a Path>,
+    pub score_bands: Option<&'a Path>,
+    pub publication_periods: Option<&'a Path>,
 }
 
 impl Rules {
     /// The shipped rule files.
     pub fn shipped() -> Rules {
-        Rules::load(None, None).expect("shipped rule files are valid")
+        Rules::load(RulePaths::default()).expect("shipped rule files are valid")
     }
 
-    pub fn load(allow_list: Option<&Path>, score_bands: Option<&Path>) -> Result<Rules, ConfigError> {
-        let (allow_text, allow_name) = read_or(allow_list, SHIPPED_ALLOW_LIST, "policies/allow-list.txt")?;
+    pub fn load(paths: RulePaths<'_>) -> Result<Rules, ConfigError> {
+        let (allow_text, allow_name) = read_or(paths.allow_list, SHIPPED_ALLOW_LIST, "policies/allow-list.txt")?;
         let allow_list = AllowList::parse_file(&allow_text).map_err(|(line, e)| ConfigError::Invalid {
             path: allow_name.clone(),
             reason: format!("line {line}: credit code {e}"),
         })?;
-        let (bands_text, bands_name) = read_or(score_bands, SHIPPED_SCORE_BANDS, "policies/score-bands.toml")?;
+        let (bands_text, bands_name) = read_or(paths.score_bands, SHIPPED_SCORE_BANDS, "policies/score-bands.toml")?;
         let score_bands =
             ScoreBands::from_toml(&bands_text).map_err(|reason| ConfigError::Invalid { path: bands_name, reason })?;
-        Ok(Rules { allow_list, score_bands })
+        let (periods_text, periods_name) =
+            read_or(paths.publication_periods, SHIPPED_PUBLICATION_PERIODS, "policies/publication-periods.toml")?;
+        let publication = PublicationPeriods::from_toml(&periods_text)
+            .map_err(|reason| ConfigError::Invalid { path: periods_name, reason })?;
+        Ok(Rules { allow_list, score_bands, publication })
     }
 
     pub fn input(&self) -> InputRules<'_> {
-        InputRules { allow_list: &self.allow_list, score_bands: &self.score_bands }
+        InputRules { allow_list: &self.allow_list, score_bands: &self.score_bands, publication: &self.publication }
     }
 }
 

@@ -82,7 +82,8 @@ pub const TENDERS: &[DemoTender] = &[
         policy_id: "national-template",
         deadline: "2027-03-10T09:30:00+08:00",
         estimated_price_fen: 30_000_000_000,
-        nominal_deposit_fen: 200_000_000,
+        // 800,000 yuan: the most a bid deposit may be (policies: deposit.max_nominal_fen).
+        nominal_deposit_fen: 80_000_000,
         bidders: &["91320100MA000113X2", "91320100MA000143X3", "91140100MA000101X5+91320100MA000143X3"],
     },
 ];

@@ -20,6 +20,9 @@ pub struct AssessArgs {
     /// The bidder's credit code; a consortium as CODE,CODE,… with the lead first.
     #[arg(long)]
     pub bidder: String,
+    /// The contract price in fen, to have the performance bond given in fen too.
+    #[arg(long, value_name = "FEN")]
+    pub contract_price_fen: Option<i64>,
     /// Print the DSSE envelope as JSON (what `verify` reads) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -45,7 +48,7 @@ pub async fn assess(args: &AssessArgs) -> Result<(), Exit> {
     let mut client = pb::assessment_service_client::AssessmentServiceClient::new(channel(&args.server.server).await?);
     let bidder = pb::Bidder { credit_codes: args.bidder.split(',').map(|s| s.trim().to_owned()).collect() };
     let r = client
-        .assess(pb::AssessRequest { tender_id: args.tender.clone(), bidder: Some(bidder) })
+        .assess(pb::AssessRequest { tender_id: args.tender.clone(), bidder: Some(bidder), contract_price_fen: args.contract_price_fen })
         .await
         .map_err(status)?
         .into_inner();

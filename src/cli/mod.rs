@@ -6,7 +6,6 @@ mod render;
 mod verify;
 
 use crate::config::Rules;
-use crate::domain::input::InputRules;
 use crate::import::{import_file, FileOutcome, ImportOptions};
 use crate::server::{self, AppState, ServerOptions};
 use crate::service::PolicySet;
@@ -58,6 +57,10 @@ pub struct RuleArgs {
     /// Score bands per domain (default: the shipped policies/score-bands.toml).
     #[arg(long, value_name = "FILE")]
     pub score_bands: Option<PathBuf>,
+    /// Penalty publication periods per category (default: the shipped
+    /// policies/publication-periods.toml).
+    #[arg(long, value_name = "FILE")]
+    pub publication_periods: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -166,7 +169,12 @@ impl Exit {
 }
 
 fn load_rules(args: &RuleArgs) -> Result<Rules, Exit> {
-    Rules::load(args.allow_list.as_deref(), args.score_bands.as_deref()).map_err(|e| Exit::usage(e.to_string()))
+    let paths = crate::config::RulePaths {
+        allow_list: args.allow_list.as_deref(),
+        score_bands: args.score_bands.as_deref(),
+        publication_periods: args.publication_periods.as_deref(),
+    };
+    Rules::load(paths).map_err(|e| Exit::usage(e.to_string()))
 }
 
 fn store_failed(e: crate::store::StoreError) -> Exit {
@@ -254,7 +262,7 @@ async fn import(args: ImportArgs) -> Result<(), Exit> {
         bar.set_message(path.display().to_string());
         let progress = |read: u64| bar.set_position(read);
         let opts = ImportOptions {
-            rules: InputRules { allow_list: &rules.allow_list, score_bands: &rules.score_bands },
+            rules: rules.input(),
             mode,
             document_ref: args.document_ref.as_deref(),
             progress: &progress,

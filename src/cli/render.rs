@@ -42,6 +42,9 @@ pub fn assessment(s: &pb::AssessmentStatement) -> String {
         if s.credit_guarantee_allowed { "; credit guarantee accepted" } else { "" }
     );
     let _ = writeln!(o, "Perf. bond  {:.2}% of the contract price", f64::from(s.performance_bond_rate_bp) / 100.0);
+    if let (Some(price), Some(bond)) = (s.contract_price_fen, s.performance_bond_fen) {
+        let _ = writeln!(o, "            {} on a contract price of {}", crate::domain::Fen(bond), crate::domain::Fen(price));
+    }
     for r in &s.reasons {
         let _ = writeln!(o, "Reason      [{}] {}: {}", r.effect, r.code, r.message);
     }

@@ -9,6 +9,7 @@ use super::date::parse_date;
 use super::grade::{CreditDomain, Grade, WATER_RESOURCES_WORDS};
 use super::issuer::{Issuer, RegionCode};
 use super::records::*;
+use super::publication::PublicationPeriods;
 use super::score_bands::ScoreBands;
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
@@ -44,6 +45,7 @@ impl std::fmt::Display for FieldError {
 pub struct InputRules<'a> {
     pub allow_list: &'a AllowList,
     pub score_bands: &'a ScoreBands,
+    pub publication: &'a PublicationPeriods,
 }
 
 /// A valid record, and warnings to pass on (e.g. an allow-listed code).
@@ -273,6 +275,13 @@ fn evaluation(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
             _ => {}
         }
     }
+    // A province sets a firm to D within its own province (the whole of it,
+    // or one city or county); only the Ministry may name any region.
+    if let (Some(Issuer::Province(p)), Some(Some(r)), Some(EvaluationKind::DynamicD)) = (issuer, region, kind)
+        && r.province() != p
+    {
+        f.fail::<()>("region", format!("{r} is outside issuer {p}'s province: a province sets a dynamic D only within itself"));
+    }
     if let (Some(Some(score)), Some(domain), Some(grade), Some(EvaluationKind::Annual)) = (score, domain, grade, kind)
         && let Err(reason) = rules.score_bands.check(domain, grade, score) {
             f.fail::<()>("score", reason);
@@ -341,6 +350,13 @@ fn penalty(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
         && max < min {
             f.fail::<()>("max_publication_end", format!("{max} is before min_publication_end {min}"));
         }
+    if let (Some(c), Some(d), Some(min), Some(max)) = (category, decided_on, min_end, max_end)
+        && min >= d
+        && max >= min
+        && let Some((field, reason)) = rules.publication.check(c, d, min, max)
+    {
+        f.fail::<()>(field, reason);
+    }
     Some(Record::Penalty(Penalty {
         id: id?,
         document_ref: document_ref?,

@@ -40,6 +40,18 @@ impl RegionCode {
         RegionCode(self.0 / 10_000 * 10_000)
     }
 
+    /// Whether `other` lies within this region: a province holds its
+    /// cities and counties, a city (`xxxx00`) its counties, a county itself.
+    pub fn contains(self, other: RegionCode) -> bool {
+        if self.is_province() {
+            other.province() == self
+        } else if self.0.is_multiple_of(100) {
+            other.0 / 100 == self.0 / 100
+        } else {
+            other == self
+        }
+    }
+
     pub fn is_province(self) -> bool {
         self.0.is_multiple_of(10_000)
     }
@@ -122,6 +134,16 @@ impl TryFrom<String> for Issuer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regions_contain_their_cities_and_counties() {
+        let r = |s: &str| RegionCode::parse(s).unwrap();
+        assert!(r("440000").contains(r("440305")) && r("440000").contains(r("440000")));
+        assert!(r("440300").contains(r("440305")) && r("440300").contains(r("440300")));
+        assert!(!r("440300").contains(r("440100")) && !r("440300").contains(r("440000")));
+        assert!(r("440305").contains(r("440305")) && !r("440305").contains(r("440306")));
+        assert!(!r("440000").contains(r("140100")));
+    }
 
     #[test]
     fn issuers() {

@@ -91,23 +91,34 @@ impl Profile {
     }
 
     /// The state of `record` at date `d`, with the reason in plain words.
+    ///
+    /// Only events the record's type accepts count (see
+    /// [`RecordType::accepted_events`]; ingest refuses the others). What ends
+    /// a record: an upheld objection at once (the record was wrong); a repair
+    /// or removal of a penalty no earlier than the day after its minimum
+    /// publication end, of a list entry from its date.
     pub fn state_at(&self, record: &Record, d: NaiveDate) -> (RecordState, String) {
-        let events: Vec<&RecordEvent> = self.events_for(record.id()).collect();
-        // The first event that ends the record; for a penalty publication ends
-        // at the repair date but never before its minimum publication end.
+        let accepted = record.record_type().accepted_events();
+        let events: Vec<&RecordEvent> = self.events_for(record.id()).filter(|e| accepted.contains(&e.event)).collect();
         let ending = events.iter().find(|e| {
             matches!(e.event, EventKind::Repair | EventKind::Removal | EventKind::ObjectionUpheld)
         });
-        let ends_on = ending.map(|e| match record {
-            Record::Penalty(p) if e.effective_on <= p.min_publication_end => day_after(p.min_publication_end),
+        let ends_on = ending.map(|e| match (record, e.event) {
+            (Record::Penalty(p), EventKind::Repair | EventKind::Removal) if e.effective_on <= p.min_publication_end => {
+                day_after(p.min_publication_end)
+            }
             _ => e.effective_on,
         });
         let objection_pending = events
             .iter()
-            .filter(|e| e.effective_on <= d).rfind(|e| matches!(e.event, EventKind::ObjectionFiled | EventKind::ObjectionRejected | EventKind::ObjectionUpheld))
+            .filter(|e| e.effective_on <= d)
+            .rfind(|e| matches!(e.event, EventKind::ObjectionFiled | EventKind::ObjectionRejected | EventKind::ObjectionUpheld))
             .is_some_and(|e| e.event == EventKind::ObjectionFiled);
-
-        let (start, end, what): (NaiveDate, Option<NaiveDate>, &str) = match record {
+        let ended = match (ends_on, ending) {
+            (Some(on), Some(ev)) if on <= d => Some((RecordState::Ended, format!("{} ({}) effective {on}", ev.event, ev.id))),
+            _ => None,
+        };
+        let (start, end, what) = match record {
             Record::Evaluation(e) => {
                 if e.status == EvaluationStatus::Revoked {
                     return (RecordState::Revoked, "the evaluation was revoked by its issuer".into());
@@ -116,28 +127,20 @@ impl Profile {
             }
             Record::ListEntry(l) => (l.listed_on, l.expires_on, "listed"),
             Record::Penalty(p) => (p.decided_on, Some(p.max_publication_end), "published"),
-            Record::Commitment(c) => {
-                if c.made_on > d {
-                    return (RecordState::NotYet, format!("made on {}", c.made_on));
-                }
-                return match c.breached_on {
-                    Some(b) if b <= d => (RecordState::Breached, format!("breached on {b}")),
-                    _ => (RecordState::InForce, format!("made on {}, not breached", c.made_on)),
-                };
-            }
+            Record::Commitment(c) => return commitment_state(c, d, ended, objection_pending),
             Record::Event(e) => return (RecordState::InForce, format!("effective from {}", e.effective_on)),
         };
         if d < start {
             return (RecordState::NotYet, format!("{what} from {start}"));
         }
         if let Some(end) = end
-            && d > end {
-                return (RecordState::Expired, format!("{what} until {end}"));
-            }
-        if let (Some(on), Some(ev)) = (ends_on, ending)
-            && on <= d {
-                return (RecordState::Ended, format!("{} ({}) effective {on}", ev.event, ev.id));
-            }
+            && d > end
+        {
+            return (RecordState::Expired, format!("{what} until {end}"));
+        }
+        if let Some(ended) = ended {
+            return ended;
+        }
         let contested = objection_pending
             || matches!(record, Record::Evaluation(e) if e.status == EvaluationStatus::UnderObjection);
         let span = match end {
@@ -149,5 +152,29 @@ impl Profile {
         } else {
             (RecordState::InForce, span)
         }
+    }
+}
+
+/// A commitment at `d`: not yet made, its breach cleared by an upheld
+/// objection (`ended`), kept, breached, or breached with an objection
+/// pending (it counts until decided).
+fn commitment_state(
+    c: &Commitment,
+    d: NaiveDate,
+    ended: Option<(RecordState, String)>,
+    objection_pending: bool,
+) -> (RecordState, String) {
+    if c.made_on > d {
+        return (RecordState::NotYet, format!("made on {}", c.made_on));
+    }
+    if let Some((state, why)) = ended {
+        return (state, format!("breach cleared: {why}"));
+    }
+    match c.breached_on {
+        Some(b) if b <= d && objection_pending => {
+            (RecordState::UnderObjection, format!("breached on {b}; an objection is pending"))
+        }
+        Some(b) if b <= d => (RecordState::Breached, format!("breached on {b}")),
+        _ => (RecordState::InForce, format!("made on {}, not breached", c.made_on)),
     }
 }

@@ -186,6 +186,48 @@ vocabulary! {
     }
 }
 
+impl RecordType {
+    /// The events a record of this type accepts, and so the only ones a
+    /// provider may aim at it; any other is refused at ingest with
+    /// [`RecordType::event_refusal`]'s reason, never stored and ignored.
+    ///
+    /// - An annual evaluation is changed by its issuer publishing a corrected
+    ///   result (a new version of the record) or by an upheld objection; a
+    ///   repair or removal does not rewrite a grade already issued
+    ///   (DOMAIN.md: repair "does not rewrite an annual grade").
+    /// - List entries and penalties end by repair, removal or an upheld
+    ///   objection.
+    /// - A commitment's breach is cleared by an upheld objection; there is
+    ///   nothing to repair or remove in a kept promise.
+    pub fn accepted_events(self) -> &'static [EventKind] {
+        use EventKind::*;
+        match self {
+            RecordType::Evaluation | RecordType::Commitment => &[ObjectionFiled, ObjectionUpheld, ObjectionRejected],
+            RecordType::ListEntry | RecordType::Penalty => &[Repair, Removal, ObjectionFiled, ObjectionUpheld, ObjectionRejected],
+            RecordType::Event => &[],
+        }
+    }
+
+    /// Why `event` may not target a record of this type, if it may not.
+    pub fn event_refusal(self, event: EventKind) -> Option<String> {
+        if self.accepted_events().contains(&event) {
+            return None;
+        }
+        let accepted: Vec<&str> = self.accepted_events().iter().map(|e| e.as_str()).collect();
+        Some(match (self, event) {
+            (RecordType::Event, _) => {
+                "events target evaluations, list entries, penalties or commitments, not other events".to_owned()
+            }
+            (RecordType::Evaluation, EventKind::Repair | EventKind::Removal) => format!(
+                "a {event} cannot end an evaluation: a grade is changed only by its issuer publishing a corrected \
+                 result (a new version of the record) or by an upheld objection; an evaluation accepts {}",
+                accepted.join(", ")
+            ),
+            _ => format!("a {self} does not accept a {event} event; it accepts {}", accepted.join(", ")),
+        })
+    }
+}
+
 impl Record {
     pub fn id(&self) -> &RecordId {
         match self {

@@ -1,22 +1,39 @@
 //! `evaluate`: profile + tender + policy → assessment. Pure: no I/O, no clock;
 //! the same inputs give the same assessment, always.
 
-use super::{Policy, UnderObjection};
+use super::{LapsedGrade, Policy, Stage, UnderObjection};
 use crate::domain::date::shanghai_date;
 use crate::domain::profile::{Profile, RecordState, StoredRecord};
-use crate::domain::records::{Evaluation, EvaluationKind, ListKind, Record, RecordId};
+use crate::domain::records::{Evaluation, EvaluationKind, EventKind, ListKind, Record, RecordId};
 use crate::domain::vocab::vocabulary;
-use crate::domain::{CreditCode, Fen, Grade, Issuer, Points, RegionCode, Tender};
+use crate::domain::{CreditCode, EvaluationMethod, Fen, Grade, Issuer, Points, RegionCode, Tender};
 use chrono::{Months, NaiveDate};
 
 vocabulary! {
     /// Which step of the grade choice gave a member's grade.
-    GradeSource { DynamicD => "dynamic_d", Provincial => "provincial", National => "national", NewEntrant => "new_entrant" }
+    GradeSource {
+        DynamicD => "dynamic_d",
+        Provincial => "provincial",
+        National => "national",
+        /// A lapsed annual grade kept under the policy's `lapsed_grade`.
+        CarriedOver => "carried_over",
+        NewEntrant => "new_entrant",
+    }
 }
 
 vocabulary! {
     /// What a reason affects.
-    Effect { Exclusion => "exclusion", Qualification => "qualification", Bonus => "bonus", Deposit => "deposit" }
+    Effect {
+        Exclusion => "exclusion",
+        Qualification => "qualification",
+        /// Withholds the credit benefit (bonus points and reductions).
+        Bonus => "bonus",
+        Deposit => "deposit",
+        /// Says why a stage gave no points, without withholding anything else.
+        Points => "points",
+        /// A joint reward for honest firms.
+        Reward => "reward",
+    }
 }
 
 vocabulary! {
@@ -43,6 +60,10 @@ pub enum ReasonCode {
     GradeExcluded,
     GradeNotQualified,
     DepositNotReduced,
+    /// The tender's evaluation method awards no credit points at this stage.
+    NoPointsForMethod(Stage),
+    /// Every member is on a list the policy rewards.
+    Reward(ListKind),
 }
 
 impl std::fmt::Display for ReasonCode {
@@ -59,6 +80,8 @@ impl std::fmt::Display for ReasonCode {
             ReasonCode::GradeExcluded => f.write_str("GRADE_EXCLUDED"),
             ReasonCode::GradeNotQualified => f.write_str("GRADE_NOT_QUALIFIED"),
             ReasonCode::DepositNotReduced => f.write_str("DEPOSIT_NOT_REDUCED"),
+            ReasonCode::NoPointsForMethod(stage) => write!(f, "NO_{}_POINTS_FOR_METHOD", stage.as_str().to_ascii_uppercase()),
+            ReasonCode::Reward(l) => list(f, "REWARD_", *l),
         }
     }
 }
@@ -118,6 +141,10 @@ pub struct Assessment {
     pub deposit_share_percent: u32,
     pub credit_guarantee_allowed: bool,
     pub performance_bond_rate_bp: u32,
+    /// The contract price the platform gave, if it gave one.
+    pub contract_price: Option<Fen>,
+    /// The performance bond owed, where the contract price is known.
+    pub performance_bond: Option<Fen>,
     pub warnings: Vec<String>,
 }
 
@@ -163,13 +190,16 @@ impl Findings {
 
 /// Assesses a bidder (its members' profiles) for a tender under a policy, as
 /// of the tender's bid deadline: each member's grade and grounds, then the
-/// bidder's grade, exclusion, qualification, points, deposit and bond.
-pub fn evaluate(tender: &Tender, policy: &Policy, members: &[MemberInput<'_>]) -> Assessment {
+/// bidder's grade, exclusion, qualification, points, rewards, deposit and
+/// bond. `contract_price`, when the platform knows it, gives the bond in fen.
+pub fn evaluate(tender: &Tender, policy: &Policy, members: &[MemberInput<'_>], contract_price: Option<Fen>) -> Assessment {
     let d = shanghai_date(tender.terms.bid_deadline);
     let mut found = Findings::default();
-    let grades: Vec<MemberGrade> = members.iter().map(|m| assess_member(tender, policy, m, d, &mut found)).collect();
+    let assessed: Vec<Member> = members.iter().map(|m| assess_member(tender, policy, m, d, &mut found)).collect();
     let new_entrant_without_benefit =
-        grades.iter().any(|g| g.source == GradeSource::NewEntrant) && !policy.new_entrant_benefit;
+        assessed.iter().any(|m| m.grade.source == GradeSource::NewEntrant) && !policy.new_entrant_benefit;
+    let rewarded_by = reward_list(&assessed);
+    let grades: Vec<MemberGrade> = assessed.into_iter().map(|m| m.grade).collect();
 
     let applied_grade = consortium_grade(&grades);
     exclusion_by_grade(policy, applied_grade, &mut found);
@@ -178,13 +208,22 @@ pub fn evaluate(tender: &Tender, policy: &Policy, members: &[MemberInput<'_>]) -
     let qualified = eligible && !found.any(Effect::Qualification);
     let withheld = found.any(Effect::Bonus);
     let credit_benefit = qualified && !withheld;
-    let points = points(policy, applied_grade, credit_benefit);
+    let method = tender.terms.evaluation_method;
+    let mut points = points(policy, applied_grade, credit_benefit, method, &mut found);
+    let reward = rewarded_by.filter(|_| credit_benefit);
+    if let Some((list, holders)) = &reward {
+        grant_reward(policy, *list, holders, method, &mut points, &mut found);
+    }
 
     let reduction_allowed =
         qualified && !new_entrant_without_benefit && !(withheld && policy.withhold_denies_deposit_reduction);
-    let deposit = deposit(policy, applied_grade, tender.terms.nominal_deposit, reduction_allowed, &mut found);
+    let at_most = reward.as_ref().map(|_| policy.reward_deposit_share_percent_at_most);
+    let deposit = deposit(policy, applied_grade, tender.terms.nominal_deposit, reduction_allowed, at_most, &mut found);
     let performance_bond_rate_bp =
         if reduction_allowed { policy.bond_rate_bp.get(applied_grade) } else { policy.no_benefit_bond_rate_bp };
+    // Round up to the fen, as the deposit: the bond is never less than its rate.
+    let performance_bond = contract_price
+        .map(|p| Fen(((p.0.max(0) as i128 * performance_bond_rate_bp as i128 + 9_999) / 10_000) as i64));
 
     Assessment {
         as_of_date: d,
@@ -204,13 +243,55 @@ pub fn evaluate(tender: &Tender, policy: &Policy, members: &[MemberInput<'_>]) -
         deposit_share_percent: deposit.share_percent,
         credit_guarantee_allowed: reduction_allowed && policy.guarantee_grades.contains(&applied_grade),
         performance_bond_rate_bp,
+        contract_price,
+        performance_bond,
         warnings: found.warnings,
+    }
+}
+
+/// A member's grade and, if it holds one, the reward-list entry in force.
+struct Member {
+    grade: MemberGrade,
+    reward: Option<(ListKind, CreditCode, RecordId)>,
+}
+
+/// The list that rewards the bidder, with each member's entry: only when
+/// every member holds an entry of one same rewarded list.
+fn reward_list(members: &[Member]) -> Option<(ListKind, Vec<(CreditCode, RecordId)>)> {
+    let first = members.first()?.reward.as_ref()?.0;
+    let holders = members
+        .iter()
+        .map(|m| m.reward.as_ref().filter(|(l, _, _)| *l == first).map(|(_, c, r)| (c.clone(), r.clone())))
+        .collect::<Option<Vec<_>>>()?;
+    Some((first, holders))
+}
+
+/// The joint reward: extra points at bid evaluation where the method awards
+/// them (the total still within the cap), shown per member as a reason.
+fn grant_reward(
+    policy: &Policy,
+    list: ListKind,
+    holders: &[(CreditCode, RecordId)],
+    method: EvaluationMethod,
+    points: &mut StagePoints,
+    found: &mut Findings,
+) {
+    let extra = if policy.awards(method, Stage::Evaluation) { policy.reward_extra_evaluation_points } else { Points(0) };
+    points.evaluation = Points(points.evaluation.0 + extra.0);
+    points.total = Points((points.qualification.0 + points.evaluation.0).min(policy.cap.0));
+    for (code, record) in holders {
+        let message = format!(
+            "on the {list} list: joint reward of {extra} points at bid evaluation (within the cap of {}) and a deposit of \
+             at most {}% of the nominal",
+            policy.cap, policy.reward_deposit_share_percent_at_most
+        );
+        found.reason(ReasonCode::Reward(list), Effect::Reward, Some(code), Some(record), message);
     }
 }
 
 /// One member: its warnings, its grade with the evidence that chose it, and
 /// the grounds its records give for exclusion or withholding.
-fn assess_member(tender: &Tender, policy: &Policy, m: &MemberInput<'_>, d: NaiveDate, found: &mut Findings) -> MemberGrade {
+fn assess_member(tender: &Tender, policy: &Policy, m: &MemberInput<'_>, d: NaiveDate, found: &mut Findings) -> Member {
     let code = m.code;
     if !code.passes_checksum() {
         found.warnings.push(format!(
@@ -230,7 +311,12 @@ fn assess_member(tender: &Tender, policy: &Policy, m: &MemberInput<'_>, d: Naive
         );
     }
     record_grounds(policy, code, &records, d, found);
-    MemberGrade { code: code.clone(), entity_name: m.profile.entity_name(), grade, source, evidence }
+    let reward = records.iter().find_map(|c| match &c.stored.record {
+        Record::ListEntry(l) if policy.reward_lists.contains(&l.list) => Some((l.list, code.clone(), l.id.clone())),
+        _ => None,
+    });
+    let grade = MemberGrade { code: code.clone(), entity_name: m.profile.entity_name(), grade, source, evidence };
+    Member { grade, reward }
 }
 
 fn warn_under_objection(policy: &Policy, code: &CreditCode, records: &[Counted<'_>], d: NaiveDate, found: &mut Findings) {
@@ -252,19 +338,22 @@ fn step_enabled(policy: &Policy, step: GradeSource) -> bool {
         GradeSource::DynamicD => policy.use_dynamic_d,
         GradeSource::Provincial => policy.use_provincial,
         GradeSource::National => policy.use_national,
-        GradeSource::NewEntrant => true,
+        GradeSource::CarriedOver | GradeSource::NewEntrant => true,
     }
 }
 
-/// Whether an evaluation is one that `step` looks for in `province`.
-fn step_matches(step: GradeSource, e: &Evaluation, province: RegionCode) -> bool {
+/// Whether an evaluation is one that `step` looks for on a tender in `region`.
+/// A dynamic D applies where it was set: a province's in the whole province,
+/// a city's (or county's) there only.
+fn step_matches(step: GradeSource, e: &Evaluation, region: RegionCode) -> bool {
+    let province = region.province();
     match step {
         GradeSource::DynamicD => {
-            e.evaluation_kind == EvaluationKind::DynamicD && e.region.is_some_and(|r| r.province() == province)
+            e.evaluation_kind == EvaluationKind::DynamicD && e.region.is_some_and(|r| r.contains(region))
         }
         GradeSource::Provincial => e.evaluation_kind == EvaluationKind::Annual && e.issuer == Issuer::Province(province),
         GradeSource::National => e.evaluation_kind == EvaluationKind::Annual && e.issuer == Issuer::National,
-        GradeSource::NewEntrant => false,
+        GradeSource::CarriedOver | GradeSource::NewEntrant => false,
     }
 }
 
@@ -300,9 +389,9 @@ fn choose_grade(
             });
             continue;
         }
-        let Some((s, e)) = newest(evaluations.iter().copied().filter(|(_, e)| step_matches(step, e, province))) else {
+        let Some((s, e)) = newest(evaluations.iter().copied().filter(|(_, e)| step_matches(step, e, tender.terms.region))) else {
             let note = match step {
-                GradeSource::DynamicD => format!("no dynamic D in force in {province} at {d}"),
+                GradeSource::DynamicD => format!("no dynamic D in force in {} at {d}", tender.terms.region),
                 GradeSource::Provincial => format!("no {province} grade in {domain} valid at {d}"),
                 _ => format!("no national grade in {domain} valid at {d}"),
             };
@@ -321,12 +410,52 @@ fn choose_grade(
         }
         return (e.grade, step, evidence);
     }
+    if let Some((s, e)) = lapsed_grade(policy, profile, tender, d) {
+        let until = e.valid_to.checked_add_months(Months::new(policy.max_carry_over_months)).unwrap_or(NaiveDate::MAX);
+        let what = format!("{} grade {} for {} expired on {}", e.issuer, e.grade, e.year, e.valid_to);
+        let code = &profile.credit_code;
+        let record = Some((s.clone(), e.clone()));
+        if policy.lapsed_grade == LapsedGrade::CarryOver {
+            let note = format!("{what}; carried over until the next result, at most until {until}");
+            evidence.push(Evidence { step: GradeSource::CarriedOver, outcome: EvidenceOutcome::Chosen, record, note });
+            found.warnings.push(format!("{code}: {what} and no newer result applies; the policy carries it over"));
+            return (e.grade, GradeSource::CarriedOver, evidence);
+        }
+        let note = format!("{what}; the policy treats a lapsed grade as none");
+        evidence.push(Evidence { step: GradeSource::CarriedOver, outcome: EvidenceOutcome::Skipped, record, note });
+        found.warnings.push(format!("{code}: {what}; the policy assesses it as a new entrant until the next result"));
+    }
     let (grade, note) = new_entrant_grade(policy, records);
     evidence.push(Evidence { step: GradeSource::NewEntrant, outcome: EvidenceOutcome::Chosen, record: None, note });
     if profile.records.is_empty() {
         found.warnings.push(format!("no credit records at all for {}: assessed as a new entrant", profile.credit_code));
     }
     (grade, GradeSource::NewEntrant, evidence)
+}
+
+/// The newest annual grade in the tender's domain (the province's before the
+/// nation's) that expired before `d` but within the policy's carry-over
+/// months, and that no upheld objection or revocation took away.
+fn lapsed_grade<'a>(policy: &Policy, profile: &'a Profile, tender: &Tender, d: NaiveDate) -> Option<(&'a StoredRecord, &'a Evaluation)> {
+    let province = tender.terms.region.province();
+    let lapsed = |issuer: Issuer| {
+        let candidates = profile.records.iter().filter_map(|s| match &s.record {
+            Record::Evaluation(e)
+                if e.evaluation_kind == EvaluationKind::Annual
+                    && e.domain == tender.terms.domain
+                    && e.issuer == issuer
+                    && e.valid_to < d
+                    && e.valid_to.checked_add_months(Months::new(policy.max_carry_over_months)).is_some_and(|u| d <= u)
+                    && profile.state_at(&s.record, d).0 == RecordState::Expired
+                    && !profile.events_for(&e.id).any(|ev| ev.event == EventKind::ObjectionUpheld && ev.effective_on <= d) =>
+            {
+                Some((s, e))
+            }
+            _ => None,
+        });
+        newest(candidates)
+    };
+    lapsed(Issuer::Province(province)).or_else(|| lapsed(Issuer::National))
 }
 
 /// The policy's default for a member with no grade, by whether it has bad records.
@@ -419,13 +548,23 @@ struct StagePoints {
     total: Points,
 }
 
-/// Points per stage: benefits only with credit benefit; a non-positive figure
-/// (a deduction) applies whenever the bidder is assessed at all. The total
-/// never exceeds the credit factor's cap.
-fn points(policy: &Policy, grade: Grade, credit_benefit: bool) -> StagePoints {
-    let pick = |table: Points| if credit_benefit || table.0 <= 0 { table } else { Points(0) };
-    let qualification = pick(policy.qualification_points.get(grade));
-    let evaluation = pick(policy.evaluation_points.get(grade));
+/// Points per stage: only at the stages the tender's evaluation method
+/// scores credit at (with a reason where a benefit is lost so); benefits only
+/// with credit benefit; a non-positive figure (a deduction) applies whenever
+/// the bidder is assessed at all. The total never exceeds the credit factor's cap.
+fn points(policy: &Policy, grade: Grade, credit_benefit: bool, method: EvaluationMethod, found: &mut Findings) -> StagePoints {
+    let mut pick = |stage: Stage, table: Points| {
+        if !policy.awards(method, stage) {
+            if credit_benefit && table.0 > 0 {
+                let message = format!("the {method} method awards no credit points at {stage}; grade {grade} would earn {table}");
+                found.reason(ReasonCode::NoPointsForMethod(stage), Effect::Points, None, None, message);
+            }
+            return Points(0);
+        }
+        if credit_benefit || table.0 <= 0 { table } else { Points(0) }
+    };
+    let qualification = pick(Stage::Qualification, policy.qualification_points.get(grade));
+    let evaluation = pick(Stage::Evaluation, policy.evaluation_points.get(grade));
     let total = Points((qualification.0 + evaluation.0).min(policy.cap.0));
     StagePoints { qualification, evaluation, total }
 }
@@ -436,12 +575,19 @@ struct Deposit {
     share_percent: u32,
 }
 
-/// The bid deposit owed: the grade's share of the nominal deposit when a
-/// reduction is allowed, else all of it (with a reason when the grade would
-/// have reduced it).
-fn deposit(policy: &Policy, grade: Grade, nominal: Fen, reduction_allowed: bool, found: &mut Findings) -> Deposit {
+/// The bid deposit owed: the grade's share of the nominal deposit (or a
+/// reward's, if lower) when a reduction is allowed, else all of it (with a
+/// reason when the grade would have reduced it).
+fn deposit(
+    policy: &Policy,
+    grade: Grade,
+    nominal: Fen,
+    reduction_allowed: bool,
+    at_most: Option<u32>,
+    found: &mut Findings,
+) -> Deposit {
     let grade_share = policy.deposit_share_percent.get(grade);
-    let share = if reduction_allowed { grade_share.min(100) } else { 100 };
+    let share = if reduction_allowed { grade_share.min(at_most.unwrap_or(100)).min(100) } else { 100 };
     // Round up to the fen: the bidder never owes less than the share.
     let owed = Fen(((nominal.0.max(0) as i128 * share as i128 + 99) / 100) as i64);
     let basis = match share {
@@ -581,25 +727,35 @@ mod tests {
     #[test]
     fn points_need_credit_benefit_and_stay_under_the_cap() {
         let p = policy();
-        let full = points(&p, Grade::AA, true);
+        let mut found = Findings::default();
+        let scoring = EvaluationMethod::ComprehensiveScoring;
+        let full = points(&p, Grade::AA, true, scoring, &mut found);
         assert_eq!(full.qualification, p.qualification_points.get(Grade::AA));
         assert!(full.total <= p.cap);
-        let none = points(&p, Grade::AA, false);
+        let none = points(&p, Grade::AA, false, scoring, &mut found);
         assert_eq!((none.qualification, none.evaluation, none.total), (Points(0), Points(0), Points(0)));
+        assert!(found.reasons.is_empty());
+
+        let lowest = points(&p, Grade::AA, true, EvaluationMethod::LowestEvaluatedPrice, &mut found);
+        assert_eq!((lowest.qualification, lowest.evaluation), (p.qualification_points.get(Grade::AA), Points(0)));
+        assert_eq!(found.reasons[0].code.to_string(), "NO_EVALUATION_POINTS_FOR_METHOD");
+        assert_eq!(found.reasons[0].effect, Effect::Points);
     }
 
     #[test]
     fn deposit_share_rounds_up_to_the_fen_and_says_why_not_reduced() {
         let p = policy();
         let mut found = Findings::default();
-        let aa = deposit(&p, Grade::AA, Fen(10_000_001), true, &mut found);
+        let aa = deposit(&p, Grade::AA, Fen(10_000_001), true, None, &mut found);
         assert_eq!((aa.owed, aa.basis, aa.share_percent), (Fen(0), DepositBasis::Waived, 0));
-        let a = deposit(&p, Grade::A, Fen(10_000_001), true, &mut found);
+        let a = deposit(&p, Grade::A, Fen(10_000_001), true, None, &mut found);
         assert_eq!((a.owed, a.basis), (Fen(5_000_001), DepositBasis::Reduced), "half, rounded up");
         assert!(found.reasons.is_empty());
-        let withheld = deposit(&p, Grade::A, Fen(10_000_001), false, &mut found);
+        let withheld = deposit(&p, Grade::A, Fen(10_000_001), false, None, &mut found);
         assert_eq!((withheld.owed, withheld.basis), (Fen(10_000_001), DepositBasis::Full));
         assert_eq!(found.reasons[0].code, ReasonCode::DepositNotReduced);
+        let rewarded = deposit(&p, Grade::B, Fen(10_000_001), true, Some(50), &mut found);
+        assert_eq!((rewarded.owed, rewarded.share_percent), (Fen(5_000_001), 50), "a reward's share when lower");
     }
 
     #[test]

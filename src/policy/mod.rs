@@ -13,7 +13,7 @@ pub use evaluate::{
 };
 
 use crate::domain::records::ListKind;
-use crate::domain::{CreditDomain, Grade, Points};
+use crate::domain::{CreditDomain, EvaluationMethod, Fen, Grade, Points};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -42,6 +42,21 @@ pub enum UnderObjection {
     Skip,
 }
 
+/// What a lapsed annual grade (expired, next not yet published) counts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LapsedGrade {
+    /// Keep it for at most `max_carry_over_months` after it expired, with a warning.
+    CarryOver,
+    /// Ignore it: the firm is assessed as a new entrant, with a warning.
+    NewEntrant,
+}
+
+crate::domain::vocab::vocabulary! {
+    /// A stage of the tender at which credit earns points.
+    Stage { Qualification => "qualification", Evaluation => "evaluation" }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub id: String,
@@ -55,6 +70,8 @@ pub struct Policy {
     pub use_provincial: bool,
     pub use_national: bool,
     pub under_objection: UnderObjection,
+    pub lapsed_grade: LapsedGrade,
+    pub max_carry_over_months: u32,
     pub new_entrant_clean: Grade,
     pub new_entrant_with_bad_records: Grade,
     pub new_entrant_bad_lists: Vec<ListKind>,
@@ -70,7 +87,15 @@ pub struct Policy {
     pub withhold_penalty: bool,
     pub withhold_breach_months: Option<u32>,
     pub withhold_denies_deposit_reduction: bool,
+    /// The stages that award points, per evaluation method.
+    pub stages_by_method: BTreeMap<EvaluationMethod, Vec<Stage>>,
+    /// Lists whose holders earn the joint reward.
+    pub reward_lists: Vec<ListKind>,
+    pub reward_extra_evaluation_points: Points,
+    pub reward_deposit_share_percent_at_most: u32,
     pub max_nominal_deposit_bp: u32,
+    /// An absolute ceiling on the nominal deposit besides the rate.
+    pub max_nominal_deposit: Fen,
     pub deposit_share_percent: PerGrade<u32>,
     pub guarantee_grades: Vec<Grade>,
     pub bond_rate_bp: PerGrade<u32>,
@@ -89,8 +114,17 @@ struct File {
     exclusion: Exclusion,
     qualification: Qualification,
     bonus: Bonus,
+    reward: Reward,
     deposit: Deposit,
     performance_bond: Bond,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reward {
+    lists: Vec<String>,
+    extra_evaluation_points: f64,
+    deposit_share_percent_at_most: u32,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +134,8 @@ struct GradeChoice {
     use_provincial: bool,
     use_national: bool,
     under_objection: UnderObjection,
+    lapsed_grade: LapsedGrade,
+    max_carry_over_months: u32,
 }
 
 #[derive(Deserialize)]
@@ -136,12 +172,14 @@ struct Bonus {
     #[serde(default)]
     withheld_by_breached_commitment_months: Option<u32>,
     withholding_also_denies_deposit_reduction: bool,
+    stages_by_method: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Deposit {
     max_nominal_rate_bp: u32,
+    max_nominal_fen: i64,
     share_percent: BTreeMap<String, u32>,
     credit_guarantee_grades: Vec<String>,
 }
@@ -185,7 +223,38 @@ fn per_grade<T: Copy + Default, U: Copy>(
     Ok(PerGrade(out))
 }
 
+/// Every evaluation method must say which stages award points.
+fn stages_by_method(map: &BTreeMap<String, Vec<String>>) -> Result<BTreeMap<EvaluationMethod, Vec<Stage>>, String> {
+    let mut out = BTreeMap::new();
+    for (m, stages) in map {
+        let key = format!("bonus.stages_by_method.{m}");
+        let method = EvaluationMethod::parse(m)
+            .ok_or_else(|| format!("{key}: unknown evaluation method, expected one of: {}", EvaluationMethod::expected()))?;
+        let stages = stages
+            .iter()
+            .map(|s| Stage::parse(s).ok_or_else(|| format!("{key}: unknown stage '{s}', expected one of: {}", Stage::expected())))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.insert(method, stages);
+    }
+    if let Some(missing) = EvaluationMethod::ALL.iter().find(|m| !out.contains_key(m)) {
+        return Err(format!("bonus.stages_by_method: no entry for {missing}; give every evaluation method"));
+    }
+    Ok(out)
+}
+
 impl Policy {
+    /// Whether `stage` awards credit points under `method`.
+    pub fn awards(&self, method: EvaluationMethod, stage: Stage) -> bool {
+        self.stages_by_method.get(&method).is_some_and(|s| s.contains(&stage))
+    }
+
+    /// The most nominal deposit a tender may ask: the lower of the rate of
+    /// its estimated price and the absolute ceiling.
+    pub fn max_nominal_deposit_for(&self, estimated_price: Fen) -> Fen {
+        let by_rate = (estimated_price.0 as i128 * self.max_nominal_deposit_bp as i128 / 10_000) as i64;
+        Fen(by_rate.min(self.max_nominal_deposit.0))
+    }
+
     /// Parses and validates a policy file; errors name the key and the reason.
     pub fn from_toml(text: &str) -> Result<Policy, String> {
         let f: File = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
@@ -231,6 +300,21 @@ impl Policy {
         };
         let bond_rate_bp = per_grade("performance_bond.rate_bp", &f.performance_bond.rate_bp, bond)?;
         let no_benefit_bond_rate_bp = bond("performance_bond.no_benefit_rate_bp", f.performance_bond.no_benefit_rate_bp)?;
+        let stages_by_method = stages_by_method(&f.bonus.stages_by_method)?;
+        let reward_extra_evaluation_points = Points::from_decimal(f.reward.extra_evaluation_points)
+            .map_err(|e| format!("reward.extra_evaluation_points: {e}"))?;
+        if reward_extra_evaluation_points.0 < 0 || reward_extra_evaluation_points > cap {
+            return Err(format!("reward.extra_evaluation_points: must be between 0 and the cap of {cap}"));
+        }
+        if f.reward.deposit_share_percent_at_most > 100 {
+            return Err("reward.deposit_share_percent_at_most: must be at most 100".into());
+        }
+        if f.deposit.max_nominal_fen <= 0 {
+            return Err("deposit.max_nominal_fen: must be positive".into());
+        }
+        if f.grade_choice.max_carry_over_months > 24 {
+            return Err("grade_choice.max_carry_over_months: at most 24 (a grade is valid for one year)".into());
+        }
         let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()));
         Ok(Policy {
             id,
@@ -242,6 +326,8 @@ impl Policy {
             use_provincial: f.grade_choice.use_provincial,
             use_national: f.grade_choice.use_national,
             under_objection: f.grade_choice.under_objection,
+            lapsed_grade: f.grade_choice.lapsed_grade,
+            max_carry_over_months: f.grade_choice.max_carry_over_months,
             new_entrant_clean: grade("new_entrant.clean_grade", &f.new_entrant.clean_grade)?,
             new_entrant_with_bad_records: grade("new_entrant.with_bad_records_grade", &f.new_entrant.with_bad_records_grade)?,
             new_entrant_bad_lists: lists("new_entrant.bad_record_lists", &f.new_entrant.bad_record_lists)?,
@@ -257,7 +343,12 @@ impl Policy {
             withhold_penalty: f.bonus.withheld_by_penalty_in_publication,
             withhold_breach_months: f.bonus.withheld_by_breached_commitment_months,
             withhold_denies_deposit_reduction: f.bonus.withholding_also_denies_deposit_reduction,
+            stages_by_method,
+            reward_lists: lists("reward.lists", &f.reward.lists)?,
+            reward_extra_evaluation_points,
+            reward_deposit_share_percent_at_most: f.reward.deposit_share_percent_at_most,
             max_nominal_deposit_bp: f.deposit.max_nominal_rate_bp,
+            max_nominal_deposit: Fen(f.deposit.max_nominal_fen),
             deposit_share_percent,
             guarantee_grades: grades("deposit.credit_guarantee_grades", &f.deposit.credit_guarantee_grades)?,
             bond_rate_bp,

@@ -1,6 +1,6 @@
 //! `credit_tender.v1.AssessmentService`: signed assessments as of the bid deadline.
 
-use super::commands::{BidOn, CheckDeposit};
+use super::commands::{Assess, CheckDeposit};
 use super::policies::PolicySet;
 use super::statement::{sign, statement, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
 use super::tenders::bid_to_proto;
@@ -51,6 +51,7 @@ impl AssessmentApi {
         tender: &Tender,
         policy: &Policy,
         bidder: &Bidder,
+        contract_price: Option<Fen>,
     ) -> Result<Arc<pb::AssessResponse>, ApiError> {
         let version = self.cache.data_version().await?;
         let mut profiles = Vec::with_capacity(bidder.codes().len());
@@ -73,11 +74,14 @@ impl AssessmentApi {
         for p in &profiles {
             key.push_str(&format!("\u{1f}{}", p.profile.content_version()));
         }
+        if let Some(price) = contract_price {
+            key.push_str(&format!("\u{1f}c{}", price.0));
+        }
         let make = async {
             let data_version = profiles.iter().map(|p| p.read_at).max().unwrap_or(version).max(version);
             let members: Vec<MemberInput<'_>> =
                 bidder.codes().iter().zip(&profiles).map(|(code, p)| MemberInput { code, profile: &p.profile }).collect();
-            let assessment = evaluate(tender, policy, &members);
+            let assessment = evaluate(tender, policy, &members, contract_price);
             let mut statement = statement(tender, policy, bidder, &assessment, data_version, chrono::Utc::now());
             if let Some(age) = unconfirmed {
                 statement.served_from_cache_while_store_unreachable = true;
@@ -96,9 +100,9 @@ impl AssessmentApi {
         self.cache.statement(key, make).await
     }
 
-    async fn assess_one(&self, cmd: BidOn) -> Result<pb::AssessResponse, ApiError> {
-        let (cached, policy) = self.tender(&cmd.tender_id).await?;
-        Ok(Arc::unwrap_or_clone(self.assess(&cached.tender, &policy, &cmd.bidder).await?))
+    async fn assess_one(&self, cmd: Assess) -> Result<pb::AssessResponse, ApiError> {
+        let (cached, policy) = self.tender(&cmd.bid.tender_id).await?;
+        Ok(Arc::unwrap_or_clone(self.assess(&cached.tender, &policy, &cmd.bid.bidder, cmd.contract_price).await?))
     }
 
     /// Every registered bid's signed statement, in bid order.
@@ -107,7 +111,7 @@ impl AssessmentApi {
         let tender = &cached.tender;
         let mut bids = Vec::new();
         for row in &cached.bids {
-            let assessment = self.assess(tender, &policy, &row.bidder).await?;
+            let assessment = self.assess(tender, &policy, &row.bidder, None).await?;
             bids.push(pb::AssessedBid {
                 bid: Some(bid_to_proto(&tender.tender_id, row)),
                 assessment: Some(Arc::unwrap_or_clone(assessment)),
@@ -117,9 +121,9 @@ impl AssessmentApi {
     }
 
     async fn check_deposit(&self, cmd: CheckDeposit) -> Result<pb::CheckDepositResponse, ApiError> {
-        let CheckDeposit { bid, offered, form } = cmd;
+        let CheckDeposit { bid, offered, form, contract_price } = cmd;
         let (cached, policy) = self.tender(&bid.tender_id).await?;
-        let assessed = self.assess(&cached.tender, &policy, &bid.bidder).await?;
+        let assessed = self.assess(&cached.tender, &policy, &bid.bidder, contract_price).await?;
         let statement = assessed.statement.clone().expect("assess always returns a statement");
         let owed = Fen(statement.deposit_owed_fen);
         let guarantee_refused = form == DepositForm::CreditGuarantee && !statement.credit_guarantee_allowed;
@@ -153,7 +157,7 @@ impl AssessmentApi {
 #[tonic::async_trait]
 impl pb::assessment_service_server::AssessmentService for AssessmentApi {
     async fn assess(&self, r: Request<pb::AssessRequest>) -> Result<Response<pb::AssessResponse>, Status> {
-        let cmd = BidOn::assess(r.get_ref(), &self.rules)?;
+        let cmd = Assess::parse(r.get_ref(), &self.rules)?;
         Ok(Response::new(self.assess_one(cmd).await?))
     }
 

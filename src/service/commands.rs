@@ -148,9 +148,27 @@ impl BidOn {
         Ok(BidOn { tender_id: tender_id(&req.tender_id)?, bidder: bidder("bidder", req.bidder.as_ref(), rules)? })
     }
 
-    pub fn assess(req: &pb::AssessRequest, rules: &Rules) -> Result<BidOn, ApiError> {
+}
+
+/// A contract price, where given: positive fen.
+fn contract_price(raw: Option<i64>) -> Result<Option<Fen>, ApiError> {
+    match raw {
+        Some(p) if p <= 0 => Err(ApiError::field("contract_price_fen", "must be positive when given")),
+        other => Ok(other.map(Fen)),
+    }
+}
+
+/// `Assess`: one bidder on a tender, with the contract price if known.
+pub(crate) struct Assess {
+    pub bid: BidOn,
+    pub contract_price: Option<Fen>,
+}
+
+impl Assess {
+    pub fn parse(req: &pb::AssessRequest, rules: &Rules) -> Result<Assess, ApiError> {
         let bidder = bidder("bidder", req.bidder.as_ref(), rules)?;
-        Ok(BidOn { tender_id: tender_id(&req.tender_id)?, bidder })
+        let bid = BidOn { tender_id: tender_id(&req.tender_id)?, bidder };
+        Ok(Assess { bid, contract_price: contract_price(req.contract_price_fen)? })
     }
 }
 
@@ -159,6 +177,7 @@ pub(crate) struct CheckDeposit {
     pub bid: BidOn,
     pub offered: Fen,
     pub form: DepositForm,
+    pub contract_price: Option<Fen>,
 }
 
 impl CheckDeposit {
@@ -174,7 +193,8 @@ impl CheckDeposit {
             })?,
         };
         let tender_id = tender_id(&req.tender_id)?;
-        Ok(CheckDeposit { bid: BidOn { tender_id, bidder }, offered: Fen(req.offered_fen), form })
+        let contract_price = contract_price(req.contract_price_fen)?;
+        Ok(CheckDeposit { bid: BidOn { tender_id, bidder }, offered: Fen(req.offered_fen), form, contract_price })
     }
 }
 

@@ -68,6 +68,8 @@ pub(crate) fn statement(
         issued_at: Some(timestamp(issued_at)),
         credit_benefit: a.credit_benefit,
         served_from_cache_while_store_unreachable: false,
+        contract_price_fen: a.contract_price.map(|p| p.0),
+        performance_bond_fen: a.performance_bond.map(|p| p.0),
     }
 }
 

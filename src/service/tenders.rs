@@ -55,8 +55,16 @@ pub fn check_against_policy(terms: &TenderTerms, policy: &crate::policy::Policy)
             format!("policy '{}' is for {}, the tender is {}", policy.id, policy.domain, terms.domain),
         ));
     }
-    let cap = terms.estimated_price.0 as i128 * policy.max_nominal_deposit_bp as i128;
-    if (terms.nominal_deposit.0 as i128) * 10_000 > cap {
+    if terms.nominal_deposit > policy.max_nominal_deposit {
+        return Err(ApiError::field(
+            "terms.nominal_deposit_fen",
+            format!(
+                "{} exceeds {}, the ceiling on a bid deposit that policy '{}' sets whatever the estimated price",
+                terms.nominal_deposit, policy.max_nominal_deposit, policy.id
+            ),
+        ));
+    }
+    if terms.nominal_deposit > policy.max_nominal_deposit_for(terms.estimated_price) {
         return Err(ApiError::field(
             "terms.nominal_deposit_fen",
             format!(

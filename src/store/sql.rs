@@ -14,7 +14,7 @@ use super::{
 use crate::domain::input::FieldError;
 use crate::domain::profile::Profile;
 use crate::domain::tender::{Bidder, TenderId};
-use crate::domain::{CreditCode, Record, Tender};
+use crate::domain::{CreditCode, Evaluation, EvaluationKind, EventKind, Record, RecordType, Tender};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
@@ -80,6 +80,13 @@ pub struct Target {
     credit_code: String,
 }
 
+/// The newest version of another evaluation id of the same code.
+#[derive(FromRow)]
+pub struct SiblingEvaluation {
+    record_id: String,
+    body: String,
+}
+
 #[derive(FromRow)]
 pub struct ChangedCode {
     version: i64,
@@ -99,6 +106,11 @@ const INSERT_RECORD: &str =
 
 const TARGET_OF_EVENT: &str = "SELECT kind, credit_code FROM records WHERE record_id = $1 ORDER BY version DESC LIMIT 1";
 
+/// The newest version of every other evaluation id of a code (this batch's included).
+const OTHER_EVALUATIONS: &str = "SELECT r.record_id, r.body FROM records r \
+     WHERE r.credit_code = $1 AND r.kind = 'evaluation' AND r.record_id <> $2 \
+       AND r.version = (SELECT MAX(x.version) FROM records x WHERE x.record_id = r.record_id)";
+
 const SET_RECORD_COUNT: &str = "UPDATE data_versions SET record_count = $1 WHERE version = $2";
 
 const INSERT_CHANGED_CODE: &str = "INSERT INTO changed_codes (version, credit_code) VALUES ($1, $2)";
@@ -106,8 +118,14 @@ const INSERT_CHANGED_CODE: &str = "INSERT INTO changed_codes (version, credit_co
 const CHANGES_SINCE: &str =
     "SELECT version, credit_code FROM changed_codes WHERE version > $1 ORDER BY version, credit_code";
 
-/// An event waiting for its target check: (position, event id, target id, credit code).
-type PendingEvent = (u64, String, String, String);
+/// An event waiting for its target check.
+struct PendingEvent {
+    pos: u64,
+    id: String,
+    target: String,
+    code: String,
+    event: EventKind,
+}
 
 /// What one pass over a batch found.
 #[derive(Default)]
@@ -137,7 +155,36 @@ where
     for<'r> Target: FromRow<'r, DB::Row>,
     for<'r> ChangedCode: FromRow<'r, DB::Row>,
     for<'r> RecordRow: FromRow<'r, DB::Row>,
+    for<'r> SiblingEvaluation: FromRow<'r, DB::Row>,
 {
+    /// One annual grade per (issuer, domain, year) and code: a second id for
+    /// the same result is refused; a corrected result is a new version of
+    /// the first id. Without this the choice between two would fall to
+    /// whichever id sorts last.
+    async fn second_annual_grade(&self, conn: &mut DB::Connection, e: &Evaluation) -> Result<Option<String>, StoreError> {
+        if e.evaluation_kind != EvaluationKind::Annual {
+            return Ok(None);
+        }
+        let others: Vec<SiblingEvaluation> = sqlx::query_as(OTHER_EVALUATIONS)
+            .bind(e.credit_code.as_str())
+            .bind(e.id.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+        for other in others {
+            let Ok(Record::Evaluation(o)) = serde_json::from_str::<Record>(&other.body) else {
+                return Err(StoreError::Corrupt(format!("record {} is unreadable", other.record_id)));
+            };
+            if o.evaluation_kind == EvaluationKind::Annual && (o.issuer, o.domain, o.year) == (e.issuer, e.domain, e.year) {
+                return Ok(Some(format!(
+                    "'{}' is already the {} grade in {} for {}: send a corrected result as a new version of '{}', \
+                     not under a new id",
+                    other.record_id, e.issuer, e.domain, e.year, other.record_id
+                )));
+            }
+        }
+        Ok(None)
+    }
+
     /// Inserts one record into the open data version, or notes why not.
     async fn stage(&self, conn: &mut DB::Connection, version: i64, pos: u64, record: Record, batch: &mut Batch) -> Result<(), StoreError> {
         let id = record.id().as_str().to_owned();
@@ -163,8 +210,15 @@ where
             }
             batch.changed.insert(prev.credit_code.clone());
         }
+        if let Record::Evaluation(e) = &record
+            && let Some(reason) = self.second_annual_grade(conn, e).await?
+        {
+            batch.problems.push((pos, FieldError::new("id", reason)));
+            return Ok(());
+        }
         if let Record::Event(e) = &record {
-            batch.events.push((pos, id.clone(), e.target_id.as_str().to_owned(), code.clone()));
+            let target = e.target_id.as_str().to_owned();
+            batch.events.push(PendingEvent { pos, id: id.clone(), target, code: code.clone(), event: e.event });
         }
         sqlx::query(INSERT_RECORD)
             .bind(id.as_str())
@@ -183,7 +237,7 @@ where
     /// Checks the batch's events once every record is in: events may precede
     /// their targets in a batch.
     async fn check_event_targets(&self, conn: &mut DB::Connection, batch: &mut Batch) -> Result<(), StoreError> {
-        for (pos, id, target, code) in std::mem::take(&mut batch.events) {
+        for PendingEvent { pos, id, target, code, event } in std::mem::take(&mut batch.events) {
             let found: Option<Target> = sqlx::query_as(TARGET_OF_EVENT).bind(target.as_str()).fetch_optional(&mut *conn).await?;
             let problem = match found {
                 None => Some(("target_id", format!("event '{id}' targets unknown record '{target}'"))),
@@ -194,7 +248,9 @@ where
                 Some(t) if t.credit_code != code => {
                     Some(("credit_code", format!("{code} differs from {}, the credit code of target '{target}'", t.credit_code)))
                 }
-                Some(_) => None,
+                Some(t) => RecordType::parse(&t.kind)
+                    .and_then(|kind| kind.event_refusal(event))
+                    .map(|reason| ("event", format!("'{target}' is a {}: {reason}", t.kind))),
             };
             if let Some((field, reason)) = problem {
                 batch.problems.push((pos, FieldError::new(field, reason)));
@@ -281,6 +337,7 @@ where
     for<'r> Target: FromRow<'r, DB::Row>,
     for<'r> ChangedCode: FromRow<'r, DB::Row>,
     for<'r> RecordRow: FromRow<'r, DB::Row>,
+    for<'r> SiblingEvaluation: FromRow<'r, DB::Row>,
     for<'r> StoredPolicy: FromRow<'r, DB::Row>,
     for<'r> super::tenders::TenderRow: FromRow<'r, DB::Row>,
     for<'r> super::tenders::BidCount: FromRow<'r, DB::Row>,

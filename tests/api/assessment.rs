@@ -70,7 +70,7 @@ impl Fixture {
             .assess
             .assess(pb::AssessRequest {
                 tender_id: tender.into(),
-                bidder: Some(pb::Bidder { credit_codes: codes.iter().map(|c| c.to_string()).collect() }),
+                bidder: Some(pb::Bidder { credit_codes: codes.iter().map(|c| c.to_string()).collect() }), contract_price_fen: None,
             })
             .await
             .unwrap()
@@ -130,7 +130,8 @@ async fn grade_choice_follows_each_step() {
         f.put(&[
             eval("p-prov", &prov, "440000", "A", Y, Z),
             eval("p-nat", &prov, "national", "AA", Y, Z),
-            eval("p-old", &prov, "440000", "B", "2024-01-01", "2025-12-31"),
+            evaluation_json("p-old", &prov, json!({"issuer": "440000", "grade": "B", "score": null, "year": 2024,
+                "valid_from": "2024-01-01", "valid_to": "2025-12-31"})),
             eval("n-nat", &nat, "national", "B", Y, Z),
             eval("n-other-prov", &nat, "140000", "AA", Y, Z),
             eval("d-prov", &dynd, "440000", "AA", Y, Z),
@@ -190,7 +191,7 @@ async fn consortium_takes_lowest_grade_and_keeps_lead_first() {
     assert_eq!((s.total_points, s.deposit_owed_fen), (0.0, 10_000_000));
     let status = f
         .assess
-        .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![a.clone(), a.to_lowercase()] }) })
+        .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![a.clone(), a.to_lowercase()] }), contract_price_fen: None })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -352,7 +353,7 @@ async fn deposits_are_checked_against_the_offer() {
                     tender_id: "T1".into(),
                     bidder: Some(pb::Bidder { credit_codes: codes }),
                     offered_fen: offered,
-                    form,
+                    form, contract_price_fen: None,
                 })
                 .await
         }
@@ -422,7 +423,7 @@ async fn tender_registration_is_validated() {
     assert_eq!((b1.sequence, b2.sequence, b1again.sequence), (1, 2, 1));
     let nf = f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "nope".into(), bidder: bidder(&code(71)) }).await.unwrap_err();
     assert_eq!(nf.code(), Code::NotFound);
-    let nf = f.assess.assess(pb::AssessRequest { tender_id: "nope".into(), bidder: bidder(&code(71)) }).await.unwrap_err();
+    let nf = f.assess.assess(pb::AssessRequest { tender_id: "nope".into(), bidder: bidder(&code(71)), contract_price_fen: None }).await.unwrap_err();
     assert_eq!(nf.code(), Code::NotFound);
     let list = f.tenders.list_tenders(pb::ListTendersRequest {}).await.unwrap().into_inner();
     assert_eq!((list.tenders.len(), list.tenders[0].bid_count), (1, 2));
@@ -457,7 +458,7 @@ async fn an_unreachable_store_serves_cache_within_the_bound_then_is_unavailable(
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
-    let request = |code: &str| pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code.into()] }) };
+    let request = |code: &str| pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code.into()] }), contract_price_fen: None };
 
     // A bidder never loaded cannot be answered at all.
     let status = f.assess.assess(request(&uncached)).await.unwrap_err();

@@ -25,7 +25,7 @@ pub fn sample(text: &str, name_and_labels: &str) -> f64 {
 }
 
 fn request(tender: &str, codes: &[String]) -> pb::AssessRequest {
-    pb::AssessRequest { tender_id: tender.into(), bidder: Some(pb::Bidder { credit_codes: codes.to_vec() }) }
+    pb::AssessRequest { tender_id: tender.into(), bidder: Some(pb::Bidder { credit_codes: codes.to_vec() }), contract_price_fen: None }
 }
 
 #[tokio::test]

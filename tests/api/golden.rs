@@ -48,7 +48,7 @@ async fn demo_statements_match_the_golden_payloads() {
                     tender_id: t.tender_id.clone(),
                     bidder: bidder.clone(),
                     offered_fen,
-                    form: form.into(),
+                    form: form.into(), contract_price_fen: None,
                 };
                 let checked = assess.check_deposit(check).await.unwrap().into_inner();
                 lines.push(pinned(&checked.envelope.unwrap().payload));

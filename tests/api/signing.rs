@@ -79,7 +79,7 @@ fn keygen(dir: &Path, name: &str) -> String {
 async fn signer_of(channel: tonic::transport::Channel) -> (String, pb::Envelope) {
     let mut a = pb::assessment_service_client::AssessmentServiceClient::new(channel);
     let r = a
-        .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code(92)] }) })
+        .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code(92)] }), contract_price_fen: None })
         .await
         .unwrap()
         .into_inner();

@@ -74,7 +74,7 @@ async fn concurrent_writers_get_distinct_consecutive_versions() {
         for i in 0..8 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                write(&store, vec![to_record(evaluation_json(&format!("c{i}"), CODE_A, json!({})))]).await.unwrap().data_version
+                write(&store, vec![to_record(evaluation_json(&format!("c{i}"), CODE_A, json!({"year": 2017 + i})))]).await.unwrap().data_version
             }));
         }
         let mut versions = Vec::new();
