@@ -389,12 +389,14 @@ fn choose_grade(
             });
             continue;
         }
+        let overturned = overturned(profile, tender, step, d);
         let Some((s, e)) = newest(evaluations.iter().copied().filter(|(_, e)| step_matches(step, e, tender.terms.region))) else {
             let note = match step {
                 GradeSource::DynamicD => format!("no dynamic D in force in {} at {d}", tender.terms.region),
                 GradeSource::Provincial => format!("no {province} grade in {domain} valid at {d}"),
                 _ => format!("no national grade in {domain} valid at {d}"),
             };
+            let note = note + &overturned;
             evidence.push(Evidence { step, outcome: EvidenceOutcome::NotFound, record: None, note });
             continue;
         };
@@ -402,7 +404,8 @@ fn choose_grade(
             step,
             outcome: EvidenceOutcome::Chosen,
             record: Some((s.clone(), e.clone())),
-            note: format!("{} grade {} for {}, valid {} to {}", e.issuer, e.grade, e.year, e.valid_from, e.valid_to),
+            note: format!("{} grade {} for {}, valid {} to {}", e.issuer, e.grade, e.year, e.valid_from, e.valid_to)
+                + &overturned,
         });
         if step == GradeSource::DynamicD {
             let code = &profile.credit_code;
@@ -431,6 +434,24 @@ fn choose_grade(
         found.warnings.push(format!("no credit records at all for {}: assessed as a new entrant", profile.credit_code));
     }
     (grade, GradeSource::NewEntrant, evidence)
+}
+
+/// The evaluations `step` would have looked at that an upheld objection
+/// ended by `d`, as a note ("; e1 does not count: objection_upheld (o1)
+/// effective 2026-07-01"): a grade changed by an objection shows why.
+fn overturned(profile: &Profile, tender: &Tender, step: GradeSource, d: NaiveDate) -> String {
+    let mut note = String::new();
+    for s in &profile.records {
+        let Record::Evaluation(e) = &s.record else { continue };
+        if e.domain != tender.terms.domain || !step_matches(step, e, tender.terms.region) {
+            continue;
+        }
+        let (state, why) = profile.state_at(&s.record, d);
+        if state == RecordState::Ended {
+            note.push_str(&format!("; {} does not count: {why}", e.id));
+        }
+    }
+    note
 }
 
 /// The newest annual grade in the tender's domain (the province's before the

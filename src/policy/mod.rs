@@ -6,6 +6,8 @@
 //! and never changes what an old tender was bound to.
 
 mod evaluate;
+#[cfg(test)]
+mod properties;
 
 pub use evaluate::{
     evaluate, Assessment, DepositBasis, Effect, Evidence, EvidenceOutcome, GradeSource, MemberGrade, MemberInput, Reason,

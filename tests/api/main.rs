@@ -9,6 +9,7 @@ mod golden;
 mod helpers;
 mod import;
 mod records;
+mod rules;
 mod server;
 mod signing;
 mod store;
