@@ -626,50 +626,8 @@ fn deposit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::input::parse_record;
-    use crate::domain::{CreditDomain, EvaluationMethod, TenderId, TenderTerms};
 
-    const CODE: &str = "91440300192317458F";
-
-    fn policy() -> Policy {
-        Policy::from_toml(include_str!("../../policies/national-template.toml")).unwrap()
-    }
-
-    fn tender(region: &str) -> Tender {
-        Tender {
-            tender_id: TenderId::parse("T").unwrap(),
-            version: 1,
-            terms: TenderTerms {
-                title: "t".into(),
-                domain: CreditDomain::HighwayConstruction,
-                region: RegionCode::parse(region).unwrap(),
-                bid_deadline: chrono::DateTime::parse_from_rfc3339("2026-12-15T10:00:00+08:00").unwrap().to_utc(),
-                estimated_price: Fen(1_000_000_000),
-                nominal_deposit: Fen(10_000_001),
-                evaluation_method: EvaluationMethod::ComprehensiveScoring,
-            },
-            policy_id: "national-template".into(),
-            policy_digest: String::new(),
-            registered_at: chrono::DateTime::UNIX_EPOCH,
-        }
-    }
-
-    /// A profile of `CODE` holding `lines` (JSON Lines objects, `credit_code` filled in).
-    fn profile(lines: &[serde_json::Value]) -> Profile {
-        let rules = crate::config::Rules::shipped();
-        let mut records = Vec::new();
-        let mut events = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            let mut line = line.clone();
-            line["credit_code"] = CODE.into();
-            line["document_ref"] = "r".into();
-            let record = parse_record(line.as_object().unwrap(), rules.input()).unwrap().record;
-            let stored = StoredRecord { record, recorded_version: i as u64 + 1, digest: String::new() };
-            if matches!(stored.record, Record::Event(_)) { events.push(stored) } else { records.push(stored) }
-        }
-        let credit_code = CreditCode::parse_strict(CODE).unwrap();
-        Profile { credit_code, data_version: lines.len() as u64, records, events, history: vec![] }
-    }
+    use crate::policy::fixtures::{policy, profile, tender, CODE};
 
     fn grade(id: &str, issuer: &str, grade: &str, year: u32) -> serde_json::Value {
         serde_json::json!({"type": "evaluation", "id": id, "entity_name": "x", "domain": "highway_construction",

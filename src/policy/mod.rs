@@ -7,6 +7,8 @@
 
 mod evaluate;
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod properties;
 
 pub use evaluate::{

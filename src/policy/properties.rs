@@ -12,15 +12,13 @@
 //! until decided. (A policy that skips contested grades changes grades on
 //! purpose when an objection is filed.)
 
-use super::{evaluate, Assessment, MemberInput, Policy};
-use crate::domain::input::parse_record;
-use crate::domain::profile::{Profile, StoredRecord};
-use crate::domain::records::{EventKind, Record, RecordType};
-use crate::domain::{CreditCode, CreditDomain, EvaluationMethod, Fen, RegionCode, Tender, TenderId, TenderTerms};
+use super::fixtures::{policy, profile, tender, CODE};
+use super::{evaluate, Assessment, MemberInput};
+use crate::domain::records::{EventKind, RecordType};
+use crate::domain::CreditCode;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-const CODE: &str = "91440300192317458F";
 const GRADES: [&str; 5] = ["AA", "A", "B", "C", "D"];
 const LISTS: [&str; 8] = [
     "transport_blacklist",
@@ -33,29 +31,6 @@ const LISTS: [&str; 8] = [
     "overload_transport",
 ];
 const DATES: [&str; 4] = ["2025-08-01", "2026-02-01", "2026-08-01", "2027-01-01"];
-
-fn policy() -> Policy {
-    Policy::from_toml(include_str!("../../policies/national-template.toml")).unwrap()
-}
-
-fn tender() -> Tender {
-    Tender {
-        tender_id: TenderId::parse("T").unwrap(),
-        version: 1,
-        terms: TenderTerms {
-            title: "t".into(),
-            domain: CreditDomain::HighwayConstruction,
-            region: RegionCode::parse("440300").unwrap(),
-            bid_deadline: chrono::DateTime::parse_from_rfc3339("2026-12-15T10:00:00+08:00").unwrap().to_utc(),
-            estimated_price: Fen(1_000_000_000),
-            nominal_deposit: Fen(10_000_000),
-            evaluation_method: EvaluationMethod::ComprehensiveScoring,
-        },
-        policy_id: "national-template".into(),
-        policy_digest: String::new(),
-        registered_at: chrono::DateTime::UNIX_EPOCH,
-    }
-}
 
 /// One generated evaluation: (issuer index, grade, year offset, dynamic D region or none, under objection).
 type EvalSpec = (usize, usize, i32, Option<usize>, bool);
@@ -135,24 +110,10 @@ fn records() -> impl Strategy<Value = Vec<Value>> {
     })
 }
 
-fn profile(lines: &[Value]) -> Profile {
-    let rules = crate::config::Rules::shipped();
-    let (mut records, mut events) = (Vec::new(), Vec::new());
-    for (i, line) in lines.iter().enumerate() {
-        let mut line = line.clone();
-        line["credit_code"] = CODE.into();
-        line["document_ref"] = "r".into();
-        let record = parse_record(line.as_object().unwrap(), rules.input()).unwrap_or_else(|e| panic!("{line}: {e:?}")).record;
-        let stored = StoredRecord { record, recorded_version: i as u64 + 1, digest: String::new() };
-        if matches!(stored.record, Record::Event(_)) { events.push(stored) } else { records.push(stored) }
-    }
-    Profile { credit_code: CreditCode::parse_strict(CODE).unwrap(), data_version: lines.len() as u64, records, events, history: vec![] }
-}
-
 fn assess(lines: &[Value]) -> Assessment {
     let p = profile(lines);
     let code = CreditCode::parse_strict(CODE).unwrap();
-    evaluate(&tender(), &policy(), &[MemberInput { code: &code, profile: &p }], None)
+    evaluate(&tender("440300"), &policy(), &[MemberInput { code: &code, profile: &p }], None)
 }
 
 /// What a committee acts on.

@@ -1,0 +1,51 @@
+//! Test fixtures shared by `evaluate`'s unit tests and the property tests:
+//! the national template, a tender, and a profile from JSON Lines objects.
+
+use super::Policy;
+use crate::domain::input::parse_record;
+use crate::domain::profile::{Profile, StoredRecord};
+use crate::domain::records::Record;
+use crate::domain::{CreditCode, CreditDomain, EvaluationMethod, Fen, RegionCode, Tender, TenderId, TenderTerms};
+
+/// The one firm the fixtures' profiles belong to.
+pub const CODE: &str = "91440300192317458F";
+
+pub fn policy() -> Policy {
+    Policy::from_toml(include_str!("../../policies/national-template.toml")).unwrap()
+}
+
+/// A comprehensive-scoring tender in `region`, deadline 2026-12-15 10:00 Shanghai.
+pub fn tender(region: &str) -> Tender {
+    Tender {
+        tender_id: TenderId::parse("T").unwrap(),
+        version: 1,
+        terms: TenderTerms {
+            title: "t".into(),
+            domain: CreditDomain::HighwayConstruction,
+            region: RegionCode::parse(region).unwrap(),
+            bid_deadline: chrono::DateTime::parse_from_rfc3339("2026-12-15T10:00:00+08:00").unwrap().to_utc(),
+            estimated_price: Fen(1_000_000_000),
+            nominal_deposit: Fen(10_000_001),
+            evaluation_method: EvaluationMethod::ComprehensiveScoring,
+        },
+        policy_id: "national-template".into(),
+        policy_digest: String::new(),
+        registered_at: chrono::DateTime::UNIX_EPOCH,
+    }
+}
+
+/// A profile of [`CODE`] holding `lines` (JSON Lines objects; `credit_code`
+/// and `document_ref` filled in), recorded one version each in order.
+pub fn profile(lines: &[serde_json::Value]) -> Profile {
+    let rules = crate::config::Rules::shipped();
+    let (mut records, mut events) = (Vec::new(), Vec::new());
+    for (i, line) in lines.iter().enumerate() {
+        let mut line = line.clone();
+        line["credit_code"] = CODE.into();
+        line["document_ref"] = "r".into();
+        let record = parse_record(line.as_object().unwrap(), rules.input()).unwrap_or_else(|e| panic!("{line}: {e:?}")).record;
+        let stored = StoredRecord { record, recorded_version: i as u64 + 1, digest: String::new() };
+        if matches!(stored.record, Record::Event(_)) { events.push(stored) } else { records.push(stored) }
+    }
+    Profile { credit_code: CreditCode::parse_strict(CODE).unwrap(), data_version: lines.len() as u64, records, events, history: vec![] }
+}
