@@ -27,11 +27,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod gate;
 pub mod import;
 pub mod metrics;
 mod metrics_layer;
@@ -41,4 +43,5 @@ pub mod server;
 pub mod signing;
 pub mod service;
 pub mod store;
+pub mod tls;
 pub mod web;

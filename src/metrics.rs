@@ -28,6 +28,7 @@ pub struct Metrics {
     invalidations: Counter,
     replica_lag: Gauge,
     applied_version: Gauge,
+    denials: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -57,7 +58,10 @@ impl Metrics {
         registry.register("replica_lag_versions", "data versions the store is ahead of this replica's cache", replica_lag.clone());
         let applied_version = Gauge::default();
         registry.register("applied_data_version", "newest data version this replica has applied", applied_version.clone());
+        let denials = Family::<Labels, Counter>::default();
+        registry.register("access_denials", "requests refused by who is calling, by reason", denials.clone());
         Metrics {
+            denials,
             registry,
             requests,
             request_seconds,
@@ -87,6 +91,11 @@ impl Metrics {
 
     pub fn store_query(&self, op: &'static str, elapsed: Duration) {
         self.store_seconds.get_or_create(&vec![("op", op.to_owned())]).observe(elapsed.as_secs_f64());
+    }
+
+    /// A request refused: `unauthenticated`, `rate_limited`, `permission_denied`, `not_found`.
+    pub fn denied(&self, reason: &'static str) {
+        self.denials.get_or_create(&vec![("reason", reason.to_owned())]).inc();
     }
 
     pub fn signed(&self) {

@@ -10,7 +10,10 @@ use crate::cache::CacheConfig;
 use crate::metrics::Metrics;
 use crate::service::{AssessmentApi, Cache, CreditDataApi, KeyApi, PolicySet, TenderApi};
 use crate::signing::SharedKeyring;
+use crate::access::principals::SharedPrincipals;
+use crate::access::{decide, Action, Caller, Decision, Resource};
 use crate::store::Store;
+use crate::tls::SharedTls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,11 +35,22 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// Test-only hooks on the web page (see `web::WebState::test_hooks`).
     pub web_test_hooks: bool,
+    /// Who may call: `None` serves every caller as the local operator
+    /// (loopback only, as `demo` runs).
+    pub principals: Option<Arc<SharedPrincipals>>,
+    /// TLS on the port; `None` is plain TCP.
+    pub tls: Option<Arc<SharedTls>>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { shutdown_grace: Duration::from_secs(10), request_timeout: Duration::from_secs(30), web_test_hooks: false }
+        ServerOptions {
+            shutdown_grace: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            web_test_hooks: false,
+            principals: None,
+            tls: None,
+        }
     }
 }
 
@@ -121,13 +135,20 @@ fn routes(state: &AppState, options: &ServerOptions) -> anyhow::Result<Routes> {
     });
     let pages = web.route(
         "/metrics",
-        axum::routing::get(move || {
+        axum::routing::get(move |caller: Option<axum::Extension<Caller>>| {
             let metrics = metrics.clone();
             async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                    metrics.render(),
-                )
+                use axum::response::IntoResponse;
+                let caller = caller.map(|axum::Extension(c)| c).unwrap_or(Caller::Anonymous);
+                match decide(&caller, Action::ReadMetrics, Resource::Service, chrono::Utc::now()) {
+                    Decision::Allow => (
+                        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                        metrics.render(),
+                    )
+                        .into_response(),
+                    Decision::Unauthenticated(why) => (axum::http::StatusCode::UNAUTHORIZED, why).into_response(),
+                    _ => (axum::http::StatusCode::FORBIDDEN, "metrics are for supervisors").into_response(),
+                }
             }
         }),
     );
@@ -156,7 +177,8 @@ pub async fn run(
     health.set_serving::<TenderServiceServer<TenderApi>>().await;
     health.set_serving::<AssessmentServiceServer<AssessmentApi>>().await;
     health.set_serving::<KeyServiceServer<KeyApi>>().await;
-    let reloader = tokio::spawn(reload_keys_on_hangup(state.keys.clone()));
+    let reloader = tokio::spawn(reload_on_hangup(state.keys.clone(), options.principals.clone(), options.tls.clone()));
+    let gate = crate::gate::Gate::new(options.principals.clone(), state.store.clone(), state.metrics.clone());
     let follower = tokio::spawn(state.cache.clone().follow());
     let sink: Arc<dyn crate::store::ChangeSink> = state.cache.clone();
     let listener_task = state.cache.enabled().then(|| state.store.listen(sink)).flatten().map(tokio::spawn);
@@ -170,19 +192,26 @@ pub async fn run(
 
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(crate::metrics_layer::MetricsLayer::new(state.metrics.clone()))
+        .layer(crate::gate::GateLayer(gate))
         .timeout(options.request_timeout)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_routes(routes)
+        .add_routes(routes);
+    let stopped = async {
+        let _ = stop_rx.await;
+    };
+    let mut server = match &options.tls {
+        Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(crate::tls::incoming(listener, tls.clone()), stopped)),
         // Small writes (statements span several segments) must not wait on
         // Nagle's algorithm and the peer's delayed ACK: that costs ~40 ms.
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)), async {
-            let _ = stop_rx.await;
-        });
-    let mut server = tokio::spawn(server);
+        None => tokio::spawn(router.serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stopped,
+        )),
+    };
     tracing::info!(%addr, store = state.store.backend_name(), signing_key = state.keys.get().active_key_id(), "serving gRPC");
 
     tokio::select! {
@@ -216,13 +245,28 @@ pub async fn run(
 
 /// Re-reads the key configuration on SIGHUP: rotation needs no restart. A
 /// configuration that fails to load leaves the current keys in use.
-async fn reload_keys_on_hangup(keys: SharedKeyring) {
+/// On SIGHUP: the signing keys, the principals file and the TLS
+/// certificates are read again; whatever fails to load is logged and the
+/// version in use stays. Established connections are not dropped.
+async fn reload_on_hangup(keys: SharedKeyring, principals: Option<Arc<SharedPrincipals>>, tls: Option<Arc<SharedTls>>) {
     #[cfg(unix)]
     {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             return;
         };
         while hup.recv().await.is_some() {
+            if let Some(p) = &principals {
+                match p.reload() {
+                    Ok(n) => tracing::info!(principals = n, "principals reloaded"),
+                    Err(e) => tracing::error!(error = %e, "principals reload failed; keeping the current ones"),
+                }
+            }
+            if let Some(t) = &tls {
+                match t.reload() {
+                    Ok(()) => tracing::info!("TLS certificates reloaded"),
+                    Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the current certificates"),
+                }
+            }
             match keys.reload() {
                 Ok(active) => tracing::info!(active_key = %active, "keys reloaded"),
                 Err(e) => tracing::error!(error = %e, "key reload failed; keeping the current keys"),
@@ -230,7 +274,7 @@ async fn reload_keys_on_hangup(keys: SharedKeyring) {
         }
     }
     #[cfg(not(unix))]
-    let _ = keys;
+    let _ = (keys, principals, tls);
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM.

@@ -24,4 +24,4 @@ pub mod points;
 pub mod tender;
 
 pub use points::Points;
-pub use tender::{Bidder, EvaluationMethod, Tender, TenderId, TenderTerms};
+pub use tender::{Bidder, CommitteeGrant, EvaluationMethod, Tender, TenderId, TenderTerms};

@@ -158,6 +158,29 @@ impl Bidder {
     }
 }
 
+/// A platform's grant of one tender's committee page to one member, until
+/// `expires_at`. Its link works once; its session ends at expiry or revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitteeGrant {
+    pub grant_id: String,
+    pub tender_id: TenderId,
+    /// The platform's own reference for the member (never shown to others).
+    pub member_ref: String,
+    /// The principal that granted it.
+    pub granted_by: String,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl CommitteeGrant {
+    /// Whether a session of this grant may act at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

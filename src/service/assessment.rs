@@ -4,7 +4,8 @@ use super::commands::{Assess, CheckDeposit};
 use super::policies::PolicySet;
 use super::statement::{sign, statement, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
 use super::tenders::bid_to_proto;
-use super::ApiError;
+use super::{authorize, caller, ApiError};
+use crate::access::{Action, Caller, Resource};
 use crate::config::Rules;
 use crate::domain::tender::DepositForm;
 use crate::domain::{Bidder, Fen, Tender, TenderId};
@@ -38,8 +39,11 @@ impl AssessmentApi {
         sign(keys, payload_type, message)
     }
 
-    async fn tender(&self, id: &TenderId) -> Result<(Arc<CachedTender>, Arc<Policy>), ApiError> {
+    /// The tender and its policy, once `caller` may do `action` on it.
+    async fn tender(&self, caller: &Caller, action: Action, id: &TenderId) -> Result<(Arc<CachedTender>, Arc<Policy>), ApiError> {
         let cached = self.cache.tender(id).await?.ok_or_else(|| ApiError::NotFound(format!("no tender '{id}'")))?;
+        let resource = Resource::Tender { id, region: cached.tender.terms.region };
+        authorize(caller, action, resource, self.cache.metrics())?;
         let policy = self.policies.by_digest(&cached.tender.policy_digest).await?;
         Ok((cached, policy))
     }
@@ -100,14 +104,14 @@ impl AssessmentApi {
         self.cache.statement(key, make).await
     }
 
-    async fn assess_one(&self, cmd: Assess) -> Result<pb::AssessResponse, ApiError> {
-        let (cached, policy) = self.tender(&cmd.bid.tender_id).await?;
+    async fn assess_one(&self, caller: &Caller, cmd: Assess) -> Result<pb::AssessResponse, ApiError> {
+        let (cached, policy) = self.tender(caller, Action::Assess, &cmd.bid.tender_id).await?;
         Ok(Arc::unwrap_or_clone(self.assess(&cached.tender, &policy, &cmd.bid.bidder, cmd.contract_price).await?))
     }
 
     /// Every registered bid's signed statement, in bid order.
-    pub async fn assess_tender_table(&self, tender_id: &TenderId) -> Result<pb::AssessTenderResponse, ApiError> {
-        let (cached, policy) = self.tender(tender_id).await?;
+    pub async fn assess_tender_table(&self, caller: &Caller, tender_id: &TenderId) -> Result<pb::AssessTenderResponse, ApiError> {
+        let (cached, policy) = self.tender(caller, Action::AssessTender, tender_id).await?;
         let tender = &cached.tender;
         let mut bids = Vec::new();
         for row in &cached.bids {
@@ -120,9 +124,9 @@ impl AssessmentApi {
         Ok(pb::AssessTenderResponse { bids })
     }
 
-    async fn check_deposit(&self, cmd: CheckDeposit) -> Result<pb::CheckDepositResponse, ApiError> {
+    async fn check_deposit(&self, caller: &Caller, cmd: CheckDeposit) -> Result<pb::CheckDepositResponse, ApiError> {
         let CheckDeposit { bid, offered, form, contract_price } = cmd;
-        let (cached, policy) = self.tender(&bid.tender_id).await?;
+        let (cached, policy) = self.tender(caller, Action::CheckDeposit, &bid.tender_id).await?;
         let assessed = self.assess(&cached.tender, &policy, &bid.bidder, contract_price).await?;
         let statement = assessed.statement.clone().expect("assess always returns a statement");
         let owed = Fen(statement.deposit_owed_fen);
@@ -158,16 +162,16 @@ impl AssessmentApi {
 impl pb::assessment_service_server::AssessmentService for AssessmentApi {
     async fn assess(&self, r: Request<pb::AssessRequest>) -> Result<Response<pb::AssessResponse>, Status> {
         let cmd = Assess::parse(r.get_ref(), &self.rules)?;
-        Ok(Response::new(self.assess_one(cmd).await?))
+        Ok(Response::new(self.assess_one(&caller(&r), cmd).await?))
     }
 
     async fn assess_tender(&self, r: Request<pb::AssessTenderRequest>) -> Result<Response<pb::AssessTenderResponse>, Status> {
         let id = super::commands::tender_id(&r.get_ref().tender_id)?;
-        Ok(Response::new(self.assess_tender_table(&id).await?))
+        Ok(Response::new(self.assess_tender_table(&caller(&r), &id).await?))
     }
 
     async fn check_deposit(&self, r: Request<pb::CheckDepositRequest>) -> Result<Response<pb::CheckDepositResponse>, Status> {
         let cmd = CheckDeposit::parse(r.get_ref(), &self.rules)?;
-        Ok(Response::new(self.check_deposit(cmd).await?))
+        Ok(Response::new(self.check_deposit(&caller(&r), cmd).await?))
     }
 }

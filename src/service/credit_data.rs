@@ -2,7 +2,8 @@
 
 use super::commands::{GetProfile, PutRecords};
 use super::convert::record_to_proto;
-use super::ApiError;
+use super::{authorize, caller, ApiError};
+use crate::access::{Action, Caller, Resource};
 use crate::config::Rules;
 use crate::domain::date::shanghai_date;
 use crate::domain::profile::Profile;
@@ -24,8 +25,39 @@ impl CreditDataApi {
         CreditDataApi { store: cache.store().clone(), rules, cache }
     }
 
-    async fn put(&self, cmd: PutRecords) -> Result<pb::PutRecordsResponse, ApiError> {
+    /// Each event's target, from the batch or the store, for the scope check.
+    async fn targets(&self, records: &[(u64, Result<Record, Vec<crate::domain::FieldError>>)]) -> Result<Vec<Option<Record>>, ApiError> {
+        let mut out = Vec::with_capacity(records.len());
+        for (_, r) in records {
+            let Ok(Record::Event(e)) = r else {
+                out.push(None);
+                continue;
+            };
+            let in_batch = records.iter().find_map(|(_, o)| o.as_ref().ok().filter(|o| o.id() == &e.target_id));
+            let target = match in_batch {
+                Some(t) => Some(t.clone()),
+                None => self.store.profile(&e.credit_code, None).await?.records.into_iter().map(|s| s.record).find(|t| t.id() == &e.target_id),
+            };
+            out.push(target);
+        }
+        Ok(out)
+    }
+
+    async fn put(&self, caller: &Caller, cmd: PutRecords) -> Result<pb::PutRecordsResponse, ApiError> {
         let PutRecords { source, records } = cmd;
+        if let Caller::Principal(p) = caller {
+            let targets = if p.role == crate::access::Role::Provider { self.targets(&records).await? } else { vec![] };
+            let pairs: Vec<(&Record, Option<&Record>)> = records
+                .iter()
+                .zip(targets.iter().map(Option::as_ref).chain(std::iter::repeat(None)))
+                .filter_map(|((_, r), t)| r.as_ref().ok().map(|r| (r, t)))
+                .collect();
+            authorize(caller, Action::PutRecords, Resource::Records(&pairs), self.cache.metrics())?;
+        } else {
+            authorize(caller, Action::PutRecords, Resource::Records(&[]), self.cache.metrics())?;
+        }
+        // What is kept with the data version: the authenticated principal, never caller-written text.
+        let source = caller.source().map_or(source, str::to_owned);
         let outcome = self.store.write(&source, &mut records.into_iter(), WriteMode::Commit).await?;
         if outcome.created {
             tracing::info!(data_version = outcome.data_version, stored = outcome.stored, %source, "records stored");
@@ -43,8 +75,14 @@ impl CreditDataApi {
         })
     }
 
-    async fn profile(&self, cmd: GetProfile) -> Result<pb::GetProfileResponse, ApiError> {
+    async fn profile(&self, caller: &Caller, cmd: GetProfile) -> Result<pb::GetProfileResponse, ApiError> {
         let GetProfile { code, as_of, data_version } = cmd;
+        let written_by_caller = match caller.source() {
+            Some(source) => self.store.written_by(&code, source).await?,
+            None => false,
+        };
+        let resource = Resource::Profile { code: &code, written_by_caller };
+        authorize(caller, Action::GetProfile, resource, self.cache.metrics())?;
         let date = shanghai_date(as_of);
         let profile = self.store.profile(&code, data_version).await?;
         let mut warnings = Vec::new();
@@ -111,15 +149,17 @@ impl pb::credit_data_service_server::CreditDataService for CreditDataApi {
         &self,
         request: Request<pb::PutRecordsRequest>,
     ) -> Result<Response<pb::PutRecordsResponse>, Status> {
+        let caller = caller(&request);
         let cmd = PutRecords::parse(request.get_ref(), self.rules.input())?;
-        Ok(Response::new(self.put(cmd).await?))
+        Ok(Response::new(self.put(&caller, cmd).await?))
     }
 
     async fn get_profile(
         &self,
         request: Request<pb::GetProfileRequest>,
     ) -> Result<Response<pb::GetProfileResponse>, Status> {
+        let caller = caller(&request);
         let cmd = GetProfile::parse(request.get_ref(), &self.rules)?;
-        Ok(Response::new(self.profile(cmd).await?))
+        Ok(Response::new(self.profile(&caller, cmd).await?))
     }
 }

@@ -21,6 +21,7 @@ pub use commands::MAX_BATCH;
 /// The cache as the services use it: statements are assessment responses.
 pub type Cache = crate::cache::CreditCache<crate::proto::v1::AssessResponse>;
 
+use crate::access::{decide, Action, Caller, Decision, Resource};
 use crate::cache::CacheError;
 use crate::domain::FieldError;
 use crate::store::StoreError;
@@ -43,6 +44,12 @@ pub enum ApiError {
     TooStale(String),
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// No identity, or one that no longer holds.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// A known caller outside its role or scope; the sentence names the rule.
+    #[error("permission denied: {0}")]
+    Denied(String),
 }
 
 impl From<CacheError> for ApiError {
@@ -92,6 +99,8 @@ impl From<ApiError> for Status {
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             ApiError::NotFound(what) => Status::not_found(what),
+            ApiError::Unauthenticated(why) => Status::unauthenticated(why),
+            ApiError::Denied(why) => Status::permission_denied(why),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(%cause, "store unavailable");
                 Status::unavailable("the credit store cannot be reached; no credit answer can be given")
@@ -125,4 +134,40 @@ impl From<ApiError> for Status {
             }
         }
     }
+}
+
+/// The caller the gate identified (anonymous if none did: fail closed).
+pub(crate) fn caller<T>(r: &tonic::Request<T>) -> Caller {
+    r.extensions().get::<Caller>().cloned().unwrap_or(Caller::Anonymous)
+}
+
+/// Asks the access rules, logs the answer with the principal and what it
+/// concerned, counts refusals, and turns them into errors: an unseen tender
+/// is "not found", never "forbidden".
+pub(crate) fn authorize(
+    caller: &Caller,
+    action: Action,
+    resource: Resource<'_>,
+    metrics: &crate::metrics::Metrics,
+) -> Result<(), ApiError> {
+    let concerns = match resource {
+        Resource::Tender { id, .. } => id.to_string(),
+        Resource::Profile { code, .. } => code.to_string(),
+        Resource::Records(r) => format!("{} record(s)", r.len()),
+        Resource::Service => String::new(),
+    };
+    let decision = decide(caller, action, resource, chrono::Utc::now());
+    let (outcome, result) = match decision {
+        Decision::Allow => ("allowed", Ok(())),
+        Decision::Unauthenticated(why) => ("unauthenticated", Err(ApiError::Unauthenticated(why))),
+        Decision::Deny(why) => ("permission_denied", Err(ApiError::Denied(why))),
+        Decision::NotFound => ("not_found", Err(ApiError::NotFound(format!("no tender '{concerns}'")))),
+    };
+    if result.is_err() {
+        metrics.denied(outcome);
+    }
+    if !matches!(caller, Caller::Local) {
+        tracing::info!(principal = caller.label(), action = ?action, concerns, outcome, "access");
+    }
+    result
 }

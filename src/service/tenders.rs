@@ -2,9 +2,10 @@
 
 use super::commands::{AmendTender, BidOn, GetTender, RegisterTender};
 use super::policies::PolicySet;
-use super::ApiError;
+use super::{authorize, caller, ApiError};
+use crate::access::{decide, Action, Caller, Decision, Resource};
 use crate::config::Rules;
-use crate::domain::{Bidder, Tender, TenderId, TenderTerms};
+use crate::domain::{Bidder, CommitteeGrant, Tender, TenderId, TenderTerms};
 use crate::proto::v1 as pb;
 use crate::store::{BidRow, Store};
 use chrono::{DateTime, Utc};
@@ -93,7 +94,14 @@ impl TenderApi {
         Ok(self.store.bids(id).await?.len() as u32)
     }
 
-    async fn register(&self, cmd: RegisterTender) -> Result<pb::Tender, ApiError> {
+    fn on(&self, caller: &Caller, action: Action, t: &Tender) -> Result<(), ApiError> {
+        let resource = Resource::Tender { id: &t.tender_id, region: t.terms.region };
+        authorize(caller, action, resource, self.cache.metrics())
+    }
+
+    async fn register(&self, caller: &Caller, cmd: RegisterTender) -> Result<pb::Tender, ApiError> {
+        let resource = Resource::Tender { id: &cmd.tender_id, region: cmd.terms.region };
+        authorize(caller, Action::RegisterTender, resource, self.cache.metrics())?;
         let policy = self.policies.current(&cmd.policy_id).ok_or_else(|| {
             ApiError::field(
                 "policy_id",
@@ -115,9 +123,13 @@ impl TenderApi {
         Ok(tender_to_proto(&stored, count))
     }
 
-    async fn amend(&self, cmd: AmendTender) -> Result<pb::Tender, ApiError> {
+    async fn amend(&self, caller: &Caller, cmd: AmendTender) -> Result<pb::Tender, ApiError> {
         let AmendTender { tender_id, terms } = cmd;
         let old = self.store.tender(&tender_id, None).await?.ok_or_else(|| ApiError::NotFound(format!("no tender '{tender_id}'")))?;
+        self.on(caller, Action::AmendTender, &old)?;
+        // Moving a tender is allowed only within the caller's regions.
+        let resource = Resource::Tender { id: &tender_id, region: terms.region };
+        authorize(caller, Action::AmendTender, resource, self.cache.metrics())?;
         if old.terms.domain != terms.domain {
             return Err(ApiError::field("terms.domain", format!("cannot change from {} to {}", old.terms.domain, terms.domain)));
         }
@@ -131,25 +143,100 @@ impl TenderApi {
         Ok(tender_to_proto(&stored, count))
     }
 
-    async fn get(&self, cmd: GetTender) -> Result<pb::Tender, ApiError> {
+    async fn get(&self, caller: &Caller, cmd: GetTender) -> Result<pb::Tender, ApiError> {
         let GetTender { tender_id, version } = cmd;
         let t = self
             .store
             .tender(&tender_id, Some(version))
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no tender '{tender_id}' version {version}")))?;
+        self.on(caller, Action::ReadTender, &t)?;
         let count = self.bid_count(&tender_id).await?;
         Ok(tender_to_proto(&t, count))
     }
 
-    async fn bid(&self, cmd: BidOn) -> Result<pb::Bid, ApiError> {
+    async fn bid(&self, caller: &Caller, cmd: BidOn) -> Result<pb::Bid, ApiError> {
         let BidOn { tender_id, bidder } = cmd;
-        if self.store.tender(&tender_id, None).await?.is_none() {
+        let Some(tender) = self.store.tender(&tender_id, None).await? else {
             return Err(ApiError::NotFound(format!("no tender '{tender_id}'")));
-        }
+        };
+        self.on(caller, Action::RegisterBid, &tender)?;
         let row: BidRow = self.store.register_bid(&tender_id, &bidder).await?;
         self.refresh().await;
         Ok(bid_to_proto(&tender_id, &row))
+    }
+}
+
+impl TenderApi {
+    async fn list(&self, caller: &Caller) -> Result<pb::ListTendersResponse, ApiError> {
+        authorize(caller, Action::ListTenders, Resource::Service, self.cache.metrics())?;
+        let list = self.cache.tender_list().await?;
+        let now = Utc::now();
+        let tenders = list
+            .iter()
+            .filter(|(t, _)| {
+                let resource = Resource::Tender { id: &t.tender_id, region: t.terms.region };
+                decide(caller, Action::ReadTender, resource, now) == Decision::Allow
+            })
+            .map(|(t, n)| tender_to_proto(t, *n))
+            .collect();
+        Ok(pb::ListTendersResponse { tenders })
+    }
+
+    /// A single-use link for one committee member and one tender, until
+    /// `expires_at` (at most 24 hours ahead).
+    async fn grant(&self, caller: &Caller, req: pb::GrantCommitteeAccessRequest) -> Result<pb::CommitteeGrant, ApiError> {
+        let tender_id = super::commands::tender_id(&req.tender_id)?;
+        let member_ref = req.member_ref.trim().to_owned();
+        if member_ref.is_empty() || member_ref.chars().count() > 128 || member_ref.chars().any(char::is_control) {
+            return Err(ApiError::field("member_ref", "is required: at most 128 printable characters"));
+        }
+        let expires_at = super::commands::instant("expires_at", req.expires_at.as_ref())?;
+        let now = Utc::now();
+        if expires_at <= now || expires_at > now + chrono::Duration::hours(24) {
+            return Err(ApiError::field("expires_at", "must be in the future and at most 24 hours ahead"));
+        }
+        let tender = self.store.tender(&tender_id, None).await?.ok_or_else(|| ApiError::NotFound(format!("no tender '{tender_id}'")))?;
+        self.on(caller, Action::GrantCommitteeAccess, &tender)?;
+        let (link, link_sha256) = crate::access::principals::new_token();
+        let grant = CommitteeGrant {
+            grant_id: crate::access::principals::new_token().1[..16].to_owned(),
+            tender_id,
+            member_ref,
+            granted_by: caller.label().to_owned(),
+            granted_at: now,
+            expires_at,
+            used_at: None,
+            revoked_at: None,
+        };
+        self.store.insert_grant(&grant, &link_sha256).await?;
+        tracing::info!(principal = caller.label(), grant = %grant.grant_id, tender = %grant.tender_id, "committee access granted");
+        Ok(grant_to_proto(&grant, format!("/committee/enter/{link}")))
+    }
+
+    async fn revoke(&self, caller: &Caller, req: pb::RevokeCommitteeAccessRequest) -> Result<pb::CommitteeGrant, ApiError> {
+        let not_found = || ApiError::NotFound(format!("no committee grant '{}'", req.grant_id));
+        let grant = self.store.grant(req.grant_id.trim()).await?.ok_or_else(not_found)?;
+        let tender = self.store.tender(&grant.tender_id, None).await?.ok_or_else(not_found)?;
+        self.on(caller, Action::GrantCommitteeAccess, &tender).map_err(|e| match e {
+            ApiError::NotFound(_) => not_found(),
+            e => e,
+        })?;
+        self.store.revoke_grant(&grant.grant_id, Utc::now()).await?;
+        tracing::info!(principal = caller.label(), grant = %grant.grant_id, tender = %grant.tender_id, "committee access revoked");
+        let grant = self.store.grant(&grant.grant_id).await?.ok_or_else(not_found)?;
+        Ok(grant_to_proto(&grant, String::new()))
+    }
+}
+
+fn grant_to_proto(g: &CommitteeGrant, link_path: String) -> pb::CommitteeGrant {
+    pb::CommitteeGrant {
+        grant_id: g.grant_id.clone(),
+        tender_id: g.tender_id.to_string(),
+        member_ref: g.member_ref.clone(),
+        expires_at: Some(timestamp(g.expires_at)),
+        link_path,
+        revoked: g.revoked_at.is_some(),
     }
 }
 
@@ -165,25 +252,42 @@ pub(crate) fn bid_to_proto(tender_id: &TenderId, row: &BidRow) -> pb::Bid {
 #[tonic::async_trait]
 impl pb::tender_service_server::TenderService for TenderApi {
     async fn register_tender(&self, r: Request<pb::RegisterTenderRequest>) -> Result<Response<pb::Tender>, Status> {
-        Ok(Response::new(self.register(r.into_inner().try_into()?).await?))
+        let caller = caller(&r);
+        Ok(Response::new(self.register(&caller, r.into_inner().try_into()?).await?))
     }
 
     async fn amend_tender(&self, r: Request<pb::AmendTenderRequest>) -> Result<Response<pb::Tender>, Status> {
-        Ok(Response::new(self.amend(r.into_inner().try_into()?).await?))
+        let caller = caller(&r);
+        Ok(Response::new(self.amend(&caller, r.into_inner().try_into()?).await?))
     }
 
     async fn get_tender(&self, r: Request<pb::GetTenderRequest>) -> Result<Response<pb::Tender>, Status> {
-        Ok(Response::new(self.get(r.into_inner().try_into()?).await?))
+        let caller = caller(&r);
+        Ok(Response::new(self.get(&caller, r.into_inner().try_into()?).await?))
     }
 
-    async fn list_tenders(&self, _: Request<pb::ListTendersRequest>) -> Result<Response<pb::ListTendersResponse>, Status> {
-        let list = self.store.list_tenders().await.map_err(ApiError::from)?;
-        let tenders = list.iter().map(|(t, n)| tender_to_proto(t, *n)).collect();
-        Ok(Response::new(pb::ListTendersResponse { tenders }))
+    async fn list_tenders(&self, r: Request<pb::ListTendersRequest>) -> Result<Response<pb::ListTendersResponse>, Status> {
+        Ok(Response::new(self.list(&caller(&r)).await?))
     }
 
     async fn register_bid(&self, r: Request<pb::RegisterBidRequest>) -> Result<Response<pb::Bid>, Status> {
         let cmd = BidOn::register(r.get_ref(), &self.rules)?;
-        Ok(Response::new(self.bid(cmd).await?))
+        Ok(Response::new(self.bid(&caller(&r), cmd).await?))
+    }
+
+    async fn grant_committee_access(
+        &self,
+        r: Request<pb::GrantCommitteeAccessRequest>,
+    ) -> Result<Response<pb::CommitteeGrant>, Status> {
+        let caller = caller(&r);
+        Ok(Response::new(self.grant(&caller, r.into_inner()).await?))
+    }
+
+    async fn revoke_committee_access(
+        &self,
+        r: Request<pb::RevokeCommitteeAccessRequest>,
+    ) -> Result<Response<pb::CommitteeGrant>, Status> {
+        let caller = caller(&r);
+        Ok(Response::new(self.revoke(&caller, r.into_inner()).await?))
     }
 }

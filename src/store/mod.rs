@@ -23,7 +23,7 @@ pub use sql::SqlStore;
 use crate::domain::input::FieldError;
 use crate::domain::profile::Profile;
 use crate::domain::tender::{Bidder, TenderId};
-use crate::domain::{CreditCode, Record, Tender};
+use crate::domain::{CommitteeGrant, CreditCode, Record, Tender};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
@@ -159,6 +159,24 @@ pub trait CreditStore: Send + Sync + 'static {
 
     /// The tender change feed after sequence `after`: (seq, tender id), oldest first.
     async fn tender_changes_since(&self, after: u64) -> Result<Vec<(u64, TenderId)>, StoreError>;
+
+    /// Keeps a committee grant; only the link's SHA-256 is stored.
+    async fn insert_grant(&self, grant: &CommitteeGrant, link_sha256: &str) -> Result<(), StoreError>;
+
+    /// Uses a grant's link once, binding a session to it; `None` for a link
+    /// unknown, already used, revoked or expired.
+    async fn redeem_grant(&self, link_sha256: &str, session_sha256: &str, now: DateTime<Utc>) -> Result<Option<CommitteeGrant>, StoreError>;
+
+    /// The grant a session belongs to (live or not: the caller checks).
+    async fn grant_by_session(&self, session_sha256: &str) -> Result<Option<CommitteeGrant>, StoreError>;
+
+    async fn grant(&self, grant_id: &str) -> Result<Option<CommitteeGrant>, StoreError>;
+
+    /// Revokes a grant; false if it was unknown or already revoked.
+    async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Whether any record of `code` was written under `source` (a principal's name).
+    async fn written_by(&self, code: &CreditCode, source: &str) -> Result<bool, StoreError>;
 
     /// A task that hears other processes' commits and tells `sink`, for a
     /// backend that can announce them (PostgreSQL); `None` for one that cannot.

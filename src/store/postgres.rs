@@ -48,6 +48,10 @@ impl Backend for Postgres {
         Ok(())
     }
 
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
     fn listen(pool: &Pool<Postgres>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
         Some(Box::pin(listen(pool.clone(), sink)))
     }

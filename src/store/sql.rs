@@ -14,7 +14,7 @@ use super::{
 use crate::domain::input::FieldError;
 use crate::domain::profile::Profile;
 use crate::domain::tender::{Bidder, TenderId};
-use crate::domain::{CreditCode, Evaluation, EvaluationKind, EventKind, Record, RecordType, Tender};
+use crate::domain::{CommitteeGrant, CreditCode, Evaluation, EvaluationKind, EventKind, Record, RecordType, Tender};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
@@ -39,6 +39,9 @@ pub trait Backend: Database {
     /// Announces a committed change to other processes, inside the writing
     /// transaction (so that it is heard only once the change is readable).
     fn announce<'c>(conn: &'c mut Self::Connection, payload: &'c str) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
+
+    /// Rows a statement changed (sqlx's result types share no trait for it).
+    fn rows_affected(result: &Self::QueryResult) -> u64;
 
     /// A task that hears other processes' announcements, where the backend has them.
     fn listen(pool: &Pool<Self>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
@@ -343,6 +346,8 @@ where
     for<'r> super::tenders::BidCount: FromRow<'r, DB::Row>,
     for<'r> super::tenders::StoredBid: FromRow<'r, DB::Row>,
     for<'r> super::tenders::TenderChange: FromRow<'r, DB::Row>,
+    for<'r> super::tenders::GrantRow: FromRow<'r, DB::Row>,
+    for<'r> super::tenders::Written: FromRow<'r, DB::Row>,
 {
     fn backend_name(&self) -> &'static str {
         <DB as Backend>::NAME
@@ -400,6 +405,30 @@ where
 
     async fn tender_changes_since(&self, after: u64) -> Result<Vec<(u64, TenderId)>, StoreError> {
         Tenders(&self.pool).tender_changes_since(after).await
+    }
+
+    async fn insert_grant(&self, grant: &CommitteeGrant, link_sha256: &str) -> Result<(), StoreError> {
+        Tenders(&self.pool).insert_grant(grant, link_sha256).await
+    }
+
+    async fn redeem_grant(&self, link_sha256: &str, session_sha256: &str, now: DateTime<Utc>) -> Result<Option<CommitteeGrant>, StoreError> {
+        Tenders(&self.pool).redeem_grant(link_sha256, session_sha256, now).await
+    }
+
+    async fn grant_by_session(&self, session_sha256: &str) -> Result<Option<CommitteeGrant>, StoreError> {
+        Tenders(&self.pool).grant_by_session(session_sha256).await
+    }
+
+    async fn grant(&self, grant_id: &str) -> Result<Option<CommitteeGrant>, StoreError> {
+        Tenders(&self.pool).grant(grant_id).await
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        Tenders(&self.pool).revoke_grant(grant_id, now).await
+    }
+
+    async fn written_by(&self, code: &CreditCode, source: &str) -> Result<bool, StoreError> {
+        Tenders(&self.pool).written_by(code.as_str(), source).await
     }
 
     fn listen(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {

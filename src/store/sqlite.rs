@@ -45,6 +45,10 @@ impl Backend for Sqlite {
         Ok(())
     }
 
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
     fn listen(_pool: &Pool<Sqlite>, _sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
         None
     }

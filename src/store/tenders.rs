@@ -1,8 +1,9 @@
-//! Tenders, bids and policy versions in the store; SQL shared by both backends.
+//! Tenders, bids, policy versions and committee grants in the store; SQL
+//! shared by both backends.
 
 use super::sql::{Backend, Newest};
 use super::{BidRow, StoreError, StoredPolicy};
-use crate::domain::tender::{Bidder, EvaluationMethod, Tender, TenderId, TenderTerms};
+use crate::domain::tender::{Bidder, CommitteeGrant, EvaluationMethod, Tender, TenderId, TenderTerms};
 use crate::domain::{CreditDomain, Fen, RegionCode};
 use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
@@ -94,6 +95,49 @@ const INSERT_TENDER_CHANGE: &str = "INSERT INTO tender_changes (tender_id) VALUE
 const NEWEST_TENDER_CHANGE: &str = "SELECT MAX(seq) AS newest FROM tender_changes";
 const TENDER_CHANGES_SINCE: &str = "SELECT seq, tender_id FROM tender_changes WHERE seq > $1 ORDER BY seq";
 
+#[derive(FromRow)]
+pub struct GrantRow {
+    grant_id: String,
+    tender_id: String,
+    member_ref: String,
+    granted_by: String,
+    granted_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<GrantRow> for CommitteeGrant {
+    type Error = StoreError;
+    fn try_from(r: GrantRow) -> Result<CommitteeGrant, StoreError> {
+        Ok(CommitteeGrant {
+            tender_id: TenderId::parse(&r.tender_id).map_err(|e| StoreError::Corrupt(format!("grant {}: {e}", r.grant_id)))?,
+            grant_id: r.grant_id,
+            member_ref: r.member_ref,
+            granted_by: r.granted_by,
+            granted_at: r.granted_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub struct Written {
+    written: i64,
+}
+
+const GRANT_COLUMNS: &str =
+    "grant_id, tender_id, member_ref, granted_by, granted_at, expires_at, used_at, revoked_at";
+const INSERT_GRANT: &str = "INSERT INTO committee_grants (grant_id, tender_id, member_ref, granted_by, granted_at, \
+     expires_at, link_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const REDEEM_GRANT: &str = "UPDATE committee_grants SET used_at = $1, session_sha256 = $2 \
+     WHERE link_sha256 = $3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1";
+const REVOKE_GRANT: &str = "UPDATE committee_grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL";
+const WRITTEN_BY: &str = "SELECT COUNT(*) AS written FROM records r JOIN data_versions v ON v.version = r.version \
+     WHERE r.credit_code = $1 AND v.source = $2";
+
 /// The tender queries over one pool.
 pub(super) struct Tenders<'p, DB: Backend>(pub &'p Pool<DB>);
 
@@ -112,7 +156,59 @@ where
     for<'r> BidCount: FromRow<'r, DB::Row>,
     for<'r> StoredBid: FromRow<'r, DB::Row>,
     for<'r> TenderChange: FromRow<'r, DB::Row>,
+    for<'r> GrantRow: FromRow<'r, DB::Row>,
+    for<'r> Written: FromRow<'r, DB::Row>,
 {
+    pub async fn insert_grant(&self, g: &CommitteeGrant, link_sha256: &str) -> Result<(), StoreError> {
+        sqlx::query(INSERT_GRANT)
+            .bind(g.grant_id.as_str())
+            .bind(g.tender_id.as_str())
+            .bind(g.member_ref.as_str())
+            .bind(g.granted_by.as_str())
+            .bind(g.granted_at)
+            .bind(g.expires_at)
+            .bind(link_sha256)
+            .execute(self.0)
+            .await?;
+        Ok(())
+    }
+
+    /// Uses a link once: binds the session to it and returns the grant, or
+    /// `None` for a link unknown, used, revoked or expired.
+    pub async fn redeem_grant(&self, link_sha256: &str, session_sha256: &str, now: DateTime<Utc>) -> Result<Option<CommitteeGrant>, StoreError> {
+        let done = sqlx::query(REDEEM_GRANT).bind(now).bind(session_sha256).bind(link_sha256).execute(self.0).await?;
+        if DB::rows_affected(&done) != 1 {
+            return Ok(None);
+        }
+        self.grant_by("session_sha256", session_sha256).await
+    }
+
+    pub async fn grant_by_session(&self, session_sha256: &str) -> Result<Option<CommitteeGrant>, StoreError> {
+        self.grant_by("session_sha256", session_sha256).await
+    }
+
+    pub async fn grant(&self, grant_id: &str) -> Result<Option<CommitteeGrant>, StoreError> {
+        self.grant_by("grant_id", grant_id).await
+    }
+
+    async fn grant_by(&self, column: &str, value: &str) -> Result<Option<CommitteeGrant>, StoreError> {
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM committee_grants WHERE {column} = $1");
+        let row: Option<GrantRow> = sqlx::query_as(&sql).bind(value).fetch_optional(self.0).await?;
+        row.map(CommitteeGrant::try_from).transpose()
+    }
+
+    /// Revokes a grant; false if it was unknown or already revoked.
+    pub async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(REVOKE_GRANT).bind(now).bind(grant_id).execute(self.0).await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    /// Whether any record of `code` was written by `source`.
+    pub async fn written_by(&self, code: &str, source: &str) -> Result<bool, StoreError> {
+        let w: Written = sqlx::query_as(WRITTEN_BY).bind(code).bind(source).fetch_one(self.0).await?;
+        Ok(w.written > 0)
+    }
+
     pub async fn put_policy(&self, id: &str, digest: &str, source: &str) -> Result<(), StoreError> {
         sqlx::query(PUT_POLICY).bind(digest).bind(id).bind(source).bind(Utc::now()).execute(self.0).await?;
         Ok(())

@@ -11,9 +11,10 @@ pub use page::esc;
 
 use crate::proto::v1 as pb;
 use crate::service::{key_to_proto, ApiError, AssessmentApi, Cache};
+use crate::access::{decide, Action, Caller, Decision, Resource};
 use crate::domain::TenderId;
 use crate::signing::SharedKeyring;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -39,13 +40,76 @@ pub fn router(state: WebState) -> Router {
         .route("/tenders/{id}", get(committee))
         .route("/api/tenders/{id}/statements", get(statements))
         .route("/api/keys", get(keys))
+        .route("/committee/enter/{link}", get(enter))
         .route("/assets/committee.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
         .route("/assets/committee.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
+        .layer(axum::middleware::map_response(harden))
         .with_state(state)
+}
+
+/// Every page and API answer: no inline script, no framing, no sniffing,
+/// and no Referer (a committee link must never leak through one).
+async fn harden(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
+        h.insert(name, axum::http::HeaderValue::from_static(value));
+    };
+    set(h, "content-security-policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "x-frame-options", "DENY");
+    r
+}
+
+/// The caller the gate identified (anonymous if none did).
+fn caller_of(ext: Option<Extension<Caller>>) -> Caller {
+    ext.map(|Extension(c)| c).unwrap_or(Caller::Anonymous)
+}
+
+/// Whether `caller` may see `tender`'s page.
+fn may_view(caller: &Caller, tender: &crate::domain::Tender) -> Decision {
+    let resource = Resource::Tender { id: &tender.tender_id, region: tender.terms.region };
+    decide(caller, Action::ViewCommitteePage, resource, chrono::Utc::now())
+}
+
+/// A committee member's single-use link: binds a session cookie to the
+/// grant, then sends the browser on to its tender (so the link leaves the
+/// address bar at once). A used, expired or revoked link is 401.
+async fn enter(State(s): State<WebState>, Path(link): Path<String>) -> Response {
+    use crate::access::principals::new_token;
+    let link_sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, link.as_bytes()));
+    let (session, session_sha256) = new_token();
+    let now = chrono::Utc::now();
+    match s.cache.store().redeem_grant(&link_sha256, &session_sha256, now).await {
+        Ok(Some(grant)) => {
+            tracing::info!(grant = %grant.grant_id, tender = %grant.tender_id, "committee link used");
+            let max_age = (grant.expires_at - now).num_seconds().clamp(1, 24 * 3600);
+            let cookie = format!(
+                "{}={session}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}",
+                crate::gate::SESSION_COOKIE
+            );
+            let to = format!("/tenders/{}", page::url_segment(grant.tender_id.as_str()));
+            (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, to)]).into_response()
+        }
+        Ok(None) => {
+            tracing::info!("committee link refused: unknown, used, expired or revoked");
+            unauthorized()
+        }
+        Err(e) => WebError::from(ApiError::from(e)).page(""),
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Html(page::error(401, "需要授权", "此链接或会话已失效（已使用、已过期或已撤销）。请向招标平台重新申请评标委员会访问链接。")),
+    )
+        .into_response()
 }
 
 /// Where a request went wrong, as the page or the JSON API shows it.
 enum WebError {
+    Unauthenticated,
     NotFound(String),
     Invalid(String),
     Unavailable(String),
@@ -57,6 +121,9 @@ impl From<ApiError> for WebError {
     fn from(e: ApiError) -> WebError {
         match e {
                         ApiError::NotFound(m) => WebError::NotFound(m),
+            ApiError::Unauthenticated(_) => WebError::Unauthenticated,
+            // Forbidden to the role: shown as absent, so ids are not revealed.
+            ApiError::Denied(m) => WebError::NotFound(m),
             e @ ApiError::Invalid(_) => WebError::Invalid(e.to_string()),
             e @ ApiError::Internal(_) => WebError::Internal(e.to_string()),
             e => WebError::Unavailable(e.to_string()),
@@ -74,6 +141,7 @@ impl WebError {
     /// As an HTML page, for the committee's routes; `id` is the tender asked for.
     fn page(self, id: &str) -> Response {
         match self {
+            WebError::Unauthenticated => unauthorized(),
             WebError::NotFound(_) | WebError::Invalid(_) => (
                 StatusCode::NOT_FOUND,
                 Html(page::error(404, "未找到该招标项目", &format!("没有编号为「{id}」的招标项目。请核对项目编号，或从项目列表进入。"))),
@@ -93,6 +161,7 @@ impl WebError {
     /// As plain text, for the JSON API.
     fn api(self) -> Response {
         match self {
+            WebError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated").into_response(),
             WebError::NotFound(m) => (StatusCode::NOT_FOUND, m).into_response(),
             WebError::Invalid(m) => (StatusCode::BAD_REQUEST, m).into_response(),
             WebError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, format!("信用数据暂时无法读取：{m}")).into_response(),
@@ -104,23 +173,37 @@ impl WebError {
     }
 }
 
-async fn list(State(s): State<WebState>) -> Response {
+async fn list(State(s): State<WebState>, ext: Option<Extension<Caller>>) -> Response {
+    let caller = caller_of(ext);
+    if caller == Caller::Anonymous {
+        return unauthorized();
+    }
     match s.cache.tender_list().await {
-        Ok(tenders) => Html(page::tender_list(&tenders)).into_response(),
+        Ok(tenders) => {
+            let visible: Vec<_> = tenders.iter().filter(|(t, _)| may_view(&caller, t) == Decision::Allow).cloned().collect();
+            Html(page::tender_list(&visible)).into_response()
+        }
         Err(e) => WebError::from(e).page(""),
     }
 }
 
-async fn committee(State(s): State<WebState>, Path(id): Path<String>) -> Response {
-    match committee_page(&s, &id).await {
+async fn committee(State(s): State<WebState>, Path(id): Path<String>, ext: Option<Extension<Caller>>) -> Response {
+    match committee_page(&s, &caller_of(ext), &id).await {
         Ok(html) => Html(html).into_response(),
+        Err(WebError::Unauthenticated) => unauthorized(),
         Err(e) => e.page(&id),
     }
 }
 
-async fn committee_page(s: &WebState, raw_id: &str) -> Result<String, WebError> {
+async fn committee_page(s: &WebState, caller: &Caller, raw_id: &str) -> Result<String, WebError> {
     let id = TenderId::parse(raw_id).map_err(WebError::Invalid)?;
     let cached = s.cache.tender(&id).await?.ok_or_else(|| WebError::NotFound(id.to_string()))?;
+    match may_view(caller, &cached.tender) {
+        Decision::Allow => {}
+        Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
+        // Outside the caller's scope, or forbidden to its role: as if absent.
+        Decision::Deny(_) | Decision::NotFound => return Err(WebError::NotFound(id.to_string())),
+    }
     let version = s.cache.data_version().await?;
     let mut bidders = Vec::new();
     for bid in &cached.bids {
@@ -151,9 +234,15 @@ struct Statements {
     bids: Vec<SignedBid>,
 }
 
-async fn statements(State(s): State<WebState>, Path(id): Path<String>, Query(q): Query<StatementQuery>) -> Response {
+async fn statements(
+    State(s): State<WebState>,
+    Path(id): Path<String>,
+    Query(q): Query<StatementQuery>,
+    ext: Option<Extension<Caller>>,
+) -> Response {
+    let caller = caller_of(ext);
     let table = match TenderId::parse(&id).map_err(|r| ApiError::field("tender_id", r)) {
-        Ok(tender_id) => s.assessments.assess_tender_table(&tender_id).await,
+        Ok(tender_id) => s.assessments.assess_tender_table(&caller, &tender_id).await,
         Err(e) => Err(e),
     };
     let table = match table {

@@ -1,0 +1,259 @@
+//! Who is calling and what they may do.
+//!
+//! [`decide`] is a pure function of (caller, action, resource): the service
+//! edge asks it before acting, so the role table below is testable on its
+//! own. It knows nothing of tokens, certificates or cookies; [`principals`]
+//! turns those into a [`Caller`].
+//!
+//! | role | may |
+//! | --- | --- |
+//! | provider | PutRecords for records whose issuer (evaluations) or authority (list entries, penalties) is in its scope, commitments if its scope says so, events on such records; GetProfile of codes it has written |
+//! | platform | RegisterTender, AmendTender, RegisterBid, GetTender, ListTenders, Assess, AssessTender, CheckDeposit and GrantCommitteeAccess on tenders in its regions |
+//! | committee | its one tender's page and statements, until the grant expires |
+//! | supervisor | read everything: profiles, tenders, statements, metrics |
+//! | anyone | health, ListKeys, reflection, the page's assets |
+//!
+//! A tender outside a caller's scope is "not found", never "forbidden", so
+//! ids are not revealed.
+
+pub mod principals;
+
+use crate::domain::records::Record;
+use crate::domain::vocab::vocabulary;
+use crate::domain::{CreditCode, Issuer, RegionCode, TenderId};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+vocabulary! {
+    /// What a principal is.
+    Role { Provider => "provider", Platform => "platform", Committee => "committee", Supervisor => "supervisor" }
+}
+
+/// What a principal may act on, by role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Issuers of evaluations and authorities of list entries and penalties it writes for.
+    Provider { issuers: Vec<Issuer>, authorities: Vec<String>, commitments: bool },
+    /// GB/T 2260 regions whose tenders it runs (a province covers its cities and counties).
+    Platform { regions: Vec<RegionCode> },
+    /// One tender until the grant expires.
+    Committee { tender: TenderId, grant: String, expires_at: DateTime<Utc> },
+    Supervisor,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Unique in the principals file; kept as the source of what it writes.
+    pub name: String,
+    pub role: Role,
+    pub scope: Scope,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// No principals are configured: the server runs for its own host only
+    /// (loopback), as the demo does, and every action is allowed.
+    Local,
+    /// Principals are configured, and the caller proved none.
+    Anonymous,
+    Principal(Arc<Principal>),
+}
+
+impl Caller {
+    /// The name kept with what this caller writes.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Caller::Principal(p) => Some(&p.name),
+            _ => None,
+        }
+    }
+
+    /// For logs: the principal's name, "local" or "anonymous".
+    pub fn label(&self) -> &str {
+        match self {
+            Caller::Local => "local",
+            Caller::Anonymous => "anonymous",
+            Caller::Principal(p) => &p.name,
+        }
+    }
+}
+
+/// What the caller wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    PutRecords,
+    GetProfile,
+    RegisterTender,
+    AmendTender,
+    RegisterBid,
+    ReadTender,
+    ListTenders,
+    Assess,
+    AssessTender,
+    CheckDeposit,
+    GrantCommitteeAccess,
+    ViewCommitteePage,
+    ReadMetrics,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::PutRecords => "PutRecords",
+            Action::GetProfile => "GetProfile",
+            Action::RegisterTender => "RegisterTender",
+            Action::AmendTender => "AmendTender",
+            Action::RegisterBid => "RegisterBid",
+            Action::ReadTender => "GetTender",
+            Action::ListTenders => "ListTenders",
+            Action::Assess => "Assess",
+            Action::AssessTender => "AssessTender",
+            Action::CheckDeposit => "CheckDeposit",
+            Action::GrantCommitteeAccess => "GrantCommitteeAccess",
+            Action::ViewCommitteePage => "the committee page",
+            Action::ReadMetrics => "metrics",
+        }
+    }
+}
+
+/// What the action is on.
+#[derive(Debug, Clone, Copy)]
+pub enum Resource<'a> {
+    /// Nothing in particular (ListTenders: filtered per tender afterwards).
+    Service,
+    /// A tender, by id and region.
+    Tender { id: &'a TenderId, region: RegionCode },
+    /// A batch of records; each event comes with the record it targets, if stored.
+    Records(&'a [(&'a Record, Option<&'a Record>)]),
+    /// A credit code's profile, and whether the caller has written any of its records.
+    Profile { code: &'a CreditCode, written_by_caller: bool },
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// No identity, or one that no longer holds (UNAUTHENTICATED).
+    Unauthenticated(String),
+    /// A known caller outside its role or scope (PERMISSION_DENIED); the rule in a sentence.
+    Deny(String),
+    /// A tender the caller may not see: answered as if it did not exist.
+    NotFound,
+}
+
+/// Whether `caller` may do `action` on `resource` at `now`.
+pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: DateTime<Utc>) -> Decision {
+    let p = match caller {
+        Caller::Local => return Decision::Allow,
+        Caller::Anonymous => {
+            return Decision::Unauthenticated(format!("{} needs a caller identity: a bearer token or a client certificate", action.name()));
+        }
+        Caller::Principal(p) => p,
+    };
+    let denied = || Decision::Deny(format!("{} '{}' may not call {}", p.role, p.name, action.name()));
+    match (&p.scope, action) {
+        (Scope::Supervisor, a) if is_read(a) => Decision::Allow,
+        (Scope::Supervisor, _) => Decision::Deny(format!("supervisor '{}' reads only; {} writes", p.name, action.name())),
+        (Scope::Provider { .. }, Action::PutRecords) => provider_records(p, resource),
+        (Scope::Provider { .. }, Action::GetProfile) => match resource {
+            Resource::Profile { written_by_caller: true, .. } => Decision::Allow,
+            Resource::Profile { code, .. } => {
+                Decision::Deny(format!("provider '{}' reads only the profiles of codes it has written, not {code}", p.name))
+            }
+            _ => denied(),
+        },
+        (Scope::Provider { .. }, _) => denied(),
+        (Scope::Platform { regions }, a) if platform_action(a) => match resource {
+            Resource::Tender { region, .. } if regions.iter().any(|r| r.contains(region)) => Decision::Allow,
+            Resource::Tender { .. } => Decision::NotFound,
+            Resource::Service if a == Action::ListTenders => Decision::Allow,
+            _ => denied(),
+        },
+        (Scope::Platform { .. }, _) => denied(),
+        (Scope::Committee { tender, expires_at, .. }, Action::ViewCommitteePage | Action::AssessTender) => {
+            if now >= *expires_at {
+                return Decision::Unauthenticated(format!("the committee grant for {tender} expired at {expires_at}"));
+            }
+            match resource {
+                Resource::Tender { id, .. } if id == tender => Decision::Allow,
+                Resource::Tender { .. } => Decision::NotFound,
+                Resource::Service => Decision::Allow,
+                _ => denied(),
+            }
+        }
+        (Scope::Committee { .. }, _) => denied(),
+    }
+}
+
+fn is_read(a: Action) -> bool {
+    matches!(
+        a,
+        Action::GetProfile
+            | Action::ReadTender
+            | Action::ListTenders
+            | Action::Assess
+            | Action::AssessTender
+            | Action::CheckDeposit
+            | Action::ViewCommitteePage
+            | Action::ReadMetrics
+    )
+}
+
+fn platform_action(a: Action) -> bool {
+    matches!(
+        a,
+        Action::RegisterTender
+            | Action::AmendTender
+            | Action::RegisterBid
+            | Action::ReadTender
+            | Action::ListTenders
+            | Action::Assess
+            | Action::AssessTender
+            | Action::CheckDeposit
+            | Action::GrantCommitteeAccess
+            | Action::ViewCommitteePage
+    )
+}
+
+/// Every record must be within the provider's issuers or authorities; an
+/// event, within them through the record it targets.
+fn provider_records(p: &Principal, resource: Resource<'_>) -> Decision {
+    let Scope::Provider { issuers, authorities, commitments } = &p.scope else { unreachable!("checked by the caller") };
+    let Resource::Records(records) = resource else {
+        return Decision::Deny(format!("provider '{}' may write only records", p.name));
+    };
+    let within = |r: &Record| match r {
+        Record::Evaluation(e) => issuers.contains(&e.issuer),
+        Record::ListEntry(l) => authorities.iter().any(|a| a == &l.authority),
+        Record::Penalty(x) => authorities.iter().any(|a| a == &x.authority),
+        Record::Commitment(_) => *commitments,
+        Record::Event(_) => false,
+    };
+    for (i, (record, target)) in records.iter().enumerate() {
+        let ok = match record {
+            Record::Event(_) => target.is_some_and(within),
+            r => within(r),
+        };
+        if !ok {
+            let what = match record {
+                Record::Evaluation(e) => format!("an evaluation issued by {}", e.issuer),
+                Record::ListEntry(l) => format!("a list entry of authority '{}'", l.authority),
+                Record::Penalty(x) => format!("a penalty of authority '{}'", x.authority),
+                Record::Commitment(_) => "a commitment".to_owned(),
+                Record::Event(_) => "an event on a record outside its scope".to_owned(),
+            };
+            return Decision::Deny(format!(
+                "records[{i}]: provider '{}' may not write {what}; its scope is issuers [{}] and authorities [{}]",
+                p.name,
+                issuers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                authorities.join(", ")
+            ));
+        }
+    }
+    Decision::Allow
+}
+
+#[cfg(test)]
+mod tests;

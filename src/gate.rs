@@ -1,0 +1,272 @@
+//! The gate every request passes: who is calling, and whether that caller
+//! is within its rate and concurrency limits. A tower layer in front of the
+//! whole router (gRPC and pages alike); it puts a [`Caller`] into the
+//! request's extensions for the handlers, which ask [`crate::access::decide`]
+//! what the caller may do.
+//!
+//! - No principals configured: every caller is [`Caller::Local`] (the server
+//!   listens on loopback only; this is how `demo` runs).
+//! - `authorization: Bearer …`: the principal whose token it is; an unknown
+//!   or revoked token is UNAUTHENTICATED at once.
+//! - A client certificate: the principal its subject maps to.
+//! - The `ct_session` cookie: the committee grant it was issued for, while
+//!   the grant lives (else 401).
+//! - Nothing: [`Caller::Anonymous`], which may reach only public things.
+
+use crate::access::principals::{Limits, SharedPrincipals};
+use crate::access::{Caller, Principal, Role, Scope};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::body::Body;
+use tonic::codegen::http;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "ct_session";
+
+/// Per-principal limits, shaped by each role's figures in the principals file.
+#[derive(Default)]
+struct Limiters {
+    rate: Mutex<HashMap<Role, Arc<(Limits, DefaultKeyedRateLimiter<String>)>>>,
+    concurrency: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Why a caller was stopped at the gate.
+enum Stop {
+    Unauthenticated(String),
+    Exhausted { why: String, retry_after_ms: u64 },
+}
+
+/// What the gate needs; shared by every connection.
+pub struct Gate {
+    principals: Option<Arc<SharedPrincipals>>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    limiters: Limiters,
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()))
+}
+
+/// What a request offers as identity, read before the gate awaits anything.
+struct Proof {
+    /// `Some(None)`: an authorization header that is not a bearer token.
+    bearer: Option<Option<String>>,
+    certificate_subject: Option<String>,
+    session: Option<String>,
+}
+
+impl Proof {
+    fn of<B>(req: &http::Request<B>) -> Proof {
+        let bearer = req.headers().get(http::header::AUTHORIZATION).map(|v| {
+            v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(|t| t.trim().to_owned())
+        });
+        let certs = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.peer_certs());
+        let certificate_subject =
+            certs.as_ref().and_then(|c| c.first()).map(|c| crate::tls::certificate_subject(c).unwrap_or_default());
+        let session = cookie(req.headers(), SESSION_COOKIE).map(str::to_owned);
+        Proof { bearer, certificate_subject, session }
+    }
+}
+
+/// Paths anyone may reach: health, reflection, public keys, page assets, and
+/// the committee's link itself.
+fn is_public(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.")
+        || path.starts_with("/grpc.reflection.")
+        || path.starts_with("/credit_tender.v1.KeyService/")
+        || path.starts_with("/assets/")
+        || path == "/api/keys"
+        || path.starts_with("/committee/enter/")
+}
+
+fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+impl Gate {
+    pub fn new(principals: Option<Arc<SharedPrincipals>>, store: Store, metrics: Arc<Metrics>) -> Arc<Gate> {
+        Arc::new(Gate { principals, store, metrics, limiters: Limiters::default() })
+    }
+
+    /// Whether callers must prove who they are.
+    pub fn enforcing(&self) -> bool {
+        self.principals.is_some()
+    }
+
+    async fn identify(&self, proof: Proof) -> Result<Caller, Stop> {
+        let Some(principals) = &self.principals else { return Ok(Caller::Local) };
+        let principals = principals.get();
+        if let Some(token) = proof.bearer {
+            return match token.and_then(|t| principals.by_token(&t)) {
+                Some(p) => Ok(Caller::Principal(p)),
+                None => Err(Stop::Unauthenticated("unknown or revoked bearer token".into())),
+            };
+        }
+        if let Some(subject) = proof.certificate_subject {
+            return match principals.by_certificate_subject(&subject) {
+                Some(p) => Ok(Caller::Principal(p)),
+                None => Err(Stop::Unauthenticated(format!("client certificate '{subject}' is not a known principal"))),
+            };
+        }
+        if let Some(session) = proof.session {
+            let grant = self.store.grant_by_session(&sha256_hex(&session)).await.ok().flatten();
+            return match grant {
+                Some(g) if g.is_live(chrono::Utc::now()) => Ok(Caller::Principal(Arc::new(Principal {
+                    name: format!("committee:{}", g.grant_id),
+                    role: Role::Committee,
+                    scope: Scope::Committee { tender: g.tender_id, grant: g.grant_id, expires_at: g.expires_at },
+                }))),
+                _ => Err(Stop::Unauthenticated("the committee session has ended (expired or revoked)".into())),
+            };
+        }
+        Ok(Caller::Anonymous)
+    }
+
+    /// Takes one request's worth of the principal's rate and a concurrency slot.
+    fn admit(&self, p: &Principal) -> Result<OwnedSemaphorePermit, Stop> {
+        let Some(principals) = &self.principals else { unreachable!("principals exist when a principal does") };
+        let limits = principals.get().limits(p.role);
+        let limiter = {
+            let mut rate = self.limiters.rate.lock().expect("limiter lock");
+            let entry = rate.entry(p.role).or_insert_with(|| Arc::new((limits, keyed(limits))));
+            if entry.0 != limits {
+                *entry = Arc::new((limits, keyed(limits)));
+            }
+            entry.clone()
+        };
+        if let Err(not_until) = limiter.1.check_key(&p.name) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            return Err(Stop::Exhausted {
+                why: format!("'{}' is over its {} requests/s", p.name, limits.requests_per_second),
+                retry_after_ms: wait.as_millis().max(1) as u64,
+            });
+        }
+        let semaphore = {
+            let mut all = self.limiters.concurrency.lock().expect("limiter lock");
+            all.entry(p.name.clone()).or_insert_with(|| Arc::new(Semaphore::new(limits.concurrent as usize))).clone()
+        };
+        semaphore.try_acquire_owned().map_err(|_| Stop::Exhausted {
+            why: format!("'{}' already has {} requests in flight", p.name, limits.concurrent),
+            retry_after_ms: 50,
+        })
+    }
+}
+
+fn keyed(l: Limits) -> DefaultKeyedRateLimiter<String> {
+    let rate = NonZeroU32::new(l.requests_per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(l.burst).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+}
+
+/// The answer for a stopped request: a gRPC status, or an HTTP error for pages.
+fn refuse(grpc: bool, stop: Stop) -> http::Response<Body> {
+    let (status, retry) = match stop {
+        Stop::Unauthenticated(why) => (tonic::Status::unauthenticated(why), None),
+        Stop::Exhausted { why, retry_after_ms } => {
+            let mut s = tonic::Status::resource_exhausted(format!("{why}; retry after {retry_after_ms} ms"));
+            if let Ok(v) = retry_after_ms.to_string().parse() {
+                s.metadata_mut().insert("grpc-retry-pushback-ms", v);
+            }
+            (s, Some(retry_after_ms))
+        }
+    };
+    if grpc {
+        return status.into_http();
+    }
+    let code = match status.code() {
+        tonic::Code::Unauthenticated => http::StatusCode::UNAUTHORIZED,
+        _ => http::StatusCode::TOO_MANY_REQUESTS,
+    };
+    let mut r = http::Response::new(Body::new(status.message().to_owned()));
+    *r.status_mut() = code;
+    if let Some(ms) = retry
+        && let Ok(v) = http::HeaderValue::from_str(&ms.div_ceil(1000).to_string())
+    {
+        r.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
+    r
+}
+
+#[derive(Clone)]
+pub struct GateLayer(pub Arc<Gate>);
+
+impl<S> tower::Layer<S> for GateLayer {
+    type Service = GateService<S>;
+    fn layer(&self, inner: S) -> GateService<S> {
+        GateService { inner, gate: self.0.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct GateService<S> {
+    inner: S,
+    gate: Arc<Gate>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for GateService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // The ready inner service serves this request; a fresh clone waits for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let gate = self.gate.clone();
+        let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let public = is_public(req.uri().path());
+        // A committee link is a secret: never in a log line.
+        let path = if req.uri().path().starts_with("/committee/enter/") { "/committee/enter/…".to_owned() } else { req.uri().path().to_owned() };
+        let proof = Proof::of(&req);
+        Box::pin(async move {
+            let caller = match gate.identify(proof).await {
+                Ok(c) => c,
+                Err(_) if public => Caller::Anonymous,
+                Err(stop) => {
+                    gate.metrics.denied("unauthenticated");
+                    tracing::info!(path = %path, outcome = "unauthenticated", "refused at the gate");
+                    return Ok(refuse(grpc, stop));
+                }
+            };
+            let _permit = match &caller {
+                Caller::Principal(p) => match gate.admit(p) {
+                    Ok(permit) => Some(permit),
+                    Err(stop) => {
+                        gate.metrics.denied("rate_limited");
+                        tracing::info!(principal = %p.name, path = %path, outcome = "rate_limited", "refused at the gate");
+                        return Ok(refuse(grpc, stop));
+                    }
+                },
+                _ => None,
+            };
+            req.extensions_mut().insert(caller);
+            inner.call(req).await
+        })
+    }
+}
