@@ -32,10 +32,13 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "ct_session";
 
+/// One role's rate limiter, keyed by principal name, and the limits it was built for.
+type RoleLimiter = Arc<(Limits, DefaultKeyedRateLimiter<String>)>;
+
 /// Per-principal limits, shaped by each role's figures in the principals file.
 #[derive(Default)]
 struct Limiters {
-    rate: Mutex<HashMap<Role, Arc<(Limits, DefaultKeyedRateLimiter<String>)>>>,
+    rate: Mutex<HashMap<Role, RoleLimiter>>,
     concurrency: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 

@@ -88,14 +88,16 @@ impl AppState {
 
 /// Refuses addresses other callers could reach while callers are not
 /// authenticated, unless the operator says otherwise.
-pub fn check_listen_address(addr: SocketAddr, allow_remote: bool) -> Result<(), String> {
-    if addr.ip().is_loopback() || allow_remote {
+/// Beyond loopback, callers must come over TLS and prove who they are,
+/// unless the operator says a trusted proxy in front does that.
+pub fn check_listen_address(addr: SocketAddr, secured: bool, allow_remote: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || secured || allow_remote {
         return Ok(());
     }
     Err(format!(
-        "refusing to listen on {addr}: credit-tender does not authenticate callers yet, so anyone who can reach \
-         this address could write credit records. Listen on 127.0.0.1, or pass --insecure-allow-remote if a \
-         trusted network or proxy in front of it does the authentication."
+        "refusing to listen on {addr} without --tls-cert/--tls-key and --principals: anyone who can reach this \
+         address could write credit records. Give both, listen on 127.0.0.1, or pass --insecure-allow-remote if a \
+         trusted network or proxy in front of it does TLS and authentication."
     ))
 }
 

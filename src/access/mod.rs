@@ -167,6 +167,12 @@ pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: Date
         (Scope::Provider { .. }, _) => denied(),
         (Scope::Platform { regions }, a) if platform_action(a) => match resource {
             Resource::Tender { region, .. } if regions.iter().any(|r| r.contains(region)) => Decision::Allow,
+            // A new tender reveals nothing: say which rule.
+            Resource::Tender { region, .. } if a == Action::RegisterTender => Decision::Deny(format!(
+                "platform '{}' registers tenders only in its regions ({}), not in {region}",
+                p.name,
+                regions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            )),
             Resource::Tender { .. } => Decision::NotFound,
             Resource::Service if a == Action::ListTenders => Decision::Allow,
             _ => denied(),

@@ -47,10 +47,13 @@ fn platforms_act_on_their_regions_and_never_learn_of_others() {
     let id = TenderId::parse("T").unwrap();
     let mine = Resource::Tender { id: &id, region: RegionCode::parse("440305").unwrap() };
     let other = Resource::Tender { id: &id, region: RegionCode::parse("140100").unwrap() };
-    for a in [Action::RegisterTender, Action::AmendTender, Action::RegisterBid, Action::Assess, Action::GrantCommitteeAccess] {
+    for a in [Action::AmendTender, Action::RegisterBid, Action::Assess, Action::GrantCommitteeAccess] {
         assert_eq!(decide(&platform(), a, mine, now()), Decision::Allow, "{a:?}");
         assert_eq!(decide(&platform(), a, other, now()), Decision::NotFound, "{a:?}");
     }
+    assert_eq!(decide(&platform(), Action::RegisterTender, mine, now()), Decision::Allow);
+    let Decision::Deny(why) = decide(&platform(), Action::RegisterTender, other, now()) else { panic!() };
+    assert!(why.contains("only in its regions (440000), not in 140100"), "{why}");
     let Decision::Deny(why) = decide(&platform(), Action::PutRecords, Resource::Service, now()) else { panic!() };
     assert_eq!(why, "platform 'platform-1' may not call PutRecords");
 }

@@ -1,10 +1,12 @@
 //! The `credit-tender` command: `serve`, `demo`, `import`, `keygen`,
 //! `verify`, and the small clients `assess` and `keys`.
 
+mod access;
 mod client;
 mod render;
 mod verify;
 
+use crate::access::principals::SharedPrincipals;
 use crate::config::Rules;
 use crate::import::{import_file, FileOutcome, ImportOptions};
 use crate::server::{self, AppState, ServerOptions};
@@ -13,7 +15,9 @@ use crate::signing::{Keyring, SharedKeyring};
 use crate::store::{Store, WriteMode};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
+use crate::tls::{SharedTls, TlsFiles};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Signed, reproducible transport-credit assessments for public tenders.
@@ -40,6 +44,11 @@ pub enum Command {
     Assess(client::AssessArgs),
     /// Print a running server's public keys (the ListKeys answer) as JSON.
     Keys(client::KeysArgs),
+    /// Bearer tokens for the principals file.
+    #[command(subcommand)]
+    Token(access::TokenCommand),
+    /// A test CA with server and client certificates, for a test deployment over TLS.
+    Cert(access::CertArgs),
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +132,43 @@ pub struct ServeArgs {
     /// Directory of extra policy files (*.toml); one with a shipped id replaces it.
     #[arg(long, value_name = "DIR")]
     pub policies: Option<PathBuf>,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// TLS and caller identity for `serve`.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// Server certificate chain (PEM); with --tls-key, the port speaks TLS only.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA whose client certificates identify callers (mutual TLS); callers may still use tokens.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+    /// Who may call and what they may do (TOML); SIGHUP re-reads it. Without
+    /// it every caller is the local operator, which only loopback allows.
+    #[arg(long, value_name = "FILE")]
+    pub principals: Option<PathBuf>,
+}
+
+/// What `serve --principals --tls-*` loaded: who may call, and the TLS configuration.
+type Access = (Option<Arc<SharedPrincipals>>, Option<Arc<SharedTls>>);
+
+impl AccessArgs {
+    fn load(&self) -> Result<Access, Exit> {
+        let principals = self.principals.as_deref().map(SharedPrincipals::load).transpose().map_err(Exit::usage)?.map(Arc::new);
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let files = TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: self.client_ca.clone() };
+                Some(SharedTls::load(files).map_err(Exit::usage)?)
+            }
+            _ => None,
+        };
+        Ok((principals, tls))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -193,16 +239,18 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
     match cli.command {
         Command::Serve(args) => {
             let rules = load_rules(&args.rules)?;
-            server::check_listen_address(args.listen.listen, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
+            let (principals, tls) = args.access.load()?;
+            let secured = principals.is_some() && tls.is_some();
+            server::check_listen_address(args.listen.listen, secured, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
             let keyring = Keyring::load(&args.keys).map_err(|e| Exit::usage(e.to_string()))?;
             let keys = SharedKeyring::new(keyring, Some(args.keys.clone()));
             let store = open_store(&args.db).await?;
             let policies = PolicySet::load(store.clone(), args.policies.as_deref()).await.map_err(|e| Exit::usage(e.to_string()))?;
             let state = AppState::new(store, rules, policies, keys, args.cache.config()).await.map_err(store_failed)?;
-            serve(&args.listen, state).await
+            serve(&args.listen, state, principals, tls).await
         }
         Command::Demo(args) => {
-            server::check_listen_address(args.listen.listen, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
+            server::check_listen_address(args.listen.listen, false, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
             let dir = tempfile::tempdir().map_err(|e| Exit::failed(format!("cannot create a temporary directory: {e}")))?;
             let url = format!("sqlite://{}", dir.path().join("demo.db").display());
             let store = open_store(&url).await?;
@@ -219,7 +267,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
                 "demo signs with a key generated for this run only; `serve --keys` uses configured keys"
             );
             let state = AppState::new(store, rules, policies, keys, args.cache.config()).await.map_err(store_failed)?;
-            let result = serve(&args.listen, state).await;
+            let result = serve(&args.listen, state, None, None).await;
             drop(dir);
             result
         }
@@ -228,10 +276,17 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
         Command::Verify(args) => verify::run(&args),
         Command::Assess(args) => client::assess(&args).await,
         Command::Keys(args) => client::keys(&args).await,
+        Command::Token(cmd) => access::token(&cmd),
+        Command::Cert(args) => access::cert(&args),
     }
 }
 
-async fn serve(listen: &ListenArgs, state: AppState) -> Result<(), Exit> {
+async fn serve(
+    listen: &ListenArgs,
+    state: AppState,
+    principals: Option<Arc<SharedPrincipals>>,
+    tls: Option<Arc<SharedTls>>,
+) -> Result<(), Exit> {
     let listener = tokio::net::TcpListener::bind(listen.listen)
         .await
         .map_err(|e| Exit { status: 69, message: format!("cannot listen on {}: {e}", listen.listen) })?;
@@ -240,7 +295,8 @@ async fn serve(listen: &ListenArgs, state: AppState) -> Result<(), Exit> {
     if let Ok(addr) = listener.local_addr() {
         println!("listening on {addr}");
     }
-    let options = ServerOptions { shutdown_grace: Duration::from_secs(listen.shutdown_grace), ..ServerOptions::default() };
+    let options =
+        ServerOptions { shutdown_grace: Duration::from_secs(listen.shutdown_grace), principals, tls, ..ServerOptions::default() };
     server::run(listener, state, options, server::shutdown_signal())
         .await
         .map_err(|e| Exit::failed(format!("server failed: {e:#}")))

@@ -2,6 +2,7 @@
 //! a server on 127.0.0.1 — against SQLite and, when `DATABASE_URL` is set,
 //! PostgreSQL. All modules link into this one binary to keep builds short.
 
+mod access;
 mod assessment;
 mod cache;
 mod credit_data;

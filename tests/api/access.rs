@@ -1,0 +1,500 @@
+//! Access over real TLS on 127.0.0.1: every role against every RPC and page,
+//! token and certificate identities, scope refusals that store nothing, the
+//! committee's single-use link, and per-principal limits. The clients trust
+//! the test CA, as a platform would.
+
+use crate::helpers::*;
+use credit_tender::access::principals::{Principals, SharedPrincipals};
+use credit_tender::proto::v1 as pb;
+use credit_tender::tls::{SharedTls, TlsFiles};
+use pb::assessment_service_client::AssessmentServiceClient;
+use pb::credit_data_service_client::CreditDataServiceClient;
+use pb::key_service_client::KeyServiceClient;
+use pb::tender_service_client::TenderServiceClient;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::{Code, Request, Status};
+
+pub const HOST: &str = "ct.test";
+
+/// Test certificates from `credit-tender cert`: a CA, the server's, and a
+/// client certificate for the provider.
+pub struct Certs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Certs {
+    pub fn make() -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = cli(&["cert", "--host", HOST, "--client", "sx-provider", "--out", dir.path().to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        Certs { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap()
+    }
+
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles { cert: self.path("server.pem"), key: self.path("server.key"), client_ca: Some(self.path("ca.pem")) }
+    }
+}
+
+/// Tokens of the test principals, by name.
+pub const PLATFORM_TOKEN: &str = "ct_platform-gd-token";
+pub const OTHER_PLATFORM_TOKEN: &str = "ct_platform-sx-token";
+pub const SUPERVISOR_TOKEN: &str = "ct_supervisor-token";
+pub const PROVIDER_TOKEN: &str = "ct_provider-gd-token";
+
+fn sha(t: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, t.as_bytes()))
+}
+
+/// The test principals; the rate test gives the supervisor a small limit.
+pub const SMALL_SUPERVISOR_LIMITS: &str = "[limits.supervisor]\nrequests_per_second = 5\nburst = 5\nconcurrent = 2\n";
+
+pub fn principals_toml() -> String {
+    format!(
+        r#"
+[[principal]]
+name = "gd-platform"
+role = "platform"
+regions = ["440000"]
+token_sha256 = "{}"
+
+[[principal]]
+name = "sx-platform"
+role = "platform"
+regions = ["140000"]
+token_sha256 = "{}"
+
+[[principal]]
+name = "supervisor"
+role = "supervisor"
+token_sha256 = "{}"
+
+[[principal]]
+name = "gd-provider"
+role = "provider"
+issuers = ["440000"]
+authorities = ["测试省交通运输厅"]
+token_sha256 = "{}"
+
+[[principal]]
+name = "sx-provider"
+role = "provider"
+issuers = ["140000"]
+certificate_subject = "CN=sx-provider"
+"#,
+        sha(PLATFORM_TOKEN),
+        sha(OTHER_PLATFORM_TOKEN),
+        sha(SUPERVISOR_TOKEN),
+        sha(PROVIDER_TOKEN)
+    )
+}
+
+/// A server over TLS with the test principals.
+pub async fn spawn_secure(db: &TestDb, certs: &Certs) -> TestServer {
+    spawn_secure_with(db, certs, &principals_toml()).await
+}
+
+pub async fn spawn_secure_with(db: &TestDb, certs: &Certs, principals: &str) -> TestServer {
+    let principals = Principals::from_toml(principals).unwrap();
+    let server = credit_tender::server::ServerOptions {
+        principals: Some(Arc::new(SharedPrincipals::fixed(principals))),
+        tls: Some(SharedTls::load(certs.files()).unwrap()),
+        ..Default::default()
+    };
+    spawn_app(open(db).await, AppOptions { server, ..AppOptions::default() }).await
+}
+
+/// A channel that trusts the test CA, optionally presenting a client certificate.
+pub async fn tls_channel(addr: std::net::SocketAddr, certs: &Certs, client: Option<&str>) -> Channel {
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(certs.read("ca.pem"))).domain_name(HOST);
+    if let Some(cn) = client {
+        tls = tls.identity(Identity::from_pem(certs.read(&format!("client-{cn}.pem")), certs.read(&format!("client-{cn}.key"))));
+    }
+    Channel::from_shared(format!("https://{addr}")).unwrap().tls_config(tls).unwrap().connect().await.unwrap()
+}
+
+/// Adds `authorization: Bearer …` when a token is given.
+#[derive(Clone)]
+pub struct Bearer(pub Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut r: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            r.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(r)
+    }
+}
+
+pub fn bearer(token: Option<&str>) -> Bearer {
+    Bearer(token.map(|t| format!("Bearer {t}").parse().unwrap()))
+}
+
+pub struct Clients {
+    pub data: CreditDataServiceClient<InterceptedService<Channel, Bearer>>,
+    pub tenders: TenderServiceClient<InterceptedService<Channel, Bearer>>,
+    pub assess: AssessmentServiceClient<InterceptedService<Channel, Bearer>>,
+    pub keys: KeyServiceClient<InterceptedService<Channel, Bearer>>,
+}
+
+pub fn clients(channel: &Channel, token: Option<&str>) -> Clients {
+    let b = bearer(token);
+    Clients {
+        data: CreditDataServiceClient::with_interceptor(channel.clone(), b.clone()),
+        tenders: TenderServiceClient::with_interceptor(channel.clone(), b.clone()),
+        assess: AssessmentServiceClient::with_interceptor(channel.clone(), b.clone()),
+        keys: KeyServiceClient::with_interceptor(channel.clone(), b),
+    }
+}
+
+fn code_of<T>(r: Result<tonic::Response<T>, Status>) -> Code {
+    match r {
+        Ok(_) => Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+pub fn terms(region: &str) -> pb::TenderTerms {
+    crate::assessment::terms(region, "2026-12-15")
+}
+
+fn bidder(c: &str) -> Option<pb::Bidder> {
+    Some(pb::Bidder { credit_codes: vec![c.to_owned()] })
+}
+
+/// Calls every RPC as one caller; the answer's code for each, by name.
+async fn every_rpc(c: &mut Clients, code: &str, eval_issuer: &str, tag: usize) -> Vec<(&'static str, Code)> {
+    let eval = evaluation_json(&format!("e-{tag}"), code, json!({"issuer": eval_issuer, "year": 2010 + tag}));
+    let put = pb::PutRecordsRequest { records: vec![to_proto(eval)], source: "ignored".into() };
+    let tender = |id: &str, region: &str| pb::RegisterTenderRequest {
+        tender_id: id.into(),
+        terms: Some(terms(region)),
+        policy_id: "national-template".into(),
+    };
+    let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+    let grant = pb::GrantCommitteeAccessRequest {
+        tender_id: "T-GD".into(),
+        member_ref: "expert-7".into(),
+        expires_at: Some(pbjson_types::Timestamp { seconds: expires.timestamp(), nanos: 0 }),
+    };
+    let mut out = vec![
+        ("PutRecords", code_of(c.data.put_records(put).await)),
+        ("GetProfile", code_of(c.data.get_profile(pb::GetProfileRequest { credit_code: code.into(), as_of: None, data_version: None }).await)),
+        ("RegisterTender", code_of(c.tenders.register_tender(tender(&format!("T-NEW-{tag}"), "440300")).await)),
+        ("AmendTender", code_of(c.tenders.amend_tender(pb::AmendTenderRequest { tender_id: "T-GD".into(), terms: Some(terms("440300")) }).await)),
+        ("GetTender", code_of(c.tenders.get_tender(pb::GetTenderRequest { tender_id: "T-GD".into(), version: 0 }).await)),
+        ("ListTenders", code_of(c.tenders.list_tenders(pb::ListTendersRequest {}).await)),
+        ("RegisterBid", code_of(c.tenders.register_bid(pb::RegisterBidRequest { tender_id: "T-GD".into(), bidder: bidder(code) }).await)),
+        ("Assess", code_of(c.assess.assess(pb::AssessRequest { tender_id: "T-GD".into(), bidder: bidder(code), contract_price_fen: None }).await)),
+        ("AssessTender", code_of(c.assess.assess_tender(pb::AssessTenderRequest { tender_id: "T-GD".into() }).await)),
+        (
+            "CheckDeposit",
+            code_of(
+                c.assess
+                    .check_deposit(pb::CheckDepositRequest {
+                        tender_id: "T-GD".into(),
+                        bidder: bidder(code),
+                        offered_fen: 0,
+                        form: String::new(),
+                        contract_price_fen: None,
+                    })
+                    .await,
+            ),
+        ),
+        ("GrantCommitteeAccess", code_of(c.tenders.grant_committee_access(grant).await)),
+    ];
+    out.push(("ListKeys", code_of(c.keys.list_keys(pb::ListKeysRequest {}).await)));
+    out
+}
+
+/// The platform registers T-GD (Shenzhen) with one bid; the provider writes
+/// the bidder's grade.
+async fn seed(addr: std::net::SocketAddr, certs: &Certs, code: &str) {
+    let ch = tls_channel(addr, certs, None).await;
+    let mut p = clients(&ch, Some(PLATFORM_TOKEN));
+    let req = pb::RegisterTenderRequest { tender_id: "T-GD".into(), terms: Some(terms("440300")), policy_id: "national-template".into() };
+    p.tenders.register_tender(req).await.unwrap();
+    p.tenders.register_bid(pb::RegisterBidRequest { tender_id: "T-GD".into(), bidder: bidder(code) }).await.unwrap();
+    let mut prov = clients(&ch, Some(PROVIDER_TOKEN));
+    let put = pb::PutRecordsRequest { records: vec![to_proto(evaluation_json("seed", code, json!({})))], source: String::new() };
+    prov.data.put_records(put).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_role_against_every_rpc_over_tls() {
+    for db in backends().await {
+        let certs = Certs::make();
+        let server = spawn_secure(&db, &certs).await;
+        let code = crate::assessment::code(700);
+        seed(server.addr, &certs, &code).await;
+        let ch = tls_channel(server.addr, &certs, None).await;
+        use Code::*;
+        let table: Vec<(&str, Option<&str>, &str, [Code; 12])> = vec![
+            ("anonymous", None, "440000", [Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Ok]),
+            ("provider", Some(PROVIDER_TOKEN), "440000", [Ok, Ok, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, Ok]),
+            ("platform", Some(PLATFORM_TOKEN), "440000", [PermissionDenied, PermissionDenied, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+            ("other platform", Some(OTHER_PLATFORM_TOKEN), "440000", [PermissionDenied, PermissionDenied, PermissionDenied, NotFound, NotFound, Ok, NotFound, NotFound, NotFound, NotFound, NotFound, Ok]),
+            ("supervisor", Some(SUPERVISOR_TOKEN), "440000", [PermissionDenied, Ok, PermissionDenied, PermissionDenied, Ok, Ok, PermissionDenied, Ok, Ok, Ok, PermissionDenied, Ok]),
+            ("unknown token", Some("ct_nobody"), "440000", [Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Ok]),
+        ];
+        for (i, (who, token, issuer, want)) in table.into_iter().enumerate() {
+            let mut c = clients(&ch, token);
+            let got = every_rpc(&mut c, &code, issuer, i).await;
+            for ((rpc, code), want) in got.iter().zip(want) {
+                assert_eq!(*code, want, "[{}] {who} calling {rpc}", db.backend);
+            }
+        }
+        // The platform of another province does not see T-GD in its list.
+        let mut other = clients(&ch, Some(OTHER_PLATFORM_TOKEN));
+        let list = other.tenders.list_tenders(pb::ListTendersRequest {}).await.unwrap().into_inner();
+        assert!(list.tenders.iter().all(|t| t.tender_id != "T-GD"), "{list:?}");
+        // Health and reflection need no identity.
+        let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+        health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_an_identity_and_a_provider_writes_only_within_its_scope() {
+    for db in backends().await {
+        let certs = Certs::make();
+        let server = spawn_secure(&db, &certs).await;
+        let ch = tls_channel(server.addr, &certs, Some("sx-provider")).await;
+        let mut sx = clients(&ch, None);
+        let code = crate::assessment::code(701);
+        let ours = evaluation_json("sx-1", &code, json!({"issuer": "140000"}));
+        let put = |r: serde_json::Value| pb::PutRecordsRequest { records: vec![to_proto(r)], source: "forged-source".into() };
+        let v = sx.data.put_records(put(ours)).await.unwrap().into_inner().data_version;
+        let before = snapshot(&db.url).await;
+        for (label, record) in [
+            ("national grade", evaluation_json("sx-2", &code, json!({"issuer": "national", "year": 2024}))),
+            ("another province", evaluation_json("sx-3", &code, json!({"issuer": "440000", "year": 2023}))),
+            ("another authority", list_entry_json("sx-4", &code, "transport_blacklist")),
+        ] {
+            let status = sx.data.put_records(put(record)).await.unwrap_err();
+            assert_eq!(status.code(), Code::PermissionDenied, "[{}] {label}: {status:?}", db.backend);
+            assert!(status.message().contains("provider 'sx-provider' may not write"), "{}", status.message());
+        }
+        assert_eq!(snapshot(&db.url).await, before, "[{}] a refused write stores nothing", db.backend);
+        // The source kept with the version is the principal, not what the caller wrote.
+        assert!(before.iter().any(|row| row == &format!("v{v}:sx-provider")), "{before:?}");
+        // Its own code it may read back; another provider's it may not.
+        let p = sx.data.get_profile(pb::GetProfileRequest { credit_code: code.clone(), as_of: None, data_version: None }).await;
+        assert!(p.is_ok(), "{p:?}");
+        let other = crate::assessment::code(702);
+        let mut gd = clients(&tls_channel(server.addr, &certs, None).await, Some(PROVIDER_TOKEN));
+        gd.data.put_records(put(evaluation_json("gd-1", &other, json!({})))).await.unwrap();
+        let status = sx.data.get_profile(pb::GetProfileRequest { credit_code: other, as_of: None, data_version: None }).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied);
+    }
+}
+
+#[tokio::test]
+async fn one_noisy_principal_is_limited_and_the_others_are_not() {
+    let db = sqlite_db();
+    let certs = Certs::make();
+    let server = spawn_secure_with(&db, &certs, &format!("{SMALL_SUPERVISOR_LIMITS}{}", principals_toml())).await;
+    let code = crate::assessment::code(703);
+    seed(server.addr, &certs, &code).await;
+    let ch = tls_channel(server.addr, &certs, None).await;
+    let noisy = clients(&ch, Some(SUPERVISOR_TOKEN));
+    let calm = clients(&ch, Some(PLATFORM_TOKEN));
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let mut n = noisy.tenders.clone();
+        tasks.push(tokio::spawn(async move { code_of(n.get_tender(pb::GetTenderRequest { tender_id: "T-GD".into(), version: 0 }).await) }));
+    }
+    let mut calm_codes = Vec::new();
+    for _ in 0..40 {
+        let mut c = calm.tenders.clone();
+        calm_codes.push(code_of(c.get_tender(pb::GetTenderRequest { tender_id: "T-GD".into(), version: 0 }).await));
+    }
+    let noisy_codes: Vec<Code> = futures_util::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    let exhausted = noisy_codes.iter().filter(|c| **c == Code::ResourceExhausted).count();
+    assert!(exhausted >= 30, "the supervisor's 5/s (burst 5) limit held back most of 40 calls: {noisy_codes:?}");
+    assert!(noisy_codes.iter().all(|c| matches!(c, Code::Ok | Code::ResourceExhausted)));
+    assert!(calm_codes.iter().all(|c| *c == Code::Ok), "another principal is not limited: {calm_codes:?}");
+    let status = noisy.tenders.clone().get_tender(pb::GetTenderRequest { tender_id: "T-GD".into(), version: 0 }).await.unwrap_err();
+    assert!(status.message().contains("retry after"), "{}", status.message());
+    assert!(status.metadata().get("grpc-retry-pushback-ms").is_some());
+}
+
+/// GET over HTTPS/1.1 trusting the test CA: (status, headers, body).
+pub async fn https_get(addr: std::net::SocketAddr, certs: &Certs, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(certs.path("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut s = connector.connect(HOST.try_into().unwrap(), tcp).await.unwrap();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n{extra}\r\n").as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();
+    (status, head, body)
+}
+
+use rustls_pki_types::pem::PemObject;
+
+/// Grants committee access to `tender` as the platform; returns (grant id, link path).
+pub async fn grant(ch: &Channel, tender: &str, seconds: i64) -> (String, String) {
+    let mut p = clients(ch, Some(PLATFORM_TOKEN));
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(seconds);
+    let g = p
+        .tenders
+        .grant_committee_access(pb::GrantCommitteeAccessRequest {
+            tender_id: tender.into(),
+            member_ref: "expert-7".into(),
+            expires_at: Some(pbjson_types::Timestamp { seconds: expires.timestamp(), nanos: 0 }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (g.grant_id, g.link_path)
+}
+
+fn session_cookie(head: &str) -> String {
+    let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect("a session cookie");
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/", "Max-Age="] {
+        assert!(line.contains(attr), "cookie lacks {attr}: {line}");
+    }
+    line.split_once(':').unwrap().1.trim().split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_committee_link_works_once_shows_one_tender_and_ends_with_its_grant() {
+    for db in backends().await {
+        let certs = Certs::make();
+        let server = spawn_secure(&db, &certs).await;
+        let code = crate::assessment::code(704);
+        seed(server.addr, &certs, &code).await;
+        let ch = tls_channel(server.addr, &certs, None).await;
+        let mut p = clients(&ch, Some(PLATFORM_TOKEN));
+        let other = pb::RegisterTenderRequest { tender_id: "T-GD-2".into(), terms: Some(terms("440100")), policy_id: "national-template".into() };
+        p.tenders.register_tender(other).await.unwrap();
+
+        let (grant_id, link) = grant(&ch, "T-GD", 3600).await;
+        assert!(link.starts_with("/committee/enter/ct_"), "{link}");
+        let (status, head, _) = https_get(server.addr, &certs, &link, &[]).await;
+        assert_eq!(status, 303, "[{}] {head}", db.backend);
+        assert!(head.contains("location: /tenders/T-GD") || head.contains("Location: /tenders/T-GD"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("referrer-policy: no-referrer"), "{head}");
+        let cookie = session_cookie(&head);
+        let (again, _, _) = https_get(server.addr, &certs, &link, &[]).await;
+        assert_eq!(again, 401, "a link works once");
+
+        let with = [("cookie", cookie.as_str())];
+        let (s, head, body) = https_get(server.addr, &certs, "/", &with).await;
+        assert_eq!(s, 200, "{body}");
+        assert!(body.contains("T-GD") && !body.contains("T-GD-2"), "only its own tender is listed: {body}");
+        let csp = head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-security-policy")).unwrap_or_default();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("x-content-type-options: nosniff"));
+        assert_eq!(https_get(server.addr, &certs, "/tenders/T-GD", &with).await.0, 200);
+        assert_eq!(https_get(server.addr, &certs, "/api/tenders/T-GD/statements", &with).await.0, 200);
+        assert_eq!(https_get(server.addr, &certs, "/tenders/T-GD-2", &with).await.0, 404, "other tenders are not found");
+        assert_eq!(https_get(server.addr, &certs, "/tenders/NO-SUCH", &with).await.0, 404);
+        assert_eq!(https_get(server.addr, &certs, "/metrics", &with).await.0, 403);
+        assert_eq!(https_get(server.addr, &certs, "/tenders/T-GD", &[]).await.0, 401, "no cookie, no page");
+
+        // Revoked: everything 401s.
+        p.tenders.revoke_committee_access(pb::RevokeCommitteeAccessRequest { grant_id }).await.unwrap();
+        for path in ["/", "/tenders/T-GD", "/api/tenders/T-GD/statements"] {
+            assert_eq!(https_get(server.addr, &certs, path, &with).await.0, 401, "[{}] {path} after revocation", db.backend);
+        }
+        // Expired: likewise.
+        let (_, link) = grant(&ch, "T-GD", 2).await;
+        let (_, head, _) = https_get(server.addr, &certs, &link, &[]).await;
+        let cookie = session_cookie(&head);
+        assert_eq!(https_get(server.addr, &certs, "/tenders/T-GD", &[("cookie", cookie.as_str())]).await.0, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // waits out the grant's expiry, the behaviour under test
+        assert_eq!(https_get(server.addr, &certs, "/tenders/T-GD", &[("cookie", cookie.as_str())]).await.0, 401);
+        // Supervisors read metrics; grants and refusals are counted.
+        let (s, _, metrics) = https_get(server.addr, &certs, "/metrics", &[("authorization", &format!("Bearer {SUPERVISOR_TOKEN}"))]).await;
+        assert_eq!(s, 200);
+        assert!(metrics.contains("credit_tender_access_denials_total{reason=\"unauthenticated\"}"), "{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn bad_access_configuration_is_refused_with_the_reason() {
+    let certs = Certs::make();
+    let db = sqlite_db();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.toml");
+    let out = cli(&["keygen", "--out", dir.path().join("k.pk8").to_str().unwrap()]);
+    assert!(out.status.success());
+    std::fs::write(&keys, "[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n").unwrap();
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["serve", "--db", &db.url, "--keys", keys.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let out = cli(&args);
+        (out.status.code(), stderr(&out))
+    };
+    let bad = |name: &str, content: String| {
+        let p = file(dir.path(), name, content);
+        p.to_str().unwrap().to_owned()
+    };
+    let good = principals_toml();
+    for (label, content, want) in [
+        ("malformed", good.replace("regions = [\"440000\"]", "regions = [\"440000\""), "line 6:"),
+        ("unknown role", good.replacen("role = \"platform\"", "role = \"admin\"", 1), "line 2: role: unknown role 'admin'"),
+        ("overlapping names", good.replacen("name = \"sx-platform\"", "name = \"gd-platform\"", 1), "name 'gd-platform' is used by an earlier principal"),
+        ("shared token", good.replacen(&sha(OTHER_PLATFORM_TOKEN), &sha(PLATFORM_TOKEN), 1), "has the same token as an earlier principal"),
+        ("region", good.replacen("regions = [\"440000\"]", "regions = [\"4400\"]", 1), "regions: '4400' is not a region code"),
+    ] {
+        let path = bad(&format!("{label}.toml"), content);
+        let (code, err) = serve(&["--principals", &path]);
+        assert_eq!(code, Some(64), "{label}: {err}");
+        assert!(err.contains(&path) && err.contains(want), "{label}: {err}");
+    }
+    // A key that does not match the certificate.
+    let other = Certs::make();
+    let (code, err) = serve(&["--tls-cert", certs.path("server.pem").to_str().unwrap(), "--tls-key", other.path("server.key").to_str().unwrap()]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("the key does not match the certificate"), "{err}");
+    // An expired certificate, refused with its dates.
+    let (cert, key) = expired_certificate();
+    let cert = bad("expired.pem", cert);
+    let key = bad("expired.key", key);
+    let (code, err) = serve(&["--tls-cert", &cert, "--tls-key", &key]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("certificate is not valid now: valid from") && err.contains("2020"), "{err}");
+    // Beyond loopback without TLS and principals: refused.
+    let out = cli(&["serve", "--db", &db.url, "--keys", keys.to_str().unwrap(), "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains("without --tls-cert/--tls-key and --principals"), "{}", stderr(&out));
+}
+
+fn expired_certificate() -> (String, String) {
+    let mut params = rcgen::CertificateParams::new(vec![HOST.to_owned()]).unwrap();
+    params.not_before = time::OffsetDateTime::from_unix_timestamp(1_577_836_800).unwrap(); // 2020-01-01
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(1_609_372_800).unwrap(); // 2020-12-31
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
