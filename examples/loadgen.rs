@@ -8,6 +8,9 @@
 //! ```
 //! The generator creates its own firms and tenders through the API (names
 //! start with LOADGEN), so any server will do: demo, SQLite or PostgreSQL.
+//! Against a server with TLS and principals, give `--ca` and the tokens of a
+//! platform (region 110000) and a provider (issuer 110000):
+//! `loadgen --server https://HOST:PORT --ca ca.pem --token ct_… --provider-token ct_…`.
 
 use clap::Parser;
 use credit_tender::domain::CreditCode;
@@ -15,7 +18,29 @@ use credit_tender::proto::v1 as pb;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// Sends a bearer token with every call, when one is given.
+#[derive(Clone)]
+struct Token(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Token {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = &self.0 {
+            r.metadata_mut().insert("authorization", t.clone());
+        }
+        Ok(r)
+    }
+}
+
+fn token(t: Option<&str>) -> Token {
+    Token(t.map(|t| format!("Bearer {t}").parse().expect("a token is header-safe")))
+}
+
+/// A connection that sends the platform's token.
+type Ch = InterceptedService<Channel, Token>;
 use tonic_health::pb::health_client::HealthClient;
 
 #[derive(Parser, Debug, Clone)]
@@ -45,6 +70,15 @@ struct Args {
     /// Distinct firms created for the cold scenario.
     #[arg(long, default_value_t = 200_000)]
     cold_firms: u32,
+    /// CA certificate (PEM) to trust, for an https:// server.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// Bearer token of a platform principal (regions 110000), sent with every measured call.
+    #[arg(long)]
+    token: Option<String>,
+    /// Bearer token of a provider principal (issuer 110000), for creating the firms; default --token.
+    #[arg(long)]
+    provider_token: Option<String>,
     /// A prefix for ids, so repeated runs on one store do not collide.
     #[arg(long, default_value_t = format!("LG{}", std::process::id()))]
     run: String,
@@ -78,7 +112,7 @@ fn bidder(n: u32) -> Option<pb::Bidder> {
 }
 
 struct Setup {
-    channels: Vec<Channel>,
+    channels: Vec<Ch>,
     hot_tender: String,
     sign_tenders: Vec<String>,
     table_tender: String,
@@ -87,11 +121,19 @@ struct Setup {
 const HOT_FIRMS: u32 = 50;
 
 async fn setup(args: &Args) -> Result<Setup, Box<dyn std::error::Error>> {
-    let mut channels = Vec::new();
+    let mut raw = Vec::new();
     for _ in 0..args.connections {
-        channels.push(tonic::transport::Endpoint::from_shared(args.server.clone())?.connect().await?);
+        let mut endpoint = tonic::transport::Endpoint::from_shared(args.server.clone())?;
+        if let Some(ca) = &args.ca {
+            let ca = tonic::transport::Certificate::from_pem(std::fs::read(ca)?);
+            endpoint = endpoint.tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(ca))?;
+        }
+        raw.push(endpoint.connect().await?);
     }
-    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(channels[0].clone());
+    let platform = token(args.token.as_deref());
+    let provider = token(args.provider_token.as_deref().or(args.token.as_deref()));
+    let channels: Vec<Ch> = raw.iter().map(|c| InterceptedService::new(c.clone(), platform.clone())).collect();
+    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(InterceptedService::new(raw[0].clone(), provider));
     let total = HOT_FIRMS + args.cold_firms;
     let t = Instant::now();
     let mut n = 0;
@@ -152,7 +194,7 @@ struct Report {
     p999: f64,
 }
 
-async fn one(s: Scenario, ch: Channel, setup: &Setup, i: u64, cold_base: u32, cold_firms: u32) -> bool {
+async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_firms: u32) -> bool {
     match s {
         Scenario::Health => HealthClient::new(ch)
             .check(tonic_health::pb::HealthCheckRequest { service: String::new() })

@@ -5,19 +5,46 @@
 //! ```sh
 //! cargo run --release -- demo &            # a server with the demo firms
 //! cargo run --example platform_client      # or: -- http://HOST:PORT
+//!
+//! # a deployed server: TLS (trusting its CA) and the platform's bearer token
+//! CREDIT_TENDER_CA=ca.pem CREDIT_TENDER_TOKEN=ct_… \
+//!   cargo run --example platform_client -- https://credit.example.gov.cn:50051
 //! ```
 
 use credit_tender::domain::Fen;
 use credit_tender::proto::v1 as pb;
 use pb::assessment_service_client::AssessmentServiceClient;
 use pb::tender_service_client::TenderServiceClient;
+use tonic::metadata::{Ascii, MetadataValue};
+
+/// Sends the platform's token with every call (when one is set).
+#[derive(Clone)]
+struct Token(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Token {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = &self.0 {
+            r.metadata_mut().insert("authorization", t.clone());
+        }
+        Ok(r)
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:50051".into());
-    let channel = tonic::transport::Endpoint::from_shared(server.clone())?.connect().await?;
-    let mut tenders = TenderServiceClient::new(channel.clone());
-    let mut assessments = AssessmentServiceClient::new(channel);
+    let mut endpoint = tonic::transport::Endpoint::from_shared(server.clone())?;
+    if let Ok(ca) = std::env::var("CREDIT_TENDER_CA") {
+        let ca = tonic::transport::Certificate::from_pem(std::fs::read(ca)?);
+        endpoint = endpoint.tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(ca))?;
+    }
+    let channel = endpoint.connect().await?;
+    let token = match std::env::var("CREDIT_TENDER_TOKEN") {
+        Ok(t) => Token(Some(format!("Bearer {t}").parse()?)),
+        Err(_) => Token(None),
+    };
+    let mut tenders = TenderServiceClient::with_interceptor(channel.clone(), token.clone());
+    let mut assessments = AssessmentServiceClient::with_interceptor(channel, token);
 
     // A tender 30 days from now, in Taiyuan, under the national template.
     let deadline = chrono::Utc::now() + chrono::Duration::days(30);

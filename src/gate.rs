@@ -13,18 +13,16 @@
 //!   the grant lives (else 401).
 //! - Nothing: [`Caller::Anonymous`], which may reach only public things.
 
-use crate::access::principals::{Limits, SharedPrincipals};
+use crate::access::principals::{Admission, Found, SharedPrincipals};
 use crate::access::{Caller, Principal, Role, Scope};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::future::Future;
-use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
@@ -32,14 +30,10 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "ct_session";
 
-/// One role's rate limiter, keyed by principal name, and the limits it was built for.
-type RoleLimiter = Arc<(Limits, DefaultKeyedRateLimiter<String>)>;
-
-/// Per-principal limits, shaped by each role's figures in the principals file.
+/// Committee sessions' admissions, by grant (file principals carry their own).
 #[derive(Default)]
 struct Limiters {
-    rate: Mutex<HashMap<Role, RoleLimiter>>,
-    concurrency: Mutex<HashMap<String, Arc<Semaphore>>>,
+    committees: Mutex<HashMap<String, Arc<Admission>>>,
 }
 
 /// Why a caller was stopped at the gate.
@@ -112,69 +106,58 @@ impl Gate {
         self.principals.is_some()
     }
 
-    async fn identify(&self, proof: Proof) -> Result<Caller, Stop> {
-        let Some(principals) = &self.principals else { return Ok(Caller::Local) };
+    async fn identify(&self, proof: Proof) -> Result<(Caller, Option<Arc<Admission>>), Stop> {
+        let Some(principals) = &self.principals else { return Ok((Caller::Local, None)) };
         let principals = principals.get();
+        let found = |f: Found| (Caller::Principal(f.0), Some(f.1));
         if let Some(token) = proof.bearer {
             return match token.and_then(|t| principals.by_token(&t)) {
-                Some(p) => Ok(Caller::Principal(p)),
+                Some(f) => Ok(found(f)),
                 None => Err(Stop::Unauthenticated("unknown or revoked bearer token".into())),
             };
         }
         if let Some(subject) = proof.certificate_subject {
             return match principals.by_certificate_subject(&subject) {
-                Some(p) => Ok(Caller::Principal(p)),
+                Some(f) => Ok(found(f)),
                 None => Err(Stop::Unauthenticated(format!("client certificate '{subject}' is not a known principal"))),
             };
         }
         if let Some(session) = proof.session {
             let grant = self.store.grant_by_session(&sha256_hex(&session)).await.ok().flatten();
+            let now = chrono::Utc::now();
             return match grant {
-                Some(g) if g.is_live(chrono::Utc::now()) => Ok(Caller::Principal(Arc::new(Principal {
-                    name: format!("committee:{}", g.grant_id),
-                    role: Role::Committee,
-                    scope: Scope::Committee { tender: g.tender_id, grant: g.grant_id, expires_at: g.expires_at },
-                }))),
+                Some(g) if g.is_live(now) => {
+                    let admission = {
+                        let mut all = self.limiters.committees.lock().expect("limiter lock");
+                        all.entry(g.grant_id.clone()).or_insert_with(|| Admission::new(principals.limits(Role::Committee))).clone()
+                    };
+                    let principal = Principal {
+                        name: format!("committee:{}", g.grant_id),
+                        role: Role::Committee,
+                        scope: Scope::Committee { tender: g.tender_id, grant: g.grant_id, expires_at: g.expires_at },
+                    };
+                    Ok((Caller::Principal(Arc::new(principal)), Some(admission)))
+                }
                 _ => Err(Stop::Unauthenticated("the committee session has ended (expired or revoked)".into())),
             };
         }
-        Ok(Caller::Anonymous)
-    }
-
-    /// Takes one request's worth of the principal's rate and a concurrency slot.
-    fn admit(&self, p: &Principal) -> Result<OwnedSemaphorePermit, Stop> {
-        let Some(principals) = &self.principals else { unreachable!("principals exist when a principal does") };
-        let limits = principals.get().limits(p.role);
-        let limiter = {
-            let mut rate = self.limiters.rate.lock().expect("limiter lock");
-            let entry = rate.entry(p.role).or_insert_with(|| Arc::new((limits, keyed(limits))));
-            if entry.0 != limits {
-                *entry = Arc::new((limits, keyed(limits)));
-            }
-            entry.clone()
-        };
-        if let Err(not_until) = limiter.1.check_key(&p.name) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            return Err(Stop::Exhausted {
-                why: format!("'{}' is over its {} requests/s", p.name, limits.requests_per_second),
-                retry_after_ms: wait.as_millis().max(1) as u64,
-            });
-        }
-        let semaphore = {
-            let mut all = self.limiters.concurrency.lock().expect("limiter lock");
-            all.entry(p.name.clone()).or_insert_with(|| Arc::new(Semaphore::new(limits.concurrent as usize))).clone()
-        };
-        semaphore.try_acquire_owned().map_err(|_| Stop::Exhausted {
-            why: format!("'{}' already has {} requests in flight", p.name, limits.concurrent),
-            retry_after_ms: 50,
-        })
+        Ok((Caller::Anonymous, None))
     }
 }
 
-fn keyed(l: Limits) -> DefaultKeyedRateLimiter<String> {
-    let rate = NonZeroU32::new(l.requests_per_second).unwrap_or(NonZeroU32::MIN);
-    let burst = NonZeroU32::new(l.burst).unwrap_or(NonZeroU32::MIN);
-    RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+/// Takes one request's worth of the principal's rate and a slot in flight.
+fn admit(name: &str, a: &Admission) -> Result<OwnedSemaphorePermit, Stop> {
+    if let Err(not_until) = a.rate.check() {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        return Err(Stop::Exhausted {
+            why: format!("'{name}' is over its {} requests/s", a.limits.requests_per_second),
+            retry_after_ms: wait.as_millis().max(1) as u64,
+        });
+    }
+    a.in_flight.clone().try_acquire_owned().map_err(|_| Stop::Exhausted {
+        why: format!("'{name}' already has {} requests in flight", a.limits.concurrent),
+        retry_after_ms: 50,
+    })
 }
 
 /// The answer for a stopped request: a gRPC status, or an HTTP error for pages.
@@ -248,17 +231,17 @@ where
         let path = if req.uri().path().starts_with("/committee/enter/") { "/committee/enter/…".to_owned() } else { req.uri().path().to_owned() };
         let proof = Proof::of(&req);
         Box::pin(async move {
-            let caller = match gate.identify(proof).await {
-                Ok(c) => c,
-                Err(_) if public => Caller::Anonymous,
+            let (caller, admission) = match gate.identify(proof).await {
+                Ok(found) => found,
+                Err(_) if public => (Caller::Anonymous, None),
                 Err(stop) => {
                     gate.metrics.denied("unauthenticated");
                     tracing::info!(path = %path, outcome = "unauthenticated", "refused at the gate");
                     return Ok(refuse(grpc, stop));
                 }
             };
-            let _permit = match &caller {
-                Caller::Principal(p) => match gate.admit(p) {
+            let _permit = match (&caller, &admission) {
+                (Caller::Principal(p), Some(a)) => match admit(&p.name, a) {
                     Ok(permit) => Some(permit),
                     Err(stop) => {
                         gate.metrics.denied("rate_limited");

@@ -59,10 +59,39 @@ struct Credentials {
     certificate_subject: Option<String>,
 }
 
+/// One principal's share of the server: its request rate and the requests
+/// it may have in flight, made when the file is read (a reload starts them afresh).
+pub struct Admission {
+    pub limits: Limits,
+    pub rate: governor::DefaultDirectRateLimiter,
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+impl Admission {
+    pub fn new(limits: Limits) -> Arc<Admission> {
+        let per_second = std::num::NonZeroU32::new(limits.requests_per_second).unwrap_or(std::num::NonZeroU32::MIN);
+        let burst = std::num::NonZeroU32::new(limits.burst).unwrap_or(std::num::NonZeroU32::MIN);
+        Arc::new(Admission {
+            limits,
+            rate: governor::RateLimiter::direct(governor::Quota::per_second(per_second).allow_burst(burst)),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(limits.concurrent as usize)),
+        })
+    }
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+/// A principal as the gate finds it: who, and its admission.
+pub type Found = (Arc<Principal>, Arc<Admission>);
+
 /// The principals of one file version.
 #[derive(Debug, Default)]
 pub struct Principals {
-    entries: Vec<(Arc<Principal>, Credentials)>,
+    entries: Vec<(Arc<Principal>, Credentials, Arc<Admission>)>,
     limits: BTreeMap<Role, Limits>,
 }
 
@@ -130,28 +159,32 @@ impl Principals {
             {
                 return Err(format!("line {line}: principal '{}' has the same token as an earlier principal", principal.name));
             }
-            entries.push((Arc::new(principal), credentials));
+            let admission = Admission::new(limits[&principal.role]);
+            entries.push((Arc::new(principal), credentials, admission));
         }
         Ok(Principals { entries, limits })
     }
 
     /// The principal whose token this is, comparing SHA-256 digests in constant time.
-    pub fn by_token(&self, token: &str) -> Option<Arc<Principal>> {
+    pub fn by_token(&self, token: &str) -> Option<Found> {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let mut found = None;
-        for (p, c) in &self.entries {
+        for (p, c, a) in &self.entries {
             if let Some(want) = &c.token_sha256
                 && bool::from(want.as_slice().ct_eq(digest.as_ref()))
             {
-                found = Some(p.clone());
+                found = Some((p.clone(), a.clone()));
             }
         }
         found
     }
 
     /// The principal a client certificate's subject maps to.
-    pub fn by_certificate_subject(&self, subject: &str) -> Option<Arc<Principal>> {
-        self.entries.iter().find(|(_, c)| c.certificate_subject.as_deref() == Some(subject)).map(|(p, _)| p.clone())
+    pub fn by_certificate_subject(&self, subject: &str) -> Option<Found> {
+        self.entries
+            .iter()
+            .find(|(_, c, _)| c.certificate_subject.as_deref() == Some(subject))
+            .map(|(p, _, a)| (p.clone(), a.clone()))
     }
 
     pub fn limits(&self, role: Role) -> Limits {

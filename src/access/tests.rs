@@ -122,9 +122,9 @@ certificate_subject = "CN=sx-provider"
 #[test]
 fn principals_are_found_by_token_and_certificate() {
     let p = Principals::from_toml(GOOD).unwrap();
-    assert_eq!(p.by_token("test").unwrap().name, "gd-platform"); // sha256("test")
+    assert_eq!(p.by_token("test").unwrap().0.name, "gd-platform"); // sha256("test")
     assert!(p.by_token("tes").is_none());
-    assert_eq!(p.by_certificate_subject("CN=sx-provider").unwrap().role, Role::Provider);
+    assert_eq!(p.by_certificate_subject("CN=sx-provider").unwrap().0.role, Role::Provider);
     assert_eq!(p.limits(Role::Platform).concurrent, 2);
 }
 

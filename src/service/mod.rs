@@ -143,31 +143,33 @@ pub(crate) fn caller<T>(r: &tonic::Request<T>) -> Caller {
 
 /// Asks the access rules, logs the answer with the principal and what it
 /// concerned, counts refusals, and turns them into errors: an unseen tender
-/// is "not found", never "forbidden".
+/// is "not found", never "forbidden". Refusals log at INFO; allowed calls at
+/// DEBUG (`RUST_LOG=credit_tender::service=debug` logs every call), so the
+/// hot path formats nothing by default.
 pub(crate) fn authorize(
     caller: &Caller,
     action: Action,
     resource: Resource<'_>,
     metrics: &crate::metrics::Metrics,
 ) -> Result<(), ApiError> {
-    let concerns = match resource {
+    let concerns = || match resource {
         Resource::Tender { id, .. } => id.to_string(),
         Resource::Profile { code, .. } => code.to_string(),
         Resource::Records(r) => format!("{} record(s)", r.len()),
         Resource::Service => String::new(),
     };
-    let decision = decide(caller, action, resource, chrono::Utc::now());
-    let (outcome, result) = match decision {
-        Decision::Allow => ("allowed", Ok(())),
-        Decision::Unauthenticated(why) => ("unauthenticated", Err(ApiError::Unauthenticated(why))),
-        Decision::Deny(why) => ("permission_denied", Err(ApiError::Denied(why))),
-        Decision::NotFound => ("not_found", Err(ApiError::NotFound(format!("no tender '{concerns}'")))),
+    let (outcome, result) = match decide(caller, action, resource, chrono::Utc::now()) {
+        Decision::Allow => {
+            if !matches!(caller, Caller::Local) {
+                tracing::debug!(principal = caller.label(), action = ?action, concerns = concerns(), outcome = "allowed", "access");
+            }
+            return Ok(());
+        }
+        Decision::Unauthenticated(why) => ("unauthenticated", ApiError::Unauthenticated(why)),
+        Decision::Deny(why) => ("permission_denied", ApiError::Denied(why)),
+        Decision::NotFound => ("not_found", ApiError::NotFound(format!("no tender '{}'", concerns()))),
     };
-    if result.is_err() {
-        metrics.denied(outcome);
-    }
-    if !matches!(caller, Caller::Local) {
-        tracing::info!(principal = caller.label(), action = ?action, concerns, outcome, "access");
-    }
-    result
+    metrics.denied(outcome);
+    tracing::info!(principal = caller.label(), action = ?action, concerns = concerns(), outcome, "access refused");
+    Err(result)
 }

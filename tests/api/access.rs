@@ -498,3 +498,143 @@ fn expired_certificate() -> (String, String) {
     let cert = params.self_signed(&key).unwrap();
     (cert.pem(), key.serialize_pem())
 }
+
+#[tokio::test]
+async fn sighup_rotates_tokens_and_certificates_without_dropping_established_connections() {
+    let db = sqlite_db();
+    let certs = Certs::make();
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&["keygen", "--out", dir.path().join("k.pk8").to_str().unwrap()]);
+    assert!(out.status.success());
+    let keys = file(dir.path(), "keys.toml", "[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n");
+    let principals = file(dir.path(), "principals.toml", principals_toml());
+    // The server reads its certificate from files it does not own: copies.
+    let cert = file(dir.path(), "server.pem", std::fs::read(certs.path("server.pem")).unwrap());
+    let key = file(dir.path(), "server.key", std::fs::read(certs.path("server.key")).unwrap());
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let server = CliServer::spawn(&[
+        "serve", "--db", &db.url, "--keys", &p(&keys), "--principals", &p(&principals),
+        "--tls-cert", &p(&cert), "--tls-key", &p(&key), "--client-ca", &p(&certs.path("ca.pem")),
+    ])
+    .await;
+    let established = tls_channel(server.addr, &certs, None).await;
+    let list = |ch: &Channel, token: &str| {
+        let mut c = clients(ch, Some(token));
+        async move { code_of(c.tenders.list_tenders(pb::ListTendersRequest {}).await) }
+    };
+    assert_eq!(list(&established, PLATFORM_TOKEN).await, Code::Ok);
+
+    // Rotate: the platform gets a new token, the server a certificate from a new CA.
+    const NEW_TOKEN: &str = "ct_platform-gd-rotated";
+    std::fs::write(&principals, principals_toml().replace(&sha(PLATFORM_TOKEN), &sha(NEW_TOKEN))).unwrap();
+    let next = Certs::make();
+    std::fs::copy(next.path("server.pem"), &cert).unwrap();
+    std::fs::copy(next.path("server.key"), &key).unwrap();
+    let hup = std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap();
+    assert!(hup.success());
+    server.log_line("principals reloaded").await;
+    server.log_line("TLS certificates reloaded").await;
+
+    // The established connection carries on, under the new principals.
+    assert_eq!(list(&established, NEW_TOKEN).await, Code::Ok);
+    assert_eq!(list(&established, PLATFORM_TOKEN).await, Code::Unauthenticated, "the old token is revoked");
+    // New connections get the new certificate: trusted through the new CA only.
+    let fresh = tls_channel(server.addr, &next, None).await;
+    assert_eq!(list(&fresh, NEW_TOKEN).await, Code::Ok);
+    let old_ca = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(certs.read("ca.pem"))).domain_name(HOST);
+    let refused = Channel::from_shared(format!("https://{}", server.addr)).unwrap().tls_config(old_ca).unwrap().connect().await;
+    assert!(refused.is_err(), "the old certificate is no longer served");
+}
+
+/// base64(SHA-256(SubjectPublicKeyInfo)) of a PEM certificate, for Chromium's
+/// --ignore-certificate-errors-spki-list (how the test trusts its own CA's leaf).
+fn spki_hash(pem: &std::path::Path) -> String {
+    use base64::Engine;
+    let der = rustls_pki_types::CertificateDer::from_pem_file(pem).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.tbs_certificate.subject_pki.raw);
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+#[tokio::test]
+async fn the_committee_verifies_every_row_over_tls_at_an_intranet_name() {
+    let certs = Certs::make();
+    let browser_args = [format!("--host-resolver-rules=MAP {HOST} 127.0.0.1"), format!("--ignore-certificate-errors-spki-list={}", spki_hash(&certs.path("server.pem")))];
+    let Some(browser) = crate::web::Browser::start_with(&browser_args).await else { return };
+    let db = sqlite_db();
+    let store = open(&db).await;
+    let rules = credit_tender::config::Rules::shipped();
+    credit_tender::demo::load(&store, &rules).await.unwrap();
+    let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
+    credit_tender::demo::register_tenders(&store, &policies).await.unwrap();
+    drop(store);
+    let server = spawn_secure(&db, &certs).await;
+    let ch = tls_channel(server.addr, &certs, None).await;
+    // Shanxi's tender: the Shanxi platform grants the member.
+    let tender = "DEMO-SX-2026-001";
+    let mut sx = clients(&ch, Some(OTHER_PLATFORM_TOKEN));
+    let expires = chrono::Utc::now() + chrono::Duration::hours(2);
+    let link = sx
+        .tenders
+        .grant_committee_access(pb::GrantCommitteeAccessRequest {
+            tender_id: tender.into(),
+            member_ref: "expert-1".into(),
+            expires_at: Some(pbjson_types::Timestamp { seconds: expires.timestamp(), nanos: 0 }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .link_path;
+    let table = sx.assess.assess_tender(pb::AssessTenderRequest { tender_id: tender.into() }).await.unwrap().into_inner();
+
+    browser.goto(&format!("https://{HOST}:{}{link}", server.addr.port())).await;
+    browser.ready().await;
+    assert_eq!(browser.eval("return window.isSecureContext").await, json!(true), "a secure context at an intranet name");
+    let url = browser.eval("return location.pathname").await;
+    assert_eq!(url, json!(format!("/tenders/{tender}")), "the link left the address bar");
+    let rows = browser.rows().await;
+    assert_eq!(rows.len(), table.bids.len(), "{rows:?}");
+    for (seq, cells) in &rows {
+        assert_eq!(cells.last().unwrap(), "签名有效", "bid {seq} verified in the browser: {cells:?}");
+    }
+    // The list shows the member's one tender only.
+    browser.goto(&format!("https://{HOST}:{}/", server.addr.port())).await;
+    let listed = browser.eval("return [...document.querySelectorAll('tbody tr a')].map(a => a.innerText)").await;
+    assert_eq!(listed, json!([tender]));
+}
+
+#[tokio::test]
+async fn every_role_against_every_page_over_tls() {
+    let db = sqlite_db();
+    let certs = Certs::make();
+    let server = spawn_secure(&db, &certs).await;
+    let code = crate::assessment::code(705);
+    seed(server.addr, &certs, &code).await;
+    let ch = tls_channel(server.addr, &certs, None).await;
+    let (_, link) = grant(&ch, "T-GD", 3600).await;
+    let (_, head, _) = https_get(server.addr, &certs, &link, &[]).await;
+    let cookie = session_cookie(&head);
+    let auth = |t: &str| format!("Bearer {t}");
+    let (platform, other, supervisor, provider) = (auth(PLATFORM_TOKEN), auth(OTHER_PLATFORM_TOKEN), auth(SUPERVISOR_TOKEN), auth(PROVIDER_TOKEN));
+    let pages = ["/", "/tenders/T-GD", "/api/tenders/T-GD/statements", "/metrics", "/api/keys", "/assets/committee.js"];
+    let table: Vec<(&str, Option<(&str, &str)>, [u16; 6])> = vec![
+        ("anonymous", None, [401, 401, 401, 401, 200, 200]),
+        ("committee", Some(("cookie", cookie.as_str())), [200, 200, 200, 403, 200, 200]),
+        ("platform", Some(("authorization", platform.as_str())), [200, 200, 200, 403, 200, 200]),
+        ("other platform", Some(("authorization", other.as_str())), [200, 404, 404, 403, 200, 200]),
+        ("provider", Some(("authorization", provider.as_str())), [200, 404, 404, 403, 200, 200]),
+        ("supervisor", Some(("authorization", supervisor.as_str())), [200, 200, 200, 200, 200, 200]),
+        ("unknown token", Some(("authorization", "Bearer ct_nobody")), [401, 401, 401, 401, 200, 200]),
+    ];
+    for (who, header, want) in table {
+        let headers: Vec<(&str, &str)> = header.into_iter().collect();
+        for (page, want) in pages.iter().zip(want) {
+            let (status, _, body) = https_get(server.addr, &certs, page, &headers).await;
+            assert_eq!(status, want, "{who} on {page}: {body}");
+        }
+        // The list shows only what the caller may see.
+        let (_, _, list) = https_get(server.addr, &certs, "/", &headers).await;
+        let sees = list.contains("T-GD");
+        assert_eq!(sees, matches!(who, "committee" | "platform" | "supervisor"), "{who} listing: {list}");
+    }
+}

@@ -257,6 +257,8 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 /// The `credit-tender` binary serving on a free loopback port; killed when dropped.
 pub struct CliServer {
     pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    /// A plain channel; it connects at its first call (TLS servers need their own).
     pub channel: Channel,
     /// The server's log lines (stderr), as they come.
     log: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
@@ -293,8 +295,9 @@ impl CliServer {
                 panic!("credit-tender {args:?} exited or did not say where it listens: {:?}", child.wait());
             }
         };
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-        CliServer { child, channel, log: tokio::sync::Mutex::new(log) }
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
+        let addr = addr.parse().expect("the printed address parses");
+        CliServer { child, addr, channel, log: tokio::sync::Mutex::new(log) }
     }
 
     /// Waits (up to 10 s) for a log line containing `needle`; returns it.

@@ -67,7 +67,7 @@ async fn store_down_is_an_error_page_not_an_empty_table() {
 }
 
 /// A WebDriver session on chromedriver, both stopped when dropped.
-struct Browser {
+pub struct Browser {
     port: u16,
     session: String,
     driver: std::process::Child,
@@ -117,7 +117,12 @@ async fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
 }
 
 impl Browser {
-    async fn start() -> Option<Browser> {
+    pub async fn start() -> Option<Browser> {
+        Browser::start_with(&[]).await
+    }
+
+    /// A browser with extra Chromium flags (e.g. host mapping, a trusted key).
+    pub async fn start_with(extra: &[String]) -> Option<Browser> {
         let required = std::env::var("CREDIT_TENDER_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists());
         let driver = std::env::var("CHROMEDRIVER").ok().or_else(|| {
@@ -148,29 +153,32 @@ impl Browser {
         assert!(matches!(started, Ok(Ok(true))), "chromedriver did not start");
         let profile = tempfile::tempdir().unwrap();
         let mut browser = Browser { port, session: String::new(), driver: child, _profile: profile };
+        let mut args: Vec<String> = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+                     "--window-size=1366,768"].map(String::from).to_vec();
+        args.push(format!("--user-data-dir={}", browser._profile.path().display()));
+        args.extend_from_slice(extra);
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
             "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-                     "--window-size=1366,768", format!("--user-data-dir={}", browser._profile.path().display())]
+            "args": args
         }}}});
         let r = wd(port, "POST", "/session", Some(caps)).await;
         browser.session = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}")).to_owned();
         Some(browser)
     }
 
-    async fn goto(&self, url: &str) {
+    pub async fn goto(&self, url: &str) {
         wd(self.port, "POST", &format!("/session/{}/url", self.session), Some(json!({"url": url}))).await;
     }
 
-    async fn eval(&self, script: &str) -> Value {
+    pub async fn eval(&self, script: &str) -> Value {
         let r = wd(self.port, "POST", &format!("/session/{}/execute/sync", self.session), Some(json!({"script": script, "args": []}))).await;
         r["value"].clone()
     }
 
     /// Waits until the page says it has verified and rendered everything:
     /// an async script that resolves when `body[data-ready]` turns "1".
-    async fn ready(&self) {
+    pub async fn ready(&self) {
         let script = "const done = arguments[arguments.length - 1];\
             const ready = () => document.body && document.body.dataset.ready === '1';\
             if (ready()) { done(true); return; }\
@@ -181,7 +189,7 @@ impl Browser {
         assert_eq!(r["value"], json!(true), "page never became ready: {r}");
     }
 
-    async fn rows(&self) -> Vec<(String, Vec<String>)> {
+    pub async fn rows(&self) -> Vec<(String, Vec<String>)> {
         let v = self
             .eval("return [...document.querySelectorAll('#table tbody tr.row, #table tbody tr.invalid')].map(tr => [tr.dataset.seq, [...tr.cells].map(td => td.innerText.trim())])")
             .await;
