@@ -617,7 +617,8 @@ async fn every_role_against_every_page_over_tls() {
     let auth = |t: &str| format!("Bearer {t}");
     let (platform, other, supervisor, provider) = (auth(PLATFORM_TOKEN), auth(OTHER_PLATFORM_TOKEN), auth(SUPERVISOR_TOKEN), auth(PROVIDER_TOKEN));
     let pages = ["/", "/tenders/T-GD", "/api/tenders/T-GD/statements", "/metrics", "/api/keys", "/assets/committee.js"];
-    let table: Vec<(&str, Option<(&str, &str)>, [u16; 6])> = vec![
+    type Row<'a> = (&'a str, Option<(&'a str, &'a str)>, [u16; 6]);
+    let table: Vec<Row> = vec![
         ("anonymous", None, [401, 401, 401, 401, 200, 200]),
         ("committee", Some(("cookie", cookie.as_str())), [200, 200, 200, 403, 200, 200]),
         ("platform", Some(("authorization", platform.as_str())), [200, 200, 200, 403, 200, 200]),
