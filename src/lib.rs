@@ -17,6 +17,12 @@
 //! - [`signing`]: Ed25519 keys and DSSE envelopes.
 //! - [`import`]: JSON Lines and CSV files into the store, all or nothing.
 //! - [`proto`]: the generated gRPC API (`proto/credit_tender/v1`).
+//! - [`access`]: who may call and what they may do: the pure
+//!   `decide(caller, action, resource)` with the role table, and the
+//!   principals file (tokens by SHA-256, certificate subjects, limits).
+//! - [`tls`]: rustls on the one port, certificates reloaded on SIGHUP.
+//! - [`gate`]: the tower layer before every route: identifies the caller
+//!   (token, client certificate, committee session), applies its limits.
 //! - [`service`]: the tonic services. Each request is parsed into a domain
 //!   command (`service/commands.rs`) before its handler acts, and every error
 //!   reaches the wire through `ApiError`'s one mapping.
