@@ -15,32 +15,20 @@
 use clap::Parser;
 use credit_tender::domain::CreditCode;
 use credit_tender::proto::v1 as pb;
+use credit_tender::proto::Bearer;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-/// Sends a bearer token with every call, when one is given.
-#[derive(Clone)]
-struct Token(Option<MetadataValue<Ascii>>);
 
-impl tonic::service::Interceptor for Token {
-    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(t) = &self.0 {
-            r.metadata_mut().insert("authorization", t.clone());
-        }
-        Ok(r)
-    }
-}
-
-fn token(t: Option<&str>) -> Token {
-    Token(t.map(|t| format!("Bearer {t}").parse().expect("a token is header-safe")))
+fn token(t: Option<&str>) -> Bearer {
+    Bearer::new(t).expect("a token is header-safe")
 }
 
 /// A connection that sends the platform's token.
-type Ch = InterceptedService<Channel, Token>;
+type Ch = InterceptedService<Channel, Bearer>;
 use tonic_health::pb::health_client::HealthClient;
 
 #[derive(Parser, Debug, Clone)]

@@ -13,22 +13,10 @@
 
 use credit_tender::domain::Fen;
 use credit_tender::proto::v1 as pb;
+use credit_tender::proto::Bearer;
 use pb::assessment_service_client::AssessmentServiceClient;
 use pb::tender_service_client::TenderServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
 
-/// Sends the platform's token with every call (when one is set).
-#[derive(Clone)]
-struct Token(Option<MetadataValue<Ascii>>);
-
-impl tonic::service::Interceptor for Token {
-    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(t) = &self.0 {
-            r.metadata_mut().insert("authorization", t.clone());
-        }
-        Ok(r)
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,10 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         endpoint = endpoint.tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(ca))?;
     }
     let channel = endpoint.connect().await?;
-    let token = match std::env::var("CREDIT_TENDER_TOKEN") {
-        Ok(t) => Token(Some(format!("Bearer {t}").parse()?)),
-        Err(_) => Token(None),
-    };
+    let token = Bearer::new(std::env::var("CREDIT_TENDER_TOKEN").ok().as_deref())?;
     let mut tenders = TenderServiceClient::with_interceptor(channel.clone(), token.clone());
     let mut assessments = AssessmentServiceClient::with_interceptor(channel, token);
 

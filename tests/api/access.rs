@@ -14,10 +14,10 @@ use pb::tender_service_client::TenderServiceClient;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-use tonic::{Code, Request, Status};
+use credit_tender::proto::Bearer;
+use tonic::{Code, Status};
 
 pub const HOST: &str = "ct.test";
 
@@ -125,21 +125,8 @@ pub async fn tls_channel(addr: std::net::SocketAddr, certs: &Certs, client: Opti
     Channel::from_shared(format!("https://{addr}")).unwrap().tls_config(tls).unwrap().connect().await.unwrap()
 }
 
-/// Adds `authorization: Bearer …` when a token is given.
-#[derive(Clone)]
-pub struct Bearer(pub Option<MetadataValue<Ascii>>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut r: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(v) = &self.0 {
-            r.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(r)
-    }
-}
-
 pub fn bearer(token: Option<&str>) -> Bearer {
-    Bearer(token.map(|t| format!("Bearer {t}").parse().unwrap()))
+    Bearer::new(token).unwrap()
 }
 
 pub struct Clients {
