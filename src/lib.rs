@@ -51,3 +51,4 @@ pub mod service;
 pub mod store;
 pub mod tls;
 pub mod web;
+mod wire_errors;

@@ -198,6 +198,7 @@ pub async fn run(
         .accept_http1(true)
         .layer(crate::metrics_layer::MetricsLayer::new(state.metrics.clone()))
         .layer(crate::gate::GateLayer(gate))
+        .layer(crate::wire_errors::WireErrorsLayer)
         .timeout(options.request_timeout)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))

@@ -65,6 +65,10 @@ impl From<CacheError> for ApiError {
     }
 }
 
+/// Field violations sent back at most, in bytes (before base64): every gRPC
+/// client accepts the trailer that carries them.
+const MAX_DETAIL_BYTES: usize = 4 * 1024;
+
 fn summary(v: &[FieldError]) -> String {
     let mut s = v.iter().take(3).map(FieldError::to_string).collect::<Vec<_>>().join("; ");
     if v.len() > 3 {
@@ -93,8 +97,23 @@ impl From<ApiError> for Status {
             ApiError::Invalid(violations) => {
                 let message = format!("invalid request: {}", summary(&violations));
                 let mut details = ErrorDetails::new();
+                // grpcio and Go refuse response metadata over 16 KiB (8 KiB soft):
+                // send the first violations that fit well under that, and say how
+                // many more there are (import --dry-run lists them all).
+                let mut bytes = 0;
+                let total = violations.len();
+                let mut sent = 0;
                 for v in violations {
+                    bytes += v.field.len() + v.reason.len() + 8;
+                    if bytes > MAX_DETAIL_BYTES {
+                        break;
+                    }
                     details.add_bad_request_violation(v.field, v.reason);
+                    sent += 1;
+                }
+                if sent < total {
+                    let more = format!("{} more problem(s) not listed here; `credit-tender import --dry-run` lists every one", total - sent);
+                    details.add_bad_request_violation("…", more);
                 }
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }

@@ -7,6 +7,7 @@ mod assessment;
 mod cache;
 mod credit_data;
 mod golden;
+mod hardening;
 mod helpers;
 mod import;
 mod records;

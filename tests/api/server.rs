@@ -59,7 +59,7 @@ async fn oversized_messages_are_refused() {
     let mut client = server.credit_data().await.max_encoding_message_size(64 * 1024 * 1024);
     let big = credit_tender::proto::v1::PutRecordsRequest { records: vec![], source: "x".repeat(17 * 1024 * 1024) };
     let status = client.put_records(big).await.unwrap_err();
-    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
 }
 
 #[tokio::test]
