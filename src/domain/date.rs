@@ -18,13 +18,39 @@ pub fn shanghai_date(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&shanghai()).date_naive()
 }
 
-/// Parses `YYYY-MM-DD`, with a reason fit for an error message.
+/// Every date and instant the API accepts lies in this range (inclusive,
+/// Shanghai calendar dates): wide enough for any credit record or tender,
+/// narrow enough that every client can print it (RFC 3339 needs four-digit
+/// years) and date arithmetic never overflows.
+pub const DATE_RANGE: (&str, &str) = ("2000-01-01", "2100-12-31");
+
+fn range() -> (NaiveDate, NaiveDate) {
+    let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("the range's dates are valid");
+    (d(DATE_RANGE.0), d(DATE_RANGE.1))
+}
+
+/// Refuses a date outside [`DATE_RANGE`], with a reason fit for an error message.
+pub fn check_date(d: NaiveDate) -> Result<NaiveDate, String> {
+    let (first, last) = range();
+    if d < first || d > last {
+        return Err(format!("{d} is outside the dates this service accepts ({first} to {last})"));
+    }
+    Ok(d)
+}
+
+/// Refuses an instant whose Shanghai date is outside [`DATE_RANGE`].
+pub fn check_instant(at: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    check_date(shanghai_date(at)).map(|_| at)
+}
+
+/// Parses `YYYY-MM-DD` within [`DATE_RANGE`], with a reason fit for an error message.
 pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     let t = s.trim();
     if t.is_empty() {
         return Err("is required (YYYY-MM-DD)".into());
     }
-    NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| format!("'{t}' is not a date of the form YYYY-MM-DD"))
+    let d = NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| format!("'{t}' is not a date of the form YYYY-MM-DD"))?;
+    check_date(d)
 }
 
 /// An inclusive range of calendar dates.
@@ -44,6 +70,15 @@ impl Validity {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn dates_outside_the_range_are_refused_by_name() {
+        assert_eq!(parse_date("1999-12-31").unwrap_err(), "1999-12-31 is outside the dates this service accepts (2000-01-01 to 2100-12-31)");
+        assert!(parse_date("2101-01-01").is_err());
+        assert!(parse_date("2100-12-31").is_ok() && parse_date("2000-01-01").is_ok());
+        let late = Utc.with_ymd_and_hms(2100, 12, 31, 16, 0, 0).unwrap(); // 2101-01-01 in Shanghai
+        assert!(check_instant(late).is_err());
+    }
 
     #[test]
     fn late_utc_evening_is_next_shanghai_day() {

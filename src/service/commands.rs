@@ -26,7 +26,8 @@ pub(crate) fn instant(field: &str, ts: Option<&pbjson_types::Timestamp>) -> Resu
     if !(0..1_000_000_000).contains(&ts.nanos) {
         return Err(ApiError::field(field, "nanos must be within 0..999999999"));
     }
-    DateTime::from_timestamp(ts.seconds, ts.nanos as u32).ok_or_else(|| ApiError::field(field, "is out of range"))
+    let at = DateTime::from_timestamp(ts.seconds, ts.nanos as u32).ok_or_else(|| ApiError::field(field, "is out of range"))?;
+    crate::domain::date::check_instant(at).map_err(|r| ApiError::field(field, r))
 }
 
 /// A bidder's credit codes; violations are named `{prefix}.credit_codes[i]`.
@@ -244,8 +245,7 @@ impl GetProfile {
             .map_err(|e| ApiError::field("credit_code", format!("credit code {e}")))?;
         let as_of = match req.as_of {
             None => Utc::now(),
-            Some(ts) => DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32)
-                .ok_or_else(|| ApiError::field("as_of", "is outside the representable range of instants"))?,
+            Some(ts) => instant("as_of", Some(&ts))?,
         };
         Ok(GetProfile { code, as_of, data_version: req.data_version })
     }

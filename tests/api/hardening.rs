@@ -95,3 +95,31 @@ async fn undecodable_and_oversized_requests_are_the_clients_errors() {
     assert!(metrics.contains("code=\"INVALID_ARGUMENT\""), "counted as client errors: {metrics}");
     assert!(!metrics.contains("code=\"INTERNAL\""), "{metrics}");
 }
+
+#[tokio::test]
+async fn every_timestamp_and_date_is_within_one_range_named_by_field() {
+    let db = sqlite_db();
+    let server = spawn_app(open(&db).await, AppOptions::default()).await;
+    let mut tenders = server.tenders.clone();
+    for (seconds, label) in [(253_402_300_800_i64, "year 10000"), (-62_167_219_200, "year 0"), (946_684_799 - 8 * 3600, "1999 in Shanghai")] {
+        let mut terms = crate::assessment::terms("440300", "2026-12-15");
+        terms.bid_deadline = Some(pbjson_types::Timestamp { seconds, nanos: 0 });
+        let req = pb::RegisterTenderRequest { tender_id: "T".into(), terms: Some(terms), policy_id: "national-template".into() };
+        let status = tenders.register_tender(req).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{label}");
+        let v = tonic_types::StatusExt::get_details_bad_request(&status).unwrap();
+        assert_eq!(v.field_violations[0].field, "terms.bid_deadline", "{label}");
+    }
+    let mut data = server.credit_data().await;
+    let as_of = Some(pbjson_types::Timestamp { seconds: 1_800_000_000, nanos: -1 });
+    let status = data
+        .get_profile(pb::GetProfileRequest { credit_code: CODE_A.into(), as_of, data_version: None })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("as_of: nanos must be within"), "{}", status.message());
+    let far = evaluation_json("e", CODE_A, json!({"valid_to": "2200-01-01"}));
+    let status = data.put_records(pb::PutRecordsRequest { records: vec![to_proto(far)], source: String::new() }).await.unwrap_err();
+    assert!(status.message().contains("records[0].valid_to: 2200-01-01 is outside the dates this service accepts"), "{}", status.message());
+    assert!(data.get_profile(pb::GetProfileRequest { credit_code: CODE_A.into(), as_of: None, data_version: None }).await.unwrap().into_inner().records.is_empty());
+}
