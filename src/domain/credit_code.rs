@@ -214,6 +214,49 @@ impl AllowList {
 }
 
 #[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A valid code: 17 characters over the alphabet (digits where the region goes) and its check character.
+    fn valid() -> impl Strategy<Value = CreditCode> {
+        let alphabet = proptest::sample::select(ALPHABET.to_vec());
+        let digit = proptest::sample::select(b"0123456789".to_vec());
+        (proptest::collection::vec(alphabet.clone(), 2), proptest::collection::vec(digit, 6), proptest::collection::vec(alphabet, 9))
+            .prop_map(|(a, b, c)| {
+                let first17: String = a.into_iter().chain(b).chain(c).map(char::from).collect();
+                CreditCode::with_check_character(&first17).expect("built valid")
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// GB 32100's check character catches every single-character substitution.
+        #[test]
+        fn every_single_substitution_is_refused(code in valid(), position in 0..18usize, replacement in proptest::sample::select(ALPHABET.to_vec())) {
+            let mut bytes = code.as_str().as_bytes().to_vec();
+            prop_assume!(bytes[position] != replacement);
+            bytes[position] = replacement;
+            let altered = String::from_utf8(bytes).unwrap();
+            prop_assert!(CreditCode::parse_strict(&altered).is_err(), "{altered} passed for {code}");
+        }
+
+        /// Lower case, spaces and hyphens are normalised to the canonical form.
+        #[test]
+        fn lower_case_spaces_and_hyphens_are_normalised(code in valid(), cuts in proptest::collection::vec((0..18usize, prop_oneof![Just(" "), Just("-"), Just("  ")]), 0..4)) {
+            let mut text = code.as_str().to_lowercase();
+            let mut cuts = cuts;
+            cuts.sort_by(|a, b| b.0.cmp(&a.0));
+            for (at, sep) in cuts {
+                text.insert_str(at, sep);
+            }
+            prop_assert_eq!(CreditCode::parse_strict(&text).unwrap(), code);
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
