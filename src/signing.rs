@@ -39,6 +39,8 @@ crate::domain::vocab::vocabulary! {
         Active => "active",
         /// Rotated out: still listed, so that what it signed keeps verifying.
         VerifyOnly => "verify_only",
+        /// Compromised or withdrawn: listed so that verifiers refuse what it signed.
+        Revoked => "revoked",
     }
 }
 
@@ -70,6 +72,48 @@ pub enum VerifyError {
     UnknownKey(String),
     #[error("the signature by key {0} does not match the payload and payload type")]
     BadSignature(String),
+    #[error("key {0} is revoked: what it signed is not to be trusted")]
+    Revoked(String),
+    #[error("key {keyid} was not valid when the statement was issued ({issued_at}; key valid {from} to {to})")]
+    OutsideValidity { keyid: String, issued_at: DateTime<Utc>, from: String, to: String },
+}
+
+/// Checks each signature on `env` on its own: the key must be listed, not
+/// revoked, valid at `issued_at` (when given), and the signature must match.
+/// One result per signature, in the envelope's order.
+pub fn verify_each(env: &Envelope, keys: &[PublicKeyInfo], issued_at: Option<DateTime<Utc>>) -> Vec<(String, Result<(), VerifyError>)> {
+    let message = pae(&env.payload_type, &env.payload);
+    env.signatures
+        .iter()
+        .map(|(keyid, sig)| {
+            let result = (|| {
+                let key = keys
+                    .iter()
+                    .find(|k| &k.keyid == keyid && key_id(&k.public_key) == *keyid)
+                    .ok_or_else(|| VerifyError::UnknownKey(keyid.clone()))?;
+                if key.status == KeyStatus::Revoked {
+                    return Err(VerifyError::Revoked(keyid.clone()));
+                }
+                if let Some(at) = issued_at {
+                    let before = key.valid_from.is_some_and(|f| at < f);
+                    let after = key.valid_to.is_some_and(|t| at > t);
+                    if before || after {
+                        let show = |d: Option<DateTime<Utc>>| d.map_or("-".to_owned(), |d| d.to_rfc3339());
+                        return Err(VerifyError::OutsideValidity {
+                            keyid: keyid.clone(),
+                            issued_at: at,
+                            from: show(key.valid_from),
+                            to: show(key.valid_to),
+                        });
+                    }
+                }
+                UnparsedPublicKey::new(&ED25519, &key.public_key)
+                    .verify(&message, sig)
+                    .map_err(|_| VerifyError::BadSignature(keyid.clone()))
+            })();
+            (keyid.clone(), result)
+        })
+        .collect()
 }
 
 /// Verifies that some signature on `env` is valid under a listed key; returns its key id.

@@ -247,7 +247,7 @@ mod properties {
         fn lower_case_spaces_and_hyphens_are_normalised(code in valid(), cuts in proptest::collection::vec((0..18usize, prop_oneof![Just(" "), Just("-"), Just("  ")]), 0..4)) {
             let mut text = code.as_str().to_lowercase();
             let mut cuts = cuts;
-            cuts.sort_by(|a, b| b.0.cmp(&a.0));
+            cuts.sort_by_key(|c| std::cmp::Reverse(c.0));
             for (at, sep) in cuts {
                 text.insert_str(at, sep);
             }

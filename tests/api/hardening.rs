@@ -123,3 +123,68 @@ async fn every_timestamp_and_date_is_within_one_range_named_by_field() {
     assert!(status.message().contains("records[0].valid_to: 2200-01-01 is outside the dates this service accepts"), "{}", status.message());
     assert!(data.get_profile(pb::GetProfileRequest { credit_code: CODE_A.into(), as_of: None, data_version: None }).await.unwrap().into_inner().records.is_empty());
 }
+
+#[tokio::test]
+async fn verify_refuses_revoked_keys_statements_outside_validity_other_algorithms_and_any_bad_signature() {
+    let db = sqlite_db();
+    let mut f = crate::assessment::Fixture::new(&db).await;
+    let c = crate::assessment::code(93);
+    f.put(&[evaluation_json("e", &c, json!({}))]).await;
+    f.tender("T1", "national-template", "440300", "2026-12-15").await;
+    let (_, envelope) = f.assess("T1", &[&c]).await;
+    let keys = pb::key_service_client::KeyServiceClient::new(f.server.channel().await)
+        .list_keys(pb::ListKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, v: &dyn erased::Json| file(dir.path(), name, v.json());
+    let env_path = write("env.json", &envelope);
+    let verify = |keys: &pb::ListKeysResponse, env: &std::path::Path, extra: &[&str]| {
+        let keys_path = file(dir.path(), "keys.json", serde_json::to_vec(keys).unwrap());
+        let mut args = vec!["verify", env.to_str().unwrap(), "--keys", keys_path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+    assert!(verify(&keys, &env_path, &[]).status.success());
+
+    let mut revoked = keys.clone();
+    revoked.keys[0].status = "revoked".into();
+    let out = verify(&revoked, &env_path, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is revoked"), "{}", stderr(&out));
+
+    let mut expired = keys.clone();
+    expired.keys[0].valid_to = Some(pbjson_types::Timestamp { seconds: 1_700_000_000, nanos: 0 });
+    let out = verify(&expired, &env_path, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("was not valid when the statement was issued"), "{}", stderr(&out));
+
+    let mut rsa = keys.clone();
+    rsa.keys[0].algorithm = "rsa".into();
+    let out = verify(&rsa, &env_path, &[]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains("algorithm 'rsa' is not ed25519"), "{}", stderr(&out));
+
+    let mut two = envelope.clone();
+    two.signatures.push(pb::Signature { keyid: envelope.signatures[0].keyid.clone(), sig: vec![0u8; 64].into() });
+    let two_path = write("two.json", &two);
+    let out = verify(&keys, &two_path, &[]);
+    assert_eq!(out.status.code(), Some(1), "one good and one garbage signature is not valid");
+    let err = stderr(&out);
+    assert!(err.contains("1 of 2 signature(s) verify; 2 required") && err.contains("does not match"), "{err}");
+    assert!(stdout(&out).contains("Signature   valid"), "every signature's result is reported");
+    assert!(verify(&keys, &two_path, &["--threshold", "1"]).status.success());
+}
+
+/// serde_json for the generated types, without naming each.
+mod erased {
+    pub trait Json {
+        fn json(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> Vec<u8> {
+            serde_json::to_vec(self).unwrap()
+        }
+    }
+}

@@ -117,10 +117,14 @@ async fn keys_rotate_without_a_restart() {
     let (signer, old_envelope) = signer_of(channel.clone()).await;
     assert_eq!(signer, k1);
 
+    // The rotation instant ends k1's validity and starts k2's: what k1 signed before it still verifies.
+    let rotated_at = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     std::fs::write(
         &config,
-        "[[key]]\nfile = \"k2.pk8\"\nstatus = \"active\"\nvalid_from = \"2026-11-27T00:00:00Z\"\n\n\
-         [[key]]\nfile = \"k1.pk8\"\nstatus = \"verify_only\"\nvalid_to = \"2026-11-27T00:00:00Z\"\n",
+        format!(
+            "[[key]]\nfile = \"k2.pk8\"\nstatus = \"active\"\nvalid_from = \"{rotated_at}\"\n\n\
+             [[key]]\nfile = \"k1.pk8\"\nstatus = \"verify_only\"\nvalid_to = \"{rotated_at}\"\n"
+        ),
     )
     .unwrap();
     let hup = std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap();
