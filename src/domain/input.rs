@@ -95,9 +95,10 @@ impl<'a> Fields<'a> {
         if s.chars().count() > max_chars {
             return self.fail(field, format!("is longer than {max_chars} characters"));
         }
-        if s.chars().any(char::is_control) {
-            return self.fail(field, "contains control characters");
-        }
+        let s = match super::text::clean(&s) {
+            Ok(s) => s,
+            Err(why) => return self.fail(field, why),
+        };
         Some(s)
     }
 

@@ -10,6 +10,7 @@ pub mod profile;
 pub mod publication;
 pub mod records;
 pub mod score_bands;
+pub mod text;
 pub(crate) mod vocab;
 
 pub use credit_code::{AllowList, CodeCheck, CreditCode, CreditCodeError};

@@ -73,10 +73,7 @@ impl RecordId {
         if t.chars().count() > 128 {
             return Err("is longer than 128 characters".into());
         }
-        if t.chars().any(char::is_control) {
-            return Err("contains control characters".into());
-        }
-        Ok(RecordId(t.to_owned()))
+        Ok(RecordId(super::text::clean(t)?))
     }
 
     pub fn as_str(&self) -> &str {

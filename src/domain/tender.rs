@@ -56,6 +56,9 @@ impl TenderTerms {
         if self.title.trim().is_empty() || self.title.chars().count() > 256 {
             return Err(FieldError::new("title", "is required, at most 256 characters"));
         }
+        if let Err(why) = super::text::clean(&self.title) {
+            return Err(FieldError::new("title", why));
+        }
         if self.estimated_price.0 <= 0 {
             return Err(FieldError::new("estimated_price_fen", "must be positive"));
         }
@@ -88,8 +91,8 @@ impl TenderId {
         if t.is_empty() {
             return Err("is required".into());
         }
-        if t.chars().count() > 64 || t.chars().any(|c| c.is_control() || c == '/') {
-            return Err("must be at most 64 printable characters without '/'".into());
+        if t.chars().count() > 64 || !t.chars().all(super::text::is_tender_id_char) {
+            return Err(format!("must be 1 to 64 characters of {}", super::text::TENDER_ID_ALPHABET));
         }
         Ok(TenderId(t.to_owned()))
     }
@@ -199,7 +202,8 @@ mod tests {
     #[test]
     fn tender_ids_are_trimmed_and_refuse_slashes() {
         assert_eq!(TenderId::parse(" T-1 ").unwrap().as_str(), "T-1");
-        assert_eq!(TenderId::parse("a/b").unwrap_err(), "must be at most 64 printable characters without '/'");
+        assert_eq!(TenderId::parse("a/b").unwrap_err(), "must be 1 to 64 characters of A-Z a-z 0-9 - _ . :");
+        assert!(TenderId::parse("D\u{415}MO-1").is_err(), "a Cyrillic look-alike");
         assert_eq!(TenderId::parse("  ").unwrap_err(), "is required");
     }
 }

@@ -82,7 +82,7 @@ pub(crate) fn terms(t: Option<&pb::TenderTerms>) -> Result<TenderTerms, ApiError
         return Err(ApiError::Invalid(errors));
     };
     let terms = TenderTerms {
-        title: t.title.trim().to_owned(),
+        title: crate::domain::text::clean(&t.title).unwrap_or_else(|_| t.title.clone()),
         domain,
         region,
         bid_deadline,

@@ -42,6 +42,11 @@ pub(crate) fn record_from_proto(r: &pb::Record, rules: InputRules<'_>) -> Result
                 "is required: set one of evaluation, list_entry, penalty, commitment, event",
             )]);
         }
+        // JSON has no NaN or infinity: serde would turn them into null and drop the score.
+        Some(Kind::Evaluation(m)) if m.score.is_some_and(|s| !s.is_finite()) => {
+            let score = m.score.unwrap_or_default();
+            return Err(vec![FieldError::new("score", format!("{score} is not a number a score can be"))]);
+        }
         Some(Kind::Evaluation(m)) => object("evaluation", m),
         Some(Kind::ListEntry(m)) => object("list_entry", m),
         Some(Kind::Penalty(m)) => object("penalty", m),

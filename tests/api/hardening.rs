@@ -188,3 +188,55 @@ mod erased {
         }
     }
 }
+
+#[tokio::test]
+async fn text_that_fools_people_is_refused_by_field() {
+    let db = sqlite_db();
+    let mut f = crate::assessment::Fixture::new(&db).await;
+    let put = |r: pb::Record| pb::PutRecordsRequest { records: vec![r], source: String::new() };
+    for (label, extra, field) in [
+        ("zero-width space", json!({"entity_name": "演示路桥\u{200B}"}), "records[0].entity_name"),
+        ("bidi override", json!({"entity_name": "abc\u{202E}cba"}), "records[0].entity_name"),
+        ("NUL in an id", json!({"id": "e\u{0}1"}), "records[0].id"),
+    ] {
+        let status = f.data.put_records(put(to_proto(evaluation_json("e", CODE_A, extra)))).await.unwrap_err();
+        let v = tonic_types::StatusExt::get_details_bad_request(&status).unwrap();
+        assert_eq!(v.field_violations[0].field, field, "{label}: {status:?}");
+    }
+    let mut nan = to_proto(evaluation_json("e", CODE_A, json!({})));
+    if let Some(pb::record::Kind::Evaluation(e)) = &mut nan.kind {
+        e.score = Some(f64::NAN);
+    }
+    let status = f.data.put_records(put(nan)).await.unwrap_err();
+    assert!(status.message().contains("records[0].score: NaN is not a number"), "{}", status.message());
+
+    for (label, id, title, field) in [
+        ("Cyrillic look-alike id", "D\u{415}MO-SX-2026-001", "t", "tender_id"),
+        ("bidi in a title", "T-1", "标题\u{202E}", "terms.title"),
+        ("NUL in a title", "T-2", "a\u{0}b", "terms.title"),
+    ] {
+        let mut terms = crate::assessment::terms("440300", "2026-12-15");
+        terms.title = title.into();
+        let req = pb::RegisterTenderRequest { tender_id: id.into(), terms: Some(terms), policy_id: "national-template".into() };
+        let status = f.tenders.register_tender(req).await.unwrap_err();
+        let v = tonic_types::StatusExt::get_details_bad_request(&status).unwrap();
+        assert_eq!(v.field_violations[0].field, field, "{label}: {status:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_committees_csv_neutralises_formulas() {
+    let Some(browser) = crate::web::Browser::start().await else { return };
+    let db = sqlite_db();
+    let mut f = crate::assessment::Fixture::new(&db).await;
+    let c = crate::assessment::code(94);
+    f.put(&[evaluation_json("e", &c, json!({"entity_name": "=HYPERLINK(\"http://evil.example\",\"点此\")"}))]).await;
+    f.tender("T1", "national-template", "440300", "2026-12-15").await;
+    f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![c.clone()] }) }).await.unwrap();
+    browser.goto(&format!("http://{}/tenders/T1", f.server.addr)).await;
+    browser.ready().await;
+    let csv = browser.eval_async("const done = arguments[arguments.length - 1]; fetch(document.getElementById('csv').href).then(r => r.text()).then(done);").await;
+    let csv = csv.as_str().unwrap();
+    assert!(csv.contains("\"'=HYPERLINK("), "the formula is neutralised: {csv}");
+    assert!(!csv.contains("\"=HYPERLINK("), "{csv}");
+}

@@ -171,6 +171,12 @@ impl Browser {
         wd(self.port, "POST", &format!("/session/{}/url", self.session), Some(json!({"url": url}))).await;
     }
 
+    /// Runs an async script; its last argument is the callback for the result.
+    pub async fn eval_async(&self, script: &str) -> Value {
+        let r = wd(self.port, "POST", &format!("/session/{}/execute/async", self.session), Some(json!({"script": script, "args": []}))).await;
+        r["value"].clone()
+    }
+
     pub async fn eval(&self, script: &str) -> Value {
         let r = wd(self.port, "POST", &format!("/session/{}/execute/sync", self.session), Some(json!({"script": script, "args": []}))).await;
         r["value"].clone()

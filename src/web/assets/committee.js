@@ -172,8 +172,15 @@ function render(rows, tbody) {
   }
 }
 
+// A cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a
+// leading apostrophe, as OWASP advises for CSV injection; plain numbers stay numbers.
+function neutral(v) {
+  const s = String(v);
+  return /^[=+\-@\t\r]/.test(s) && !/^-?\d+(\.\d+)?$/.test(s) ? "'" + s : s;
+}
+
 function csv(rows) {
-  const q = v => `"${String(v).replace(/"/g, '""')}"`;
+  const q = v => `"${neutral(v).replace(/"/g, '""')}"`;
   const lines = [["序号", "投标人", "统一社会信用代码", "信用等级", "资格审查加分", "评标加分", "合计", "应缴投标保证金(元)", "履约保证金比例(%)", "是否排除", "资格审查", "签名"].map(q).join(",")];
   for (const d of rows) {
     if (!d.valid) { lines.push([d.seq, "", "", "", "", "", "", "", "", "", "", "签名无效"].map(q).join(",")); continue; }

@@ -1,0 +1,49 @@
+//! Text a person will read — names, titles, ids — made safe to show: one
+//! Unicode form, and nothing invisible that could make two strings look the
+//! same or reorder what is shown.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Why a text was refused, if it was: control characters, zero-width
+/// characters, or bidirectional controls. Checked after NFC normalisation.
+fn invisible(c: char) -> Option<&'static str> {
+    match c {
+        c if c.is_control() => Some("control characters"),
+        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{180E}' => Some("zero-width characters"),
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}' => {
+            Some("bidirectional control characters")
+        }
+        _ => None,
+    }
+}
+
+/// The text in NFC, trimmed, or why it cannot be shown as it is.
+pub fn clean(s: &str) -> Result<String, String> {
+    let t: String = s.trim().nfc().collect();
+    if let Some(why) = t.chars().find_map(invisible) {
+        return Err(format!("contains {why}"));
+    }
+    Ok(t)
+}
+
+/// The alphabet of tender ids: ASCII letters, digits and `-_.:`, so that
+/// two ids that look alike are alike.
+pub const TENDER_ID_ALPHABET: &str = "A-Z a-z 0-9 - _ . :";
+
+pub fn is_tender_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.:".contains(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invisible_and_reordering_characters_are_refused() {
+        assert_eq!(clean("演示\u{200B}").unwrap_err(), "contains zero-width characters");
+        assert_eq!(clean("abc\u{202E}def").unwrap_err(), "contains bidirectional control characters");
+        assert_eq!(clean("a\u{0}b").unwrap_err(), "contains control characters");
+        // Decomposed é becomes the one composed character.
+        assert_eq!(clean(" e\u{0301} ").unwrap(), "\u{e9}");
+    }
+}
