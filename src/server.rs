@@ -179,12 +179,14 @@ pub async fn run(
     health.set_serving::<TenderServiceServer<TenderApi>>().await;
     health.set_serving::<AssessmentServiceServer<AssessmentApi>>().await;
     health.set_serving::<KeyServiceServer<KeyApi>>().await;
+    let watcher = tokio::spawn(watch_store(state.store.clone(), health.clone()));
     let reloader = tokio::spawn(reload_on_hangup(state.keys.clone(), options.principals.clone(), options.tls.clone()));
     let gate = crate::gate::Gate::new(options.principals.clone(), state.store.clone(), state.metrics.clone());
     let follower = tokio::spawn(state.cache.clone().follow());
     let sink: Arc<dyn crate::store::ChangeSink> = state.cache.clone();
     let listener_task = state.cache.enabled().then(|| state.store.listen(sink)).flatten().map(tokio::spawn);
     let background = move || {
+        watcher.abort();
         reloader.abort();
         follower.abort();
         if let Some(t) = &listener_task {
@@ -248,6 +250,41 @@ pub async fn run(
 
 /// Re-reads the key configuration on SIGHUP: rotation needs no restart. A
 /// configuration that fails to load leaves the current keys in use.
+/// Health tells the truth about the store: probed every second (its file
+/// and schema for SQLite, a query for PostgreSQL); NOT_SERVING while it
+/// fails, SERVING again when it answers.
+async fn watch_store(store: Store, health: tonic_health::server::HealthReporter) {
+    let mut serving = true;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        match store.probe().await {
+            Ok(()) if !serving => {
+                tracing::info!("the credit store answers again: serving");
+                set_health(&health, ServingStatus::Serving).await;
+                serving = true;
+            }
+            Err(e) if serving => {
+                tracing::error!(error = %e, "the credit store fails its probe: not serving");
+                set_health(&health, ServingStatus::NotServing).await;
+                serving = false;
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for name in [
+        "credit_tender.v1.CreditDataService",
+        "credit_tender.v1.TenderService",
+        "credit_tender.v1.AssessmentService",
+        "credit_tender.v1.KeyService",
+    ] {
+        health.set_service_status(name, status).await;
+    }
+}
+
 /// On SIGHUP: the signing keys, the principals file and the TLS
 /// certificates are read again; whatever fails to load is logged and the
 /// version in use stays. Established connections are not dropped.

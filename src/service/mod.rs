@@ -143,6 +143,10 @@ impl From<ApiError> for Status {
                 format!("{requested} is ahead of the store's current data version {current}"),
             )
             .into(),
+            ApiError::Store(StoreError::Lost(why)) => {
+                tracing::error!(%why, "the credit store is lost; refusing");
+                Status::unavailable(format!("the credit store is lost ({why}); nothing was stored"))
+            }
             ApiError::Store(e @ StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "store unavailable");
                 Status::unavailable("the credit store cannot be reached; no credit answer can be given")

@@ -49,6 +49,9 @@ pub enum StoreError {
     UnknownTender(TenderId),
     #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
+    /// The store's file is gone or replaced: nothing can be committed to it.
+    #[error("the store is lost: {0}")]
+    Lost(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -159,6 +162,10 @@ pub trait CreditStore: Send + Sync + 'static {
 
     /// The tender change feed after sequence `after`: (seq, tender id), oldest first.
     async fn tender_changes_since(&self, after: u64) -> Result<Vec<(u64, TenderId)>, StoreError>;
+
+    /// Whether the store is still the one opened and answers: its file (SQLite)
+    /// and its schema. Health follows this.
+    async fn probe(&self) -> Result<(), StoreError>;
 
     /// Keeps a committee grant; only the link's SHA-256 is stored.
     async fn insert_grant(&self, grant: &CommitteeGrant, link_sha256: &str) -> Result<(), StoreError>;

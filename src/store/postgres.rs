@@ -17,7 +17,7 @@ pub const CHANGES_CHANNEL: &str = "credit_tender_changes";
 pub(super) async fn open(url: &str) -> Result<SqlStore<Postgres>, StoreError> {
     let pool = PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
     sqlx::migrate!("migrations/postgres").run(&pool).await?;
-    Ok(SqlStore::new(pool))
+    Ok(SqlStore::new(pool, None))
 }
 
 impl Backend for Postgres {

@@ -55,11 +55,44 @@ pub struct SqlStore<DB: Database> {
     /// would only wait for the table lock that [`Backend::begin_write`] takes.
     /// Writers in other processes are held off by that lock.
     write_lock: Mutex<()>,
+    /// The file the store was opened on (SQLite): a write commits only while
+    /// that very file is still at its path, so that nothing is acknowledged
+    /// into a file that was deleted or replaced underneath.
+    file: Option<FileIdentity>,
+}
+
+/// A file by path and identity (device and inode).
+#[derive(Debug, Clone)]
+pub struct FileIdentity {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    pub fn of(path: &std::path::Path) -> std::io::Result<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileIdentity { path: path.to_owned(), dev: m.dev(), ino: m.ino() })
+    }
+
+    /// Whether the file at the path is still the one opened.
+    fn check(&self) -> Result<(), StoreError> {
+        match FileIdentity::of(&self.path) {
+            Ok(now) if now.dev == self.dev && now.ino == self.ino => Ok(()),
+            Ok(_) => Err(StoreError::Lost(format!("{} was replaced by another file", self.path.display()))),
+            Err(e) => Err(StoreError::Lost(format!("{}: {e}", self.path.display()))),
+        }
+    }
 }
 
 impl<DB: Database> SqlStore<DB> {
-    pub(super) fn new(pool: Pool<DB>) -> Self {
-        SqlStore { pool, write_lock: Mutex::new(()) }
+    pub(super) fn new(pool: Pool<DB>, file: Option<FileIdentity>) -> Self {
+        SqlStore { pool, write_lock: Mutex::new(()), file }
+    }
+
+    fn check_file(&self) -> Result<(), StoreError> {
+        self.file.as_ref().map_or(Ok(()), FileIdentity::check)
     }
 }
 
@@ -264,6 +297,7 @@ where
 
     async fn write_records(&self, source: &str, records: &mut RecordSource<'_>, mode: WriteMode) -> Result<WriteOutcome, StoreError> {
         let _queued = self.write_lock.lock().await;
+        self.check_file()?;
         let mut tx = DB::begin_write(&self.pool).await?;
         let current = sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&mut *tx).await?.newest.unwrap_or(0);
         let version = current + 1;
@@ -296,6 +330,11 @@ where
             sqlx::query(INSERT_CHANGED_CODE).bind(version).bind(code.as_str()).execute(&mut *tx).await?;
         }
         DB::announce(&mut tx, &version.to_string()).await?;
+        // The file may have gone while the batch was written: then nothing is acknowledged.
+        if let Err(e) = self.check_file() {
+            tx.rollback().await?;
+            return Err(e);
+        }
         tx.commit().await?;
         Ok(WriteOutcome { data_version: version as u64, created: true, stored, unchanged, changed_codes: codes(changed)? })
     }
@@ -387,11 +426,13 @@ where
 
     async fn insert_tender(&self, t: &Tender) -> Result<Tender, StoreError> {
         let _queued = self.write_lock.lock().await;
+        self.check_file()?;
         Tenders(&self.pool).insert_tender(t).await
     }
 
     async fn register_bid(&self, tender_id: &TenderId, bidder: &Bidder) -> Result<BidRow, StoreError> {
         let _queued = self.write_lock.lock().await;
+        self.check_file()?;
         Tenders(&self.pool).register_bid(tender_id, bidder).await
     }
 
@@ -407,7 +448,14 @@ where
         Tenders(&self.pool).tender_changes_since(after).await
     }
 
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.check_file()?;
+        sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
     async fn insert_grant(&self, grant: &CommitteeGrant, link_sha256: &str) -> Result<(), StoreError> {
+        self.check_file()?;
         Tenders(&self.pool).insert_grant(grant, link_sha256).await
     }
 

@@ -1,6 +1,6 @@
 //! The embedded backend: one SQLite file in WAL mode.
 
-use super::sql::{Backend, SqlStore};
+use super::sql::{Backend, FileIdentity, SqlStore};
 use super::{ChangeSink, StoreError};
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -19,9 +19,12 @@ pub(super) async fn open(url: &str) -> Result<SqlStore<Sqlite>, StoreError> {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
+    let path = options.get_filename().to_owned();
     let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
     sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-    Ok(SqlStore::new(pool))
+    // An in-memory database has no file to watch.
+    let file = FileIdentity::of(&path).ok();
+    Ok(SqlStore::new(pool, file))
 }
 
 impl Backend for Sqlite {

@@ -240,3 +240,35 @@ async fn the_committees_csv_neutralises_formulas() {
     assert!(csv.contains("\"'=HYPERLINK("), "the formula is neutralised: {csv}");
     assert!(!csv.contains("\"=HYPERLINK("), "{csv}");
 }
+
+#[tokio::test]
+async fn a_deleted_database_turns_health_off_and_no_write_is_acknowledged_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("credit.db");
+    let url = format!("sqlite://{}", db_path.display());
+    let out = cli(&["keygen", "--out", dir.path().join("k.pk8").to_str().unwrap()]);
+    assert!(out.status.success());
+    let keys = file(dir.path(), "keys.toml", "[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n");
+    let server = CliServer::spawn(&["serve", "--db", &url, "--keys", keys.to_str().unwrap()]).await;
+    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(server.channel.clone());
+    let put = |id: &str| pb::PutRecordsRequest { records: vec![to_proto(evaluation_json(id, CODE_A, json!({"year": 2000 + id.len() as i64})))], source: String::new() };
+    data.put_records(put("a")).await.unwrap();
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
+    let mut watch = health.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    assert_eq!(watch.message().await.unwrap().unwrap().status, serving);
+
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
+    }
+    let status = data.put_records(put("bb")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("the credit store is lost"), "{}", status.message());
+    // The probe notices within a second; health says so (awaited on the Watch stream).
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), watch.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(next.status, tonic_health::pb::health_check_response::ServingStatus::NotServing as i32);
+    let status = data.put_records(put("ccc")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    server.log_line("fails its probe").await;
+}
