@@ -48,6 +48,7 @@ pub mod proto;
 pub mod server;
 pub mod signing;
 pub mod service;
+mod shed;
 pub mod store;
 pub mod tls;
 pub mod web;

@@ -40,6 +40,10 @@ pub struct ServerOptions {
     pub principals: Option<Arc<SharedPrincipals>>,
     /// TLS on the port; `None` is plain TCP.
     pub tls: Option<Arc<SharedTls>>,
+    /// Requests served at once, process-wide; more are shed at once.
+    pub max_in_flight: usize,
+    /// HTTP/2 streams one connection may open at once (advertised).
+    pub max_streams_per_connection: u32,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +54,8 @@ impl Default for ServerOptions {
             web_test_hooks: false,
             principals: None,
             tls: None,
+            max_in_flight: 512,
+            max_streams_per_connection: 128,
         }
     }
 }
@@ -199,9 +205,13 @@ pub async fn run(
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(crate::metrics_layer::MetricsLayer::new(state.metrics.clone()))
+        .layer(crate::shed::ShedLayer::new(options.max_in_flight, state.metrics.clone()))
         .layer(crate::gate::GateLayer(gate))
         .layer(crate::wire_errors::WireErrorsLayer)
         .timeout(options.request_timeout)
+        .max_concurrent_streams(options.max_streams_per_connection)
+        .http2_max_header_list_size(16 * 1024)
+        .tcp_keepalive(Some(Duration::from_secs(60)))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_routes(routes);

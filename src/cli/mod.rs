@@ -83,6 +83,13 @@ pub struct ListenArgs {
     /// Seconds in-flight requests get to finish on shutdown.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub shutdown_grace: u64,
+    /// Requests served at once, process-wide; one more is answered
+    /// RESOURCE_EXHAUSTED at once rather than queued.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_in_flight: usize,
+    /// HTTP/2 streams one connection may have open at once.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub max_streams_per_connection: u32,
 }
 
 #[derive(Debug, Args)]
@@ -295,8 +302,14 @@ async fn serve(
     if let Ok(addr) = listener.local_addr() {
         println!("listening on {addr}");
     }
-    let options =
-        ServerOptions { shutdown_grace: Duration::from_secs(listen.shutdown_grace), principals, tls, ..ServerOptions::default() };
+    let options = ServerOptions {
+        shutdown_grace: Duration::from_secs(listen.shutdown_grace),
+        principals,
+        tls,
+        max_in_flight: listen.max_in_flight.max(1),
+        max_streams_per_connection: listen.max_streams_per_connection.max(1),
+        ..ServerOptions::default()
+    };
     server::run(listener, state, options, server::shutdown_signal())
         .await
         .map_err(|e| Exit::failed(format!("server failed: {e:#}")))
