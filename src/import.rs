@@ -293,3 +293,13 @@ impl<R: Read> Iterator for CsvRows<'_, R> {
         }
     }
 }
+
+/// A file's rows, each parsed or refused, by line.
+#[cfg(test)]
+pub(crate) type ParsedRows = Vec<(u64, Result<Record, Vec<FieldError>>)>;
+
+/// Every row of a CSV evaluation table, parsed (for the fuzz tests).
+#[cfg(test)]
+pub(crate) fn csv_rows(bytes: &[u8], rules: InputRules<'_>) -> Result<ParsedRows, (u64, FieldError)> {
+    Ok(CsvRows::new(bytes, rules, Some("r"))?.collect())
+}

@@ -51,5 +51,7 @@ pub mod service;
 mod shed;
 pub mod store;
 pub mod tls;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod web;
 mod wire_errors;

@@ -301,3 +301,46 @@ async fn past_the_in_flight_limit_requests_are_shed_at_once_and_service_resumes_
     }
     assert!(served, "service resumed once load dropped");
 }
+
+/// Random bytes to every unary RPC over a real server: each answer is a
+/// named client error (or OK), never INTERNAL or UNKNOWN, and the server
+/// keeps serving. `FUZZ_CASES` per method (32 by default).
+#[tokio::test]
+async fn raw_bytes_to_every_rpc_get_named_errors() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let db = sqlite_db();
+    let server = spawn_app(open(&db).await, AppOptions::default()).await;
+    let methods = [
+        "/credit_tender.v1.CreditDataService/PutRecords",
+        "/credit_tender.v1.CreditDataService/GetProfile",
+        "/credit_tender.v1.TenderService/RegisterTender",
+        "/credit_tender.v1.TenderService/AmendTender",
+        "/credit_tender.v1.TenderService/GetTender",
+        "/credit_tender.v1.TenderService/ListTenders",
+        "/credit_tender.v1.TenderService/RegisterBid",
+        "/credit_tender.v1.TenderService/GrantCommitteeAccess",
+        "/credit_tender.v1.TenderService/RevokeCommitteeAccess",
+        "/credit_tender.v1.AssessmentService/Assess",
+        "/credit_tender.v1.AssessmentService/AssessTender",
+        "/credit_tender.v1.AssessmentService/CheckDeposit",
+        "/credit_tender.v1.KeyService/ListKeys",
+    ];
+    let cases: usize = std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let bytes = proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300);
+    let mut seen = std::collections::BTreeMap::new();
+    for method in methods {
+        for _ in 0..cases {
+            let body = bytes.new_tree(&mut runner).unwrap().current();
+            let code = match raw::call(server.channel().await, method, body.clone()).await {
+                Ok(()) => Code::Ok,
+                Err(s) => s.code(),
+            };
+            assert!(!matches!(code, Code::Internal | Code::Unknown), "{method} answered {code:?} to {body:?}");
+            *seen.entry(format!("{code:?}")).or_insert(0) += 1;
+        }
+    }
+    assert!(seen.contains_key("InvalidArgument"), "{seen:?}");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+}
