@@ -208,7 +208,7 @@ async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_fi
             .await
             .is_ok(),
         Scenario::AssessTender => pb::assessment_service_client::AssessmentServiceClient::new(ch)
-            .assess_tender(pb::AssessTenderRequest { tender_id: setup.table_tender.clone() })
+            .assess_tender(pb::AssessTenderRequest { tender_id: setup.table_tender.clone(), ..Default::default() })
             .await
             .is_ok(),
         Scenario::DepositBurst => pb::assessment_service_client::AssessmentServiceClient::new(ch)

@@ -80,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // The committee's table.
-    let table = assessments.assess_tender(pb::AssessTenderRequest { tender_id: tender_id.clone() }).await?.into_inner();
+    let table = assessments.assess_tender(pb::AssessTenderRequest { tender_id: tender_id.clone(), ..Default::default() }).await?.into_inner();
     println!("\n{:<3} {:<40} {:<5} {:<9} {:>6} {:>16} {:<8}", "#", "bidder", "grade", "eligible", "points", "deposit owed", "keyid");
     for b in &table.bids {
         let (Some(bid), Some(a)) = (&b.bid, &b.assessment) else { continue };

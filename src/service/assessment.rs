@@ -1,6 +1,6 @@
 //! `credit_tender.v1.AssessmentService`: signed assessments as of the bid deadline.
 
-use super::commands::{Assess, CheckDeposit};
+use super::commands::{Assess, CheckDeposit, TablePage};
 use super::policies::PolicySet;
 use super::statement::{sign, statement, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
 use super::tenders::bid_to_proto;
@@ -109,19 +109,20 @@ impl AssessmentApi {
         Ok(Arc::unwrap_or_clone(self.assess(&cached.tender, &policy, &cmd.bid.bidder, cmd.contract_price).await?))
     }
 
-    /// Every registered bid's signed statement, in bid order.
-    pub async fn assess_tender_table(&self, caller: &Caller, tender_id: &TenderId) -> Result<pb::AssessTenderResponse, ApiError> {
-        let (cached, policy) = self.tender(caller, Action::AssessTender, tender_id).await?;
+    /// The registered bids' signed statements, in bid order, a page at a time.
+    pub async fn assess_tender_table(&self, caller: &Caller, req: &TablePage) -> Result<pb::AssessTenderResponse, ApiError> {
+        let (cached, policy) = self.tender(caller, Action::AssessTender, &req.tender_id).await?;
         let tender = &cached.tender;
+        let (rows, next) = req.page(&cached.bids)?;
         let mut bids = Vec::new();
-        for row in &cached.bids {
+        for row in rows {
             let assessment = self.assess(tender, &policy, &row.bidder, None).await?;
             bids.push(pb::AssessedBid {
                 bid: Some(bid_to_proto(&tender.tender_id, row)),
                 assessment: Some(Arc::unwrap_or_clone(assessment)),
             });
         }
-        Ok(pb::AssessTenderResponse { bids })
+        Ok(pb::AssessTenderResponse { bids, next_page_token: next })
     }
 
     async fn check_deposit(&self, caller: &Caller, cmd: CheckDeposit) -> Result<pb::CheckDepositResponse, ApiError> {
@@ -166,8 +167,8 @@ impl pb::assessment_service_server::AssessmentService for AssessmentApi {
     }
 
     async fn assess_tender(&self, r: Request<pb::AssessTenderRequest>) -> Result<Response<pb::AssessTenderResponse>, Status> {
-        let id = super::commands::tender_id(&r.get_ref().tender_id)?;
-        Ok(Response::new(self.assess_tender_table(&caller(&r), &id).await?))
+        let page = TablePage::parse(r.get_ref())?;
+        Ok(Response::new(self.assess_tender_table(&caller(&r), &page).await?))
     }
 
     async fn check_deposit(&self, r: Request<pb::CheckDepositRequest>) -> Result<Response<pb::CheckDepositResponse>, Status> {

@@ -250,3 +250,58 @@ impl GetProfile {
         Ok(GetProfile { code, as_of, data_version: req.data_version })
     }
 }
+
+/// Most bids one AssessTender answer carries (each statement is a few KB).
+pub const MAX_TABLE_PAGE: usize = 200;
+
+/// `AssessTender`: one page of a tender's table.
+pub struct TablePage {
+    pub tender_id: TenderId,
+    /// 0: every bid (refused past [`MAX_TABLE_PAGE`]).
+    pub page_size: usize,
+    /// Bids with a sequence above this one.
+    pub after: u32,
+}
+
+impl TablePage {
+    pub fn parse(req: &pb::AssessTenderRequest) -> Result<TablePage, ApiError> {
+        let tender_id = tender_id(&req.tender_id)?;
+        let page_size = req.page_size as usize;
+        if page_size > MAX_TABLE_PAGE {
+            return Err(ApiError::field("page_size", format!("{page_size} is above {MAX_TABLE_PAGE} bids per page")));
+        }
+        let after = match req.page_token.trim() {
+            "" => 0,
+            t => t
+                .strip_prefix("after:")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| ApiError::field("page_token", "is not a token this server gave; pass next_page_token as it came"))?,
+        };
+        Ok(TablePage { tender_id, page_size, after })
+    }
+
+    /// The bids of this page and the token of the next, if any.
+    pub fn page<'b>(&self, bids: &'b [crate::store::BidRow]) -> Result<(&'b [crate::store::BidRow], String), ApiError> {
+        let start = bids.partition_point(|b| b.sequence <= self.after);
+        let rest = &bids[start..];
+        if self.page_size == 0 {
+            if rest.len() > MAX_TABLE_PAGE {
+                return Err(ApiError::field(
+                    "page_size",
+                    format!(
+                        "is 0 (every bid), but the tender has {} bids, more than the {MAX_TABLE_PAGE} one answer may carry; \
+                         ask page by page with page_size (at most {MAX_TABLE_PAGE}) and page_token",
+                        rest.len()
+                    ),
+                ));
+            }
+            return Ok((rest, String::new()));
+        }
+        let page = &rest[..rest.len().min(self.page_size)];
+        let next = match page.last() {
+            Some(last) if rest.len() > page.len() => format!("after:{}", last.sequence),
+            _ => String::new(),
+        };
+        Ok((page, next))
+    }
+}

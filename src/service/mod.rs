@@ -16,7 +16,7 @@ pub use keys::{key_to_proto, KeyApi};
 pub use policies::PolicySet;
 pub use statement::{envelope_from_proto, envelope_to_proto, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
 pub use tenders::{check_against_policy, TenderApi};
-pub use commands::MAX_BATCH;
+pub use commands::{TablePage, MAX_BATCH, MAX_TABLE_PAGE};
 
 /// The cache as the services use it: statements are assessment responses.
 pub type Cache = crate::cache::CreditCache<crate::proto::v1::AssessResponse>;

@@ -220,6 +220,7 @@ async fn committee_page(s: &WebState, caller: &Caller, raw_id: &str) -> Result<S
 #[derive(serde::Deserialize)]
 struct StatementQuery {
     tamper: Option<u32>,
+    page_token: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -232,6 +233,8 @@ struct SignedBid {
 struct Statements {
     tender_id: String,
     bids: Vec<SignedBid>,
+    /// Ask again with `?page_token=` this for the next page; empty after the last.
+    next_page_token: String,
 }
 
 async fn statements(
@@ -241,14 +244,21 @@ async fn statements(
     ext: Option<Extension<Caller>>,
 ) -> Response {
     let caller = caller_of(ext);
-    let table = match TenderId::parse(&id).map_err(|r| ApiError::field("tender_id", r)) {
-        Ok(tender_id) => s.assessments.assess_tender_table(&caller, &tender_id).await,
+    // The page asks for pages of the largest size, whatever the tender's size.
+    let request = pb::AssessTenderRequest {
+        tender_id: id.clone(),
+        page_size: crate::service::MAX_TABLE_PAGE as u32,
+        page_token: q.page_token.clone().unwrap_or_default(),
+    };
+    let table = match crate::service::TablePage::parse(&request) {
+        Ok(page) => s.assessments.assess_tender_table(&caller, &page).await,
         Err(e) => Err(e),
     };
     let table = match table {
         Ok(t) => t,
         Err(e) => return WebError::from(e).api(),
     };
+    let table_next = table.next_page_token.clone();
     let mut bids: Vec<SignedBid> = table
         .bids
         .into_iter()
@@ -262,7 +272,7 @@ async fn statements(
             b.envelope.payload = tamper(&b.envelope.payload).into();
         }
     }
-    json(&Statements { tender_id: id, bids })
+    json(&Statements { tender_id: id, bids, next_page_token: table_next })
 }
 
 /// Changes one digit of the deposit owed: still valid JSON, no longer what was signed.

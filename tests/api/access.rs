@@ -185,7 +185,7 @@ async fn every_rpc(c: &mut Clients, code: &str, eval_issuer: &str, tag: usize) -
         ("ListTenders", code_of(c.tenders.list_tenders(pb::ListTendersRequest {}).await)),
         ("RegisterBid", code_of(c.tenders.register_bid(pb::RegisterBidRequest { tender_id: "T-GD".into(), bidder: bidder(code) }).await)),
         ("Assess", code_of(c.assess.assess(pb::AssessRequest { tender_id: "T-GD".into(), bidder: bidder(code), contract_price_fen: None }).await)),
-        ("AssessTender", code_of(c.assess.assess_tender(pb::AssessTenderRequest { tender_id: "T-GD".into() }).await)),
+        ("AssessTender", code_of(c.assess.assess_tender(pb::AssessTenderRequest { tender_id: "T-GD".into(), ..Default::default() }).await)),
         (
             "CheckDeposit",
             code_of(
@@ -572,7 +572,7 @@ async fn the_committee_verifies_every_row_over_tls_at_an_intranet_name() {
         .unwrap()
         .into_inner()
         .link_path;
-    let table = sx.assess.assess_tender(pb::AssessTenderRequest { tender_id: tender.into() }).await.unwrap().into_inner();
+    let table = sx.assess.assess_tender(pb::AssessTenderRequest { tender_id: tender.into(), ..Default::default() }).await.unwrap().into_inner();
 
     browser.goto(&format!("https://{HOST}:{}{link}", server.addr.port())).await;
     browser.ready().await;

@@ -428,7 +428,7 @@ async fn tender_registration_is_validated() {
     let list = f.tenders.list_tenders(pb::ListTendersRequest {}).await.unwrap().into_inner();
     assert_eq!((list.tenders.len(), list.tenders[0].bid_count), (1, 2));
 
-    let table = f.assess.assess_tender(pb::AssessTenderRequest { tender_id: "T".into() }).await.unwrap().into_inner();
+    let table = f.assess.assess_tender(pb::AssessTenderRequest { tender_id: "T".into(), ..Default::default() }).await.unwrap().into_inner();
     let order: Vec<String> = table.bids.iter().map(|b| b.bid.as_ref().unwrap().bidder.as_ref().unwrap().credit_codes[0].clone()).collect();
     assert_eq!(order, vec![code(71), code(72)]);
     for b in &table.bids {

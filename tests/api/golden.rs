@@ -35,7 +35,7 @@ async fn demo_statements_match_the_golden_payloads() {
     let mut lines = Vec::new();
     for t in &list {
         let table = assess
-            .assess_tender(AssessTenderRequest { tender_id: t.tender_id.clone() })
+            .assess_tender(AssessTenderRequest { tender_id: t.tender_id.clone(), ..Default::default() })
             .await
             .unwrap()
             .into_inner();

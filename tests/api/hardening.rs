@@ -344,3 +344,46 @@ async fn raw_bytes_to_every_rpc_get_named_errors() {
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
     health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_large_tender_is_assessed_in_pages() {
+    let db = sqlite_db();
+    let mut f = crate::assessment::Fixture::new(&db).await;
+    f.tender("BIG", "national-template", "440300", "2026-12-15").await;
+    const BIDS: u32 = 450;
+    for n in 0..BIDS {
+        let bidder = Some(pb::Bidder { credit_codes: vec![crate::assessment::code(10_000 + n)] });
+        f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "BIG".into(), bidder }).await.unwrap();
+    }
+    let ask = |page_size: u32, page_token: &str| pb::AssessTenderRequest { tender_id: "BIG".into(), page_size, page_token: page_token.into() };
+    let status = f.assess.assess_tender(ask(0, "")).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("page_size: is 0 (every bid), but the tender has 450 bids") && status.message().contains("page_token"), "{}", status.message());
+    assert!(f.assess.assess_tender(ask(201, "")).await.unwrap_err().message().contains("page_size: 201 is above 200"));
+    assert!(f.assess.assess_tender(ask(10, "bogus")).await.unwrap_err().message().contains("page_token: is not a token"));
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = f.assess.assess_tender(ask(200, &token)).await.unwrap().into_inner();
+        pages += 1;
+        seen.extend(page.bids.iter().map(|b| b.bid.as_ref().unwrap().sequence));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, (1..=BIDS).collect::<Vec<_>>(), "every bid once, in bid order");
+
+    // The committee page's API pages the same way.
+    let (status, body) = http_get(f.server.addr, "/api/tenders/BIG/statements").await;
+    assert_eq!(status, 200);
+    let first: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(first["bids"].as_array().unwrap().len(), 200);
+    let next = first["next_page_token"].as_str().unwrap();
+    let (_, body) = http_get(f.server.addr, &format!("/api/tenders/BIG/statements?page_token={next}")).await;
+    let second: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(second["bids"][0]["sequence"], 201);
+}

@@ -232,7 +232,7 @@ async fn the_committee_page_verifies_every_row_in_the_browser() {
     let server = spawn_app(store, AppOptions { server: options, ..AppOptions::default() }).await;
     let tender = "DEMO-SX-2026-001";
     let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(server.channel().await);
-    let table = assess.assess_tender(pb::AssessTenderRequest { tender_id: tender.into() }).await.unwrap().into_inner();
+    let table = assess.assess_tender(pb::AssessTenderRequest { tender_id: tender.into(), ..Default::default() }).await.unwrap().into_inner();
     assert!(table.bids.len() >= 5);
 
     browser.goto(&format!("http://{}/tenders/{tender}", server.addr)).await;

@@ -199,16 +199,23 @@ async function main() {
     if (!window.crypto || !crypto.subtle) {
       throw new Error("此浏览器在当前连接下无法校验签名（需要 HTTPS 或本机地址）。结论未经校验，不予显示。");
     }
-    const [sr, kr] = await Promise.all([
-      fetch(`/api/tenders/${encodeURIComponent(id)}/statements${location.search}`),
-      fetch("/api/keys"),
-    ]);
-    if (!sr.ok || !kr.ok) {
-      const bad = !sr.ok ? sr : kr;
-      const text = await bad.text();
-      throw new Error(`无法取得信用评价结论（HTTP ${bad.status}）：${text}`);
+    // The statements come a page at a time (AssessTender's pages).
+    const base = `/api/tenders/${encodeURIComponent(id)}/statements`;
+    const search = new URLSearchParams(location.search);
+    const page = async token => {
+      if (token) search.set("page_token", token); else search.delete("page_token");
+      const r = await fetch(`${base}?${search}`);
+      if (!r.ok) throw new Error(`无法取得信用评价结论（HTTP ${r.status}）：${await r.text()}`);
+      return r.json();
+    };
+    const kr = await fetch("/api/keys");
+    if (!kr.ok) throw new Error(`无法取得公钥（HTTP ${kr.status}）：${await kr.text()}`);
+    const data = await page("");
+    for (let next = data.next_page_token; next; ) {
+      const more = await page(next);
+      data.bids.push(...more.bids);
+      next = more.next_page_token;
     }
-    const data = await sr.json();
     const keys = await importKeys(await kr.json());
     const checked = await Promise.all(data.bids.map(b => check(b, keys)));
     let rows = checked.map(rowData);
