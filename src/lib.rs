@@ -41,6 +41,7 @@ pub mod demo;
 pub mod domain;
 pub mod gate;
 pub mod import;
+mod listen;
 pub mod metrics;
 mod metrics_layer;
 pub mod policy;

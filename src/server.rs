@@ -44,6 +44,8 @@ pub struct ServerOptions {
     pub max_in_flight: usize,
     /// HTTP/2 streams one connection may open at once (advertised).
     pub max_streams_per_connection: u32,
+    /// Connections open at once; past it, new clients wait in the backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerOptions {
@@ -56,6 +58,7 @@ impl Default for ServerOptions {
             tls: None,
             max_in_flight: 512,
             max_streams_per_connection: 128,
+            max_connections: 1024,
         }
     }
 }
@@ -218,14 +221,13 @@ pub async fn run(
     let stopped = async {
         let _ = stop_rx.await;
     };
+    // Our own accept loop (crate::listen): a connection cap, back-off on
+    // EMFILE, and TCP_NODELAY — small writes must not wait on Nagle's
+    // algorithm and the peer's delayed ACK (~40 ms).
+    let max = options.max_connections;
     let mut server = match &options.tls {
-        Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(crate::tls::incoming(listener, tls.clone()), stopped)),
-        // Small writes (statements span several segments) must not wait on
-        // Nagle's algorithm and the peer's delayed ACK: that costs ~40 ms.
-        None => tokio::spawn(router.serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            stopped,
-        )),
+        Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(crate::listen::tls(listener, max, tls.clone()), stopped)),
+        None => tokio::spawn(router.serve_with_incoming_shutdown(crate::listen::plain(listener, max), stopped)),
     };
     tracing::info!(%addr, store = state.store.backend_name(), signing_key = state.keys.get().active_key_id(), "serving gRPC");
 

@@ -90,6 +90,9 @@ pub struct ListenArgs {
     /// HTTP/2 streams one connection may have open at once.
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_streams_per_connection: u32,
+    /// Connections open at once; past it, new clients wait in the listen backlog.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Args)]
@@ -308,6 +311,7 @@ async fn serve(
         tls,
         max_in_flight: listen.max_in_flight.max(1),
         max_streams_per_connection: listen.max_streams_per_connection.max(1),
+        max_connections: listen.max_connections.max(1),
         ..ServerOptions::default()
     };
     server::run(listener, state, options, server::shutdown_signal())

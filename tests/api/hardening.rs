@@ -387,3 +387,22 @@ async fn a_large_tender_is_assessed_in_pages() {
     let second: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(second["bids"][0]["sequence"], 201);
 }
+
+#[tokio::test]
+async fn past_the_connection_cap_new_clients_wait_until_one_closes() {
+    let db = sqlite_db();
+    let options = credit_tender::server::ServerOptions { max_connections: 1, ..Default::default() };
+    let server = spawn_app(open(&db).await, AppOptions { server: options, ..AppOptions::default() }).await;
+    let check = || tonic_health::pb::HealthCheckRequest { service: String::new() };
+    let first = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).unwrap().connect().await.unwrap();
+    tonic_health::pb::health_client::HealthClient::new(first.clone()).check(check()).await.unwrap();
+    let second = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).unwrap().connect_lazy();
+    let mut waiting = tonic_health::pb::health_client::HealthClient::new(second);
+    let call = tokio::spawn(async move { waiting.check(check()).await });
+    // The second connection is not served while the first is open (a bounded look).
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), async { while !call.is_finished() { tokio::task::yield_now().await } }).await;
+    assert!(early.is_err(), "a second connection was served past the cap of one");
+    drop(first);
+    let served = tokio::time::timeout(std::time::Duration::from_secs(10), call).await;
+    assert!(served.is_ok_and(|r| r.unwrap().is_ok()), "the waiting client is served once a place frees");
+}

@@ -126,7 +126,8 @@ pub async fn spawn_app(store: Store, options: AppOptions) -> TestServer {
     let handle = tokio::spawn(server::run(listener, state, options.server, async {
         let _ = rx.await;
     }));
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    // Lazy: the harness connects at its first call (a test may want the port to itself).
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
     TestServer {
         addr,
         store,
