@@ -39,6 +39,8 @@ struct Limiters {
 /// Why a caller was stopped at the gate.
 enum Stop {
     Unauthenticated(String),
+    /// The store could not say whether a session lives.
+    Unavailable(String),
     Exhausted { why: String, retry_after_ms: u64 },
 }
 
@@ -101,11 +103,6 @@ impl Gate {
         Arc::new(Gate { principals, store, metrics, limiters: Limiters::default() })
     }
 
-    /// Whether callers must prove who they are.
-    pub fn enforcing(&self) -> bool {
-        self.principals.is_some()
-    }
-
     async fn identify(&self, proof: Proof) -> Result<(Caller, Option<Arc<Admission>>), Stop> {
         let Some(principals) = &self.principals else { return Ok((Caller::Local, None)) };
         let principals = principals.get();
@@ -123,7 +120,11 @@ impl Gate {
             };
         }
         if let Some(session) = proof.session {
-            let grant = self.store.grant_by_session(&sha256_hex(&session)).await.ok().flatten();
+            let grant = self
+                .store
+                .grant_by_session(&sha256_hex(&session))
+                .await
+                .map_err(|e| Stop::Unavailable(format!("cannot check the committee session: {e}")))?;
             let now = chrono::Utc::now();
             return match grant {
                 Some(g) if g.is_live(now) => {
@@ -134,7 +135,7 @@ impl Gate {
                     let principal = Principal {
                         name: format!("committee:{}", g.grant_id),
                         role: Role::Committee,
-                        scope: Scope::Committee { tender: g.tender_id, grant: g.grant_id, expires_at: g.expires_at },
+                        scope: Scope::Committee { tender: g.tender_id, expires_at: g.expires_at },
                     };
                     Ok((Caller::Principal(Arc::new(principal)), Some(admission)))
                 }
@@ -164,6 +165,7 @@ fn admit(name: &str, a: &Admission) -> Result<OwnedSemaphorePermit, Stop> {
 fn refuse(grpc: bool, stop: Stop) -> http::Response<Body> {
     let (status, retry) = match stop {
         Stop::Unauthenticated(why) => (tonic::Status::unauthenticated(why), None),
+        Stop::Unavailable(why) => (tonic::Status::unavailable(why), None),
         Stop::Exhausted { why, retry_after_ms } => {
             let mut s = tonic::Status::resource_exhausted(format!("{why}; retry after {retry_after_ms} ms"));
             if let Ok(v) = retry_after_ms.to_string().parse() {
@@ -177,6 +179,7 @@ fn refuse(grpc: bool, stop: Stop) -> http::Response<Body> {
     }
     let code = match status.code() {
         tonic::Code::Unauthenticated => http::StatusCode::UNAUTHORIZED,
+        tonic::Code::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
         _ => http::StatusCode::TOO_MANY_REQUESTS,
     };
     let mut r = http::Response::new(Body::new(status.message().to_owned()));
@@ -235,8 +238,9 @@ where
                 Ok(found) => found,
                 Err(_) if public => (Caller::Anonymous, None),
                 Err(stop) => {
-                    gate.metrics.denied("unauthenticated");
-                    tracing::info!(path = %path, outcome = "unauthenticated", "refused at the gate");
+                    let outcome = if matches!(stop, Stop::Unavailable(_)) { "unavailable" } else { "unauthenticated" };
+                    gate.metrics.denied(outcome);
+                    tracing::info!(path = %path, outcome, "refused at the gate");
                     return Ok(refuse(grpc, stop));
                 }
             };

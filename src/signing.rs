@@ -116,18 +116,14 @@ pub fn verify_each(env: &Envelope, keys: &[PublicKeyInfo], issued_at: Option<Dat
         .collect()
 }
 
-/// Verifies that some signature on `env` is valid under a listed key; returns its key id.
+/// Verifies that some signature on `env` is valid under a listed key (see
+/// [`verify_each`]); returns its key id, or the last signature's error.
 pub fn verify(env: &Envelope, keys: &[PublicKeyInfo]) -> Result<String, VerifyError> {
-    let message = pae(&env.payload_type, &env.payload);
     let mut last = VerifyError::Unsigned;
-    for (keyid, sig) in &env.signatures {
-        let Some(key) = keys.iter().find(|k| &k.keyid == keyid && key_id(&k.public_key) == *keyid) else {
-            last = VerifyError::UnknownKey(keyid.clone());
-            continue;
-        };
-        match UnparsedPublicKey::new(&ED25519, &key.public_key).verify(&message, sig) {
-            Ok(()) => return Ok(keyid.clone()),
-            Err(_) => last = VerifyError::BadSignature(keyid.clone()),
+    for (keyid, result) in verify_each(env, keys, None) {
+        match result {
+            Ok(()) => return Ok(keyid),
+            Err(e) => last = e,
         }
     }
     Err(last)

@@ -37,7 +37,7 @@ pub enum Scope {
     /// GB/T 2260 regions whose tenders it runs (a province covers its cities and counties).
     Platform { regions: Vec<RegionCode> },
     /// One tender until the grant expires.
-    Committee { tender: TenderId, grant: String, expires_at: DateTime<Utc> },
+    Committee { tender: TenderId, expires_at: DateTime<Utc> },
     Supervisor,
 }
 

@@ -82,7 +82,7 @@ fn committees_see_one_tender_until_the_grant_expires() {
     let other = TenderId::parse("T2").unwrap();
     let region = RegionCode::parse("440300").unwrap();
     let until = now() + chrono::Duration::hours(1);
-    let c = principal(Role::Committee, Scope::Committee { tender: mine.clone(), grant: "g".into(), expires_at: until });
+    let c = principal(Role::Committee, Scope::Committee { tender: mine.clone(), expires_at: until });
     let on = |id| Resource::Tender { id, region };
     assert_eq!(decide(&c, Action::ViewCommitteePage, on(&mine), now()), Decision::Allow);
     assert_eq!(decide(&c, Action::ViewCommitteePage, on(&other), now()), Decision::NotFound);

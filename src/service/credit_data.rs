@@ -77,9 +77,10 @@ impl CreditDataApi {
 
     async fn profile(&self, caller: &Caller, cmd: GetProfile) -> Result<pb::GetProfileResponse, ApiError> {
         let GetProfile { code, as_of, data_version } = cmd;
-        let written_by_caller = match caller.source() {
-            Some(source) => self.store.written_by(&code, source).await?,
-            None => false,
+        // Only a provider's read depends on what it wrote: ask the store for no one else.
+        let written_by_caller = match caller {
+            Caller::Principal(p) if p.role == crate::access::Role::Provider => self.store.written_by(&code, &p.name).await?,
+            _ => false,
         };
         let resource = Resource::Profile { code: &code, written_by_caller };
         authorize(caller, Action::GetProfile, resource, self.cache.metrics())?;

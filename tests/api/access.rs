@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use credit_tender::proto::Bearer;
-use tonic::{Code, Status};
+use tonic::{Code, Request, Status};
 
 pub const HOST: &str = "ct.test";
 
@@ -125,25 +125,45 @@ pub async fn tls_channel(addr: std::net::SocketAddr, certs: &Certs, client: Opti
     Channel::from_shared(format!("https://{addr}")).unwrap().tls_config(tls).unwrap().connect().await.unwrap()
 }
 
-pub fn bearer(token: Option<&str>) -> Bearer {
-    Bearer::new(token).unwrap()
+/// How a test caller proves who it is over gRPC: a bearer token, or a
+/// committee member's session cookie, or nothing.
+#[derive(Clone)]
+pub enum Creds {
+    Token(Bearer),
+    Cookie(tonic::metadata::MetadataValue<tonic::metadata::Ascii>),
+}
+
+impl tonic::service::Interceptor for Creds {
+    fn call(&mut self, r: Request<()>) -> Result<Request<()>, Status> {
+        match self {
+            Creds::Token(b) => b.call(r),
+            Creds::Cookie(c) => {
+                let mut r = r;
+                r.metadata_mut().insert("cookie", c.clone());
+                Ok(r)
+            }
+        }
+    }
 }
 
 pub struct Clients {
-    pub data: CreditDataServiceClient<InterceptedService<Channel, Bearer>>,
-    pub tenders: TenderServiceClient<InterceptedService<Channel, Bearer>>,
-    pub assess: AssessmentServiceClient<InterceptedService<Channel, Bearer>>,
-    pub keys: KeyServiceClient<InterceptedService<Channel, Bearer>>,
+    pub data: CreditDataServiceClient<InterceptedService<Channel, Creds>>,
+    pub tenders: TenderServiceClient<InterceptedService<Channel, Creds>>,
+    pub assess: AssessmentServiceClient<InterceptedService<Channel, Creds>>,
+    pub keys: KeyServiceClient<InterceptedService<Channel, Creds>>,
+}
+
+fn clients_as(channel: &Channel, c: Creds) -> Clients {
+    Clients {
+        data: CreditDataServiceClient::with_interceptor(channel.clone(), c.clone()),
+        tenders: TenderServiceClient::with_interceptor(channel.clone(), c.clone()),
+        assess: AssessmentServiceClient::with_interceptor(channel.clone(), c.clone()),
+        keys: KeyServiceClient::with_interceptor(channel.clone(), c),
+    }
 }
 
 pub fn clients(channel: &Channel, token: Option<&str>) -> Clients {
-    let b = bearer(token);
-    Clients {
-        data: CreditDataServiceClient::with_interceptor(channel.clone(), b.clone()),
-        tenders: TenderServiceClient::with_interceptor(channel.clone(), b.clone()),
-        assess: AssessmentServiceClient::with_interceptor(channel.clone(), b.clone()),
-        keys: KeyServiceClient::with_interceptor(channel.clone(), b),
-    }
+    clients_as(channel, Creds::Token(Bearer::new(token).unwrap()))
 }
 
 fn code_of<T>(r: Result<tonic::Response<T>, Status>) -> Code {
@@ -162,7 +182,7 @@ fn bidder(c: &str) -> Option<pb::Bidder> {
 }
 
 /// Calls every RPC as one caller; the answer's code for each, by name.
-async fn every_rpc(c: &mut Clients, code: &str, eval_issuer: &str, tag: usize) -> Vec<(&'static str, Code)> {
+async fn every_rpc(c: &mut Clients, code: &str, eval_issuer: &str, tag: usize, grant_id: &str) -> Vec<(&'static str, Code)> {
     let eval = evaluation_json(&format!("e-{tag}"), code, json!({"issuer": eval_issuer, "year": 2010 + tag}));
     let put = pb::PutRecordsRequest { records: vec![to_proto(eval)], source: "ignored".into() };
     let tender = |id: &str, region: &str| pb::RegisterTenderRequest {
@@ -201,6 +221,10 @@ async fn every_rpc(c: &mut Clients, code: &str, eval_issuer: &str, tag: usize) -
             ),
         ),
         ("GrantCommitteeAccess", code_of(c.tenders.grant_committee_access(grant).await)),
+        (
+            "RevokeCommitteeAccess",
+            code_of(c.tenders.revoke_committee_access(pb::RevokeCommitteeAccessRequest { grant_id: grant_id.into() }).await),
+        ),
     ];
     out.push(("ListKeys", code_of(c.keys.list_keys(pb::ListKeysRequest {}).await)));
     out
@@ -227,18 +251,27 @@ async fn every_role_against_every_rpc_over_tls() {
         let code = crate::assessment::code(700);
         seed(server.addr, &certs, &code).await;
         let ch = tls_channel(server.addr, &certs, None).await;
+        // A committee member's session works over gRPC too (the cookie as metadata).
+        let (_, link) = grant(&ch, "T-GD", 3600).await;
+        let (_, head, _) = https_get(server.addr, &certs, &link, &[]).await;
+        let committee = Creds::Cookie(session_cookie(&head).parse().unwrap());
+        // A grant each caller tries to revoke.
+        let (revocable, _) = grant(&ch, "T-GD", 3600).await;
+        let token = |t: Option<&str>| Creds::Token(Bearer::new(t).unwrap());
         use Code::*;
-        let table: Vec<(&str, Option<&str>, &str, [Code; 12])> = vec![
-            ("anonymous", None, "440000", [Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Ok]),
-            ("provider", Some(PROVIDER_TOKEN), "440000", [Ok, Ok, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, Ok]),
-            ("platform", Some(PLATFORM_TOKEN), "440000", [PermissionDenied, PermissionDenied, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
-            ("other platform", Some(OTHER_PLATFORM_TOKEN), "440000", [PermissionDenied, PermissionDenied, PermissionDenied, NotFound, NotFound, Ok, NotFound, NotFound, NotFound, NotFound, NotFound, Ok]),
-            ("supervisor", Some(SUPERVISOR_TOKEN), "440000", [PermissionDenied, Ok, PermissionDenied, PermissionDenied, Ok, Ok, PermissionDenied, Ok, Ok, Ok, PermissionDenied, Ok]),
-            ("unknown token", Some("ct_nobody"), "440000", [Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Ok]),
+        type Row = (&'static str, Creds, [Code; 13]);
+        let table: Vec<Row> = vec![
+            ("anonymous", token(None), [Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Ok]),
+            ("committee", committee, [PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, Ok, PermissionDenied, PermissionDenied, PermissionDenied, Ok]),
+            ("provider", token(Some(PROVIDER_TOKEN)), [Ok, Ok, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, PermissionDenied, Ok]),
+            ("other platform", token(Some(OTHER_PLATFORM_TOKEN)), [PermissionDenied, PermissionDenied, PermissionDenied, NotFound, NotFound, Ok, NotFound, NotFound, NotFound, NotFound, NotFound, NotFound, Ok]),
+            ("supervisor", token(Some(SUPERVISOR_TOKEN)), [PermissionDenied, Ok, PermissionDenied, PermissionDenied, Ok, Ok, PermissionDenied, Ok, Ok, Ok, PermissionDenied, PermissionDenied, Ok]),
+            ("unknown token", token(Some("ct_nobody")), [Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Unauthenticated, Ok]),
+            ("platform", token(Some(PLATFORM_TOKEN)), [PermissionDenied, PermissionDenied, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
         ];
-        for (i, (who, token, issuer, want)) in table.into_iter().enumerate() {
-            let mut c = clients(&ch, token);
-            let got = every_rpc(&mut c, &code, issuer, i).await;
+        for (i, (who, creds, want)) in table.into_iter().enumerate() {
+            let mut c = clients_as(&ch, creds);
+            let got = every_rpc(&mut c, &code, "440000", i, &revocable).await;
             for ((rpc, code), want) in got.iter().zip(want) {
                 assert_eq!(*code, want, "[{}] {who} calling {rpc}", db.backend);
             }
