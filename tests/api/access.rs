@@ -659,3 +659,18 @@ async fn every_role_against_every_page_over_tls() {
         assert_eq!(sees, matches!(who, "committee" | "platform" | "supervisor"), "{who} listing: {list}");
     }
 }
+
+#[test]
+fn token_create_prints_a_token_once_and_the_entry_with_its_digest() {
+    let out = cli(&["token", "create", "--name", "gd-platform", "--role", "platform"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_owned();
+    assert!(token.starts_with("ct_") && token.len() > 40, "{token}");
+    let entry = stderr(&out);
+    assert!(entry.contains(&format!("token_sha256 = \"{}\"", sha(&token))), "{entry}");
+    assert!(!entry.contains(&token), "the token itself appears once, on stdout");
+    assert_ne!(stdout(&cli(&["token", "create", "--name", "x", "--role", "platform"])), stdout(&out), "fresh each time");
+    let bad = cli(&["token", "create", "--name", "x", "--role", "committee"]);
+    assert_eq!(bad.status.code(), Some(64));
+    assert!(stderr(&bad).contains("--role: 'committee' is not one of provider, platform, supervisor"), "{}", stderr(&bad));
+}

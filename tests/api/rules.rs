@@ -260,3 +260,21 @@ async fn rule_10_the_bond_in_fen_and_the_deposit_ceiling() {
         assert!(status.message().contains("terms.nominal_deposit_fen: ¥900,000.00 exceeds ¥800,000.00"), "{}", status.message());
     }
 }
+
+#[tokio::test]
+async fn rule_4_the_publication_periods_file_can_be_replaced_and_is_checked() {
+    let db = sqlite_db();
+    let dir = tempfile::tempdir().unwrap();
+    let c = code(314);
+    // A stricter operator file: general penalties at least 6 months.
+    let stricter = include_str!("../../policies/publication-periods.toml").replace("general = 3 ", "general = 6 ");
+    let periods = file(dir.path(), "periods.toml", stricter);
+    let records = file(dir.path(), "p.jsonl", jsonl(&[penalty_json("p", &c, json!({}))]));
+    let out = cli(&["import", "--db", &db.url, "--publication-periods", periods.to_str().unwrap(), records.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("min_publication_end: 2026-09-01 is less than 6 months after decided_on 2026-06-01"), "{}", stderr(&out));
+    let broken = file(dir.path(), "broken.toml", "max_months = 36\n[min_months]\ngeneral = 3\n");
+    let out = cli(&["import", "--db", &db.url, "--publication-periods", broken.to_str().unwrap(), records.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains(broken.to_str().unwrap()) && stderr(&out).contains("no value for category"), "{}", stderr(&out));
+}
