@@ -2,38 +2,118 @@
 //! once (past that the loop waits; new clients queue in the listen backlog),
 //! back-off when accepting fails (EMFILE, ENFILE: logged, never a spin), and
 //! TCP_NODELAY on every socket. TLS handshakes run off the loop, so a slow
-//! client delays no one.
+//! client delays no one, and each has `handshake_timeout` to finish.
+//!
+//! A connection that moves nothing for `idle_timeout` is closed. HTTP/2's
+//! own keep-alive traffic does not count as activity: a transfer of at most
+//! [`CONTROL_BYTES`] (one PING or WINDOW_UPDATE frame) leaves the idle clock
+//! running, so the server's keep-alive pings detect dead peers without
+//! keeping idle ones open forever.
 
+use crate::metrics::Metrics;
 use crate::tls::SharedTls;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
-/// How long a client has to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest HTTP/2 frame that is keep-alive rather than work: a PING
+/// (9-byte header, 8-byte payload). WINDOW_UPDATE (13) and SETTINGS
+/// acknowledgements (9) are smaller.
+pub const CONTROL_BYTES: usize = 17;
 
-/// A connection that frees its place under the cap when it closes.
+/// What the accept loop enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// A connection that frees its place under the cap when it closes, and
+/// ends (as if the peer had closed it) once idle for too long.
 pub struct Counted<T> {
     inner: T,
-    _place: OwnedSemaphorePermit,
+    idle: Idle,
+    _place: Place,
+}
+
+/// A place under the connection cap, counted in the metrics while held.
+struct Place {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.metrics.connections_open(-1);
+    }
+}
+
+struct Idle {
+    limit: Duration,
+    last: Instant,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Idle {
+    fn new(limit: Duration, metrics: Arc<Metrics>) -> Idle {
+        Idle { limit, last: Instant::now(), timer: Box::pin(tokio::time::sleep(limit)), metrics }
+    }
+
+    fn moved(&mut self, bytes: usize) {
+        if bytes > CONTROL_BYTES {
+            self.last = Instant::now();
+        }
+    }
+
+    /// Whether the connection has been idle for the limit; registers the
+    /// task to be woken when it might be.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let deadline = self.last + self.limit;
+            if Instant::now() >= deadline {
+                self.metrics.connection("idle_closed");
+                return true;
+            }
+            self.timer.as_mut().reset(deadline.into());
+        }
+        false
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len() - before;
+                self.idle.moved(n);
+                Poll::Ready(Ok(()))
+            }
+            // Idle too long: end of stream, and the server closes the connection.
+            Poll::Pending if self.idle.expired(cx) => Poll::Ready(Ok(())),
+            other => other,
+        }
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            self.idle.moved(n);
+        }
+        written
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -42,7 +122,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = written {
+            self.idle.moved(n);
+        }
+        written
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -56,42 +140,64 @@ impl<T: Connected> Connected for Counted<T> {
     }
 }
 
-/// Accepts up to `max_connections` at once and yields each connection,
-/// handshaken first when `tls` is given.
+/// Accepts up to `limits.max_connections` at once and yields each
+/// connection, handshaken first when the transport has a handshake.
 pub fn incoming<T>(
     listener: TcpListener,
-    max_connections: usize,
+    limits: Limits,
+    metrics: Arc<Metrics>,
     handshake: impl Fn(TcpStream) -> Option<Pin<Box<dyn std::future::Future<Output = io::Result<T>> + Send>>> + Send + 'static,
 ) -> ReceiverStream<io::Result<Counted<T>>>
 where
     T: Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let places = Arc::new(Semaphore::new(max_connections.max(1)));
+    let places = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::spawn(async move {
+        let mut failing_since: Option<Instant> = None;
         loop {
-            let Ok(place) = places.clone().acquire_owned().await else { return };
+            let Ok(permit) = places.clone().acquire_owned().await else { return };
             let (tcp, peer) = match listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed; backing off 100 ms");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    metrics.connection("accept_error");
+                    // Logged once per episode, not once per retry.
+                    if failing_since.is_none() {
+                        tracing::warn!(error = %e, "accept failed (out of file descriptors?); retrying every 100 ms until it succeeds");
+                        failing_since = Some(Instant::now());
+                    }
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             };
+            if let Some(since) = failing_since.take() {
+                tracing::warn!(after = ?since.elapsed(), "accepting connections again");
+            }
+            metrics.connection("accepted");
+            metrics.connections_open(1);
+            let place = Place { _permit: permit, metrics: metrics.clone() };
             let _ = tcp.set_nodelay(true);
             if tx.is_closed() {
                 return;
             }
             let Some(shake) = handshake(tcp) else { continue };
             let tx = tx.clone();
+            let metrics = metrics.clone();
+            let limits = limits.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, shake).await {
+                match tokio::time::timeout(limits.handshake_timeout, shake).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(Counted { inner: stream, _place: place })).await;
+                        let idle = Idle::new(limits.idle_timeout, metrics);
+                        let _ = tx.send(Ok(Counted { inner: stream, idle, _place: place })).await;
                     }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "handshake timed out"),
+                    Ok(Err(e)) => {
+                        metrics.connection("handshake_failed");
+                        tracing::debug!(%peer, error = %e, "handshake failed");
+                    }
+                    Err(_) => {
+                        metrics.connection("handshake_timeout");
+                        tracing::debug!(%peer, "handshake timed out");
+                    }
                 }
             });
         }
@@ -99,18 +205,22 @@ where
     ReceiverStream::new(rx)
 }
 
+/// Pause between attempts while accepting fails.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Plain TCP connections.
-pub fn plain(listener: TcpListener, max_connections: usize) -> ReceiverStream<io::Result<Counted<TcpStream>>> {
-    incoming(listener, max_connections, |tcp| Some(Box::pin(async move { Ok(tcp) })))
+pub fn plain(listener: TcpListener, limits: Limits, metrics: Arc<Metrics>) -> ReceiverStream<io::Result<Counted<TcpStream>>> {
+    incoming(listener, limits, metrics, |tcp| Some(Box::pin(async move { Ok(tcp) })))
 }
 
 /// TLS connections, with the certificate in use when each one arrives.
 pub fn tls(
     listener: TcpListener,
-    max_connections: usize,
+    limits: Limits,
+    metrics: Arc<Metrics>,
     tls: Arc<SharedTls>,
 ) -> ReceiverStream<io::Result<Counted<tokio_rustls::server::TlsStream<TcpStream>>>> {
-    incoming(listener, max_connections, move |tcp| {
+    incoming(listener, limits, metrics, move |tcp| {
         let acceptor = tls.acceptor();
         Some(Box::pin(async move { acceptor.accept(tcp).await }))
     })

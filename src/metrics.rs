@@ -29,6 +29,8 @@ pub struct Metrics {
     replica_lag: Gauge,
     applied_version: Gauge,
     denials: Family<Labels, Counter>,
+    connections_open: Gauge,
+    connection_events: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -60,7 +62,17 @@ impl Metrics {
         registry.register("applied_data_version", "newest data version this replica has applied", applied_version.clone());
         let denials = Family::<Labels, Counter>::default();
         registry.register("access_denials", "requests refused by who is calling, by reason", denials.clone());
+        let connections_open = Gauge::default();
+        registry.register("connections_open", "client connections open now", connections_open.clone());
+        let connection_events = Family::<Labels, Counter>::default();
+        registry.register(
+            "connection_events",
+            "connections accepted, closed idle, failing or timing out their TLS handshake, and accept errors (EMFILE…)",
+            connection_events.clone(),
+        );
         Metrics {
+            connections_open,
+            connection_events,
             denials,
             registry,
             requests,
@@ -96,6 +108,17 @@ impl Metrics {
     /// A request refused: `unauthenticated`, `rate_limited`, `permission_denied`, `not_found`.
     pub fn denied(&self, reason: &'static str) {
         self.denials.get_or_create(&vec![("reason", reason.to_owned())]).inc();
+    }
+
+    /// `event` is one of accepted, idle_closed, handshake_failed,
+    /// handshake_timeout, accept_error.
+    pub fn connection(&self, event: &'static str) {
+        self.connection_events.get_or_create(&vec![("event", event.to_owned())]).inc();
+    }
+
+    /// A connection opened (`+1`) or closed (`-1`).
+    pub fn connections_open(&self, delta: i64) {
+        self.connections_open.inc_by(delta);
     }
 
     pub fn signed(&self) {

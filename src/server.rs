@@ -46,6 +46,10 @@ pub struct ServerOptions {
     pub max_streams_per_connection: u32,
     /// Connections open at once; past it, new clients wait in the backlog.
     pub max_connections: usize,
+    /// A connection that moves nothing but keep-alives this long is closed.
+    pub idle_timeout: Duration,
+    /// How long a client has to finish its TLS handshake.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -59,6 +63,8 @@ impl Default for ServerOptions {
             max_in_flight: 512,
             max_streams_per_connection: 128,
             max_connections: 1024,
+            idle_timeout: Duration::from_secs(300),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -224,10 +230,15 @@ pub async fn run(
     // Our own accept loop (crate::listen): a connection cap, back-off on
     // EMFILE, and TCP_NODELAY — small writes must not wait on Nagle's
     // algorithm and the peer's delayed ACK (~40 ms).
-    let max = options.max_connections;
+    let limits = crate::listen::Limits {
+        max_connections: options.max_connections,
+        handshake_timeout: options.handshake_timeout,
+        idle_timeout: options.idle_timeout,
+    };
+    let metrics = state.metrics.clone();
     let mut server = match &options.tls {
-        Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(crate::listen::tls(listener, max, tls.clone()), stopped)),
-        None => tokio::spawn(router.serve_with_incoming_shutdown(crate::listen::plain(listener, max), stopped)),
+        Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(crate::listen::tls(listener, limits, metrics, tls.clone()), stopped)),
+        None => tokio::spawn(router.serve_with_incoming_shutdown(crate::listen::plain(listener, limits, metrics), stopped)),
     };
     tracing::info!(%addr, store = state.store.backend_name(), signing_key = state.keys.get().active_key_id(), "serving gRPC");
 

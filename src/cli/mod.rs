@@ -93,6 +93,12 @@ pub struct ListenArgs {
     /// Connections open at once; past it, new clients wait in the listen backlog.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
+    /// Seconds a connection may move nothing (keep-alive pings aside) before it is closed.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub idle_timeout: u64,
+    /// Seconds a client has to finish its TLS handshake.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub handshake_timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -312,6 +318,8 @@ async fn serve(
         max_in_flight: listen.max_in_flight.max(1),
         max_streams_per_connection: listen.max_streams_per_connection.max(1),
         max_connections: listen.max_connections.max(1),
+        idle_timeout: Duration::from_secs(listen.idle_timeout.max(1)),
+        handshake_timeout: Duration::from_secs(listen.handshake_timeout.max(1)),
         ..ServerOptions::default()
     };
     server::run(listener, state, options, server::shutdown_signal())

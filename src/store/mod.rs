@@ -56,7 +56,16 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Unavailable(e)
+        // SQLITE_CORRUPT and SQLITE_NOTADB (by primary code, the low byte):
+        // the file cannot be trusted with another commit.
+        let sqlite_code = match &e {
+            sqlx::Error::Database(d) => d.try_downcast_ref::<sqlx::sqlite::SqliteError>().and_then(|s| sqlx::error::DatabaseError::code(s)).and_then(|c| c.parse::<i32>().ok()),
+            _ => None,
+        };
+        match sqlite_code.map(|c| c & 0xff) {
+            Some(11 | 26) => StoreError::Lost(format!("the database file is corrupt: {e}")),
+            _ => StoreError::Unavailable(e),
+        }
     }
 }
 

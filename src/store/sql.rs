@@ -76,11 +76,28 @@ impl FileIdentity {
         Ok(FileIdentity { path: path.to_owned(), dev: m.dev(), ino: m.ino() })
     }
 
-    /// Whether the file at the path is still the one opened.
+    /// Whether the file at the path is still the one opened, and still
+    /// begins with SQLite's header (a file overwritten in place keeps its
+    /// inode; SQLite itself may not read page 1 again for a long time).
     fn check(&self) -> Result<(), StoreError> {
         match FileIdentity::of(&self.path) {
-            Ok(now) if now.dev == self.dev && now.ino == self.ino => Ok(()),
+            Ok(now) if now.dev == self.dev && now.ino == self.ino => self.check_header(),
             Ok(_) => Err(StoreError::Lost(format!("{} was replaced by another file", self.path.display()))),
+            Err(e) => Err(StoreError::Lost(format!("{}: {e}", self.path.display()))),
+        }
+    }
+
+    /// The first 16 bytes of every SQLite database file (fileformat.html §1.3.1).
+    fn check_header(&self) -> Result<(), StoreError> {
+        const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+        use std::io::Read;
+        let mut head = [0u8; 16];
+        let read = std::fs::File::open(&self.path).and_then(|mut f| f.read_exact(&mut head));
+        match read {
+            Ok(()) if &head == MAGIC => Ok(()),
+            // A new database whose first page is still only in the WAL.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && std::fs::metadata(&self.path).is_ok_and(|m| m.len() == 0) => Ok(()),
+            Ok(()) => Err(StoreError::Lost(format!("{} is corrupt: it no longer begins with the SQLite header", self.path.display()))),
             Err(e) => Err(StoreError::Lost(format!("{}: {e}", self.path.display()))),
         }
     }

@@ -406,3 +406,124 @@ async fn past_the_connection_cap_new_clients_wait_until_one_closes() {
     let served = tokio::time::timeout(std::time::Duration::from_secs(10), call).await;
     assert!(served.is_ok_and(|r| r.unwrap().is_ok()), "the waiting client is served once a place frees");
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_busy_ones_kept() {
+    use crate::cache::{sample, scrape};
+    use tokio::io::AsyncReadExt;
+    let db = sqlite_db();
+    let options = credit_tender::server::ServerOptions { idle_timeout: std::time::Duration::from_secs(1), ..Default::default() };
+    let server = spawn_app(open(&db).await, AppOptions { server: options, ..AppOptions::default() }).await;
+    // A client that connects and says nothing is closed (the read ends).
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while let Ok(n) = silent.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+        }
+    });
+    assert!(closed.await.is_ok(), "an idle connection was still open after 15 s with a 1 s idle timeout");
+    let accepted = "credit_tender_connection_events_total{event=\"accepted\"}";
+    let before = scrape(server.addr).await;
+    assert!(sample(&before, "credit_tender_connection_events_total{event=\"idle_closed\"}") >= 1.0, "{before}");
+
+    // A client calling every 300 ms for 3 s keeps its one connection.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).unwrap().connect().await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for _ in 0..10 {
+        health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+        // waits: spacing calls closer than the idle timeout is what is tested
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let after = scrape(server.addr).await;
+    // One connection for the client, one for this scrape.
+    assert_eq!(sample(&after, accepted) - sample(&before, accepted), 2.0, "{after}");
+}
+
+#[tokio::test]
+async fn out_of_file_descriptors_the_server_backs_off_logs_and_recovers() {
+    let server = CliServer::spawn_limited(&["demo"], Some(64)).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
+    let check = || tonic_health::pb::HealthCheckRequest { service: String::new() };
+    health.check(check()).await.unwrap();
+    // Far more connections than the server has descriptors for.
+    let mut held = Vec::new();
+    for _ in 0..120 {
+        // Past the descriptors and the listen backlog, a connect would hang.
+        match tokio::time::timeout(std::time::Duration::from_secs(2), tokio::net::TcpStream::connect(server.addr)).await {
+            Ok(tcp) => held.push(tcp.unwrap()),
+            Err(_) => break,
+        }
+    }
+    server.log_line("accept failed").await;
+    // While it fails, the loop sleeps between attempts instead of spinning.
+    let ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.child.id())).unwrap();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let start = ticks();
+    // waits: CPU used over one second of failing accepts is what is measured
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let used = ticks() - start;
+    assert!(used < 50, "the accept loop used {used} of 100 clock ticks in one second while out of descriptors");
+    drop(held);
+    server.log_line("accepting connections again").await;
+    let fresh = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).unwrap().connect_lazy();
+    tonic_health::pb::health_client::HealthClient::new(fresh).check(check()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_corrupted_in_place_turns_health_off_refuses_writes_and_recovers_when_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("credit.db");
+    let url = format!("sqlite://{}", db_path.display());
+    let out = cli(&["keygen", "--out", dir.path().join("k.pk8").to_str().unwrap()]);
+    assert!(out.status.success());
+    let keys = file(dir.path(), "keys.toml", "[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n");
+    let server = CliServer::spawn(&["serve", "--db", &url, "--keys", keys.to_str().unwrap()]).await;
+    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(server.channel.clone());
+    let put = |id: &str| pb::PutRecordsRequest { records: vec![to_proto(evaluation_json(id, CODE_A, json!({"year": 2000 + id.len() as i64})))], source: String::new() };
+    data.put_records(put("a")).await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
+    let mut watch = health.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    use tonic_health::pb::health_check_response::ServingStatus;
+    assert_eq!(watch.message().await.unwrap().unwrap().status, ServingStatus::Serving as i32);
+
+    // Overwrite the header in place: same file, same inode, not a database any more.
+    let original = std::fs::read(&db_path).unwrap();
+    {
+        use std::io::{Seek, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&db_path).unwrap();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.write_all(&[0xA5; 100]).unwrap();
+        f.sync_all().unwrap();
+    }
+    let status = data.put_records(put("bb")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("corrupt"), "{}", status.message());
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), watch.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    server.log_line("fails its probe").await;
+
+    // Put the header back: the probe passes, health says so, writes are taken again.
+    {
+        use std::io::{Seek, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&db_path).unwrap();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.write_all(&original[..100]).unwrap();
+        f.sync_all().unwrap();
+    }
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), watch.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(next.status, ServingStatus::Serving as i32);
+    server.log_line("answers again").await;
+    data.put_records(put("ccc")).await.unwrap();
+    let profile = pb::credit_data_service_client::CreditDataServiceClient::new(server.channel.clone())
+        .get_profile(pb::GetProfileRequest { credit_code: CODE_A.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(profile.records.len(), 2, "the record refused while corrupt is absent, the others are there: {profile:?}");
+}

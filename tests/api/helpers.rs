@@ -269,8 +269,22 @@ impl CliServer {
     /// Runs `credit-tender ARGS --listen 127.0.0.1:0` and connects once it
     /// says on stdout where it listens.
     pub async fn spawn(args: &[&str]) -> CliServer {
+        CliServer::spawn_limited(args, None).await
+    }
+
+    /// The same, with at most `open_files` file descriptors (`ulimit -n`).
+    pub async fn spawn_limited(args: &[&str], open_files: Option<u32>) -> CliServer {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_credit-tender"))
+        let bin = env!("CARGO_BIN_EXE_credit-tender");
+        let mut command = match open_files {
+            None => Command::new(bin),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), bin]);
+                c
+            }
+        };
+        let mut child = command
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn,credit_tender::server=info")
