@@ -42,6 +42,7 @@ pub mod domain;
 pub mod gate;
 pub mod import;
 mod listen;
+pub mod log;
 pub mod metrics;
 mod metrics_layer;
 pub mod policy;

@@ -31,6 +31,8 @@ pub struct Metrics {
     denials: Family<Labels, Counter>,
     connections_open: Gauge,
     connection_events: Family<Labels, Counter>,
+    log_leaves: Counter,
+    log_checkpoint_size: Gauge,
 }
 
 impl Default for Metrics {
@@ -70,7 +72,13 @@ impl Metrics {
             "connections accepted, closed idle, failing or timing out their TLS handshake, and accept errors (EMFILE…)",
             connection_events.clone(),
         );
+        let log_leaves = Counter::default();
+        registry.register("log_leaves", "statements appended to the transparency log by this replica", log_leaves.clone());
+        let log_checkpoint_size = Gauge::default();
+        registry.register("log_checkpoint_size", "tree size of the newest checkpoint this replica published", log_checkpoint_size.clone());
         Metrics {
+            log_leaves,
+            log_checkpoint_size,
             connections_open,
             connection_events,
             denials,
@@ -119,6 +127,14 @@ impl Metrics {
     /// A connection opened (`+1`) or closed (`-1`).
     pub fn connections_open(&self, delta: i64) {
         self.connections_open.inc_by(delta);
+    }
+
+    pub fn logged(&self, leaves: u64) {
+        self.log_leaves.inc_by(leaves);
+    }
+
+    pub fn checkpoint(&self, size: u64) {
+        self.log_checkpoint_size.set(size as i64);
     }
 
     pub fn signed(&self) {

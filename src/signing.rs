@@ -44,12 +44,23 @@ crate::domain::vocab::vocabulary! {
     }
 }
 
+crate::domain::vocab::vocabulary! {
+    /// What a key signs.
+    KeyRole {
+        /// Statements (DSSE envelopes): assessments and deposit checks.
+        Statement => "statement",
+        /// The transparency log's checkpoints (C2SP signed notes).
+        Log => "log",
+    }
+}
+
 /// A public key as published by `ListKeys`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKeyInfo {
     pub keyid: String,
     pub public_key: Vec<u8>,
     pub status: KeyStatus,
+    pub role: KeyRole,
     pub valid_from: Option<DateTime<Utc>>,
     pub valid_to: Option<DateTime<Utc>>,
 }
@@ -89,7 +100,7 @@ pub fn verify_each(env: &Envelope, keys: &[PublicKeyInfo], issued_at: Option<Dat
             let result = (|| {
                 let key = keys
                     .iter()
-                    .find(|k| &k.keyid == keyid && key_id(&k.public_key) == *keyid)
+                    .find(|k| &k.keyid == keyid && key_id(&k.public_key) == *keyid && k.role == KeyRole::Statement)
                     .ok_or_else(|| VerifyError::UnknownKey(keyid.clone()))?;
                 if key.status == KeyStatus::Revoked {
                     return Err(VerifyError::Revoked(keyid.clone()));
@@ -134,10 +145,13 @@ struct Key {
     pair: Option<Ed25519KeyPair>,
 }
 
-/// The service's keys: one active signer and any verify-only predecessors.
+/// The service's keys: one active statement signer and any verify-only
+/// predecessors; likewise, the transparency log's checkpoint keys.
 pub struct Keyring {
     keys: Vec<Key>,
     active: usize,
+    /// The active log key, if any is configured.
+    active_log: Option<usize>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -188,37 +202,64 @@ struct KeyConfig {
     /// Path of the PKCS#8 file, relative to the configuration file.
     file: PathBuf,
     status: KeyStatus,
+    /// `statement` (the default) or `log`.
+    #[serde(default = "statement_role")]
+    role: KeyRole,
     valid_from: Option<DateTime<Utc>>,
     valid_to: Option<DateTime<Utc>>,
 }
 
-/// A key pair with its status and validity, as configured.
-type KeySpec = (Ed25519KeyPair, KeyStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+fn statement_role() -> KeyRole {
+    KeyRole::Statement
+}
+
+/// A key pair with its role, status and validity, as configured.
+type KeySpec = (Ed25519KeyPair, KeyRole, KeyStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 impl Keyring {
-    /// A keyring with one freshly generated key, for the demo and tests.
+    /// A keyring with freshly generated keys (a statement key and a log
+    /// key), for the demo and tests.
     pub fn ephemeral() -> Keyring {
-        let pair = Ed25519KeyPair::from_pkcs8(&generate_pkcs8()).expect("generated key is valid");
-        Keyring::from_pairs(vec![(pair, KeyStatus::Active, Some(Utc::now()), None)]).expect("one active key")
+        let pair = || Ed25519KeyPair::from_pkcs8(&generate_pkcs8()).expect("generated key is valid");
+        Keyring::from_pairs(vec![
+            (pair(), KeyRole::Statement, KeyStatus::Active, Some(Utc::now()), None),
+            (pair(), KeyRole::Log, KeyStatus::Active, Some(Utc::now()), None),
+        ])
+        .expect("one active key of each role")
     }
 
     fn from_pairs(pairs: Vec<KeySpec>) -> Result<Keyring, String> {
         let mut keys = Vec::new();
-        for (pair, status, valid_from, valid_to) in pairs {
+        for (pair, role, status, valid_from, valid_to) in pairs {
             let public_key = pair.public_key().as_ref().to_vec();
-            let info = PublicKeyInfo { keyid: key_id(&public_key), public_key, status, valid_from, valid_to };
+            let info = PublicKeyInfo { keyid: key_id(&public_key), public_key, status, role, valid_from, valid_to };
             keys.push(Key { info, pair: (status == KeyStatus::Active).then_some(pair) });
         }
-        let active: Vec<usize> = keys.iter().enumerate().filter(|(_, k)| k.info.status == KeyStatus::Active).map(|(i, _)| i).collect();
-        match active.as_slice() {
-            [one] => Ok(Keyring { keys, active: *one }),
-            [] => Err("no key has status = \"active\"; exactly one must sign".into()),
-            _ => Err(format!("{} keys have status = \"active\"; exactly one must sign", active.len())),
-        }
+        let active_of = |role: KeyRole| -> Vec<usize> {
+            keys.iter().enumerate().filter(|(_, k)| k.info.status == KeyStatus::Active && k.info.role == role).map(|(i, _)| i).collect()
+        };
+        let active = match active_of(KeyRole::Statement).as_slice() {
+            [one] => *one,
+            [] => return Err("no statement key has status = \"active\"; exactly one must sign".into()),
+            many => return Err(format!("{} statement keys have status = \"active\"; exactly one must sign", many.len())),
+        };
+        let active_log = match active_of(KeyRole::Log).as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            many => return Err(format!("{} keys with role = \"log\" have status = \"active\"; at most one signs checkpoints", many.len())),
+        };
+        Ok(Keyring { keys, active, active_log })
+    }
+
+    /// The active log key and its public half, for signing checkpoints.
+    pub fn log_signer(&self) -> Option<(&Ed25519KeyPair, &PublicKeyInfo)> {
+        let key = &self.keys[self.active_log?];
+        Some((key.pair.as_ref()?, &key.info))
     }
 
     /// Loads the key configuration (TOML, `[[key]]` tables with `file`,
-    /// `status`, optional `valid_from`/`valid_to`).
+    /// `status`, optional `role` (`statement`, the default, or `log`) and
+    /// `valid_from`/`valid_to`).
     pub fn load(config: &Path) -> Result<Keyring, KeyError> {
         let text = std::fs::read_to_string(config).map_err(|source| KeyError::Read { path: config.to_owned(), source })?;
         let invalid = |reason: String| KeyError::Invalid { path: config.to_owned(), reason };
@@ -227,7 +268,7 @@ impl Keyring {
         let mut pairs = Vec::new();
         for k in file.key {
             let pair = load_key_pair(&base.join(&k.file))?;
-            pairs.push((pair, k.status, k.valid_from, k.valid_to));
+            pairs.push((pair, k.role, k.status, k.valid_from, k.valid_to));
         }
         Keyring::from_pairs(pairs).map_err(invalid)
     }

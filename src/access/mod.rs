@@ -96,6 +96,11 @@ pub enum Action {
     GrantCommitteeAccess,
     ViewCommitteePage,
     ReadMetrics,
+    /// Checkpoints, inclusion and consistency proofs, hash tiles: hashes
+    /// only, for anyone who holds a statement to check it was logged.
+    ReadLogProofs,
+    /// The log's entries: every statement of every tender (supervisors).
+    ReadLogEntries,
 }
 
 impl Action {
@@ -114,6 +119,8 @@ impl Action {
             Action::GrantCommitteeAccess => "GrantCommitteeAccess",
             Action::ViewCommitteePage => "the committee page",
             Action::ReadMetrics => "metrics",
+            Action::ReadLogProofs => "the log's checkpoints and proofs",
+            Action::ReadLogEntries => "the log's entries",
         }
     }
 }
@@ -153,6 +160,9 @@ pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: Date
         Caller::Principal(p) => p,
     };
     let denied = || Decision::Deny(format!("{} '{}' may not call {}", p.role, p.name, action.name()));
+    if action == Action::ReadLogProofs {
+        return Decision::Allow;
+    }
     match (&p.scope, action) {
         (Scope::Supervisor, a) if is_read(a) => Decision::Allow,
         (Scope::Supervisor, _) => Decision::Deny(format!("supervisor '{}' reads only; {} writes", p.name, action.name())),
@@ -204,6 +214,7 @@ fn is_read(a: Action) -> bool {
             | Action::CheckDeposit
             | Action::ViewCommitteePage
             | Action::ReadMetrics
+            | Action::ReadLogEntries
     )
 }
 

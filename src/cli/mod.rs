@@ -3,6 +3,7 @@
 
 mod access;
 mod client;
+mod log;
 mod render;
 mod verify;
 
@@ -49,6 +50,13 @@ pub enum Command {
     Token(access::TokenCommand),
     /// A test CA with server and client certificates, for a test deployment over TLS.
     Cert(access::CertArgs),
+    /// Write the newest checkpoint and a statement's inclusion proof (for `verify --checkpoint --proof`).
+    Proof(log::ProofArgs),
+    /// Follow the transparency log: check each checkpoint, its consistency with the last one
+    /// seen, every entry's signature, and that no question got two different answers.
+    Audit(log::AuditArgs),
+    /// Recompute a logged statement from the store and show it equals the signed one.
+    Recompute(log::RecomputeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +107,17 @@ pub struct ListenArgs {
     /// Seconds a client has to finish its TLS handshake.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub handshake_timeout: u64,
+    /// The transparency log's name: the first line of every checkpoint and
+    /// the name of the note key that signs them (a URL without scheme).
+    #[arg(long, default_value = crate::server::DEFAULT_LOG_ORIGIN, value_name = "ORIGIN")]
+    pub log_origin: String,
+    /// Milliseconds between checkpoints while the log grows.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub checkpoint_interval_ms: u64,
+    /// Run without the transparency log: statements are signed but not
+    /// recorded (for measuring what the log costs; not for production).
+    #[arg(long)]
+    pub no_transparency_log: bool,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +313,9 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
         Command::Keys(args) => client::keys(&args).await,
         Command::Token(cmd) => access::token(&cmd),
         Command::Cert(args) => access::cert(&args),
+        Command::Proof(args) => log::proof(&args).await,
+        Command::Audit(args) => log::audit(&args).await,
+        Command::Recompute(args) => log::recompute(&args).await,
     }
 }
 
@@ -320,6 +342,10 @@ async fn serve(
         max_connections: listen.max_connections.max(1),
         idle_timeout: Duration::from_secs(listen.idle_timeout.max(1)),
         handshake_timeout: Duration::from_secs(listen.handshake_timeout.max(1)),
+        log: (!listen.no_transparency_log).then(|| crate::server::LogOptions {
+            origin: listen.log_origin.clone(),
+            checkpoint_interval: Duration::from_millis(listen.checkpoint_interval_ms.max(10)),
+        }),
         ..ServerOptions::default()
     };
     server::run(listener, state, options, server::shutdown_signal())
@@ -405,7 +431,7 @@ fn keygen(args: &KeygenArgs) -> Result<(), Exit> {
     use ring::signature::KeyPair;
     println!("{}", crate::signing::key_id(pair.public_key().as_ref()));
     eprintln!(
-        "wrote {} (PKCS#8 v2, Ed25519). Add it to the keys file as status = \"active\", mark the previous key \"verify_only\", then send SIGHUP to the server.",
+        "wrote {} (PKCS#8 v2, Ed25519). Add it to the keys file as status = \"active\" (with role = \"log\" for the transparency log's checkpoint key), mark the previous key of that role \"verify_only\", then send SIGHUP to the server.",
         args.out.display()
     );
     Ok(())

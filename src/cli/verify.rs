@@ -3,7 +3,7 @@
 use super::{render, Exit};
 use crate::proto::v1 as pb;
 use crate::service::{ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
-use crate::signing::{verify_each, KeyStatus, PublicKeyInfo};
+use crate::signing::{verify_each, KeyRole, KeyStatus, PublicKeyInfo};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -17,6 +17,13 @@ pub struct VerifyArgs {
     /// How many signatures must verify (default: every one on the envelope).
     #[arg(long, value_name = "N")]
     pub threshold: Option<usize>,
+    /// A signed checkpoint of the transparency log (`credit-tender proof`
+    /// writes one); with --proof, also check the statement is in the log.
+    #[arg(long, value_name = "CP", requires = "proof")]
+    pub checkpoint: Option<PathBuf>,
+    /// The inclusion proof (GetInclusionProof's answer as JSON).
+    #[arg(long, value_name = "PROOF.json", requires = "checkpoint")]
+    pub proof: Option<PathBuf>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf, what: &str) -> Result<T, Exit> {
@@ -24,21 +31,27 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf, what: &str) -> Resu
     serde_json::from_str(&text).map_err(|e| Exit::usage(format!("{}:{}: not {what}: {e}", path.display(), e.line())))
 }
 
-/// The listed keys, refusing an unknown status or an algorithm other than Ed25519.
-fn keys(args: &VerifyArgs) -> Result<Vec<PublicKeyInfo>, Exit> {
-    let listed: pb::ListKeysResponse = read_json(&args.keys, "a ListKeys answer")?;
+pub(crate) fn keys_file(path: &PathBuf) -> Result<Vec<PublicKeyInfo>, Exit> {
+    keys_of(read_json(path, "a ListKeys answer")?, path)
+}
+
+/// The listed keys, refusing an unknown status or role, or an algorithm other than Ed25519.
+pub(crate) fn keys_of(listed: pb::ListKeysResponse, source: &std::path::Path) -> Result<Vec<PublicKeyInfo>, Exit> {
     let at = |t: Option<pbjson_types::Timestamp>| t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32));
     listed
         .keys
         .into_iter()
         .map(|k| {
-            let bad = |what: String| Exit::usage(format!("{}: key {}: {what}", args.keys.display(), k.keyid));
+            let bad = |what: String| Exit::usage(format!("{}: key {}: {what}", source.display(), k.keyid));
             let status = KeyStatus::parse(&k.status)
                 .ok_or_else(|| bad(format!("unknown status '{}', expected one of: {}", k.status, KeyStatus::expected())))?;
             if !k.algorithm.eq_ignore_ascii_case("ed25519") {
                 return Err(bad(format!("algorithm '{}' is not ed25519, the only one credit-tender signs with", k.algorithm)));
             }
+            let role = if k.role.is_empty() { Some(KeyRole::Statement) } else { KeyRole::parse(&k.role) };
+            let role = role.ok_or_else(|| bad(format!("unknown role '{}', expected one of: {}", k.role, KeyRole::expected())))?;
             Ok(PublicKeyInfo {
+                role,
                 keyid: k.keyid.clone(),
                 public_key: k.public_key.to_vec(),
                 status,
@@ -58,7 +71,7 @@ fn issued_at(payload: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
 
 pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
     let env: pb::Envelope = read_json(&args.envelope, "a DSSE envelope")?;
-    let keys = keys(args)?;
+    let keys = keys_file(&args.keys)?;
     let envelope = crate::service::envelope_from_proto(&env);
     let results = verify_each(&envelope, &keys, issued_at(&env.payload));
     if results.is_empty() {
@@ -81,6 +94,10 @@ pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
         )));
     }
     let keyid = valid[0];
+    if let (Some(cp), Some(proof)) = (&args.checkpoint, &args.proof) {
+        let (index, size) = check_logged(&env, &keys, cp, proof)?;
+        println!("Logged      leaf {index} of the tree of {size} (checkpoint {})", cp.display());
+    }
     let text = match env.payload_type.as_str() {
         ASSESSMENT_PAYLOAD_TYPE => serde_json::from_slice::<pb::AssessmentStatement>(&env.payload).map(|s| render::assessment(&s)),
         DEPOSIT_CHECK_PAYLOAD_TYPE => serde_json::from_slice::<pb::DepositCheck>(&env.payload).map(|c| render::deposit_check(&c)),
@@ -89,4 +106,54 @@ pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
     .map_err(|e| Exit::failed(format!("signature valid (key {keyid}), but the payload does not parse: {e}")))?;
     print!("{text}");
     Ok(())
+}
+
+/// The log keys that may have signed a checkpoint of `origin`.
+pub(crate) fn log_keys(keys: &[PublicKeyInfo], origin: &str) -> Vec<crate::log::note::NoteKey> {
+    keys.iter()
+        .filter(|k| k.role == KeyRole::Log && k.status != KeyStatus::Revoked)
+        .map(|k| crate::log::note::NoteKey { name: origin.to_owned(), public_key: k.public_key.clone() })
+        .collect()
+}
+
+/// Verifies a signed checkpoint against the listed log keys.
+pub(crate) fn verified_checkpoint(note: &str, keys: &[PublicKeyInfo], what: &str) -> Result<crate::log::VerifiedCheckpoint, Exit> {
+    let origin = crate::log::checkpoint_origin(note).ok_or_else(|| Exit::failed(format!("{what}: not a signed checkpoint (no origin line)")))?;
+    let candidates = log_keys(keys, origin);
+    if candidates.is_empty() {
+        return Err(Exit::failed(format!("{what}: no listed key has role \"log\" (or every one is revoked): cannot check the checkpoint")));
+    }
+    let mut last = String::new();
+    for key in &candidates {
+        match crate::log::verify_checkpoint(note, key) {
+            Ok(c) => return Ok(c),
+            Err(e) => last = e,
+        }
+    }
+    Err(Exit::failed(format!("{what}: INVALID checkpoint: {last}")))
+}
+
+/// Checks that the envelope is the leaf the proof places in the checkpoint's tree.
+fn check_logged(env: &pb::Envelope, keys: &[PublicKeyInfo], cp: &PathBuf, proof: &PathBuf) -> Result<(u64, u64), Exit> {
+    let note = std::fs::read_to_string(cp).map_err(|e| Exit::usage(format!("{}: cannot read: {e}", cp.display())))?;
+    let checkpoint = verified_checkpoint(&note, keys, &cp.display().to_string())?;
+    let p: pb::InclusionProof = read_json(proof, "an inclusion proof (GetInclusionProof's answer)")?;
+    if p.tree_size != checkpoint.size {
+        return Err(Exit::failed(format!(
+            "{}: the proof is for a tree of {} leaves, the checkpoint for {}: a proof for another tree",
+            proof.display(),
+            p.tree_size,
+            checkpoint.size
+        )));
+    }
+    let hashes = p
+        .hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| crate::log::tree::hash_from_bytes(h).ok_or_else(|| Exit::failed(format!("{}: hashes[{i}] is not 32 bytes", proof.display()))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaf = crate::log::tree::leaf_hash(&crate::log::leaf(env));
+    crate::log::tree::check_inclusion(&hashes, p.leaf_index, p.tree_size, checkpoint.root, leaf)
+        .map_err(|e| Exit::failed(format!("NOT LOGGED: {e}")))?;
+    Ok((p.leaf_index, p.tree_size))
 }

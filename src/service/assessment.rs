@@ -14,6 +14,7 @@ use crate::proto::v1 as pb;
 use crate::signing::SharedKeyring;
 use super::Cache;
 use crate::cache::CachedTender;
+use crate::log::Log;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -23,11 +24,21 @@ pub struct AssessmentApi {
     policies: Arc<PolicySet>,
     keys: SharedKeyring,
     cache: Arc<Cache>,
+    /// Where every signed statement is recorded before it is given out.
+    log: Option<Arc<Log>>,
 }
 
 impl AssessmentApi {
-    pub fn new(rules: Arc<Rules>, policies: Arc<PolicySet>, keys: SharedKeyring, cache: Arc<Cache>) -> Self {
-        AssessmentApi { rules, policies, keys, cache }
+    pub fn new(rules: Arc<Rules>, policies: Arc<PolicySet>, keys: SharedKeyring, cache: Arc<Cache>, log: Option<Arc<Log>>) -> Self {
+        AssessmentApi { rules, policies, keys, cache, log }
+    }
+
+    /// Records a signed envelope in the log; its index once durable.
+    async fn record(&self, envelope: &pb::Envelope) -> Result<Option<u64>, ApiError> {
+        match &self.log {
+            Some(log) => Ok(Some(log.append(crate::log::leaf(envelope)).await?)),
+            None => Ok(None),
+        }
     }
 
     fn sign<T: serde::Serialize>(&self, payload_type: &str, message: &T) -> pb::Envelope {
@@ -95,7 +106,8 @@ impl AssessmentApi {
                 ));
             }
             let envelope = self.sign_with(&keys, ASSESSMENT_PAYLOAD_TYPE, &statement);
-            Ok::<_, ApiError>(pb::AssessResponse { envelope: Some(envelope), statement: Some(statement) })
+            let log_index = self.record(&envelope).await?;
+            Ok::<_, ApiError>(pb::AssessResponse { envelope: Some(envelope), statement: Some(statement), log_index })
         };
         if unconfirmed.is_some() {
             // Say so in a fresh statement rather than replay one signed when the store was reachable.
@@ -130,32 +142,39 @@ impl AssessmentApi {
         let (cached, policy) = self.tender(caller, Action::CheckDeposit, &bid.tender_id).await?;
         let assessed = self.assess(&cached.tender, &policy, &bid.bidder, contract_price).await?;
         let statement = assessed.statement.clone().expect("assess always returns a statement");
-        let owed = Fen(statement.deposit_owed_fen);
-        let guarantee_refused = form == DepositForm::CreditGuarantee && !statement.credit_guarantee_allowed;
-        let counted = if guarantee_refused { Fen(0) } else { offered };
-        let shortfall = Fen((owed.0 - counted.0).max(0));
-        let satisfied = shortfall.0 == 0;
-        let message = if guarantee_refused {
-            format!(
-                "a credit guarantee is not accepted for grade {} under policy {}: lodge {owed} in cash or another accepted form",
-                statement.applied_grade, policy.id,
-            )
-        } else if satisfied {
-            format!("the offer of {offered} covers the deposit owed, {owed}")
-        } else {
-            format!("the offer of {offered} falls short of the deposit owed, {owed}, by {shortfall}")
-        };
-        let check = pb::DepositCheck {
-            statement_type: "credit-tender/deposit-check/v1".into(),
-            assessment: Some(statement),
-            offered_fen: offered.0,
-            form: form.to_string(),
-            satisfied,
-            shortfall_fen: shortfall.0,
-            message,
-        };
+        let check = deposit_check(statement, offered, form, &policy.id);
         let envelope = self.sign(DEPOSIT_CHECK_PAYLOAD_TYPE, &check);
-        Ok(pb::CheckDepositResponse { envelope: Some(envelope), check: Some(check) })
+        let log_index = self.record(&envelope).await?;
+        Ok(pb::CheckDepositResponse { envelope: Some(envelope), check: Some(check), log_index })
+    }
+}
+
+/// The deposit check of an offer against an assessment: what is owed, in
+/// which form, and whether the offer covers it.
+pub(crate) fn deposit_check(statement: pb::AssessmentStatement, offered: Fen, form: DepositForm, policy_id: &str) -> pb::DepositCheck {
+    let owed = Fen(statement.deposit_owed_fen);
+    let guarantee_refused = form == DepositForm::CreditGuarantee && !statement.credit_guarantee_allowed;
+    let counted = if guarantee_refused { Fen(0) } else { offered };
+    let shortfall = Fen((owed.0 - counted.0).max(0));
+    let satisfied = shortfall.0 == 0;
+    let message = if guarantee_refused {
+        format!(
+            "a credit guarantee is not accepted for grade {} under policy {policy_id}: lodge {owed} in cash or another accepted form",
+            statement.applied_grade,
+        )
+    } else if satisfied {
+        format!("the offer of {offered} covers the deposit owed, {owed}")
+    } else {
+        format!("the offer of {offered} falls short of the deposit owed, {owed}, by {shortfall}")
+    };
+    pb::DepositCheck {
+        statement_type: "credit-tender/deposit-check/v1".into(),
+        assessment: Some(statement),
+        offered_fen: offered.0,
+        form: form.to_string(),
+        satisfied,
+        shortfall_fen: shortfall.0,
+        message,
     }
 }
 

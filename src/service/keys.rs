@@ -24,6 +24,7 @@ pub fn key_to_proto(k: PublicKeyInfo) -> pb::PublicKey {
         status: k.status.as_str().into(),
         valid_from: k.valid_from.map(timestamp),
         valid_to: k.valid_to.map(timestamp),
+        role: k.role.as_str().into(),
     }
 }
 

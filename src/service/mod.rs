@@ -6,6 +6,8 @@ mod commands;
 mod convert;
 pub mod credit_data;
 mod keys;
+mod log;
+pub mod recompute;
 pub mod policies;
 mod statement;
 mod tenders;
@@ -13,6 +15,7 @@ mod tenders;
 pub use assessment::AssessmentApi;
 pub use credit_data::CreditDataApi;
 pub use keys::{key_to_proto, KeyApi};
+pub use log::LogApi;
 pub use policies::PolicySet;
 pub use statement::{envelope_from_proto, envelope_to_proto, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
 pub use tenders::{check_against_policy, TenderApi};
@@ -50,6 +53,22 @@ pub enum ApiError {
     /// A known caller outside its role or scope; the sentence names the rule.
     #[error("permission denied: {0}")]
     Denied(String),
+    /// A statement was signed but could not be put in the transparency log:
+    /// it is not given out.
+    #[error("not logged: {0}")]
+    NotLogged(String),
+}
+
+impl From<crate::log::LogError> for ApiError {
+    fn from(e: crate::log::LogError) -> ApiError {
+        use crate::log::LogError;
+        match e {
+            LogError::Store(e) => ApiError::Store(e),
+            LogError::Append(why) => ApiError::NotLogged(why),
+            LogError::OutOfRange(why) => ApiError::field("", why),
+            e @ LogError::NoKey => ApiError::Internal(e.to_string()),
+        }
+    }
 }
 
 impl From<CacheError> for ApiError {
@@ -120,6 +139,9 @@ impl From<ApiError> for Status {
             ApiError::NotFound(what) => Status::not_found(what),
             ApiError::Unauthenticated(why) => Status::unauthenticated(why),
             ApiError::Denied(why) => Status::permission_denied(why),
+            ApiError::NotLogged(why) => Status::unavailable(format!(
+                "the statement could not be recorded in the transparency log ({why}); no statement is given out unrecorded"
+            )),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(%cause, "store unavailable");
                 Status::unavailable("the credit store cannot be reached; no credit answer can be given")

@@ -12,10 +12,13 @@
 //! Rows are only inserted, never updated or deleted, so every past data
 //! version can be read again.
 
+mod log;
 mod postgres;
 mod sql;
 mod sqlite;
 mod tenders;
+
+pub use log::StoredCheckpoint;
 
 pub use postgres::CHANGES_CHANNEL;
 pub use sql::SqlStore;
@@ -140,8 +143,9 @@ pub trait CreditStore: Send + Sync + 'static {
     /// (default: the current version).
     async fn profile(&self, code: &CreditCode, at_version: Option<u64>) -> Result<Profile, StoreError>;
 
-    /// The credit codes changed by each data version after `after`, oldest first.
-    async fn changes_since(&self, after: u64) -> Result<Vec<(u64, CreditCode)>, StoreError>;
+    /// The credit codes changed by each data version after `after`, oldest
+    /// first, at most `limit` of them.
+    async fn changes_since(&self, after: u64, limit: u32) -> Result<Vec<(u64, CreditCode)>, StoreError>;
 
     /// Keeps a policy version (idempotent by digest).
     async fn put_policy(&self, id: &str, digest: &str, source: &str) -> Result<(), StoreError>;
@@ -197,6 +201,32 @@ pub trait CreditStore: Send + Sync + 'static {
     /// A task that hears other processes' commits and tells `sink`, for a
     /// backend that can announce them (PostgreSQL); `None` for one that cannot.
     fn listen(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
+
+    /// Appends leaves to the transparency log, after every leaf any process
+    /// appended before; returns the first one's index. Committed (durable)
+    /// when this returns.
+    async fn log_append(&self, leaves: &[Vec<u8>]) -> Result<u64, StoreError>;
+
+    /// Leaves in the log.
+    async fn log_size(&self) -> Result<u64, StoreError>;
+
+    /// The log's stored hashes at these indexes (tlog order); all or an error.
+    async fn log_hashes(&self, indexes: &[u64]) -> Result<crate::log::tree::Known, StoreError>;
+
+    /// Leaves `start..end` (fewer if the log is shorter).
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// The index of the first leaf with this leaf hash.
+    async fn log_index_of(&self, leaf_hash: &[u8]) -> Result<Option<u64>, StoreError>;
+
+    /// Keeps a published checkpoint (the first one of a size wins).
+    async fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
+
+    /// The newest checkpoint, or the one of `size`.
+    async fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// Every checkpoint published, smallest first.
+    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
 }
 
 /// A handle to a credit store on either backend; cloning it is cheap.

@@ -41,6 +41,14 @@ impl Backend for Postgres {
         Ok(tx)
     }
 
+    /// EXCLUSIVE blocks other appenders (and nothing that only reads) until
+    /// this transaction ends.
+    async fn begin_log_append(pool: &Pool<Postgres>) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("LOCK TABLE log_leaves IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+        Ok(tx)
+    }
+
     /// NOTIFY is delivered at commit, so replicas hear of a change only once
     /// it is readable.
     async fn announce<'c>(conn: &'c mut PgConnection, payload: &'c str) -> Result<(), sqlx::Error> {

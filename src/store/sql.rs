@@ -6,6 +6,7 @@
 //! (run queries on a connection, bind integers, text and instants, read each
 //! row struct); both sqlx drivers meet them, and the compiler checks it.
 
+use super::log::LogTables;
 use super::tenders::Tenders;
 use super::{
     build_profile, BidRow, ChangeSink, CreditStore, RecordRow, RecordSource, StoreError, StoredPolicy, WriteMode,
@@ -35,6 +36,11 @@ pub trait Backend: Database {
     /// Opens a write transaction that holds the store's write lock, so that
     /// data versions are taken one at a time and commit in order.
     fn begin_write(pool: &Pool<Self>) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// Opens a transaction that holds the transparency log's append lock, so
+    /// that replicas sharing the store append one batch at a time, each
+    /// after the last: one order, no gaps, no index taken twice.
+    fn begin_log_append(pool: &Pool<Self>) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
     /// Announces a committed change to other processes, inside the writing
     /// transaction (so that it is heard only once the change is readable).
@@ -169,7 +175,7 @@ const SET_RECORD_COUNT: &str = "UPDATE data_versions SET record_count = $1 WHERE
 const INSERT_CHANGED_CODE: &str = "INSERT INTO changed_codes (version, credit_code) VALUES ($1, $2)";
 
 const CHANGES_SINCE: &str =
-    "SELECT version, credit_code FROM changed_codes WHERE version > $1 ORDER BY version, credit_code";
+    "SELECT version, credit_code FROM changed_codes WHERE version > $1 ORDER BY version, credit_code LIMIT $2";
 
 /// An event waiting for its target check.
 struct PendingEvent {
@@ -369,8 +375,8 @@ where
         build_profile(code, version, rows)
     }
 
-    async fn read_changes(&self, after: u64) -> Result<Vec<(u64, CreditCode)>, StoreError> {
-        let rows: Vec<ChangedCode> = sqlx::query_as(CHANGES_SINCE).bind(after as i64).fetch_all(&self.pool).await?;
+    async fn read_changes(&self, after: u64, limit: u32) -> Result<Vec<(u64, CreditCode)>, StoreError> {
+        let rows: Vec<ChangedCode> = sqlx::query_as(CHANGES_SINCE).bind(after as i64).bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|r| {
                 CreditCode::try_from(r.credit_code)
@@ -404,6 +410,11 @@ where
     for<'r> super::tenders::TenderChange: FromRow<'r, DB::Row>,
     for<'r> super::tenders::GrantRow: FromRow<'r, DB::Row>,
     for<'r> super::tenders::Written: FromRow<'r, DB::Row>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+    for<'r> super::log::HashRow: FromRow<'r, DB::Row>,
+    for<'r> super::log::LeafRow: FromRow<'r, DB::Row>,
+    for<'r> super::log::LeafIndex: FromRow<'r, DB::Row>,
+    for<'r> super::log::CheckpointRow: FromRow<'r, DB::Row>,
 {
     fn backend_name(&self) -> &'static str {
         <DB as Backend>::NAME
@@ -421,8 +432,8 @@ where
         self.read_profile(code, at_version).await
     }
 
-    async fn changes_since(&self, after: u64) -> Result<Vec<(u64, CreditCode)>, StoreError> {
-        self.read_changes(after).await
+    async fn changes_since(&self, after: u64, limit: u32) -> Result<Vec<(u64, CreditCode)>, StoreError> {
+        self.read_changes(after, limit).await
     }
 
     async fn put_policy(&self, id: &str, digest: &str, source: &str) -> Result<(), StoreError> {
@@ -498,5 +509,40 @@ where
 
     fn listen(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
         DB::listen(&self.pool, sink)
+    }
+
+    async fn log_append(&self, leaves: &[Vec<u8>]) -> Result<u64, StoreError> {
+        let _queued = self.write_lock.lock().await;
+        self.check_file()?;
+        LogTables(&self.pool).append(leaves, || self.check_file()).await
+    }
+
+    async fn log_size(&self) -> Result<u64, StoreError> {
+        LogTables(&self.pool).size().await
+    }
+
+    async fn log_hashes(&self, indexes: &[u64]) -> Result<crate::log::tree::Known, StoreError> {
+        LogTables(&self.pool).hashes(indexes).await
+    }
+
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        LogTables(&self.pool).entries(start, end).await
+    }
+
+    async fn log_index_of(&self, leaf_hash: &[u8]) -> Result<Option<u64>, StoreError> {
+        LogTables(&self.pool).index_of(leaf_hash).await
+    }
+
+    async fn put_checkpoint(&self, checkpoint: &super::StoredCheckpoint) -> Result<(), StoreError> {
+        self.check_file()?;
+        LogTables(&self.pool).put_checkpoint(checkpoint).await
+    }
+
+    async fn checkpoint(&self, size: Option<u64>) -> Result<Option<super::StoredCheckpoint>, StoreError> {
+        LogTables(&self.pool).checkpoint(size).await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<super::StoredCheckpoint>, StoreError> {
+        LogTables(&self.pool).checkpoints().await
     }
 }

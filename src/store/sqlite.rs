@@ -43,6 +43,10 @@ impl Backend for Sqlite {
         pool.begin_with("BEGIN IMMEDIATE")
     }
 
+    fn begin_log_append(pool: &Pool<Sqlite>) -> impl Future<Output = Result<Transaction<'static, Sqlite>, sqlx::Error>> + Send {
+        pool.begin_with("BEGIN IMMEDIATE")
+    }
+
     /// One file has no other replicas to tell.
     async fn announce<'c>(_conn: &'c mut SqliteConnection, _payload: &'c str) -> Result<(), sqlx::Error> {
         Ok(())

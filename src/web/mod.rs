@@ -14,6 +14,7 @@ use crate::service::{key_to_proto, ApiError, AssessmentApi, Cache};
 use crate::access::{decide, Action, Caller, Decision, Resource};
 use crate::domain::TenderId;
 use crate::signing::SharedKeyring;
+use crate::log::Log;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -29,6 +30,8 @@ pub struct WebState {
     pub cache: Arc<Cache>,
     pub assessments: AssessmentApi,
     pub keys: SharedKeyring,
+    /// The transparency log, when the server keeps one.
+    pub log: Option<Arc<Log>>,
     /// Lets tests have a statement's payload altered in transit
     /// (`?tamper=SEQUENCE`), to prove the page catches it. Never set by the CLI.
     pub test_hooks: bool,
@@ -40,6 +43,9 @@ pub fn router(state: WebState) -> Router {
         .route("/tenders/{id}", get(committee))
         .route("/api/tenders/{id}/statements", get(statements))
         .route("/api/keys", get(keys))
+        .route("/api/log/proof", get(log_proof))
+        .route("/log/checkpoint", get(log_checkpoint))
+        .route("/log/{*tile}", get(log_tile))
         .route("/committee/enter/{link}", get(enter))
         .route("/assets/committee.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
         .route("/assets/committee.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
@@ -227,6 +233,8 @@ struct StatementQuery {
 struct SignedBid {
     sequence: u32,
     envelope: pb::Envelope,
+    /// The statement's index in the transparency log.
+    log_index: Option<u64>,
 }
 
 #[derive(serde::Serialize)]
@@ -264,7 +272,8 @@ async fn statements(
         .into_iter()
         .filter_map(|b| {
             let sequence = b.bid?.sequence;
-            Some(SignedBid { sequence, envelope: b.assessment?.envelope? })
+            let assessment = b.assessment?;
+            Some(SignedBid { sequence, log_index: assessment.log_index, envelope: assessment.envelope? })
         })
         .collect();
     if let (true, Some(seq)) = (s.test_hooks, q.tamper) {
@@ -295,5 +304,90 @@ fn json<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// Allows `action` on the log to `caller`, or says why not.
+fn log_access(s: &WebState, caller: &Caller, action: Action) -> Result<Arc<Log>, WebError> {
+    match decide(caller, action, Resource::Service, chrono::Utc::now()) {
+        Decision::Allow => {}
+        Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
+        _ => return Err(WebError::NotFound("not found".into())),
+    }
+    s.log.clone().ok_or_else(|| WebError::NotFound("this server keeps no transparency log".into()))
+}
+
+fn log_error(e: crate::log::LogError) -> WebError {
+    match e {
+        crate::log::LogError::OutOfRange(why) => WebError::NotFound(why),
+        other => ApiError::from(other).into(),
+    }
+}
+
+/// `/log/checkpoint`: the newest signed checkpoint (C2SP tlog-tiles).
+async fn log_checkpoint(State(s): State<WebState>, ext: Option<Extension<Caller>>) -> Response {
+    let result = async {
+        let log = log_access(&s, &caller_of(ext), Action::ReadLogProofs)?;
+        log.checkpoint(None).await.map_err(log_error)
+    };
+    match result.await {
+        Ok(c) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], c.note).into_response(),
+        Err(e) => e.api(),
+    }
+}
+
+/// `/log/tile/…`: hash tiles and entry bundles (C2SP tlog-tiles). Full
+/// tiles never change and are cacheable for ever; entries are for supervisors.
+async fn log_tile(State(s): State<WebState>, Path(tile): Path<String>, ext: Option<Extension<Caller>>) -> Response {
+    let action = if tile.starts_with("tile/entries/") { Action::ReadLogEntries } else { Action::ReadLogProofs };
+    let result = async {
+        let log = log_access(&s, &caller_of(ext), action)?;
+        log.tile(&tile).await.map_err(log_error)
+    };
+    match result.await {
+        Ok(bytes) => {
+            let cache = if tile.contains(".p/") { "no-store" } else { "public, max-age=31536000, immutable" };
+            ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response()
+        }
+        Err(e) => e.api(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ProofQuery {
+    index: u64,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProofAnswer {
+    index: u64,
+    tree_size: u64,
+    /// Base64 hashes of the audit path, leaf to root.
+    hashes: Vec<String>,
+    /// The signed checkpoint of `tree_size`.
+    checkpoint: String,
+}
+
+/// `/api/log/proof?index=N`: an inclusion proof against the newest
+/// checkpoint, with that checkpoint, for the committee's page.
+async fn log_proof(State(s): State<WebState>, Query(q): Query<ProofQuery>, ext: Option<Extension<Caller>>) -> Response {
+    let result = async {
+        let log = log_access(&s, &caller_of(ext), Action::ReadLogProofs)?;
+        let checkpoint = log.checkpoint(None).await.map_err(log_error)?;
+        if q.index >= checkpoint.size {
+            return Err(WebError::NotFound(format!("leaf {} is not yet covered by a checkpoint (size {})", q.index, checkpoint.size)));
+        }
+        let proof = log.inclusion(q.index, checkpoint.size).await.map_err(log_error)?;
+        Ok(ProofAnswer {
+            index: q.index,
+            tree_size: checkpoint.size,
+            hashes: proof.iter().map(crate::log::tree::hash_b64).collect(),
+            checkpoint: checkpoint.note,
+        })
+    };
+    match result.await {
+        Ok(a) => json(&a),
+        Err(e) => e.api(),
     }
 }

@@ -95,6 +95,7 @@ pub fn committee(t: &Tender, bidders: &[(u32, Vec<(String, String)>)]) -> String
          <th data-key=\"total\" class=\"num\">合计</th><th data-key=\"deposit\" class=\"num\">应缴投标保证金</th>\
          <th data-key=\"bond\" class=\"num\">履约保证金比例</th><th data-key=\"eligible\">是否排除</th>\
          <th data-key=\"qualified\">资格审查</th><th data-key=\"warnings\">提示</th><th data-key=\"sig\">签名</th>\
+         <th data-key=\"logIndex\" class=\"num\">入账</th>\
          </tr></thead><tbody></tbody></table>\
          <section class=\"bidders\"><h2>投标人（按投标顺序）</h2><ol>{list}</ol></section>\
          <footer class=\"sign\">评标委员会成员签字：<span class=\"line\"></span> 日期：<span class=\"short line\"></span></footer>\

@@ -466,9 +466,8 @@ async fn bad_access_configuration_is_refused_with_the_reason() {
     let db = sqlite_db();
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.toml");
-    let out = cli(&["keygen", "--out", dir.path().join("k.pk8").to_str().unwrap()]);
-    assert!(out.status.success());
-    std::fs::write(&keys, "[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n").unwrap();
+    let written = keys_file(dir.path());
+    std::fs::rename(&written, &keys).unwrap();
     let serve = |extra: &[&str]| {
         let mut args = vec!["serve", "--db", &db.url, "--keys", keys.to_str().unwrap(), "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
@@ -524,9 +523,7 @@ async fn sighup_rotates_tokens_and_certificates_without_dropping_established_con
     let db = sqlite_db();
     let certs = Certs::make();
     let dir = tempfile::tempdir().unwrap();
-    let out = cli(&["keygen", "--out", dir.path().join("k.pk8").to_str().unwrap()]);
-    assert!(out.status.success());
-    let keys = file(dir.path(), "keys.toml", "[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n");
+    let keys = keys_file(dir.path());
     let principals = file(dir.path(), "principals.toml", principals_toml());
     // The server reads its certificate from files it does not own: copies.
     let cert = file(dir.path(), "server.pem", std::fs::read(certs.path("server.pem")).unwrap());

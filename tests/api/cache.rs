@@ -137,7 +137,7 @@ async fn cache_memory_stays_within_its_bound() {
         .await
         .unwrap();
     let client = pb::assessment_service_client::AssessmentServiceClient::new(channel);
-    const BIDDERS: u32 = 100_000;
+    const BIDDERS: u32 = 20_000;
     const WORKERS: u32 = 32;
     let mut tasks = Vec::new();
     for w in 0..WORKERS {
@@ -165,4 +165,80 @@ async fn cache_memory_stays_within_its_bound() {
     assert!(statements > 0.0 && statements <= bound as f64, "statement cache holds {statements} bytes, bound {bound}");
     assert!(profiles > 0.0 && profiles <= bound as f64, "profile cache holds {profiles} bytes, bound {bound}");
     assert!(sample(&text, "credit_tender_cache_events_total{cache=\"statement\",event=\"eviction\"}") > 0.0, "nothing was evicted");
+}
+
+/// Resident memory of a process, in bytes (VmRSS).
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
+    kib * 1024
+}
+
+/// RSS stays within the caches' bound plus a stated constant, however many
+/// distinct bidders are assessed. `RSS_BIDDERS` sets how many (default
+/// 20,000) and `RSS_CACHE_MIB` the bound of each cache (default 8);
+/// BENCHMARKS.md has the 200,000 run at the default 64.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resident_memory_stays_within_the_cache_bound_plus_a_constant() {
+    let cache_mib: u64 = std::env::var("RSS_CACHE_MIB").ok().and_then(|n| n.parse().ok()).unwrap_or(8);
+    /// What the process holds besides the two caches: runtime, pools,
+    /// SQLite's page cache, allocator slack. Stated in README's limits.
+    const OVERHEAD_MIB: u64 = 48;
+    let bidders: u32 = std::env::var("RSS_BIDDERS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    let server = CliServer::spawn(&["demo", "--cache-mib", &cache_mib.to_string()]).await;
+    let pid = server.child.id();
+    let client = pb::assessment_service_client::AssessmentServiceClient::new(server.channel.clone());
+    const WORKERS: u32 = 16;
+    let mut tasks = Vec::new();
+    let mut peak = 0u64;
+    for w in 0..WORKERS {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = w;
+            while n < bidders {
+                client.assess(request("DEMO-SX-2026-001", &[code(2_000_000 + n)])).await.unwrap();
+                n += WORKERS;
+            }
+        }));
+    }
+    while !tasks.iter().all(|t| t.is_finished()) {
+        peak = peak.max(rss(pid));
+        // waits: sampling RSS while the load runs
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    peak = peak.max(rss(pid));
+    let text = scrape(server.addr).await;
+    let weights = sample(&text, "credit_tender_cache_weight_bytes{cache=\"profile\"}") + sample(&text, "credit_tender_cache_weight_bytes{cache=\"statement\"}");
+    let bound = (2 * cache_mib + OVERHEAD_MIB) << 20;
+    println!("{bidders} distinct bidders: peak RSS {} MiB, caches report {:.1} MiB, bound {} MiB", peak >> 20, weights / 1048576.0, bound >> 20);
+    assert!(peak <= bound, "peak RSS {} MiB over {} MiB (2 × {cache_mib} MiB of cache + {OVERHEAD_MIB} MiB)", peak >> 20, bound >> 20);
+}
+
+#[tokio::test]
+async fn a_write_larger_than_the_change_window_invalidates_everything_and_no_stale_answer_is_served() {
+    let db = sqlite_db();
+    let config = CacheConfig { change_window: 3, ..CacheConfig::default() };
+    let server = spawn_app(Store::open(&db.url).await.unwrap(), AppOptions { cache: config, ..AppOptions::default() }).await;
+    let channel = server.channel().await;
+    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(channel.clone());
+    pb::tender_service_client::TenderServiceClient::new(channel.clone())
+        .register_tender(pb::RegisterTenderRequest { tender_id: "T1".into(), terms: Some(terms("440300", "2026-12-15")), policy_id: "national-template".into() })
+        .await
+        .unwrap();
+    let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(channel);
+    let codes: Vec<String> = (0..10).map(|n| code(300 + n)).collect();
+    for c in &codes {
+        assert!(assess.assess(request("T1", std::slice::from_ref(c))).await.unwrap().into_inner().statement.unwrap().eligible);
+    }
+    // One write touching ten codes, more than the window of three.
+    let records = codes.iter().enumerate().map(|(i, c)| to_proto(list_entry_json(&format!("bl{i}"), c, "transport_blacklist"))).collect();
+    let v = data.put_records(pb::PutRecordsRequest { records, source: String::new() }).await.unwrap().into_inner().data_version;
+    server.applied(v).await;
+    for c in &codes {
+        let s = assess.assess(request("T1", std::slice::from_ref(c))).await.unwrap().into_inner().statement.unwrap();
+        assert!(!s.eligible, "{c} was answered from before the write");
+    }
 }

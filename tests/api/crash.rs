@@ -10,9 +10,7 @@ use std::sync::{Arc, Mutex};
 async fn cycles_on(db: &TestDb) -> (usize, usize) {
     let cycles: usize = std::env::var("CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
-    let out = cli(&["keygen", "--out", dir.path().join("k.pk8").to_str().unwrap()]);
-    assert!(out.status.success());
-    let keys = file(dir.path(), "keys.toml", "[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n");
+    let keys = keys_file(dir.path());
     let acked: Arc<Mutex<Vec<u32>>> = Arc::default();
     let mut next = 0u32;
     for cycle in 0..cycles {

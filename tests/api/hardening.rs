@@ -246,9 +246,7 @@ async fn a_deleted_database_turns_health_off_and_no_write_is_acknowledged_after(
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("credit.db");
     let url = format!("sqlite://{}", db_path.display());
-    let out = cli(&["keygen", "--out", dir.path().join("k.pk8").to_str().unwrap()]);
-    assert!(out.status.success());
-    let keys = file(dir.path(), "keys.toml", "[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n");
+    let keys = keys_file(dir.path());
     let server = CliServer::spawn(&["serve", "--db", &url, "--keys", keys.to_str().unwrap()]).await;
     let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(server.channel.clone());
     let put = |id: &str| pb::PutRecordsRequest { records: vec![to_proto(evaluation_json(id, CODE_A, json!({"year": 2000 + id.len() as i64})))], source: String::new() };
@@ -480,9 +478,7 @@ async fn a_database_corrupted_in_place_turns_health_off_refuses_writes_and_recov
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("credit.db");
     let url = format!("sqlite://{}", db_path.display());
-    let out = cli(&["keygen", "--out", dir.path().join("k.pk8").to_str().unwrap()]);
-    assert!(out.status.success());
-    let keys = file(dir.path(), "keys.toml", "[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n");
+    let keys = keys_file(dir.path());
     let server = CliServer::spawn(&["serve", "--db", &url, "--keys", keys.to_str().unwrap()]).await;
     let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(server.channel.clone());
     let put = |id: &str| pb::PutRecordsRequest { records: vec![to_proto(evaluation_json(id, CODE_A, json!({"year": 2000 + id.len() as i64})))], source: String::new() };

@@ -212,6 +212,23 @@ pub fn stdout(o: &Output) -> String {
 }
 
 /// Writes `content` to `dir/name` and returns the path.
+/// The `[[key]]` table of the transparency log's key, `log.pk8` in `dir`
+/// (generated on first use).
+pub fn log_key_toml(dir: &Path) -> &'static str {
+    let path = dir.join("log.pk8");
+    if !path.exists() {
+        assert!(cli(&["keygen", "--out", path.to_str().unwrap()]).status.success());
+    }
+    "\n[[key]]\nfile = \"log.pk8\"\nrole = \"log\"\nstatus = \"active\"\n"
+}
+
+/// A keys file in `dir` with a fresh statement key (`k.pk8`) and log key.
+pub fn keys_file(dir: &Path) -> PathBuf {
+    assert!(cli(&["keygen", "--out", dir.join("k.pk8").to_str().unwrap()]).status.success());
+    let log = log_key_toml(dir);
+    file(dir, "keys.toml", format!("[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n{log}"))
+}
+
 pub fn file(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, content).unwrap();
@@ -253,6 +270,23 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
+}
+
+/// GET `path` over plain HTTP/1.1: (status, body bytes).
+pub async fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let status = std::str::from_utf8(&raw[9..12]).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| raw[i + 4..].to_vec()).unwrap_or_default();
+    (status, body)
+}
+
+/// Writes `v` as JSON to `dir/name`; its path.
+pub fn json_file<T: serde::Serialize>(dir: &Path, name: &str, v: &T) -> PathBuf {
+    file(dir, name, serde_json::to_vec_pretty(v).unwrap())
 }
 
 /// The `credit-tender` binary serving on a free loopback port; killed when dropped.

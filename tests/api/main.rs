@@ -11,6 +11,7 @@ mod golden;
 mod hardening;
 mod helpers;
 mod import;
+mod log;
 mod records;
 mod rules;
 mod server;

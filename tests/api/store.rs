@@ -28,10 +28,10 @@ async fn change_feed_lists_codes_per_version() {
         // Sorted by code text: CODE_C (9111…) before CODE_B (9144…).
         assert_eq!(o.changed_codes, vec![code(CODE_C), code(CODE_B)]);
         assert_eq!(
-            store.changes_since(0).await.unwrap(),
+            store.changes_since(0, 1000).await.unwrap(),
             vec![(1, code(CODE_A)), (1, code(CODE_B)), (2, code(CODE_C)), (2, code(CODE_B))]
         );
-        assert_eq!(store.changes_since(1).await.unwrap().len(), 2);
+        assert_eq!(store.changes_since(1, 1000).await.unwrap().len(), 2);
         // The moved record is now only CODE_C's; CODE_B's profile keeps its history.
         let b = store.profile(&code(CODE_B), None).await.unwrap();
         assert!(b.records.is_empty(), "[{}] {:?}", db.backend, b.records);

@@ -1,6 +1,10 @@
 // The committee's table. Every row is built from a signed statement that this
 // page verifies itself (Ed25519 over DSSE's PAE, with WebCrypto) against the
 // service's published keys; the figures shown are those of the verified payload.
+// Each row is then checked to be in the service's transparency log: the leaf
+// (the envelope as compact DSSE JSON) hashed as RFC 6962 says, its inclusion
+// proof recomputed to a root (RFC 9162 §2.1.3.2), and that root found in a
+// checkpoint signed by the log key (a C2SP signed note) — then 已入账.
 "use strict";
 
 const GRADE_RANK = { AA: 4, A: 3, B: 2, C: 1, D: 0 };
@@ -63,7 +67,7 @@ function el(tag, attrs, ...children) {
 
 async function importKeys(list) {
   const keys = new Map();
-  for (const k of list.keys || []) {
+  for (const k of (list.keys || []).filter(k => (k.role || "statement") === "statement")) {
     try {
       keys.set(k.keyid, await crypto.subtle.importKey("raw", b64(k.publicKey), { name: "Ed25519" }, false, ["verify"]));
     } catch (e) {
@@ -89,15 +93,96 @@ async function check(bid, keys) {
   if (valid && env.payloadType === "application/vnd.credit-tender.assessment.v1+json") {
     st = JSON.parse(new TextDecoder().decode(payload));
   }
-  return { seq: bid.sequence, valid: valid && st !== null, st, keyid: (env.signatures[0] || {}).keyid || "" };
+  return { seq: bid.sequence, valid: valid && st !== null, st, keyid: (env.signatures[0] || {}).keyid || "", env: env, logIndex: bid.log_index };
+}
+
+const utf8 = s => new TextEncoder().encode(s);
+function concat(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+const sha256 = async bytes => new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+const nodeHash = (l, r) => sha256(concat([1], l, r));
+const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+// The leaf: the envelope as compact DSSE JSON, keys in this order.
+async function leafHash(env) {
+  const leaf = JSON.stringify({ payload: env.payload, payloadType: env.payloadType,
+    signatures: (env.signatures || []).map(s => ({ keyid: s.keyid, sig: s.sig })) });
+  return sha256(concat([0], utf8(leaf)));
+}
+
+// RFC 9162 §2.1.3.2: the root an inclusion proof leads to, or null.
+async function rootFromProof(index, size, leaf, proof) {
+  if (index >= size) return null;
+  let fn = index, sn = size - 1, r = leaf;
+  for (const p of proof) {
+    if (sn === 0) return null;
+    if (fn % 2 === 1 || fn === sn) {
+      r = await nodeHash(p, r);
+      while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    } else {
+      r = await nodeHash(r, p);
+    }
+    fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+  }
+  return sn === 0 ? r : null;
+}
+
+// A C2SP checkpoint signed as a C2SP note by one of the log keys: its size
+// and root, or null. Key id: SHA-256(name ‖ "\n" ‖ 0x01 ‖ key)[:4].
+async function verifyCheckpoint(note, logKeys) {
+  const at = note.indexOf("\n\n");
+  if (at < 0) return null;
+  const text = note.slice(0, at + 1);
+  const lines = text.split("\n");
+  const origin = lines[0], size = Number(lines[1]), root = b64(lines[2] || "");
+  for (const line of note.slice(at + 2).split("\n")) {
+    const m = /^\u2014 (\S+) (\S+)$/.exec(line);
+    if (!m || m[1] !== origin) continue;
+    const sig = b64(m[2]);
+    for (const k of logKeys) {
+      const id = (await sha256(concat(utf8(origin + "\n"), [1], k.raw))).slice(0, 4);
+      if (!same(id, sig.slice(0, 4))) continue;
+      if (await crypto.subtle.verify({ name: "Ed25519" }, k.key, sig.slice(4), utf8(text))) return { size, root };
+    }
+  }
+  return null;
+}
+
+async function importLogKeys(list) {
+  const out = [];
+  for (const k of (list.keys || []).filter(k => k.role === "log" && k.status !== "revoked")) {
+    const raw = b64(k.publicKey);
+    out.push({ raw, key: await crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]) });
+  }
+  return out;
+}
+
+// 已入账 once the row's statement is proven to be in a signed checkpoint.
+async function checkLogged(d, logKeys, checkpoints) {
+  if (!d.valid || d.logIndex === undefined || d.logIndex === null) { d.log = "none"; return; }
+  for (let attempt = 0; attempt < 6; attempt++) {
+    const r = await fetch(`/api/log/proof?index=${encodeURIComponent(d.logIndex)}`);
+    if (r.status === 404 && attempt < 5) { await new Promise(ok => setTimeout(ok, 700)); continue; }
+    if (!r.ok) { d.log = "bad"; return; }
+    const p = await r.json();
+    if (!checkpoints.has(p.checkpoint)) checkpoints.set(p.checkpoint, await verifyCheckpoint(p.checkpoint, logKeys));
+    const cp = checkpoints.get(p.checkpoint);
+    const root = cp && cp.size === p.treeSize ? await rootFromProof(Number(p.index), p.treeSize, await leafHash(d.env), p.hashes.map(b64)) : null;
+    d.log = root && same(root, cp.root) && Number(p.index) === Number(d.logIndex) ? "ok" : "bad";
+    return;
+  }
 }
 
 function rowData(r) {
   const s = r.st;
-  if (!s) return { seq: r.seq, valid: false };
+  if (!s) return { seq: r.seq, valid: false, log: "none" };
   const names = s.members.map(m => (m.entityName || m.creditCode) + (m.lead ? "（牵头人）" : "")).join(" + ");
   return {
-    seq: r.seq, valid: true, st: s, keyid: r.keyid,
+    seq: r.seq, valid: true, st: s, keyid: r.keyid, env: r.env, logIndex: r.logIndex, log: "pending",
     names, codes: s.members.map(m => m.creditCode).join(" + "),
     grade: s.appliedGrade,
     source: s.memberGrades.map(g => SOURCE_ZH[g.source] || g.source).join("；"),
@@ -138,6 +223,11 @@ function evidence(d) {
   return box;
 }
 
+function logCell(d) {
+  const text = { ok: `#${d.logIndex} 已入账`, bad: "入账核验失败", pending: "核验中…", none: "未入账" }[d.log];
+  return el("td", { class: "log " + (d.log === "ok" ? "ok" : d.log === "pending" ? "" : "bad"), "data-log": d.log }, text);
+}
+
 function render(rows, tbody) {
   tbody.replaceChildren();
   for (const d of rows) {
@@ -145,7 +235,8 @@ function render(rows, tbody) {
       const tr = el("tr", { class: "invalid", "data-seq": d.seq },
         el("td", { class: "num" }, d.seq),
         el("td", { colspan: "11" }, "该投标人的信用评价结论未通过签名校验，内容可能被篡改，不得采信。"),
-        el("td", { class: "sig bad" }, "签名无效"));
+        el("td", { class: "sig bad" }, "签名无效"),
+        logCell(d));
       tbody.append(tr);
       continue;
     }
@@ -164,8 +255,9 @@ function render(rows, tbody) {
       el("td", {}, excluded ? el("strong", { class: "bad" }, "排除") : "否"),
       el("td", {}, d.qualified ? "通过" : el("strong", { class: "bad" }, "不通过")),
       el("td", {}, d.warnings ? `${d.warnings} 条` : ""),
-      el("td", { class: "sig ok" }, "签名有效"));
-    const detail = el("tr", { class: "detail", hidden: "" }, el("td", { colspan: "13" }, evidence(d)));
+      el("td", { class: "sig ok" }, "签名有效"),
+      logCell(d));
+    const detail = el("tr", { class: "detail", hidden: "" }, el("td", { colspan: "14" }, evidence(d)));
     tr.addEventListener("click", () => { detail.hidden = !detail.hidden; });
     tr.addEventListener("keydown", e => { if (e.key === "Enter") detail.hidden = !detail.hidden; });
     tbody.append(tr, detail);
@@ -216,7 +308,8 @@ async function main() {
       data.bids.push(...more.bids);
       next = more.next_page_token;
     }
-    const keys = await importKeys(await kr.json());
+    const keyList = await kr.json();
+    const keys = await importKeys(keyList);
     const checked = await Promise.all(data.bids.map(b => check(b, keys)));
     let rows = checked.map(rowData);
     const tbody = table.querySelector("tbody");
@@ -242,6 +335,13 @@ async function main() {
     }
     const link = document.getElementById("csv");
     link.href = URL.createObjectURL(new Blob([csv(rows)], { type: "text/csv;charset=utf-8" }));
+    // The log check runs after the table is shown; each cell updates when done.
+    const logKeys = await importLogKeys(keyList);
+    const checkpoints = new Map();
+    Promise.all(rows.map(d => checkLogged(d, logKeys, checkpoints))).then(() => {
+      render(rows, tbody);
+      document.body.dataset.logged = String(rows.filter(d => d.log === "ok").length);
+    });
   } catch (e) {
     status.textContent = e.message;
     status.className = "status error";

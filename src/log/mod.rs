@@ -1,0 +1,320 @@
+//! The transparency log: every statement the service signs becomes a leaf
+//! of one append-only Merkle tree (RFC 6962 / 9162) kept in the credit store,
+//! with signed checkpoints (C2SP tlog-checkpoint as a C2SP signed note).
+//!
+//! - **Leaves.** A leaf is the DSSE envelope as compact JSON with its keys in
+//!   the order `payload`, `payloadType`, `signatures` (and `keyid`, `sig` in
+//!   each signature), base64 as in the answer ([`leaf`]), so anyone holding an
+//!   answer can rebuild the leaf byte for byte and hash it.
+//! - **Group commit.** Requests hand their leaf to one sequencer task per
+//!   replica; it appends whatever has queued in one transaction under the
+//!   log's lock in the store, and answers each request with its index once
+//!   that transaction committed. An answer is never returned before its leaf
+//!   is durable.
+//! - **Replicas.** Every replica appends under the same lock in the store
+//!   (PostgreSQL `LOCK TABLE … EXCLUSIVE`, SQLite's write lock) and reads the
+//!   tree's end inside it, so there is one order, no gap and no index taken
+//!   twice; there is no lease to lose, hence no way to fork the tree.
+//! - **Checkpoints.** A publisher task signs a checkpoint of the newest size
+//!   every `checkpoint_interval` while the tree grows, and keeps each one.
+
+pub mod note;
+pub mod tree;
+
+use crate::metrics::Metrics;
+use crate::proto::v1 as pb;
+use crate::signing::SharedKeyring;
+use crate::store::{Store, StoreError, StoredCheckpoint};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tree::{Hash, TreeError};
+
+/// Leaves appended in one transaction at most.
+const MAX_BATCH: usize = 512;
+
+/// The leaf of an envelope: compact DSSE JSON, keys in a fixed order.
+pub fn leaf(envelope: &pb::Envelope) -> Vec<u8> {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    #[derive(serde::Serialize)]
+    struct Sig<'a> {
+        keyid: &'a str,
+        sig: String,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Leaf<'a> {
+        payload: String,
+        payload_type: &'a str,
+        signatures: Vec<Sig<'a>>,
+    }
+    let leaf = Leaf {
+        payload: B64.encode(&envelope.payload),
+        payload_type: &envelope.payload_type,
+        signatures: envelope.signatures.iter().map(|s| Sig { keyid: &s.keyid, sig: B64.encode(&s.sig) }).collect(),
+    };
+    serde_json::to_vec(&leaf).expect("a leaf serialises")
+}
+
+/// The envelope a leaf holds (for audit and recompute).
+pub fn envelope_of_leaf(leaf: &[u8]) -> Result<pb::Envelope, String> {
+    serde_json::from_slice(leaf).map_err(|e| format!("not a DSSE envelope: {e}"))
+}
+
+/// The body of a checkpoint (C2SP tlog-checkpoint): origin, size, base64 root.
+pub fn checkpoint_text(origin: &str, size: u64, root: &Hash) -> String {
+    format!("{origin}\n{size}\n{}\n", tree::hash_b64(root))
+}
+
+/// A parsed, verified checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedCheckpoint {
+    pub origin: String,
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// Parses a signed checkpoint and verifies its signature by `key`.
+pub fn verify_checkpoint(signed: &str, key: &note::NoteKey) -> Result<VerifiedCheckpoint, String> {
+    let text = note::verify(signed, key).map_err(|e| e.to_string())?;
+    let c = tlog_tiles::Checkpoint::from_bytes(text.as_bytes()).map_err(|_| "not a C2SP checkpoint (origin, size, root hash)".to_owned())?;
+    if c.origin() != key.name {
+        return Err(format!("the checkpoint's origin '{}' is not the key's name '{}'", c.origin(), key.name));
+    }
+    Ok(VerifiedCheckpoint { origin: c.origin().to_owned(), size: c.size(), root: *c.hash() })
+}
+
+/// The origin line of a signed checkpoint, before anything is verified.
+pub fn checkpoint_origin(signed: &str) -> Option<&str> {
+    signed.lines().next().filter(|l| !l.is_empty())
+}
+
+/// Why a log request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error("the transparency log could not record the statement: {0}")]
+    Append(String),
+    #[error("the log has no signing key: add a key with role = \"log\" and status = \"active\" to the keys file")]
+    NoKey,
+}
+
+impl From<TreeError> for LogError {
+    fn from(e: TreeError) -> Self {
+        match e {
+            TreeError::OutOfRange(why) => LogError::OutOfRange(why),
+            other => LogError::Store(StoreError::Corrupt(other.to_string())),
+        }
+    }
+}
+
+struct Pending {
+    leaf: Vec<u8>,
+    done: oneshot::Sender<Result<u64, String>>,
+}
+
+/// One replica's handle on the log.
+pub struct Log {
+    store: Store,
+    origin: String,
+    keys: SharedKeyring,
+    queue: mpsc::Sender<Pending>,
+    metrics: Arc<Metrics>,
+}
+
+impl Log {
+    /// Starts the sequencer; returns the log and the task to run it (ends
+    /// when the last handle is dropped).
+    pub fn new(store: Store, origin: String, keys: SharedKeyring, metrics: Arc<Metrics>) -> (Arc<Log>, impl std::future::Future<Output = ()>) {
+        let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
+        let log = Arc::new(Log { store: store.clone(), origin, keys, queue, metrics: metrics.clone() });
+        (log, sequence(store, rx, metrics))
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Appends a leaf; its index once it is committed.
+    pub async fn append(&self, leaf: Vec<u8>) -> Result<u64, LogError> {
+        let (done, answer) = oneshot::channel();
+        self.queue.send(Pending { leaf, done }).await.map_err(|_| LogError::Append("the log is shutting down".into()))?;
+        answer.await.map_err(|_| LogError::Append("the log is shutting down".into()))?.map_err(LogError::Append)
+    }
+
+    /// Publishes a checkpoint of the newest size if the tree grew past
+    /// `after`; returns the newest published size.
+    pub async fn publish(&self, after: u64) -> Result<u64, LogError> {
+        let size = self.store.log_size().await?;
+        if size <= after {
+            return Ok(after);
+        }
+        let root = tree::root(size, &self.store.log_hashes(&tree::root_reads(size)).await?)?;
+        let keys = self.keys.get();
+        let (pair, _) = keys.log_signer().ok_or(LogError::NoKey)?;
+        let note = note::sign(&checkpoint_text(&self.origin, size, &root), &self.origin, pair).map_err(|e| LogError::Append(e.to_string()))?;
+        self.store.put_checkpoint(&StoredCheckpoint { size, root: root.0.to_vec(), note }).await?;
+        self.metrics.checkpoint(size);
+        Ok(size)
+    }
+
+    /// Publishes checkpoints every `interval` while the tree grows, until dropped.
+    pub async fn publish_every(self: Arc<Self>, interval: Duration) {
+        let mut published = match self.store.checkpoint(None).await {
+            Ok(c) => c.map_or(0, |c| c.size),
+            Err(_) => 0,
+        };
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.publish(published).await {
+                Ok(size) => published = size,
+                Err(e) => tracing::warn!(error = %e, "could not publish a checkpoint; retrying"),
+            }
+        }
+    }
+
+    /// The newest checkpoint, or the one of `size`.
+    pub async fn checkpoint(&self, size: Option<u64>) -> Result<StoredCheckpoint, LogError> {
+        self.store.checkpoint(size).await?.ok_or_else(|| match size {
+            Some(n) => LogError::OutOfRange(format!("no checkpoint was published at tree size {n}")),
+            None => LogError::OutOfRange("no checkpoint has been published yet: the log is empty".into()),
+        })
+    }
+
+    /// The tree size to answer for: `requested`, or the newest checkpoint's;
+    /// never beyond the tree.
+    pub async fn size_for(&self, requested: u64) -> Result<u64, LogError> {
+        if requested == 0 {
+            return Ok(self.checkpoint(None).await?.size);
+        }
+        let size = self.store.log_size().await?;
+        if requested > size {
+            return Err(LogError::OutOfRange(format!("tree_size {requested} is beyond the tree, which has {size} leaves")));
+        }
+        Ok(requested)
+    }
+
+    pub async fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
+        let known = self.store.log_hashes(&tree::inclusion_reads(index, size)?).await?;
+        Ok(tree::inclusion(index, size, &known)?)
+    }
+
+    pub async fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
+        let known = self.store.log_hashes(&tree::consistency_reads(old, new)?).await?;
+        Ok(tree::consistency(old, new, &known)?)
+    }
+
+    pub async fn index_of(&self, leaf_hash: &[u8]) -> Result<Option<u64>, LogError> {
+        Ok(self.store.log_index_of(leaf_hash).await?)
+    }
+
+    pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LogError> {
+        Ok(self.store.log_entries(start, end).await?)
+    }
+
+    /// A C2SP tlog-tiles resource under `/log/`: `tile/<L>/<N>[.p/<W>]` (hashes)
+    /// or `tile/entries/<N>[.p/<W>]` (entry bundle), within the newest
+    /// checkpoint's tree.
+    pub async fn tile(&self, path: &str) -> Result<Vec<u8>, LogError> {
+        let bad = || LogError::OutOfRange(format!("'{path}' is not a tile of this log"));
+        let rest = path.strip_prefix("tile/").ok_or_else(bad)?;
+        let (go_path, entries) = match rest.strip_prefix("entries/") {
+            Some(n) => (format!("tile/8/data/{n}"), true),
+            None => (format!("tile/8/{rest}"), false),
+        };
+        let tile = tlog_tiles::Tile::from_path(&go_path).map_err(|_| bad())?;
+        let size = self.checkpoint(None).await?.size;
+        let width = u64::from(tile.width());
+        // The tile's last hash must be in the tree: at level l, a tree of
+        // `size` leaves has size >> (8 * l) complete nodes.
+        let level_nodes = size.checked_shr(8 * u32::from(tile.level())).unwrap_or(0);
+        let start = tile.level_index().checked_mul(256).ok_or_else(bad)?;
+        if start + width > level_nodes {
+            return Err(LogError::OutOfRange(format!("'{path}' is beyond the tree of {size} leaves")));
+        }
+        if entries {
+            let leaves = self.store.log_entries(start, start + width).await?;
+            let mut out = Vec::new();
+            for leaf in leaves {
+                let len = u16::try_from(leaf.len()).map_err(|_| LogError::Store(StoreError::Corrupt("a leaf over 64 KiB".into())))?;
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(&leaf);
+            }
+            return Ok(out);
+        }
+        let recorder = tree::Recorder::default();
+        let _ = tile.read_data(&recorder);
+        let known = self.store.log_hashes(&recorder.indexes()).await?;
+        tile.read_data(&known).map_err(|e| LogError::Store(StoreError::Corrupt(e.to_string())))
+    }
+}
+
+/// The sequencer: appends whatever has queued as one batch, then answers.
+async fn sequence(store: Store, mut rx: mpsc::Receiver<Pending>, metrics: Arc<Metrics>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let leaves: Vec<Vec<u8>> = batch.iter_mut().map(|p| std::mem::take(&mut p.leaf)).collect();
+        let started = std::time::Instant::now();
+        let appended = store.log_append(&leaves).await;
+        metrics.store_query("log_append", started.elapsed());
+        match appended {
+            Ok(first) => {
+                metrics.logged(leaves.len() as u64);
+                for (i, p) in batch.into_iter().enumerate() {
+                    let _ = p.done.send(Ok(first + i as u64));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, leaves = leaves.len(), "the transparency log could not append; the statements are refused");
+                let why = e.to_string();
+                for p in batch {
+                    let _ = p.done.send(Err(why.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leaf_is_compact_dsse_json_in_the_documented_key_order() {
+        let env = pb::Envelope {
+            payload_type: "application/vnd.credit-tender.assessment.v1+json".into(),
+            payload: b"{\"a\":1}".to_vec().into(),
+            signatures: vec![pb::Signature { keyid: "ab12".into(), sig: vec![1, 2, 3].into() }],
+        };
+        let leaf = leaf(&env);
+        assert_eq!(
+            String::from_utf8(leaf.clone()).unwrap(),
+            r#"{"payload":"eyJhIjoxfQ==","payloadType":"application/vnd.credit-tender.assessment.v1+json","signatures":[{"keyid":"ab12","sig":"AQID"}]}"#
+        );
+        assert_eq!(envelope_of_leaf(&leaf).unwrap(), env);
+    }
+
+    #[test]
+    fn a_checkpoint_signs_and_verifies_and_names_its_origin() {
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&crate::signing::generate_pkcs8()).unwrap();
+        use ring::signature::KeyPair;
+        let root = tree::leaf_hash(b"x");
+        let signed = note::sign(&checkpoint_text("example.com/log", 7, &root), "example.com/log", &pair).unwrap();
+        let key = note::NoteKey { name: "example.com/log".into(), public_key: pair.public_key().as_ref().to_vec() };
+        assert_eq!(verify_checkpoint(&signed, &key).unwrap(), VerifiedCheckpoint { origin: "example.com/log".into(), size: 7, root });
+        let other = note::NoteKey { name: "other/log".into(), ..key };
+        assert!(verify_checkpoint(&signed, &other).is_err());
+    }
+}

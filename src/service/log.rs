@@ -1,0 +1,102 @@
+//! `credit_tender.v1.LogService`: checkpoints, proofs and entries of the
+//! transparency log.
+
+use super::{authorize, caller, ApiError};
+use crate::access::{Action, Resource};
+use crate::log::tree::Hash;
+use crate::log::{Log, LogError};
+use crate::metrics::Metrics;
+use crate::proto::v1 as pb;
+use crate::store::StoredCheckpoint;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Entries per GetEntries answer at most (about 5 MB of statements).
+pub const MAX_ENTRIES: u64 = 1000;
+
+#[derive(Clone)]
+pub struct LogApi {
+    log: Arc<Log>,
+    metrics: Arc<Metrics>,
+}
+
+impl LogApi {
+    pub fn new(log: Arc<Log>, metrics: Arc<Metrics>) -> Self {
+        LogApi { log, metrics }
+    }
+}
+
+fn checkpoint_to_proto(c: StoredCheckpoint) -> pb::Checkpoint {
+    pb::Checkpoint { tree_size: c.size, root_hash: c.root.into(), note: c.note }
+}
+
+fn hashes(h: Vec<Hash>) -> Vec<prost::bytes::Bytes> {
+    h.into_iter().map(|h| h.0.to_vec().into()).collect()
+}
+
+/// An out-of-range request as INVALID_ARGUMENT naming `field`.
+fn named(field: &'static str) -> impl Fn(LogError) -> ApiError {
+    move |e| match e {
+        LogError::OutOfRange(why) => ApiError::field(field, why),
+        other => other.into(),
+    }
+}
+
+impl LogApi {
+    async fn inclusion(&self, r: &pb::GetInclusionProofRequest) -> Result<pb::InclusionProof, ApiError> {
+        let size = self.log.size_for(r.tree_size).await.map_err(named("tree_size"))?;
+        let index = match &r.leaf {
+            Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(i)) => *i,
+            Some(pb::get_inclusion_proof_request::Leaf::LeafHash(h)) => {
+                if h.len() != 32 {
+                    return Err(ApiError::field("leaf_hash", format!("is {} bytes; a leaf hash is 32 (SHA-256)", h.len())));
+                }
+                self.log.index_of(h).await?.ok_or_else(|| ApiError::NotFound("no leaf of the log has that hash".into()))?
+            }
+            None => return Err(ApiError::field("leaf", "give leaf_index or leaf_hash")),
+        };
+        if index >= size {
+            return Err(ApiError::field("leaf_index", format!("{index} is not in the tree of size {size}")));
+        }
+        let proof = self.log.inclusion(index, size).await.map_err(named("leaf_index"))?;
+        let checkpoint = self.log.checkpoint(Some(size)).await.ok().map(checkpoint_to_proto);
+        Ok(pb::InclusionProof { leaf_index: index, tree_size: size, hashes: hashes(proof), checkpoint })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::log_service_server::LogService for LogApi {
+    async fn get_checkpoint(&self, r: Request<pb::GetCheckpointRequest>) -> Result<Response<pb::Checkpoint>, Status> {
+        authorize(&caller(&r), Action::ReadLogProofs, Resource::Service, &self.metrics)?;
+        let size = r.get_ref().tree_size.filter(|n| *n > 0);
+        let c = self.log.checkpoint(size).await.map_err(|e| match e {
+            LogError::OutOfRange(why) => ApiError::NotFound(why),
+            other => other.into(),
+        })?;
+        Ok(Response::new(checkpoint_to_proto(c)))
+    }
+
+    async fn get_inclusion_proof(&self, r: Request<pb::GetInclusionProofRequest>) -> Result<Response<pb::InclusionProof>, Status> {
+        authorize(&caller(&r), Action::ReadLogProofs, Resource::Service, &self.metrics)?;
+        Ok(Response::new(self.inclusion(r.get_ref()).await?))
+    }
+
+    async fn get_consistency_proof(&self, r: Request<pb::GetConsistencyProofRequest>) -> Result<Response<pb::ConsistencyProof>, Status> {
+        authorize(&caller(&r), Action::ReadLogProofs, Resource::Service, &self.metrics)?;
+        let new = self.log.size_for(r.get_ref().new_size).await.map_err(named("new_size"))?;
+        let old = r.get_ref().old_size;
+        let proof = self.log.consistency(old, new).await.map_err(named("old_size"))?;
+        Ok(Response::new(pb::ConsistencyProof { old_size: old, new_size: new, hashes: hashes(proof) }))
+    }
+
+    async fn get_entries(&self, r: Request<pb::GetEntriesRequest>) -> Result<Response<pb::GetEntriesResponse>, Status> {
+        authorize(&caller(&r), Action::ReadLogEntries, Resource::Service, &self.metrics)?;
+        let (start, end) = (r.get_ref().start, r.get_ref().end);
+        if end <= start {
+            return Err(ApiError::field("end", format!("{end} is not after start {start}")).into());
+        }
+        let end = end.min(start.saturating_add(MAX_ENTRIES));
+        let entries = self.log.entries(start, end).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::GetEntriesResponse { start, entries: entries.into_iter().map(Into::into).collect() }))
+    }
+}

@@ -1,0 +1,372 @@
+//! The transparency log through the real interfaces: every signed statement
+//! logged once, proofs that check against signed checkpoints, the tiles, the
+//! CLI's verify/proof/audit/recompute, replicas on one PostgreSQL, kill -9.
+
+use crate::assessment::{code, terms, Fixture};
+use crate::helpers::*;
+use credit_tender::log::{self as tlog, note::NoteKey, tree};
+use credit_tender::proto::v1 as pb;
+use credit_tender::server::{LogOptions, ServerOptions};
+use serde_json::json;
+use std::time::Duration;
+use tonic::Code;
+
+type LogClient = pb::log_service_client::LogServiceClient<tonic::transport::Channel>;
+
+fn fast_log() -> ServerOptions {
+    ServerOptions { log: Some(LogOptions { checkpoint_interval: Duration::from_millis(50), ..LogOptions::default() }), ..ServerOptions::default() }
+}
+
+/// The newest checkpoint once it covers `size` leaves (published every 50 ms).
+pub async fn checkpoint_covering(log: &mut LogClient, size: u64) -> pb::Checkpoint {
+    for _ in 0..400 {
+        if let Ok(c) = log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await {
+            if c.get_ref().tree_size >= size {
+                return c.into_inner();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await; // waits for the publisher's next tick
+    }
+    panic!("no checkpoint covers {size} leaves after 10 s");
+}
+
+/// The log key ListKeys publishes, named by the checkpoint's origin.
+async fn log_key(channel: tonic::transport::Channel, origin: &str) -> NoteKey {
+    let keys = pb::key_service_client::KeyServiceClient::new(channel).list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
+    let k = keys.keys.iter().find(|k| k.role == "log" && k.status == "active").expect("a log key is listed with its role");
+    NoteKey { name: origin.to_owned(), public_key: k.public_key.to_vec() }
+}
+
+fn hash(h: &[u8]) -> tree::Hash {
+    tree::hash_from_bytes(h).unwrap()
+}
+
+#[tokio::test]
+async fn every_statement_is_logged_once_and_proven_in_a_signed_checkpoint() {
+    let db = sqlite_db();
+    let mut f = Fixture::with(spawn_app(open(&db).await, AppOptions { server: fast_log(), ..AppOptions::default() }).await);
+    let codes: Vec<String> = (0..5).map(|n| code(700 + n)).collect();
+    f.put(&codes.iter().enumerate().map(|(i, c)| evaluation_json(&format!("e{i}"), c, json!({}))).collect::<Vec<_>>()).await;
+    f.tender("T1", "national-template", "440300", "2026-12-15").await;
+    let request = |c: &str| pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![c.into()] }), contract_price_fen: None };
+    let mut envelopes = Vec::new();
+    for c in &codes[..3] {
+        let r = f.assess.assess(request(c)).await.unwrap().into_inner();
+        envelopes.push((r.log_index.expect("the answer carries its log index"), r.envelope.unwrap()));
+    }
+    let mut log = LogClient::new(f.server.channel.clone());
+    let early = checkpoint_covering(&mut log, 3).await;
+    for c in &codes[3..] {
+        let r = f.assess.assess(request(c)).await.unwrap().into_inner();
+        envelopes.push((r.log_index.unwrap(), r.envelope.unwrap()));
+    }
+    // The same question at unchanged inputs is served from the cache: no new leaf.
+    let again = f.assess.assess(request(&codes[0])).await.unwrap().into_inner();
+    assert_eq!(again.log_index, Some(envelopes[0].0));
+    // A deposit check is a statement of its own.
+    let check = f
+        .assess
+        .check_deposit(pb::CheckDepositRequest {
+            tender_id: "T1".into(),
+            bidder: Some(pb::Bidder { credit_codes: vec![codes[1].clone()] }),
+            offered_fen: 0,
+            form: "cash".into(),
+            contract_price_fen: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    envelopes.push((check.log_index.unwrap(), check.envelope.unwrap()));
+    let mut indexes: Vec<u64> = envelopes.iter().map(|(i, _)| *i).collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, (0..6).collect::<Vec<u64>>(), "one leaf per statement, no gap");
+
+    let cp = checkpoint_covering(&mut log, 6).await;
+    assert_eq!(cp.tree_size, 6);
+    let origin = tlog::checkpoint_origin(&cp.note).unwrap().to_owned();
+    let key = log_key(f.server.channel.clone(), &origin).await;
+    let verified = tlog::verify_checkpoint(&cp.note, &key).unwrap();
+    assert_eq!(verified.root, hash(&cp.root_hash));
+    let entries = log.get_entries(pb::GetEntriesRequest { start: 0, end: 6 }).await.unwrap().into_inner().entries;
+    for (index, env) in &envelopes {
+        let leaf = tlog::leaf(env);
+        assert_eq!(entries[*index as usize].to_vec(), leaf, "entry {index} is the envelope as compact DSSE JSON");
+        let p = log
+            .get_inclusion_proof(pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(*index)), tree_size: 6 })
+            .await
+            .unwrap()
+            .into_inner();
+        let hashes: Vec<_> = p.hashes.iter().map(|h| hash(h)).collect();
+        tree::check_inclusion(&hashes, *index, 6, verified.root, tree::leaf_hash(&leaf)).unwrap();
+        let by_hash = pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafHash(tree::leaf_hash(&leaf).0.to_vec().into())), tree_size: 0 };
+        assert_eq!(log.get_inclusion_proof(by_hash).await.unwrap().into_inner().leaf_index, *index);
+    }
+    let early_cp = tlog::verify_checkpoint(&early.note, &key).unwrap();
+    let c = log.get_consistency_proof(pb::GetConsistencyProofRequest { old_size: early.tree_size, new_size: 6 }).await.unwrap().into_inner();
+    let hashes: Vec<_> = c.hashes.iter().map(|h| hash(h)).collect();
+    tree::check_consistency(&hashes, early_cp.size, early_cp.root, 6, verified.root).unwrap();
+
+    // Requests beyond the tree, or inverted, are INVALID_ARGUMENT naming the field.
+    let bad = [
+        log.get_inclusion_proof(pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(100)), tree_size: 6 }).await.unwrap_err(),
+        log.get_inclusion_proof(pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(0)), tree_size: 1000 }).await.unwrap_err(),
+        log.get_consistency_proof(pb::GetConsistencyProofRequest { old_size: 5, new_size: 3 }).await.unwrap_err(),
+        log.get_consistency_proof(pb::GetConsistencyProofRequest { old_size: 0, new_size: 3 }).await.unwrap_err(),
+        log.get_entries(pb::GetEntriesRequest { start: 5, end: 2 }).await.unwrap_err(),
+    ];
+    for (status, field) in bad.iter().zip(["leaf_index", "tree_size", "old_size", "old_size", "end"]) {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(field), "{field}: {}", status.message());
+    }
+
+    // The same tree as C2SP tlog-tiles over HTTP.
+    let (code_, text) = http_get(f.server.addr, "/log/checkpoint").await;
+    assert_eq!(code_, 200);
+    let served = tlog::verify_checkpoint(&text, &key).unwrap();
+    assert!(served.size >= 6);
+    let (code_, tile) = http_get_bytes(f.server.addr, "/log/tile/0/000.p/6").await;
+    assert_eq!(code_, 200);
+    assert_eq!(tile.len(), 6 * 32);
+    for (index, env) in &envelopes {
+        let at = *index as usize * 32;
+        assert_eq!(&tile[at..at + 32], &tree::leaf_hash(&tlog::leaf(env)).0, "level-0 tile holds the leaf hashes");
+    }
+    let (code_, bundle) = http_get_bytes(f.server.addr, "/log/tile/entries/000.p/6").await;
+    assert_eq!(code_, 200);
+    let mut at = 0;
+    for entry in &entries {
+        let len = u16::from_be_bytes([bundle[at], bundle[at + 1]]) as usize;
+        assert_eq!(&bundle[at + 2..at + 2 + len], &entry[..]);
+        at += 2 + len;
+    }
+    assert_eq!(at, bundle.len());
+    assert_eq!(http_get_bytes(f.server.addr, "/log/tile/0/000.p/200").await.0, 404, "a tile beyond the tree");
+    assert_eq!(http_get_bytes(f.server.addr, "/log/tile/nonsense").await.0, 404);
+}
+
+/// A statement's envelope and log index, for the CLI tests.
+async fn a_logged_statement(channel: tonic::transport::Channel) -> (u64, pb::Envelope) {
+    pb::credit_data_service_client::CreditDataServiceClient::new(channel.clone())
+        .put_records(pb::PutRecordsRequest { records: vec![to_proto(evaluation_json("e", &code(801), json!({})))], source: String::new() })
+        .await
+        .unwrap();
+    pb::tender_service_client::TenderServiceClient::new(channel.clone())
+        .register_tender(pb::RegisterTenderRequest { tender_id: "T1".into(), terms: Some(terms("440300", "2026-12-15")), policy_id: "national-template".into() })
+        .await
+        .unwrap();
+    let r = pb::assessment_service_client::AssessmentServiceClient::new(channel)
+        .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code(801)] }), contract_price_fen: None })
+        .await
+        .unwrap()
+        .into_inner();
+    (r.log_index.unwrap(), r.envelope.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_inclusion_offline_and_names_every_bad_input() {
+    let db = sqlite_db();
+    let f = Fixture::with(spawn_app(open(&db).await, AppOptions { server: fast_log(), ..AppOptions::default() }).await);
+    let (index, env) = a_logged_statement(f.server.channel.clone()).await;
+    checkpoint_covering(&mut LogClient::new(f.server.channel.clone()), index + 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = pb::key_service_client::KeyServiceClient::new(f.server.channel.clone()).list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
+    let keys_path = json_file(dir.path(), "keys.json", &keys);
+    let env_path = json_file(dir.path(), "env.json", &env);
+    let (cp, proof) = (dir.path().join("cp"), dir.path().join("proof.json"));
+    let server = format!("http://{}", f.server.addr);
+    let out = cli(&["proof", "--server", &server, "--index", &index.to_string(), "--checkpoint", cp.to_str().unwrap(), "--proof", proof.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let verify = |env: &std::path::Path, keys: &std::path::Path, cp: &std::path::Path, proof: &std::path::Path| {
+        cli(&["verify", env.to_str().unwrap(), "--keys", keys.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--proof", proof.to_str().unwrap()])
+    };
+    let ok = verify(&env_path, &keys_path, &cp, &proof);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(&format!("Logged      leaf {index}")));
+
+    // A corrupted checkpoint.
+    let note = std::fs::read_to_string(&cp).unwrap();
+    let lines: Vec<&str> = note.lines().collect();
+    let corrupted = note.replacen(lines[2], &lines[2].replace(&lines[2][..4], "AAAA"), 1);
+    let bad_cp = file(dir.path(), "bad-cp", corrupted);
+    let out = verify(&env_path, &keys_path, &bad_cp, &proof);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("INVALID checkpoint"), "{}", stderr(&out));
+    // A proof for another tree.
+    let mut p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&proof).unwrap()).unwrap();
+    p["treeSize"] = json!("7");
+    let other = file(dir.path(), "other.json", p.to_string());
+    let out = verify(&env_path, &keys_path, &cp, &other);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("a proof for another tree"), "{}", stderr(&out));
+    // A truncated envelope.
+    let text = std::fs::read_to_string(&env_path).unwrap();
+    let truncated = file(dir.path(), "truncated.json", &text[..text.len() / 2]);
+    let out = verify(&truncated, &keys_path, &cp, &proof);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains("not a DSSE envelope"), "{}", stderr(&out));
+    // An unknown log key: keys without the log's.
+    let mut statement_only = keys.clone();
+    statement_only.keys.retain(|k| k.role != "log");
+    let out = verify(&env_path, &json_file(dir.path(), "no-log.json", &statement_only), &cp, &proof);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no listed key has role \"log\""), "{}", stderr(&out));
+    // Another statement is not the proven leaf.
+    let mut other_env = env.clone();
+    other_env.payload = env.payload.slice(..env.payload.len() - 1);
+    let out = verify(&json_file(dir.path(), "other-env.json", &other_env), &keys_path, &cp, &proof);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn audit_follows_the_log_and_reports_forks_tampering_and_two_answers_to_one_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("credit.db");
+    let url = format!("sqlite://{}", db_path.display());
+    let keys = keys_file(dir.path());
+    let server = CliServer::spawn(&["serve", "--db", &url, "--keys", keys.to_str().unwrap(), "--checkpoint-interval-ms", "50"]).await;
+    let (_, env) = a_logged_statement(server.channel.clone()).await;
+    let mut log = LogClient::new(server.channel.clone());
+    checkpoint_covering(&mut log, 1).await;
+    let state = dir.path().join("audit");
+    let url_arg = format!("http://{}", server.addr);
+    let audit = || cli(&["audit", "--server", &url_arg, "--state", state.to_str().unwrap()]);
+    let out = audit();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tender T1: 1 new statement(s)"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // A second, different answer to the same question, validly signed and logged.
+    let pair = credit_tender::signing::load_key_pair(&dir.path().join("k.pk8")).unwrap();
+    let mut forged: serde_json::Value = serde_json::from_slice(&env.payload).unwrap();
+    forged["depositOwedFen"] = json!("1");
+    let payload = serde_json::to_vec(&forged).unwrap();
+    use ring::signature::KeyPair;
+    let keyid = credit_tender::signing::key_id(pair.public_key().as_ref());
+    let pae = format!("DSSEv1 {} {} {} ", env.payload_type.len(), env.payload_type, payload.len()).into_bytes();
+    let sig = pair.sign(&[pae, payload.clone()].concat());
+    let forged_env = pb::Envelope { payload_type: env.payload_type.clone(), payload: payload.into(), signatures: vec![pb::Signature { keyid, sig: sig.as_ref().to_vec().into() }] };
+    let store = credit_tender::store::Store::open(&url).await.unwrap();
+    store.log_append(&[tlog::leaf(&forged_env)]).await.unwrap();
+    checkpoint_covering(&mut log, 2).await;
+    let out = audit();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 distinct answers to one question (T1 v1 bidder"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("leaves 0, 1") || stderr(&out).contains("leaves 1, 0"), "{}", stderr(&out));
+
+    // A checkpoint of the same size with another root, signed by the log key: a fork, shown with both.
+    let log_pair = credit_tender::signing::load_key_pair(&dir.path().join("log.pk8")).unwrap();
+    let cp = log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await.unwrap().into_inner();
+    let origin = tlog::checkpoint_origin(&cp.note).unwrap().to_owned();
+    let forked_note = tlog::note::sign(&tlog::checkpoint_text(&origin, cp.tree_size, &tree::leaf_hash(b"fork")), &origin, &log_pair).unwrap();
+    let mut kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state.join("state.json")).unwrap()).unwrap();
+    kept["checkpoint"] = json!(forked_note);
+    std::fs::write(state.join("state.json"), kept.to_string()).unwrap();
+    let out = audit();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("FORKED LOG: two checkpoints of size"), "{err}");
+    assert!(err.contains(&forked_note) && err.contains(&cp.note), "both checkpoints are shown: {err}");
+
+    // A tampered entry, audited from scratch: named by its index.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut tampered = tlog::leaf(&env);
+    let at = tampered.len() - 5;
+    tampered[at] ^= 1;
+    sqlx::query("UPDATE log_leaves SET leaf = $1 WHERE idx = 0").bind(tampered).execute(&pool).await.unwrap();
+    let fresh = dir.path().join("audit2");
+    let out = cli(&["audit", "--server", &url_arg, "--state", fresh.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("tampered entry 0"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn recompute_reproduces_every_demo_statement_and_a_later_backdated_repair_changes_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let store = credit_tender::store::Store::open(&url).await.unwrap();
+    credit_tender::demo::load(&store, &credit_tender::config::Rules::shipped()).await.unwrap();
+    let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
+    credit_tender::demo::register_tenders(&store, &policies).await.unwrap();
+    let mut f = Fixture::with(spawn_app(store.clone(), AppOptions::default()).await);
+    let tenders = f.tenders.list_tenders(pb::ListTendersRequest {}).await.unwrap().into_inner().tenders;
+    let mut files = Vec::new();
+    for t in &tenders {
+        let table = f.assess.assess_tender(pb::AssessTenderRequest { tender_id: t.tender_id.clone(), ..Default::default() }).await.unwrap().into_inner();
+        for bid in table.bids {
+            let env = bid.assessment.unwrap().envelope.unwrap();
+            files.push(json_file(dir.path(), &format!("a{}.json", files.len()), &env));
+            let check = pb::CheckDepositRequest { tender_id: t.tender_id.clone(), bidder: bid.bid.unwrap().bidder, offered_fen: 1_000_000, form: "credit_guarantee".into(), contract_price_fen: None };
+            let env = f.assess.check_deposit(check).await.unwrap().into_inner().envelope.unwrap();
+            files.push(json_file(dir.path(), &format!("d{}.json", files.len()), &env));
+        }
+    }
+    assert!(files.len() >= 30, "{}", files.len());
+    let recompute = |files: &[std::path::PathBuf]| {
+        for path in files {
+            let out = cli(&["recompute", path.to_str().unwrap(), "--db", &url]);
+            assert!(out.status.success(), "{}: {}", path.display(), stderr(&out));
+            assert!(String::from_utf8_lossy(&out.stdout).contains("IDENTICAL"));
+        }
+    };
+    recompute(&files);
+    // A repair of the demo's blacklisting, recorded now but effective before
+    // the deadlines: new answers change, the logged ones still recompute.
+    f.put(&[event_json("late-repair", "91320100MA000113X2", "list-1", "repair", "2026-02-01")]).await;
+    recompute(&files);
+    // A statement altered after signing is shown to differ.
+    let mut env: pb::Envelope = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&env.payload).unwrap();
+    v["totalPoints"] = json!(99.5);
+    env.payload = serde_json::to_vec(&v).unwrap().into();
+    let out = cli(&["recompute", json_file(dir.path(), "altered.json", &env).to_str().unwrap(), "--db", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("DIFFERS /totalPoints"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgresql_append_to_one_gap_free_tree() {
+    let Some(db) = pg_db().await else { return };
+    let a = spawn_app(open(&db).await, AppOptions { server: fast_log(), ..AppOptions::default() }).await;
+    let b = spawn_app(open(&db).await, AppOptions { server: fast_log(), ..AppOptions::default() }).await;
+    let mut fa = Fixture::with(a);
+    fa.tender("T1", "national-template", "440300", "2026-12-15").await;
+    let fb = Fixture::with(b);
+    const EACH: u32 = 60;
+    let mut tasks = Vec::new();
+    for (r, f) in [&fa, &fb].into_iter().enumerate() {
+        for w in 0..4u32 {
+            let mut assess = f.assess.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                for i in (w..EACH).step_by(4) {
+                    let c = code(20_000 + r as u32 * 1000 + i);
+                    let req = pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![c] }), contract_price_fen: None };
+                    let r = assess.assess(req).await.unwrap().into_inner();
+                    got.push((r.log_index.unwrap(), tlog::leaf(&r.envelope.unwrap())));
+                }
+                got
+            }));
+        }
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_by_key(|(i, _)| *i);
+    let total = 2 * EACH as u64;
+    assert_eq!(all.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (0..total).collect::<Vec<_>>(), "one order, no gap, no index twice");
+    let mut log = LogClient::new(fa.server.channel.clone());
+    checkpoint_covering(&mut log, total).await;
+    let entries = log.get_entries(pb::GetEntriesRequest { start: 0, end: total }).await.unwrap().into_inner().entries;
+    for (i, leaf) in &all {
+        assert_eq!(&entries[*i as usize][..], &leaf[..], "leaf {i} is what its replica answered");
+    }
+    // Every checkpoint either replica published is consistent with the next.
+    let checkpoints = fa.server.store.checkpoints().await.unwrap();
+    assert!(checkpoints.len() >= 2, "{}", checkpoints.len());
+    for pair in checkpoints.windows(2) {
+        let (old, new) = (&pair[0], &pair[1]);
+        let p = log.get_consistency_proof(pb::GetConsistencyProofRequest { old_size: old.size, new_size: new.size }).await.unwrap().into_inner();
+        let hashes: Vec<_> = p.hashes.iter().map(|h| hash(h)).collect();
+        tree::check_consistency(&hashes, old.size, hash(&old.root), new.size, hash(&new.root)).unwrap();
+    }
+}
