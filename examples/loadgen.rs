@@ -52,7 +52,8 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     warmup: u64,
     /// Scenarios to run, comma-separated: health, assess-hit, assess-sign,
-    /// assess-cold, assess-tender, deposit-burst.
+    /// assess-cold, assess-tender, deposit-burst, log-latency (time from a new
+    /// statement's answer to the first checkpoint that covers it).
     #[arg(long, default_value = "health,assess-hit,assess-sign,assess-cold,assess-tender,deposit-burst")]
     mix: String,
     /// Distinct firms created for the cold scenario.
@@ -286,6 +287,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut reports = Vec::new();
     let mut cold_next = 0u32;
     for name in args.mix.split(',').map(str::trim) {
+        if name == "log-latency" {
+            log_latency(&setup, &args).await?;
+            continue;
+        }
         let (s, label) = match name {
             "health" => (Scenario::Health, "health Check (ceiling)"),
             "assess-hit" => (Scenario::AssessHit, "Assess, statement cached"),
@@ -339,5 +344,60 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         println!("| {} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {} | {} |", r.name, rate, r.p50, r.p99, r.p999, vs_rate, vs_p99, r.errors);
     }
+    Ok(())
+}
+
+/// Fresh statements at the tender concurrency for `--duration` seconds, and
+/// a poller reading the newest checkpoint every 2 ms: how long after each
+/// answer a checkpoint covered it.
+async fn log_latency(setup: &Arc<Setup>, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let stop = Instant::now() + Duration::from_secs(args.duration);
+    let answers: Arc<std::sync::Mutex<Vec<(Instant, u64)>>> = Default::default();
+    let counter = Arc::new(AtomicU64::new(50_000));
+    let mut tasks = Vec::new();
+    for w in 0..args.tender_concurrency {
+        let (ch, setup, answers, counter) = (setup.channels[w % setup.channels.len()].clone(), setup.clone(), answers.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut client = pb::assessment_service_client::AssessmentServiceClient::new(ch);
+            while Instant::now() < stop {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let t = &setup.sign_tenders[(i / HOT_FIRMS as u64) as usize % setup.sign_tenders.len()];
+                let req = pb::AssessRequest { tender_id: t.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32), contract_price_fen: None };
+                if let Some(index) = client.assess(req).await.ok().and_then(|r| r.into_inner().log_index) {
+                    answers.lock().unwrap().push((Instant::now(), index));
+                }
+            }
+        }));
+    }
+    let mut log = pb::log_service_client::LogServiceClient::new(setup.channels[0].clone());
+    let mut seen: Vec<(Instant, u64)> = Vec::new();
+    let newest = || answers.lock().unwrap().iter().map(|(_, i)| *i).max();
+    loop {
+        if let Ok(c) = log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await {
+            seen.push((Instant::now(), c.into_inner().tree_size));
+        }
+        let done = Instant::now() >= stop && tasks.iter().all(|t| t.is_finished());
+        if done && newest().is_none_or(|n| seen.last().is_some_and(|(_, size)| *size > n)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let answers = answers.lock().unwrap().clone();
+    if answers.is_empty() {
+        return Err("log-latency: no answer carried a log index (is the server running without the log?)".into());
+    }
+    let mut delays: Vec<u32> = answers
+        .iter()
+        .filter_map(|(at, index)| seen.iter().find(|(t, size)| t >= at && size > index).map(|(t, _)| (*t - *at).as_micros() as u32))
+        .collect();
+    delays.sort_unstable();
+    eprintln!(
+        "log-latency: {} statements; answer to covering checkpoint p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        delays.len(),
+        pct(&delays, 0.5),
+        pct(&delays, 0.99),
+        pct(&delays, 1.0)
+    );
+    println!("| answer → first covering checkpoint ({} statements) | p50 {:.1} ms | p99 {:.1} ms |", delays.len(), pct(&delays, 0.5), pct(&delays, 0.99));
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! panic and a named error. `FUZZ_CASES` sets the cases per decoder (256 by
 //! default, what CI runs); the long run in BENCHMARKS.md is
 //! `FUZZ_CASES=200000 cargo test --release --lib fuzz` (1,000,000 inputs over
-//! the five decoders).
+//! the five decoders; the log's checkpoint and proof checks run as well).
 
 use crate::access::principals::Principals;
 use crate::config::Rules;
@@ -128,5 +128,26 @@ proptest! {
         for (_, r) in crate::signing::verify_each(&env, &keys, None) {
             prop_assert!(r.is_err(), "a random signature verified");
         }
+    }
+
+    #[test]
+    fn fuzz_checkpoints(text in prop_oneof![
+        mutated("credit-tender.local/statements\n42\nq6F2cJ5u0zVqfO2j7b8FZ5P3nGQqz0dJ1Yx3dQyv1ss=\n\n\u{2014} credit-tender.local/statements AAAAAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0A=\n"),
+        any::<String>(),
+    ]) {
+        let key = crate::log::note::NoteKey { name: "credit-tender.local/statements".into(), public_key: vec![1; 32] };
+        prop_assert!(crate::log::verify_checkpoint(&text, &key).is_err(), "a mutated checkpoint verified");
+        let _ = crate::log::checkpoint_origin(&text);
+    }
+
+    #[test]
+    fn fuzz_proofs(index in any::<u64>(), size in any::<u64>(), old in any::<u64>(), proof in prop::collection::vec(any::<[u8; 32]>(), 0..70)) {
+        use crate::log::tree;
+        let hashes: Vec<tree::Hash> = proof.into_iter().map(tlog_tiles::Hash).collect();
+        let root = tree::leaf_hash(b"root");
+        prop_assert!(tree::check_inclusion(&hashes, index, size, root, tree::leaf_hash(b"leaf")).is_err());
+        prop_assert!(tree::check_consistency(&hashes, old, tree::leaf_hash(b"old"), size, root).is_err() || old == size);
+        let _ = tree::inclusion_reads(index, size);
+        let _ = tree::consistency_reads(old, size);
     }
 }

@@ -85,7 +85,7 @@ impl Idle {
                 self.metrics.connection("idle_closed");
                 return true;
             }
-            self.timer.as_mut().reset(deadline.into());
+            self.timer.as_mut().reset(deadline);
         }
         false
     }

@@ -119,7 +119,7 @@ impl AppState {
             // The envelope's payload, the decoded copy (its strings and
             // vectors: more than as large again, measured with RSS under
             // 200,000 distinct bidders, tests/api/cache.rs), and the signatures.
-            (payload * 5 / 2 + 768).min(u32::MAX as usize) as u32
+            (payload * 3 + 1024).min(u32::MAX as usize) as u32
         };
         let cache = Cache::new(store.clone(), cache, metrics.clone(), weigh).await?;
         Ok(AppState { store, rules: Arc::new(rules), policies: Arc::new(policies), keys, metrics, cache })

@@ -32,9 +32,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the gRPC API over a credit store.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Serve a temporary SQLite store loaded with the shipped demo data.
-    Demo(DemoArgs),
+    Demo(Box<DemoArgs>),
     /// Import JSON Lines (.jsonl) and evaluation tables (.csv), each file all or nothing.
     Import(ImportArgs),
     /// Write a new Ed25519 signing key (PKCS#8) and print its key id.

@@ -86,8 +86,11 @@ pub fn sign(text: &str, name: &str, pair: &Ed25519KeyPair) -> Result<String, Not
     Ok(format!("{text}\n\u{2014} {name} {}\n", B64.encode(sig)))
 }
 
+/// A signature line: the key name and base64-decoded (key id ‖ signature).
+pub type SignatureLine<'n> = (&'n str, Vec<u8>);
+
 /// Splits a signed note into its text and signature lines.
-pub fn split(note: &str) -> Result<(&str, Vec<(&str, Vec<u8>)>), NoteError> {
+pub fn split(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), NoteError> {
     let at = note.rfind("\n\n").ok_or_else(|| NoteError::Malformed("no blank line before the signatures".into()))?;
     let (text, sigs) = (&note[..at + 1], &note[at + 2..]);
     if !sigs.ends_with('\n') {

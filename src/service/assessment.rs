@@ -109,8 +109,12 @@ impl AssessmentApi {
             let log_index = self.record(&envelope).await?;
             Ok::<_, ApiError>(pb::AssessResponse { envelope: Some(envelope), statement: Some(statement), log_index })
         };
-        if unconfirmed.is_some() {
-            // Say so in a fresh statement rather than replay one signed when the store was reachable.
+        if unconfirmed.is_some() && self.log.is_none() {
+            // Without the log: say so in a fresh statement rather than replay
+            // one signed when the store was reachable. With the log, nothing
+            // new can be recorded while the store is unreachable, so only a
+            // statement already signed and logged (a cache hit) is served,
+            // within the staleness bound, and anything new is UNAVAILABLE.
             return make.await.map(Arc::new);
         }
         self.cache.statement(key, make).await

@@ -62,7 +62,7 @@ impl From<sqlx::Error> for StoreError {
         // SQLITE_CORRUPT and SQLITE_NOTADB (by primary code, the low byte):
         // the file cannot be trusted with another commit.
         let sqlite_code = match &e {
-            sqlx::Error::Database(d) => d.try_downcast_ref::<sqlx::sqlite::SqliteError>().and_then(|s| sqlx::error::DatabaseError::code(s)).and_then(|c| c.parse::<i32>().ok()),
+            sqlx::Error::Database(d) => d.try_downcast_ref::<sqlx::sqlite::SqliteError>().and_then(sqlx::error::DatabaseError::code).and_then(|c| c.parse::<i32>().ok()),
             _ => None,
         };
         match sqlite_code.map(|c| c & 0xff) {

@@ -534,6 +534,9 @@ where
     }
 
     async fn put_checkpoint(&self, checkpoint: &super::StoredCheckpoint) -> Result<(), StoreError> {
+        // In the writers' queue (FIFO), not in SQLite's busy loop behind a
+        // stream of log appends.
+        let _queued = self.write_lock.lock().await;
         self.check_file()?;
         LogTables(&self.pool).put_checkpoint(checkpoint).await
     }

@@ -439,6 +439,15 @@ async fn tender_registration_is_validated() {
 
 #[tokio::test]
 async fn an_unreachable_store_serves_cache_within_the_bound_then_is_unavailable() {
+    // With the transparency log (the default): only statements already
+    // signed and logged are served, as they were; without it, a fresh
+    // statement that says it was made from cached data.
+    for logged in [true, false] {
+        unreachable_store_case(logged).await;
+    }
+}
+
+async fn unreachable_store_case(logged: bool) {
     let Some(db) = pg_db().await else { return };
     let store = credit_tender::store::Store::open(&db.url).await.unwrap();
     let config = credit_tender::cache::CacheConfig {
@@ -446,29 +455,41 @@ async fn an_unreachable_store_serves_cache_within_the_bound_then_is_unavailable(
         poll_interval: std::time::Duration::from_millis(100),
         ..Default::default()
     };
-    let mut f = Fixture::with(spawn_app(store, AppOptions { cache: config, ..AppOptions::default() }).await);
+    let server = credit_tender::server::ServerOptions {
+        log: if logged { credit_tender::server::ServerOptions::default().log } else { None },
+        ..Default::default()
+    };
+    let mut f = Fixture::with(spawn_app(store, AppOptions { cache: config, server }).await);
     let (c, uncached) = (code(81), code(82));
     f.put(&[eval("prov", &c, "440000", "AA", Y, Z)]).await;
     f.tender("T1", "national-template", "440300", "2026-12-15").await;
-    let (fresh, _) = f.assess("T1", &[&c]).await;
+    let request = |code: &str| pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code.into()] }), contract_price_fen: None };
+    let first = f.assess.assess(request(&c)).await.unwrap().into_inner();
+    let fresh = first.statement.clone().unwrap();
     assert!(!fresh.served_from_cache_while_store_unreachable);
+    assert_eq!(first.log_index.is_some(), logged);
     // Take the database away under the running server.
     let admin = std::env::var("DATABASE_URL").unwrap();
     let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
-    let request = |code: &str| pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code.into()] }), contract_price_fen: None };
 
     // A bidder never loaded cannot be answered at all.
     let status = f.assess.assess(request(&uncached)).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    // A cached one is served, saying so, until the bound; then UNAVAILABLE.
+    // A cached one is served until the bound; then UNAVAILABLE.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await; // waits for the follower to miss two polls
-    let s = f.assess.assess(request(&c)).await.unwrap().into_inner().statement.unwrap();
-    assert!(s.served_from_cache_while_store_unreachable, "no statement said it was served from cache");
-    assert!(s.warnings.iter().any(|w| w.contains("has not been reachable")), "{:?}", s.warnings);
+    let served = f.assess.assess(request(&c)).await.unwrap().into_inner();
+    let s = served.statement.unwrap();
     assert_eq!(s.data_version, fresh.data_version);
+    if logged {
+        assert_eq!(served.log_index, first.log_index, "the logged statement, served as it was");
+        assert_eq!(served.envelope, first.envelope);
+    } else {
+        assert!(s.served_from_cache_while_store_unreachable, "no statement said it was served from cache");
+        assert!(s.warnings.iter().any(|w| w.contains("has not been reachable")), "{:?}", s.warnings);
+    }
     tokio::time::sleep(std::time::Duration::from_secs(2)).await; // waits out the freshness bound under test
     let status = f.assess.assess(request(&c)).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");

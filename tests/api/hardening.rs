@@ -322,6 +322,10 @@ async fn raw_bytes_to_every_rpc_get_named_errors() {
         "/credit_tender.v1.AssessmentService/AssessTender",
         "/credit_tender.v1.AssessmentService/CheckDeposit",
         "/credit_tender.v1.KeyService/ListKeys",
+        "/credit_tender.v1.LogService/GetCheckpoint",
+        "/credit_tender.v1.LogService/GetInclusionProof",
+        "/credit_tender.v1.LogService/GetConsistencyProof",
+        "/credit_tender.v1.LogService/GetEntries",
     ];
     let cases: usize = std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
     let mut runner = proptest::test_runner::TestRunner::deterministic();

@@ -198,6 +198,19 @@ impl Browser {
         assert_eq!(r["value"], json!(true), "page never became ready: {r}");
     }
 
+    /// Waits until the page has checked every row against the transparency
+    /// log (`body[data-logged]` set); how many rows it found logged.
+    pub async fn logged(&self) -> u64 {
+        let script = "const done = arguments[arguments.length - 1];\
+            const logged = () => document.body && document.body.dataset.logged !== undefined;\
+            if (logged()) { done(Number(document.body.dataset.logged)); return; }\
+            new MutationObserver((_, o) => { if (logged()) { o.disconnect(); done(Number(document.body.dataset.logged)); } })\
+              .observe(document.documentElement, { attributes: true, childList: true, subtree: true });";
+        let path = format!("/session/{}/execute/async", self.session);
+        let r = wd(self.port, "POST", &path, Some(json!({"script": script, "args": []}))).await;
+        r["value"].as_u64().unwrap_or_else(|| panic!("the page never finished its log checks: {r}"))
+    }
+
     pub async fn rows(&self) -> Vec<(String, Vec<String>)> {
         let v = self
             .eval("return [...document.querySelectorAll('#table tbody tr.row, #table tbody tr.invalid')].map(tr => [tr.dataset.seq, [...tr.cells].map(td => td.innerText.trim())])")
@@ -250,10 +263,17 @@ async fn the_committee_page_verifies_every_row_in_the_browser() {
         assert!(cells[7].starts_with(&yuan(s.deposit_owed_fen)), "deposit of bid {seq}: {} vs {}", cells[7], yuan(s.deposit_owed_fen));
         assert_eq!(cells[9], if s.eligible { "否" } else { "排除" });
         assert_eq!(cells[10], if s.qualified { "通过" } else { "不通过" });
-        assert_eq!(cells.last().unwrap(), "签名有效", "bid {seq}");
+        assert_eq!(cells[cells.len() - 2], "签名有效", "bid {seq}");
     }
     let status = browser.eval("return document.getElementById('status').innerText").await;
     assert!(status.as_str().unwrap().contains("全部结论签名有效"), "{status}");
+    // Each row is then proven to be in the transparency log (inclusion proof
+    // against a checkpoint signed by the log key, checked in the browser).
+    assert_eq!(browser.logged().await, table.bids.len() as u64);
+    for (bid, (seq, cells)) in table.bids.iter().zip(&browser.rows().await) {
+        let index = bid.assessment.as_ref().unwrap().log_index.unwrap();
+        assert_eq!(cells.last().unwrap(), &format!("#{index} 已入账"), "bid {seq}");
+    }
     // A row opens its evidence.
     let evidence = browser
         .eval("const r = document.querySelector('#table tbody tr.row'); r.click(); return r.nextElementSibling.hidden ? '' : r.nextElementSibling.innerText")
@@ -275,10 +295,14 @@ async fn the_committee_page_verifies_every_row_in_the_browser() {
     let rows = browser.rows().await;
     for (seq, cells) in &rows {
         let want = if seq == "2" { "签名无效" } else { "签名有效" };
-        assert_eq!(cells.last().unwrap(), want, "bid {seq}: {cells:?}");
+        assert_eq!(cells[cells.len() - 2], want, "bid {seq}: {cells:?}");
     }
     let status = browser.eval("return document.getElementById('status').className + ' ' + document.getElementById('status').innerText").await;
     assert!(status.as_str().unwrap().contains("error") && status.as_str().unwrap().contains("签名无效"), "{status}");
+    assert_eq!(browser.logged().await, table.bids.len() as u64 - 1, "the altered statement is not the logged one");
+    let rows = browser.rows().await;
+    let altered = rows.iter().find(|(seq, _)| seq == "2").unwrap();
+    assert_eq!(altered.1.last().unwrap(), "未入账");
     browser.screenshot(&shot.with_file_name("committee-tampered.png")).await;
 
     // Unknown tender in the browser: the 404 page.
