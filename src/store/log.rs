@@ -57,14 +57,14 @@ const CHECKPOINTS: &str = "SELECT size, root, note FROM log_checkpoints ORDER BY
 const ROWS_PER_INSERT: usize = 300;
 
 /// `($1, $2), ($3, $4), …` for `rows` rows of `cols` columns.
-fn placeholders(rows: usize, cols: usize) -> String {
+pub(super) fn placeholders(rows: usize, cols: usize) -> String {
     (0..rows)
         .map(|r| format!("({})", (1..=cols).map(|c| format!("${}", r * cols + c)).collect::<Vec<_>>().join(", ")))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn in_list(n: usize) -> String {
+pub(super) fn in_list(n: usize) -> String {
     (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
