@@ -56,16 +56,24 @@ const CHECKPOINTS: &str = "SELECT size, root, note FROM log_checkpoints ORDER BY
 /// Rows per multi-row INSERT: well under SQLite's 32,766 parameters.
 const ROWS_PER_INSERT: usize = 300;
 
+/// The `i`th (1-based) parameter: `$i`, or `?` where numbered parameters
+/// cost more than they give (SQLite: sqlx maps each numbered parameter by
+/// name, a linear search per parameter, quadratic in a multi-row insert).
+fn param<DB: Backend>(i: usize) -> String {
+    if DB::NUMBERED_PARAMS { format!("${i}") } else { "?".to_owned() }
+}
+
 /// `($1, $2), ($3, $4), …` for `rows` rows of `cols` columns.
-pub(super) fn placeholders(rows: usize, cols: usize) -> String {
+pub(super) fn placeholders<DB: Backend>(rows: usize, cols: usize) -> String {
     (0..rows)
-        .map(|r| format!("({})", (1..=cols).map(|c| format!("${}", r * cols + c)).collect::<Vec<_>>().join(", ")))
+        .map(|r| format!("({})", (1..=cols).map(|c| param::<DB>(r * cols + c)).collect::<Vec<_>>().join(", ")))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-pub(super) fn in_list(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+/// `$1, $2, …` for an IN list of `n`.
+pub(super) fn in_list<DB: Backend>(n: usize) -> String {
+    (1..=n).map(param::<DB>).collect::<Vec<_>>().join(", ")
 }
 
 /// The log's tables over one pool.
@@ -94,7 +102,7 @@ where
         if indexes.is_empty() {
             return Ok(known);
         }
-        let sql = format!("SELECT idx, hash FROM log_hashes WHERE idx IN ({})", in_list(indexes.len()));
+        let sql = format!("SELECT idx, hash FROM log_hashes WHERE idx IN ({})", in_list::<DB>(indexes.len()));
         let mut q = sqlx::query_as::<_, HashRow>(&sql);
         for i in indexes {
             q = q.bind(*i as i64);
@@ -127,7 +135,7 @@ where
         let known = Self::read_hashes(&mut *tx, &tree::append_reads(first, &leaf_hashes)).await?;
         let added = tree::append(first, &leaf_hashes, known).map_err(|e| StoreError::Corrupt(format!("the log's tree: {e}")))?;
         for (chunk_no, chunk) in leaves.chunks(ROWS_PER_INSERT).enumerate() {
-            let sql = format!("INSERT INTO log_leaves (idx, leaf_hash, leaf) VALUES {}", placeholders(chunk.len(), 3));
+            let sql = format!("INSERT INTO log_leaves (idx, leaf_hash, leaf) VALUES {}", placeholders::<DB>(chunk.len(), 3));
             let mut q = sqlx::query(&sql);
             for (i, leaf) in chunk.iter().enumerate() {
                 let n = chunk_no * ROWS_PER_INSERT + i;
@@ -136,7 +144,7 @@ where
             q.execute(&mut *tx).await?;
         }
         for chunk in added.chunks(ROWS_PER_INSERT) {
-            let sql = format!("INSERT INTO log_hashes (idx, hash) VALUES {}", placeholders(chunk.len(), 2));
+            let sql = format!("INSERT INTO log_hashes (idx, hash) VALUES {}", placeholders::<DB>(chunk.len(), 2));
             let mut q = sqlx::query(&sql);
             for (i, h) in chunk {
                 q = q.bind(*i as i64).bind(h.0.to_vec());

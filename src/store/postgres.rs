@@ -23,6 +23,8 @@ pub(super) async fn open(url: &str) -> Result<SqlStore<Postgres>, StoreError> {
 impl Backend for Postgres {
     const NAME: &'static str = "postgres";
 
+    const NUMBERED_PARAMS: bool = true;
+
     /// PostgreSQL's planner may turn an IN-subquery into a hash join over the
     /// whole table (seen: 10-30 ms per profile on 50,000 records before
     /// ANALYZE). LATERAL with OFFSET 0 (an optimisation fence: the subquery is

@@ -29,6 +29,9 @@ use tokio::sync::Mutex;
 pub trait Backend: Database {
     const NAME: &'static str;
 
+    /// Whether generated statements number their parameters (`$1`) or not (`?`).
+    const NUMBERED_PARAMS: bool;
+
     /// Every version, up to `$2`, of every record id that concerned code `$1`
     /// at some version up to `$2`, ordered by version then id. Each planner
     /// needs its own phrasing to stay on the indexes.
@@ -250,7 +253,7 @@ where
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let sql = format!("{NEWEST_OF_IDS} ({}) {NEWEST_VERSION_OF_ROW}", in_list(ids.len()));
+        let sql = format!("{NEWEST_OF_IDS} ({}) {NEWEST_VERSION_OF_ROW}", in_list::<DB>(ids.len()));
         let mut q = sqlx::query_as::<_, PreviousVersion>(&sql);
         for id in ids {
             q = q.bind(*id);
@@ -264,7 +267,7 @@ where
         if codes.is_empty() {
             return Ok(out);
         }
-        let sql = format!("{EVALUATIONS_OF_CODES} ({}) {NEWEST_VERSION_OF_ROW}", in_list(codes.len()));
+        let sql = format!("{EVALUATIONS_OF_CODES} ({}) {NEWEST_VERSION_OF_ROW}", in_list::<DB>(codes.len()));
         let mut q = sqlx::query_as::<_, SiblingEvaluation>(&sql);
         for code in codes {
             q = q.bind(*code);
@@ -342,7 +345,7 @@ where
             batch.stored += 1;
         }
         for part in rows.chunks(STAGE_CHUNK) {
-            let sql = format!("{INSERT_RECORDS} {}", placeholders(part.len(), 6));
+            let sql = format!("{INSERT_RECORDS} {}", placeholders::<DB>(part.len(), 6));
             let mut q = sqlx::query(&sql);
             for (id, kind, code, digest, body) in part {
                 q = q.bind(id.as_str()).bind(version).bind(*kind).bind(code.as_str()).bind(digest.as_str()).bind(body.as_str());
@@ -415,7 +418,7 @@ where
         sqlx::query(SET_RECORD_COUNT).bind(stored as i64).bind(version).execute(&mut *tx).await?;
         let changed_list: Vec<&String> = changed.iter().collect();
         for part in changed_list.chunks(STAGE_CHUNK * 2) {
-            let sql = format!("{INSERT_CHANGED_CODES} {}", placeholders(part.len(), 2));
+            let sql = format!("{INSERT_CHANGED_CODES} {}", placeholders::<DB>(part.len(), 2));
             let mut q = sqlx::query(&sql);
             for code in part {
                 q = q.bind(version).bind(code.as_str());

@@ -30,6 +30,9 @@ pub(super) async fn open(url: &str) -> Result<SqlStore<Sqlite>, StoreError> {
 impl Backend for Sqlite {
     const NAME: &'static str = "sqlite";
 
+    /// sqlx looks each numbered parameter up by name: `?` in long statements.
+    const NUMBERED_PARAMS: bool = false;
+
     /// SQLite plans the IN-subquery through the indexes.
     const PROFILE_SQL: &'static str = "SELECT r.record_id, r.version, r.digest, r.body FROM records r \
          WHERE r.version <= $2 AND r.record_id IN \
