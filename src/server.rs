@@ -10,7 +10,7 @@ use crate::log::Log;
 use crate::proto::v1::tender_service_server::TenderServiceServer;
 use crate::cache::CacheConfig;
 use crate::metrics::Metrics;
-use crate::service::{AssessmentApi, Cache, CreditDataApi, KeyApi, LogApi, PolicySet, TenderApi};
+use crate::service::{AssessmentApi, AssessmentRoutes, Cache, CreditDataApi, KeyApi, LogApi, PolicySet, TenderApi};
 use crate::signing::SharedKeyring;
 use crate::access::principals::SharedPrincipals;
 use crate::access::{decide, Action, Caller, Decision, Resource};
@@ -114,8 +114,9 @@ impl AppState {
         cache: CacheConfig,
     ) -> Result<AppState, crate::store::StoreError> {
         let metrics = Arc::new(Metrics::new());
-        let weigh = |r: &crate::proto::v1::AssessResponse| {
-            let payload = r.envelope.as_ref().map_or(0, |e| e.payload.len());
+        let weigh = |a: &crate::service::CachedAnswer| {
+            let r = &a.response;
+            let payload = r.envelope.as_ref().map_or(0, |e| e.payload.len()) + a.encoded.len();
             // The envelope's payload, the decoded copy (its strings and
             // vectors: more than as large again, measured with RSS under
             // 200,000 distinct bidders, tests/api/cache.rs), and the signatures.
@@ -162,9 +163,7 @@ fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> a
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let assessment_api =
         AssessmentApi::new(state.rules.clone(), state.policies.clone(), state.keys.clone(), state.cache.clone(), log.clone());
-    let assessments = AssessmentServiceServer::new(assessment_api.clone())
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let assessments = AssessmentRoutes::new(assessment_api.clone(), MAX_MESSAGE_BYTES);
     let keys = KeyServiceServer::new(KeyApi::new(state.keys.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -18,6 +18,23 @@ use crate::log::Log;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
+/// A signed answer as the cache keeps it: the message, and its encoded
+/// protobuf bytes, which a cache hit on Assess sends as they are (no
+/// decoding, cloning or re-encoding).
+#[derive(Debug, Clone)]
+pub struct CachedAnswer {
+    pub response: pb::AssessResponse,
+    pub encoded: prost::bytes::Bytes,
+}
+
+impl CachedAnswer {
+    fn new(response: pb::AssessResponse) -> CachedAnswer {
+        use prost::Message;
+        let encoded = response.encode_to_vec().into();
+        CachedAnswer { response, encoded }
+    }
+}
+
 #[derive(Clone)]
 pub struct AssessmentApi {
     rules: Arc<Rules>,
@@ -67,7 +84,7 @@ impl AssessmentApi {
         policy: &Policy,
         bidder: &Bidder,
         contract_price: Option<Fen>,
-    ) -> Result<Arc<pb::AssessResponse>, ApiError> {
+    ) -> Result<Arc<CachedAnswer>, ApiError> {
         let version = self.cache.data_version().await?;
         let mut profiles = Vec::with_capacity(bidder.codes().len());
         for code in bidder.codes() {
@@ -107,7 +124,7 @@ impl AssessmentApi {
             }
             let envelope = self.sign_with(&keys, ASSESSMENT_PAYLOAD_TYPE, &statement);
             let log_index = self.record(&envelope).await?;
-            Ok::<_, ApiError>(pb::AssessResponse { envelope: Some(envelope), statement: Some(statement), log_index })
+            Ok::<_, ApiError>(CachedAnswer::new(pb::AssessResponse { envelope: Some(envelope), statement: Some(statement), log_index }))
         };
         if unconfirmed.is_some() && self.log.is_none() {
             // Without the log: say so in a fresh statement rather than replay
@@ -120,9 +137,10 @@ impl AssessmentApi {
         self.cache.statement(key, make).await
     }
 
-    async fn assess_one(&self, caller: &Caller, cmd: Assess) -> Result<pb::AssessResponse, ApiError> {
+    /// One bidder's answer, as the cache holds it.
+    async fn assess_one(&self, caller: &Caller, cmd: Assess) -> Result<Arc<CachedAnswer>, ApiError> {
         let (cached, policy) = self.tender(caller, Action::Assess, &cmd.bid.tender_id).await?;
-        Ok(Arc::unwrap_or_clone(self.assess(&cached.tender, &policy, &cmd.bid.bidder, cmd.contract_price).await?))
+        self.assess(&cached.tender, &policy, &cmd.bid.bidder, cmd.contract_price).await
     }
 
     /// The registered bids' signed statements, in bid order, a page at a time.
@@ -135,7 +153,7 @@ impl AssessmentApi {
             let assessment = self.assess(tender, &policy, &row.bidder, None).await?;
             bids.push(pb::AssessedBid {
                 bid: Some(bid_to_proto(&tender.tender_id, row)),
-                assessment: Some(Arc::unwrap_or_clone(assessment)),
+                assessment: Some(assessment.response.clone()),
             });
         }
         Ok(pb::AssessTenderResponse { bids, next_page_token: next })
@@ -145,7 +163,7 @@ impl AssessmentApi {
         let CheckDeposit { bid, offered, form, contract_price } = cmd;
         let (cached, policy) = self.tender(caller, Action::CheckDeposit, &bid.tender_id).await?;
         let assessed = self.assess(&cached.tender, &policy, &bid.bidder, contract_price).await?;
-        let statement = assessed.statement.clone().expect("assess always returns a statement");
+        let statement = assessed.response.statement.clone().expect("assess always returns a statement");
         let check = deposit_check(statement, offered, form, &policy.id);
         let envelope = self.sign(DEPOSIT_CHECK_PAYLOAD_TYPE, &check);
         let log_index = self.record(&envelope).await?;
@@ -186,7 +204,7 @@ pub(crate) fn deposit_check(statement: pb::AssessmentStatement, offered: Fen, fo
 impl pb::assessment_service_server::AssessmentService for AssessmentApi {
     async fn assess(&self, r: Request<pb::AssessRequest>) -> Result<Response<pb::AssessResponse>, Status> {
         let cmd = Assess::parse(r.get_ref(), &self.rules)?;
-        Ok(Response::new(self.assess_one(&caller(&r), cmd).await?))
+        Ok(Response::new(self.assess_one(&caller(&r), cmd).await?.response.clone()))
     }
 
     async fn assess_tender(&self, r: Request<pb::AssessTenderRequest>) -> Result<Response<pb::AssessTenderResponse>, Status> {
@@ -197,5 +215,118 @@ impl pb::assessment_service_server::AssessmentService for AssessmentApi {
     async fn check_deposit(&self, r: Request<pb::CheckDepositRequest>) -> Result<Response<pb::CheckDepositResponse>, Status> {
         let cmd = CheckDeposit::parse(r.get_ref(), &self.rules)?;
         Ok(Response::new(self.check_deposit(&caller(&r), cmd).await?))
+    }
+}
+
+/// `AssessmentService` on the wire: Assess answers with the cached encoded
+/// bytes through a codec of its own; every other method, and the contract
+/// seen by reflection, grpcurl and other clients, is the generated server's.
+#[derive(Clone)]
+pub struct AssessmentRoutes {
+    api: AssessmentApi,
+    inner: pb::assessment_service_server::AssessmentServiceServer<AssessmentApi>,
+    max_message_bytes: usize,
+}
+
+impl AssessmentRoutes {
+    pub fn new(api: AssessmentApi, max_message_bytes: usize) -> Self {
+        let inner = pb::assessment_service_server::AssessmentServiceServer::new(api.clone())
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes);
+        AssessmentRoutes { api, inner, max_message_bytes }
+    }
+}
+
+impl tonic::server::NamedService for AssessmentRoutes {
+    const NAME: &'static str = <pb::assessment_service_server::AssessmentServiceServer<AssessmentApi> as tonic::server::NamedService>::NAME;
+}
+
+const ASSESS_PATH: &str = "/credit_tender.v1.AssessmentService/Assess";
+
+impl<B> tower::Service<tonic::codegen::http::Request<B>> for AssessmentRoutes
+where
+    B: http_body::Body<Data = prost::bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
+        if req.uri().path() != ASSESS_PATH {
+            return Box::pin(self.inner.call(req));
+        }
+        let (api, max) = (self.api.clone(), self.max_message_bytes);
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(wire::AssessCodec).apply_max_message_size_config(Some(max), Some(max));
+            Ok(grpc.unary(wire::EncodedAssess(api), req).await)
+        })
+    }
+}
+
+/// The codec under Assess: requests decoded by prost, answers written as
+/// the bytes the cache keeps.
+mod wire {
+    use super::{caller, Assess, AssessmentApi};
+    use crate::proto::v1 as pb;
+    use prost::bytes::{BufMut, Bytes};
+    use prost::Message;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+    use tonic::{Request, Response, Status};
+
+    #[derive(Default)]
+    pub struct AssessCodec;
+
+    pub struct BytesEncoder;
+
+    pub struct RequestDecoder;
+
+    impl Codec for AssessCodec {
+        type Encode = Bytes;
+        type Decode = pb::AssessRequest;
+        type Encoder = BytesEncoder;
+        type Decoder = RequestDecoder;
+        fn encoder(&mut self) -> BytesEncoder {
+            BytesEncoder
+        }
+        fn decoder(&mut self) -> RequestDecoder {
+            RequestDecoder
+        }
+    }
+
+    impl Encoder for BytesEncoder {
+        type Item = Bytes;
+        type Error = Status;
+        fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            dst.put_slice(&item);
+            Ok(())
+        }
+    }
+
+    impl Decoder for RequestDecoder {
+        type Item = pb::AssessRequest;
+        type Error = Status;
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<pb::AssessRequest>, Status> {
+            // The same status as tonic-prost's, which `wire_errors` turns into INVALID_ARGUMENT.
+            pb::AssessRequest::decode(src).map(Some).map_err(|e| Status::internal(format!("failed to decode Protobuf message: {e}")))
+        }
+    }
+
+    pub struct EncodedAssess(pub AssessmentApi);
+
+    impl tonic::server::UnaryService<pb::AssessRequest> for EncodedAssess {
+        type Response = Bytes;
+        type Future = futures_util::future::BoxFuture<'static, Result<Response<Bytes>, Status>>;
+        fn call(&mut self, r: Request<pb::AssessRequest>) -> Self::Future {
+            let api = self.0.clone();
+            Box::pin(async move {
+                let cmd = Assess::parse(r.get_ref(), &api.rules)?;
+                Ok(Response::new(api.assess_one(&caller(&r), cmd).await?.encoded.clone()))
+            })
+        }
     }
 }

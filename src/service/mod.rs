@@ -12,7 +12,7 @@ pub mod policies;
 mod statement;
 mod tenders;
 
-pub use assessment::AssessmentApi;
+pub use assessment::{AssessmentApi, AssessmentRoutes, CachedAnswer};
 pub use credit_data::CreditDataApi;
 pub use keys::{key_to_proto, KeyApi};
 pub use log::LogApi;
@@ -21,8 +21,9 @@ pub use statement::{envelope_from_proto, envelope_to_proto, ASSESSMENT_PAYLOAD_T
 pub use tenders::{check_against_policy, TenderApi};
 pub use commands::{TablePage, MAX_BATCH, MAX_TABLE_PAGE};
 
-/// The cache as the services use it: statements are assessment responses.
-pub type Cache = crate::cache::CreditCache<crate::proto::v1::AssessResponse>;
+/// The cache as the services use it: each statement is kept as the answer
+/// and as that answer's encoded protobuf bytes.
+pub type Cache = crate::cache::CreditCache<assessment::CachedAnswer>;
 
 use crate::access::{decide, Action, Caller, Decision, Resource};
 use crate::cache::CacheError;

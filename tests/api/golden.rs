@@ -67,3 +67,33 @@ async fn demo_statements_match_the_golden_payloads() {
     }
     assert_eq!(got.lines().count(), want.lines().count(), "number of statements");
 }
+
+/// Assess answers a cache hit with the encoded bytes it keeps: the same
+/// bytes on every hit, and exactly what prost makes of the generated
+/// message, for every demo statement.
+#[tokio::test]
+async fn cached_answers_are_the_same_bytes_on_every_hit_and_what_prost_encodes() {
+    use prost::Message;
+    let demo = CliServer::spawn(&["demo"]).await;
+    let mut tenders = TenderServiceClient::new(demo.channel.clone());
+    let mut assess = AssessmentServiceClient::new(demo.channel.clone());
+    let list = tenders.list_tenders(ListTendersRequest {}).await.unwrap().into_inner().tenders;
+    let mut checked = 0;
+    for t in &list {
+        let table = assess.assess_tender(AssessTenderRequest { tender_id: t.tender_id.clone(), ..Default::default() }).await.unwrap().into_inner();
+        for bid in table.bids {
+            let request = credit_tender::proto::v1::AssessRequest { tender_id: t.tender_id.clone(), bidder: bid.bid.unwrap().bidder, contract_price_fen: None };
+            let path = "/credit_tender.v1.AssessmentService/Assess";
+            let first = crate::hardening::raw::call_bytes(demo.channel.clone(), path, request.encode_to_vec()).await.unwrap();
+            let again = crate::hardening::raw::call_bytes(demo.channel.clone(), path, request.encode_to_vec()).await.unwrap();
+            assert_eq!(first, again, "a hit is the same bytes");
+            let typed = assess.assess(request).await.unwrap().into_inner();
+            let decoded = credit_tender::proto::v1::AssessResponse::decode(&first[..]).unwrap();
+            assert_eq!(decoded, typed, "the bytes decode to the answer a generated client gets");
+            assert_eq!(typed.encode_to_vec(), first, "and are what prost encodes for it");
+            assert_eq!(Some(&typed), bid.assessment.as_ref(), "the table holds the same answer");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "{checked}");
+}

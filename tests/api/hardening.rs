@@ -24,7 +24,7 @@ async fn ten_thousand_bad_records_fit_in_a_trailer_every_client_accepts() {
 }
 
 /// Sends raw bytes as a unary request body, as a broken or hostile client would.
-mod raw {
+pub mod raw {
     use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
     use tonic::Status;
 
@@ -44,18 +44,19 @@ mod raw {
     }
 
     impl Decoder for Ignore {
-        type Item = ();
+        type Item = Vec<u8>;
         type Error = Status;
-        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, Status> {
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
             use bytes::Buf;
-            src.advance(src.remaining());
-            Ok(Some(()))
+            let mut out = vec![0; src.remaining()];
+            src.copy_to_slice(&mut out);
+            Ok(Some(out))
         }
     }
 
     impl Codec for Raw {
         type Encode = Vec<u8>;
-        type Decode = ();
+        type Decode = Vec<u8>;
         type Encoder = RawEncoder;
         type Decoder = Ignore;
         fn encoder(&mut self) -> RawEncoder {
@@ -67,10 +68,15 @@ mod raw {
     }
 
     pub async fn call(channel: tonic::transport::Channel, path: &'static str, body: Vec<u8>) -> Result<(), Status> {
+        call_bytes(channel, path, body).await.map(|_| ())
+    }
+
+    /// The answer's message bytes, exactly as sent.
+    pub async fn call_bytes(channel: tonic::transport::Channel, path: &'static str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
         let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
         grpc.ready().await.map_err(|e| Status::unknown(e.to_string()))?;
         let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
-        grpc.unary(tonic::Request::new(body), path, Raw).await.map(|_| ())
+        grpc.unary(tonic::Request::new(body), path, Raw).await.map(|r| r.into_inner())
     }
 }
 
