@@ -183,7 +183,7 @@ async fn resident_memory_stays_within_the_cache_bound_plus_a_constant() {
     let cache_mib: u64 = std::env::var("RSS_CACHE_MIB").ok().and_then(|n| n.parse().ok()).unwrap_or(8);
     /// What the process holds besides the two caches: runtime, pools,
     /// SQLite's page cache, allocator slack. Stated in README's limits.
-    const OVERHEAD_MIB: u64 = 48;
+    const OVERHEAD_MIB: u64 = 64;
     let bidders: u32 = std::env::var("RSS_BIDDERS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let server = CliServer::spawn(&["demo", "--cache-mib", &cache_mib.to_string()]).await;
     let pid = server.child.id();
