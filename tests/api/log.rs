@@ -484,3 +484,44 @@ async fn every_answered_statement_is_in_the_log_after_kill_9() {
         assert!(leaves > 0 && checkpoints > 0);
     }
 }
+
+#[tokio::test]
+async fn the_log_key_rotates_with_sighup_like_the_statement_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_db();
+    let keys = keys_file(dir.path());
+    let server = CliServer::spawn(&["serve", "--db", &db.url, "--keys", keys.to_str().unwrap(), "--checkpoint-interval-ms", "50"]).await;
+    a_logged_statement(server.channel.clone()).await;
+    let mut log = LogClient::new(server.channel.clone());
+    let first = checkpoint_covering(&mut log, 1).await;
+    let origin = tlog::checkpoint_origin(&first.note).unwrap().to_owned();
+    let old_key = log_key(server.channel.clone(), &origin).await;
+    tlog::verify_checkpoint(&first.note, &old_key).unwrap();
+
+    // A new log key active, the old one kept for what it signed.
+    assert!(cli(&["keygen", "--out", dir.path().join("log2.pk8").to_str().unwrap()]).status.success());
+    std::fs::write(
+        &keys,
+        "[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n\n[[key]]\nfile = \"log2.pk8\"\nrole = \"log\"\nstatus = \"active\"\n\n\
+         [[key]]\nfile = \"log.pk8\"\nrole = \"log\"\nstatus = \"verify_only\"\n",
+    )
+    .unwrap();
+    assert!(std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap().success());
+    server.log_line("keys reloaded").await;
+    let listed = pb::key_service_client::KeyServiceClient::new(server.channel.clone()).list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
+    let log_keys: Vec<(&str, &str)> = listed.keys.iter().filter(|k| k.role == "log").map(|k| (k.status.as_str(), k.keyid.as_str())).collect();
+    assert_eq!(log_keys.len(), 2, "{log_keys:?}");
+    let new_key = listed.keys.iter().find(|k| k.role == "log" && k.status == "active").unwrap();
+    let new_key = NoteKey { name: origin.clone(), public_key: new_key.public_key.to_vec() };
+    assert_ne!(new_key, old_key);
+
+    // The next checkpoint is signed by the new key; the old one still verifies the old checkpoint.
+    pb::assessment_service_client::AssessmentServiceClient::new(server.channel.clone())
+        .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code(802)] }), contract_price_fen: None })
+        .await
+        .unwrap();
+    let second = checkpoint_covering(&mut log, 2).await;
+    tlog::verify_checkpoint(&second.note, &new_key).unwrap();
+    assert!(tlog::verify_checkpoint(&second.note, &old_key).is_err());
+    tlog::verify_checkpoint(&first.note, &old_key).unwrap();
+}
