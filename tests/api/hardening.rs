@@ -247,19 +247,38 @@ async fn the_committees_csv_neutralises_formulas() {
     assert!(!csv.contains("\"=HYPERLINK("), "{csv}");
 }
 
+/// A server on a SQLite file with one record written, and a health Watch on it.
+struct ServingFile {
+    _dir: tempfile::TempDir,
+    db_path: std::path::PathBuf,
+    server: CliServer,
+    data: pb::credit_data_service_client::CreditDataServiceClient<tonic::transport::Channel>,
+    watch: tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+}
+
+impl ServingFile {
+    async fn start() -> ServingFile {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("credit.db");
+        let url = format!("sqlite://{}", db_path.display());
+        let keys = keys_file(dir.path());
+        let server = CliServer::spawn(&["serve", "--db", &url, "--keys", keys.to_str().unwrap()]).await;
+        let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(server.channel.clone());
+        data.put_records(put("a")).await.unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
+        let watch = health.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+        ServingFile { _dir: dir, db_path, server, data, watch }
+    }
+}
+
+/// One evaluation of CODE_A, its year set by the id's length (one grade per year).
+fn put(id: &str) -> pb::PutRecordsRequest {
+    pb::PutRecordsRequest { records: vec![to_proto(evaluation_json(id, CODE_A, json!({"year": 2000 + id.len() as i64})))], source: String::new() }
+}
+
 #[tokio::test]
 async fn a_deleted_database_turns_health_off_and_no_write_is_acknowledged_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("credit.db");
-    let url = format!("sqlite://{}", db_path.display());
-    let keys = keys_file(dir.path());
-    let server = CliServer::spawn(&["serve", "--db", &url, "--keys", keys.to_str().unwrap()]).await;
-    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(server.channel.clone());
-    let put = |id: &str| pb::PutRecordsRequest { records: vec![to_proto(evaluation_json(id, CODE_A, json!({"year": 2000 + id.len() as i64})))], source: String::new() };
-    data.put_records(put("a")).await.unwrap();
-
-    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
-    let mut watch = health.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    let ServingFile { _dir: _keep, db_path, server, mut data, mut watch } = ServingFile::start().await;
     let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
     assert_eq!(watch.message().await.unwrap().unwrap().status, serving);
 
@@ -485,16 +504,7 @@ async fn out_of_file_descriptors_the_server_backs_off_logs_and_recovers() {
 
 #[tokio::test]
 async fn a_database_corrupted_in_place_turns_health_off_refuses_writes_and_recovers_when_repaired() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("credit.db");
-    let url = format!("sqlite://{}", db_path.display());
-    let keys = keys_file(dir.path());
-    let server = CliServer::spawn(&["serve", "--db", &url, "--keys", keys.to_str().unwrap()]).await;
-    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(server.channel.clone());
-    let put = |id: &str| pb::PutRecordsRequest { records: vec![to_proto(evaluation_json(id, CODE_A, json!({"year": 2000 + id.len() as i64})))], source: String::new() };
-    data.put_records(put("a")).await.unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
-    let mut watch = health.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    let ServingFile { _dir: _keep, db_path, server, mut data, mut watch } = ServingFile::start().await;
     use tonic_health::pb::health_check_response::ServingStatus;
     assert_eq!(watch.message().await.unwrap().unwrap().status, ServingStatus::Serving as i32);
 
