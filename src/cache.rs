@@ -74,6 +74,14 @@ pub struct CachedTender {
 /// Every tender's newest version with its bid count.
 pub type TenderList = Arc<Vec<(Tender, u32)>>;
 
+/// What one catch-up found changed, for whoever keeps statements ready
+/// (`crate::refresh`).
+#[derive(Debug, Default, Clone)]
+pub struct Changed {
+    pub codes: Vec<CreditCode>,
+    pub tenders: Vec<TenderId>,
+}
+
 /// Why the cache could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -169,6 +177,9 @@ pub struct CreditCache<S: Clone + Send + Sync + 'static> {
     /// One catch-up at a time; concurrent callers wait for it.
     catching_up: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
+    /// Where changes are told, if anyone listens (bounded: when it is full
+    /// the change is not told, and only its readiness is lost).
+    changes_out: std::sync::OnceLock<tokio::sync::mpsc::Sender<Changed>>,
 }
 
 /// What moka itself holds per entry beyond key and value: the entry and its
@@ -242,6 +253,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
             must_catch_up: AtomicBool::new(false),
             catching_up: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
+            changes_out: std::sync::OnceLock::new(),
         }))
     }
 
@@ -430,6 +442,9 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
             self.profiles.invalidate(code).await;
         }
         self.metrics.invalidated(changes.len() as u64);
+        if !changes.is_empty() {
+            self.tell(Changed { codes: changes.into_iter().map(|(_, c)| c).collect(), tenders: Vec::new() });
+        }
         self.caught_up(newest).await
     }
 
@@ -447,6 +462,9 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         }
         for (_, id) in &tender_changes {
             self.tenders.invalidate(id).await;
+        }
+        if !tender_changes.is_empty() {
+            self.tell(Changed { codes: Vec::new(), tenders: tender_changes.into_iter().map(|(_, id)| id).collect() });
         }
         self.applied_tender_seq.store(tender_newest, Ordering::Release);
         self.applied.store(newest, Ordering::Release);
@@ -471,6 +489,19 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
     pub fn notifications_lost(&self) {
         self.must_catch_up.store(true, Ordering::Release);
         self.wake.notify_one();
+    }
+
+    /// Tells changes to `tx` from now on (once; later calls are ignored).
+    pub fn tell_changes_to(&self, tx: tokio::sync::mpsc::Sender<Changed>) {
+        let _ = self.changes_out.set(tx);
+    }
+
+    fn tell(&self, changed: Changed) {
+        if let Some(tx) = self.changes_out.get()
+            && tx.try_send(changed).is_err()
+        {
+            tracing::debug!("the refresh queue is full or closed; these changes will be computed when asked");
+        }
     }
 
     /// Wakes the follower (a change was announced).

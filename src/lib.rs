@@ -47,6 +47,7 @@ pub mod metrics;
 mod metrics_layer;
 pub mod policy;
 pub mod proto;
+pub mod refresh;
 pub mod server;
 pub mod signing;
 pub mod service;

@@ -33,6 +33,7 @@ pub struct Metrics {
     connection_events: Family<Labels, Counter>,
     log_leaves: Counter,
     log_checkpoint_size: Gauge,
+    refreshed: Counter,
 }
 
 impl Default for Metrics {
@@ -76,7 +77,10 @@ impl Metrics {
         registry.register("log_leaves", "statements appended to the transparency log by this replica", log_leaves.clone());
         let log_checkpoint_size = Gauge::default();
         registry.register("log_checkpoint_size", "tree size of the newest checkpoint this replica published", log_checkpoint_size.clone());
+        let refreshed = Counter::default();
+        registry.register("refreshed_statements", "statements of open tenders made ready in the background (signed, or found cached)", refreshed.clone());
         Metrics {
+            refreshed,
             log_leaves,
             log_checkpoint_size,
             connections_open,
@@ -127,6 +131,10 @@ impl Metrics {
     /// A connection opened (`+1`) or closed (`-1`).
     pub fn connections_open(&self, delta: i64) {
         self.connections_open.inc_by(delta);
+    }
+
+    pub fn refreshed(&self, n: u64) {
+        self.refreshed.inc_by(n);
     }
 
     pub fn logged(&self, leaves: u64) {

@@ -54,6 +54,9 @@ pub struct ServerOptions {
     pub handshake_timeout: Duration,
     /// The transparency log; `None` runs without one (for measurement).
     pub log: Option<LogOptions>,
+    /// Sign the statements of open tenders' bids in the background when a
+    /// bid is registered or a bidder's records change (`crate::refresh`).
+    pub background_refresh: bool,
 }
 
 /// How the transparency log is kept.
@@ -88,6 +91,7 @@ impl Default for ServerOptions {
             idle_timeout: Duration::from_secs(300),
             handshake_timeout: Duration::from_secs(10),
             log: Some(LogOptions::default()),
+            background_refresh: true,
         }
     }
 }
@@ -242,6 +246,12 @@ pub async fn run(
         }
         None => (None, None),
     };
+    let refresher = (options.background_refresh && state.cache.enabled()).then(|| {
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::refresh::QUEUE);
+        state.cache.tell_changes_to(tx);
+        let api = AssessmentApi::new(state.rules.clone(), state.policies.clone(), state.keys.clone(), state.cache.clone(), log.clone());
+        tokio::spawn(crate::refresh::run(api, state.cache.clone(), rx))
+    });
     let routes = routes(&state, &options, log)?.add_service(health_service);
     health.set_serving::<TenderServiceServer<TenderApi>>().await;
     health.set_serving::<AssessmentServiceServer<AssessmentApi>>().await;
@@ -255,6 +265,9 @@ pub async fn run(
     let background = move || {
         if let Some((_, publisher)) = &log_tasks {
             publisher.abort();
+        }
+        if let Some(refresher) = &refresher {
+            refresher.abort();
         }
         watcher.abort();
         reloader.abort();

@@ -118,6 +118,10 @@ pub struct ListenArgs {
     /// recorded (for measuring what the log costs; not for production).
     #[arg(long)]
     pub no_transparency_log: bool,
+    /// Do not sign open tenders' statements in the background when bids are
+    /// registered or bidders' records change (they are then signed when asked).
+    #[arg(long)]
+    pub no_background_refresh: bool,
 }
 
 #[derive(Debug, Args)]
@@ -342,6 +346,7 @@ async fn serve(
         max_connections: listen.max_connections.max(1),
         idle_timeout: Duration::from_secs(listen.idle_timeout.max(1)),
         handshake_timeout: Duration::from_secs(listen.handshake_timeout.max(1)),
+        background_refresh: !listen.no_background_refresh,
         log: (!listen.no_transparency_log).then(|| crate::server::LogOptions {
             origin: listen.log_origin.clone(),
             checkpoint_interval: Duration::from_millis(listen.checkpoint_interval_ms.max(10)),

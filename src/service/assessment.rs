@@ -137,6 +137,29 @@ impl AssessmentApi {
         self.cache.statement(key, make).await
     }
 
+    /// Makes sure the statement of every bid of an open tender is signed and
+    /// cached (only the bids with a member in `codes`, when given), one at a
+    /// time, yielding between them. A closed tender's answers are fixed as
+    /// of its deadline: nothing is signed for it here. Returns how many
+    /// statements were looked at.
+    pub async fn refresh_tender(&self, id: &TenderId, codes: Option<&std::collections::HashSet<crate::domain::CreditCode>>) -> Result<u32, ApiError> {
+        let Some(cached) = self.cache.tender(id).await? else { return Ok(0) };
+        if cached.tender.terms.bid_deadline <= chrono::Utc::now() {
+            return Ok(0);
+        }
+        let policy = self.policies.by_digest(&cached.tender.policy_digest).await?;
+        let mut n = 0;
+        for bid in &cached.bids {
+            if codes.is_some_and(|c| !bid.bidder.codes().iter().any(|code| c.contains(code))) {
+                continue;
+            }
+            self.assess(&cached.tender, &policy, &bid.bidder, None).await?;
+            n += 1;
+            tokio::task::yield_now().await;
+        }
+        Ok(n)
+    }
+
     /// One bidder's answer, as the cache holds it.
     async fn assess_one(&self, caller: &Caller, cmd: Assess) -> Result<Arc<CachedAnswer>, ApiError> {
         let (cached, policy) = self.tender(caller, Action::Assess, &cmd.bid.tender_id).await?;

@@ -242,3 +242,52 @@ async fn a_write_larger_than_the_change_window_invalidates_everything_and_no_sta
         assert!(!s.eligible, "{c} was answered from before the write");
     }
 }
+
+/// Waits (polling /metrics, up to 10 s) until `name` reaches `want`.
+async fn metric_reaches(addr: std::net::SocketAddr, name: &str, want: f64) -> f64 {
+    for _ in 0..500 {
+        let v = sample(&scrape(addr).await, name);
+        if v >= want {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // polls the background task's progress
+    }
+    panic!("{name} never reached {want}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_tenders_statements_are_signed_before_they_are_asked_and_closed_ones_never() {
+    let db = sqlite_db();
+    let mut f = Fixture::new(&db).await;
+    let codes: Vec<String> = (0..3).map(|n| code(620 + n)).collect();
+    f.put(&codes.iter().enumerate().map(|(i, c)| evaluation_json(&format!("r{i}"), c, json!({}))).collect::<Vec<_>>()).await;
+    let bid = |tender: &str, c: &str| pb::RegisterBidRequest { tender_id: tender.into(), bidder: Some(pb::Bidder { credit_codes: vec![c.into()] }) };
+    // A closed tender's bids first, then an open one's: the background task
+    // takes them in that order, so once the open tender's three are signed,
+    // the closed tender's have been passed over.
+    f.tender("CLOSED", "national-template", "440300", "2026-01-15").await;
+    f.tender("OPEN", "national-template", "440300", "2026-12-15").await;
+    for c in &codes {
+        f.tenders.register_bid(bid("CLOSED", c)).await.unwrap();
+    }
+    for c in &codes {
+        f.tenders.register_bid(bid("OPEN", c)).await.unwrap();
+    }
+    let signatures = "credit_tender_signatures_total";
+    assert_eq!(metric_reaches(f.server.addr, signatures, 3.0).await, 3.0, "the open tender's three bids, and nothing for the closed one");
+    let table = |tender: &str| pb::AssessTenderRequest { tender_id: tender.into(), ..Default::default() };
+    let open = f.assess.assess_tender(table("OPEN")).await.unwrap().into_inner();
+    assert_eq!(open.bids.len(), 3);
+    assert_eq!(sample(&scrape(f.server.addr).await, signatures), 3.0, "the committee's table was ready: nothing signed on asking");
+
+    // A write touching one bidder: its new statement is signed in the background.
+    f.put(&[list_entry_json("bl", &codes[0], "transport_blacklist")]).await;
+    assert_eq!(metric_reaches(f.server.addr, signatures, 4.0).await, 4.0);
+    let open = f.assess.assess_tender(table("OPEN")).await.unwrap().into_inner();
+    let first = open.bids[0].assessment.as_ref().unwrap().statement.as_ref().unwrap();
+    assert!(!first.eligible, "the new statement, never the cached old one");
+    assert_eq!(sample(&scrape(f.server.addr).await, signatures), 4.0);
+    // The closed tender's statements are made when asked.
+    f.assess.assess_tender(table("CLOSED")).await.unwrap();
+    assert_eq!(sample(&scrape(f.server.addr).await, signatures), 7.0);
+}
