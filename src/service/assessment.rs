@@ -35,6 +35,9 @@ impl CachedAnswer {
     }
 }
 
+/// Rows of one AssessTender page computed at once at most.
+const TABLE_CONCURRENCY: usize = 8;
+
 #[derive(Clone)]
 pub struct AssessmentApi {
     rules: Arc<Rules>,
@@ -171,15 +174,19 @@ impl AssessmentApi {
         let (cached, policy) = self.tender(caller, Action::AssessTender, &req.tender_id).await?;
         let tender = &cached.tender;
         let (rows, next) = req.page(&cached.bids)?;
-        let mut bids = Vec::new();
-        for row in rows {
-            let assessment = self.assess(tender, &policy, &row.bidder, None).await?;
-            bids.push(pb::AssessedBid {
-                bid: Some(bid_to_proto(&tender.tender_id, row)),
-                assessment: Some(assessment.response.clone()),
-            });
-        }
+        // Rows not cached need a store read and a signature each: up to
+        // TABLE_CONCURRENCY of them at once (the store's pool size), which
+        // also lets the log commit their leaves together; bid order is kept.
+        use futures_util::{StreamExt, TryStreamExt};
+        let rows: Vec<_> = rows.iter().map(|row| self.table_row(tender, &policy, row)).collect();
+        let bids = futures_util::stream::iter(rows).buffered(TABLE_CONCURRENCY).try_collect().await?;
         Ok(pb::AssessTenderResponse { bids, next_page_token: next })
+    }
+
+    /// One row of the committee's table.
+    async fn table_row(&self, tender: &Tender, policy: &Policy, row: &crate::store::BidRow) -> Result<pb::AssessedBid, ApiError> {
+        let assessment = self.assess(tender, policy, &row.bidder, None).await?;
+        Ok(pb::AssessedBid { bid: Some(bid_to_proto(&tender.tender_id, row)), assessment: Some(assessment.response.clone()) })
     }
 
     async fn check_deposit(&self, caller: &Caller, cmd: CheckDeposit) -> Result<pb::CheckDepositResponse, ApiError> {
