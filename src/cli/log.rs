@@ -222,7 +222,7 @@ pub async fn audit(args: &AuditArgs) -> Result<(), Exit> {
         }
         check_entry(n, leaf, &keys, &mut state, &mut per_tender, &mut alarms);
     }
-    let known = Known(hashes.iter().enumerate().filter(|(i, _)| tree::root_reads(new.size).contains(&(*i as u64))).map(|(i, h)| (i as u64, *h)).collect());
+    let known = Known(tree::root_reads(new.size).into_iter().filter_map(|i| Some((i, *hashes.get(i as usize)?))).collect());
     let root = tree::root(new.size, &known).map_err(|e| Exit::failed(e.to_string()))?;
     if root != new.root {
         let tampered = find_tampered(&mut log, &leaves, &new).await?;
