@@ -34,6 +34,10 @@ pub struct Metrics {
     log_leaves: Counter,
     log_checkpoint_size: Gauge,
     refreshed: Counter,
+    /// Signatures made and the newest checkpoint's size, for whoever wants
+    /// to await them in-process (tests, tools) rather than poll /metrics.
+    signed_watch: tokio::sync::watch::Sender<u64>,
+    checkpoint_watch: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Metrics {
@@ -80,6 +84,8 @@ impl Metrics {
         let refreshed = Counter::default();
         registry.register("refreshed_statements", "statements of open tenders made ready in the background (signed, or found cached)", refreshed.clone());
         Metrics {
+            signed_watch: tokio::sync::watch::Sender::new(0),
+            checkpoint_watch: tokio::sync::watch::Sender::new(0),
             refreshed,
             log_leaves,
             log_checkpoint_size,
@@ -143,10 +149,22 @@ impl Metrics {
 
     pub fn checkpoint(&self, size: u64) {
         self.log_checkpoint_size.set(size as i64);
+        self.checkpoint_watch.send_replace(size);
     }
 
     pub fn signed(&self) {
         self.signatures.inc();
+        self.signed_watch.send_modify(|n| *n += 1);
+    }
+
+    /// Statements signed by this process, as the count changes.
+    pub fn signatures(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.signed_watch.subscribe()
+    }
+
+    /// The size of the newest checkpoint this process published, as it changes.
+    pub fn checkpoints(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.checkpoint_watch.subscribe()
     }
 
     pub fn invalidated(&self, n: u64) {

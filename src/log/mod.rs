@@ -162,6 +162,7 @@ impl Log {
         let note = note::sign(&checkpoint_text(&self.origin, size, &root), &self.origin, pair).map_err(|e| LogError::Append(e.to_string()))?;
         self.store.put_checkpoint(&StoredCheckpoint { size, root: root.0.to_vec(), note }).await?;
         self.metrics.checkpoint(size);
+        tracing::debug!(size, "checkpoint published");
         Ok(size)
     }
 

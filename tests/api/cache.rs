@@ -243,16 +243,15 @@ async fn a_write_larger_than_the_change_window_invalidates_everything_and_no_sta
     }
 }
 
-/// Waits (polling /metrics, up to 10 s) until `name` reaches `want`.
-async fn metric_reaches(addr: std::net::SocketAddr, name: &str, want: f64) -> f64 {
-    for _ in 0..500 {
-        let v = sample(&scrape(addr).await, name);
-        if v >= want {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await; // polls the background task's progress
-    }
-    panic!("{name} never reached {want}");
+/// Waits (up to 10 s) until this in-process server has signed `want`
+/// statements in all; the count then.
+async fn signed(server: &TestServer, want: u64) -> u64 {
+    let mut signatures = server.cache.metrics().signatures();
+    let n = tokio::time::timeout(Duration::from_secs(10), signatures.wait_for(|n| *n >= want))
+        .await
+        .unwrap_or_else(|_| panic!("never signed {want} statements"))
+        .unwrap();
+    *n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,7 +273,7 @@ async fn open_tenders_statements_are_signed_before_they_are_asked_and_closed_one
         f.tenders.register_bid(bid("OPEN", c)).await.unwrap();
     }
     let signatures = "credit_tender_signatures_total";
-    assert_eq!(metric_reaches(f.server.addr, signatures, 3.0).await, 3.0, "the open tender's three bids, and nothing for the closed one");
+    assert_eq!(signed(&f.server, 3).await, 3, "the open tender's three bids, and nothing for the closed one");
     let table = |tender: &str| pb::AssessTenderRequest { tender_id: tender.into(), ..Default::default() };
     let open = f.assess.assess_tender(table("OPEN")).await.unwrap().into_inner();
     assert_eq!(open.bids.len(), 3);
@@ -282,7 +281,7 @@ async fn open_tenders_statements_are_signed_before_they_are_asked_and_closed_one
 
     // A write touching one bidder: its new statement is signed in the background.
     f.put(&[list_entry_json("bl", &codes[0], "transport_blacklist")]).await;
-    assert_eq!(metric_reaches(f.server.addr, signatures, 4.0).await, 4.0);
+    assert_eq!(signed(&f.server, 4).await, 4);
     let open = f.assess.assess_tender(table("OPEN")).await.unwrap().into_inner();
     let first = open.bids[0].assessment.as_ref().unwrap().statement.as_ref().unwrap();
     assert!(!first.eligible, "the new statement, never the cached old one");

@@ -321,7 +321,7 @@ impl CliServer {
         let mut child = command
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn,credit_tender::server=info")
+            .env("RUST_LOG", "warn,credit_tender::server=info,credit_tender::log=debug")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -347,6 +347,17 @@ impl CliServer {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
         let addr = addr.parse().expect("the printed address parses");
         CliServer { child, addr, channel, log: tokio::sync::Mutex::new(log) }
+    }
+
+    /// Waits for the server to log a checkpoint of at least `size` leaves.
+    pub async fn checkpoint_logged(&self, size: u64) {
+        loop {
+            let line = self.log_line("checkpoint published").await;
+            let published: u64 = line.split("size=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+            if published >= size {
+                return;
+            }
+        }
     }
 
     /// Waits (up to 10 s) for a log line containing `needle`; returns it.

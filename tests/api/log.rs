@@ -17,17 +17,25 @@ fn fast_log() -> ServerOptions {
     ServerOptions { log: Some(LogOptions { checkpoint_interval: Duration::from_millis(50), ..LogOptions::default() }), ..ServerOptions::default() }
 }
 
-/// The newest checkpoint once it covers `size` leaves (published every 50 ms).
-pub async fn checkpoint_covering(log: &mut LogClient, size: u64) -> pb::Checkpoint {
-    for _ in 0..400 {
-        if let Ok(c) = log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await
-            && c.get_ref().tree_size >= size
-        {
-            return c.into_inner();
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await; // waits for the publisher's next tick
-    }
-    panic!("no checkpoint covers {size} leaves after 10 s");
+/// The newest checkpoint, once this in-process server has published one
+/// covering `size` leaves (awaited on its metrics, not polled).
+async fn checkpoint_covering(server: &TestServer, size: u64) -> pb::Checkpoint {
+    let mut published = server.cache.metrics().checkpoints();
+    tokio::time::timeout(Duration::from_secs(10), published.wait_for(|n| *n >= size))
+        .await
+        .unwrap_or_else(|_| panic!("no checkpoint covers {size} leaves after 10 s"))
+        .unwrap();
+    newest(&mut LogClient::new(server.channel.clone())).await
+}
+
+/// The same for the binary: awaited on its log line.
+async fn checkpoint_logged(server: &CliServer, size: u64) -> pb::Checkpoint {
+    server.checkpoint_logged(size).await;
+    newest(&mut LogClient::new(server.channel.clone())).await
+}
+
+async fn newest(log: &mut LogClient) -> pb::Checkpoint {
+    log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await.unwrap().into_inner()
 }
 
 /// The log key ListKeys publishes, named by the checkpoint's origin.
@@ -55,7 +63,7 @@ async fn every_statement_is_logged_once_and_proven_in_a_signed_checkpoint() {
         envelopes.push((r.log_index.expect("the answer carries its log index"), r.envelope.unwrap()));
     }
     let mut log = LogClient::new(f.server.channel.clone());
-    let early = checkpoint_covering(&mut log, 3).await;
+    let early = checkpoint_covering(&f.server, 3).await;
     for c in &codes[3..] {
         let r = f.assess.assess(request(c)).await.unwrap().into_inner();
         envelopes.push((r.log_index.unwrap(), r.envelope.unwrap()));
@@ -81,7 +89,7 @@ async fn every_statement_is_logged_once_and_proven_in_a_signed_checkpoint() {
     indexes.sort_unstable();
     assert_eq!(indexes, (0..6).collect::<Vec<u64>>(), "one leaf per statement, no gap");
 
-    let cp = checkpoint_covering(&mut log, 6).await;
+    let cp = checkpoint_covering(&f.server, 6).await;
     assert_eq!(cp.tree_size, 6);
     let origin = tlog::checkpoint_origin(&cp.note).unwrap().to_owned();
     let key = log_key(f.server.channel.clone(), &origin).await;
@@ -167,7 +175,7 @@ async fn verify_checks_inclusion_offline_and_names_every_bad_input() {
     let db = sqlite_db();
     let f = Fixture::with(spawn_app(open(&db).await, AppOptions { server: fast_log(), ..AppOptions::default() }).await);
     let (index, env) = a_logged_statement(f.server.channel.clone()).await;
-    checkpoint_covering(&mut LogClient::new(f.server.channel.clone()), index + 1).await;
+    checkpoint_covering(&f.server, index + 1).await;
     let dir = tempfile::tempdir().unwrap();
     let keys = pb::key_service_client::KeyServiceClient::new(f.server.channel.clone()).list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
     let keys_path = json_file(dir.path(), "keys.json", &keys);
@@ -226,7 +234,7 @@ async fn audit_follows_the_log_and_reports_forks_tampering_and_two_answers_to_on
     let server = CliServer::spawn(&["serve", "--db", &url, "--keys", keys.to_str().unwrap(), "--checkpoint-interval-ms", "50"]).await;
     let (_, env) = a_logged_statement(server.channel.clone()).await;
     let mut log = LogClient::new(server.channel.clone());
-    checkpoint_covering(&mut log, 1).await;
+    checkpoint_logged(&server, 1).await;
     let state = dir.path().join("audit");
     let url_arg = format!("http://{}", server.addr);
     let audit = || cli(&["audit", "--server", &url_arg, "--state", state.to_str().unwrap()]);
@@ -246,7 +254,7 @@ async fn audit_follows_the_log_and_reports_forks_tampering_and_two_answers_to_on
     let forged_env = pb::Envelope { payload_type: env.payload_type.clone(), payload: payload.into(), signatures: vec![pb::Signature { keyid, sig: sig.as_ref().to_vec().into() }] };
     let store = credit_tender::store::Store::open(&url).await.unwrap();
     store.log_append(&[tlog::leaf(&forged_env)]).await.unwrap();
-    checkpoint_covering(&mut log, 2).await;
+    checkpoint_logged(&server, 2).await;
     let out = audit();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("2 distinct answers to one question (T1 v1 bidder"), "{}", stderr(&out));
@@ -366,7 +374,7 @@ async fn two_replicas_on_one_postgresql_append_to_one_gap_free_tree() {
     let total = 2 * EACH as u64;
     assert_eq!(all.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (0..total).collect::<Vec<_>>(), "one order, no gap, no index twice");
     let mut log = LogClient::new(fa.server.channel.clone());
-    checkpoint_covering(&mut log, total).await;
+    checkpoint_covering(&fa.server, total).await;
     let entries = log.get_entries(pb::GetEntriesRequest { start: 0, end: total }).await.unwrap().into_inner().entries;
     for (i, leaf) in &all {
         assert_eq!(&entries[*i as usize][..], &leaf[..], "leaf {i} is what its replica answered");
@@ -384,8 +392,8 @@ async fn two_replicas_on_one_postgresql_append_to_one_gap_free_tree() {
 
 /// kill -9 during a burst of fresh statements, `LOG_CRASH_CYCLES` times
 /// (3 in CI; BENCHMARKS.md has the 30-cycle run): every answer that reached
-/// the client is in the log at its index, and every checkpoint ever seen is
-/// consistent with the tree after restart.
+/// the client is in the log at its index, and every checkpoint ever published
+/// (all are kept in the store) is consistent with the tree after restart.
 async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
     let cycles: usize = std::env::var("LOG_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
@@ -394,7 +402,6 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
     let serve = || CliServer::spawn(&args);
     type Answered = std::sync::Arc<std::sync::Mutex<Vec<(u64, Vec<u8>)>>>;
     let acked: Answered = Default::default();
-    let seen: std::sync::Arc<std::sync::Mutex<Vec<pb::Checkpoint>>> = Default::default();
     let mut next = 0u32;
     for cycle in 0..cycles {
         let mut server = serve().await;
@@ -423,16 +430,6 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
                 }
             }));
         }
-        let watcher = {
-            let (channel, seen) = (server.channel.clone(), seen.clone());
-            tokio::spawn(async move {
-                let mut log = LogClient::new(channel);
-                while let Ok(c) = log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await {
-                    seen.lock().unwrap().push(c.into_inner());
-                    tokio::time::sleep(Duration::from_millis(10)).await; // polls the newest checkpoint
-                }
-            })
-        };
         next += 40_000;
         let before = acked.lock().unwrap().len();
         while acked.lock().unwrap().len() < before + 30 + cycle % 11 {
@@ -443,13 +440,12 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
         for t in tasks {
             let _ = t.await;
         }
-        let _ = watcher.await;
     }
     let server = serve().await;
     let mut log = LogClient::new(server.channel.clone());
     let acked = acked.lock().unwrap().clone();
     let newest = acked.iter().map(|(i, _)| *i).max().unwrap();
-    let end = checkpoint_covering(&mut log, newest + 1).await;
+    let end = checkpoint_logged(&server, newest + 1).await;
     let origin = tlog::checkpoint_origin(&end.note).unwrap().to_owned();
     let key = log_key(server.channel.clone(), &origin).await;
     let end_cp = tlog::verify_checkpoint(&end.note, &key).unwrap();
@@ -461,7 +457,9 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
     for (index, leaf) in &acked {
         assert_eq!(&entries[*index as usize][..], &leaf[..], "[{}] answered leaf {index} is not in the log after kill -9", db.backend);
     }
-    let seen = seen.lock().unwrap().clone();
+    // Every checkpoint ever published is kept in the store: each one, not a sample.
+    let seen = credit_tender::store::Store::open(&db.url).await.unwrap().checkpoints().await.unwrap();
+    assert!(seen.len() >= cycles, "[{}] {} checkpoints for {cycles} cycles", db.backend, seen.len());
     for c in &seen {
         let old = tlog::verify_checkpoint(&c.note, &key).unwrap();
         if old.size == end_cp.size {
@@ -492,8 +490,7 @@ async fn the_log_key_rotates_with_sighup_like_the_statement_keys() {
     let keys = keys_file(dir.path());
     let server = CliServer::spawn(&["serve", "--db", &db.url, "--keys", keys.to_str().unwrap(), "--checkpoint-interval-ms", "50"]).await;
     a_logged_statement(server.channel.clone()).await;
-    let mut log = LogClient::new(server.channel.clone());
-    let first = checkpoint_covering(&mut log, 1).await;
+    let first = checkpoint_logged(&server, 1).await;
     let origin = tlog::checkpoint_origin(&first.note).unwrap().to_owned();
     let old_key = log_key(server.channel.clone(), &origin).await;
     tlog::verify_checkpoint(&first.note, &old_key).unwrap();
@@ -520,7 +517,7 @@ async fn the_log_key_rotates_with_sighup_like_the_statement_keys() {
         .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code(802)] }), contract_price_fen: None })
         .await
         .unwrap();
-    let second = checkpoint_covering(&mut log, 2).await;
+    let second = checkpoint_logged(&server, 2).await;
     tlog::verify_checkpoint(&second.note, &new_key).unwrap();
     assert!(tlog::verify_checkpoint(&second.note, &old_key).is_err());
     tlog::verify_checkpoint(&first.note, &old_key).unwrap();
