@@ -172,6 +172,10 @@ impl Log {
             Ok(c) => c.map_or(0, |c| c.size),
             Err(_) => 0,
         };
+        if published > 0 {
+            self.metrics.checkpoint(published);
+            tracing::debug!(size = published, "checkpoint published before this start");
+        }
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
