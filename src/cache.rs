@@ -257,6 +257,10 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         }))
     }
 
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
     pub fn enabled(&self) -> bool {
         self.config.enabled
     }

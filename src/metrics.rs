@@ -34,6 +34,7 @@ pub struct Metrics {
     log_leaves: Counter,
     log_checkpoint_size: Gauge,
     refreshed: Counter,
+    table_rows: Counter,
     /// Signatures made and the newest checkpoint's size, for whoever wants
     /// to await them in-process (tests, tools) rather than poll /metrics.
     signed_watch: tokio::sync::watch::Sender<u64>,
@@ -83,7 +84,10 @@ impl Metrics {
         registry.register("log_checkpoint_size", "tree size of the newest checkpoint this replica published", log_checkpoint_size.clone());
         let refreshed = Counter::default();
         registry.register("refreshed_statements", "statements of open tenders made ready in the background (signed, or found cached)", refreshed.clone());
+        let table_rows = Counter::default();
+        registry.register("table_rows_encoded", "rows of the committee's table framed anew (the rest are sent as kept)", table_rows.clone());
         Metrics {
+            table_rows,
             signed_watch: tokio::sync::watch::Sender::new(0),
             checkpoint_watch: tokio::sync::watch::Sender::new(0),
             refreshed,
@@ -141,6 +145,10 @@ impl Metrics {
 
     pub fn refreshed(&self, n: u64) {
         self.refreshed.inc_by(n);
+    }
+
+    pub fn table_rows_encoded(&self, n: u64) {
+        self.table_rows.inc_by(n);
     }
 
     pub fn logged(&self, leaves: u64) {

@@ -15,6 +15,7 @@ use crate::signing::SharedKeyring;
 use super::Cache;
 use crate::cache::CachedTender;
 use crate::log::Log;
+use super::table::{Encoded, Stamp, Tables};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -46,11 +47,16 @@ pub struct AssessmentApi {
     cache: Arc<Cache>,
     /// Where every signed statement is recorded before it is given out.
     log: Option<Arc<Log>>,
+    /// The committee's tables as they go on the wire.
+    tables: Arc<Tables>,
 }
 
 impl AssessmentApi {
     pub fn new(rules: Arc<Rules>, policies: Arc<PolicySet>, keys: SharedKeyring, cache: Arc<Cache>, log: Option<Arc<Log>>) -> Self {
-        AssessmentApi { rules, policies, keys, cache, log }
+        // A quarter of the statements' budget: a table's rows mostly share
+        // their answers with the statement cache.
+        let tables = Arc::new(Tables::new(cache.config().statement_bytes / 4, cache.config().ttl, cache.metrics().clone()));
+        AssessmentApi { rules, policies, keys, cache, log, tables }
     }
 
     /// Records a signed envelope in the log; its index once durable.
@@ -172,21 +178,42 @@ impl AssessmentApi {
     /// The registered bids' signed statements, in bid order, a page at a time.
     pub async fn assess_tender_table(&self, caller: &Caller, req: &TablePage) -> Result<pb::AssessTenderResponse, ApiError> {
         let (cached, policy) = self.tender(caller, Action::AssessTender, &req.tender_id).await?;
-        let tender = &cached.tender;
         let (rows, next) = req.page(&cached.bids)?;
-        // Rows not cached need a store read and a signature each: up to
-        // TABLE_CONCURRENCY of them at once (the store's pool size), which
-        // also lets the log commit their leaves together; bid order is kept.
-        use futures_util::{StreamExt, TryStreamExt};
-        let rows: Vec<_> = rows.iter().map(|row| self.table_row(tender, &policy, row)).collect();
-        let bids = futures_util::stream::iter(rows).buffered(TABLE_CONCURRENCY).try_collect().await?;
+        let answers = self.table_answers(&cached.tender, &policy, rows).await?;
+        let bids = rows
+            .iter()
+            .zip(answers)
+            .map(|(row, a)| pb::AssessedBid { bid: Some(bid_to_proto(&cached.tender.tender_id, row)), assessment: Some(a.response.clone()) })
+            .collect();
         Ok(pb::AssessTenderResponse { bids, next_page_token: next })
     }
 
-    /// One row of the committee's table.
-    async fn table_row(&self, tender: &Tender, policy: &Policy, row: &crate::store::BidRow) -> Result<pb::AssessedBid, ApiError> {
-        let assessment = self.assess(tender, policy, &row.bidder, None).await?;
-        Ok(pb::AssessedBid { bid: Some(bid_to_proto(&tender.tender_id, row)), assessment: Some(assessment.response.clone()) })
+    /// The same page as [`Self::assess_tender_table`], as it goes on the
+    /// wire: from the tender's encoded table while nothing it depends on
+    /// changed, else with the frames of changed rows rebuilt.
+    pub async fn assess_tender_encoded(&self, caller: &Caller, req: &TablePage) -> Result<Encoded, ApiError> {
+        let (cached, policy) = self.tender(caller, Action::AssessTender, &req.tender_id).await?;
+        let (rows, next) = req.page(&cached.bids)?;
+        // Checked before the answers are: each answer then reflects this
+        // data version or a newer one, never an older.
+        let data_version = self.cache.data_version().await?;
+        let stamp = (self.cache.enabled() && self.cache.unconfirmed_for().is_none())
+            .then(|| Stamp { tender: cached.clone(), data_version, key_id: self.keys.get().active_key_id().to_owned() });
+        if let Some(stamp) = &stamp
+            && let Some(page) = self.tables.page(stamp, rows, &next).await {
+                return Ok(page);
+            }
+        let answers = self.table_answers(&cached.tender, &policy, rows).await?;
+        Ok(self.tables.build(stamp, &cached, rows, &answers, &next).await)
+    }
+
+    /// Each row's answer, in bid order. Rows not cached need a store read and
+    /// a signature each: up to TABLE_CONCURRENCY of them at once (the store's
+    /// pool size), which also lets the log commit their leaves together.
+    async fn table_answers(&self, tender: &Tender, policy: &Policy, rows: &[crate::store::BidRow]) -> Result<Vec<Arc<CachedAnswer>>, ApiError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let rows: Vec<_> = rows.iter().map(|row| self.assess(tender, policy, &row.bidder, None)).collect();
+        futures_util::stream::iter(rows).buffered(TABLE_CONCURRENCY).try_collect().await
     }
 
     async fn check_deposit(&self, caller: &Caller, cmd: CheckDeposit) -> Result<pb::CheckDepositResponse, ApiError> {
@@ -272,6 +299,7 @@ impl tonic::server::NamedService for AssessmentRoutes {
 }
 
 const ASSESS_PATH: &str = "/credit_tender.v1.AssessmentService/Assess";
+const ASSESS_TENDER_PATH: &str = "/credit_tender.v1.AssessmentService/AssessTender";
 
 impl<B> tower::Service<tonic::codegen::http::Request<B>> for AssessmentRoutes
 where
@@ -287,75 +315,102 @@ where
     }
 
     fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
-        if req.uri().path() != ASSESS_PATH {
-            return Box::pin(self.inner.call(req));
-        }
         let (api, max) = (self.api.clone(), self.max_message_bytes);
-        Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(wire::AssessCodec).apply_max_message_size_config(Some(max), Some(max));
-            Ok(grpc.unary(wire::EncodedAssess(api), req).await)
-        })
+        match req.uri().path() {
+            ASSESS_PATH => Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(wire::EncodedCodec::default()).apply_max_message_size_config(Some(max), Some(max));
+                Ok(grpc.unary(wire::EncodedAssess(api), req).await)
+            }),
+            ASSESS_TENDER_PATH => Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(wire::EncodedCodec::default()).apply_max_message_size_config(Some(max), Some(max));
+                Ok(grpc.unary(wire::EncodedTable(api), req).await)
+            }),
+            _ => Box::pin(self.inner.call(req)),
+        }
     }
 }
 
-/// The codec under Assess: requests decoded by prost, answers written as
-/// the bytes the cache keeps.
+/// The codec under Assess and AssessTender: requests decoded by prost,
+/// answers written as the bytes the caches keep.
 mod wire {
-    use super::{caller, Assess, AssessmentApi};
+    use super::{caller, Assess, AssessmentApi, Encoded, TablePage};
     use crate::proto::v1 as pb;
-    use prost::bytes::{BufMut, Bytes};
+    use prost::bytes::BufMut;
     use prost::Message;
+    use std::marker::PhantomData;
     use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
     use tonic::{Request, Response, Status};
 
-    #[derive(Default)]
-    pub struct AssessCodec;
+    pub struct EncodedCodec<M>(PhantomData<M>);
+
+    impl<M> Default for EncodedCodec<M> {
+        fn default() -> Self {
+            EncodedCodec(PhantomData)
+        }
+    }
 
     pub struct BytesEncoder;
 
-    pub struct RequestDecoder;
+    pub struct RequestDecoder<M>(PhantomData<M>);
 
-    impl Codec for AssessCodec {
-        type Encode = Bytes;
-        type Decode = pb::AssessRequest;
+    impl<M: Message + Default + Send + 'static> Codec for EncodedCodec<M> {
+        type Encode = Encoded;
+        type Decode = M;
         type Encoder = BytesEncoder;
-        type Decoder = RequestDecoder;
+        type Decoder = RequestDecoder<M>;
         fn encoder(&mut self) -> BytesEncoder {
             BytesEncoder
         }
-        fn decoder(&mut self) -> RequestDecoder {
-            RequestDecoder
+        fn decoder(&mut self) -> RequestDecoder<M> {
+            RequestDecoder(PhantomData)
         }
     }
 
     impl Encoder for BytesEncoder {
-        type Item = Bytes;
+        type Item = Encoded;
         type Error = Status;
-        fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-            dst.put_slice(&item);
+        fn encode(&mut self, item: Encoded, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            dst.reserve(item.len());
+            for part in &item.0 {
+                dst.put_slice(part);
+            }
             Ok(())
         }
     }
 
-    impl Decoder for RequestDecoder {
-        type Item = pb::AssessRequest;
+    impl<M: Message + Default + Send + 'static> Decoder for RequestDecoder<M> {
+        type Item = M;
         type Error = Status;
-        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<pb::AssessRequest>, Status> {
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<M>, Status> {
             // The same status as tonic-prost's, which `wire_errors` turns into INVALID_ARGUMENT.
-            pb::AssessRequest::decode(src).map(Some).map_err(|e| Status::internal(format!("failed to decode Protobuf message: {e}")))
+            M::decode(src).map(Some).map_err(|e| Status::internal(format!("failed to decode Protobuf message: {e}")))
         }
     }
 
     pub struct EncodedAssess(pub AssessmentApi);
 
     impl tonic::server::UnaryService<pb::AssessRequest> for EncodedAssess {
-        type Response = Bytes;
-        type Future = futures_util::future::BoxFuture<'static, Result<Response<Bytes>, Status>>;
+        type Response = Encoded;
+        type Future = futures_util::future::BoxFuture<'static, Result<Response<Encoded>, Status>>;
         fn call(&mut self, r: Request<pb::AssessRequest>) -> Self::Future {
             let api = self.0.clone();
             Box::pin(async move {
                 let cmd = Assess::parse(r.get_ref(), &api.rules)?;
-                Ok(Response::new(api.assess_one(&caller(&r), cmd).await?.encoded.clone()))
+                Ok(Response::new(Encoded(vec![api.assess_one(&caller(&r), cmd).await?.encoded.clone()])))
+            })
+        }
+    }
+
+    pub struct EncodedTable(pub AssessmentApi);
+
+    impl tonic::server::UnaryService<pb::AssessTenderRequest> for EncodedTable {
+        type Response = Encoded;
+        type Future = futures_util::future::BoxFuture<'static, Result<Response<Encoded>, Status>>;
+        fn call(&mut self, r: Request<pb::AssessTenderRequest>) -> Self::Future {
+            let api = self.0.clone();
+            Box::pin(async move {
+                let page = TablePage::parse(r.get_ref())?;
+                Ok(Response::new(api.assess_tender_encoded(&caller(&r), &page).await?))
             })
         }
     }

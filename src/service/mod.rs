@@ -10,9 +10,11 @@ mod log;
 pub mod recompute;
 pub mod policies;
 mod statement;
+mod table;
 mod tenders;
 
 pub use assessment::{AssessmentApi, AssessmentRoutes, CachedAnswer};
+pub use table::Encoded;
 pub use credit_data::CreditDataApi;
 pub use keys::{key_to_proto, KeyApi};
 pub use log::LogApi;

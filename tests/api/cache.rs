@@ -290,3 +290,110 @@ async fn open_tenders_statements_are_signed_before_they_are_asked_and_closed_one
     f.assess.assess_tender(table("CLOSED")).await.unwrap();
     assert_eq!(sample(&scrape(f.server.addr).await, signatures), 7.0);
 }
+
+fn bid(tender: &str, c: &str) -> pb::RegisterBidRequest {
+    pb::RegisterBidRequest { tender_id: tender.into(), bidder: Some(pb::Bidder { credit_codes: vec![c.into()] }) }
+}
+
+fn table(tender: &str) -> pb::AssessTenderRequest {
+    pb::AssessTenderRequest { tender_id: tender.into(), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_to_one_bid_rebuilds_one_row_of_the_cached_table() {
+    let db = sqlite_db();
+    let mut f = Fixture::with(
+        spawn_app(open(&db).await, AppOptions { server: credit_tender::server::ServerOptions { background_refresh: false, ..Default::default() }, ..Default::default() })
+            .await,
+    );
+    let codes: Vec<String> = (0..5).map(|n| code(700 + n)).collect();
+    f.put(&codes.iter().enumerate().map(|(i, c)| evaluation_json(&format!("r{i}"), c, json!({}))).collect::<Vec<_>>()).await;
+    f.tender("T", "national-template", "440300", "2026-12-15").await;
+    for c in &codes {
+        f.tenders.register_bid(bid("T", c)).await.unwrap();
+    }
+    let rows_encoded = "credit_tender_table_rows_encoded_total";
+    let before = f.assess.assess_tender(table("T")).await.unwrap().into_inner();
+    assert_eq!(sample(&scrape(f.server.addr).await, rows_encoded), 5.0, "the first table frames every row");
+    let again = f.assess.assess_tender(table("T")).await.unwrap().into_inner();
+    assert_eq!(again, before);
+    let metrics = scrape(f.server.addr).await;
+    assert_eq!(sample(&metrics, rows_encoded), 5.0, "an unchanged table is sent as kept");
+    assert!(sample(&metrics, "credit_tender_cache_events_total{cache=\"table\",event=\"hit\"}") >= 1.0);
+
+    // One bidder blacklisted: its row alone is framed anew, with its new statement.
+    f.put(&[list_entry_json("bl", &codes[2], "transport_blacklist")]).await;
+    let after = f.assess.assess_tender(table("T")).await.unwrap().into_inner();
+    assert_eq!(sample(&scrape(f.server.addr).await, rows_encoded), 6.0, "one row rebuilt");
+    for (i, (old, new)) in before.bids.iter().zip(&after.bids).enumerate() {
+        let eligible = new.assessment.as_ref().unwrap().statement.as_ref().unwrap().eligible;
+        if i == 2 {
+            assert!(!eligible, "the changed bid's new statement, never the cached old one");
+            assert_ne!(old, new);
+        } else {
+            assert!(eligible);
+            assert_eq!(old, new, "row {i} is the row kept");
+        }
+    }
+}
+
+/// After any write that changes a bidder's inputs, no replica answers with
+/// the old statement: the writer at once, the other replica as soon as it
+/// has applied the write's data version — Assess, the committee's table and
+/// the deposit check alike, each from its own encoded cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_write_no_replica_answers_with_the_old_statement() {
+    for db in backends().await {
+        let a = spawn_app(open(&db).await, AppOptions::default()).await;
+        let b = spawn_app(open(&db).await, AppOptions::default()).await;
+        let mut fa = Fixture::with(a);
+        let codes: Vec<String> = (0..3).map(|n| code(720 + n)).collect();
+        fa.put(&codes.iter().enumerate().map(|(i, c)| evaluation_json(&format!("r{i}"), c, json!({}))).collect::<Vec<_>>()).await;
+        fa.tender("T", "national-template", "440300", "2026-12-15").await;
+        for c in &codes {
+            fa.tenders.register_bid(bid("T", c)).await.unwrap();
+        }
+        let deposit = |c: &str| pb::CheckDepositRequest {
+            tender_id: "T".into(),
+            bidder: Some(pb::Bidder { credit_codes: vec![c.into()] }),
+            offered_fen: 0,
+            ..Default::default()
+        };
+        let replicas = [&fa.server, &b];
+        for (round, c) in codes.iter().enumerate() {
+            // Both replicas hold every answer cached, encoded.
+            for r in replicas {
+                let mut assess = r.assess.clone();
+                for _ in 0..2 {
+                    let rows = assess.assess_tender(table("T")).await.unwrap().into_inner().bids;
+                    assert_eq!(rows.len(), 3);
+                    for x in &codes {
+                        assess.assess(request("T", std::slice::from_ref(x))).await.unwrap();
+                        assess.check_deposit(deposit(x)).await.unwrap();
+                    }
+                }
+            }
+            let v = fa.data.put_records(pb::PutRecordsRequest { records: vec![to_proto(list_entry_json(&format!("bl{round}"), c, "transport_blacklist"))], source: String::new() })
+                .await
+                .unwrap()
+                .into_inner()
+                .data_version;
+            for (name, r) in [("writer", &fa.server), ("other replica", &b)] {
+                if name == "other replica" {
+                    b.applied(v).await;
+                }
+                let mut assess = r.assess.clone();
+                let why = format!("{} on {name} answered {c} from before the write", db.url);
+                let s = assess.assess(request("T", std::slice::from_ref(c))).await.unwrap().into_inner().statement.unwrap();
+                assert!(!s.eligible, "Assess: {why}");
+                let check = assess.check_deposit(deposit(c)).await.unwrap().into_inner().check.unwrap();
+                assert!(!check.assessment.unwrap().eligible, "CheckDeposit: {why}");
+                let rows = assess.assess_tender(table("T")).await.unwrap().into_inner().bids;
+                for (row, x) in rows.iter().zip(&codes) {
+                    let eligible = row.assessment.as_ref().unwrap().statement.as_ref().unwrap().eligible;
+                    assert_eq!(eligible, codes[round + 1..].contains(x), "AssessTender row {x}: {why}");
+                }
+            }
+        }
+    }
+}

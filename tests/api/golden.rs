@@ -97,3 +97,38 @@ async fn cached_answers_are_the_same_bytes_on_every_hit_and_what_prost_encodes()
     }
     assert!(checked >= 15, "{checked}");
 }
+
+/// AssessTender answers from the tender's encoded table: the same bytes on
+/// every hit, and exactly what prost encodes for the answer a generated
+/// client decodes, whole and page by page (the page token is encoded too).
+#[tokio::test]
+async fn committee_tables_are_the_same_bytes_on_every_hit_and_what_prost_encodes() {
+    use credit_tender::proto::v1::AssessTenderResponse;
+    use prost::Message;
+    let demo = CliServer::spawn(&["demo"]).await;
+    let mut tenders = TenderServiceClient::new(demo.channel.clone());
+    let mut assess = AssessmentServiceClient::new(demo.channel.clone());
+    let list = tenders.list_tenders(ListTendersRequest {}).await.unwrap().into_inner().tenders;
+    let path = "/credit_tender.v1.AssessmentService/AssessTender";
+    let mut rows = 0;
+    for t in &list {
+        for page_size in [0, 2] {
+            let mut token = String::new();
+            loop {
+                let request = AssessTenderRequest { tender_id: t.tender_id.clone(), page_size, page_token: token.clone() };
+                let first = crate::hardening::raw::call_bytes(demo.channel.clone(), path, request.encode_to_vec()).await.unwrap();
+                let again = crate::hardening::raw::call_bytes(demo.channel.clone(), path, request.encode_to_vec()).await.unwrap();
+                assert_eq!(first, again, "a hit is the same bytes");
+                let typed = assess.assess_tender(request).await.unwrap().into_inner();
+                assert_eq!(AssessTenderResponse::decode(&first[..]).unwrap(), typed, "the bytes decode to the generated client's answer");
+                assert_eq!(typed.encode_to_vec(), first, "and are what prost encodes for it");
+                rows += typed.bids.len();
+                if typed.next_page_token.is_empty() {
+                    break;
+                }
+                token = typed.next_page_token;
+            }
+        }
+    }
+    assert!(rows >= 30, "{rows}");
+}
