@@ -252,6 +252,7 @@ pub async fn run(
         let api = AssessmentApi::new(state.rules.clone(), state.policies.clone(), state.keys.clone(), state.cache.clone(), log.clone());
         tokio::spawn(crate::refresh::run(api, state.cache.clone(), rx))
     });
+    let refresher_abort = refresher.as_ref().map(tokio::task::JoinHandle::abort_handle);
     let routes = routes(&state, &options, log)?.add_service(health_service);
     health.set_serving::<TenderServiceServer<TenderApi>>().await;
     health.set_serving::<AssessmentServiceServer<AssessmentApi>>().await;
@@ -266,7 +267,7 @@ pub async fn run(
         if let Some((_, publisher)) = &log_tasks {
             publisher.abort();
         }
-        if let Some(refresher) = &refresher {
+        if let Some(refresher) = &refresher_abort {
             refresher.abort();
         }
         watcher.abort();
@@ -325,6 +326,11 @@ pub async fn run(
     health.set_not_serving::<AssessmentServiceServer<AssessmentApi>>().await;
     health.set_not_serving::<KeyServiceServer<KeyApi>>().await;
     background();
+    // Nothing is signed in the background once shutdown has begun: the
+    // refresh ends at its next await (a store read, a log append).
+    if let Some(refresher) = refresher {
+        let _ = refresher.await;
+    }
     let _ = stop_tx.send(());
     match tokio::time::timeout(options.shutdown_grace, &mut server).await {
         Ok(result) => {

@@ -397,3 +397,33 @@ async fn after_a_write_no_replica_answers_with_the_old_statement() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_refresh_stops_when_the_server_shuts_down() {
+    let db = sqlite_db();
+    let codes: Vec<String> = (0..400).map(|n| code(2000 + n)).collect();
+    // The tender and its 400 bids are registered with the refresh off, so
+    // that the next server starts with nothing to refresh.
+    {
+        let quiet = credit_tender::server::ServerOptions { background_refresh: false, ..Default::default() };
+        let mut f = Fixture::with(spawn_app(open(&db).await, AppOptions { server: quiet, ..Default::default() }).await);
+        f.tender("T", "national-template", "440300", "2026-12-15").await;
+        for c in &codes {
+            f.tenders.register_bid(bid("T", c)).await.unwrap();
+        }
+        f.server.stop().await;
+    }
+    let server = spawn_app(open(&db).await, AppOptions::default()).await;
+    let mut data = server.data.clone();
+    let mut signatures = server.cache.metrics().signatures();
+    // One write touching every bidder: 400 statements to sign, one at a time,
+    // each waiting for its log append.
+    let records = codes.iter().enumerate().map(|(i, c)| to_proto(list_entry_json(&format!("bl{i}"), c, "transport_blacklist"))).collect();
+    data.put_records(pb::PutRecordsRequest { records, source: String::new() }).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), signatures.wait_for(|n| *n >= 1)).await.expect("the refresh never began").unwrap();
+    server.stop().await;
+    let at_stop = *signatures.borrow();
+    assert!(at_stop < 400, "the refresh had finished before shutdown ({at_stop} signed): nothing was tested");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(*signatures.borrow(), at_stop, "statements were signed after the server shut down");
+}
