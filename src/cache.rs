@@ -401,7 +401,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
     pub async fn statement<F, E>(&self, key: String, make: F) -> Result<Arc<S>, E>
     where
         F: std::future::Future<Output = Result<S, E>>,
-        E: Send + Sync + 'static,
+        E: From<Arc<E>> + Send + Sync + 'static,
     {
         if !self.config.enabled {
             return make.await.map(Arc::new);
@@ -411,9 +411,9 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
             return Ok(s);
         }
         self.metrics.cache("statement", "miss");
-        self.statements.try_get_with(key, async { make.await.map(Arc::new) }).await.map_err(|e: Arc<E>| {
-            Arc::try_unwrap(e).unwrap_or_else(|_| unreachable!("errors from one load are handed to one waiter per clone"))
-        })
+        // Every request that waited on the same load gets its error: the one
+        // left last takes it whole, the others share it.
+        self.statements.try_get_with(key, async { make.await.map(Arc::new) }).await.map_err(|e: Arc<E>| E::from(e))
     }
 
     /// Applies every change after the applied version; returns the new applied version.

@@ -60,6 +60,16 @@ pub enum ApiError {
     /// it is not given out.
     #[error("not logged: {0}")]
     NotLogged(String),
+    /// One failure seen by every request that waited on the same work (the
+    /// cache's single-flight loads).
+    #[error(transparent)]
+    Shared(std::sync::Arc<ApiError>),
+}
+
+impl From<std::sync::Arc<ApiError>> for ApiError {
+    fn from(e: std::sync::Arc<ApiError>) -> ApiError {
+        std::sync::Arc::try_unwrap(e).unwrap_or_else(ApiError::Shared)
+    }
 }
 
 impl From<crate::log::LogError> for ApiError {
@@ -138,6 +148,21 @@ impl From<ApiError> for Status {
                     details.add_bad_request_violation("…", more);
                 }
                 Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            ApiError::Shared(e) => {
+                match &*e {
+                    ApiError::Invalid(v) => ApiError::Invalid(v.clone()).into(),
+                    ApiError::NotFound(s) => Status::not_found(s.clone()),
+                    ApiError::NotLogged(s) => ApiError::NotLogged(s.clone()).into(),
+                    ApiError::Unavailable(s) => ApiError::Unavailable(s.clone()).into(),
+                    ApiError::TooStale(s) => ApiError::TooStale(s.clone()).into(),
+                    ApiError::Store(StoreError::Unavailable(s)) => ApiError::Unavailable(s.to_string()).into(),
+                    ApiError::Store(StoreError::Lost(s)) => ApiError::Store(StoreError::Lost(s.clone())).into(),
+                    other => {
+                        tracing::error!(error = %other, "internal error");
+                        Status::internal("internal error")
+                    }
+                }
             }
             ApiError::NotFound(what) => Status::not_found(what),
             ApiError::Unauthenticated(why) => Status::unauthenticated(why),

@@ -543,3 +543,31 @@ async fn a_database_corrupted_in_place_turns_health_off_refuses_writes_and_recov
         .into_inner();
     assert_eq!(profile.records.len(), 2, "the record refused while corrupt is absent, the others are there: {profile:?}");
 }
+
+/// Requests waiting on the same new statement share its failure: when the
+/// log cannot record it, every one of them is told UNAVAILABLE (once, one
+/// of them panicked the server's task instead).
+#[tokio::test]
+async fn concurrent_requests_for_one_statement_the_log_cannot_record_are_each_told_unavailable() {
+    let ServingFile { _dir: _keep, db_path, server, data: _, watch: _ } = ServingFile::start().await;
+    let mut tenders = pb::tender_service_client::TenderServiceClient::new(server.channel.clone());
+    tenders
+        .register_tender(pb::RegisterTenderRequest { tender_id: "T".into(), terms: Some(crate::assessment::terms("440300", "2026-12-15")), policy_id: "national-template".into() })
+        .await
+        .unwrap();
+    let assess = pb::assessment_service_client::AssessmentServiceClient::new(server.channel.clone());
+    let request = |price: i64| pb::AssessRequest { tender_id: "T".into(), bidder: Some(pb::Bidder { credit_codes: vec![CODE_A.into()] }), contract_price_fen: Some(price) };
+    assess.clone().assess(request(100_000_000)).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
+    }
+    // Tender and profile are cached; the statement at a new price is not.
+    let calls = (0..16).map(|_| {
+        let mut assess = assess.clone();
+        async move { assess.assess(request(200_000_000)).await }
+    });
+    for result in futures_util::future::join_all(calls).await {
+        let status = result.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    }
+}
