@@ -5,6 +5,7 @@
 mod access;
 mod assessment;
 mod cache;
+mod clients;
 mod crash;
 mod credit_data;
 mod golden;
