@@ -8,7 +8,7 @@ use super::{authorize, caller, ApiError};
 use crate::access::{Action, Caller, Resource};
 use crate::config::Rules;
 use crate::domain::tender::DepositForm;
-use crate::domain::{Bidder, Fen, Tender, TenderId};
+use crate::domain::{Bidder, CreditCode, Fen, Tender, TenderId};
 use crate::policy::{evaluate, MemberInput, Policy};
 use crate::proto::v1 as pb;
 use crate::signing::SharedKeyring;
@@ -34,6 +34,39 @@ impl CachedAnswer {
         let encoded = response.encode_to_vec().into();
         CachedAnswer { response, encoded }
     }
+}
+
+/// Everything a statement depends on, as the statement cache's key: tender
+/// and its version, policy version, bidder, the signing key (after a
+/// rotation, statements are signed anew), the content version of each
+/// member's records, and the contract price. Written into one buffer.
+fn statement_key(
+    tender: &Tender,
+    policy: &Policy,
+    bidder: &Bidder,
+    key_id: &str,
+    profiles: &[Arc<crate::cache::CachedProfile>],
+    contract_price: Option<Fen>,
+) -> String {
+    use std::fmt::Write;
+    const SEP: char = '\u{1f}';
+    let mut key = String::with_capacity(192 + 24 * bidder.codes().len());
+    let _ = write!(key, "{}{SEP}{}{SEP}{}{SEP}", tender.tender_id, tender.version, policy.digest);
+    for (i, code) in bidder.codes().iter().enumerate() {
+        if i > 0 {
+            key.push('+');
+        }
+        key.push_str(code.as_str());
+    }
+    key.push(SEP);
+    key.push_str(key_id);
+    for p in profiles {
+        let _ = write!(key, "{SEP}{}", p.profile.content_version());
+    }
+    if let Some(price) = contract_price {
+        let _ = write!(key, "{SEP}c{}", price.0);
+    }
+    key
 }
 
 /// Rows of one AssessTender page computed at once at most.
@@ -95,6 +128,10 @@ impl AssessmentApi {
         contract_price: Option<Fen>,
     ) -> Result<Arc<CachedAnswer>, ApiError> {
         let version = self.cache.data_version().await?;
+        if bidder.codes().len() > 1 {
+            let codes: Vec<&CreditCode> = bidder.codes().iter().collect();
+            self.cache.prefetch(&codes, version).await?;
+        }
         let mut profiles = Vec::with_capacity(bidder.codes().len());
         for code in bidder.codes() {
             profiles.push(self.cache.profile(code, version).await?);
@@ -104,20 +141,7 @@ impl AssessmentApi {
         // version, bidder, and the content version of each member's records.
         // The signing key too: after a rotation, statements are signed anew.
         let keys = self.keys.get();
-        let mut key = format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-            tender.tender_id,
-            tender.version,
-            policy.digest,
-            bidder.key(),
-            keys.active_key_id()
-        );
-        for p in &profiles {
-            key.push_str(&format!("\u{1f}{}", p.profile.content_version()));
-        }
-        if let Some(price) = contract_price {
-            key.push_str(&format!("\u{1f}c{}", price.0));
-        }
+        let key = statement_key(tender, policy, bidder, keys.active_key_id(), &profiles, contract_price);
         let make = async {
             let data_version = profiles.iter().map(|p| p.read_at).max().unwrap_or(version).max(version);
             let members: Vec<MemberInput<'_>> =
@@ -212,6 +236,10 @@ impl AssessmentApi {
     /// pool size), which also lets the log commit their leaves together.
     async fn table_answers(&self, tender: &Tender, policy: &Policy, rows: &[crate::store::BidRow]) -> Result<Vec<Arc<CachedAnswer>>, ApiError> {
         use futures_util::{StreamExt, TryStreamExt};
+        // Every bidder's profile not cached, in one store round trip.
+        let version = self.cache.data_version().await?;
+        let codes: Vec<&CreditCode> = rows.iter().flat_map(|row| row.bidder.codes()).collect();
+        self.cache.prefetch(&codes, version).await?;
         let rows: Vec<_> = rows.iter().map(|row| self.assess(tender, policy, &row.bidder, None)).collect();
         futures_util::stream::iter(rows).buffered(TABLE_CONCURRENCY).try_collect().await
     }

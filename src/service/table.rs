@@ -72,7 +72,7 @@ struct Table {
 
 /// Encoded tables, per tender.
 pub struct Tables {
-    tables: Cache<TenderId, Arc<Table>>,
+    tables: Cache<TenderId, Arc<Table>, crate::cache::Hasher>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -86,7 +86,7 @@ impl Tables {
                 (ENTRY_OVERHEAD + rows).min(u32::MAX as usize) as u32
             })
             .time_to_live(ttl)
-            .build();
+            .build_with_hasher(crate::cache::Hasher::default());
         Tables { tables, metrics }
     }
 

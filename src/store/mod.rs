@@ -143,6 +143,10 @@ pub trait CreditStore: Send + Sync + 'static {
     /// (default: the current version).
     async fn profile(&self, code: &CreditCode, at_version: Option<u64>) -> Result<Profile, StoreError>;
 
+    /// The same for several distinct codes at one version, in their order,
+    /// in one round trip.
+    async fn profiles(&self, codes: &[CreditCode], at_version: Option<u64>) -> Result<Vec<Profile>, StoreError>;
+
     /// The credit codes changed by each data version after `after`, oldest
     /// first, at most `limit` of them.
     async fn changes_since(&self, after: u64, limit: u32) -> Result<Vec<(u64, CreditCode)>, StoreError>;
@@ -264,6 +268,18 @@ pub struct RecordRow {
     pub version: i64,
     pub digest: String,
     pub body: String,
+}
+
+/// A record version of one of several codes' profiles, with the code it
+/// was read for and the store's newest data version.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ProfileRow {
+    pub origin: String,
+    pub record_id: String,
+    pub version: i64,
+    pub digest: String,
+    pub body: String,
+    pub newest: Option<i64>,
 }
 
 /// Groups all visible versions of a code's record ids into a profile.

@@ -29,11 +29,16 @@ impl Backend for Postgres {
     /// whole table (seen: 10-30 ms per profile on 50,000 records before
     /// ANALYZE). LATERAL with OFFSET 0 (an optimisation fence: the subquery is
     /// not pulled up) keeps it to primary-key lookups per id.
-    const PROFILE_SQL: &'static str = "SELECT r.record_id, r.version, r.digest, r.body \
-         FROM (SELECT DISTINCT record_id FROM records WHERE credit_code = $1 AND version <= $2) ids \
-         CROSS JOIN LATERAL (SELECT x.record_id, x.version, x.digest, x.body FROM records x \
-                             WHERE x.record_id = ids.record_id AND x.version <= $2 OFFSET 0) r \
-         ORDER BY r.version, r.record_id";
+    fn profiles_sql(codes: &str) -> String {
+        format!(
+            "SELECT ids.credit_code AS origin, r.record_id, r.version, r.digest, r.body, \
+                    (SELECT MAX(version) FROM data_versions) AS newest \
+             FROM (SELECT DISTINCT credit_code, record_id FROM records WHERE credit_code IN ({codes}) AND version <= $1) ids \
+             CROSS JOIN LATERAL (SELECT x.record_id, x.version, x.digest, x.body FROM records x \
+                                 WHERE x.record_id = ids.record_id AND x.version <= $1 OFFSET 0) r \
+             ORDER BY ids.credit_code, r.version, r.record_id"
+        )
+    }
 
     /// Writers take data versions one at a time and commit in that order, so
     /// a reader that has seen version N has seen every version below N.

@@ -9,7 +9,7 @@
 use super::log::LogTables;
 use super::tenders::Tenders;
 use super::{
-    build_profile, BidRow, ChangeSink, CreditStore, RecordRow, RecordSource, StoreError, StoredPolicy, WriteMode,
+    build_profile, BidRow, ChangeSink, CreditStore, ProfileRow, RecordRow, RecordSource, StoreError, StoredPolicy, WriteMode,
     WriteOutcome,
 };
 use crate::domain::input::FieldError;
@@ -32,10 +32,13 @@ pub trait Backend: Database {
     /// Whether generated statements number their parameters (`$1`) or not (`?`).
     const NUMBERED_PARAMS: bool;
 
-    /// Every version, up to `$2`, of every record id that concerned code `$1`
-    /// at some version up to `$2`, ordered by version then id. Each planner
-    /// needs its own phrasing to stay on the indexes.
-    const PROFILE_SQL: &'static str;
+    /// Every version, up to `$1`, of every record id that concerned one of
+    /// the codes in `codes` (an IN list of `$2, $3, …`) at some version up to
+    /// `$1`, with the code it concerned (`origin`) and the store's newest
+    /// data version (`newest`, read in the same statement), ordered by
+    /// origin, version, id. Each planner needs its own phrasing to stay on
+    /// the indexes.
+    fn profiles_sql(codes: &str) -> String;
 
     /// Opens a write transaction that holds the store's write lock, so that
     /// data versions are taken one at a time and commit in order.
@@ -246,6 +249,7 @@ where
     for<'r> Target: FromRow<'r, DB::Row>,
     for<'r> ChangedCode: FromRow<'r, DB::Row>,
     for<'r> RecordRow: FromRow<'r, DB::Row>,
+    for<'r> ProfileRow: FromRow<'r, DB::Row>,
     for<'r> SiblingEvaluation: FromRow<'r, DB::Row>,
 {
     /// The newest stored version of each id.
@@ -435,17 +439,40 @@ where
         Ok(WriteOutcome { data_version: version as u64, created: true, stored, unchanged, changed_codes: codes(changed)? })
     }
 
-    async fn read_profile(&self, code: &CreditCode, at_version: Option<u64>) -> Result<Profile, StoreError> {
+    /// The profiles of `codes` (distinct) at one data version, in their
+    /// order, in one statement: one round trip for a whole consortium or a
+    /// committee's table, and for one code too (no separate version query
+    /// unless none of the codes has a record).
+    async fn read_profiles(&self, codes: &[CreditCode], at_version: Option<u64>) -> Result<Vec<Profile>, StoreError> {
+        if codes.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.pool.acquire().await?;
-        let current = sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&mut *conn).await?.newest.unwrap_or(0) as u64;
+        let list = (2..codes.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let bound = match at_version {
+            None | Some(0) => i64::MAX,
+            Some(v) => i64::try_from(v).unwrap_or(i64::MAX),
+        };
+        let sql = DB::profiles_sql(&list);
+        let mut q = sqlx::query_as::<_, ProfileRow>(&sql).bind(bound);
+        for code in codes {
+            q = q.bind(code.as_str());
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        let current = match rows.first() {
+            Some(row) => row.newest.unwrap_or(0) as u64,
+            None => sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&mut *conn).await?.newest.unwrap_or(0) as u64,
+        };
         let version = match at_version {
             None | Some(0) => current,
             Some(v) if v > current => return Err(StoreError::FutureVersion { requested: v, current }),
             Some(v) => v,
         };
-        let rows: Vec<RecordRow> =
-            sqlx::query_as(DB::PROFILE_SQL).bind(code.as_str()).bind(version as i64).fetch_all(&mut *conn).await?;
-        build_profile(code, version, rows)
+        let mut by_code: HashMap<String, Vec<RecordRow>> = HashMap::with_capacity(codes.len());
+        for row in rows {
+            by_code.entry(row.origin).or_default().push(RecordRow { record_id: row.record_id, version: row.version, digest: row.digest, body: row.body });
+        }
+        codes.iter().map(|code| build_profile(code, version, by_code.remove(code.as_str()).unwrap_or_default())).collect()
     }
 
     async fn read_changes(&self, after: u64, limit: u32) -> Result<Vec<(u64, CreditCode)>, StoreError> {
@@ -475,6 +502,7 @@ where
     for<'r> Target: FromRow<'r, DB::Row>,
     for<'r> ChangedCode: FromRow<'r, DB::Row>,
     for<'r> RecordRow: FromRow<'r, DB::Row>,
+    for<'r> ProfileRow: FromRow<'r, DB::Row>,
     for<'r> SiblingEvaluation: FromRow<'r, DB::Row>,
     for<'r> StoredPolicy: FromRow<'r, DB::Row>,
     for<'r> super::tenders::TenderRow: FromRow<'r, DB::Row>,
@@ -501,8 +529,13 @@ where
         self.write_records(source, records, mode).await
     }
 
+    async fn profiles(&self, codes: &[CreditCode], at_version: Option<u64>) -> Result<Vec<Profile>, StoreError> {
+        self.read_profiles(codes, at_version).await
+    }
+
     async fn profile(&self, code: &CreditCode, at_version: Option<u64>) -> Result<Profile, StoreError> {
-        self.read_profile(code, at_version).await
+        let mut profiles = self.read_profiles(std::slice::from_ref(code), at_version).await?;
+        Ok(profiles.pop().expect("one profile per code"))
     }
 
     async fn changes_since(&self, after: u64, limit: u32) -> Result<Vec<(u64, CreditCode)>, StoreError> {

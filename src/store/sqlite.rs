@@ -33,11 +33,16 @@ impl Backend for Sqlite {
     /// sqlx looks each numbered parameter up by name: `?` in long statements.
     const NUMBERED_PARAMS: bool = false;
 
-    /// SQLite plans the IN-subquery through the indexes.
-    const PROFILE_SQL: &'static str = "SELECT r.record_id, r.version, r.digest, r.body FROM records r \
-         WHERE r.version <= $2 AND r.record_id IN \
-           (SELECT record_id FROM records WHERE credit_code = $1 AND version <= $2) \
-         ORDER BY r.version, r.record_id";
+    /// SQLite plans the join through the indexes.
+    fn profiles_sql(codes: &str) -> String {
+        format!(
+            "SELECT ids.credit_code AS origin, r.record_id, r.version, r.digest, r.body, \
+                    (SELECT MAX(version) FROM data_versions) AS newest \
+             FROM (SELECT DISTINCT credit_code, record_id FROM records WHERE version <= $1 AND credit_code IN ({codes})) ids \
+             JOIN records r ON r.record_id = ids.record_id AND r.version <= $1 \
+             ORDER BY ids.credit_code, r.version, r.record_id"
+        )
+    }
 
     /// IMMEDIATE takes the write lock now, so the version read next cannot be
     /// taken by another process (such as `credit-tender import`) before this

@@ -427,3 +427,33 @@ async fn background_refresh_stops_when_the_server_shuts_down() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(*signatures.borrow(), at_stop, "statements were signed after the server shut down");
 }
+
+/// A committee's table of bidders never seen reads their profiles in one
+/// store round trip, and a consortium its members', on both stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_table_and_a_consortium_read_their_profiles_in_one_round_trip() {
+    for db in backends().await {
+        let quiet = credit_tender::server::ServerOptions { background_refresh: false, ..Default::default() };
+        let mut f = Fixture::with(spawn_app(open(&db).await, AppOptions { server: quiet, ..Default::default() }).await);
+        let codes: Vec<String> = (0..12).map(|n| code(760 + n)).collect();
+        f.put(&codes.iter().enumerate().map(|(i, c)| evaluation_json(&format!("r{i}"), c, json!({}))).collect::<Vec<_>>()).await;
+        f.tender("T", "national-template", "440300", "2026-12-15").await;
+        for c in &codes[..10] {
+            f.tenders.register_bid(bid("T", c)).await.unwrap();
+        }
+        let reads = |op: &str| format!("credit_tender_store_query_seconds_count{{op=\"{op}\"}}");
+        let rows = f.assess.assess_tender(table("T")).await.unwrap().into_inner().bids;
+        assert_eq!(rows.len(), 10);
+        assert!(rows.iter().all(|r| r.assessment.as_ref().unwrap().statement.as_ref().unwrap().members.len() == 1));
+        let metrics = scrape(f.server.addr).await;
+        assert_eq!(sample(&metrics, &reads("profiles")), 1.0, "{}: ten profiles, one read", db.url);
+        assert_eq!(sample(&metrics, &reads("profile")), 0.0, "{}: no read one by one", db.url);
+
+        let consortium = request("T", &codes[10..12]);
+        let s = f.assess.assess(consortium).await.unwrap().into_inner().statement.unwrap();
+        assert_eq!(s.members.len(), 2);
+        let metrics = scrape(f.server.addr).await;
+        assert_eq!(sample(&metrics, &reads("profiles")), 2.0, "{}: a consortium's two members, one read", db.url);
+        assert_eq!(sample(&metrics, &reads("profile")), 0.0, "{}", db.url);
+    }
+}
