@@ -7,11 +7,13 @@
 
 use crate::domain::input::{parse_record, FieldError, InputRules};
 use crate::domain::Record;
-use crate::store::{RecordSource, Store, StoreError, WriteMode, WriteOutcome};
+use crate::store::{Store, StoreError, WriteMode, WriteOutcome};
 use serde_json::{Map, Value};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// One problem at one line of one file, shown as `FILE:LINE: field: reason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,14 +89,63 @@ pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -
         Ok(f) => f,
         Err(e) => return reject(0, "file", format!("cannot open: {e}")),
     };
-    let reader = CountingReader { inner: file, read: 0, progress: opts.progress };
-    let mut lines: Box<RecordSource<'_>> = match format {
-        Format::JsonLines => Box::new(JsonLines::new(BufReader::with_capacity(1 << 16, reader), opts.rules)),
-        Format::Csv => match CsvRows::new(reader, opts.rules, opts.document_ref) {
-            Ok(rows) => Box::new(rows),
-            Err((line, v)) => return reject(line, &v.field, v.reason),
-        },
+    // The file is read and parsed on a thread of its own while this one
+    // hands the parsed records to the store (whose SQLite runs on a third):
+    // the two halves of an import take about as long as each other, and
+    // overlap. At most PARSED_AHEAD chunks wait between them, so memory
+    // stays flat however large the file.
+    let rules = OwnedRules {
+        allow_list: opts.rules.allow_list.clone(),
+        score_bands: opts.rules.score_bands.clone(),
+        publication: opts.rules.publication.clone(),
     };
+    let document_ref = opts.document_ref.map(str::to_owned);
+    let read = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>, (u64, FieldError)>>(PARSED_AHEAD);
+    let parser = {
+        let read = read.clone();
+        std::thread::Builder::new().name("import-parser".into()).spawn(move || {
+            let rules = rules.input();
+            let reader = CountingReader { inner: file, read };
+            let lines: Box<dyn Iterator<Item = Item>> = match format {
+                Format::JsonLines => Box::new(JsonLines::new(BufReader::with_capacity(1 << 16, reader), rules)),
+                Format::Csv => match CsvRows::new(reader, rules, document_ref.as_deref()) {
+                    Ok(rows) => Box::new(rows),
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                },
+            };
+            let mut chunk = Vec::with_capacity(PARSED_CHUNK);
+            for item in lines {
+                chunk.push(item);
+                // A closed channel: the store stopped taking records.
+                if chunk.len() == PARSED_CHUNK && tx.send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(PARSED_CHUNK)))).is_err() {
+                    return;
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = tx.send(Ok(chunk));
+            }
+        })
+    };
+    let parser = match parser {
+        Ok(p) => p,
+        Err(e) => return reject(0, "file", format!("cannot start reading: {e}")),
+    };
+    // A bad CSV header is known before any record.
+    let first = match rx.recv() {
+        Ok(Err((line, v))) => {
+            let _ = parser.join();
+            return reject(line, &v.field, v.reason);
+        }
+        Ok(Ok(chunk)) => chunk,
+        Err(_) => Vec::new(),
+    };
+    let progress = opts.progress;
+    let chunks = std::iter::once(first).chain(rx.into_iter().map_while(Result::ok)).inspect(|_| progress(read.load(Ordering::Relaxed)));
+    let mut lines = chunks.flatten();
     let mut seen_any = false;
     let mut counted = std::iter::from_fn(|| {
         let item = lines.next();
@@ -103,6 +154,11 @@ pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -
     });
     let source = format!("import:{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"));
     let result = store.write(&source, &mut counted, opts.mode).await;
+    // Unblocks the parser if the store stopped taking records early.
+    drop(lines);
+    if parser.join().is_err() {
+        return Err(StoreError::Corrupt(format!("reading {} failed unexpectedly", path.display())));
+    }
     match result {
         Ok(_) if !seen_any => reject(1, "file", "is empty: no records".into()),
         Ok(outcome) if opts.mode == WriteMode::DryRun => Ok(FileOutcome::Checked(outcome)),
@@ -117,18 +173,37 @@ pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -
     }
 }
 
-/// Counts bytes read, for progress.
-struct CountingReader<'a, R> {
-    inner: R,
-    read: u64,
-    progress: &'a (dyn Fn(u64) + Sync),
+/// A parsed line: its number, and the record or what is wrong with it.
+type Item = (u64, Result<Record, Vec<FieldError>>);
+
+/// Lines parsed per hand-over to the store's side.
+const PARSED_CHUNK: usize = 256;
+/// Chunks parsed ahead of the store at most.
+const PARSED_AHEAD: usize = 8;
+
+/// The input rules, owned by the parsing thread.
+struct OwnedRules {
+    allow_list: crate::domain::credit_code::AllowList,
+    score_bands: crate::domain::score_bands::ScoreBands,
+    publication: crate::domain::publication::PublicationPeriods,
 }
 
-impl<R: Read> Read for CountingReader<'_, R> {
+impl OwnedRules {
+    fn input(&self) -> InputRules<'_> {
+        InputRules { allow_list: &self.allow_list, score_bands: &self.score_bands, publication: &self.publication }
+    }
+}
+
+/// Counts bytes read, for progress.
+struct CountingReader<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        (self.progress)(self.read);
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }

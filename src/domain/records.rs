@@ -274,6 +274,11 @@ impl Record {
 
     /// Hex SHA-256 of [`Record::canonical_json`]; equal digests mean identical records.
     pub fn digest(&self) -> String {
-        hex::encode(ring::digest::digest(&ring::digest::SHA256, self.canonical_json().as_bytes()))
+        digest_of(&self.canonical_json())
     }
+}
+
+/// [`Record::digest`] of a record whose canonical JSON is at hand.
+pub fn digest_of(canonical_json: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, canonical_json.as_bytes()))
 }

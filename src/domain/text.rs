@@ -19,7 +19,13 @@ fn invisible(c: char) -> Option<&'static str> {
 
 /// The text in NFC, trimmed, or why it cannot be shown as it is.
 pub fn clean(s: &str) -> Result<String, String> {
-    let t: String = s.trim().nfc().collect();
+    let trimmed = s.trim();
+    // Most text is NFC already (all ASCII is): the quick check says so
+    // without composing it again.
+    let t: String = match unicode_normalization::is_nfc_quick(trimmed.chars()) {
+        unicode_normalization::IsNormalized::Yes => trimmed.to_owned(),
+        _ => trimmed.nfc().collect(),
+    };
     if let Some(why) = t.chars().find_map(invisible) {
         return Err(format!("contains {why}"));
     }

@@ -53,11 +53,25 @@ pub trait Backend: Database {
     /// transaction (so that it is heard only once the change is readable).
     fn announce<'c>(conn: &'c mut Self::Connection, payload: &'c str) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
 
+    /// Stores new record versions of data version `version` (the bulk of an
+    /// import): multi-row INSERTs, or COPY where the backend has it.
+    fn insert_records<'c>(conn: &'c mut Self::Connection, version: i64, rows: &'c [NewRecord]) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
+
     /// Rows a statement changed (sqlx's result types share no trait for it).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
     /// A task that hears other processes' announcements, where the backend has them.
     fn listen(pool: &Pool<Self>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
+}
+
+/// A record version to store.
+pub struct NewRecord {
+    pub id: String,
+    pub kind: &'static str,
+    pub code: String,
+    pub digest: String,
+    /// Its canonical JSON.
+    pub body: String,
 }
 
 /// A credit store over one sqlx pool.
@@ -173,7 +187,7 @@ const NEWEST_OF_IDS: &str = "SELECT r.record_id, r.version, r.kind, r.digest, r.
 const NEWEST_VERSION_OF_ROW: &str = "AND r.version = (SELECT MAX(x.version) FROM records x WHERE x.record_id = r.record_id)";
 
 /// Followed by a VALUES list of six columns per record.
-const INSERT_RECORDS: &str = "INSERT INTO records (record_id, version, kind, credit_code, digest, body) VALUES";
+pub(super) const INSERT_RECORDS: &str = "INSERT INTO records (record_id, version, kind, credit_code, digest, body) VALUES";
 
 const TARGET_OF_EVENT: &str = "SELECT kind, credit_code FROM records WHERE record_id = $1 ORDER BY version DESC LIMIT 1";
 
@@ -302,12 +316,13 @@ where
             .into_iter()
             .collect();
         let mut evaluations = self.evaluations_of(conn, &codes).await?;
-        let mut rows: Vec<(String, &'static str, String, String, String)> = Vec::with_capacity(chunk.len());
+        let mut rows: Vec<NewRecord> = Vec::with_capacity(chunk.len());
         for (pos, record) in &chunk {
             let pos = *pos;
             let id = record.id().as_str().to_owned();
             let kind = record.record_type().as_str();
-            let digest = record.digest();
+            let body = record.canonical_json();
+            let digest = crate::domain::records::digest_of(&body);
             let code = record.credit_code().as_str().to_owned();
             if let Some(p) = prev.get(&id) {
                 if p.kind != kind {
@@ -344,18 +359,11 @@ where
                 id.clone(),
                 PreviousVersion { record_id: id.clone(), version, kind: kind.to_owned(), digest: digest.clone(), credit_code: code.clone() },
             );
-            rows.push((id, kind, code.clone(), digest, record.canonical_json()));
+            rows.push(NewRecord { id, kind, code: code.clone(), digest, body });
             batch.changed.insert(code);
             batch.stored += 1;
         }
-        for part in rows.chunks(STAGE_CHUNK) {
-            let sql = format!("{INSERT_RECORDS} {}", placeholders::<DB>(part.len(), 6));
-            let mut q = sqlx::query(&sql);
-            for (id, kind, code, digest, body) in part {
-                q = q.bind(id.as_str()).bind(version).bind(*kind).bind(code.as_str()).bind(digest.as_str()).bind(body.as_str());
-            }
-            q.execute(&mut *conn).await?;
-        }
+        DB::insert_records(conn, version, &rows).await?;
         Ok(())
     }
 
