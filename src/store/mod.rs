@@ -81,8 +81,16 @@ pub struct WriteOutcome {
     pub created: bool,
     pub stored: u32,
     pub unchanged: u32,
+    /// The credit codes whose records changed: every one when there are at
+    /// most [`CHANGED_CODES_LISTED`] (any `PutRecords` batch), otherwise
+    /// none, and `changed_count` says how many (an import of millions of
+    /// firms keeps flat memory; replicas learn the codes from the change feed).
     pub changed_codes: Vec<CreditCode>,
+    pub changed_count: u64,
 }
+
+/// Changed codes a write lists in its outcome at most.
+pub const CHANGED_CODES_LISTED: usize = 50_000;
 
 /// The records to write, each labelled with a position for error reports
 /// (batch index or file line). An item may already be a validation failure:

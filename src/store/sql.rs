@@ -203,6 +203,7 @@ const SET_RECORD_COUNT: &str = "UPDATE data_versions SET record_count = $1 WHERE
 
 /// Followed by a VALUES list of (version, code) pairs.
 const INSERT_CHANGED_CODES: &str = "INSERT INTO changed_codes (version, credit_code) VALUES";
+const CHANGED_CODES_ONCE: &str = "ON CONFLICT DO NOTHING";
 
 const CHANGES_SINCE: &str =
     "SELECT version, credit_code FROM changed_codes WHERE version > $1 ORDER BY version, credit_code LIMIT $2";
@@ -220,7 +221,11 @@ struct PendingEvent {
 #[derive(Default)]
 struct Batch {
     problems: Vec<(u64, FieldError)>,
+    /// Codes changed by the records staged since the last flush.
     changed: BTreeSet<String>,
+    /// Every code changed so far, while there are few enough to list.
+    listed: Option<BTreeSet<String>>,
+    changed_count: u64,
     events: Vec<PendingEvent>,
     stored: u32,
     unchanged: u32,
@@ -367,6 +372,29 @@ where
         Ok(())
     }
 
+    /// Records the codes changed since the last flush in the change feed
+    /// (once each per version), so that a write of millions of records
+    /// never holds them all.
+    async fn flush_changed(&self, conn: &mut DB::Connection, version: i64, batch: &mut Batch) -> Result<(), StoreError> {
+        let changed = std::mem::take(&mut batch.changed);
+        let list: Vec<&String> = changed.iter().collect();
+        for part in list.chunks(STAGE_CHUNK * 2) {
+            let sql = format!("{INSERT_CHANGED_CODES} {} {CHANGED_CODES_ONCE}", placeholders::<DB>(part.len(), 2));
+            let mut q = sqlx::query(&sql);
+            for code in part {
+                q = q.bind(version).bind(code.as_str());
+            }
+            batch.changed_count += DB::rows_affected(&q.execute(&mut *conn).await?);
+        }
+        if let Some(listed) = &mut batch.listed {
+            listed.extend(changed);
+            if listed.len() > super::CHANGED_CODES_LISTED {
+                batch.listed = None;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the batch's events once every record is in: events may precede
     /// their targets in a batch.
     async fn check_event_targets(&self, conn: &mut DB::Connection, batch: &mut Batch) -> Result<(), StoreError> {
@@ -403,7 +431,7 @@ where
         // Records keep being inserted after a problem is found so that later
         // checks (duplicate ids, event targets) see the whole batch; the
         // transaction is rolled back at the end.
-        let mut batch = Batch::default();
+        let mut batch = Batch { listed: Some(BTreeSet::new()), ..Batch::default() };
         let mut chunk = Vec::with_capacity(STAGE_CHUNK);
         for (pos, record) in records {
             match record {
@@ -412,31 +440,25 @@ where
             }
             if chunk.len() == STAGE_CHUNK {
                 self.stage_chunk(&mut tx, version, std::mem::take(&mut chunk), &mut batch).await?;
+                self.flush_changed(&mut tx, version, &mut batch).await?;
             }
         }
         self.stage_chunk(&mut tx, version, chunk, &mut batch).await?;
+        self.flush_changed(&mut tx, version, &mut batch).await?;
         self.check_event_targets(&mut tx, &mut batch).await?;
         if !batch.problems.is_empty() {
             tx.rollback().await?;
             batch.problems.sort_by_key(|(p, _)| *p);
             return Err(StoreError::Rejected(batch.problems));
         }
-        let Batch { stored, unchanged, changed, .. } = batch;
+        let Batch { stored, unchanged, listed, changed_count, .. } = batch;
+        let changed_codes = codes(listed.unwrap_or_default())?;
         if stored == 0 || mode == WriteMode::DryRun {
             tx.rollback().await?;
-            let changed_codes = if stored == 0 { vec![] } else { codes(changed)? };
-            return Ok(WriteOutcome { data_version: current as u64, created: false, stored, unchanged, changed_codes });
+            let (changed_codes, changed_count) = if stored == 0 { (vec![], 0) } else { (changed_codes, changed_count) };
+            return Ok(WriteOutcome { data_version: current as u64, created: false, stored, unchanged, changed_codes, changed_count });
         }
         sqlx::query(SET_RECORD_COUNT).bind(stored as i64).bind(version).execute(&mut *tx).await?;
-        let changed_list: Vec<&String> = changed.iter().collect();
-        for part in changed_list.chunks(STAGE_CHUNK * 2) {
-            let sql = format!("{INSERT_CHANGED_CODES} {}", placeholders::<DB>(part.len(), 2));
-            let mut q = sqlx::query(&sql);
-            for code in part {
-                q = q.bind(version).bind(code.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
         DB::announce(&mut tx, &version.to_string()).await?;
         // The file may have gone while the batch was written: then nothing is acknowledged.
         if let Err(e) = self.check_file() {
@@ -444,7 +466,7 @@ where
             return Err(e);
         }
         tx.commit().await?;
-        Ok(WriteOutcome { data_version: version as u64, created: true, stored, unchanged, changed_codes: codes(changed)? })
+        Ok(WriteOutcome { data_version: version as u64, created: true, stored, unchanged, changed_codes, changed_count })
     }
 
     /// The profiles of `codes` (distinct) at one data version, in their

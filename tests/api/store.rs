@@ -15,6 +15,21 @@ fn code(s: &str) -> CreditCode {
     CreditCode::parse_strict(s).unwrap()
 }
 
+/// A write of more firms than an outcome lists (an import of a year's
+/// results) records every code in the change feed, counts them, and holds
+/// none of them in memory to list.
+#[tokio::test]
+async fn a_write_of_more_codes_than_are_listed_counts_them_and_feeds_them_all() {
+    let db = sqlite_db();
+    let store = Store::open(&db.url).await.unwrap();
+    let n = credit_tender::store::CHANGED_CODES_LISTED as u32 + 1;
+    let records = (0..n).map(|i| to_record(evaluation_json(&format!("e{i}"), &crate::assessment::code(100_000 + i), json!({})))).collect();
+    let o = write(&store, records).await.unwrap();
+    assert_eq!(o.changed_count, u64::from(n));
+    assert!(o.changed_codes.is_empty(), "{} codes listed", o.changed_codes.len());
+    assert_eq!(store.changes_since(0, n + 10).await.unwrap().len(), n as usize);
+}
+
 #[tokio::test]
 async fn change_feed_lists_codes_per_version() {
     for db in backends().await {
@@ -27,6 +42,7 @@ async fn change_feed_lists_codes_per_version() {
         let o = write(&store, vec![to_record(evaluation_json("e2", CODE_C, json!({})))]).await.unwrap();
         // Sorted by code text: CODE_C (9111…) before CODE_B (9144…).
         assert_eq!(o.changed_codes, vec![code(CODE_C), code(CODE_B)]);
+        assert_eq!(o.changed_count, 2);
         assert_eq!(
             store.changes_since(0, 1000).await.unwrap(),
             vec![(1, code(CODE_A)), (1, code(CODE_B)), (2, code(CODE_C)), (2, code(CODE_B))]
