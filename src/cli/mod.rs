@@ -158,6 +158,9 @@ pub struct ServeArgs {
     /// Credit store: sqlite://PATH (created if missing) or postgres://…
     #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db")]
     pub db: String,
+    /// Connections to the credit store held open (the pool's size).
+    #[arg(long, default_value_t = crate::store::DEFAULT_CONNECTIONS, value_name = "N")]
+    pub db_connections: u32,
     #[command(flatten)]
     pub listen: ListenArgs,
     #[command(flatten)]
@@ -267,7 +270,11 @@ fn store_failed(e: crate::store::StoreError) -> Exit {
 }
 
 async fn open_store(url: &str) -> Result<Store, Exit> {
-    Store::open(url).await.map_err(|e| {
+    open_store_with(url, crate::store::DEFAULT_CONNECTIONS).await
+}
+
+async fn open_store_with(url: &str, connections: u32) -> Result<Store, Exit> {
+    Store::open_with(url, connections).await.map_err(|e| {
         let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
         Exit { status: 69, message: format!("cannot open store {url}: {e}{cause}") }
     })
@@ -283,7 +290,7 @@ pub async fn run(cli: Cli) -> Result<(), Exit> {
             server::check_listen_address(args.listen.listen, secured, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
             let keyring = Keyring::load(&args.keys).map_err(|e| Exit::usage(e.to_string()))?;
             let keys = SharedKeyring::new(keyring, Some(args.keys.clone()));
-            let store = open_store(&args.db).await?;
+            let store = open_store_with(&args.db, args.db_connections).await?;
             let policies = PolicySet::load(store.clone(), args.policies.as_deref()).await.map_err(|e| Exit::usage(e.to_string()))?;
             let state = AppState::new(store, rules, policies, keys, args.cache.config()).await.map_err(store_failed)?;
             serve(&args.listen, state, principals, tls).await

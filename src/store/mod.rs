@@ -241,17 +241,28 @@ pub trait CreditStore: Send + Sync + 'static {
     async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
 }
 
+/// Pooled connections to the store unless told otherwise: measured with
+/// `examples/loadgen` against PostgreSQL on 2 cores (BENCHMARKS.md, round 3).
+pub const DEFAULT_CONNECTIONS: u32 = 8;
+
 /// A handle to a credit store on either backend; cloning it is cheap.
 #[derive(Clone)]
 pub struct Store(Arc<dyn CreditStore>);
 
 impl Store {
-    /// Opens (creating if needed) and migrates the store a URL names.
+    /// Opens (creating if needed) and migrates the store a URL names, with
+    /// [`DEFAULT_CONNECTIONS`] pooled connections.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, DEFAULT_CONNECTIONS).await
+    }
+
+    /// The same, with `connections` pooled connections (at least one).
+    pub async fn open_with(url: &str, connections: u32) -> Result<Store, StoreError> {
+        let connections = connections.max(1);
         if url.starts_with("sqlite:") {
-            Ok(Store::new(sqlite::open(url).await?))
+            Ok(Store::new(sqlite::open(url, connections).await?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::new(postgres::open(url).await?))
+            Ok(Store::new(postgres::open(url, connections).await?))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }

@@ -16,8 +16,8 @@ pub const CHANGES_CHANNEL: &str = "credit_tender_changes";
 const COPY_RECORDS: &str = "COPY records (record_id, version, kind, credit_code, digest, body) FROM STDIN (FORMAT csv)";
 
 /// Opens and migrates a PostgreSQL store.
-pub(super) async fn open(url: &str) -> Result<SqlStore<Postgres>, StoreError> {
-    let pool = PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
+pub(super) async fn open(url: &str, connections: u32) -> Result<SqlStore<Postgres>, StoreError> {
+    let pool = PgPoolOptions::new().max_connections(connections).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
     sqlx::migrate!("migrations/postgres").run(&pool).await?;
     Ok(SqlStore::new(pool, None))
 }
@@ -91,6 +91,8 @@ impl Backend for Postgres {
         copy.finish().await?;
         Ok(())
     }
+
+    const ANALYZE: Option<&'static str> = Some("ANALYZE records, changed_codes");
 
     /// NOTIFY is delivered at commit, so replicas hear of a change only once
     /// it is readable.

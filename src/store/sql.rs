@@ -57,6 +57,10 @@ pub trait Backend: Database {
     /// import): multi-row INSERTs, or COPY where the backend has it.
     fn insert_records<'c>(conn: &'c mut Self::Connection, version: i64, rows: &'c [NewRecord]) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
 
+    /// Refreshes the planner's statistics of the record tables, where the
+    /// planner needs them: `None` when it does not.
+    const ANALYZE: Option<&'static str>;
+
     /// Rows a statement changed (sqlx's result types share no trait for it).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
@@ -86,7 +90,16 @@ pub struct SqlStore<DB: Database> {
     /// that very file is still at its path, so that nothing is acknowledged
     /// into a file that was deleted or replaced underneath.
     file: Option<FileIdentity>,
+    /// Records stored since the planner's statistics were last refreshed.
+    since_analyze: std::sync::atomic::AtomicU64,
 }
+
+/// Records stored after which the planner's statistics are refreshed: a
+/// profile read planned on statistics from before a bulk load scans the
+/// whole table (PostgreSQL over 30,000 records, EXPLAIN ANALYZE: 8 ms instead
+/// of 0.08 ms per profile, until autovacuum's next ANALYZE a minute or more
+/// later; cold Assess ran at 169 requests/s).
+const ANALYZE_EVERY: u64 = 10_000;
 
 /// A file by path and identity (device and inode).
 #[derive(Debug, Clone)]
@@ -132,7 +145,7 @@ impl FileIdentity {
 
 impl<DB: Database> SqlStore<DB> {
     pub(super) fn new(pool: Pool<DB>, file: Option<FileIdentity>) -> Self {
-        SqlStore { pool, write_lock: Mutex::new(()), file }
+        SqlStore { pool, write_lock: Mutex::new(()), file, since_analyze: std::sync::atomic::AtomicU64::new(0) }
     }
 
     fn check_file(&self) -> Result<(), StoreError> {
@@ -271,6 +284,23 @@ where
     for<'r> ProfileRow: FromRow<'r, DB::Row>,
     for<'r> SiblingEvaluation: FromRow<'r, DB::Row>,
 {
+    /// Counts stored records; past [`ANALYZE_EVERY`], refreshes the
+    /// planner's statistics (after the commit: the write stands whatever
+    /// happens here; and before returning, so that an import's process
+    /// does not exit first).
+    async fn analyze_after(&self, stored: u64) {
+        use std::sync::atomic::Ordering;
+        let Some(sql) = DB::ANALYZE else { return };
+        if self.since_analyze.fetch_add(stored, Ordering::Relaxed) + stored < ANALYZE_EVERY {
+            return;
+        }
+        self.since_analyze.store(0, Ordering::Relaxed);
+        match sqlx::raw_sql(sql).execute(&self.pool).await {
+            Ok(_) => tracing::debug!("planner statistics refreshed after a bulk write"),
+            Err(e) => tracing::warn!(error = %e, "refreshing the planner's statistics failed"),
+        }
+    }
+
     /// The newest stored version of each id.
     async fn newest_of_ids(&self, conn: &mut DB::Connection, ids: &[&str]) -> Result<HashMap<String, PreviousVersion>, StoreError> {
         if ids.is_empty() {
@@ -466,6 +496,7 @@ where
             return Err(e);
         }
         tx.commit().await?;
+        self.analyze_after(u64::from(stored)).await;
         Ok(WriteOutcome { data_version: version as u64, created: true, stored, unchanged, changed_codes, changed_count })
     }
 

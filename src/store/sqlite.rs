@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Opens (creating if needed) and migrates a SQLite store.
-pub(super) async fn open(url: &str) -> Result<SqlStore<Sqlite>, StoreError> {
+pub(super) async fn open(url: &str, connections: u32) -> Result<SqlStore<Sqlite>, StoreError> {
     // Pragmas go on the connect options so that every pooled connection gets them.
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
@@ -21,7 +21,7 @@ pub(super) async fn open(url: &str) -> Result<SqlStore<Sqlite>, StoreError> {
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
     let path = options.get_filename().to_owned();
-    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+    let pool = SqlitePoolOptions::new().max_connections(connections).connect_with(options).await?;
     sqlx::migrate!("migrations/sqlite").run(&pool).await?;
     // An in-memory database has no file to watch.
     let file = FileIdentity::of(&path).ok();
@@ -73,6 +73,9 @@ impl Backend for Sqlite {
         }
         Ok(())
     }
+
+    /// SQLite plans on its indexes without statistics.
+    const ANALYZE: Option<&'static str> = None;
 
     fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         result.rows_affected()

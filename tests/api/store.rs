@@ -30,6 +30,31 @@ async fn a_write_of_more_codes_than_are_listed_counts_them_and_feeds_them_all() 
     assert_eq!(store.changes_since(0, n + 10).await.unwrap().len(), n as usize);
 }
 
+/// After a bulk write PostgreSQL plans profile reads on fresh statistics,
+/// not on those of the empty table (a sequential scan per profile).
+#[tokio::test]
+async fn a_bulk_write_refreshes_the_planners_statistics() {
+    let Some(db) = pg_db().await else { return };
+    let store = Store::open(&db.url).await.unwrap();
+    let records = (0..10_000u32).map(|i| to_record(evaluation_json(&format!("e{i}"), &crate::assessment::code(300_000 + i), json!({})))).collect();
+    write(&store, records).await.unwrap();
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let (analysed,): (bool,) = sqlx::query_as("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'records'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(analysed, "records were not analysed after 10,000 were written");
+    let plan: Vec<(String,)> = sqlx::query_as(&format!(
+        "EXPLAIN SELECT record_id FROM records WHERE credit_code = '{}' AND version <= 1",
+        crate::assessment::code(300_001)
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let plan = plan.into_iter().map(|(l,)| l).collect::<Vec<_>>().join("\n");
+    assert!(plan.contains("records_by_code"), "{plan}");
+}
+
 #[tokio::test]
 async fn change_feed_lists_codes_per_version() {
     for db in backends().await {
