@@ -27,6 +27,47 @@ fn token(t: Option<&str>) -> Bearer {
     Bearer::new(t).expect("a token is header-safe")
 }
 
+/// A codec that sends and takes protobuf bytes as they are.
+mod raw {
+    use prost::bytes::{Buf, BufMut};
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+    use tonic::Status;
+
+    pub struct Raw;
+    pub struct Bytes;
+
+    impl Encoder for Bytes {
+        type Item = Vec<u8>;
+        type Error = Status;
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            dst.put_slice(&item);
+            Ok(())
+        }
+    }
+
+    impl Decoder for Bytes {
+        type Item = prost::bytes::Bytes;
+        type Error = Status;
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<prost::bytes::Bytes>, Status> {
+            let n = src.remaining();
+            Ok(Some(src.copy_to_bytes(n)))
+        }
+    }
+
+    impl Codec for Raw {
+        type Encode = Vec<u8>;
+        type Decode = prost::bytes::Bytes;
+        type Encoder = Bytes;
+        type Decoder = Bytes;
+        fn encoder(&mut self) -> Bytes {
+            Bytes
+        }
+        fn decoder(&mut self) -> Bytes {
+            Bytes
+        }
+    }
+}
+
 /// A connection that sends the platform's token.
 type Ch = InterceptedService<Channel, Bearer>;
 use tonic_health::pb::health_client::HealthClient;
@@ -51,7 +92,8 @@ struct Args {
     /// Seconds of unmeasured load before each scenario.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
-    /// Scenarios to run, comma-separated: health, assess-hit, assess-sign,
+    /// Scenarios to run, comma-separated: health, assess-hit, assess-hit-raw
+    /// (the same, the answer's bytes not decoded), assess-sign,
     /// assess-cold, assess-tender, deposit-burst, log-latency (time from a new
     /// statement's answer to the first checkpoint that covers it),
     /// tender-after-write (the 50-bid table's first AssessTender right after a
@@ -170,6 +212,7 @@ async fn setup(args: &Args) -> Result<Setup, Box<dyn std::error::Error>> {
 enum Scenario {
     Health,
     AssessHit,
+    AssessHitRaw,
     AssessSign,
     AssessCold,
     AssessTender,
@@ -196,6 +239,18 @@ async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_fi
             .assess(pb::AssessRequest { tender_id: setup.hot_tender.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32), contract_price_fen: None })
             .await
             .is_ok(),
+        Scenario::AssessHitRaw => {
+            // The same call, the answer's bytes taken as they come: what the
+            // server costs, without this client's decoding of ~5 KB.
+            use prost::Message;
+            let request = pb::AssessRequest { tender_id: setup.hot_tender.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32), contract_price_fen: None };
+            let mut grpc = tonic::client::Grpc::new(ch);
+            if grpc.ready().await.is_err() {
+                return false;
+            }
+            let path = tonic::codegen::http::uri::PathAndQuery::from_static("/credit_tender.v1.AssessmentService/Assess");
+            grpc.unary(tonic::Request::new(request.encode_to_vec()), path, raw::Raw).await.is_ok_and(|r| !r.get_ref().is_empty())
+        }
         Scenario::AssessSign => {
             // Each (tender, firm) pair once: profile cached, statement new.
             let t = &setup.sign_tenders[(i / HOT_FIRMS as u64) as usize % setup.sign_tenders.len()];
@@ -301,6 +356,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (s, label) = match name {
             "health" => (Scenario::Health, "health Check (ceiling)"),
             "assess-hit" => (Scenario::AssessHit, "Assess, statement cached"),
+            "assess-hit-raw" => (Scenario::AssessHitRaw, "Assess, statement cached, bytes undecoded"),
             "assess-sign" => (Scenario::AssessSign, "Assess, new statement to sign"),
             "assess-cold" => (Scenario::AssessCold, "Assess, cold (store + sign)"),
             "assess-tender" => (Scenario::AssessTender, "AssessTender, 50 bids, hot"),
