@@ -3,10 +3,11 @@
 //! statement in the background, so that the committee's table and the
 //! platform's deposit check find it cached.
 //!
-//! One task, one statement at a time, yielding between statements: it never
-//! holds more than one request's worth of work, and the cache's single-flight
-//! loads mean a request arriving meanwhile shares the work rather than
-//! repeating it. Closed tenders (deadline passed) are never refreshed: their
+//! One task, one tender at a time, each as the committee's table would be
+//! computed (a page of bids, up to 8 statements at once, their leaves in one
+//! log commit): it never holds more than one table request's worth of work,
+//! and the cache's single-flight loads mean a request arriving meanwhile
+//! shares the work rather than repeating it. Closed tenders (deadline passed) are never refreshed: their
 //! answers are fixed as of the deadline and are computed when asked. The task
 //! ends with the server.
 
