@@ -78,7 +78,7 @@ where
                     .and_then(|v| v.parse::<usize>().ok())
                     .and_then(|n| CODES.get(n).copied())
                     .unwrap_or("OK");
-                metrics.request(&method, code, start.elapsed());
+                metrics.request(method, code, start.elapsed());
             }
             res
         })
