@@ -86,8 +86,9 @@ pub struct AssessmentApi {
 
 impl AssessmentApi {
     pub fn new(rules: Arc<Rules>, policies: Arc<PolicySet>, keys: SharedKeyring, cache: Arc<Cache>, log: Option<Arc<Log>>) -> Self {
-        // A quarter of the statements' budget: a table's rows mostly share
-        // their answers with the statement cache.
+        // A quarter of the statements' budget: a row keeps its answer's
+        // encoded bytes (shared with the statement cache while it has them)
+        // and a frame of a few hundred bytes.
         let tables = Arc::new(Tables::new(cache.config().statement_bytes / 4, cache.config().ttl, cache.metrics().clone()));
         AssessmentApi { rules, policies, keys, cache, log, tables }
     }

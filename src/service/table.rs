@@ -57,11 +57,21 @@ impl Stamp {
     }
 }
 
-/// A row's frame and the answer it frames.
+/// A row's frame and the answer it frames: the answer's encoded bytes, and
+/// which answer they were (a weak reference: it keeps the allocation, so the
+/// address is never another answer's, but not the decoded statement, which
+/// goes when the statement cache lets it go).
 #[derive(Clone)]
 struct Row {
-    answer: Arc<CachedAnswer>,
+    answer: std::sync::Weak<CachedAnswer>,
+    encoded: Bytes,
     frame: Bytes,
+}
+
+impl Row {
+    fn frames(&self, answer: &Arc<CachedAnswer>) -> bool {
+        std::ptr::eq(self.answer.as_ptr(), Arc::as_ptr(answer))
+    }
 }
 
 struct Table {
@@ -77,12 +87,12 @@ pub struct Tables {
 }
 
 impl Tables {
-    /// Up to `bytes` of tables (frames and the answers they keep alive).
+    /// Up to `bytes` of tables (frames, and the answers' encoded bytes they keep alive).
     pub fn new(bytes: u64, ttl: std::time::Duration, metrics: Arc<crate::metrics::Metrics>) -> Tables {
         let tables = Cache::builder()
             .max_capacity(bytes)
             .weigher(|_: &TenderId, t: &Arc<Table>| {
-                let rows: usize = t.rows.values().map(|r| r.frame.len() + r.answer.encoded.len() * 3 + 64).sum();
+                let rows: usize = t.rows.values().map(|r| r.frame.len() + r.encoded.len() + std::mem::size_of::<CachedAnswer>() + 96).sum();
                 (ENTRY_OVERHEAD + rows).min(u32::MAX as usize) as u32
             })
             .time_to_live(ttl)
@@ -101,7 +111,7 @@ impl Tables {
         for bid in rows {
             let row = table.rows.get(&bid.sequence)?;
             parts.push(row.frame.clone());
-            parts.push(row.answer.encoded.clone());
+            parts.push(row.encoded.clone());
         }
         parts.extend(token_field(token));
         self.metrics.cache("table", "hit");
@@ -125,7 +135,7 @@ impl Tables {
         let mut parts = Vec::with_capacity(rows.len() * 2 + 1);
         let mut fresh = Vec::with_capacity(rows.len());
         for (bid, answer) in rows.iter().zip(answers) {
-            let kept = prior.as_ref().and_then(|t| t.rows.get(&bid.sequence)).filter(|r| Arc::ptr_eq(&r.answer, answer));
+            let kept = prior.as_ref().and_then(|t| t.rows.get(&bid.sequence)).filter(|r| r.frames(answer));
             let frame = match kept {
                 Some(row) => row.frame.clone(),
                 None => {
@@ -135,7 +145,7 @@ impl Tables {
             };
             parts.push(frame.clone());
             parts.push(answer.encoded.clone());
-            fresh.push((bid.sequence, Row { answer: answer.clone(), frame }));
+            fresh.push((bid.sequence, Row { answer: Arc::downgrade(answer), encoded: answer.encoded.clone(), frame }));
         }
         parts.extend(token_field(token));
         if let Some(stamp) = stamp {
