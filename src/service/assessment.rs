@@ -138,9 +138,6 @@ impl AssessmentApi {
             profiles.push(self.cache.profile(code, version).await?);
         }
         let unconfirmed = self.cache.unconfirmed_for();
-        // Everything the statement depends on: tender version, policy
-        // version, bidder, and the content version of each member's records.
-        // The signing key too: after a rotation, statements are signed anew.
         let keys = self.keys.get();
         let key = statement_key(tender, policy, bidder, keys.active_key_id(), &profiles, contract_price);
         let make = async {

@@ -35,11 +35,6 @@ impl Encoded {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// The pieces joined (tests, tools).
-    pub fn to_vec(&self) -> Vec<u8> {
-        self.0.concat()
-    }
 }
 
 /// What a table's rows were checked at: while a request finds the same,
