@@ -153,7 +153,10 @@ where
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let places = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    tokio::spawn(async move {
+    // The loop ends when the server drops the stream (at shutdown): the
+    // listening socket closes with it, and nothing it holds stays alive.
+    let receiver_gone = tx.clone();
+    let accepting = async move {
         let mut failing_since: Option<Instant> = None;
         loop {
             let Ok(permit) = places.clone().acquire_owned().await else { return };
@@ -177,9 +180,6 @@ where
             metrics.connections_open(1);
             let place = Place { _permit: permit, metrics: metrics.clone() };
             let _ = tcp.set_nodelay(true);
-            if tx.is_closed() {
-                return;
-            }
             let Some(shake) = handshake(tcp) else { continue };
             let tx = tx.clone();
             let metrics = metrics.clone();
@@ -200,6 +200,12 @@ where
                     }
                 }
             });
+        }
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            () = receiver_gone.closed() => {}
+            () = accepting => {}
         }
     });
     ReceiverStream::new(rx)

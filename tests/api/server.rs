@@ -77,3 +77,16 @@ async fn demo_serves_the_shipped_data() {
     assert_eq!(p.records.len(), 2, "{p:?}");
     assert!(!p.warnings.is_empty());
 }
+
+/// A stopped server closes its port: nothing keeps accepting (and holding
+/// the server's state) after `run` has returned.
+#[tokio::test]
+async fn a_stopped_server_closes_its_port() {
+    let db = sqlite_db();
+    let server = spawn_app(open(&db).await, AppOptions::default()).await;
+    let addr = server.addr;
+    tokio::net::TcpStream::connect(addr).await.expect("the running server accepts");
+    server.stop().await;
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert!(refused.is_err(), "the port still accepts connections after the server stopped");
+}
