@@ -201,13 +201,18 @@ async fn resident_memory_stays_within_the_cache_bound_plus_a_constant() {
             }
         }));
     }
-    while !tasks.iter().all(|t| t.is_finished()) {
-        peak = peak.max(rss(pid));
-        // waits: sampling RSS while the load runs
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for t in tasks {
-        t.await.unwrap();
+    // RSS is sampled every 100 ms until the load is done.
+    let load = futures_util::future::join_all(tasks);
+    tokio::pin!(load);
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    let done = loop {
+        tokio::select! {
+            done = &mut load => break done,
+            _ = every.tick() => peak = peak.max(rss(pid)),
+        }
+    };
+    for t in done {
+        t.unwrap();
     }
     peak = peak.max(rss(pid));
     let text = scrape(server.addr).await;
@@ -421,11 +426,15 @@ async fn background_refresh_stops_when_the_server_shuts_down() {
     let records = codes.iter().enumerate().map(|(i, c)| to_proto(list_entry_json(&format!("bl{i}"), c, "transport_blacklist"))).collect();
     data.put_records(pb::PutRecordsRequest { records, source: String::new() }).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), signatures.wait_for(|n| *n >= 1)).await.expect("the refresh never began").unwrap();
+    drop(data);
     server.stop().await;
-    let at_stop = *signatures.borrow();
+    let at_stop = *signatures.borrow_and_update();
     assert!(at_stop < 400, "the refresh had finished before shutdown ({at_stop} signed): nothing was tested");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(*signatures.borrow(), at_stop, "statements were signed after the server shut down");
+    // A stopped server has let go of everything that could sign: the
+    // counter's sender is gone with it, and no signature came first.
+    let after = tokio::time::timeout(Duration::from_secs(10), signatures.changed()).await;
+    assert!(after.is_ok(), "something of the stopped server still holds its metrics after 10 s");
+    assert!(after.unwrap().is_err(), "statements were signed after the server shut down: {} then {}", at_stop, *signatures.borrow());
 }
 
 /// A committee's table of bidders never seen reads their profiles in one
