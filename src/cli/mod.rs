@@ -159,7 +159,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db")]
     pub db: String,
     /// Connections to the credit store held open (the pool's size).
-    #[arg(long, default_value_t = crate::store::DEFAULT_CONNECTIONS, value_name = "N")]
+    #[arg(long, default_value_t = crate::store::DEFAULT_CONNECTIONS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_connections: u32,
     #[command(flatten)]
     pub listen: ListenArgs,
