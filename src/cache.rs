@@ -368,10 +368,8 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         let profiles = self.store.profiles(&missing, Some(version)).await?;
         self.metrics.store_query("profiles", start.elapsed());
         for profile in profiles {
-            self.metrics.cache("profile", "load");
-            let weight = profile_weight(&profile);
             let code = profile.credit_code.clone();
-            let entry = Arc::new(CachedProfile { read_at: profile.data_version, profile, weight });
+            let entry = Arc::new(self.loaded(profile));
             // Changed while it loaded: leave it to be read again when asked.
             if !self.window.read().expect("window lock").changed_since(&code, entry.read_at) {
                 self.profiles.insert(code, entry).await;
@@ -384,9 +382,14 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         let start = Instant::now();
         let profile = self.store.profile(code, Some(version)).await?;
         self.metrics.store_query("profile", start.elapsed());
+        Ok(self.loaded(profile))
+    }
+
+    /// A profile read from the store, as the cache keeps it.
+    fn loaded(&self, profile: Profile) -> CachedProfile {
         self.metrics.cache("profile", "load");
         let weight = profile_weight(&profile);
-        Ok(CachedProfile { read_at: profile.data_version, profile, weight })
+        CachedProfile { read_at: profile.data_version, profile, weight }
     }
 
     /// A tender's newest version and its bids; `None` for an unknown tender.
