@@ -76,13 +76,65 @@ impl Profile {
         self.records.iter().rev().find_map(|s| s.record.entity_name()).unwrap_or_default().to_owned()
     }
 
-    /// Events aimed at `id`, oldest effective date first.
-    pub fn events_for<'a>(&'a self, id: &'a RecordId) -> impl Iterator<Item = &'a RecordEvent> + 'a {
+    /// The data versions at which `id` was recorded, oldest first: its
+    /// current version and every superseded one up to this profile's data
+    /// version.
+    fn versions_of(&self, id: &RecordId) -> Vec<u64> {
+        let current = self.records.iter().chain(&self.events).filter(|s| s.record.id() == id);
+        let older = self.history.iter().map(|h| &h.stored).filter(|s| s.record.id() == id);
+        let mut versions: Vec<u64> = current.chain(older).map(|s| s.recorded_version).collect();
+        versions.sort_unstable();
+        versions
+    }
+
+    /// The data version of the target version that `event` (an event's
+    /// stored version) concerns, for an event that concerns one version
+    /// ([`EventKind::concerns_one_version`]); `None` for one that concerns
+    /// every version of its target (repair, removal).
+    ///
+    /// An event is raised against what was published when it was first
+    /// recorded: the target's newest version recorded *before* the event id
+    /// was first recorded with this target (a later version of the event,
+    /// say a corrected date, does not move it), or, when the target was
+    /// first recorded in the same write as the event, that first version.
+    /// So a correction published after an upheld objection, or in the same
+    /// write as it, is new content that counts again. Nothing new is stored
+    /// for this: both data versions are already kept with every record, so
+    /// events recorded before this rule keep aiming at the version they were
+    /// raised against.
+    pub fn concerned_version(&self, event: &StoredRecord) -> Option<u64> {
+        let Record::Event(e) = &event.record else { return None };
+        if !e.event.concerns_one_version() {
+            return None;
+        }
+        let same_target = |s: &StoredRecord| matches!(&s.record, Record::Event(x) if x.target_id == e.target_id);
+        let first = self
+            .history
+            .iter()
+            .map(|h| &h.stored)
+            .filter(|s| s.record.id() == &e.id && same_target(s))
+            .map(|s| s.recorded_version)
+            .chain([event.recorded_version])
+            .min()
+            .unwrap_or(event.recorded_version);
+        let targets = self.versions_of(&e.target_id);
+        targets.iter().rev().find(|&&v| v < first).or(targets.first()).copied().or(Some(first))
+    }
+
+    /// Events that apply to `stored` (one version of a record), oldest
+    /// effective date first: every repair and removal of its id, and the
+    /// objection events raised against this version or an earlier one
+    /// ([`Profile::concerned_version`]).
+    pub fn events_for<'a>(&'a self, stored: &'a StoredRecord) -> impl Iterator<Item = &'a RecordEvent> + 'a {
+        let id = stored.record.id();
         let mut evs: Vec<&RecordEvent> = self
             .events
             .iter()
             .filter_map(|s| match &s.record {
-                Record::Event(e) if &e.target_id == id => Some(e),
+                Record::Event(e) if &e.target_id == id => {
+                    let applies = self.concerned_version(s).is_none_or(|v| stored.recorded_version <= v);
+                    applies.then_some(e)
+                }
                 _ => None,
             })
             .collect();
@@ -90,16 +142,20 @@ impl Profile {
         evs.into_iter()
     }
 
-    /// The state of `record` at date `d`, with the reason in plain words.
+    /// The state of `stored` (one version of a record) at date `d`, with the
+    /// reason in plain words.
     ///
     /// Only events the record's type accepts count (see
-    /// [`RecordType::accepted_events`]; ingest refuses the others). What ends
-    /// a record: an upheld objection at once (the record was wrong); a repair
-    /// or removal of a penalty no earlier than the day after its minimum
-    /// publication end, of a list entry from its date.
-    pub fn state_at(&self, record: &Record, d: NaiveDate) -> (RecordState, String) {
+    /// [`RecordType::accepted_events`]; ingest refuses the others), and of
+    /// objections only those raised against this version or an earlier one
+    /// ([`Profile::events_for`]). What ends a record: an upheld objection at
+    /// once (the version was wrong; a corrected version published after it
+    /// counts); a repair or removal of a penalty no earlier than the day
+    /// after its minimum publication end, of a list entry from its date.
+    pub fn state_at(&self, stored: &StoredRecord, d: NaiveDate) -> (RecordState, String) {
+        let record = &stored.record;
         let accepted = record.record_type().accepted_events();
-        let events: Vec<&RecordEvent> = self.events_for(record.id()).filter(|e| accepted.contains(&e.event)).collect();
+        let events: Vec<&RecordEvent> = self.events_for(stored).filter(|e| accepted.contains(&e.event)).collect();
         let ending = events.iter().find(|e| {
             matches!(e.event, EventKind::Repair | EventKind::Removal | EventKind::ObjectionUpheld)
         });

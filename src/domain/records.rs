@@ -59,6 +59,17 @@ vocabulary! {
     }
 }
 
+impl EventKind {
+    /// Whether the event is about the content of one version of its target
+    /// (an objection says the published content is wrong, or is not), rather
+    /// than about the record whatever its version (a repair or removal ends
+    /// the record's publication or listing, and a corrected text of it does
+    /// not bring it back). See [`crate::domain::profile::Profile::concerned_version`].
+    pub fn concerns_one_version(self) -> bool {
+        matches!(self, EventKind::ObjectionFiled | EventKind::ObjectionUpheld | EventKind::ObjectionRejected)
+    }
+}
+
 /// A provider-assigned record id: 1 to 128 printable characters.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

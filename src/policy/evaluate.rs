@@ -159,7 +159,7 @@ fn counted<'a>(profile: &'a Profile, d: NaiveDate) -> Vec<Counted<'a>> {
         .records
         .iter()
         .filter_map(|s| {
-            let (state, _) = profile.state_at(&s.record, d);
+            let (state, _) = profile.state_at(s, d);
             state.counts().then_some(Counted { stored: s, state })
         })
         .collect()
@@ -235,7 +235,7 @@ pub fn evaluate(tender: &Tender, policy: &Policy, members: &[MemberInput<'_>], c
         reasons: found.reasons,
         qualification_points: points.qualification,
         evaluation_points: points.evaluation,
-        total_points: points.total,
+        total_points: points.total(),
         cap: policy.cap,
         nominal_deposit: tender.terms.nominal_deposit,
         deposit_owed: deposit.owed,
@@ -267,7 +267,10 @@ fn reward_list(members: &[Member]) -> Option<(ListKind, Vec<(CreditCode, RecordI
 }
 
 /// The joint reward: extra points at bid evaluation where the method awards
-/// them (the total still within the cap), shown per member as a reason.
+/// them, of which the bidder gets only what fits in what the cap leaves
+/// after both stages (a later step never breaks the points invariant, see
+/// [`points`]); shown per member as a reason that says, in points, how much
+/// was given and how much the cap cut.
 fn grant_reward(
     policy: &Policy,
     list: ListKind,
@@ -276,15 +279,18 @@ fn grant_reward(
     points: &mut StagePoints,
     found: &mut Findings,
 ) {
-    let extra = if policy.awards(method, Stage::Evaluation) { policy.reward_extra_evaluation_points } else { Points(0) };
-    points.evaluation = Points(points.evaluation.0 + extra.0);
-    points.total = Points((points.qualification.0 + points.evaluation.0).min(policy.cap.0));
+    let cap = policy.cap;
+    let extra = policy.reward_extra_evaluation_points;
+    let deposit = format!("a deposit of at most {}% of the nominal", policy.reward_deposit_share_percent_at_most);
+    let points_part = if policy.awards(method, Stage::Evaluation) {
+        let (given, cut) = extra.fit(points.total().room_under(cap));
+        points.evaluation = points.evaluation + given;
+        format!("joint reward of {extra} points at bid evaluation: {given} points given, {cut} points cut by the cap of {cap}")
+    } else {
+        format!("no joint reward points: the {method} method awards no credit points at bid evaluation")
+    };
     for (code, record) in holders {
-        let message = format!(
-            "on the {list} list: joint reward of {extra} points at bid evaluation (within the cap of {}) and a deposit of \
-             at most {}% of the nominal",
-            policy.cap, policy.reward_deposit_share_percent_at_most
-        );
+        let message = format!("on the {list} list: {points_part}; and {deposit}");
         found.reason(ReasonCode::Reward(list), Effect::Reward, Some(code), Some(record), message);
     }
 }
@@ -446,7 +452,7 @@ fn overturned(profile: &Profile, tender: &Tender, step: GradeSource, d: NaiveDat
         if e.domain != tender.terms.domain || !step_matches(step, e, tender.terms.region) {
             continue;
         }
-        let (state, why) = profile.state_at(&s.record, d);
+        let (state, why) = profile.state_at(s, d);
         if state == RecordState::Ended {
             note.push_str(&format!("; {} does not count: {why}", e.id));
         }
@@ -467,8 +473,8 @@ fn lapsed_grade<'a>(policy: &Policy, profile: &'a Profile, tender: &Tender, d: N
                     && e.issuer == issuer
                     && e.valid_to < d
                     && e.valid_to.checked_add_months(Months::new(policy.max_carry_over_months)).is_some_and(|u| d <= u)
-                    && profile.state_at(&s.record, d).0 == RecordState::Expired
-                    && !profile.events_for(&e.id).any(|ev| ev.event == EventKind::ObjectionUpheld && ev.effective_on <= d) =>
+                    && profile.state_at(s, d).0 == RecordState::Expired
+                    && !profile.events_for(s).any(|ev| ev.event == EventKind::ObjectionUpheld && ev.effective_on <= d) =>
             {
                 Some((s, e))
             }
@@ -563,31 +569,42 @@ fn qualification(policy: &Policy, grade: Grade, eligible: bool, found: &mut Find
     }
 }
 
+/// Points per stage. The invariant, for every policy, method, reward and
+/// consortium: each stage is at least 0 and at most its own limit (the cap
+/// less what the stages before it took: qualification review first, then
+/// bid evaluation, as the committee applies them), so the stages add up to
+/// the total and the total is at most the cap.
 struct StagePoints {
     qualification: Points,
     evaluation: Points,
-    total: Points,
+}
+
+impl StagePoints {
+    /// Always the sum of the stages: there is no separate total to drift.
+    fn total(&self) -> Points {
+        self.qualification + self.evaluation
+    }
 }
 
 /// Points per stage: only at the stages the tender's evaluation method
-/// scores credit at (with a reason where a benefit is lost so); benefits only
-/// with credit benefit; a non-positive figure (a deduction) applies whenever
-/// the bidder is assessed at all. The total never exceeds the credit factor's cap.
+/// scores credit at (with a reason where a benefit is lost so), only with
+/// credit benefit, and each stage within what the cap leaves after the
+/// stages before it. (A policy's tables already fit: [`Policy::from_toml`]
+/// refuses a negative figure or a grade whose stages add up above the cap.)
 fn points(policy: &Policy, grade: Grade, credit_benefit: bool, method: EvaluationMethod, found: &mut Findings) -> StagePoints {
-    let mut pick = |stage: Stage, table: Points| {
+    let mut pick = |stage: Stage, table: Points, room: Points| {
         if !policy.awards(method, stage) {
-            if credit_benefit && table.0 > 0 {
+            if credit_benefit && table > Points::ZERO {
                 let message = format!("the {method} method awards no credit points at {stage}; grade {grade} would earn {table}");
                 found.reason(ReasonCode::NoPointsForMethod(stage), Effect::Points, None, None, message);
             }
-            return Points(0);
+            return Points::ZERO;
         }
-        if credit_benefit || table.0 <= 0 { table } else { Points(0) }
+        if credit_benefit { table.fit(room).0 } else { Points::ZERO }
     };
-    let qualification = pick(Stage::Qualification, policy.qualification_points.get(grade));
-    let evaluation = pick(Stage::Evaluation, policy.evaluation_points.get(grade));
-    let total = Points((qualification.0 + evaluation.0).min(policy.cap.0));
-    StagePoints { qualification, evaluation, total }
+    let qualification = pick(Stage::Qualification, policy.qualification_points.get(grade), policy.cap);
+    let evaluation = pick(Stage::Evaluation, policy.evaluation_points.get(grade), qualification.room_under(policy.cap));
+    StagePoints { qualification, evaluation }
 }
 
 struct Deposit {
@@ -710,15 +727,40 @@ mod tests {
         let scoring = EvaluationMethod::ComprehensiveScoring;
         let full = points(&p, Grade::AA, true, scoring, &mut found);
         assert_eq!(full.qualification, p.qualification_points.get(Grade::AA));
-        assert!(full.total <= p.cap);
+        assert!(full.total() <= p.cap);
         let none = points(&p, Grade::AA, false, scoring, &mut found);
-        assert_eq!((none.qualification, none.evaluation, none.total), (Points(0), Points(0), Points(0)));
+        assert_eq!((none.qualification, none.evaluation, none.total()), (Points(0), Points(0), Points(0)));
         assert!(found.reasons.is_empty());
 
         let lowest = points(&p, Grade::AA, true, EvaluationMethod::LowestEvaluatedPrice, &mut found);
         assert_eq!((lowest.qualification, lowest.evaluation), (p.qualification_points.get(Grade::AA), Points(0)));
         assert_eq!(found.reasons[0].code.to_string(), "NO_EVALUATION_POINTS_FOR_METHOD");
         assert_eq!(found.reasons[0].effect, Effect::Points);
+    }
+
+    #[test]
+    fn a_reward_gives_only_what_fits_under_the_cap_and_says_so_in_points() {
+        let p = policy();
+        let scoring = EvaluationMethod::ComprehensiveScoring;
+        let holder = [(CreditCode::parse_strict(CODE).unwrap(), RecordId::parse("red").unwrap())];
+        let mut found = Findings::default();
+        let mut full = points(&p, Grade::AA, true, scoring, &mut found);
+        grant_reward(&p, ListKind::TransportRedList, &holder, scoring, &mut full, &mut found);
+        assert_eq!((full.qualification, full.evaluation, full.total()), (Points(100), Points(200), Points(300)), "AA already fills the cap");
+        assert!(found.reasons[0].message.contains("0.00 points given, 0.50 points cut by the cap of 3.00"), "{}", found.reasons[0].message);
+
+        let mut found = Findings::default();
+        let mut a = points(&p, Grade::A, true, scoring, &mut found);
+        grant_reward(&p, ListKind::TransportRedList, &holder, scoring, &mut a, &mut found);
+        assert_eq!((a.qualification, a.evaluation, a.total()), (Points(50), Points(150), Points(200)));
+        assert!(found.reasons[0].message.contains("0.50 points given, 0.00 points cut"), "{}", found.reasons[0].message);
+
+        let mut found = Findings::default();
+        let low = EvaluationMethod::LowestEvaluatedPrice;
+        let mut aa = points(&p, Grade::AA, true, low, &mut found);
+        grant_reward(&p, ListKind::TransportRedList, &holder, low, &mut aa, &mut found);
+        assert_eq!(aa.evaluation, Points(0));
+        assert!(found.reasons[1].message.contains("no joint reward points"), "{}", found.reasons[1].message);
     }
 
     #[test]

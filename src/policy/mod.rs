@@ -272,12 +272,19 @@ impl Policy {
         if cap.0 < 0 {
             return Err("bonus.cap: must not be negative".into());
         }
-        let points = |k: &str, v: f64| Points::from_decimal(v).map_err(|e| format!("{k}: {e}"));
+        // Every stage's points are at least 0 (issue 20's invariant): a
+        // deduction is not a credit bonus, and a negative stage would let
+        // the stages add up to less than what each shows.
+        let points = |k: &str, v: f64| match Points::from_decimal(v) {
+            Ok(p) if p < Points::ZERO => Err(format!("{k}: {p} is negative: credit points at a stage are at least 0")),
+            Ok(p) => Ok(p),
+            Err(e) => Err(format!("{k}: {e}")),
+        };
         let qualification_points = per_grade("bonus.qualification", &f.bonus.qualification, points)?;
         let evaluation_points = per_grade("bonus.evaluation", &f.bonus.evaluation, points)?;
         for g in Grade::ALL {
             let (q, e) = (qualification_points.get(*g), evaluation_points.get(*g));
-            let total = Points(q.0 + e.0);
+            let total = q + e;
             if q > cap || e > cap || total > cap {
                 return Err(format!(
                     "bonus: grade {g} earns {q} + {e} = {total} points, above the credit factor's cap of {cap}"
@@ -387,5 +394,6 @@ mod tests {
         assert!(err("no_benefit_rate_bp = 1000", "no_benefit_rate_bp = 1200").starts_with("performance_bond.no_benefit_rate_bp: 1200 basis points is above the legal 10%"));
         assert!(err("AA = 0, A = 50", "AA = 0, A = 150").starts_with("deposit.share_percent.A: 150% is above"));
         assert!(err("use_national = true", "use_national = true\nuse_county = true").contains("unknown field `use_county`"));
+        assert!(err("A = 1.0, B = 0, C = 0", "A = 1.0, B = 0, C = -1.0").starts_with("bonus.evaluation.C: -1.00 is negative"));
     }
 }

@@ -107,7 +107,7 @@ fn stored_records(profile: &Profile, date: chrono::NaiveDate) -> Vec<pb::StoredR
         .records
         .iter()
         .map(|s| {
-            let (state, reason) = profile.state_at(&s.record, date);
+            let (state, reason) = profile.state_at(s, date);
             let id = s.record.id();
             let events = profile
                 .events
@@ -115,7 +115,11 @@ fn stored_records(profile: &Profile, date: chrono::NaiveDate) -> Vec<pb::StoredR
                 .filter(|e| matches!(&e.record, Record::Event(ev) if &ev.target_id == id))
                 .filter_map(|e| match record_to_proto(&e.record).kind {
                     Some(pb::record::Kind::Event(event)) => {
-                        Some(pb::StoredEvent { event: Some(event), recorded_version: e.recorded_version })
+                        Some(pb::StoredEvent {
+                        event: Some(event),
+                        recorded_version: e.recorded_version,
+                        concerns_version: profile.concerned_version(e).unwrap_or(0),
+                    })
                     }
                     _ => None,
                 })

@@ -87,12 +87,21 @@ pub fn check_statement(s: &pb::AssessmentStatement, e: &pb::Envelope, keys: &[Pu
     verify(&credit_tender::service::envelope_from_proto(e), keys).expect("statement verifies");
     let decoded: pb::AssessmentStatement = serde_json::from_slice(&e.payload).unwrap();
     assert_eq!(&decoded, s, "the decoded copy is the signed payload");
-    assert!(s.total_points <= s.points_cap, "bonus above cap: {s:?}");
-    assert!((s.qualification_points + s.evaluation_points - s.total_points).abs() < 1e-9 || s.total_points == s.points_cap);
+    // The points invariant (issue 20), in exact hundredths: each stage at
+    // least 0, the stages adding up to the total, the total within the cap.
+    let hundredths = |p: f64| {
+        let h = (p * 100.0).round();
+        assert!((h - p * 100.0).abs() < 1e-6, "{p} is not a whole number of hundredths: {s:?}");
+        h as i64
+    };
+    let (q, e, t, cap) = (hundredths(s.qualification_points), hundredths(s.evaluation_points), hundredths(s.total_points), hundredths(s.points_cap));
+    assert!(q >= 0 && e >= 0 && q <= cap && e <= cap - q, "a stage out of its limit: {s:?}");
+    assert_eq!(q + e, t, "the stages add up to the total: {s:?}");
+    assert!(t <= cap, "bonus above cap: {s:?}");
     assert!(s.deposit_owed_fen >= 0 && s.deposit_owed_fen <= s.nominal_deposit_fen, "deposit out of range: {s:?}");
     assert!(!s.qualified || s.eligible, "qualified but not eligible");
     if !s.credit_benefit {
-        assert!(s.qualification_points <= 0.0 && s.evaluation_points <= 0.0);
+        assert!(q == 0 && e == 0, "points without credit benefit: {s:?}");
     }
 }
 

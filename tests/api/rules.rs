@@ -2,7 +2,7 @@
 //! test, each through the gRPC API on both stores; the ingest refusals also
 //! through `import` and `import --dry-run`, leaving the store as it was.
 
-use crate::assessment::{code, terms, Fixture};
+use crate::assessment::{code, deadline, terms, Fixture};
 use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
 use serde_json::{json, Value};
@@ -222,9 +222,11 @@ async fn rule_9_red_list_holders_earn_the_joint_reward() {
         let (s, _) = f.assess("T1", &[&aa]).await;
         assert_eq!(reasons(&s), vec![("REWARD_TRANSPORT_RED_LIST", "reward")], "[{}]", db.backend);
         assert_eq!((s.reasons[0].credit_code.as_str(), s.reasons[0].record_id.as_str()), (aa.as_str(), "ra"));
-        assert_eq!((s.evaluation_points, s.total_points), (2.5, 3.0), "extra points, the total within the cap");
+        assert_eq!((s.evaluation_points, s.total_points), (2.0, 3.0), "AA fills the cap already: the reward gives what fits, nothing");
         let (s, _) = f.assess("T1", &[&b]).await;
         assert_eq!((s.deposit_share_percent, s.deposit_owed_fen), (50, 5_000_000), "[{}] at most half the deposit", db.backend);
+        assert_eq!((s.qualification_points, s.evaluation_points, s.total_points), (0.0, 0.5, 0.5), "[{}] the extra points fit", db.backend);
+        assert!(s.reasons[0].message.contains("0.50 points given, 0.00 points cut"), "{}", s.reasons[0].message);
         let (s, _) = f.assess("T1", &[&plain]).await;
         assert_eq!((s.deposit_share_percent, s.evaluation_points), (100, 0.0));
         let (s, _) = f.assess("T1", &[&b, &plain]).await;
@@ -277,4 +279,85 @@ async fn rule_4_the_publication_periods_file_can_be_replaced_and_is_checked() {
     let out = cli(&["import", "--db", &db.url, "--publication-periods", broken.to_str().unwrap(), records.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(64));
     assert!(stderr(&out).contains(broken.to_str().unwrap()) && stderr(&out).contains("no value for category"), "{}", stderr(&out));
+}
+
+/// Issue 20, first case as written: a red-listed AA firm (R) and the same AA
+/// without a list (C), comprehensive evaluation, deadline 2022-06-15. The
+/// reward gives only what fits under the cap, so R's stages add up to its
+/// total as C's do, and the reason says in points what was given and cut.
+#[tokio::test]
+async fn rule_11_per_stage_points_add_up_to_the_total_within_the_cap_after_a_reward() {
+    for db in backends().await {
+        let (r, c) = (code(315), code(316));
+        let aa = |id: &str, firm: &str| {
+            evaluation_json(id, firm, json!({"issuer": "440000", "grade": "AA", "score": null, "year": 2021,
+                "valid_from": "2022-01-01", "valid_to": "2022-12-31"}))
+        };
+        let mut red = list_entry_json("red-r", &r, "transport_red_list");
+        red["listed_on"] = json!("2021-12-01");
+        red["expires_on"] = json!("2024-11-30");
+        let mut f = Fixture::new(&db).await;
+        f.put(&[aa("aa-r", &r), red, aa("aa-c", &c)]).await;
+        f.tender("T2022", "national-template", "440300", "2022-06-15").await;
+        let (sr, _) = f.assess("T2022", &[&r]).await;
+        let (sc, _) = f.assess("T2022", &[&c]).await;
+        for s in [&sr, &sc] {
+            assert_eq!(
+                (s.qualification_points, s.evaluation_points, s.total_points, s.points_cap),
+                (1.0, 2.0, 3.0, 3.0),
+                "[{}] the stages add up to the total, within the cap: {s:?}",
+                db.backend
+            );
+        }
+        assert_eq!(reasons(&sr), vec![("REWARD_TRANSPORT_RED_LIST", "reward")], "[{}]", db.backend);
+        let message = &sr.reasons[0].message;
+        assert!(
+            message.contains("0.00 points given") && message.contains("0.50 points cut by the cap of 3.00"),
+            "[{}] the reason says in points what was given and what the cap cut: {message}",
+            db.backend
+        );
+        assert!(!message.contains("within the cap"), "[{}] {message}", db.backend);
+        // The deposit part of the reward is not points: it still applies.
+        assert_eq!(sr.deposit_share_percent, 0, "[{}] AA's waiver is below the reward's at most 50%", db.backend);
+    }
+}
+
+/// Issue 20, second case as written: provincial C (G) overturned by an
+/// upheld objection effective 2022-03-01, a national B, deadline
+/// 2022-06-15. B applies; then the issuer publishes the corrected result as
+/// a new version of G, grade A, and that version counts.
+#[tokio::test]
+async fn rule_12_a_corrected_grade_published_after_an_upheld_objection_counts() {
+    for db in backends().await {
+        let c = code(317);
+        let grade = |id: &str, issuer: &str, g: &str| {
+            evaluation_json(id, &c, json!({"issuer": issuer, "grade": g, "score": null, "year": 2021,
+                "valid_from": "2022-01-01", "valid_to": "2022-12-31"}))
+        };
+        let mut f = Fixture::new(&db).await;
+        f.put(&[grade("G", "440000", "C"), grade("N", "national", "B")]).await;
+        f.put(&[event_json("upheld", &c, "G", "objection_upheld", "2022-03-01")]).await;
+        f.tender("T2022", "national-template", "440300", "2022-06-15").await;
+        let (s, _) = f.assess("T2022", &[&c]).await;
+        assert_eq!((s.applied_grade.as_str(), s.member_grades[0].source.as_str()), ("B", "national"), "[{}]", db.backend);
+        let provincial = &s.member_grades[0].evidence[1];
+        assert!(provincial.note.contains("G does not count: objection_upheld"), "[{}] {}", db.backend, provincial.note);
+
+        f.put(&[grade("G", "440000", "A")]).await; // the corrected result, a new version of G
+        let (s, _) = f.assess("T2022", &[&c]).await;
+        assert_eq!((s.applied_grade.as_str(), s.member_grades[0].source.as_str()), ("A", "provincial"), "[{}] {s:?}", db.backend);
+        let provincial = &s.member_grades[0].evidence[1];
+        assert_eq!((provincial.record_id.as_str(), provincial.grade.as_str()), ("G", "A"), "[{}]", db.backend);
+        assert!(!provincial.note.contains("does not count"), "[{}] {}", db.backend, provincial.note);
+
+        let profile = f
+            .data
+            .get_profile(pb::GetProfileRequest { credit_code: c.clone(), as_of: deadline("2022-06-15"), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        let g = profile.records.iter().find(|r| matches!(&r.record.as_ref().unwrap().kind, Some(pb::record::Kind::Evaluation(e)) if e.id == "G")).unwrap();
+        assert_eq!(g.state, "in_force", "[{}] the corrected version is not ended: {}", db.backend, g.state_reason);
+        assert_eq!(g.history.len(), 1, "[{}] the overturned version is kept", db.backend);
+    }
 }

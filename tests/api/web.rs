@@ -310,3 +310,65 @@ async fn the_committee_page_verifies_every_row_in_the_browser() {
     let h1 = browser.eval("return document.querySelector('h1').innerText").await;
     assert_eq!(h1, json!("未找到该招标项目"));
 }
+
+/// Exact hundredths of a two-decimal cell as the page writes it ("2.50").
+fn hundredths(cell: &str) -> i64 {
+    let (whole, frac) = cell.split_once('.').unwrap_or_else(|| panic!("'{cell}' has no two decimals"));
+    assert_eq!(frac.len(), 2, "'{cell}'");
+    whole.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap()
+}
+
+/// Issue 20's first case on the committee's page: a red-listed AA firm, the
+/// same AA without a list, and both as a consortium. The per-stage points in
+/// the table the browser renders and in the CSV it offers add up to each
+/// row's total, each within the cap, as in the signed statements.
+#[tokio::test]
+async fn the_committee_table_and_csv_keep_per_stage_points_within_the_cap() {
+    let Some(browser) = Browser::start().await else { return };
+    let db = sqlite_db();
+    let server = spawn_app(open(&db).await, AppOptions::default()).await;
+    let channel = server.channel().await;
+    let (r, c) = (code(215), code(216));
+    let aa = |id: &str, firm: &str| {
+        evaluation_json(id, firm, json!({"issuer": "440000", "grade": "AA", "score": null, "year": 2021,
+            "valid_from": "2022-01-01", "valid_to": "2022-12-31"}))
+    };
+    let mut red = list_entry_json("red-r", &r, "transport_red_list");
+    red["listed_on"] = json!("2021-12-01");
+    red["expires_on"] = json!("2024-11-30");
+    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(channel.clone());
+    let records = [aa("aa-r", &r), red, aa("aa-c", &c)].into_iter().map(to_proto).collect();
+    data.put_records(pb::PutRecordsRequest { records, source: String::new() }).await.unwrap();
+    let mut tenders = pb::tender_service_client::TenderServiceClient::new(channel.clone());
+    let t = terms("440300", "2022-06-15");
+    tenders.register_tender(pb::RegisterTenderRequest { tender_id: "T2022".into(), terms: Some(t), policy_id: "national-template".into() }).await.unwrap();
+    for codes in [vec![r.clone()], vec![c.clone()], vec![r.clone(), c.clone()]] {
+        let bidder = Some(pb::Bidder { credit_codes: codes });
+        tenders.register_bid(pb::RegisterBidRequest { tender_id: "T2022".into(), bidder }).await.unwrap();
+    }
+    let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(channel);
+    let table = assess.assess_tender(pb::AssessTenderRequest { tender_id: "T2022".into(), ..Default::default() }).await.unwrap().into_inner();
+    let statements: Vec<&pb::AssessmentStatement> = table.bids.iter().map(|b| b.assessment.as_ref().unwrap().statement.as_ref().unwrap()).collect();
+    assert_eq!(statements.len(), 3);
+    assert_eq!(statements[0].reasons[0].code, "REWARD_TRANSPORT_RED_LIST", "R is rewarded: {:?}", statements[0]);
+
+    browser.goto(&format!("http://{}/tenders/T2022", server.addr)).await;
+    browser.ready().await;
+    let rows = browser.rows().await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let csv = browser.eval_async("const done = arguments[arguments.length - 1]; fetch(document.getElementById('csv').href).then(r => r.text()).then(done)").await;
+    let csv = csv.as_str().unwrap().trim_start_matches('\u{feff}').to_owned();
+    let lines: Vec<Vec<String>> =
+        csv.lines().skip(1).map(|l| l.split(',').map(|c| c.trim_matches('"').to_owned()).collect()).collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    for ((s, (seq, cells)), line) in statements.iter().zip(&rows).zip(&lines) {
+        let cap = (s.points_cap * 100.0).round() as i64;
+        for (what, q, e, t) in [("table", &cells[4], &cells[5], &cells[6]), ("csv", &line[4], &line[5], &line[6])] {
+            let (q, e, t) = (hundredths(q), hundredths(e), hundredths(t));
+            assert!(q >= 0 && e >= 0 && q <= cap && e <= cap - q, "{what} bid {seq}: a stage outside its limit: {cells:?} {line:?}");
+            assert_eq!(q + e, t, "{what} bid {seq}: the stages add up to the total: {cells:?} {line:?}");
+            assert!(t <= cap, "{what} bid {seq}: total above the cap: {cells:?} {line:?}");
+            assert_eq!((q, e, t), (100, 200, 300), "{what} bid {seq}: AA fills the cap, with the reward or without");
+        }
+    }
+}
