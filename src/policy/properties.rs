@@ -8,14 +8,29 @@
 //!    qualification, benefit, points, deposit, bond) is named by the
 //!    statement: in the grade evidence, a reason, or the new-entrant note.
 //!
-//! Under the national template, which counts an evaluation under objection
-//! until decided. (A policy that skips contested grades changes grades on
-//! purpose when an objection is filed.)
+//! 3. The points invariant (issue 20), for random policies, evaluation
+//!    methods, rewards and consortia: each stage is at least 0 and at most
+//!    its own limit (the cap less the stages before it), the stages add up
+//!    exactly to the total, and the total is at most the cap; a reward's
+//!    reason says what it gave and what the cap cut, and they add up to the
+//!    reward. Checked on the assessment, on the signed statement's JSON
+//!    payload, and on the committee table's and CSV's cells as the page
+//!    writes them from that payload (`Number(x).toFixed(2)`).
+//! 4. Events and versions (issue 20): in random histories of writes, where
+//!    records get later content versions and events come in between, an
+//!    objection raised against an older version does not touch a newer
+//!    content version: the same history without that event gives the same
+//!    outcome. An event on the current version that changes the grade is
+//!    itself the reason, and the evidence names the record it ended.
+//!
+//! 1, 2 and 4 under the national template, which counts an evaluation under
+//! objection until decided. (A policy that skips contested grades changes
+//! grades on purpose when an objection is filed.)
 
-use super::fixtures::{policy, profile, tender, CODE};
-use super::{evaluate, Assessment, MemberInput};
+use super::fixtures::{history, policy, profile, profile_of, tender, CODE};
+use super::{evaluate, Assessment, MemberInput, Policy};
 use crate::domain::records::{EventKind, RecordType};
-use crate::domain::CreditCode;
+use crate::domain::{Bidder, CreditCode, EvaluationMethod, Points};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -176,6 +191,271 @@ proptest! {
             let rest = without(&lines, id);
             if outcome(&assess(&rest)) != outcome(&with) {
                 prop_assert!(named.contains(&format!(" {id} ")), "{id} changed the outcome but is not named:\n{named}\n{lines:?}");
+            }
+        }
+    }
+}
+
+/// Points as a policy file writes them: a decimal with two places.
+fn decimal(hundredths: i32) -> String {
+    Points(hundredths).to_string()
+}
+
+/// A random valid policy: the national template with its cap, both stage
+/// tables, the reward's points, the reward lists, the stages per method and
+/// the new entrant's benefit drawn at random (every grade's stages within the
+/// cap, as the loader demands).
+fn policies() -> impl Strategy<Value = Policy> {
+    let cap = 0..=500i32;
+    let tables = proptest::collection::vec((0..=500i32, 0..=500i32), 5);
+    let extra = 0..=500i32;
+    // Mostly the red list (so that rewards come up), sometimes others or none.
+    let reward_lists = (proptest::bool::weighted(0.8), proptest::sample::subsequence(LISTS.to_vec(), 0..=2)).prop_map(|(red, mut l)| {
+        if red && !l.contains(&"transport_red_list") {
+            l.push("transport_red_list");
+        }
+        l
+    });
+    let stages = proptest::collection::vec(0..4usize, 3);
+    (cap, tables, extra, reward_lists, stages, any::<bool>()).prop_map(|(cap, tables, extra, reward_lists, stages, benefit)| {
+        let mut text = include_str!("../../policies/national-template.toml").to_owned();
+        let mut swap = |from: &str, to: String| {
+            assert!(text.contains(from), "{from}");
+            text = text.replacen(from, &to, 1);
+        };
+        let (q, e): (Vec<i32>, Vec<i32>) = tables
+            .iter()
+            .map(|&(q, e)| {
+                let q = q % (cap + 1);
+                (q, e % (cap - q + 1))
+            })
+            .unzip();
+        let table = |v: &[i32]| {
+            let cells: Vec<String> = GRADES.iter().zip(v).map(|(g, p)| format!("{g} = {}", decimal(*p))).collect();
+            format!("{{ {} }}", cells.join(", "))
+        };
+        swap("cap = 3.0", format!("cap = {}", decimal(cap)));
+        swap("qualification = { AA = 1.0, A = 0.5, B = 0, C = 0, D = 0 }", format!("qualification = {}", table(&q)));
+        swap("evaluation    = { AA = 2.0, A = 1.0, B = 0, C = 0, D = 0 }", format!("evaluation = {}", table(&e)));
+        swap("extra_evaluation_points = 0.5", format!("extra_evaluation_points = {}", decimal(extra % (cap + 1))));
+        let lists: Vec<String> = reward_lists.iter().map(|l| format!("{l:?}")).collect();
+        swap("lists = [\"transport_red_list\"]", format!("lists = [{}]", lists.join(", ")));
+        let stage_sets = [r#"[]"#, r#"["qualification"]"#, r#"["evaluation"]"#, r#"["qualification", "evaluation"]"#];
+        swap(
+            "stages_by_method = { comprehensive_scoring = [\"qualification\", \"evaluation\"], reasonable_low_price = [\"qualification\"], lowest_evaluated_price = [\"qualification\"] }",
+            format!(
+                "stages_by_method = {{ comprehensive_scoring = {}, reasonable_low_price = {}, lowest_evaluated_price = {} }}",
+                stage_sets[stages[0]], stage_sets[stages[1]], stage_sets[stages[2]]
+            ),
+        );
+        swap("credit_benefit = false", format!("credit_benefit = {benefit}"));
+        Policy::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    })
+}
+
+/// A consortium of one to three members, each with random records and,
+/// often, an entry on the red list (so that rewards come up).
+fn consortia() -> impl Strategy<Value = Vec<Vec<Value>>> {
+    proptest::collection::vec((records(), proptest::bool::weighted(0.85)), 1..=3).prop_map(|members| {
+        members
+            .into_iter()
+            .map(|(mut lines, red)| {
+                if red {
+                    lines.push(json!({"type": "list_entry", "id": "red", "entity_name": "x", "list": "transport_red_list",
+                        "authority": "a", "decision_number": "n", "listed_on": "2026-01-01"}));
+                }
+                lines
+            })
+            .collect()
+    })
+}
+
+fn member_code(i: usize) -> CreditCode {
+    CreditCode::with_check_character(&format!("91440300MA{:07}", 900 + i)).unwrap()
+}
+
+fn assess_consortium(policy: &Policy, method: EvaluationMethod, members: &[Vec<Value>]) -> (crate::domain::Tender, Assessment) {
+    let codes: Vec<CreditCode> = (0..members.len()).map(member_code).collect();
+    let profiles: Vec<_> = members.iter().zip(&codes).map(|(lines, code)| profile_of(code, lines)).collect();
+    let inputs: Vec<MemberInput<'_>> = codes.iter().zip(&profiles).map(|(code, profile)| MemberInput { code, profile }).collect();
+    let mut t = tender("440300");
+    t.terms.evaluation_method = method;
+    let a = evaluate(&t, policy, &inputs, None);
+    (t, a)
+}
+
+/// The invariant on three figures in hundredths and the cap.
+fn invariant(what: &str, q: i64, e: i64, total: i64, cap: i64) -> Result<(), TestCaseError> {
+    prop_assert!(q >= 0 && q <= cap, "{what}: qualification {q} outside 0..={cap}");
+    prop_assert!(e >= 0 && e <= cap - q, "{what}: evaluation {e} outside 0..={} (the cap less qualification)", cap - q);
+    prop_assert_eq!(q + e, total, "{}: the stages do not add up to the total", what);
+    prop_assert!(total <= cap, "{what}: total {total} above the cap {cap}");
+    Ok(())
+}
+
+/// A payload number as the page reads it (`Number(s.x)`) and writes it into
+/// a table cell and a CSV cell (`toFixed(2)`), back in exact hundredths.
+fn cell(payload: &Value, key: &str) -> i64 {
+    let x = payload[key].as_f64().unwrap_or_else(|| panic!("{key} is not a number in {payload}"));
+    let shown = format!("{x:.2}");
+    let (whole, frac) = shown.split_once('.').unwrap();
+    let sign = if whole.starts_with('-') { -1 } else { 1 };
+    whole.parse::<i64>().unwrap() * 100 + sign * frac.parse::<i64>().unwrap()
+}
+
+/// A reward reason's "X points given, Y points cut", in hundredths.
+fn given_and_cut(message: &str) -> Option<(i32, i32)> {
+    let given = message.split(" points given, ").next()?.rsplit(' ').next()?;
+    let cut = message.split(" points given, ").nth(1)?.split(' ').next()?;
+    Some((Points::from_decimal(given.parse().ok()?).ok()?.0, Points::from_decimal(cut.parse().ok()?).ok()?.0))
+}
+
+const METHODS: [EvaluationMethod; 3] =
+    [EvaluationMethod::ComprehensiveScoring, EvaluationMethod::ReasonableLowPrice, EvaluationMethod::LowestEvaluatedPrice];
+
+/// One write of a random history: new records, later content versions of
+/// earlier ones, and events on what is stored so far.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A new version of the `n`th record so far (wrapping), with the grade
+    /// (evaluations) or document reference (others) changed.
+    Correct(prop::sample::Index, usize),
+    /// An event of the `k`th kind its target accepts, effective on a date.
+    Event(prop::sample::Index, usize, usize),
+}
+
+fn histories() -> impl Strategy<Value = Vec<Vec<Value>>> {
+    let step = prop_oneof![
+        (any::<prop::sample::Index>(), 0..5usize).prop_map(|(i, g)| Step::Correct(i, g)),
+        (any::<prop::sample::Index>(), 0..5usize, 0..DATES.len()).prop_map(|(i, k, d)| Step::Event(i, k, d)),
+    ];
+    let batches = proptest::collection::vec(proptest::collection::vec(step, 1..3), 1..5);
+    (records(), batches).prop_map(|(first, batches)| {
+        // The first write: every record with no event (events come later).
+        let originals: Vec<Value> = first.into_iter().filter(|v| v["type"] != "event").collect();
+        let mut current: Vec<Value> = originals.clone();
+        let mut out = vec![originals];
+        let mut n = 0;
+        for steps in batches {
+            if current.is_empty() {
+                break;
+            }
+            let mut batch: Vec<Value> = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Correct(i, g) => {
+                        let k = i.index(current.len());
+                        let mut v = current[k].clone();
+                        if batch.iter().any(|b| b["id"] == v["id"]) {
+                            continue; // one version of an id per write
+                        }
+                        if v["type"] == "evaluation" && v["evaluation_kind"] != "dynamic_d" {
+                            v["grade"] = GRADES[g].into();
+                        }
+                        v["document_ref"] = format!("corrected {n}").into();
+                        n += 1;
+                        current[k] = v.clone();
+                        batch.push(v);
+                    }
+                    Step::Event(i, kind, on) => {
+                        let target = &current[i.index(current.len())];
+                        let accepted = RecordType::parse(target["type"].as_str().unwrap()).unwrap().accepted_events();
+                        let event: EventKind = accepted[kind % accepted.len()];
+                        batch.push(json!({"type": "event", "id": format!("v{n}"), "target_id": target["id"], "event": event.as_str(),
+                            "effective_on": DATES[on]}));
+                        n += 1;
+                    }
+                }
+            }
+            out.push(batch);
+        }
+        out
+    })
+}
+
+fn assess_history(batches: &[Vec<Value>]) -> Assessment {
+    let p = history(batches);
+    let code = CreditCode::parse_strict(CODE).unwrap();
+    evaluate(&tender("440300"), &policy(), &[MemberInput { code: &code, profile: &p }], None)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn points_stay_within_each_stage_and_the_cap_on_every_statement_table_and_csv(
+        policy in policies(),
+        method in 0..3usize,
+        members in consortia(),
+    ) {
+        let method = METHODS[method];
+        let (tender, a) = assess_consortium(&policy, method, &members);
+        let cap = i64::from(a.cap.0);
+        invariant("assessment", a.qualification_points.0.into(), a.evaluation_points.0.into(), a.total_points.0.into(), cap)?;
+
+        // The reward's reason: given and cut add up to the reward, and the
+        // evaluation stage grew by exactly what was given.
+        let reward = a.reasons.iter().find(|r| r.effect == super::Effect::Reward);
+        if let Some(r) = reward.filter(|_| policy.awards(method, super::Stage::Evaluation)) {
+            let (given, cut) = given_and_cut(&r.message).ok_or_else(|| TestCaseError::fail(format!("no points in '{}'", r.message)))?;
+            prop_assert_eq!(given + cut, policy.reward_extra_evaluation_points.0, "{}", r.message);
+            let mut unrewarded = policy.clone();
+            unrewarded.reward_lists.clear();
+            let (_, plain) = assess_consortium(&unrewarded, method, &members);
+            prop_assert_eq!(a.evaluation_points.0 - plain.evaluation_points.0, given, "{}", r.message);
+        }
+
+        // The signed statement's payload, and the committee's row and CSV
+        // line the page builds from it.
+        let codes: Vec<CreditCode> = (0..members.len()).map(member_code).collect();
+        let bidder = Bidder::new(codes).unwrap();
+        let statement = crate::service::statement::statement(&tender, &policy, &bidder, &a, 1, chrono::DateTime::UNIX_EPOCH);
+        let payload: Value = serde_json::from_slice(&serde_json::to_vec(&statement).unwrap()).unwrap();
+        let (q, e, t, c) = (
+            cell(&payload, "qualificationPoints"),
+            cell(&payload, "evaluationPoints"),
+            cell(&payload, "totalPoints"),
+            cell(&payload, "pointsCap"),
+        );
+        prop_assert_eq!(c, cap);
+        invariant("committee table and CSV", q, e, t, c)?;
+        prop_assert_eq!((q, e, t), (i64::from(a.qualification_points.0), i64::from(a.evaluation_points.0), i64::from(a.total_points.0)));
+    }
+
+    #[test]
+    fn a_later_content_version_counts_after_an_event_on_an_older_one(batches in histories()) {
+        let with = assess_history(&batches);
+        let profile = history(&batches);
+        for (b, batch) in batches.iter().enumerate() {
+            for event in batch.iter().filter(|v| v["type"] == "event") {
+                let target = event["target_id"].as_str().unwrap();
+                let mut rest = batches.clone();
+                rest[b].retain(|v| v["id"] != event["id"]);
+                let without = assess_history(&rest);
+                // A content version of the target written after the event,
+                // or in the same write (the target itself was written
+                // before: the first write holds every original).
+                let corrected_later = batches[b..].iter().flatten().any(|v| v["id"] == target);
+                let kind = EventKind::parse(event["event"].as_str().unwrap()).unwrap();
+                if kind.concerns_one_version() && corrected_later {
+                    prop_assert_eq!(
+                        outcome(&with), outcome(&without),
+                        "{} raised against an older version of {} changed the outcome:\n{:?}", event, target, batches
+                    );
+                    let current = profile.records.iter().find(|s| s.record.id().as_str() == target).unwrap();
+                    let applies = profile.events_for(current).any(|e| e.id.as_str() == event["id"].as_str().unwrap());
+                    prop_assert!(!applies, "{} applies to the later version of {}", event, target);
+                } else if with.applied_grade != without.applied_grade {
+                    // The event is itself the reason: it ended or contested
+                    // the target's current version, and the statement shows it.
+                    let t = batches.iter().flatten().find(|v| v["id"] == target).unwrap();
+                    let bad = matches!(t["type"].as_str(), Some("list_entry" | "penalty" | "commitment"));
+                    prop_assert!(
+                        bad || named(&with).contains(&format!(" {target} ")),
+                        "{} changed the grade from {} to {} without the statement naming {}:\n{:?}",
+                        event, without.applied_grade, with.applied_grade, target, batches
+                    );
+                }
             }
         }
     }

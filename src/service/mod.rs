@@ -9,7 +9,7 @@ mod keys;
 mod log;
 pub mod recompute;
 pub mod policies;
-mod statement;
+pub(crate) mod statement;
 mod table;
 mod tenders;
 
