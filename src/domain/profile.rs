@@ -107,18 +107,61 @@ impl Profile {
         if !e.event.concerns_one_version() {
             return None;
         }
-        let same_target = |s: &StoredRecord| matches!(&s.record, Record::Event(x) if x.target_id == e.target_id);
-        let first = self
-            .history
+        let first = self.first_recorded(event);
+        if let Some(filing) = self.decided_filing(e, first) {
+            return self.concerned_version(filing);
+        }
+        let targets = self.versions_of(&e.target_id);
+        targets.iter().rev().find(|&&v| v < first).or(targets.first()).copied().or(Some(first))
+    }
+
+    /// The data version at which an event id was first recorded against its
+    /// current target (a later version of the event, say a corrected date,
+    /// does not move it).
+    fn first_recorded(&self, event: &StoredRecord) -> u64 {
+        let Record::Event(e) = &event.record else { return event.recorded_version };
+        self.history
             .iter()
             .map(|h| &h.stored)
-            .filter(|s| s.record.id() == &e.id && same_target(s))
+            .filter(|s| matches!(&s.record, Record::Event(x) if x.id == e.id && x.target_id == e.target_id))
             .map(|s| s.recorded_version)
             .chain([event.recorded_version])
             .min()
-            .unwrap_or(event.recorded_version);
-        let targets = self.versions_of(&e.target_id);
-        targets.iter().rev().find(|&&v| v < first).or(targets.first()).copied().or(Some(first))
+            .unwrap_or(event.recorded_version)
+    }
+
+    /// For a decision on an objection (upheld or rejected), the filing it
+    /// decides: the objection filed against the same target most recently
+    /// before the decision was first recorded (`first`), unless another
+    /// decision on that target came in between. A decision concerns the
+    /// version its filing was raised against, even when a corrected version
+    /// was published while the objection was pending. `None` for a decision
+    /// with no pending filing (it concerns what was published before it) and
+    /// for any other event.
+    fn decided_filing(&self, e: &RecordEvent, first: u64) -> Option<&StoredRecord> {
+        if !matches!(e.event, EventKind::ObjectionUpheld | EventKind::ObjectionRejected) {
+            return None;
+        }
+        let mut before: Vec<(u64, &StoredRecord, EventKind)> = self
+            .events
+            .iter()
+            .filter_map(|s| match &s.record {
+                Record::Event(x) if x.target_id == e.target_id && x.id != e.id => Some((self.first_recorded(s), s, x.event)),
+                _ => None,
+            })
+            .filter(|(at, _, _)| *at <= first)
+            .collect();
+        // Oldest first; within one write, filings before decisions.
+        before.sort_by_key(|(at, _, kind)| (*at, *kind != EventKind::ObjectionFiled));
+        let mut pending = None;
+        for (_, s, kind) in before {
+            match kind {
+                EventKind::ObjectionFiled => pending = Some(s),
+                EventKind::ObjectionUpheld | EventKind::ObjectionRejected => pending = None,
+                _ => {}
+            }
+        }
+        pending
     }
 
     /// Events that apply to `stored` (one version of a record), oldest

@@ -361,3 +361,34 @@ async fn rule_12_a_corrected_grade_published_after_an_upheld_objection_counts() 
         assert_eq!(g.history.len(), 1, "[{}] the overturned version is kept", db.backend);
     }
 }
+
+/// The order issue 20's first fix got wrong: an objection is filed against
+/// G, the issuer publishes the corrected result while it is pending, and the
+/// upheld decision is recorded after the correction. The decision concerns
+/// the version the objection was filed against, so the correction counts.
+#[tokio::test]
+async fn rule_13_an_objection_decided_after_a_correction_ends_the_version_it_was_filed_against() {
+    for db in backends().await {
+        let c = code(318);
+        let grade = |id: &str, issuer: &str, g: &str| {
+            evaluation_json(id, &c, json!({"issuer": issuer, "grade": g, "score": null, "year": 2021,
+                "valid_from": "2022-01-01", "valid_to": "2022-12-31"}))
+        };
+        let mut f = Fixture::new(&db).await;
+        f.put(&[grade("G", "440000", "C"), grade("N", "national", "B")]).await;
+        f.put(&[event_json("filed", &c, "G", "objection_filed", "2022-02-01")]).await;
+        f.put(&[grade("G", "440000", "A")]).await; // corrected while the objection is pending
+        f.put(&[event_json("upheld", &c, "G", "objection_upheld", "2022-03-01")]).await;
+        f.tender("T2022", "national-template", "440300", "2022-06-15").await;
+        let (s, _) = f.assess("T2022", &[&c]).await;
+        assert_eq!((s.applied_grade.as_str(), s.member_grades[0].source.as_str()), ("A", "provincial"), "[{}] {s:?}", db.backend);
+        let provincial = &s.member_grades[0].evidence[1];
+        assert_eq!((provincial.record_id.as_str(), provincial.grade.as_str()), ("G", "A"), "[{}]", db.backend);
+
+        // A decision with no pending filing concerns what was published
+        // before it: an upheld objection recorded now ends the correction.
+        f.put(&[event_json("upheld-2", &c, "G", "objection_upheld", "2022-04-01")]).await;
+        let (s, _) = f.assess("T2022", &[&c]).await;
+        assert_eq!((s.applied_grade.as_str(), s.member_grades[0].source.as_str()), ("B", "national"), "[{}] {s:?}", db.backend);
+    }
+}
