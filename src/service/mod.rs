@@ -44,6 +44,11 @@ pub enum ApiError {
     NotFound(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The request is well formed but what it refers to cannot be used as it
+    /// stands (a tender bound to a policy version this release refuses); the
+    /// sentence says what to change.
+    #[error("failed precondition: {0}")]
+    Precondition(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -153,6 +158,7 @@ impl From<ApiError> for Status {
                 match &*e {
                     ApiError::Invalid(v) => ApiError::Invalid(v.clone()).into(),
                     ApiError::NotFound(s) => Status::not_found(s.clone()),
+                    ApiError::Precondition(s) => Status::failed_precondition(s.clone()),
                     ApiError::NotLogged(s) => ApiError::NotLogged(s.clone()).into(),
                     ApiError::Unavailable(s) => ApiError::Unavailable(s.clone()).into(),
                     ApiError::TooStale(s) => ApiError::TooStale(s.clone()).into(),
@@ -165,6 +171,7 @@ impl From<ApiError> for Status {
                 }
             }
             ApiError::NotFound(what) => Status::not_found(what),
+            ApiError::Precondition(why) => Status::failed_precondition(why),
             ApiError::Unauthenticated(why) => Status::unauthenticated(why),
             ApiError::Denied(why) => Status::permission_denied(why),
             ApiError::NotLogged(why) => Status::unavailable(format!(

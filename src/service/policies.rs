@@ -77,8 +77,18 @@ impl PolicySet {
         let Some(StoredPolicy { policy_id: id, source }) = self.store.policy_source(digest).await? else {
             return Err(ApiError::Internal(format!("policy version {digest} is missing from the store")));
         };
-        let policy = Policy::from_toml(&source)
-            .map_err(|e| ApiError::Internal(format!("stored policy {id} ({digest}) no longer parses: {e}")))?;
+        // A version an earlier release accepted and this one refuses (say,
+        // a negative stage figure, refused since points per stage are at
+        // least 0): the tender cannot be assessed under its rules as bound,
+        // and the platform can do something about it.
+        let policy = Policy::from_toml(&source).map_err(|e| {
+            tracing::warn!(policy = %id, %digest, error = %e, "a stored policy version no longer parses");
+            ApiError::Precondition(format!(
+                "the tender is bound to policy '{id}' version {digest}, which this release cannot apply ({e}); \
+                 no statement is issued under rules it would apply differently: register the tender again under a \
+                 policy this release accepts"
+            ))
+        })?;
         let policy = Arc::new(policy);
         self.by_digest.write().expect("policy lock").insert(digest.to_owned(), policy.clone());
         Ok(policy)

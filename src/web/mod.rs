@@ -119,6 +119,8 @@ enum WebError {
     NotFound(String),
     Invalid(String),
     Unavailable(String),
+    /// The tender cannot be assessed as it stands (its policy version).
+    Precondition(String),
     Internal(String),
 }
 
@@ -132,6 +134,7 @@ impl From<ApiError> for WebError {
             ApiError::Denied(m) => WebError::NotFound(m),
             e @ ApiError::Invalid(_) => WebError::Invalid(e.to_string()),
             e @ ApiError::Internal(_) => WebError::Internal(e.to_string()),
+            ApiError::Precondition(m) => WebError::Precondition(m),
             e => WebError::Unavailable(e.to_string()),
         }
     }
@@ -161,6 +164,14 @@ impl WebError {
                 )
                     .into_response()
             }
+            WebError::Precondition(e) => {
+                tracing::warn!(error = %e, "page: the tender cannot be assessed as bound");
+                (
+                    StatusCode::CONFLICT,
+                    Html(page::error(409, "无法按该项目绑定的信用规则出具结论", "该招标项目绑定的信用规则版本无法由当前版本的服务应用。本服务不会按与项目规则不同的方式出具结论；请招标平台按当前有效的规则版本重新登记该项目。")),
+                )
+                    .into_response()
+            }
         }
     }
 
@@ -171,6 +182,7 @@ impl WebError {
             WebError::NotFound(m) => (StatusCode::NOT_FOUND, m).into_response(),
             WebError::Invalid(m) => (StatusCode::BAD_REQUEST, m).into_response(),
             WebError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, format!("信用数据暂时无法读取：{m}")).into_response(),
+            WebError::Precondition(m) => (StatusCode::CONFLICT, format!("无法按该项目绑定的信用规则出具结论：{m}")).into_response(),
             WebError::Internal(m) => {
                 tracing::error!(error = %m, "web api: internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()

@@ -504,3 +504,41 @@ async fn unreachable_store_case(logged: bool) {
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("has not been reachable"), "{}", status.message());
 }
+
+/// A tender bound to a policy version an earlier release accepted and this
+/// one refuses (a negative stage figure, refused since issue 20) is not
+/// assessed under other rules, and the caller is told why and what to do:
+/// FAILED_PRECONDITION naming the policy, not INTERNAL.
+#[tokio::test]
+async fn a_tender_bound_to_a_policy_this_release_refuses_is_a_failed_precondition_naming_it() {
+    let db = sqlite_db();
+    let store = open(&db).await;
+    let legacy = include_str!("../../policies/national-template.toml")
+        .replace("id = \"national-template\"", "id = \"legacy-deduction\"")
+        .replace("evaluation    = { AA = 2.0, A = 1.0, B = 0, C = 0, D = 0 }", "evaluation    = { AA = 2.0, A = 1.0, B = -0.5, C = 0, D = 0 }");
+    assert!(legacy.contains("B = -0.5"), "the fixture edits the shipped policy");
+    assert!(credit_tender::policy::Policy::from_toml(&legacy).unwrap_err().contains("is negative"));
+    let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, legacy.as_bytes()));
+    store.put_policy("legacy-deduction", &digest, &legacy).await.unwrap();
+    let mut f = Fixture::new(&db).await;
+    f.tender("T-OLD", "national-template", "440300", "2026-12-15").await;
+    let old = store.tender(&credit_tender::domain::TenderId::parse("T-OLD").unwrap(), None).await.unwrap().unwrap();
+    // As an earlier release would have stored it: a tender bound to the legacy policy.
+    let bound = credit_tender::domain::Tender {
+        tender_id: credit_tender::domain::TenderId::parse("T-LEGACY").unwrap(),
+        policy_id: "legacy-deduction".into(),
+        policy_digest: digest.clone(),
+        ..old
+    };
+    store.insert_tender(&bound).await.unwrap();
+    let c = code(901);
+    let err = f
+        .assess
+        .assess(pb::AssessRequest { tender_id: "T-LEGACY".into(), bidder: Some(pb::Bidder { credit_codes: vec![c] }), contract_price_fen: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("legacy-deduction") && err.message().contains(&digest), "{}", err.message());
+    assert!(err.message().contains("is negative") && err.message().contains("register the tender again"), "{}", err.message());
+    assert_eq!(*f.server.cache.metrics().signatures().borrow(), 0, "nothing was signed for it");
+}
