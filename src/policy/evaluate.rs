@@ -64,6 +64,9 @@ pub enum ReasonCode {
     NoPointsForMethod(Stage),
     /// Every member is on a list the policy rewards.
     Reward(ListKind),
+    /// Every member is on a rewarded list, but the bidder has no credit
+    /// benefit (excluded, not qualified or withheld): no reward is granted.
+    RewardWithheld(ListKind),
 }
 
 impl std::fmt::Display for ReasonCode {
@@ -82,6 +85,7 @@ impl std::fmt::Display for ReasonCode {
             ReasonCode::DepositNotReduced => f.write_str("DEPOSIT_NOT_REDUCED"),
             ReasonCode::NoPointsForMethod(stage) => write!(f, "NO_{}_POINTS_FOR_METHOD", stage.as_str().to_ascii_uppercase()),
             ReasonCode::Reward(l) => list(f, "REWARD_", *l),
+            ReasonCode::RewardWithheld(l) => list(f, "REWARD_WITHHELD_", *l),
         }
     }
 }
@@ -210,7 +214,13 @@ pub fn evaluate(tender: &Tender, policy: &Policy, members: &[MemberInput<'_>], c
     let credit_benefit = qualified && !withheld;
     let method = tender.terms.evaluation_method;
     let mut points = points(policy, applied_grade, credit_benefit, method, &mut found);
-    let reward = rewarded_by.filter(|_| credit_benefit);
+    let reward = match rewarded_by {
+        Some((list, holders)) if !credit_benefit => {
+            withhold_reward(list, &holders, &mut found);
+            None
+        }
+        rewarded_by => rewarded_by,
+    };
     if let Some((list, holders)) = &reward {
         grant_reward(policy, *list, holders, method, &mut points, &mut found);
     }
@@ -264,6 +274,17 @@ fn reward_list(members: &[Member]) -> Option<(ListKind, Vec<(CreditCode, RecordI
         .map(|m| m.reward.as_ref().filter(|(l, _, _)| *l == first).map(|(_, c, r)| (c.clone(), r.clone())))
         .collect::<Option<Vec<_>>>()?;
     Some((first, holders))
+}
+
+/// A rewarded bidder without credit benefit: no reward points and no
+/// reward deposit share, said per member so that a holder of a red-list entry
+/// sees why it was not rewarded (the reasons that withheld the benefit stand
+/// beside it).
+fn withhold_reward(list: ListKind, holders: &[(CreditCode, RecordId)], found: &mut Findings) {
+    for (code, record) in holders {
+        let message = format!("on the {list} list: no joint reward, because the bidder has no credit benefit (see the other reasons)");
+        found.reason(ReasonCode::RewardWithheld(list), Effect::Points, Some(code), Some(record), message);
+    }
 }
 
 /// The joint reward: extra points at bid evaluation where the method awards

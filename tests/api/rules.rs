@@ -231,6 +231,17 @@ async fn rule_9_red_list_holders_earn_the_joint_reward() {
         assert_eq!((s.deposit_share_percent, s.evaluation_points), (100, 0.0));
         let (s, _) = f.assess("T1", &[&b, &plain]).await;
         assert!(s.reasons.iter().all(|r| r.effect != "reward"), "a consortium is rewarded only if every member is");
+
+        // A holder whose credit benefit is withheld is told the reward was
+        // not granted, beside the reason that withheld it.
+        let withheld = code(319);
+        f.put(&[eval("ew", &withheld, "440000", "B"), red("rw", &withheld), penalty_json("pw", &withheld, json!({}))]).await;
+        let (s, _) = f.assess("T1", &[&withheld]).await;
+        let codes = reasons(&s);
+        assert!(codes.contains(&("PENALTY_IN_PUBLICATION", "bonus")), "[{}] {codes:?}", db.backend);
+        assert!(codes.contains(&("REWARD_WITHHELD_TRANSPORT_RED_LIST", "points")), "[{}] {codes:?}", db.backend);
+        assert!(!codes.iter().any(|(c, _)| *c == "REWARD_TRANSPORT_RED_LIST"), "[{}] {codes:?}", db.backend);
+        assert_eq!((s.deposit_share_percent, s.evaluation_points), (100, 0.0), "[{}]", db.backend);
     }
 }
 
