@@ -20,8 +20,11 @@ impl Points {
     /// anything beyond ±[`Points::MAX`].
     pub fn from_decimal(v: f64) -> Result<Points, String> {
         let h = (v * 100.0).round();
-        if !v.is_finite() || (h - v * 100.0).abs() > 1e-6 || h.abs() > f64::from(Points::MAX.0) {
+        if !v.is_finite() || (h - v * 100.0).abs() > 1e-6 {
             return Err(format!("{v} must be a number of points with at most two decimals"));
+        }
+        if h.abs() > f64::from(Points::MAX.0) {
+            return Err(format!("{v} is beyond ±{} points", Points::MAX));
         }
         Ok(Points(h as i32))
     }
@@ -87,6 +90,6 @@ mod tests {
         assert_eq!(Points(-105).to_string(), "-1.05");
         assert_eq!(Points::from_decimal(0.29).unwrap(), Points(29));
         assert!(Points::from_decimal(0.291).is_err());
-        assert!(Points::from_decimal(10_000.01).is_err());
+        assert_eq!(Points::from_decimal(100_000.0).unwrap_err(), "100000 is beyond ±10000.00 points");
     }
 }

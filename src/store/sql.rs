@@ -441,7 +441,7 @@ where
                 }
                 Some(t) => RecordType::parse(&t.kind)
                     .and_then(|kind| kind.event_refusal(event))
-                    .map(|reason| ("event", format!("'{target}' is a {}: {reason}", t.kind))),
+                    .map(|reason| ("event", format!("'{target}' is a record of type {}: {reason}", t.kind))),
             };
             if let Some((field, reason)) = problem {
                 batch.problems.push((pos, FieldError::new(field, reason)));
