@@ -204,19 +204,19 @@ async fn verify_checks_inclusion_offline_and_names_every_bad_input() {
     p["treeSize"] = json!("7");
     let other = file(dir.path(), "other.json", p.to_string());
     let out = verify(&env_path, &keys_path, &cp, &other);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(65), "input data that does not fit together");
     assert!(stderr(&out).contains("a proof for another tree"), "{}", stderr(&out));
     // A truncated envelope.
     let text = std::fs::read_to_string(&env_path).unwrap();
     let truncated = file(dir.path(), "truncated.json", &text[..text.len() / 2]);
     let out = verify(&truncated, &keys_path, &cp, &proof);
-    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(out.status.code(), Some(65), "not an envelope: data refused");
     assert!(stderr(&out).contains("not a DSSE envelope"), "{}", stderr(&out));
     // An unknown log key: keys without the log's.
     let mut statement_only = keys.clone();
     statement_only.keys.retain(|k| k.role != "log");
     let out = verify(&env_path, &json_file(dir.path(), "no-log.json", &statement_only), &cp, &proof);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(65), "cannot check is not invalid: data missing");
     assert!(stderr(&out).contains("no listed key has role \"log\""), "{}", stderr(&out));
     // Another statement is not the proven leaf.
     let mut other_env = env.clone();
@@ -462,6 +462,10 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
     assert!(seen.len() >= cycles, "[{}] {} checkpoints for {cycles} cycles", db.backend, seen.len());
     for c in &seen {
         let old = tlog::verify_checkpoint(&c.note, &key).unwrap();
+        // The empty tree's checkpoint (published first): every tree extends it.
+        if old.size == 0 {
+            continue;
+        }
         if old.size == end_cp.size {
             assert_eq!(old.root, end_cp.root);
             continue;
