@@ -49,13 +49,22 @@ pub(super) fn unreachable(server: &str, e: &tonic::transport::Error) -> Exit {
     use tokio_rustls::rustls::{CertificateError, Error as TlsError};
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(cause) = source {
-        if let Some(tls) = cause.downcast_ref::<TlsError>() {
+        // tokio-rustls hands rustls' error up inside an io::Error.
+        let tls = cause.downcast_ref::<TlsError>().or_else(|| {
+            cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref::<TlsError>())
+        });
+        if let Some(tls) = tls {
             return Exit::unavailable(match tls {
                 TlsError::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }) => {
                     let host = server_host(server);
                     let names = match tls {
                         TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { presented, .. }) if !presented.is_empty() => {
-                            format!(" (it is for {})", presented.join(", "))
+                            // rustls describes each name as Debug (`DnsName("x")`): keep the name.
+                            let names: Vec<&str> = presented
+                                .iter()
+                                .map(|n| n.split_once('(').map_or(n.as_str(), |(_, rest)| rest.trim_end_matches(')').trim_matches('"')))
+                                .collect();
+                            format!(" (it is for {})", names.join(", "))
                         }
                         _ => String::new(),
                     };

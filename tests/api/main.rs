@@ -13,6 +13,7 @@ mod hardening;
 mod helpers;
 mod import;
 mod log;
+mod outside;
 mod records;
 mod rules;
 mod server;
