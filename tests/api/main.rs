@@ -15,6 +15,7 @@ mod http_fuzz;
 mod import;
 mod log;
 mod log_access;
+mod long_values;
 mod outside;
 mod records;
 mod rules;
