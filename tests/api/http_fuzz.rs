@@ -65,6 +65,79 @@ fn path() -> impl Strategy<Value = String> {
     ]
 }
 
+/// One kept-alive HTTP/1.1 connection (a fresh connection per request
+/// would run out of loopback ports in a long run: each one waits a minute
+/// in TIME_WAIT).
+#[derive(Default)]
+struct KeepAlive {
+    stream: Option<tokio::io::BufReader<tokio::net::TcpStream>>,
+}
+
+impl KeepAlive {
+    /// GET `path`: the status, or 0 if the server closed the connection
+    /// without an answer twice (once may be an idle connection it closed).
+    async fn get(&mut self, addr: std::net::SocketAddr, path: &str) -> u16 {
+        for _ in 0..2 {
+            if let Some(status) = self.try_get(addr, path).await {
+                return status;
+            }
+            self.stream = None;
+        }
+        0
+    }
+
+    async fn try_get(&mut self, addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        if self.stream.is_none() {
+            self.stream = Some(tokio::io::BufReader::new(tokio::net::TcpStream::connect(addr).await.ok()?));
+        }
+        let s = self.stream.as_mut()?;
+        s.get_mut().write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
+        let mut line = String::new();
+        if s.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let status = line.get(9..12)?.parse().ok()?;
+        let (mut length, mut chunked, mut close) = (None, false, false);
+        loop {
+            line.clear();
+            if s.read_line(&mut line).await.ok()? == 0 {
+                return None;
+            }
+            let header = line.trim_end().to_ascii_lowercase();
+            if header.is_empty() {
+                break;
+            }
+            if let Some(v) = header.strip_prefix("content-length:") {
+                length = v.trim().parse::<usize>().ok();
+            }
+            chunked |= header.starts_with("transfer-encoding:") && header.contains("chunked");
+            close |= header.starts_with("connection:") && header.contains("close");
+        }
+        if chunked {
+            loop {
+                line.clear();
+                s.read_line(&mut line).await.ok()?;
+                let size = usize::from_str_radix(line.trim().split(';').next()?, 16).ok()?;
+                let mut chunk = vec![0; size + 2];
+                s.read_exact(&mut chunk).await.ok()?;
+                if size == 0 {
+                    break;
+                }
+            }
+        } else if let Some(n) = length {
+            let mut body = vec![0; n];
+            s.read_exact(&mut body).await.ok()?;
+        } else {
+            close = true;
+        }
+        if close {
+            self.stream = None;
+        }
+        Some(status)
+    }
+}
+
 /// How many paths: `FUZZ_CASES`, 2,000 by default.
 fn cases() -> usize {
     std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
@@ -88,8 +161,9 @@ async fn every_http_route_answers_fuzzed_paths_with_a_status_and_never_panics() 
     let answers = futures_util::future::join_all(chunks.into_iter().map(|chunk| {
         tokio::spawn(async move {
             let mut out = Vec::with_capacity(chunk.len());
+            let mut conn = KeepAlive::default();
             for p in chunk {
-                let (status, _) = http_get_bytes(addr, &p).await;
+                let status = conn.get(addr, &p).await;
                 out.push((p, status));
             }
             out
