@@ -24,8 +24,9 @@ pub(super) async fn applied_sqlite(pool: &SqlitePool) -> Result<Applied, StoreEr
 
 /// The applied migrations of a PostgreSQL store, or `None` if it has no migration table.
 pub(super) async fn applied_postgres(pool: &PgPool) -> Result<Applied, StoreError> {
-    let has: Option<(String,)> = sqlx::query_as("SELECT CAST(to_regclass('_sqlx_migrations') AS TEXT)").fetch_optional(pool).await?;
-    if has.is_none_or(|(t,)| t.is_empty()) {
+    // NULL when there is no such table.
+    let has: Option<String> = sqlx::query_scalar("SELECT CAST(to_regclass('_sqlx_migrations') AS TEXT)").fetch_one(pool).await?;
+    if has.is_none() {
         return Ok(None);
     }
     Ok(Some(sqlx::query_as(APPLIED).fetch_all(pool).await?))
