@@ -19,13 +19,14 @@ pub async fn load(store: &Store, rules: &Rules) -> anyhow::Result<u64> {
     for (name, text) in FILES {
         let path = dir.path().join(name);
         std::fs::write(&path, text)?;
-        let opts = ImportOptions { rules: rules.input(), mode: WriteMode::Commit, document_ref: None, progress: &|_| {} };
+        let opts = ImportOptions { rules: rules.input(), mode: WriteMode::Commit, document_ref: None, encoding: None, progress: &|_| {} };
         match import_file(store, &path, &opts).await? {
             FileOutcome::Imported(o) | FileOutcome::Checked(o) => version = o.data_version,
             FileOutcome::Rejected(errors) => {
                 let list: Vec<String> = errors.iter().map(|e| format!("{name}:{}: {}", e.line, e.violation)).collect();
                 anyhow::bail!("shipped demo data is invalid:\n{}", list.join("\n"));
             }
+            FileOutcome::Unreadable(why) => anyhow::bail!("{name}: cannot read the demo data just written: {why}"),
         }
     }
     Ok(version)

@@ -4,6 +4,14 @@
 //! Files stream: each line is parsed, validated and handed to the store's
 //! write transaction as it is read, so memory stays flat however large the
 //! file. A file is all-or-nothing: any bad line rolls the whole file back.
+//!
+//! Files are read as spreadsheets write them ([`decode`]): UTF-8 with or
+//! without a byte-order mark, UTF-16 with one, or GB18030/GBK when the
+//! operator says so; CRLF, LF or CR line ends; tables separated by commas or
+//! (Excel's "Unicode text") tabs. Every line number reported is the one an
+//! editor shows.
+
+mod decode;
 
 use crate::domain::input::{parse_record, FieldError, InputRules};
 use crate::domain::Record;
@@ -15,7 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// One problem at one line of one file, shown as `FILE:LINE: field: reason`.
+/// One problem at one line of one file, shown as `FILE:LINE: field: reason`
+/// (`FILE: field: reason` for the file as a whole, line 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError {
     pub file: PathBuf,
@@ -25,7 +34,21 @@ pub struct LineError {
 
 impl std::fmt::Display for LineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {}", self.file.display(), self.line, self.violation)
+        match self.line {
+            0 => write!(f, "{}: {}", self.file.display(), self.violation),
+            line => write!(f, "{}:{line}: {}", self.file.display(), self.violation),
+        }
+    }
+}
+
+/// An I/O error as a sentence, without Rust's "(os error N)".
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::AlreadyExists => "it already exists".into(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
+        _ => e.to_string(),
     }
 }
 
@@ -37,11 +60,12 @@ pub enum Format {
 }
 
 impl Format {
-    /// By extension: `.jsonl`/`.ndjson` or `.csv`.
+    /// By extension: `.jsonl`/`.ndjson`, or a table: `.csv` (or `.tsv`,
+    /// `.txt`: Excel's "Unicode text" is tab-separated).
     pub fn of(path: &Path) -> Option<Format> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "jsonl" | "ndjson" => Some(Format::JsonLines),
-            "csv" => Some(Format::Csv),
+            "csv" | "tsv" | "txt" => Some(Format::Csv),
             _ => None,
         }
     }
@@ -61,6 +85,8 @@ pub enum FileOutcome {
     /// Dry run: what a real import would have done; nothing was kept.
     Checked(WriteOutcome),
     Rejected(Vec<LineError>),
+    /// The file could not be opened (missing, not permitted, a directory): why.
+    Unreadable(String),
 }
 
 /// Options that apply to every file of one import.
@@ -69,6 +95,8 @@ pub struct ImportOptions<'a> {
     pub mode: WriteMode,
     /// Used for CSV rows without a `document_ref` column.
     pub document_ref: Option<&'a str>,
+    /// The encoding of files without a byte-order mark (default UTF-8).
+    pub encoding: Option<&'static encoding_rs::Encoding>,
     /// Called with the bytes read so far, for a progress display.
     pub progress: &'a (dyn Fn(u64) + Sync),
 }
@@ -83,11 +111,11 @@ pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -
         }]))
     };
     let Some(format) = Format::of(path) else {
-        return reject(0, "file", "unknown file type: name it .jsonl (or .ndjson) for JSON Lines, .csv for an evaluation table".into());
+        return reject(0, "file", "unknown file type: name it .jsonl (or .ndjson) for JSON Lines, .csv (or .tsv, .txt) for an evaluation table".into());
     };
-    let file = match File::open(path) {
+    let file = match File::open(path).and_then(|f| if f.metadata()?.is_dir() { Err(std::io::ErrorKind::IsADirectory.into()) } else { Ok(f) }) {
         Ok(f) => f,
-        Err(e) => return reject(0, "file", format!("cannot open: {e}")),
+        Err(e) => return Ok(FileOutcome::Unreadable(io_reason(&e))),
     };
     // The file is read and parsed on a thread of its own while this one
     // hands the parsed records to the store (whose SQLite runs on a third):
@@ -100,13 +128,20 @@ pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -
         publication: opts.rules.publication.clone(),
     };
     let document_ref = opts.document_ref.map(str::to_owned);
+    let encoding = opts.encoding;
     let read = Arc::new(AtomicU64::new(0));
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>, (u64, FieldError)>>(PARSED_AHEAD);
     let parser = {
         let read = read.clone();
         std::thread::Builder::new().name("import-parser".into()).spawn(move || {
             let rules = rules.input();
-            let reader = CountingReader { inner: file, read };
+            let reader = match decode::Decoded::open(CountingReader { inner: file, read }, encoding) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err((e.line, FieldError::new("encoding", e.reason))));
+                    return;
+                }
+            };
             let lines: Box<dyn Iterator<Item = Item>> = match format {
                 Format::JsonLines => Box::new(JsonLines::new(BufReader::with_capacity(1 << 16, reader), rules)),
                 Format::Csv => match CsvRows::new(reader, rules, document_ref.as_deref()) {
@@ -214,11 +249,12 @@ struct JsonLines<'a, R> {
     rules: InputRules<'a>,
     line: u64,
     buf: Vec<u8>,
+    done: bool,
 }
 
 impl<'a, R: BufRead> JsonLines<'a, R> {
     fn new(reader: R, rules: InputRules<'a>) -> Self {
-        JsonLines { reader, rules, line: 0, buf: Vec::with_capacity(1024) }
+        JsonLines { reader, rules, line: 0, buf: Vec::with_capacity(1024), done: false }
     }
 }
 
@@ -254,12 +290,23 @@ impl<R: BufRead> Iterator for JsonLines<'_, R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            if self.done {
+                return None;
+            }
             self.buf.clear();
             self.line += 1;
             match self.reader.read_until(b'\n', &mut self.buf) {
                 Ok(0) => return None,
                 Ok(_) => {}
-                Err(e) => return Some((self.line, Err(one("file", format!("read failed: {e}"))))),
+                Err(e) => {
+                    // A decoding error ends the file: nothing after it can be trusted.
+                    let why = match e.get_ref().and_then(|inner| inner.downcast_ref::<decode::DecodeError>()) {
+                        Some(d) => one("encoding", d.reason.clone()),
+                        None => one("file", format!("read failed: {e}")),
+                    };
+                    self.done = true;
+                    return Some((self.line, Err(why)));
+                }
             }
             if let Some(result) = parse_json_line(&self.buf, self.rules) {
                 return Some((self.line, result));
@@ -269,8 +316,11 @@ impl<R: BufRead> Iterator for JsonLines<'_, R> {
 }
 
 /// CSV evaluation tables: a header naming [`CSV_COLUMNS`], then one result per row.
-struct CsvRows<'a, R> {
-    reader: csv::Reader<R>,
+struct CsvRows<'a, R: Read> {
+    reader: csv::Reader<BufReader<decode::Decoded<R>>>,
+    /// Editors' line numbers for the csv crate's byte offsets.
+    lines: std::sync::Arc<std::sync::Mutex<decode::Lines>>,
+    failure: std::sync::Arc<std::sync::Mutex<Option<decode::DecodeError>>>,
     rules: InputRules<'a>,
     columns: Vec<String>,
     document_ref: Option<&'a str>,
@@ -281,16 +331,26 @@ struct CsvRows<'a, R> {
 }
 
 impl<'a, R: Read> CsvRows<'a, R> {
-    fn new(inner: R, rules: InputRules<'a>, document_ref: Option<&'a str>) -> Result<Self, (u64, FieldError)> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(inner);
-        let header = reader.byte_headers().map_err(|e| (1, csv_error(e)))?.clone();
+    fn new(inner: decode::Decoded<R>, rules: InputRules<'a>, document_ref: Option<&'a str>) -> Result<Self, (u64, FieldError)> {
+        let (lines, failure) = (inner.lines(), inner.failure());
+        let mut inner = BufReader::with_capacity(1 << 16, inner);
+        // Commas, or tabs (Excel's "Unicode text"): as the header line has them.
+        let head = inner.fill_buf().map_err(|e| (failure_line(&failure), read_error(&e)))?;
+        let first = head.split(|&b| b == b'\n' || b == b'\r').next().unwrap_or_default();
+        let delimiter = if first.contains(&b'\t') && !first.contains(&b',') { b'\t' } else { b',' };
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).delimiter(delimiter).from_reader(inner);
+        let header = match reader.byte_headers() {
+            Ok(h) => h.clone(),
+            Err(e) => return Err(csv_failure(e, &failure, &lines)),
+        };
+        let line = header.position().map_or(1, |p| lines.lock().expect("lines lock").line_at(p.byte()));
         if header.is_empty() {
-            return Err((1, FieldError::new("file", "is empty: no header and no records")));
+            return Err((line, FieldError::new("file", "is empty: no header and no records")));
         }
         let mut columns = Vec::new();
         for (i, raw) in header.iter().enumerate() {
             let name = std::str::from_utf8(raw)
-                .map_err(|_| (1, FieldError::new("header", format!("column {} is not valid UTF-8", i + 1))))?;
+                .map_err(|_| (line, FieldError::new("header", format!("column {} is not valid UTF-8", i + 1))))?;
             columns.push(name.trim_start_matches('\u{feff}').trim().to_ascii_lowercase());
         }
         let expected = CSV_COLUMNS.join(",");
@@ -298,19 +358,30 @@ impl<'a, R: Read> CsvRows<'a, R> {
             && columns.iter().zip(CSV_COLUMNS).all(|(a, b)| a == b)
             && columns[CSV_COLUMNS.len()..].iter().all(|c| CSV_OPTIONAL_COLUMNS.contains(&c.as_str()));
         if !head_ok {
+            let shown: String = columns.join(",");
             return Err((
-                1,
+                line,
                 FieldError::new(
                     "header",
                     format!(
                         "unexpected header '{}': expected '{expected}', optionally followed by {}",
-                        columns.join(","),
+                        crate::domain::text::shown(&shown),
                         CSV_OPTIONAL_COLUMNS.join(", ")
                     ),
                 ),
             ));
         }
-        Ok(CsvRows { reader, rules, columns, document_ref, record: csv::ByteRecord::new(), obj: Map::new(), done: false })
+        Ok(CsvRows {
+            reader,
+            lines,
+            failure,
+            rules,
+            columns,
+            document_ref,
+            record: csv::ByteRecord::new(),
+            obj: Map::new(),
+            done: false,
+        })
     }
 
     fn row(&mut self) -> Result<Record, Vec<FieldError>> {
@@ -358,10 +429,31 @@ fn set(obj: &mut Map<String, Value>, key: &str, value: &str) {
     }
 }
 
-fn csv_error(e: csv::Error) -> FieldError {
+/// The line of the first decoding error (its text stops there).
+fn failure_line(failure: &std::sync::Mutex<Option<decode::DecodeError>>) -> u64 {
+    failure.lock().expect("failure lock").as_ref().map_or(0, |e| e.line)
+}
+
+fn read_error(e: &std::io::Error) -> FieldError {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<decode::DecodeError>()) {
+        Some(d) => FieldError::new("encoding", d.reason.clone()),
+        None => FieldError::new("file", format!("read failed: {e}")),
+    }
+}
+
+/// A hard csv error, at its line: a decoding error where the text stopped,
+/// any other where the csv crate stopped.
+fn csv_failure(
+    e: csv::Error,
+    failure: &std::sync::Mutex<Option<decode::DecodeError>>,
+    lines: &std::sync::Mutex<decode::Lines>,
+) -> (u64, FieldError) {
     match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => FieldError::new("encoding", "invalid UTF-8"),
-        _ => FieldError::new("csv", format!("malformed CSV: {e}")),
+        csv::ErrorKind::Io(io) => (failure_line(failure), read_error(io)),
+        _ => {
+            let line = e.position().map_or(0, |p| lines.lock().expect("lines lock").line_at(p.byte()));
+            (line, FieldError::new("csv", format!("malformed CSV: {e}")))
+        }
     }
 }
 
@@ -369,20 +461,25 @@ impl<R: Read> Iterator for CsvRows<'_, R> {
     type Item = (u64, Result<Record, Vec<FieldError>>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.reader.read_byte_record(&mut self.record) {
-            Ok(false) => None,
-            Ok(true) => {
-                let line = self.record.position().map_or(0, |p| p.line());
-                Some((line, self.row()))
+        loop {
+            if self.done {
+                return None;
             }
-            Err(e) => {
-                // The csv reader cannot resync after a hard error: stop here.
-                self.done = true;
-                let line = e.position().map_or(0, |p| p.line());
-                Some((line, Err(vec![csv_error(e)])))
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(false) => return None,
+                // A row of empty cells is what a spreadsheet writes for a
+                // formatted but empty row: nothing to import.
+                Ok(true) if self.record.iter().all(|f| f.trim_ascii().is_empty()) => continue,
+                Ok(true) => {
+                    let line = self.record.position().map_or(0, |p| self.lines.lock().expect("lines lock").line_at(p.byte()));
+                    return Some((line, self.row()));
+                }
+                Err(e) => {
+                    // The csv reader cannot resync after a hard error: stop here.
+                    self.done = true;
+                    let (line, why) = csv_failure(e, &self.failure, &self.lines);
+                    return Some((line, Err(vec![why])));
+                }
             }
         }
     }
@@ -395,7 +492,8 @@ pub(crate) type ParsedRows = Vec<(u64, Result<Record, Vec<FieldError>>)>;
 /// Every row of a CSV evaluation table, parsed (for the fuzz tests).
 #[cfg(test)]
 pub(crate) fn csv_rows(bytes: &[u8], rules: InputRules<'_>) -> Result<ParsedRows, (u64, FieldError)> {
-    Ok(CsvRows::new(bytes, rules, Some("r"))?.collect())
+    let decoded = decode::Decoded::open(bytes, None).map_err(|e| (e.line, FieldError::new("encoding", e.reason)))?;
+    Ok(CsvRows::new(decoded, rules, Some("r"))?.collect())
 }
 
 #[cfg(test)]

@@ -57,6 +57,26 @@ pub struct ServerOptions {
     /// Sign the statements of open tenders' bids in the background when a
     /// bid is registered or a bidder's records change (`crate::refresh`).
     pub background_refresh: bool,
+    /// Told the address once everything the server needs is loaded and it
+    /// accepts connections (the CLI prints `listening on ADDR` then).
+    pub ready: Ready,
+}
+
+/// A call made once the server serves: after the keys, the log, the store,
+/// TLS and the principals are all in place, never before.
+#[derive(Clone, Default)]
+pub struct Ready(Option<Arc<dyn Fn(SocketAddr) + Send + Sync>>);
+
+impl Ready {
+    pub fn new(f: impl Fn(SocketAddr) + Send + Sync + 'static) -> Ready {
+        Ready(Some(Arc::new(f)))
+    }
+}
+
+impl std::fmt::Debug for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Ready(Some(..))" } else { "Ready(None)" })
+    }
 }
 
 /// How the transparency log is kept.
@@ -92,6 +112,7 @@ impl Default for ServerOptions {
             handshake_timeout: Duration::from_secs(10),
             log: Some(LogOptions::default()),
             background_refresh: true,
+            ready: Ready::default(),
         }
     }
 }
@@ -144,6 +165,24 @@ pub fn check_listen_address(addr: SocketAddr, secured: bool, allow_remote: bool)
          address could write credit records. Give both, listen on 127.0.0.1, or pass --insecure-allow-remote if a \
          trusted network or proxy in front of it does TLS and authentication."
     ))
+}
+
+/// What `run` refuses before it serves anything: a log without its key, a
+/// log origin that is not a name. The CLI asks first, so that a bad
+/// configuration is reported as one (exit 78), with nothing announced.
+pub fn check_options(state: &AppState, options: &ServerOptions) -> Result<(), String> {
+    if let Some(o) = &options.log {
+        if state.keys.get().log_signer().is_none() {
+            return Err("the transparency log signs checkpoints with its own key: add one to the keys file \
+                        (`credit-tender keygen --out log.pk8`, then a [[key]] with role = \"log\" and status = \"active\"), \
+                        or run with --no-transparency-log"
+                .into());
+        }
+        if o.origin.is_empty() || o.origin.chars().any(|c| c.is_whitespace() || c == '+') {
+            return Err(format!("--log-origin '{}' is not a log name: it must be non-empty, without spaces or '+'", o.origin));
+        }
+    }
+    Ok(())
 }
 
 /// Every service and page on the one port: the gRPC services (each with its
@@ -228,17 +267,9 @@ pub async fn run(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CreditDataServiceServer<CreditDataApi>>().await;
 
+    check_options(&state, &options).map_err(anyhow::Error::msg)?;
     let (log, log_tasks) = match &options.log {
         Some(o) => {
-            if state.keys.get().log_signer().is_none() {
-                anyhow::bail!(
-                    "the transparency log signs checkpoints with its own key: add one to the keys file \
-                     (`credit-tender keygen --out log.pk8`, then a [[key]] with role = \"log\" and status = \"active\")"
-                );
-            }
-            if o.origin.is_empty() || o.origin.chars().any(|c| c.is_whitespace() || c == '+') {
-                anyhow::bail!("--log-origin '{}' is not a log name: it must be non-empty, without spaces or '+'", o.origin);
-            }
             let (log, sequencer) = Log::new(state.store.clone(), o.origin.clone(), state.keys.clone(), state.metrics.clone());
             let sequencer = tokio::spawn(sequencer);
             let publisher = tokio::spawn(log.clone().publish_every(o.checkpoint_interval));
@@ -310,6 +341,9 @@ pub async fn run(
         None => tokio::spawn(router.serve_with_incoming_shutdown(crate::listen::plain(listener, limits, metrics), stopped)),
     };
     tracing::info!(%addr, store = state.store.backend_name(), signing_key = state.keys.get().active_key_id(), "serving gRPC");
+    if let Some(ready) = &options.ready.0 {
+        ready(addr);
+    }
 
     tokio::select! {
         result = &mut server => {

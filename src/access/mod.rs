@@ -10,8 +10,8 @@
 //! | provider | PutRecords for records whose issuer (evaluations) or authority (list entries, penalties) is in its scope, commitments if its scope says so, events on such records; GetProfile of codes it has written |
 //! | platform | RegisterTender, AmendTender, RegisterBid, GetTender, ListTenders, Assess, AssessTender, CheckDeposit and GrantCommitteeAccess on tenders in its regions |
 //! | committee | its one tender's page and statements, until the grant expires |
-//! | supervisor | read everything: profiles, tenders, statements, metrics |
-//! | anyone | health, ListKeys, reflection, the page's assets |
+//! | supervisor | read everything: profiles, tenders, statements, metrics, the log's entries |
+//! | anyone | health, ListKeys, reflection, the page's assets; the log's checkpoints, proofs and hash tiles |
 //!
 //! A tender outside a caller's scope is "not found", never "forbidden", so
 //! ids are not revealed.
@@ -152,6 +152,11 @@ pub enum Decision {
 
 /// Whether `caller` may do `action` on `resource` at `now`.
 pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: DateTime<Utc>) -> Decision {
+    // Hashes only: anyone holding a statement may check it was logged, and an
+    // auditor needs no account to follow the log (checkpoints, proofs, hash tiles).
+    if action == Action::ReadLogProofs {
+        return Decision::Allow;
+    }
     let p = match caller {
         Caller::Local => return Decision::Allow,
         Caller::Anonymous => {
@@ -160,9 +165,6 @@ pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: Date
         Caller::Principal(p) => p,
     };
     let denied = || Decision::Deny(format!("{} '{}' may not call {}", p.role, p.name, action.name()));
-    if action == Action::ReadLogProofs {
-        return Decision::Allow;
-    }
     match (&p.scope, action) {
         (Scope::Supervisor, a) if is_read(a) => Decision::Allow,
         (Scope::Supervisor, _) => Decision::Deny(format!("supervisor '{}' reads only; {} writes", p.name, action.name())),

@@ -1,6 +1,7 @@
 //! `credit-tender token create` and `credit-tender cert`: what an operator
 //! needs to give callers an identity.
 
+use super::out::{errln, outln};
 use super::Exit;
 use crate::access::principals::new_token;
 use crate::access::Role;
@@ -46,8 +47,8 @@ pub fn token(cmd: &TokenCommand) -> Result<(), Exit> {
         .filter(|r| *r != Role::Committee)
         .ok_or_else(|| Exit::usage(format!("--role: '{}' is not one of provider, platform, supervisor", args.role)))?;
     let (token, digest) = new_token();
-    println!("{token}");
-    eprintln!(
+    outln!("{token}");
+    errln!(
         "Give the token above to '{}' once; it is not stored. Add to the principals file:\n\n\
          [[principal]]\nname = \"{}\"\nrole = \"{role}\"\ntoken_sha256 = \"{digest}\"\n# and its scope: regions, issuers, authorities",
         args.name, args.name
@@ -65,16 +66,16 @@ fn write_new(path: &Path, contents: &str, secret: bool) -> Result<(), Exit> {
         options.mode(0o600);
     }
     let _ = secret;
-    let mut f = options.open(path).map_err(|e| Exit::usage(format!("{}: cannot create: {e}", path.display())))?;
-    f.write_all(contents.as_bytes()).map_err(|e| Exit::failed(format!("{}: {e}", path.display())))
+    let mut f = options.open(path).map_err(|e| Exit::creating(path, &e))?;
+    f.write_all(contents.as_bytes()).map_err(|e| Exit::io(format!("{}: cannot write: {}", path.display(), super::exit::io_reason(&e))))
 }
 
 /// A self-signed CA and, signed by it, a server certificate for `hosts` and
 /// client certificates: enough for a test deployment over TLS.
 pub fn cert(args: &CertArgs) -> Result<(), Exit> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-    let failed = |e: rcgen::Error| Exit::failed(format!("cannot make certificates: {e}"));
-    std::fs::create_dir_all(&args.out).map_err(|e| Exit::usage(format!("{}: {e}", args.out.display())))?;
+    let failed = |e: rcgen::Error| Exit::usage(format!("cannot make certificates: {e}"));
+    std::fs::create_dir_all(&args.out).map_err(|e| Exit::creating(&args.out, &e))?;
     let now = time::OffsetDateTime::now_utc();
     let until = now + time::Duration::days(i64::from(args.days));
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
@@ -104,8 +105,8 @@ pub fn cert(args: &CertArgs) -> Result<(), Exit> {
         let cert = client.signed_by(&key, &issuer).map_err(failed)?;
         write_new(&args.out.join(format!("client-{cn}.pem")), &cert.pem(), false)?;
         write_new(&args.out.join(format!("client-{cn}.key")), &key.serialize_pem(), true)?;
-        eprintln!("client certificate for principal subject \"CN={cn}\"");
+        errln!("client certificate for principal subject \"CN={cn}\"");
     }
-    eprintln!("wrote {}: ca.pem (trust it on clients), server.pem, server.key", args.out.display());
+    errln!("wrote {}: ca.pem (trust it on clients), server.pem, server.key", args.out.display());
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Small gRPC clients: `assess` and `keys`, writing the JSON forms `verify` reads.
 
+use super::out::{outln, outp};
 use super::{render, Exit};
 use crate::proto::v1 as pb;
 use clap::Args;
@@ -37,11 +38,7 @@ pub struct KeysArgs {
 async fn channel(server: &str) -> Result<tonic::transport::Channel, Exit> {
     let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
         .map_err(|e| Exit::usage(format!("--server {server}: {e}")))?;
-    endpoint.connect().await.map_err(|e| Exit { status: 69, message: format!("cannot reach {server}: {e}") })
-}
-
-fn status(e: tonic::Status) -> Exit {
-    Exit::failed(format!("{:?}: {}", e.code(), e.message()))
+    endpoint.connect().await.map_err(|e| super::log::unreachable(server, &e))
 }
 
 pub async fn assess(args: &AssessArgs) -> Result<(), Exit> {
@@ -50,20 +47,20 @@ pub async fn assess(args: &AssessArgs) -> Result<(), Exit> {
     let r = client
         .assess(pb::AssessRequest { tender_id: args.tender.clone(), bidder: Some(bidder), contract_price_fen: args.contract_price_fen })
         .await
-        .map_err(status)?
+        .map_err(|e| Exit::from_status(&args.server.server, &e))?
         .into_inner();
     if args.json {
-        let env = r.envelope.ok_or_else(|| Exit::failed("the server sent no envelope"))?;
-        println!("{}", serde_json::to_string_pretty(&env).expect("envelopes serialise"));
+        let env = r.envelope.ok_or_else(|| Exit::software("the server sent no envelope"))?;
+        outln!("{}", serde_json::to_string_pretty(&env).expect("envelopes serialise"));
     } else if let Some(s) = &r.statement {
-        print!("{}", render::assessment(s));
+        outp!("{}", render::assessment(s));
     }
     Ok(())
 }
 
 pub async fn keys(args: &KeysArgs) -> Result<(), Exit> {
     let mut client = pb::key_service_client::KeyServiceClient::new(channel(&args.server.server).await?);
-    let r = client.list_keys(pb::ListKeysRequest {}).await.map_err(status)?.into_inner();
-    println!("{}", serde_json::to_string_pretty(&r).expect("keys serialise"));
+    let r = client.list_keys(pb::ListKeysRequest {}).await.map_err(|e| Exit::from_status(&args.server.server, &e))?.into_inner();
+    outln!("{}", serde_json::to_string_pretty(&r).expect("keys serialise"));
     Ok(())
 }

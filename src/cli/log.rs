@@ -3,6 +3,7 @@
 //! alarms, `recompute` explains a logged statement from the store.
 
 use super::verify::{keys_file, keys_of, verified_checkpoint};
+use super::out::{errln, outln};
 use super::Exit;
 use crate::log::tree::{self, Hash, Known};
 use crate::log::VerifiedCheckpoint;
@@ -33,17 +34,73 @@ type Ch = InterceptedService<Channel, Bearer>;
 async fn connect(c: &Connect) -> Result<Ch, Exit> {
     let mut endpoint = tonic::transport::Endpoint::from_shared(c.server.clone()).map_err(|e| Exit::usage(format!("--server {}: {e}", c.server)))?;
     if let Some(ca) = &c.ca {
-        let pem = std::fs::read(ca).map_err(|e| Exit::usage(format!("{}: cannot read: {e}", ca.display())))?;
+        let pem = std::fs::read(ca).map_err(|e| Exit::reading(ca, &e))?;
         let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(pem));
         endpoint = endpoint.tls_config(tls).map_err(|e| Exit::usage(format!("--ca {}: {e}", ca.display())))?;
     }
-    let channel = endpoint.connect().await.map_err(|e| Exit { status: 69, message: format!("cannot reach {}: {e}", c.server) })?;
+    let channel = endpoint.connect().await.map_err(|e| unreachable(&c.server, &e))?;
     let bearer = Bearer::new(c.token.as_deref()).map_err(|_| Exit::usage("--token is not a valid header value"))?;
     Ok(InterceptedService::new(channel, bearer))
 }
 
-fn status(e: tonic::Status) -> Exit {
-    Exit::failed(format!("{:?}: {}", e.code(), e.message()))
+/// Why `server` could not be reached, in a sentence: a certificate for
+/// another name says so and what to do, instead of rustls' Debug dump.
+pub(super) fn unreachable(server: &str, e: &tonic::transport::Error) -> Exit {
+    use tokio_rustls::rustls::{CertificateError, Error as TlsError};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = source {
+        // tokio-rustls hands rustls' error up inside an io::Error.
+        let tls = cause.downcast_ref::<TlsError>().or_else(|| {
+            cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref::<TlsError>())
+        });
+        if let Some(tls) = tls {
+            return Exit::unavailable(match tls {
+                TlsError::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }) => {
+                    let host = server_host(server);
+                    let names = match tls {
+                        TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { presented, .. }) if !presented.is_empty() => {
+                            // rustls describes each name as Debug (`DnsName("x")`): keep the name.
+                            let names: Vec<&str> = presented
+                                .iter()
+                                .map(|n| n.split_once('(').map_or(n.as_str(), |(_, rest)| rest.trim_end_matches(')').trim_matches('"')))
+                                .collect();
+                            format!(" (it is for {})", names.join(", "))
+                        }
+                        _ => String::new(),
+                    };
+                    format!(
+                        "cannot reach {server}: the server's certificate is not valid for '{host}'{names}. Connect with --server \
+                         to a name the certificate lists, or issue the certificate for this name (`credit-tender cert --host {host}`)"
+                    )
+                }
+                TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+                    "cannot reach {server}: the server's certificate is not signed by the CA given with --ca (or --ca is missing)"
+                ),
+                TlsError::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
+                    format!("cannot reach {server}: the server's certificate has expired")
+                }
+                other => format!("cannot reach {server}: TLS failed: {other}"),
+            });
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return Exit::unavailable(format!("cannot reach {server}: connection refused (is the server running, on that port?)"));
+        }
+        source = cause.source();
+    }
+    let chain = std::iter::successors(Some(e as &dyn std::error::Error), |c| c.source()).map(ToString::to_string).collect::<Vec<_>>().join(": ");
+    Exit::unavailable(format!("cannot reach {server}: {chain}"))
+}
+
+/// The host part of a server URL.
+fn server_host(server: &str) -> &str {
+    let rest = server.split_once("://").map_or(server, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -65,12 +122,13 @@ pub struct ProofArgs {
 pub async fn proof(args: &ProofArgs) -> Result<(), Exit> {
     let mut log = pb::log_service_client::LogServiceClient::new(connect(&args.connect).await?);
     let request = pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(args.index)), tree_size: 0 };
-    let p = log.get_inclusion_proof(request).await.map_err(status)?.into_inner();
-    let checkpoint = p.checkpoint.clone().ok_or_else(|| Exit::failed("the server sent no checkpoint with the proof"))?;
-    let write = |path: &Path, text: &str| std::fs::write(path, text).map_err(|e| Exit::failed(format!("{}: cannot write: {e}", path.display())));
+    let server = args.connect.server.as_str();
+    let p = log.get_inclusion_proof(request).await.map_err(|e| Exit::from_status(server, &e))?.into_inner();
+    let checkpoint = p.checkpoint.clone().ok_or_else(|| Exit::software("the server sent no checkpoint with the proof"))?;
+    let write = |path: &Path, text: &str| std::fs::write(path, text).map_err(|e| Exit::creating(path, &e));
     write(&args.checkpoint, &checkpoint.note)?;
     write(&args.proof, &serde_json::to_string_pretty(&p).expect("proofs serialise"))?;
-    println!("leaf {} in the tree of {}: checkpoint {}, proof {}", p.leaf_index, p.tree_size, args.checkpoint.display(), args.proof.display());
+    outln!("leaf {} in the tree of {}: checkpoint {}, proof {}", p.leaf_index, p.tree_size, args.checkpoint.display(), args.proof.display());
     Ok(())
 }
 
@@ -102,18 +160,18 @@ struct Alarm(String);
 fn read_state(dir: &Path) -> Result<(AuditState, Vec<Hash>), Exit> {
     let state_path = dir.join("state.json");
     let state = match std::fs::read_to_string(&state_path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| Exit::usage(format!("{}: corrupt auditor state: {e}", state_path.display())))?,
+        Ok(text) => serde_json::from_str(&text).map_err(|e| Exit::data(format!("{}: corrupt auditor state: {e}", state_path.display())))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => AuditState::default(),
-        Err(e) => return Err(Exit::usage(format!("{}: cannot read: {e}", state_path.display()))),
+        Err(e) => return Err(Exit::reading(&state_path, &e)),
     };
     let hashes_path = dir.join("hashes");
     let bytes = match std::fs::read(&hashes_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(Exit::usage(format!("{}: cannot read: {e}", hashes_path.display()))),
+        Err(e) => return Err(Exit::reading(&hashes_path, &e)),
     };
     if bytes.len() % tree::HASH_SIZE != 0 {
-        return Err(Exit::usage(format!("{}: corrupt: not a whole number of hashes", hashes_path.display())));
+        return Err(Exit::data(format!("{}: corrupt: not a whole number of hashes", hashes_path.display())));
     }
     Ok((state, bytes.chunks(tree::HASH_SIZE).map(|c| tree::hash_from_bytes(c).expect("32 bytes")).collect()))
 }
@@ -123,7 +181,7 @@ fn write_state(dir: &Path, state: &AuditState, hashes: &[Hash]) -> Result<(), Ex
         let tmp = dir.join(format!("{name}.tmp"));
         std::fs::write(&tmp, bytes)
             .and_then(|()| std::fs::rename(&tmp, dir.join(name)))
-            .map_err(|e| Exit::failed(format!("{}: cannot write: {e}", dir.join(name).display())))
+            .map_err(|e| Exit::io(format!("{}: cannot write: {}", dir.join(name).display(), super::exit::io_reason(&e))))
     };
     write("hashes", &hashes.iter().flat_map(|h| h.0).collect::<Vec<u8>>())?;
     write("state.json", serde_json::to_string_pretty(state).expect("state serialises").as_bytes())
@@ -131,6 +189,7 @@ fn write_state(dir: &Path, state: &AuditState, hashes: &[Hash]) -> Result<(), Ex
 
 /// The keys to trust: --keys, else those kept in DIR, else the server's (kept).
 async fn audit_keys(args: &AuditArgs, ch: &Ch) -> Result<Vec<PublicKeyInfo>, Exit> {
+    let status = |e: tonic::Status| Exit::from_status(&args.connect.server, &e);
     if let Some(path) = &args.keys {
         return keys_file(path);
     }
@@ -140,7 +199,7 @@ async fn audit_keys(args: &AuditArgs, ch: &Ch) -> Result<Vec<PublicKeyInfo>, Exi
     }
     let listed = pb::key_service_client::KeyServiceClient::new(ch.clone()).list_keys(pb::ListKeysRequest {}).await.map_err(status)?.into_inner();
     std::fs::write(&kept, serde_json::to_string_pretty(&listed).expect("keys serialise"))
-        .map_err(|e| Exit::failed(format!("{}: cannot write: {e}", kept.display())))?;
+        .map_err(|e| Exit::io(format!("{}: cannot write: {}", kept.display(), super::exit::io_reason(&e))))?;
     keys_of(listed, &kept)
 }
 
@@ -178,8 +237,9 @@ fn question_and_answer(env: &pb::Envelope) -> Option<(String, String, String)> {
 
 /// Follows the log from the last checkpoint it verified to the newest.
 pub async fn audit(args: &AuditArgs) -> Result<(), Exit> {
+    let status = |e: tonic::Status| Exit::from_status(&args.connect.server, &e);
     let ch = connect(&args.connect).await?;
-    std::fs::create_dir_all(&args.state).map_err(|e| Exit::usage(format!("{}: cannot create: {e}", args.state.display())))?;
+    std::fs::create_dir_all(&args.state).map_err(|e| Exit::creating(&args.state, &e))?;
     let keys = audit_keys(args, &ch).await?;
     let (mut state, mut hashes) = read_state(&args.state)?;
     let mut log = pb::log_service_client::LogServiceClient::new(ch);
@@ -193,7 +253,7 @@ pub async fn audit(args: &AuditArgs) -> Result<(), Exit> {
     if let Some(old) = &old {
         fork_check(&mut log, old, &new, state.checkpoint.as_deref().unwrap_or_default(), &newest.note).await?;
         if tree::stored_hash_count(old.size) != hashes.len() as u64 {
-            return Err(Exit::usage(format!("{}: the kept hashes do not match the kept checkpoint", args.state.display())));
+            return Err(Exit::data(format!("{}: the kept hashes do not match the kept checkpoint", args.state.display())));
         }
     }
     let mut alarms = Vec::new();
@@ -203,7 +263,7 @@ pub async fn audit(args: &AuditArgs) -> Result<(), Exit> {
     while at < new.size {
         let got = log.get_entries(pb::GetEntriesRequest { start: at, end: new.size }).await.map_err(status)?.into_inner();
         if got.entries.is_empty() {
-            return Err(Exit::failed(format!("the server sent no entries from {at} though its checkpoint has {}", new.size)));
+            return Err(Exit::verdict(format!("ALARM: the server sent no entries from {at} though its checkpoint has {}", new.size)));
         }
         for entry in got.entries {
             leaves.push((at, entry.to_vec()));
@@ -216,17 +276,17 @@ pub async fn audit(args: &AuditArgs) -> Result<(), Exit> {
         for i in tree::append_reads(n, &[tree::leaf_hash(leaf)]) {
             known.0.insert(i, hashes[i as usize]);
         }
-        for (i, h) in tree::append(n, &[tree::leaf_hash(leaf)], known).map_err(|e| Exit::failed(e.to_string()))? {
+        for (i, h) in tree::append(n, &[tree::leaf_hash(leaf)], known).map_err(|e| Exit::software(e.to_string()))? {
             debug_assert_eq!(i as usize, hashes.len());
             hashes.push(h);
         }
         check_entry(n, leaf, &keys, &mut state, &mut per_tender, &mut alarms);
     }
     let known = Known(tree::root_reads(new.size).into_iter().filter_map(|i| Some((i, *hashes.get(i as usize)?))).collect());
-    let root = tree::root(new.size, &known).map_err(|e| Exit::failed(e.to_string()))?;
+    let root = tree::root(new.size, &known).map_err(|e| Exit::software(e.to_string()))?;
     if root != new.root {
         let tampered = find_tampered(&mut log, &leaves, &new).await?;
-        return Err(Exit::failed(format!(
+        return Err(Exit::verdict(format!(
             "ALARM: the entries served do not hash to the checkpoint's root (size {}): tampered entr{} {}",
             new.size,
             if tampered.len() == 1 { "y" } else { "ies" },
@@ -234,18 +294,18 @@ pub async fn audit(args: &AuditArgs) -> Result<(), Exit> {
         )));
     }
     for (tender, n) in &per_tender {
-        println!("tender {tender}: {n} new statement(s)");
+        outln!("tender {tender}: {n} new statement(s)");
     }
-    println!("log verified from {from} to {} leaves ({} new), checkpoint signed by the log key", new.size, new.size - from);
+    outln!("log verified from {from} to {} leaves ({} new), checkpoint signed by the log key", new.size, new.size - from);
     state.checkpoint = Some(newest.note);
     write_state(&args.state, &state, &hashes)?;
     if alarms.is_empty() {
         return Ok(());
     }
     for Alarm(a) in &alarms {
-        eprintln!("ALARM: {a}");
+        errln!("ALARM: {a}");
     }
-    Err(Exit::failed(format!("{} alarm(s)", alarms.len())))
+    Err(Exit::verdict(format!("{} alarm(s)", alarms.len())))
 }
 
 /// A fork: the same size with two roots, or a newer tree that does not extend the older.
@@ -256,7 +316,7 @@ async fn fork_check(
     old_note: &str,
     new_note: &str,
 ) -> Result<(), Exit> {
-    let fork = |why: String| Exit::failed(format!("ALARM: FORKED LOG: {why}\n--- checkpoint kept ---\n{old_note}--- checkpoint served ---\n{new_note}"));
+    let fork = |why: String| Exit::verdict(format!("ALARM: FORKED LOG: {why}\n--- checkpoint kept ---\n{old_note}--- checkpoint served ---\n{new_note}"));
     if new.size < old.size {
         return Err(fork(format!("the log shrank from {} to {} leaves", old.size, new.size)));
     }
@@ -269,7 +329,7 @@ async fn fork_check(
     let p = log
         .get_consistency_proof(pb::GetConsistencyProofRequest { old_size: old.size, new_size: new.size })
         .await
-        .map_err(status)?
+        .map_err(|e| Exit::from_status("the server", &e))?
         .into_inner();
     let hashes: Vec<Hash> = p.hashes.iter().filter_map(|h| tree::hash_from_bytes(h)).collect();
     tree::check_consistency(&hashes, old.size, old.root, new.size, new.root)
@@ -317,7 +377,7 @@ async fn find_tampered(
     let mut bad = Vec::new();
     for (index, leaf) in leaves {
         let request = pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(*index)), tree_size: new.size };
-        let p = log.get_inclusion_proof(request).await.map_err(status)?.into_inner();
+        let p = log.get_inclusion_proof(request).await.map_err(|e| Exit::from_status("the server", &e))?.into_inner();
         let hashes: Vec<Hash> = p.hashes.iter().filter_map(|h| tree::hash_from_bytes(h)).collect();
         if tree::check_inclusion(&hashes, *index, new.size, new.root, tree::leaf_hash(leaf)).is_err() {
             bad.push(*index);
@@ -330,25 +390,26 @@ async fn find_tampered(
 pub struct RecomputeArgs {
     /// The statement's DSSE envelope (JSON), as `assess --json` or the log gives it.
     pub envelope: PathBuf,
-    /// The credit store the statement was computed from.
-    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db")]
+    /// The credit store the statement was computed from; it must exist (it
+    /// is opened read-only, never created or migrated).
+    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db", value_parser = super::store_url)]
     pub db: String,
 }
 
 /// Recomputes a statement and shows it equals the signed one but for issuedAt.
 pub async fn recompute(args: &RecomputeArgs) -> Result<(), Exit> {
-    let text = std::fs::read_to_string(&args.envelope).map_err(|e| Exit::usage(format!("{}: cannot read: {e}", args.envelope.display())))?;
+    let text = std::fs::read_to_string(&args.envelope).map_err(|e| Exit::reading(&args.envelope, &e))?;
     let env: pb::Envelope = serde_json::from_str(&text)
-        .map_err(|e| Exit::usage(format!("{}:{}: not a DSSE envelope: {e}", args.envelope.display(), e.line())))?;
-    let store = super::open_store(&args.db).await?;
-    let r = crate::service::recompute::recompute(&store, &env).await.map_err(|e| Exit::failed(format!("cannot recompute: {e}")))?;
+        .map_err(|e| Exit::data(format!("{}:{}: not a DSSE envelope: {e}", args.envelope.display(), e.line())))?;
+    let store = super::open_store(&args.db, crate::store::OpenMode::Existing { read_only: true }).await?;
+    let r = crate::service::recompute::recompute(&store, &env).await.map_err(|e| Exit::data(format!("cannot recompute: {e}")))?;
     let differences = r.differences();
     if differences.is_empty() {
-        println!("IDENTICAL: the recomputed statement equals the signed one in every field but issuedAt");
+        outln!("IDENTICAL: the recomputed statement equals the signed one in every field but issuedAt");
         return Ok(());
     }
     for d in &differences {
-        eprintln!("DIFFERS {d}");
+        errln!("DIFFERS {d}");
     }
-    Err(Exit::failed(format!("{} field(s) differ from the signed statement", differences.len())))
+    Err(Exit::verdict(format!("{} field(s) differ from the signed statement", differences.len())))
 }

@@ -3,9 +3,14 @@
 
 mod access;
 mod client;
+mod exit;
 mod log;
+mod out;
 mod render;
 mod verify;
+
+pub use exit::Exit;
+use out::{errln, outln};
 
 use crate::access::principals::SharedPrincipals;
 use crate::config::Rules;
@@ -23,7 +28,7 @@ use std::time::Duration;
 
 /// Signed, reproducible transport-credit assessments for public tenders.
 #[derive(Debug, Parser)]
-#[command(name = "credit-tender", version, about)]
+#[command(name = "credit-tender", version, about, after_long_help = exit::HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -82,8 +87,8 @@ pub struct RuleArgs {
 
 #[derive(Debug, Args)]
 pub struct ListenArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:50051", env = "CREDIT_TENDER_LISTEN")]
+    /// Address to listen on: IP:PORT, or HOST:PORT resolved at start.
+    #[arg(long, default_value = "127.0.0.1:50051", env = "CREDIT_TENDER_LISTEN", value_parser = listen_address)]
     pub listen: SocketAddr,
     /// Allow a non-loopback address although callers are not authenticated.
     #[arg(long)]
@@ -156,7 +161,7 @@ impl CacheArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Credit store: sqlite://PATH (created if missing) or postgres://…
-    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db")]
+    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db", value_parser = store_url)]
     pub db: String,
     /// Connections to the credit store held open (the pool's size).
     #[arg(long, default_value_t = crate::store::DEFAULT_CONNECTIONS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -201,11 +206,11 @@ type Access = (Option<Arc<SharedPrincipals>>, Option<Arc<SharedTls>>);
 
 impl AccessArgs {
     fn load(&self) -> Result<Access, Exit> {
-        let principals = self.principals.as_deref().map(SharedPrincipals::load).transpose().map_err(Exit::usage)?.map(Arc::new);
+        let principals = self.principals.as_deref().map(SharedPrincipals::load).transpose().map_err(Exit::config)?.map(Arc::new);
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => {
                 let files = TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: self.client_ca.clone() };
-                Some(SharedTls::load(files).map_err(Exit::usage)?)
+                Some(SharedTls::load(files).map_err(Exit::config)?)
             }
             _ => None,
         };
@@ -221,39 +226,47 @@ pub struct DemoArgs {
     pub cache: CacheArgs,
 }
 
+/// `import --encoding`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Encoding {
+    #[value(name = "utf-8", alias = "utf8")]
+    Utf8,
+    /// GB18030; GBK, GB2312 and code page 936 are its subsets.
+    #[value(name = "gb18030", aliases = ["gbk", "gb2312", "cp936"])]
+    Gb18030,
+}
+
+impl Encoding {
+    fn get(self) -> &'static encoding_rs::Encoding {
+        match self {
+            Encoding::Utf8 => encoding_rs::UTF_8,
+            Encoding::Gb18030 => encoding_rs::GB18030,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Files to import: .jsonl/.ndjson (records tagged by "type") or .csv (evaluation tables).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Credit store: sqlite://PATH (created if missing) or postgres://…
-    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db")]
+    /// Credit store: sqlite://PATH (created if missing, except by --dry-run) or postgres://…
+    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db", value_parser = store_url)]
     pub db: String,
-    /// Check every line, including conflicts with stored records, and store nothing.
+    /// Check every line, including conflicts with stored records, and store
+    /// nothing. Only reads: the store must exist, and is never migrated.
     #[arg(long)]
     pub dry_run: bool,
     /// Document reference for CSV rows that have no document_ref column.
     #[arg(long, value_name = "REF")]
     pub document_ref: Option<String>,
+    /// The files' character encoding when they carry no byte-order mark:
+    /// UTF-8 (the default) or GB18030, a superset of GBK, which Excel writes
+    /// for "CSV" on Chinese Windows. A BOM (UTF-8 or UTF-16) always wins.
+    #[arg(long, value_enum, value_name = "ENCODING")]
+    pub encoding: Option<Encoding>,
     #[command(flatten)]
     pub rules: RuleArgs,
-}
-
-/// A failure with the exit status it should produce.
-#[derive(Debug)]
-pub struct Exit {
-    pub status: i32,
-    pub message: String,
-}
-
-impl Exit {
-    /// Bad usage or configuration (EX_USAGE / EX_CONFIG style).
-    pub(crate) fn usage(message: impl Into<String>) -> Exit {
-        Exit { status: 64, message: message.into() }
-    }
-    pub(crate) fn failed(message: impl Into<String>) -> Exit {
-        Exit { status: 1, message: message.into() }
-    }
 }
 
 fn load_rules(args: &RuleArgs) -> Result<Rules, Exit> {
@@ -262,50 +275,125 @@ fn load_rules(args: &RuleArgs) -> Result<Rules, Exit> {
         score_bands: args.score_bands.as_deref(),
         publication_periods: args.publication_periods.as_deref(),
     };
-    Rules::load(paths).map_err(|e| Exit::usage(e.to_string()))
+    Rules::load(paths).map_err(|e| Exit::config(e.to_string()))
 }
 
 fn store_failed(e: crate::store::StoreError) -> Exit {
-    Exit { status: 69, message: format!("store failed: {e}") }
+    Exit::unavailable(format!("store failed: {e}"))
 }
 
-async fn open_store(url: &str) -> Result<Store, Exit> {
-    open_store_with(url, crate::store::DEFAULT_CONNECTIONS).await
+/// `--db`: a URL with a scheme this build knows, or a usage error that says
+/// how to write it (a bare path is the usual slip).
+fn store_url(s: &str) -> Result<String, String> {
+    if crate::store::supported_url(s) {
+        return Ok(s.to_owned());
+    }
+    match s.split_once("://") {
+        Some((scheme, _)) => Err(format!("'{scheme}' is not a store this build has: use sqlite://PATH or postgres://…")),
+        None => Err(format!("'{s}' has no scheme: use sqlite://{s} for a SQLite file, or postgres://… for PostgreSQL")),
+    }
+}
+
+/// `--listen`: an address, or a host name and port resolved now (the
+/// first address it resolves to), so that `localhost:50051` works.
+fn listen_address(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    use std::net::ToSocketAddrs;
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!("'{s}' is not HOST:PORT (such as 127.0.0.1:50051 or localhost:50051)"));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!("'{port}' is not a port number (0 to 65535)"));
+    }
+    match s.to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| format!("'{host}' resolves to no address")),
+        Err(e) => Err(format!("cannot resolve '{host}': {e}")),
+    }
+}
+
+/// A store URL with its password hidden, for messages.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, _)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{}", &rest[userinfo.len() + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Why a store could not be opened, in words, with its row of the exit table.
+fn open_failed(url: &str, e: crate::store::StoreError) -> Exit {
+    use crate::store::StoreError;
+    let url = redacted(url);
+    match e {
+        StoreError::UnsupportedUrl(_) => Exit::usage(format!("--db {url}: use sqlite://PATH or postgres://…")),
+        StoreError::Missing(why) => Exit::no_input(format!("--db {url}: {why}")),
+        StoreError::Schema(why) => Exit::unavailable(format!("--db {url}: {why}")),
+        StoreError::Unavailable(cause) => Exit::unavailable(format!("cannot open store {url}: {}", connect_reason(&cause))),
+        other => {
+            let cause = std::error::Error::source(&other).map(|c| format!(": {c}")).unwrap_or_default();
+            Exit::unavailable(format!("cannot open store {url}: {other}{cause}"))
+        }
+    }
+}
+
+/// A connection error as a sentence: "connection refused", not sqlx's wrapping.
+fn connect_reason(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused: nothing listens there (is PostgreSQL running, on that host and port?)".into()
+        }
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Database(d) => d.message().to_owned(),
+        sqlx::Error::PoolTimedOut => "no connection within the time-out".into(),
+        other => other.to_string(),
+    }
+}
+
+async fn open_store(url: &str, mode: crate::store::OpenMode) -> Result<Store, Exit> {
+    Store::open_as(url, crate::store::DEFAULT_CONNECTIONS, mode).await.map_err(|e| open_failed(url, e))
 }
 
 async fn open_store_with(url: &str, connections: u32) -> Result<Store, Exit> {
-    Store::open_with(url, connections).await.map_err(|e| {
-        let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
-        Exit { status: 69, message: format!("cannot open store {url}: {e}{cause}") }
-    })
+    Store::open_as(url, connections, crate::store::OpenMode::Create).await.map_err(|e| open_failed(url, e))
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line; whatever it printed is flushed, and a write
+/// error on the way (other than a reader gone away) is status 74.
 pub async fn run(cli: Cli) -> Result<(), Exit> {
+    out::finish(run_command(cli).await)
+}
+
+async fn run_command(cli: Cli) -> Result<(), Exit> {
     match cli.command {
         Command::Serve(args) => {
             let rules = load_rules(&args.rules)?;
             let (principals, tls) = args.access.load()?;
             let secured = principals.is_some() && tls.is_some();
             server::check_listen_address(args.listen.listen, secured, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
-            let keyring = Keyring::load(&args.keys).map_err(|e| Exit::usage(e.to_string()))?;
+            let keyring = Keyring::load(&args.keys).map_err(|e| Exit::config(e.to_string()))?;
             let keys = SharedKeyring::new(keyring, Some(args.keys.clone()));
             let store = open_store_with(&args.db, args.db_connections).await?;
-            let policies = PolicySet::load(store.clone(), args.policies.as_deref()).await.map_err(|e| Exit::usage(e.to_string()))?;
+            let policies = PolicySet::load(store.clone(), args.policies.as_deref()).await.map_err(|e| Exit::config(e.to_string()))?;
             let state = AppState::new(store, rules, policies, keys, args.cache.config()).await.map_err(store_failed)?;
             serve(&args.listen, state, principals, tls).await
         }
         Command::Demo(args) => {
             server::check_listen_address(args.listen.listen, false, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
-            let dir = tempfile::tempdir().map_err(|e| Exit::failed(format!("cannot create a temporary directory: {e}")))?;
+            let dir = tempfile::tempdir().map_err(|e| Exit::cant_create(format!("cannot create a temporary directory: {e}")))?;
             let url = format!("sqlite://{}", dir.path().join("demo.db").display());
-            let store = open_store(&url).await?;
+            let store = open_store(&url, crate::store::OpenMode::Create).await?;
             let rules = Rules::shipped();
-            let loaded = crate::demo::load(&store, &rules).await.map_err(|e| Exit::failed(format!("loading demo data: {e:#}")))?;
-            let policies = PolicySet::load(store.clone(), None).await.map_err(|e| Exit::usage(e.to_string()))?;
+            let loaded = crate::demo::load(&store, &rules).await.map_err(|e| Exit::software(format!("loading demo data: {e:#}")))?;
+            let policies = PolicySet::load(store.clone(), None).await.map_err(|e| Exit::software(e.to_string()))?;
             let tenders = crate::demo::register_tenders(&store, &policies)
                 .await
-                .map_err(|e| Exit::failed(format!("registering demo tenders: {e:#}")))?;
+                .map_err(|e| Exit::software(format!("registering demo tenders: {e:#}")))?;
             tracing::info!(store = %url, data_version = loaded, tenders, "demo data loaded");
             let keys = SharedKeyring::new(Keyring::ephemeral(), None);
             tracing::warn!(
@@ -336,14 +424,6 @@ async fn serve(
     principals: Option<Arc<SharedPrincipals>>,
     tls: Option<Arc<SharedTls>>,
 ) -> Result<(), Exit> {
-    let listener = tokio::net::TcpListener::bind(listen.listen)
-        .await
-        .map_err(|e| Exit { status: 69, message: format!("cannot listen on {}: {e}", listen.listen) })?;
-    // One line on stdout once bound, so that a supervisor (or a test) that
-    // asked for port 0 learns the port, and knows the server is accepting.
-    if let Ok(addr) = listener.local_addr() {
-        println!("listening on {addr}");
-    }
     let options = ServerOptions {
         shutdown_grace: Duration::from_secs(listen.shutdown_grace),
         principals,
@@ -358,18 +438,29 @@ async fn serve(
             origin: listen.log_origin.clone(),
             checkpoint_interval: Duration::from_millis(listen.checkpoint_interval_ms.max(10)),
         }),
+        // One line on stdout once the server serves, so that a supervisor
+        // (or a test) that asked for port 0 learns the port, and knows that
+        // everything the server needs loaded: it is never printed by a
+        // server that is about to exit.
+        ready: server::Ready::new(|addr| outln!("listening on {addr}")),
         ..ServerOptions::default()
     };
+    server::check_options(&state, &options).map_err(Exit::config)?;
+    let listener = tokio::net::TcpListener::bind(listen.listen)
+        .await
+        .map_err(|e| Exit::unavailable(format!("cannot listen on {}: {}", listen.listen, exit::io_reason(&e))))?;
     server::run(listener, state, options, server::shutdown_signal())
         .await
-        .map_err(|e| Exit::failed(format!("server failed: {e:#}")))
+        .map_err(|e| Exit::software(format!("server failed: {e:#}")))
 }
 
 async fn import(args: ImportArgs) -> Result<(), Exit> {
     let rules = load_rules(&args.rules)?;
-    let store = open_store(&args.db).await?;
+    // A dry run only reads: it never creates or migrates a store.
+    let open = if args.dry_run { crate::store::OpenMode::Existing { read_only: false } } else { crate::store::OpenMode::Create };
+    let store = open_store(&args.db, open).await?;
     let mode = if args.dry_run { WriteMode::DryRun } else { WriteMode::Commit };
-    let mut failed = 0usize;
+    let (mut rejected, mut unreadable) = (0usize, 0usize);
     for path in &args.files {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let bar = indicatif::ProgressBar::with_draw_target(Some(size), indicatif::ProgressDrawTarget::stderr());
@@ -384,43 +475,51 @@ async fn import(args: ImportArgs) -> Result<(), Exit> {
             rules: rules.input(),
             mode,
             document_ref: args.document_ref.as_deref(),
+            encoding: args.encoding.map(Encoding::get),
             progress: &progress,
         };
         let outcome = import_file(&store, path, &opts).await;
         bar.finish_and_clear();
-        match outcome.map_err(|e| Exit { status: 69, message: format!("{}: store failed: {e}", path.display()) })? {
-            FileOutcome::Imported(o) if o.created => println!(
+        match outcome.map_err(|e| Exit::unavailable(format!("{}: store failed: {e}", path.display())))? {
+            FileOutcome::Imported(o) if o.created => outln!(
                 "{}: imported {} record(s) as data version {} ({} unchanged)",
                 path.display(),
                 o.stored,
                 o.data_version,
                 o.unchanged
             ),
-            FileOutcome::Imported(o) => println!(
+            FileOutcome::Imported(o) => outln!(
                 "{}: nothing new: all {} record(s) already stored (data version {})",
                 path.display(),
                 o.unchanged,
                 o.data_version
             ),
-            FileOutcome::Checked(o) => println!(
+            FileOutcome::Checked(o) => outln!(
                 "{}: valid: {} record(s) would be stored, {} unchanged (dry run, nothing stored)",
                 path.display(),
                 o.stored,
                 o.unchanged
             ),
+            FileOutcome::Unreadable(why) => {
+                unreadable += 1;
+                errln!("{}: cannot read: {why}", path.display());
+            }
             FileOutcome::Rejected(errors) => {
-                failed += 1;
+                rejected += 1;
                 for e in &errors {
-                    eprintln!("{e}");
+                    errln!("{e}");
                 }
-                eprintln!("{}: rejected, nothing from this file was stored ({} problem(s))", path.display(), errors.len());
+                errln!("{}: rejected, nothing from this file was stored ({} problem(s))", path.display(), errors.len());
             }
         }
     }
-    if failed > 0 {
-        return Err(Exit::failed(format!("{failed} of {} file(s) rejected", args.files.len())));
+    let files = args.files.len();
+    match (unreadable, rejected) {
+        (0, 0) => Ok(()),
+        (0, n) => Err(Exit::data(format!("{n} of {files} file(s) rejected"))),
+        (n, 0) => Err(Exit::no_input(format!("{n} of {files} file(s) could not be read"))),
+        (n, m) => Err(Exit::no_input(format!("{n} of {files} file(s) could not be read, {m} rejected"))),
     }
-    Ok(())
 }
 
 fn keygen(args: &KeygenArgs) -> Result<(), Exit> {
@@ -434,15 +533,13 @@ fn keygen(args: &KeygenArgs) -> Result<(), Exit> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(&args.out)
-        .map_err(|e| Exit::usage(format!("{}: cannot create: {e}", args.out.display())))?;
+    let mut file = options.open(&args.out).map_err(|e| Exit::creating(&args.out, &e))?;
     file.write_all(&pkcs8)
         .and_then(|()| file.sync_all())
-        .map_err(|e| Exit::failed(format!("{}: cannot write: {e}", args.out.display())))?;
+        .map_err(|e| Exit::io(format!("{}: cannot write: {}", args.out.display(), exit::io_reason(&e))))?;
     use ring::signature::KeyPair;
-    println!("{}", crate::signing::key_id(pair.public_key().as_ref()));
-    eprintln!(
+    outln!("{}", crate::signing::key_id(pair.public_key().as_ref()));
+    errln!(
         "wrote {} (PKCS#8 v2, Ed25519). Add it to the keys file as status = \"active\" (with role = \"log\" for the transparency log's checkpoint key), mark the previous key of that role \"verify_only\", then send SIGHUP to the server.",
         args.out.display()
     );

@@ -1,5 +1,6 @@
 //! `credit-tender verify`: check a DSSE envelope offline against published keys.
 
+use super::out::{errln, outln, outp};
 use super::{render, Exit};
 use crate::proto::v1 as pb;
 use crate::service::{ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
@@ -14,7 +15,9 @@ pub struct VerifyArgs {
     /// The public keys: the ListKeys answer as JSON (`credit-tender keys`).
     #[arg(long, value_name = "KEYS.json")]
     pub keys: PathBuf,
-    /// How many signatures must verify (default: every one on the envelope).
+    /// How many distinct keys must have signed validly (default: every
+    /// signature on the envelope must verify). A key counts once, however
+    /// often its signature is listed.
     #[arg(long, value_name = "N")]
     pub threshold: Option<usize>,
     /// A signed checkpoint of the transparency log (`credit-tender proof`
@@ -27,8 +30,8 @@ pub struct VerifyArgs {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf, what: &str) -> Result<T, Exit> {
-    let text = std::fs::read_to_string(path).map_err(|e| Exit::usage(format!("{}: cannot read: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| Exit::usage(format!("{}:{}: not {what}: {e}", path.display(), e.line())))
+    let text = std::fs::read_to_string(path).map_err(|e| Exit::reading(path, &e))?;
+    serde_json::from_str(&text).map_err(|e| Exit::data(format!("{}:{}: not {what}: {e}", path.display(), e.line())))
 }
 
 pub(crate) fn keys_file(path: &PathBuf) -> Result<Vec<PublicKeyInfo>, Exit> {
@@ -42,7 +45,7 @@ pub(crate) fn keys_of(listed: pb::ListKeysResponse, source: &std::path::Path) ->
         .keys
         .into_iter()
         .map(|k| {
-            let bad = |what: String| Exit::usage(format!("{}: key {}: {what}", source.display(), k.keyid));
+            let bad = |what: String| Exit::data(format!("{}: key {}: {what}", source.display(), k.keyid));
             let status = KeyStatus::parse(&k.status)
                 .ok_or_else(|| bad(format!("unknown status '{}', expected one of: {}", k.status, KeyStatus::expected())))?;
             if !k.algorithm.eq_ignore_ascii_case("ed25519") {
@@ -75,36 +78,52 @@ pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
     let envelope = crate::service::envelope_from_proto(&env);
     let results = verify_each(&envelope, &keys, issued_at(&env.payload));
     if results.is_empty() {
-        return Err(Exit::failed("INVALID: the envelope has no signatures"));
+        return Err(Exit::verdict("INVALID: the envelope has no signatures"));
     }
-    let valid: Vec<&str> = results.iter().filter(|(_, r)| r.is_ok()).map(|(k, _)| k.as_str()).collect();
-    let needed = args.threshold.unwrap_or(results.len()).max(1);
     for (keyid, r) in &results {
         match r {
-            Ok(()) => println!("Signature   valid, key {keyid}"),
-            Err(e) => eprintln!("Signature   INVALID: {e}"),
+            Ok(()) => outln!("Signature   valid, key {keyid}"),
+            Err(e) => errln!("Signature   INVALID: {e}"),
         }
     }
-    if valid.len() < needed {
-        return Err(Exit::failed(format!(
-            "INVALID: {} of {} signature(s) verify; {needed} required{}",
-            valid.len(),
-            results.len(),
-            if args.threshold.is_none() { " (every one; --threshold N to accept fewer)" } else { "" }
-        )));
+    // A threshold counts keys, never signatures: one key's signature listed
+    // twice is one key. A key id is the SHA-256 of the key, and a signature
+    // verifies only under the key its id names, so distinct ids that verify
+    // are distinct keys.
+    let mut valid: Vec<&str> = results.iter().filter(|(_, r)| r.is_ok()).map(|(k, _)| k.as_str()).collect();
+    let valid_signatures = valid.len();
+    valid.sort_unstable();
+    valid.dedup();
+    match args.threshold {
+        // Without a threshold, every signature on the envelope must verify.
+        None if valid_signatures < results.len() => {
+            return Err(Exit::verdict(format!(
+                "INVALID: {valid_signatures} of {} signature(s) verify; {} required (every one; --threshold N to accept N distinct keys)",
+                results.len(),
+                results.len()
+            )));
+        }
+        Some(needed) if valid.len() < needed.max(1) => {
+            let repeated = if valid_signatures > valid.len() { ", however often it signed" } else { "" };
+            return Err(Exit::verdict(format!(
+                "INVALID: {} distinct key(s) verify; --threshold {needed} requires {needed} (a key counts once{repeated})",
+                valid.len()
+            )));
+        }
+        _ => {}
     }
     let keyid = valid[0];
     if let (Some(cp), Some(proof)) = (&args.checkpoint, &args.proof) {
         let (index, size) = check_logged(&env, &keys, cp, proof)?;
-        println!("Logged      leaf {index} of the tree of {size} (checkpoint {})", cp.display());
+        outln!("Logged      leaf {index} of the tree of {size} (checkpoint {})", cp.display());
     }
     let text = match env.payload_type.as_str() {
         ASSESSMENT_PAYLOAD_TYPE => serde_json::from_slice::<pb::AssessmentStatement>(&env.payload).map(|s| render::assessment(&s)),
         DEPOSIT_CHECK_PAYLOAD_TYPE => serde_json::from_slice::<pb::DepositCheck>(&env.payload).map(|c| render::deposit_check(&c)),
-        other => return Err(Exit::failed(format!("signature valid (key {keyid}), but payload type '{other}' is not one credit-tender issues"))),
+        other => return Err(Exit::data(format!("signature valid (key {keyid}), but payload type '{other}' is not one credit-tender issues"))),
     }
-    .map_err(|e| Exit::failed(format!("signature valid (key {keyid}), but the payload does not parse: {e}")))?;
-    print!("{text}");
+    .map_err(|e| Exit::data(format!("signature valid (key {keyid}), but the payload does not parse: {e}")))?;
+    outp!("{text}");
     Ok(())
 }
 
@@ -118,10 +137,10 @@ pub(crate) fn log_keys(keys: &[PublicKeyInfo], origin: &str) -> Vec<crate::log::
 
 /// Verifies a signed checkpoint against the listed log keys.
 pub(crate) fn verified_checkpoint(note: &str, keys: &[PublicKeyInfo], what: &str) -> Result<crate::log::VerifiedCheckpoint, Exit> {
-    let origin = crate::log::checkpoint_origin(note).ok_or_else(|| Exit::failed(format!("{what}: not a signed checkpoint (no origin line)")))?;
+    let origin = crate::log::checkpoint_origin(note).ok_or_else(|| Exit::data(format!("{what}: not a signed checkpoint (no origin line)")))?;
     let candidates = log_keys(keys, origin);
     if candidates.is_empty() {
-        return Err(Exit::failed(format!("{what}: no listed key has role \"log\" (or every one is revoked): cannot check the checkpoint")));
+        return Err(Exit::data(format!("{what}: no listed key has role \"log\" (or every one is revoked): cannot check the checkpoint")));
     }
     let mut last = String::new();
     for key in &candidates {
@@ -130,16 +149,16 @@ pub(crate) fn verified_checkpoint(note: &str, keys: &[PublicKeyInfo], what: &str
             Err(e) => last = e,
         }
     }
-    Err(Exit::failed(format!("{what}: INVALID checkpoint: {last}")))
+    Err(Exit::verdict(format!("{what}: INVALID checkpoint: {last}")))
 }
 
 /// Checks that the envelope is the leaf the proof places in the checkpoint's tree.
 fn check_logged(env: &pb::Envelope, keys: &[PublicKeyInfo], cp: &PathBuf, proof: &PathBuf) -> Result<(u64, u64), Exit> {
-    let note = std::fs::read_to_string(cp).map_err(|e| Exit::usage(format!("{}: cannot read: {e}", cp.display())))?;
+    let note = std::fs::read_to_string(cp).map_err(|e| Exit::reading(cp, &e))?;
     let checkpoint = verified_checkpoint(&note, keys, &cp.display().to_string())?;
     let p: pb::InclusionProof = read_json(proof, "an inclusion proof (GetInclusionProof's answer)")?;
     if p.tree_size != checkpoint.size {
-        return Err(Exit::failed(format!(
+        return Err(Exit::data(format!(
             "{}: the proof is for a tree of {} leaves, the checkpoint for {}: a proof for another tree",
             proof.display(),
             p.tree_size,
@@ -150,10 +169,10 @@ fn check_logged(env: &pb::Envelope, keys: &[PublicKeyInfo], cp: &PathBuf, proof:
         .hashes
         .iter()
         .enumerate()
-        .map(|(i, h)| crate::log::tree::hash_from_bytes(h).ok_or_else(|| Exit::failed(format!("{}: hashes[{i}] is not 32 bytes", proof.display()))))
+        .map(|(i, h)| crate::log::tree::hash_from_bytes(h).ok_or_else(|| Exit::data(format!("{}: hashes[{i}] is not 32 bytes", proof.display()))))
         .collect::<Result<Vec<_>, _>>()?;
     let leaf = crate::log::tree::leaf_hash(&crate::log::leaf(env));
     crate::log::tree::check_inclusion(&hashes, p.leaf_index, p.tree_size, checkpoint.root, leaf)
-        .map_err(|e| Exit::failed(format!("NOT LOGGED: {e}")))?;
+        .map_err(|e| Exit::verdict(format!("NOT LOGGED: {e}")))?;
     Ok((p.leaf_index, p.tree_size))
 }

@@ -3,6 +3,16 @@
 //! Eighteen characters over `0-9A-Z` without I, O, Z, S and V: registration
 //! authority, entity type, a six-digit GB/T 2260 region code, the nine-character
 //! organisation code and a check character computed with weights 3^(i-1) mod 31.
+//!
+//! Beyond the checksum (all that python-stdnum's `cn.uscc` checks: it
+//! accepts both strings below), a code must name a registration department
+//! and one of the organisation categories that department issues (positions
+//! 1 and 2, [`DEPARTMENTS`]), and its region (positions 3-8) must begin with
+//! a province-level division code. Otherwise a resident ID number whose last
+//! character happens to fit the checksum (`140105198503121539`), or
+//! `000000000000000000`, would be stored as a firm's code. Only the province
+//! is checked, not the full GB/T 2260 list: codes issued under county codes
+//! since retired stay valid for life.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -28,9 +38,42 @@ pub enum CreditCodeError {
     ForbiddenCharacter { ch: char, position: usize },
     #[error("has a non-digit region code '{0}' at positions 3-8")]
     NonDigitRegion(String),
+    #[error("has '{0}' at position 1, which is no registration department of GB 32100 (1-9, A, N or Y)")]
+    UnknownDepartment(char),
+    #[error("has '{category}' at position 2, which is no category the {department} department registers ({allowed})")]
+    UnknownCategory { department: &'static str, category: char, allowed: &'static str },
+    #[error("has region '{0}' at positions 3-8, which does not begin with a province-level division code of GB/T 2260 (or 10, national)")]
+    UnknownProvince(String),
     #[error("has check character '{found}' but the checksum gives '{expected}'")]
     WrongCheckCharacter { found: char, expected: char },
 }
+
+/// GB 32100-2015's registration departments (position 1) and the
+/// organisation categories each issues (position 2), with its amendment
+/// No. 1 (2016). [S: GB 32100-2015 appendix, as restated by public
+/// validators and the State Council's code scheme, 国发〔2015〕33号]
+pub const DEPARTMENTS: &[(u8, &str, &str)] = &[
+    (b'1', "institutional establishment (机构编制)", "1239"),
+    (b'2', "foreign affairs (外交)", "19"),
+    (b'3', "justice (司法行政)", "123459"),
+    (b'4', "culture (文化)", "19"),
+    (b'5', "civil affairs (民政)", "1239"),
+    (b'6', "tourism (旅游)", "129"),
+    (b'7', "religious affairs (宗教)", "129"),
+    (b'8', "trade unions (工会)", "19"),
+    (b'9', "market regulation (工商)", "123"),
+    (b'A', "Central Military Commission (中央军委改革和编制办公室)", "19"),
+    (b'N', "agriculture (农业)", "1239"),
+    (b'Y', "other (其他)", "1"),
+];
+
+/// The first two digits of GB/T 2260's province-level divisions, and `10`,
+/// which codes issued by national registration authorities carry (100000).
+/// [S: GB/T 2260; GB 32100's explanation: "国家用100000"]
+const PROVINCES: &[&str] = &[
+    "10", "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44", "45",
+    "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82",
+];
 
 /// How a code passed: on its checksum, or only through the operator's allow-list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,14 +113,14 @@ pub fn compact(input: &str) -> String {
 }
 
 impl CreditCode {
-    /// Parses a code, accepting a failing checksum only when `allow` lists it.
+    /// Parses a code. A well-formed code that fails the checksum or the
+    /// department, category and province table passes only when `allow`
+    /// lists it (genuine early pilot-region codes).
     pub fn parse(input: &str, allow: &AllowList) -> Result<(CreditCode, CodeCheck), CreditCodeError> {
         let code = compact(input);
         match Self::check(&code) {
             Ok(()) => Ok((CreditCode(code), CodeCheck::Valid)),
-            Err(CreditCodeError::WrongCheckCharacter { .. }) if allow.0.contains(&code) => {
-                Ok((CreditCode(code), CodeCheck::AllowListed))
-            }
+            Err(e) if e.is_listable() && allow.0.contains(&code) => Ok((CreditCode(code), CodeCheck::AllowListed)),
             Err(e) => Err(e),
         }
     }
@@ -88,6 +131,29 @@ impl CreditCode {
     }
 
     fn check(code: &str) -> Result<(), CreditCodeError> {
+        Self::check_form(code)?;
+        let bytes = code.as_bytes();
+        let (department, category) = (bytes[0], bytes[1]);
+        let Some((_, name, allowed)) = DEPARTMENTS.iter().find(|(d, _, _)| *d == department) else {
+            return Err(CreditCodeError::UnknownDepartment(department as char));
+        };
+        if !allowed.as_bytes().contains(&category) {
+            return Err(CreditCodeError::UnknownCategory { department: name, category: category as char, allowed });
+        }
+        if !PROVINCES.contains(&&code[2..4]) {
+            return Err(CreditCodeError::UnknownProvince(code[2..8].to_owned()));
+        }
+        let expected = check_character(bytes);
+        let found = bytes[17] as char;
+        if found != expected {
+            return Err(CreditCodeError::WrongCheckCharacter { found, expected });
+        }
+        Ok(())
+    }
+
+    /// Eighteen characters of the alphabet, digits where the region goes:
+    /// what any code, even an allow-listed or stored one, must be.
+    fn check_form(code: &str) -> Result<(), CreditCodeError> {
         if code.is_empty() {
             return Err(CreditCodeError::Empty);
         }
@@ -95,18 +161,12 @@ impl CreditCode {
         if chars != 18 {
             return Err(CreditCodeError::WrongLength(chars));
         }
-        let bytes = code.as_bytes();
         if let Some((i, ch)) = code.chars().enumerate().find(|(_, c)| !c.is_ascii() || value(*c as u8).is_none()) {
             return Err(CreditCodeError::ForbiddenCharacter { ch, position: i + 1 });
         }
         let region = &code[2..8];
         if !region.bytes().all(|b| b.is_ascii_digit()) {
             return Err(CreditCodeError::NonDigitRegion(region.to_owned()));
-        }
-        let expected = check_character(bytes);
-        let found = bytes[17] as char;
-        if found != expected {
-            return Err(CreditCodeError::WrongCheckCharacter { found, expected });
         }
         Ok(())
     }
@@ -154,15 +214,28 @@ impl From<CreditCode> for String {
 }
 
 /// Deserialising trusts the store: codes there were checked when written, and
-/// an allow-listed code must stay readable even if the allow-list later shrinks.
+/// an allow-listed code (or one stored before the department and province
+/// table was checked) must stay readable even if the rules later tighten.
 impl TryFrom<String> for CreditCode {
     type Error = CreditCodeError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         let code = compact(&s);
-        match Self::check(&code) {
-            Ok(()) | Err(CreditCodeError::WrongCheckCharacter { .. }) => Ok(CreditCode(code)),
-            Err(e) => Err(e),
-        }
+        Self::check_form(&code)?;
+        Ok(CreditCode(code))
+    }
+}
+
+impl CreditCodeError {
+    /// Whether an operator may allow-list a code with this defect: a
+    /// well-formed code that fails the checksum or the GB 32100 table.
+    fn is_listable(&self) -> bool {
+        matches!(
+            self,
+            CreditCodeError::WrongCheckCharacter { .. }
+                | CreditCodeError::UnknownDepartment(_)
+                | CreditCodeError::UnknownCategory { .. }
+                | CreditCodeError::UnknownProvince(_)
+        )
     }
 }
 
@@ -177,11 +250,11 @@ impl AllowList {
         for raw in codes {
             let code = compact(raw.as_ref());
             match CreditCode::check(&code) {
-                Err(CreditCodeError::WrongCheckCharacter { .. }) => {
+                // A valid code needs no allow-listing; keeping it is harmless.
+                Ok(()) => {
                     set.insert(code);
                 }
-                Ok(()) => {
-                    // A valid code needs no allow-listing; keeping it is harmless.
+                Err(e) if e.is_listable() => {
                     set.insert(code);
                 }
                 Err(e) => return Err((raw.as_ref().to_owned(), e)),
@@ -218,15 +291,18 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    /// A valid code: 17 characters over the alphabet (digits where the region goes) and its check character.
+    /// A valid code: a department and one of its categories, a province, four
+    /// more digits, nine characters over the alphabet and its check character.
     fn valid() -> impl Strategy<Value = CreditCode> {
         let alphabet = proptest::sample::select(ALPHABET.to_vec());
         let digit = proptest::sample::select(b"0123456789".to_vec());
-        (proptest::collection::vec(alphabet.clone(), 2), proptest::collection::vec(digit, 6), proptest::collection::vec(alphabet, 9))
-            .prop_map(|(a, b, c)| {
-                let first17: String = a.into_iter().chain(b).chain(c).map(char::from).collect();
-                CreditCode::with_check_character(&first17).expect("built valid")
-            })
+        let kind = proptest::sample::select(DEPARTMENTS.to_vec())
+            .prop_flat_map(|(d, _, cats)| proptest::sample::select(cats.as_bytes().to_vec()).prop_map(move |c| [d, c]));
+        let province = proptest::sample::select(PROVINCES.to_vec());
+        (kind, province, proptest::collection::vec(digit, 4), proptest::collection::vec(alphabet, 9)).prop_map(|(k, p, b, c)| {
+            let first17: String = k.into_iter().chain(p.bytes()).chain(b).chain(c).map(char::from).collect();
+            CreditCode::with_check_character(&first17).expect("built valid")
+        })
     }
 
     proptest! {
@@ -302,6 +378,28 @@ mod tests {
         let allow = AllowList::new([pilot]).unwrap();
         let (code, check) = CreditCode::parse(pilot, &allow).unwrap();
         assert_eq!((code.as_str(), check), (pilot, CodeCheck::AllowListed));
+    }
+
+    #[test]
+    fn strings_that_pass_the_checksum_but_are_no_credit_code_are_refused() {
+        // A resident ID number (Taiyuan, born 1985) whose last character fits
+        // the checksum, and eighteen zeros: python-stdnum accepts both.
+        assert_eq!(
+            CreditCode::parse_strict("140105198503121539"),
+            Err(CreditCodeError::UnknownCategory { department: DEPARTMENTS[0].1, category: '4', allowed: "1239" })
+        );
+        assert_eq!(CreditCode::parse_strict("000000000000000000"), Err(CreditCodeError::UnknownDepartment('0')));
+        let no_province = CreditCode::with_check_character("91990000192317458");
+        assert_eq!(no_province, Err(CreditCodeError::UnknownProvince("990000".into())));
+        // National registration authorities use 100000.
+        assert!(CreditCode::with_check_character("11100000000013127").is_ok());
+        // An operator can still list a genuine code the table does not know.
+        let odd = format!("Z{}", &"91440300192317458F"[1..]);
+        assert!(matches!(CreditCode::parse_strict(&odd), Err(CreditCodeError::ForbiddenCharacter { .. })));
+        let listed = "54440106MJH1234567";
+        assert!(CreditCode::parse_strict(listed).is_err());
+        let allow = AllowList::new([listed]).unwrap();
+        assert_eq!(CreditCode::parse(listed, &allow).unwrap().1, CodeCheck::AllowListed);
     }
 
     #[test]

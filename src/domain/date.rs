@@ -51,7 +51,7 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     }
     let d = iso_date(t)
         .or_else(|| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
-        .ok_or_else(|| format!("'{t}' is not a date of the form YYYY-MM-DD"))?;
+        .ok_or_else(|| format!("'{}' is not a date of the form YYYY-MM-DD", super::text::shown(t)))?;
     check_date(d)
 }
 

@@ -11,6 +11,7 @@ use super::issuer::{Issuer, RegionCode};
 use super::records::*;
 use super::publication::PublicationPeriods;
 use super::score_bands::ScoreBands;
+use super::text::shown;
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -139,13 +140,13 @@ impl<'a> Fields<'a> {
         let s = self.required(field)?;
         match parse(&s) {
             Some(v) => Some(v),
-            None => self.fail(field, format!("unknown value '{s}', expected one of: {}", expected())),
+            None => self.fail(field, format!("unknown value '{}', expected one of: {}", shown(&s), expected())),
         }
     }
 
     fn integer(&mut self, field: &'static str) -> Option<i64> {
         let s = self.required(field)?;
-        s.parse::<i64>().map_err(|_| self.errors.push(FieldError::new(field, format!("'{s}' is not a whole number")))).ok()
+        s.parse::<i64>().map_err(|_| self.errors.push(FieldError::new(field, format!("'{}' is not a whole number", shown(&s))))).ok()
     }
 
     fn optional_number(&mut self, field: &'static str) -> Option<Option<f64>> {
@@ -155,7 +156,7 @@ impl<'a> Fields<'a> {
             None => Some(None),
             Some(s) => match s.parse::<f64>() {
                 Ok(v) if v.is_finite() => Some(Some(v)),
-                _ => self.fail(field, format!("'{s}' is not a number")),
+                _ => self.fail(field, format!("'{}' is not a number", shown(&s))),
             },
         }
     }
@@ -187,7 +188,7 @@ pub fn parse_record(obj: &Map<String, Value>, rules: InputRules<'_>) -> Result<P
     };
     for key in obj.keys() {
         if !f.used.contains(key.as_str()) {
-            f.errors.push(FieldError::new(key.clone(), format!("is not a field of a {record_type} record")));
+            f.errors.push(FieldError::new(super::text::shown(key), format!("is not a field of a {record_type} record")));
         }
     }
     match record {
@@ -204,11 +205,11 @@ pub fn parse_record(obj: &Map<String, Value>, rules: InputRules<'_>) -> Result<P
 fn domain(f: &mut Fields<'_>) -> Option<CreditDomain> {
     let s = f.required("domain")?;
     if WATER_RESOURCES_WORDS.iter().any(|w| w.eq_ignore_ascii_case(&s)) {
-        return f.fail("domain", format!("'{s}' is the water-resources sector (水利), which is not transport credit and is refused"));
+        return f.fail("domain", format!("'{}' is the water-resources sector (水利), which is not transport credit and is refused", shown(&s)));
     }
     match CreditDomain::parse(&s) {
         Some(d) => Some(d),
-        None => f.fail("domain", format!("unknown credit domain '{s}', expected one of: {}", CreditDomain::expected())),
+        None => f.fail("domain", format!("unknown credit domain '{}', expected one of: {}", shown(&s), CreditDomain::expected())),
     }
 }
 
@@ -219,7 +220,7 @@ fn grade(f: &mut Fields<'_>) -> Option<Grade> {
     }
     match Grade::parse(&s) {
         Some(g) => Some(g),
-        None => f.fail("grade", format!("unknown grade '{s}', expected one of: {}", Grade::expected())),
+        None => f.fail("grade", format!("unknown grade '{}', expected one of: {}", shown(&s), Grade::expected())),
     }
 }
 
@@ -231,7 +232,7 @@ fn evaluation(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     let domain = domain(f);
     let issuer = f.required("issuer").and_then(|s| match Issuer::parse(&s) {
         Ok(i) => Some(i),
-        Err(e) => f.fail("issuer", format!("'{s}': {e}; use \"national\" or a province code")),
+        Err(e) => f.fail("issuer", format!("'{}': {e}; use \"national\" or a province code", shown(&s))),
     });
     let year = f.integer("year").and_then(|y| {
         if (1990..=2100).contains(&y) { Some(y as i32) } else { f.fail("year", format!("{y} is not a plausible evaluation year")) }
@@ -243,7 +244,7 @@ fn evaluation(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     let kind = match f.text("evaluation_kind") {
         None => Some(EvaluationKind::Annual),
         Some(s) => EvaluationKind::parse(&s)
-            .or_else(|| f.fail("evaluation_kind", format!("unknown value '{s}', expected one of: {}", EvaluationKind::expected()))),
+            .or_else(|| f.fail("evaluation_kind", format!("unknown value '{}', expected one of: {}", shown(&s), EvaluationKind::expected()))),
     };
     let region = match f.text("region") {
         None => Some(None),
@@ -255,7 +256,7 @@ fn evaluation(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     let status = match f.text("status") {
         None => Some(EvaluationStatus::Published),
         Some(s) => EvaluationStatus::parse(&s)
-            .or_else(|| f.fail("status", format!("unknown value '{s}', expected one of: {}", EvaluationStatus::expected()))),
+            .or_else(|| f.fail("status", format!("unknown value '{}', expected one of: {}", shown(&s), EvaluationStatus::expected()))),
     };
 
     if let (Some(from), Some(to)) = (valid_from, valid_to)

@@ -26,7 +26,7 @@ impl RegionCode {
     pub fn parse(s: &str) -> Result<RegionCode, RegionError> {
         let s = s.trim();
         if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(RegionError::NotSixDigits(s.to_owned()));
+            return Err(RegionError::NotSixDigits(super::text::shown(s).into_owned()));
         }
         let n: u32 = s.parse().map_err(|_| RegionError::NotSixDigits(s.to_owned()))?;
         if !PROVINCES.contains(&(n / 10_000)) {

@@ -32,6 +32,23 @@ pub fn clean(s: &str) -> Result<String, String> {
     Ok(t)
 }
 
+/// Characters of a value echoed in an error at most.
+pub const SHOWN_CHARS: usize = 64;
+
+/// A value as an error message echoes it: whole when short, else its first
+/// [`SHOWN_CHARS`] characters, an ellipsis and its length. An error echoes
+/// input in its message and again in its details, percent-encoded in gRPC
+/// trailers (a Chinese character takes 9 bytes there); grpcio refuses
+/// trailers over 16 KiB as RESOURCE_EXHAUSTED, which clients retry, so an
+/// unbounded echo turned a permanently bad request into one that is resent.
+pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    let mut chars = value.char_indices();
+    match chars.nth(SHOWN_CHARS) {
+        None => std::borrow::Cow::Borrowed(value),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}… ({} characters)", &value[..cut], value.chars().count())),
+    }
+}
+
 /// The alphabet of tender ids: ASCII letters, digits and `-_.:`, so that
 /// two ids that look alike are alike.
 pub const TENDER_ID_ALPHABET: &str = "A-Z a-z 0-9 - _ . :";
@@ -43,6 +60,15 @@ pub fn is_tender_id_char(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_values_are_shown_by_their_start_and_length() {
+        assert_eq!(shown("AA"), "AA");
+        let s = "x".repeat(SHOWN_CHARS);
+        assert_eq!(shown(&s), s, "exactly the limit is shown whole");
+        let long = "甲".repeat(3000);
+        assert_eq!(shown(&long), format!("{}… (3000 characters)", "甲".repeat(SHOWN_CHARS)));
+    }
 
     #[test]
     fn invisible_and_reordering_characters_are_refused() {

@@ -45,7 +45,7 @@ macro_rules! vocabulary {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
                 $name::parse(&s).ok_or_else(|| {
-                    serde::de::Error::custom(format!("unknown value '{}', expected one of: {}", s, $name::expected()))
+                    serde::de::Error::custom(format!("unknown value '{}', expected one of: {}", $crate::domain::text::shown(&s), $name::expected()))
                 })
             }
         }

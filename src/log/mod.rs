@@ -166,10 +166,33 @@ impl Log {
         Ok(size)
     }
 
-    /// Publishes checkpoints every `interval` while the tree grows, until dropped.
+    /// The checkpoint of the empty tree (RFC 6962 §2.1: its root is the
+    /// SHA-256 of the empty string), signed now. C2SP tlog-checkpoint allows
+    /// size 0, and an auditor of a new deployment starts from it. Ed25519
+    /// signatures are deterministic: every replica signs the same bytes.
+    pub fn empty_checkpoint(&self) -> Result<StoredCheckpoint, LogError> {
+        let root = tree::root(0, &tree::Known::default())?;
+        let keys = self.keys.get();
+        let (pair, _) = keys.log_signer().ok_or(LogError::NoKey)?;
+        let note = note::sign(&checkpoint_text(&self.origin, 0, &root), &self.origin, pair).map_err(|e| LogError::Append(e.to_string()))?;
+        Ok(StoredCheckpoint { size: 0, root: root.0.to_vec(), note })
+    }
+
+    /// Publishes checkpoints every `interval` while the tree grows, until
+    /// dropped; first the empty tree's, if no checkpoint was ever published.
     pub async fn publish_every(self: Arc<Self>, interval: Duration) {
         let mut published = match self.store.checkpoint(None).await {
-            Ok(c) => c.map_or(0, |c| c.size),
+            Ok(Some(c)) => c.size,
+            Ok(None) => {
+                let kept = match self.empty_checkpoint() {
+                    Ok(empty) => self.store.put_checkpoint(&empty).await.map_err(LogError::from),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = kept {
+                    tracing::warn!(error = %e, "could not publish the empty tree's checkpoint");
+                }
+                0
+            }
             Err(_) => 0,
         };
         if published > 0 {
@@ -187,12 +210,14 @@ impl Log {
         }
     }
 
-    /// The newest checkpoint, or the one of `size`.
+    /// The newest checkpoint, or the one of `size`. Before any is kept, the
+    /// newest is the empty tree's (a true prefix of any tree this log grows).
     pub async fn checkpoint(&self, size: Option<u64>) -> Result<StoredCheckpoint, LogError> {
-        self.store.checkpoint(size).await?.ok_or_else(|| match size {
-            Some(n) => LogError::OutOfRange(format!("no checkpoint was published at tree size {n}")),
-            None => LogError::OutOfRange("no checkpoint has been published yet: the log is empty".into()),
-        })
+        match (self.store.checkpoint(size).await?, size) {
+            (Some(c), _) => Ok(c),
+            (None, None | Some(0)) => self.empty_checkpoint(),
+            (None, Some(n)) => Err(LogError::OutOfRange(format!("no checkpoint was published at tree size {n}"))),
+        }
     }
 
     /// The tree size to answer for: `requested`, or the newest checkpoint's;
@@ -230,20 +255,16 @@ impl Log {
     /// or `tile/entries/<N>[.p/<W>]` (entry bundle), within the newest
     /// checkpoint's tree.
     pub async fn tile(&self, path: &str) -> Result<Vec<u8>, LogError> {
-        let bad = || LogError::OutOfRange(format!("'{path}' is not a tile of this log"));
-        let rest = path.strip_prefix("tile/").ok_or_else(bad)?;
-        let (go_path, entries) = match rest.strip_prefix("entries/") {
-            Some(n) => (format!("tile/8/data/{n}"), true),
-            None => (format!("tile/8/{rest}"), false),
-        };
-        let tile = tlog_tiles::Tile::from_path(&go_path).map_err(|_| bad())?;
+        let (tile, entries) = parse_tile(path)
+            .ok_or_else(|| LogError::OutOfRange(format!("'{}' is not a tile of this log", crate::domain::text::shown(path))))?;
         let size = self.checkpoint(None).await?.size;
         let width = u64::from(tile.width());
         // The tile's last hash must be in the tree: at level l, a tree of
         // `size` leaves has size >> (8 * l) complete nodes.
         let level_nodes = size.checked_shr(8 * u32::from(tile.level())).unwrap_or(0);
-        let start = tile.level_index().checked_mul(256).ok_or_else(bad)?;
-        if start + width > level_nodes {
+        let beyond = || LogError::OutOfRange(format!("'{path}' is beyond the tree of {size} leaves"));
+        let start = tile.level_index().checked_mul(256).ok_or_else(beyond)?;
+        if start.checked_add(width).is_none_or(|end| end > level_nodes) {
             return Err(LogError::OutOfRange(format!("'{path}' is beyond the tree of {size} leaves")));
         }
         if entries {
@@ -261,6 +282,54 @@ impl Log {
         let known = self.store.log_hashes(&recorder.indexes()).await?;
         tile.read_data(&known).map_err(|e| LogError::Store(StoreError::Corrupt(e.to_string())))
     }
+}
+
+/// Tiles are 2^8 hashes wide (C2SP tlog-tiles).
+const TILE_HEIGHT: u8 = 8;
+
+/// Levels of hash tiles that a tree of at most 2^64 leaves can have.
+const TILE_LEVELS: u8 = 8;
+
+/// Parses `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]` (C2SP
+/// tlog-tiles: N in groups of three digits, all but the last prefixed `x`;
+/// W from 1 to 255) into a tile and whether it is an entry bundle; `None`
+/// for anything else. Checked here, whole, before `tlog_tiles` sees it:
+/// its `Tile::from_path` panics on a width of 0 and its reads overflow past
+/// level 31 (`tile/0/000.p/0`, `tile/64/000`, `tile/entries/000.p/0`).
+fn parse_tile(path: &str) -> Option<(tlog_tiles::Tile, bool)> {
+    let rest = path.strip_prefix("tile/")?;
+    let (level, rest) = rest.split_once('/')?;
+    let (level, entries) = match level {
+        "entries" => (0, true),
+        l if !l.is_empty() && l.len() <= 2 && l.bytes().all(|b| b.is_ascii_digit()) && (l == "0" || !l.starts_with('0')) => {
+            (l.parse::<u8>().ok().filter(|l| *l < TILE_LEVELS)?, false)
+        }
+        _ => return None,
+    };
+    let (index, width) = match rest.split_once(".p/") {
+        Some((n, w)) => {
+            let width = (!w.is_empty() && w.len() <= 3 && !w.starts_with('0') && w.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| w.parse::<u32>().ok())
+                .flatten()
+                .filter(|w| (1..1 << TILE_HEIGHT).contains(w))?;
+            (n, width)
+        }
+        None => (rest, 1 << TILE_HEIGHT),
+    };
+    let groups: Vec<&str> = index.split('/').collect();
+    let mut n: u64 = 0;
+    for (i, g) in groups.iter().enumerate() {
+        let digits = if i + 1 < groups.len() { g.strip_prefix('x')? } else { g };
+        if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n = n.checked_mul(1000)?.checked_add(digits.parse::<u64>().ok()?)?;
+    }
+    let tile = tlog_tiles::Tile::new(TILE_HEIGHT, level, n, width, entries);
+    // The canonical spelling only (no leading `x000/`): one path per tile.
+    let canonical = tile.path();
+    let expected = if entries { format!("tile/{TILE_HEIGHT}/data/{index}") } else { format!("tile/{TILE_HEIGHT}/{level}/{index}") };
+    (canonical.split(".p/").next() == Some(expected.as_str())).then_some((tile, entries))
 }
 
 /// The sequencer: appends whatever has queued as one batch, then answers.
@@ -318,6 +387,21 @@ mod tests {
             r#"{"payload":"eyJhIjoxfQ==","payloadType":"application/vnd.credit-tender.assessment.v1+json","signatures":[{"keyid":"ab12","sig":"AQID"}]}"#
         );
         assert_eq!(envelope_of_leaf(&leaf).unwrap(), env);
+    }
+
+    #[test]
+    fn tile_paths_are_parsed_whole_and_never_panic() {
+        let ok = |p: &str| parse_tile(p).map(|(t, e)| (t.level(), t.level_index(), t.width(), e));
+        assert_eq!(ok("tile/0/000"), Some((0, 0, 256, false)));
+        assert_eq!(ok("tile/1/x001/234.p/7"), Some((1, 1234, 7, false)));
+        assert_eq!(ok("tile/entries/000.p/255"), Some((0, 0, 255, true)));
+        for bad in [
+            "tile/0/000.p/0", "tile/64/000", "tile/entries/000.p/0", "tile/8/000", "tile/0/000.p/256", "tile/0/x000/001",
+            "tile/0/1", "tile/0/0001", "tile/00/000", "tile/0/000.p/07", "tile/0/000.p/", "tile/0/", "tile/entries/",
+            "tile/0/x999/x999/x999/x999/x999/x999/x999/999", "tile/data/000", "tile/-1/000", "tile/0/000/",
+        ] {
+            assert_eq!(ok(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! ("parse, don't validate"): once a command exists its fields are valid, and
 //! every problem found is a [`FieldError`] naming the request field.
 
+use crate::domain::text::shown;
 use super::ApiError;
 use crate::config::Rules;
 use crate::domain::input::InputRules;
@@ -58,7 +59,7 @@ pub(crate) fn terms(t: Option<&pb::TenderTerms>) -> Result<TenderTerms, ApiError
             None
         }
         d => CreditDomain::parse(d).or_else(|| {
-            field("domain", format!("unknown credit domain '{d}', expected one of: {}", CreditDomain::expected()));
+            field("domain", format!("unknown credit domain '{}', expected one of: {}", shown(d), CreditDomain::expected()));
             None
         }),
     };
@@ -66,7 +67,7 @@ pub(crate) fn terms(t: Option<&pb::TenderTerms>) -> Result<TenderTerms, ApiError
     let method = match t.evaluation_method.trim() {
         "" => Some(EvaluationMethod::ComprehensiveScoring),
         m => EvaluationMethod::parse(m).or_else(|| {
-            field("evaluation_method", format!("unknown method '{m}', expected one of: {}", EvaluationMethod::expected()));
+            field("evaluation_method", format!("unknown method '{}', expected one of: {}", shown(m), EvaluationMethod::expected()));
             None
         }),
     };
@@ -94,6 +95,16 @@ pub(crate) fn terms(t: Option<&pb::TenderTerms>) -> Result<TenderTerms, ApiError
     Ok(terms)
 }
 
+/// A policy id as a request names it: at most 64 printable characters
+/// (whether it is loaded is checked when the tender is registered).
+fn policy_id(raw: &str) -> Result<String, ApiError> {
+    let id = raw.trim();
+    if id.chars().count() > 64 || id.chars().any(char::is_control) {
+        return Err(ApiError::field("policy_id", "is not a policy id: at most 64 printable characters"));
+    }
+    Ok(id.to_owned())
+}
+
 /// `RegisterTender`: a new tender under a policy id.
 pub(crate) struct RegisterTender {
     pub tender_id: TenderId,
@@ -107,7 +118,7 @@ impl TryFrom<pb::RegisterTenderRequest> for RegisterTender {
         Ok(RegisterTender {
             tender_id: tender_id(&req.tender_id)?,
             terms: terms(req.terms.as_ref())?,
-            policy_id: req.policy_id.trim().to_owned(),
+            policy_id: policy_id(&req.policy_id)?,
         })
     }
 }
@@ -190,7 +201,7 @@ impl CheckDeposit {
         let form = match req.form.trim() {
             "" => DepositForm::Cash,
             f => DepositForm::parse(f).ok_or_else(|| {
-                ApiError::field("form", format!("unknown form '{f}', expected one of: {}", DepositForm::expected()))
+                ApiError::field("form", format!("unknown form '{}', expected one of: {}", shown(f), DepositForm::expected()))
             })?,
         };
         let tender_id = tender_id(&req.tender_id)?;

@@ -68,6 +68,7 @@ impl LogApi {
 impl pb::log_service_server::LogService for LogApi {
     async fn get_checkpoint(&self, r: Request<pb::GetCheckpointRequest>) -> Result<Response<pb::Checkpoint>, Status> {
         authorize(&caller(&r), Action::ReadLogProofs, Resource::Service, &self.metrics)?;
+        // Size 0, or none given, is the newest: on an empty log, the empty tree's.
         let size = r.get_ref().tree_size.filter(|n| *n > 0);
         let c = self.log.checkpoint(size).await.map_err(|e| match e {
             LogError::OutOfRange(why) => ApiError::NotFound(why),

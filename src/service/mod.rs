@@ -103,8 +103,34 @@ impl From<CacheError> for ApiError {
 }
 
 /// Field violations sent back at most, in bytes (before base64): every gRPC
-/// client accepts the trailer that carries them.
-const MAX_DETAIL_BYTES: usize = 4 * 1024;
+/// client accepts the trailer that carries them. With the message (at most
+/// [`MAX_MESSAGE_BYTES`], percent-encoded: three times that at worst), the
+/// trailers stay under grpcio's 8 KiB soft limit on metadata; past it, and
+/// surely past 16 KiB, grpcio reports RESOURCE_EXHAUSTED instead of the
+/// error, and clients retry what is permanently wrong.
+const MAX_DETAIL_BYTES: usize = 3 * 1024;
+
+/// A status message's length at most, in bytes.
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// A violation's field name and reason at most, in bytes.
+const MAX_FIELD_BYTES: usize = 256;
+const MAX_REASON_BYTES: usize = 768;
+
+/// `s` cut to at most `max` bytes at a character boundary, marked with an
+/// ellipsis. Every echoed value is bounded where it is written
+/// ([`crate::domain::text::shown`]); this is the last guard at the wire.
+fn bounded(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max.saturating_sub('…'.len_utf8());
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
 
 fn summary(v: &[FieldError]) -> String {
     let mut s = v.iter().take(3).map(FieldError::to_string).collect::<Vec<_>>().join("; ");
@@ -132,7 +158,11 @@ impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
         match e {
             ApiError::Invalid(violations) => {
-                let message = format!("invalid request: {}", summary(&violations));
+                let violations: Vec<FieldError> = violations
+                    .into_iter()
+                    .map(|v| FieldError { field: bounded(v.field, MAX_FIELD_BYTES), reason: bounded(v.reason, MAX_REASON_BYTES) })
+                    .collect();
+                let message = bounded(format!("invalid request: {}", summary(&violations)), MAX_MESSAGE_BYTES);
                 let mut details = ErrorDetails::new();
                 // grpcio and Go refuse response metadata over 16 KiB (8 KiB soft):
                 // send the first violations that fit well under that, and say how
@@ -157,8 +187,8 @@ impl From<ApiError> for Status {
             ApiError::Shared(e) => {
                 match &*e {
                     ApiError::Invalid(v) => ApiError::Invalid(v.clone()).into(),
-                    ApiError::NotFound(s) => Status::not_found(s.clone()),
-                    ApiError::Precondition(s) => Status::failed_precondition(s.clone()),
+                    ApiError::NotFound(s) => Status::not_found(bounded(s.clone(), MAX_MESSAGE_BYTES)),
+                    ApiError::Precondition(s) => Status::failed_precondition(bounded(s.clone(), MAX_MESSAGE_BYTES)),
                     ApiError::NotLogged(s) => ApiError::NotLogged(s.clone()).into(),
                     ApiError::Unavailable(s) => ApiError::Unavailable(s.clone()).into(),
                     ApiError::TooStale(s) => ApiError::TooStale(s.clone()).into(),
@@ -170,10 +200,10 @@ impl From<ApiError> for Status {
                     }
                 }
             }
-            ApiError::NotFound(what) => Status::not_found(what),
-            ApiError::Precondition(why) => Status::failed_precondition(why),
-            ApiError::Unauthenticated(why) => Status::unauthenticated(why),
-            ApiError::Denied(why) => Status::permission_denied(why),
+            ApiError::NotFound(what) => Status::not_found(bounded(what, MAX_MESSAGE_BYTES)),
+            ApiError::Precondition(why) => Status::failed_precondition(bounded(why, MAX_MESSAGE_BYTES)),
+            ApiError::Unauthenticated(why) => Status::unauthenticated(bounded(why, MAX_MESSAGE_BYTES)),
+            ApiError::Denied(why) => Status::permission_denied(bounded(why, MAX_MESSAGE_BYTES)),
             ApiError::NotLogged(why) => Status::unavailable(format!(
                 "the statement could not be recorded in the transparency log ({why}); no statement is given out unrecorded"
             )),
@@ -183,14 +213,14 @@ impl From<ApiError> for Status {
             }
             ApiError::TooStale(why) => {
                 tracing::warn!(reason = %why, "refusing to answer from stale data");
-                Status::unavailable(format!("{why}; no credit answer can be given"))
+                Status::unavailable(bounded(format!("{why}; no credit answer can be given"), MAX_MESSAGE_BYTES))
             }
             ApiError::Internal(what) => {
                 tracing::error!(error = %what, "internal error");
                 Status::internal("internal error")
             }
-            ApiError::Store(e @ StoreError::TenderExists(_)) => Status::already_exists(e.to_string()),
-            ApiError::Store(e @ StoreError::UnknownTender(_)) => Status::not_found(e.to_string()),
+            ApiError::Store(e @ StoreError::TenderExists(_)) => Status::already_exists(bounded(e.to_string(), MAX_MESSAGE_BYTES)),
+            ApiError::Store(e @ StoreError::UnknownTender(_)) => Status::not_found(bounded(e.to_string(), MAX_MESSAGE_BYTES)),
             ApiError::Store(StoreError::Rejected(problems)) => {
                 let violations = problems.into_iter().map(|(i, v)| v.within(&format!("records[{i}]"))).collect();
                 ApiError::Invalid(violations).into()

@@ -105,7 +105,7 @@ impl TenderApi {
         let policy = self.policies.current(&cmd.policy_id).ok_or_else(|| {
             ApiError::field(
                 "policy_id",
-                format!("no loaded policy '{}'; loaded: {}", cmd.policy_id, self.policies.ids().join(", ")),
+                format!("no loaded policy '{}'; loaded: {}", crate::domain::text::shown(&cmd.policy_id), self.policies.ids().join(", ")),
             )
         })?;
         check_against_policy(&cmd.terms, &policy)?;
@@ -215,8 +215,13 @@ impl TenderApi {
     }
 
     async fn revoke(&self, caller: &Caller, req: pb::RevokeCommitteeAccessRequest) -> Result<pb::CommitteeGrant, ApiError> {
-        let not_found = || ApiError::NotFound(format!("no committee grant '{}'", req.grant_id));
-        let grant = self.store.grant(req.grant_id.trim()).await?.ok_or_else(not_found)?;
+        let grant_id = req.grant_id.trim();
+        // Grant ids are what GrantCommitteeAccess answered: 16 hexadecimal characters.
+        if grant_id.len() != 16 || !grant_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::field("grant_id", "is not a grant id: 16 hexadecimal characters, as GrantCommitteeAccess answered"));
+        }
+        let not_found = || ApiError::NotFound(format!("no committee grant '{grant_id}'"));
+        let grant = self.store.grant(grant_id).await?.ok_or_else(not_found)?;
         let tender = self.store.tender(&grant.tender_id, None).await?.ok_or_else(not_found)?;
         self.on(caller, Action::GrantCommitteeAccess, &tender).map_err(|e| match e {
             ApiError::NotFound(_) => not_found(),

@@ -14,6 +14,7 @@
 
 mod log;
 mod postgres;
+mod schema;
 mod sql;
 mod sqlite;
 mod tenders;
@@ -55,6 +56,14 @@ pub enum StoreError {
     /// The store's file is gone or replaced: nothing can be committed to it.
     #[error("the store is lost: {0}")]
     Lost(String),
+    /// [`OpenMode::Existing`]: there is no store there (no file, no database,
+    /// or one without credit-tender's schema).
+    #[error("{0}")]
+    Missing(String),
+    /// [`OpenMode::Existing`]: the store's schema is not this binary's, and
+    /// the command may not migrate it.
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -249,6 +258,27 @@ pub const DEFAULT_CONNECTIONS: u32 = 8;
 #[derive(Clone)]
 pub struct Store(Arc<dyn CreditStore>);
 
+/// How a command opens its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the store if it is missing and migrate it to this binary's
+    /// schema: what `serve` and `import` do.
+    Create,
+    /// Only a store that exists and already has this binary's schema: never
+    /// created, never migrated (a mistyped path is an error, not a new empty
+    /// store). For commands that only read: `recompute`, `import --dry-run`.
+    /// With `read_only`, the connections cannot write at all (SQLite
+    /// `mode=ro`, PostgreSQL `default_transaction_read_only`); a dry run
+    /// needs a transaction it rolls back, so it opens with `read_only: false`.
+    Existing { read_only: bool },
+}
+
+/// Whether `url` names a backend this build has: `sqlite:…`, `postgres://…`
+/// or `postgresql://…`.
+pub fn supported_url(url: &str) -> bool {
+    url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the store a URL names, with
     /// [`DEFAULT_CONNECTIONS`] pooled connections.
@@ -258,11 +288,17 @@ impl Store {
 
     /// The same, with `connections` pooled connections (at least one).
     pub async fn open_with(url: &str, connections: u32) -> Result<Store, StoreError> {
+        Store::open_as(url, connections, OpenMode::Create).await
+    }
+
+    /// Opens the store a URL names as `mode` says. A PostgreSQL that refuses
+    /// the connection is an error at once, not after the pool's time-out.
+    pub async fn open_as(url: &str, connections: u32, mode: OpenMode) -> Result<Store, StoreError> {
         let connections = connections.max(1);
         if url.starts_with("sqlite:") {
-            Ok(Store::new(sqlite::open(url, connections).await?))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::new(postgres::open(url, connections).await?))
+            Ok(Store::new(sqlite::open(url, connections, mode).await?))
+        } else if supported_url(url) {
+            Ok(Store::new(postgres::open(url, connections, mode).await?))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }

@@ -2,9 +2,11 @@
 //! the LISTEN loop that tells each replica of the others' writes.
 
 use super::sql::{Backend, NewRecord, SqlStore};
-use super::{ChangeSink, StoreError};
+use super::{ChangeSink, OpenMode, StoreError};
 use futures_util::future::BoxFuture;
-use sqlx::postgres::{PgConnection, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPoolOptions};
+use sqlx::Connection;
+use std::str::FromStr;
 use sqlx::{PgPool, Pool, Postgres, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +17,44 @@ pub const CHANGES_CHANNEL: &str = "credit_tender_changes";
 
 const COPY_RECORDS: &str = "COPY records (record_id, version, kind, credit_code, digest, body) FROM STDIN (FORMAT csv)";
 
-/// Opens and migrates a PostgreSQL store.
-pub(super) async fn open(url: &str, connections: u32) -> Result<SqlStore<Postgres>, StoreError> {
-    let pool = PgPoolOptions::new().max_connections(connections).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
-    sqlx::migrate!("migrations/postgres").run(&pool).await?;
+/// How long the first connection may take to answer at all.
+const FIRST_CONNECT: Duration = Duration::from_secs(5);
+
+/// Opens a PostgreSQL store: migrating it ([`OpenMode::Create`]), or only
+/// one at this binary's schema ([`OpenMode::Existing`]).
+pub(super) async fn open(url: &str, connections: u32, mode: OpenMode) -> Result<SqlStore<Postgres>, StoreError> {
+    let migrator = sqlx::migrate!("migrations/postgres");
+    let mut options = PgConnectOptions::from_str(url)?;
+    if let OpenMode::Existing { read_only: true } = mode {
+        options = options.options([("default_transaction_read_only", "on")]);
+    }
+    // One connection first, on its own: the pool retries a refused
+    // connection until its time-out (sqlx takes it for a server starting
+    // up) and then says only "pool timed out". This says why, at once.
+    match tokio::time::timeout(FIRST_CONNECT, PgConnection::connect_with(&options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+        }
+        Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("3D000") && mode != OpenMode::Create => {
+            return Err(StoreError::Missing(format!("there is no PostgreSQL store there: {}", e.message())));
+        }
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => {
+            return Err(StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", FIRST_CONNECT.as_secs()),
+            ))))
+        }
+    }
+    let pool = PgPoolOptions::new().max_connections(connections).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
+    match mode {
+        OpenMode::Create => migrator.run(&pool).await?,
+        OpenMode::Existing { .. } => {
+            let applied = super::schema::applied_postgres(&pool).await?;
+            let database = pool.connect_options().get_database().unwrap_or("postgres").to_owned();
+            super::schema::check(&migrator, applied, &format!("PostgreSQL database '{database}'"))?;
+        }
+    }
     Ok(SqlStore::new(pool, None))
 }
 

@@ -2,7 +2,7 @@
 
 use super::log::placeholders;
 use super::sql::{Backend, FileIdentity, NewRecord, SqlStore, INSERT_RECORDS};
-use super::{ChangeSink, StoreError};
+use super::{ChangeSink, OpenMode, StoreError};
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite, Transaction};
@@ -11,18 +11,32 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Opens (creating if needed) and migrates a SQLite store.
-pub(super) async fn open(url: &str, connections: u32) -> Result<SqlStore<Sqlite>, StoreError> {
+/// Opens a SQLite store: creating and migrating it ([`OpenMode::Create`]),
+/// or only an existing one at this binary's schema ([`OpenMode::Existing`]).
+pub(super) async fn open(url: &str, connections: u32, mode: OpenMode) -> Result<SqlStore<Sqlite>, StoreError> {
+    let migrator = sqlx::migrate!("migrations/sqlite");
     // Pragmas go on the connect options so that every pooled connection gets them.
-    let options = SqliteConnectOptions::from_str(url)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
+    let options = SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(10)).foreign_keys(true);
+    let options = match mode {
+        OpenMode::Create => options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full),
+        // The journal mode is kept in the file: an existing store is in WAL already.
+        OpenMode::Existing { read_only } => options.create_if_missing(false).read_only(read_only),
+    };
     let path = options.get_filename().to_owned();
+    let in_memory = path.as_os_str() == ":memory:" || url.contains("mode=memory");
+    if let (OpenMode::Existing { .. }, false) = (mode, in_memory)
+        && !path.is_file()
+    {
+        return Err(StoreError::Missing(format!("there is no SQLite store at {}", path.display())));
+    }
     let pool = SqlitePoolOptions::new().max_connections(connections).connect_with(options).await?;
-    sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+    match mode {
+        OpenMode::Create => migrator.run(&pool).await?,
+        OpenMode::Existing { .. } => {
+            let applied = super::schema::applied_sqlite(&pool).await?;
+            super::schema::check(&migrator, applied, &path.display().to_string())?;
+        }
+    }
     // An in-memory database has no file to watch.
     let file = FileIdentity::of(&path).ok();
     Ok(SqlStore::new(pool, file))

@@ -116,6 +116,9 @@ fn unauthorized() -> Response {
 /// Where a request went wrong, as the page or the JSON API shows it.
 enum WebError {
     Unauthenticated,
+    /// A known caller outside its role, where nothing is hidden by saying so
+    /// (the log's entries exist for every caller; only who may read differs).
+    Forbidden(String),
     NotFound(String),
     Invalid(String),
     Unavailable(String),
@@ -151,7 +154,7 @@ impl WebError {
     fn page(self, id: &str) -> Response {
         match self {
             WebError::Unauthenticated => unauthorized(),
-            WebError::NotFound(_) | WebError::Invalid(_) => (
+            WebError::Forbidden(_) | WebError::NotFound(_) | WebError::Invalid(_) => (
                 StatusCode::NOT_FOUND,
                 Html(page::error(404, "未找到该招标项目", &format!("没有编号为「{id}」的招标项目。请核对项目编号，或从项目列表进入。"))),
             )
@@ -179,6 +182,7 @@ impl WebError {
     fn api(self) -> Response {
         match self {
             WebError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated").into_response(),
+            WebError::Forbidden(m) => (StatusCode::FORBIDDEN, m).into_response(),
             WebError::NotFound(m) => (StatusCode::NOT_FOUND, m).into_response(),
             WebError::Invalid(m) => (StatusCode::BAD_REQUEST, m).into_response(),
             WebError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, format!("信用数据暂时无法读取：{m}")).into_response(),
@@ -324,7 +328,8 @@ fn log_access(s: &WebState, caller: &Caller, action: Action) -> Result<Arc<Log>,
     match decide(caller, action, Resource::Service, chrono::Utc::now()) {
         Decision::Allow => {}
         Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
-        _ => return Err(WebError::NotFound("not found".into())),
+        Decision::Deny(why) => return Err(WebError::Forbidden(why)),
+        Decision::NotFound => return Err(WebError::NotFound("not found".into())),
     }
     s.log.clone().ok_or_else(|| WebError::NotFound("this server keeps no transparency log".into()))
 }

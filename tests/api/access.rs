@@ -488,20 +488,20 @@ async fn bad_access_configuration_is_refused_with_the_reason() {
     ] {
         let path = bad(&format!("{label}.toml"), content);
         let (code, err) = serve(&["--principals", &path]);
-        assert_eq!(code, Some(64), "{label}: {err}");
+        assert_eq!(code, Some(78), "{label}: {err}");
         assert!(err.contains(&path) && err.contains(want), "{label}: {err}");
     }
     // A key that does not match the certificate.
     let other = Certs::make();
     let (code, err) = serve(&["--tls-cert", certs.path("server.pem").to_str().unwrap(), "--tls-key", other.path("server.key").to_str().unwrap()]);
-    assert_eq!(code, Some(64), "{err}");
+    assert_eq!(code, Some(78), "{err}");
     assert!(err.contains("the key does not match the certificate"), "{err}");
     // An expired certificate, refused with its dates.
     let (cert, key) = expired_certificate();
     let cert = bad("expired.pem", cert);
     let key = bad("expired.key", key);
     let (code, err) = serve(&["--tls-cert", &cert, "--tls-key", &key]);
-    assert_eq!(code, Some(64), "{err}");
+    assert_eq!(code, Some(78), "{err}");
     assert!(err.contains("certificate is not valid now: valid from") && err.contains("2020"), "{err}");
     // Beyond loopback without TLS and principals: refused.
     let out = cli(&["serve", "--db", &db.url, "--keys", keys.to_str().unwrap(), "--listen", "0.0.0.0:0"]);

@@ -360,6 +360,13 @@ impl CliServer {
         }
     }
 
+    /// The log lines (stderr) that have arrived so far, without waiting.
+    #[allow(dead_code)]
+    pub async fn lines_so_far(&self) -> Vec<String> {
+        let mut log = self.log.lock().await;
+        std::iter::from_fn(|| log.try_recv().ok()).collect()
+    }
+
     /// Waits (up to 10 s) for a log line containing `needle`; returns it.
     pub async fn log_line(&self, needle: &str) -> String {
         let mut log = self.log.lock().await;

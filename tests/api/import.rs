@@ -23,7 +23,7 @@ async fn rejects(db: &TestDb, dir: &std::path::Path, name: &str, content: &[u8],
     let path = file(dir, name, content);
     let out = cli(&["import", "--db", &db.url, path.to_str().unwrap()]);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "[{}] {name}: expected exit 1, stderr: {err}", db.backend);
+    assert_eq!(out.status.code(), Some(65), "[{}] {name}: expected exit 65 (data refused), stderr: {err}", db.backend);
     for e in expected {
         let want = format!("{}:{e}", path.display());
         assert!(err.contains(&want), "[{}] {name}: stderr lacks '{want}':\n{err}", db.backend);
@@ -43,7 +43,7 @@ async fn each_bad_input_is_named_and_changes_nothing() {
         rejects(&db, d, "malformed.jsonl", format!("{good}\n{{\"type\": \"evaluation\",\n").as_bytes(), &["2: json: malformed JSON"]).await;
         let mut bad_utf8 = format!("{good}\n").into_bytes();
         bad_utf8.extend_from_slice(b"{\"type\":\"evaluation\",\"entity_name\":\"\xff\xfe\"}\n");
-        rejects(&db, d, "utf8.jsonl", &bad_utf8, &["2: encoding: invalid UTF-8"]).await;
+        rejects(&db, d, "utf8.jsonl", &bad_utf8, &["2: encoding: the file is not UTF-8 (byte 37 of line 2 is not)"]).await;
         rejects(&db, d, "type.jsonl", jsonl(&[good.clone(), json!({"type": "rating", "id": "x"})]).as_bytes(), &["2: type: unknown value 'rating'"]).await;
         rejects(&db, d, "missing.jsonl", with(json!({"entity_name": null})).as_bytes(), &["2: entity_name: is required"]).await;
         rejects(&db, d, "short.jsonl", with(json!({"credit_code": "91440300192317458"})).as_bytes(), &["2: credit_code: credit code has 17 characters, a credit code has 18"]).await;
@@ -90,7 +90,7 @@ async fn csv_tables_import_and_name_bad_rows() {
         let before = snapshot(&db.url).await;
         let path = file(dir.path(), "noref.csv", format!("{header}{CODE_C},丙,supervision,110000,2025,A,,2026-03-01,2027-02-28\n"));
         let out = cli(&["import", "--db", &db.url, path.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(65));
         assert!(stderr(&out).contains(&format!("{}:2: document_ref: is required", path.display())), "{}", stderr(&out));
 
         // A score outside its band and a water-resources grade, on lines 2 and 3.
@@ -101,7 +101,7 @@ async fn csv_tables_import_and_name_bad_rows() {
         let path = file(dir.path(), "bad.csv", bad);
         let out = cli(&["import", "--db", &db.url, "--document-ref", "x", path.to_str().unwrap()]);
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(out.status.code(), Some(65), "{err}");
         assert!(err.contains(&format!("{}:2: score: 90 lies in grade A's band, not B's", path.display())), "{err}");
         assert!(err.contains(&format!("{}:3: grade: 'AAA'", path.display())), "{err}");
         let mut bad_utf8 = header.as_bytes().to_vec();
@@ -109,7 +109,7 @@ async fn csv_tables_import_and_name_bad_rows() {
         bad_utf8.extend_from_slice(b"\xff\xfe,supervision,110000,2025,A,,2026-03-01,2027-02-28\n");
         let path = file(dir.path(), "utf8.csv", bad_utf8);
         let out = cli(&["import", "--db", &db.url, "--document-ref", "x", path.to_str().unwrap()]);
-        assert!(stderr(&out).contains(&format!("{}:2: entity_name: is not valid UTF-8", path.display())), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("{}:2: encoding: the file is not UTF-8 (byte 20 of line 2 is not)", path.display())), "{}", stderr(&out));
         let path = file(dir.path(), "ragged.csv", format!("{header}{CODE_C},丙,supervision\n"));
         let out = cli(&["import", "--db", &db.url, "--document-ref", "x", path.to_str().unwrap()]);
         assert!(stderr(&out).contains(&format!("{}:2: row: has 3 fields, the header has 9", path.display())), "{}", stderr(&out));
@@ -125,6 +125,8 @@ async fn identical_reimport_is_a_no_op_and_dry_run_stores_nothing() {
         let path = file(dir.path(), "a.jsonl", &content);
         let p = path.to_str().unwrap();
 
+        // A dry run only reads: the store must exist (an empty one here).
+        open(&db).await;
         let out = cli(&["import", "--db", &db.url, "--dry-run", p]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("2 record(s) would be stored"), "{}", stdout(&out));
@@ -141,7 +143,7 @@ async fn identical_reimport_is_a_no_op_and_dry_run_stores_nothing() {
         // A dry run also finds conflicts with what is stored.
         let clash = file(dir.path(), "clash.jsonl", jsonl(&[list_entry_json("e1", CODE_A, "transport_blacklist")]));
         let out = cli(&["import", "--db", &db.url, "--dry-run", clash.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(65));
         assert!(stderr(&out).contains(":1: id: 'e1' is already the id of a record of type evaluation, not list_entry"), "{}", stderr(&out));
     }
 }
@@ -154,10 +156,10 @@ async fn files_are_independent_and_unknown_types_refused() {
     let bad = file(dir.path(), "bad.jsonl", "not json\n");
     let other = file(dir.path(), "data.xml", "<x/>");
     let out = cli(&["import", "--db", &db.url, good.to_str().unwrap(), bad.to_str().unwrap(), other.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(65));
     assert!(stdout(&out).contains("good.jsonl: imported 1 record(s)"));
     assert!(stderr(&out).contains(&format!("{}:1: json: malformed JSON", bad.display())));
-    assert!(stderr(&out).contains(&format!("{}:0: file: unknown file type", other.display())), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("{}: file: unknown file type", other.display())), "{}", stderr(&out));
     assert!(stderr(&out).contains("2 of 3 file(s) rejected"));
 }
 
@@ -168,7 +170,7 @@ async fn bad_rule_files_are_named() {
     let bands = file(dir.path(), "bands.toml", "max_score = 100\n[domain.highway_construction]\nAAA = 95\n");
     let data = file(dir.path(), "x.jsonl", jsonl(&[evaluation_json("e1", CODE_A, json!({}))]));
     let out = cli(&["import", "--db", &db.url, "--score-bands", bands.to_str().unwrap(), data.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(out.status.code(), Some(78), "a rule file is configuration");
     assert!(stderr(&out).contains(&format!("{}: domain.highway_construction.AAA: unknown grade", bands.display())), "{}", stderr(&out));
 }
 

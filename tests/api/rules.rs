@@ -46,7 +46,7 @@ async fn refused_everywhere(db: &TestDb, setup: &[Value], bad: &[Value], field: 
         }
         let out = cli(&args);
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "[{}] dry-run {dry}: {err}", db.backend);
+        assert_eq!(out.status.code(), Some(65), "[{}] dry-run {dry}: {err}", db.backend);
         let want = format!("{}:{}: {field}: ", path.display(), bad.len());
         assert!(err.contains(&want) && err.contains(reason), "[{}] dry-run {dry}: lacks '{want}…{reason}':\n{err}", db.backend);
     }
@@ -284,11 +284,11 @@ async fn rule_4_the_publication_periods_file_can_be_replaced_and_is_checked() {
     let periods = file(dir.path(), "periods.toml", stricter);
     let records = file(dir.path(), "p.jsonl", jsonl(&[penalty_json("p", &c, json!({}))]));
     let out = cli(&["import", "--db", &db.url, "--publication-periods", periods.to_str().unwrap(), records.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
     assert!(stderr(&out).contains("min_publication_end: 2026-09-01 is less than 6 months after decided_on 2026-06-01"), "{}", stderr(&out));
     let broken = file(dir.path(), "broken.toml", "max_months = 36\n[min_months]\ngeneral = 3\n");
     let out = cli(&["import", "--db", &db.url, "--publication-periods", broken.to_str().unwrap(), records.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(out.status.code(), Some(78), "a rule file is configuration");
     assert!(stderr(&out).contains(broken.to_str().unwrap()) && stderr(&out).contains("no value for category"), "{}", stderr(&out));
 }
 

@@ -94,6 +94,6 @@ async fn a_stopped_server_closes_its_port() {
 #[test]
 fn a_pool_of_no_connections_is_refused_by_name() {
     let out = cli(&["serve", "--keys", "keys.toml", "--db-connections", "0"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(64), "a usage error, as the exit table says: {}", stderr(&out));
     assert!(stderr(&out).contains("'--db-connections <N>': 0 is not in 1..=1000"), "{}", stderr(&out));
 }

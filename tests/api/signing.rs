@@ -67,7 +67,7 @@ async fn verify_accepts_the_statement_and_refuses_any_flipped_byte() {
     let out = verify_cli(&write_json(dir.path(), "unknown.json", &e), &keys_path);
     assert!(stderr(&out).contains("INVALID: no listed key has id 0000"), "{}", stderr(&out));
     let out = verify_cli(&keys_path, &keys_path);
-    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(65), "not an envelope: input data refused; {}", stderr(&out));
 }
 
 fn keygen(dir: &Path, name: &str) -> String {
@@ -95,7 +95,7 @@ async fn keys_rotate_without_a_restart() {
     let k2 = keygen(dir.path(), "k2.pk8");
     assert_ne!(k1, k2);
     let again = cli(&["keygen", "--out", dir.path().join("k1.pk8").to_str().unwrap()]);
-    assert_eq!(again.status.code(), Some(64), "keygen must not overwrite a key");
+    assert_eq!(again.status.code(), Some(73), "keygen must not overwrite a key (cannot create)");
     let config = dir.path().join("keys.toml");
     let log_key = log_key_toml(dir.path());
     std::fs::write(&config, format!("[[key]]\nfile = \"k1.pk8\"\nstatus = \"active\"\n{log_key}")).unwrap();
