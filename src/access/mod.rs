@@ -18,6 +18,7 @@
 
 pub mod principals;
 
+use crate::domain::ownership::Writer;
 use crate::domain::records::Record;
 use crate::domain::vocab::vocabulary;
 use crate::domain::{CreditCode, Issuer, RegionCode, TenderId};
@@ -67,6 +68,26 @@ impl Caller {
         match self {
             Caller::Principal(p) => Some(&p.name),
             _ => None,
+        }
+    }
+
+    /// Who writes records, for the ownership rule
+    /// ([`crate::domain::ownership`]): the local operator (keeping the source
+    /// the request names), or a provider principal with its scope. `None`
+    /// for anyone else, who may not write records at all.
+    pub fn writer(&self, requested_source: &str) -> Option<Writer> {
+        match self {
+            Caller::Local => Some(Writer::operator(requested_source)),
+            Caller::Principal(p) => match &p.scope {
+                Scope::Provider { issuers, authorities, commitments } => Some(Writer::Provider {
+                    name: p.name.clone(),
+                    issuers: issuers.clone(),
+                    authorities: authorities.clone(),
+                    commitments: *commitments,
+                }),
+                _ => None,
+            },
+            Caller::Anonymous => None,
         }
     }
 
@@ -132,8 +153,8 @@ pub enum Resource<'a> {
     Service,
     /// A tender, by id and region.
     Tender { id: &'a TenderId, region: RegionCode },
-    /// A batch of records; each event comes with the record it targets, if stored.
-    Records(&'a [(&'a Record, Option<&'a Record>)]),
+    /// A batch of records.
+    Records(&'a [&'a Record]),
     /// A credit code's profile, and whether the caller has written any of its records.
     Profile { code: &'a CreditCode, written_by_caller: bool },
 }
@@ -234,8 +255,11 @@ fn platform_action(a: Action) -> bool {
     )
 }
 
-/// Every record must be within the provider's issuers or authorities; an
-/// event, within them through the record it targets.
+/// Every record must name an owner within the provider's issuers or
+/// authorities (commitments: if its scope has them). What needs the stored
+/// records (whose an id or an event's target already is: the ownership
+/// rule of [`crate::domain::ownership`]) is decided in the store's write
+/// path, for every way records come in.
 fn provider_records(p: &Principal, resource: Resource<'_>) -> Decision {
     let Scope::Provider { issuers, authorities, commitments } = &p.scope else { unreachable!("checked by the caller") };
     let Resource::Records(records) = resource else {
@@ -246,24 +270,22 @@ fn provider_records(p: &Principal, resource: Resource<'_>) -> Decision {
         Record::ListEntry(l) => authorities.iter().any(|a| a == &l.authority),
         Record::Penalty(x) => authorities.iter().any(|a| a == &x.authority),
         Record::Commitment(_) => *commitments,
-        Record::Event(_) => false,
+        // Its owner is its target's, which the store knows.
+        Record::Event(_) => true,
     };
-    for (i, (record, target)) in records.iter().enumerate() {
-        let ok = match record {
-            Record::Event(_) => target.is_some_and(within),
-            r => within(r),
-        };
-        if !ok {
+    for (i, record) in records.iter().enumerate() {
+        if !within(record) {
             let what = match record {
                 Record::Evaluation(e) => format!("an evaluation issued by {}", e.issuer),
                 Record::ListEntry(l) => format!("a list entry of authority '{}'", l.authority),
                 Record::Penalty(x) => format!("a penalty of authority '{}'", x.authority),
                 Record::Commitment(_) => "a commitment".to_owned(),
-                Record::Event(_) => "an event on a record outside its scope".to_owned(),
+                Record::Event(_) => unreachable!("events are decided by the store"),
             };
             return Decision::Deny(format!(
-                "records[{i}]: provider '{}' may not write {what}; its scope is issuers [{}] and authorities [{}]",
+                "records[{i}]: provider '{}' may not write {what} ('{}'); its scope is issuers [{}] and authorities [{}]",
                 p.name,
+                record.id(),
                 issuers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
                 authorities.join(", ")
             ));

@@ -62,8 +62,8 @@ fn platforms_act_on_their_regions_and_never_learn_of_others() {
 fn providers_write_only_within_their_issuers_and_authorities() {
     let ok = evaluation("140000");
     let national = evaluation("national");
-    assert_eq!(decide(&provider(), Action::PutRecords, Resource::Records(&[(&ok, None)]), now()), Decision::Allow);
-    let Decision::Deny(why) = decide(&provider(), Action::PutRecords, Resource::Records(&[(&ok, None), (&national, None)]), now())
+    assert_eq!(decide(&provider(), Action::PutRecords, Resource::Records(&[&ok]), now()), Decision::Allow);
+    let Decision::Deny(why) = decide(&provider(), Action::PutRecords, Resource::Records(&[&ok, &national]), now())
     else {
         panic!()
     };

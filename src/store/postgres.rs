@@ -2,7 +2,7 @@
 //! the LISTEN loop that tells each replica of the others' writes.
 
 use super::sql::{Backend, NewRecord, SqlStore};
-use super::{ChangeSink, StoreError};
+use super::{ChangeSink, StoreError, StoreOptions};
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnection, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Pool, Postgres, Transaction};
@@ -16,10 +16,23 @@ pub const CHANGES_CHANNEL: &str = "credit_tender_changes";
 const COPY_RECORDS: &str = "COPY records (record_id, version, kind, credit_code, digest, body) FROM STDIN (FORMAT csv)";
 
 /// Opens and migrates a PostgreSQL store.
-pub(super) async fn open(url: &str, connections: u32) -> Result<SqlStore<Postgres>, StoreError> {
-    let pool = PgPoolOptions::new().max_connections(connections).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
+pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Postgres>, StoreError> {
+    let pool = PgPoolOptions::new().max_connections(opts.connections).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
     sqlx::migrate!("migrations/postgres").run(&pool).await?;
-    Ok(SqlStore::new(pool, None))
+    // Writers take connections from the same pool: the table locks below
+    // wait (up to the write wait) inside PostgreSQL.
+    Ok(SqlStore::new(pool.clone(), pool, None, opts.write_wait))
+}
+
+/// Sets the transaction's lock_timeout to `wait` (at least 1 ms: 0 would
+/// mean no limit), then takes `lock` if any.
+async fn wait_at_most(tx: &mut PgConnection, wait: Duration, lock: Option<&'static str>) -> Result<(), sqlx::Error> {
+    let ms = wait.as_millis().clamp(1, i32::MAX as u128).to_string();
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)").bind(ms).execute(&mut *tx).await?;
+    if let Some(lock) = lock {
+        sqlx::query(lock).execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 impl Backend for Postgres {
@@ -44,17 +57,25 @@ impl Backend for Postgres {
 
     /// Writers take data versions one at a time and commit in that order, so
     /// a reader that has seen version N has seen every version below N.
-    async fn begin_write(pool: &Pool<Postgres>) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    /// Waits at most `wait` for the lock (lock_not_available past it).
+    async fn begin_write(pool: &Pool<Postgres>, wait: Duration) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         let mut tx = pool.begin().await?;
-        sqlx::query("LOCK TABLE data_versions IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+        wait_at_most(&mut tx, wait, Some("LOCK TABLE data_versions IN SHARE ROW EXCLUSIVE MODE")).await?;
+        Ok(tx)
+    }
+
+    /// A write that needs no table lock (grants, policies, checkpoints).
+    async fn begin_small_write(pool: &Pool<Postgres>, wait: Duration) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        wait_at_most(&mut tx, wait, None).await?;
         Ok(tx)
     }
 
     /// EXCLUSIVE blocks other appenders (and nothing that only reads) until
     /// this transaction ends.
-    async fn begin_log_append(pool: &Pool<Postgres>) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    async fn begin_log_append(pool: &Pool<Postgres>, wait: Duration) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         let mut tx = pool.begin().await?;
-        sqlx::query("LOCK TABLE log_leaves IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+        wait_at_most(&mut tx, wait, Some("LOCK TABLE log_leaves IN EXCLUSIVE MODE")).await?;
         Ok(tx)
     }
 

@@ -13,6 +13,8 @@ mod hardening;
 mod helpers;
 mod import;
 mod log;
+mod multiprocess;
+mod ownership;
 mod records;
 mod rules;
 mod server;
