@@ -14,7 +14,12 @@
 //! | anyone | health, ListKeys, reflection, the page's assets |
 //!
 //! A tender outside a caller's scope is "not found", never "forbidden", so
-//! ids are not revealed.
+//! ids are not revealed: the service first asks what the caller's role
+//! allows on tenders at all ([`Resource::AnyTender`], before any lookup),
+//! and only then about the tender found, whose answer is then either allow
+//! or the very "not found" an unknown id gets. Moving one's own tender out
+//! of one's regions, or registering one there, is refused naming the rule
+//! ([`Resource::Placement`]): it concerns a place, not another's tender.
 
 pub mod principals;
 
@@ -151,8 +156,14 @@ impl Action {
 pub enum Resource<'a> {
     /// Nothing in particular (ListTenders: filtered per tender afterwards).
     Service,
-    /// A tender, by id and region.
+    /// Some tender, before it is looked up: what the caller's role allows
+    /// on tenders at all. Asked first, so that a refusal cannot depend on
+    /// which tender ids exist.
+    AnyTender,
+    /// A tender, by id and region (its newest version's).
     Tender { id: &'a TenderId, region: RegionCode },
+    /// Where a tender is to be after a registration or an amendment.
+    Placement { id: &'a TenderId, region: RegionCode },
     /// A batch of records.
     Records(&'a [&'a Record]),
     /// A credit code's profile, and whether the caller has written any of its records.
@@ -197,14 +208,17 @@ pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: Date
         },
         (Scope::Provider { .. }, _) => denied(),
         (Scope::Platform { regions }, a) if platform_action(a) => match resource {
+            Resource::AnyTender => Decision::Allow,
             Resource::Tender { region, .. } if regions.iter().any(|r| r.contains(region)) => Decision::Allow,
-            // A new tender reveals nothing: say which rule.
-            Resource::Tender { region, .. } if a == Action::RegisterTender => Decision::Deny(format!(
-                "platform '{}' registers tenders only in its regions ({}), not in {region}",
+            // Out of scope and unknown are one answer: the service says "no tender" for both.
+            Resource::Tender { .. } => Decision::NotFound,
+            Resource::Placement { region, .. } if regions.iter().any(|r| r.contains(region)) => Decision::Allow,
+            // The caller's own write, about a place: reveals nothing; say which rule.
+            Resource::Placement { id, region } => Decision::Deny(format!(
+                "platform '{}' keeps tenders only in its regions ({}): '{id}' may not be placed in {region}",
                 p.name,
                 regions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
             )),
-            Resource::Tender { .. } => Decision::NotFound,
             Resource::Service if a == Action::ListTenders => Decision::Allow,
             _ => denied(),
         },
@@ -216,7 +230,7 @@ pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: Date
             match resource {
                 Resource::Tender { id, .. } if id == tender => Decision::Allow,
                 Resource::Tender { .. } => Decision::NotFound,
-                Resource::Service => Decision::Allow,
+                Resource::Service | Resource::AnyTender => Decision::Allow,
                 _ => denied(),
             }
         }

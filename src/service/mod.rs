@@ -210,7 +210,7 @@ impl From<ApiError> for Status {
                 tracing::error!(error = %what, "internal error");
                 Status::internal("internal error")
             }
-            ApiError::Store(e @ StoreError::TenderExists(_)) => Status::already_exists(e.to_string()),
+            ApiError::Store(e @ (StoreError::TenderExists(_) | StoreError::TenderIdTaken(_))) => Status::already_exists(e.to_string()),
             ApiError::Store(e @ StoreError::UnknownTender(_)) => Status::not_found(e.to_string()),
             ApiError::Store(StoreError::Rejected(problems)) => {
                 let violations = problems.into_iter().map(|(i, v)| v.within(&format!("records[{i}]"))).collect();
@@ -243,6 +243,13 @@ impl From<ApiError> for Status {
     }
 }
 
+/// The one answer for a tender id the caller may not see, whether it
+/// exists out of the caller's scope or not at all: the same code and the
+/// same bytes, so that no answer tells which ids exist.
+pub(crate) fn no_tender(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no tender '{id}'"))
+}
+
 /// The caller the gate identified (anonymous if none did: fail closed).
 pub(crate) fn caller<T>(r: &tonic::Request<T>) -> Caller {
     r.extensions().get::<Caller>().cloned().unwrap_or(Caller::Anonymous)
@@ -260,7 +267,8 @@ pub(crate) fn authorize(
     metrics: &crate::metrics::Metrics,
 ) -> Result<(), ApiError> {
     let concerns = || match resource {
-        Resource::Tender { id, .. } => id.to_string(),
+        Resource::Tender { id, .. } | Resource::Placement { id, .. } => id.to_string(),
+        Resource::AnyTender => "a tender".to_owned(),
         Resource::Profile { code, .. } => code.to_string(),
         Resource::Records(r) => format!("{} record(s)", r.len()),
         Resource::Service => String::new(),
@@ -274,7 +282,7 @@ pub(crate) fn authorize(
         }
         Decision::Unauthenticated(why) => ("unauthenticated", ApiError::Unauthenticated(why)),
         Decision::Deny(why) => ("permission_denied", ApiError::Denied(why)),
-        Decision::NotFound => ("not_found", ApiError::NotFound(format!("no tender '{}'", concerns()))),
+        Decision::NotFound => ("not_found", no_tender(&concerns())),
     };
     metrics.denied(outcome);
     tracing::info!(principal = caller.label(), action = ?action, concerns = concerns(), outcome, "access refused");

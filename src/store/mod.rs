@@ -60,6 +60,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("tender '{0}' is already registered with other terms; use AmendTender to change it")]
     TenderExists(TenderId),
+    /// A registration of an id another platform's tender has: tender ids
+    /// are one namespace, so that much is said, and nothing more.
+    #[error("tender id '{0}' is taken; register the tender under another id")]
+    TenderIdTaken(TenderId),
     #[error("no tender '{0}'")]
     UnknownTender(TenderId),
     #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://…")]

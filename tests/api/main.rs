@@ -20,4 +20,5 @@ mod rules;
 mod server;
 mod signing;
 mod store;
+mod tender_access;
 mod web;
