@@ -201,3 +201,59 @@ async fn the_operators_import_versions_any_owners_record_but_never_moves_it() {
         assert!(out.status.success(), "[{}] {}", db.backend, stderr(&out));
     }
 }
+
+/// Runs `sql` (one or more statements) on a test database of either backend.
+async fn execute(url: &str, sql: &str) {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+/// Data written before the rule needs no migration: a record overwritten
+/// then (a version under another authority, as the old code stored it)
+/// still belongs to the owner of its first version, every row is kept, and
+/// its owner can put it right.
+#[tokio::test]
+async fn a_record_overwritten_before_the_rule_still_belongs_to_its_first_owner() {
+    for db in backends().await {
+        let certs = Certs::make();
+        let server = spawn_secure_with(&db, &certs, &principals()).await;
+        let mut sx = clients(&tls_channel(server.addr, &certs, Some("sx-provider")).await, None);
+        let mut gd = clients(&tls_channel(server.addr, &certs, None).await, Some(GD_TOKEN));
+        let code = crate::assessment::code(1804);
+        sx.data.put_records(put(shanxi(&code))).await.unwrap();
+        // The overwrite issue 18 reported, stored as the old code stored it.
+        let hijack = to_record(with(list_entry_json("SX-BL1", &code, "transport_blacklist"), json!({"authority": GD_AUTHORITY, "expires_on": "2026-06-30"})));
+        let body = hijack.canonical_json();
+        let digest = credit_tender::domain::records::digest_of(&body);
+        execute(
+            &db.url,
+            &format!(
+                "INSERT INTO data_versions (version, recorded_at, source, record_count) \
+                   SELECT MAX(version) + 1, '2026-11-01T00:00:00Z', 'gd-provider', 1 FROM data_versions; \
+                 INSERT INTO records (record_id, version, kind, credit_code, digest, body) \
+                   SELECT 'SX-BL1', MAX(version), 'list_entry', '{code}', '{digest}', '{}' FROM data_versions",
+                body.replace('\'', "''")
+            ),
+        )
+        .await;
+        let before = snapshot(&db.url).await;
+        let again = with(list_entry_json("SX-BL1", &code, "transport_blacklist"), json!({"authority": GD_AUTHORITY, "expires_on": "2026-07-31"}));
+        let status = gd.data.put_records(put(vec![again])).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "[{}] {status:?}", db.backend);
+        assert!(status.message().contains("'SX-BL1' belongs to authority '山西省交通运输厅', named by its first version"), "{}", status.message());
+        assert_eq!(snapshot(&db.url).await, before, "[{}]", db.backend);
+        // Shanxi puts its entry back: a new version under its own authority; every row stays.
+        let restored = with(list_entry_json("SX-BL1", &code, "transport_blacklist"), json!({"authority": SX_AUTHORITY}));
+        sx.data.put_records(put(vec![restored])).await.unwrap();
+        let after = snapshot(&db.url).await;
+        assert!(before.iter().all(|row| after.contains(row)), "[{}] every row is kept", db.backend);
+        assert_eq!(after.iter().filter(|r| r.starts_with("SX-BL1@")).count(), 3, "[{}] {after:?}", db.backend);
+    }
+}
