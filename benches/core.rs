@@ -79,7 +79,7 @@ fn benches(c: &mut Criterion) {
     let cache = rt.block_on(async {
         let store = Store::open(&format!("sqlite://{}", dir.path().join("b.db").display())).await.unwrap();
         let mut items = p.records.iter().enumerate().map(|(i, s)| (i as u64, Ok(s.record.clone())));
-        store.write("bench", &mut items, WriteMode::Commit).await.unwrap();
+        store.write(&credit_tender::domain::ownership::Writer::operator("bench"), &mut items, WriteMode::Commit).await.unwrap();
         CreditCache::<()>::new(store, CacheConfig::default(), Arc::new(Metrics::new()), |_| 1).await.unwrap()
     });
     let v = rt.block_on(cache.data_version()).unwrap();

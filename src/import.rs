@@ -188,7 +188,8 @@ pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -
         item
     });
     let source = format!("import:{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"));
-    let result = store.write(&source, &mut counted, opts.mode).await;
+    // The operator: any owner, but no record may change owner (domain::ownership).
+    let result = store.write(&crate::domain::ownership::Writer::operator(source), &mut counted, opts.mode).await;
     // Unblocks the parser if the store stopped taking records early.
     drop(lines);
     if parser.join().is_err() {
@@ -198,7 +199,7 @@ pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -
         Ok(_) if !seen_any => reject(1, "file", "is empty: no records".into()),
         Ok(outcome) if opts.mode == WriteMode::DryRun => Ok(FileOutcome::Checked(outcome)),
         Ok(outcome) => Ok(FileOutcome::Imported(outcome)),
-        Err(StoreError::Rejected(problems)) => Ok(FileOutcome::Rejected(
+        Err(StoreError::Rejected(problems) | StoreError::NotOwner(problems)) => Ok(FileOutcome::Rejected(
             problems
                 .into_iter()
                 .map(|(line, violation)| LineError { file: path.to_owned(), line, violation })

@@ -381,14 +381,18 @@ pub async fn run(
 
 /// Re-reads the key configuration on SIGHUP: rotation needs no restart. A
 /// configuration that fails to load leaves the current keys in use.
-/// Health tells the truth about the store: probed every second (its file
-/// and schema for SQLite, a query for PostgreSQL); NOT_SERVING while it
-/// fails, SERVING again when it answers.
+/// Health tells the truth about the store: probed every second (for SQLite
+/// its file by `stat`, SQLite's descriptors of it, and a read by a fresh
+/// connection; a query for PostgreSQL); NOT_SERVING while it fails,
+/// SERVING again when it answers. A store that is only busy (another
+/// process writing) is serving.
 async fn watch_store(store: Store, health: tonic_health::server::HealthReporter) {
     let mut serving = true;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         match store.probe().await {
+            // Another process is writing (an import): the store is there.
+            Err(crate::store::StoreError::Busy(why)) => tracing::debug!(%why, "the credit store is busy; still serving"),
             Ok(()) if !serving => {
                 tracing::info!("the credit store answers again: serving");
                 set_health(&health, ServingStatus::Serving).await;

@@ -14,10 +14,16 @@
 //! | anyone | health, ListKeys, reflection, the page's assets; the log's checkpoints, proofs and hash tiles |
 //!
 //! A tender outside a caller's scope is "not found", never "forbidden", so
-//! ids are not revealed.
+//! ids are not revealed: the service first asks what the caller's role
+//! allows on tenders at all ([`Resource::AnyTender`], before any lookup),
+//! and only then about the tender found, whose answer is then either allow
+//! or the very "not found" an unknown id gets. Moving one's own tender out
+//! of one's regions, or registering one there, is refused naming the rule
+//! ([`Resource::Placement`]): it concerns a place, not another's tender.
 
 pub mod principals;
 
+use crate::domain::ownership::Writer;
 use crate::domain::records::Record;
 use crate::domain::vocab::vocabulary;
 use crate::domain::{CreditCode, Issuer, RegionCode, TenderId};
@@ -67,6 +73,26 @@ impl Caller {
         match self {
             Caller::Principal(p) => Some(&p.name),
             _ => None,
+        }
+    }
+
+    /// Who writes records, for the ownership rule
+    /// ([`crate::domain::ownership`]): the local operator (keeping the source
+    /// the request names), or a provider principal with its scope. `None`
+    /// for anyone else, who may not write records at all.
+    pub fn writer(&self, requested_source: &str) -> Option<Writer> {
+        match self {
+            Caller::Local => Some(Writer::operator(requested_source)),
+            Caller::Principal(p) => match &p.scope {
+                Scope::Provider { issuers, authorities, commitments } => Some(Writer::Provider {
+                    name: p.name.clone(),
+                    issuers: issuers.clone(),
+                    authorities: authorities.clone(),
+                    commitments: *commitments,
+                }),
+                _ => None,
+            },
+            Caller::Anonymous => None,
         }
     }
 
@@ -130,10 +156,16 @@ impl Action {
 pub enum Resource<'a> {
     /// Nothing in particular (ListTenders: filtered per tender afterwards).
     Service,
-    /// A tender, by id and region.
+    /// Some tender, before it is looked up: what the caller's role allows
+    /// on tenders at all. Asked first, so that a refusal cannot depend on
+    /// which tender ids exist.
+    AnyTender,
+    /// A tender, by id and region (its newest version's).
     Tender { id: &'a TenderId, region: RegionCode },
-    /// A batch of records; each event comes with the record it targets, if stored.
-    Records(&'a [(&'a Record, Option<&'a Record>)]),
+    /// Where a tender is to be after a registration or an amendment.
+    Placement { id: &'a TenderId, region: RegionCode },
+    /// A batch of records.
+    Records(&'a [&'a Record]),
     /// A credit code's profile, and whether the caller has written any of its records.
     Profile { code: &'a CreditCode, written_by_caller: bool },
 }
@@ -178,14 +210,17 @@ pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: Date
         },
         (Scope::Provider { .. }, _) => denied(),
         (Scope::Platform { regions }, a) if platform_action(a) => match resource {
+            Resource::AnyTender => Decision::Allow,
             Resource::Tender { region, .. } if regions.iter().any(|r| r.contains(region)) => Decision::Allow,
-            // A new tender reveals nothing: say which rule.
-            Resource::Tender { region, .. } if a == Action::RegisterTender => Decision::Deny(format!(
-                "platform '{}' registers tenders only in its regions ({}), not in {region}",
+            // Out of scope and unknown are one answer: the service says "no tender" for both.
+            Resource::Tender { .. } => Decision::NotFound,
+            Resource::Placement { region, .. } if regions.iter().any(|r| r.contains(region)) => Decision::Allow,
+            // The caller's own write, about a place: reveals nothing; say which rule.
+            Resource::Placement { id, region } => Decision::Deny(format!(
+                "platform '{}' keeps tenders only in its regions ({}): '{id}' may not be placed in {region}",
                 p.name,
                 regions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
             )),
-            Resource::Tender { .. } => Decision::NotFound,
             Resource::Service if a == Action::ListTenders => Decision::Allow,
             _ => denied(),
         },
@@ -197,7 +232,7 @@ pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: Date
             match resource {
                 Resource::Tender { id, .. } if id == tender => Decision::Allow,
                 Resource::Tender { .. } => Decision::NotFound,
-                Resource::Service => Decision::Allow,
+                Resource::Service | Resource::AnyTender => Decision::Allow,
                 _ => denied(),
             }
         }
@@ -236,8 +271,11 @@ fn platform_action(a: Action) -> bool {
     )
 }
 
-/// Every record must be within the provider's issuers or authorities; an
-/// event, within them through the record it targets.
+/// Every record must name an owner within the provider's issuers or
+/// authorities (commitments: if its scope has them). What needs the stored
+/// records (whose an id or an event's target already is: the ownership
+/// rule of [`crate::domain::ownership`]) is decided in the store's write
+/// path, for every way records come in.
 fn provider_records(p: &Principal, resource: Resource<'_>) -> Decision {
     let Scope::Provider { issuers, authorities, commitments } = &p.scope else { unreachable!("checked by the caller") };
     let Resource::Records(records) = resource else {
@@ -248,24 +286,22 @@ fn provider_records(p: &Principal, resource: Resource<'_>) -> Decision {
         Record::ListEntry(l) => authorities.iter().any(|a| a == &l.authority),
         Record::Penalty(x) => authorities.iter().any(|a| a == &x.authority),
         Record::Commitment(_) => *commitments,
-        Record::Event(_) => false,
+        // Its owner is its target's, which the store knows.
+        Record::Event(_) => true,
     };
-    for (i, (record, target)) in records.iter().enumerate() {
-        let ok = match record {
-            Record::Event(_) => target.is_some_and(within),
-            r => within(r),
-        };
-        if !ok {
+    for (i, record) in records.iter().enumerate() {
+        if !within(record) {
             let what = match record {
                 Record::Evaluation(e) => format!("an evaluation issued by {}", e.issuer),
                 Record::ListEntry(l) => format!("a list entry of authority '{}'", l.authority),
                 Record::Penalty(x) => format!("a penalty of authority '{}'", x.authority),
                 Record::Commitment(_) => "a commitment".to_owned(),
-                Record::Event(_) => "an event on a record outside its scope".to_owned(),
+                Record::Event(_) => unreachable!("events are decided by the store"),
             };
             return Decision::Deny(format!(
-                "records[{i}]: provider '{}' may not write {what}; its scope is issuers [{}] and authorities [{}]",
+                "records[{i}]: provider '{}' may not write {what} ('{}'); its scope is issuers [{}] and authorities [{}]",
                 p.name,
+                record.id(),
                 issuers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
                 authorities.join(", ")
             ));

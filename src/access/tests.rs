@@ -51,19 +51,35 @@ fn platforms_act_on_their_regions_and_never_learn_of_others() {
         assert_eq!(decide(&platform(), a, mine, now()), Decision::Allow, "{a:?}");
         assert_eq!(decide(&platform(), a, other, now()), Decision::NotFound, "{a:?}");
     }
-    assert_eq!(decide(&platform(), Action::RegisterTender, mine, now()), Decision::Allow);
-    let Decision::Deny(why) = decide(&platform(), Action::RegisterTender, other, now()) else { panic!() };
-    assert!(why.contains("only in its regions (440000), not in 140100"), "{why}");
+    // Where its own tender is to be: refused naming the rule, whether registered or moved there.
+    let here = Resource::Placement { id: &id, region: RegionCode::parse("440305").unwrap() };
+    let there = Resource::Placement { id: &id, region: RegionCode::parse("140100").unwrap() };
+    for a in [Action::RegisterTender, Action::AmendTender] {
+        assert_eq!(decide(&platform(), a, here, now()), Decision::Allow, "{a:?}");
+        let Decision::Deny(why) = decide(&platform(), a, there, now()) else { panic!("{a:?}") };
+        assert_eq!(why, "platform 'platform-1' keeps tenders only in its regions (440000): 'T' may not be placed in 140100");
+    }
     let Decision::Deny(why) = decide(&platform(), Action::PutRecords, Resource::Service, now()) else { panic!() };
     assert_eq!(why, "platform 'platform-1' may not call PutRecords");
+}
+
+#[test]
+fn the_role_is_decided_before_any_tender_is_looked_up() {
+    // What each role may do on tenders at all: the same whichever tender is asked for.
+    assert_eq!(decide(&platform(), Action::AmendTender, Resource::AnyTender, now()), Decision::Allow);
+    assert!(matches!(decide(&provider(), Action::ReadTender, Resource::AnyTender, now()), Decision::Deny(_)));
+    let supervisor = principal(Role::Supervisor, Scope::Supervisor);
+    assert_eq!(decide(&supervisor, Action::ReadTender, Resource::AnyTender, now()), Decision::Allow);
+    assert!(matches!(decide(&supervisor, Action::RegisterBid, Resource::AnyTender, now()), Decision::Deny(_)));
+    assert!(matches!(decide(&Caller::Anonymous, Action::Assess, Resource::AnyTender, now()), Decision::Unauthenticated(_)));
 }
 
 #[test]
 fn providers_write_only_within_their_issuers_and_authorities() {
     let ok = evaluation("140000");
     let national = evaluation("national");
-    assert_eq!(decide(&provider(), Action::PutRecords, Resource::Records(&[(&ok, None)]), now()), Decision::Allow);
-    let Decision::Deny(why) = decide(&provider(), Action::PutRecords, Resource::Records(&[(&ok, None), (&national, None)]), now())
+    assert_eq!(decide(&provider(), Action::PutRecords, Resource::Records(&[&ok]), now()), Decision::Allow);
+    let Decision::Deny(why) = decide(&provider(), Action::PutRecords, Resource::Records(&[&ok, &national]), now())
     else {
         panic!()
     };

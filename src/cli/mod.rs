@@ -166,6 +166,11 @@ pub struct ServeArgs {
     /// Connections to the credit store held open (the pool's size).
     #[arg(long, default_value_t = crate::store::DEFAULT_CONNECTIONS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_connections: u32,
+    /// Milliseconds a write waits for its turn while another process (an
+    /// import) holds the store's write lock; then it is answered UNAVAILABLE
+    /// "the credit store is busy", with a retry hint, and nothing is stored.
+    #[arg(long, default_value_t = crate::store::DEFAULT_WRITE_WAIT.as_millis() as u64, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub write_wait_ms: u64,
     #[command(flatten)]
     pub listen: ListenArgs,
     #[command(flatten)]
@@ -265,10 +270,17 @@ pub struct ImportArgs {
     /// for "CSV" on Chinese Windows. A BOM (UTF-8 or UTF-16) always wins.
     #[arg(long, value_enum, value_name = "ENCODING")]
     pub encoding: Option<Encoding>,
+    /// Milliseconds each file waits for its turn while another process (a
+    /// server's write, another import) holds the store's write lock.
+    #[arg(long, default_value_t = IMPORT_WRITE_WAIT_MS, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub write_wait_ms: u64,
     #[command(flatten)]
     pub rules: RuleArgs,
 }
 
+/// How long an import waits for another import to finish by default: ten
+/// minutes, about sixty million rows at the rate in BENCHMARKS.md.
+const IMPORT_WRITE_WAIT_MS: u64 = 600_000;
 fn load_rules(args: &RuleArgs) -> Result<Rules, Exit> {
     let paths = crate::config::RulePaths {
         allow_list: args.allow_list.as_deref(),
@@ -356,11 +368,11 @@ fn connect_reason(e: &sqlx::Error) -> String {
 }
 
 async fn open_store(url: &str, mode: crate::store::OpenMode) -> Result<Store, Exit> {
-    Store::open_as(url, crate::store::DEFAULT_CONNECTIONS, mode).await.map_err(|e| open_failed(url, e))
+    open_store_with(url, crate::store::StoreOptions { mode, ..crate::store::StoreOptions::default() }).await
 }
 
-async fn open_store_with(url: &str, connections: u32) -> Result<Store, Exit> {
-    Store::open_as(url, connections, crate::store::OpenMode::Create).await.map_err(|e| open_failed(url, e))
+async fn open_store_with(url: &str, options: crate::store::StoreOptions) -> Result<Store, Exit> {
+    Store::open_options(url, options).await.map_err(|e| open_failed(url, e))
 }
 
 /// Runs a parsed command line; whatever it printed is flushed, and a write
@@ -378,7 +390,12 @@ async fn run_command(cli: Cli) -> Result<(), Exit> {
             server::check_listen_address(args.listen.listen, secured, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
             let keyring = Keyring::load(&args.keys).map_err(|e| Exit::config(e.to_string()))?;
             let keys = SharedKeyring::new(keyring, Some(args.keys.clone()));
-            let store = open_store_with(&args.db, args.db_connections).await?;
+            let options = crate::store::StoreOptions {
+                connections: args.db_connections,
+                write_wait: Duration::from_millis(args.write_wait_ms),
+                mode: crate::store::OpenMode::Create,
+            };
+            let store = open_store_with(&args.db, options).await?;
             let policies = PolicySet::load(store.clone(), args.policies.as_deref()).await.map_err(|e| Exit::config(e.to_string()))?;
             let state = AppState::new(store, rules, policies, keys, args.cache.config()).await.map_err(store_failed)?;
             serve(&args.listen, state, principals, tls).await
@@ -457,11 +474,18 @@ async fn serve(
 async fn import(args: ImportArgs) -> Result<(), Exit> {
     let rules = load_rules(&args.rules)?;
     // A dry run only reads: it never creates or migrates a store.
-    let open = if args.dry_run { crate::store::OpenMode::Existing { read_only: false } } else { crate::store::OpenMode::Create };
-    let store = open_store(&args.db, open).await?;
+    let mode = if args.dry_run { crate::store::OpenMode::Existing { read_only: false } } else { crate::store::OpenMode::Create };
+    let options = crate::store::StoreOptions { write_wait: Duration::from_millis(args.write_wait_ms), mode, ..Default::default() };
+    let store = open_store_with(&args.db, options).await?;
     let mode = if args.dry_run { WriteMode::DryRun } else { WriteMode::Commit };
     let (mut rejected, mut unreadable) = (0usize, 0usize);
     for path in &args.files {
+        if store.is_own_file(path) {
+            // Opening it here would drop this process's SQLite locks on it when closed.
+            rejected += 1;
+            errln!("{}: is the credit store's own database file (given to --db); nothing was imported from it", path.display());
+            continue;
+        }
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let bar = indicatif::ProgressBar::with_draw_target(Some(size), indicatif::ProgressDrawTarget::stderr());
         bar.set_style(

@@ -6,6 +6,7 @@ pub mod grade;
 pub mod input;
 pub mod issuer;
 pub mod money;
+pub mod ownership;
 pub mod profile;
 pub mod publication;
 pub mod records;

@@ -112,7 +112,9 @@ impl AssessmentApi {
 
     /// The tender and its policy, once `caller` may do `action` on it.
     async fn tender(&self, caller: &Caller, action: Action, id: &TenderId) -> Result<(Arc<CachedTender>, Arc<Policy>), ApiError> {
-        let cached = self.cache.tender(id).await?.ok_or_else(|| ApiError::NotFound(format!("no tender '{id}'")))?;
+        // The role first, then the tender: no refusal depends on whether it exists.
+        authorize(caller, action, Resource::AnyTender, self.cache.metrics())?;
+        let cached = self.cache.tender(id).await?.ok_or_else(|| super::no_tender(id.as_str()))?;
         let resource = Resource::Tender { id, region: cached.tender.terms.region };
         authorize(caller, action, resource, self.cache.metrics())?;
         let policy = self.policies.by_digest(&cached.tender.policy_digest).await?;

@@ -9,7 +9,7 @@ use crate::domain::date::shanghai_date;
 use crate::domain::profile::Profile;
 use crate::domain::Record;
 use crate::proto::v1 as pb;
-use crate::store::{Store, WriteMode};
+use crate::store::{Store, StoreError, WriteMode};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -25,40 +25,24 @@ impl CreditDataApi {
         CreditDataApi { store: cache.store().clone(), rules, cache }
     }
 
-    /// Each event's target, from the batch or the store, for the scope check.
-    async fn targets(&self, records: &[(u64, Result<Record, Vec<crate::domain::FieldError>>)]) -> Result<Vec<Option<Record>>, ApiError> {
-        let mut out = Vec::with_capacity(records.len());
-        for (_, r) in records {
-            let Ok(Record::Event(e)) = r else {
-                out.push(None);
-                continue;
-            };
-            let in_batch = records.iter().find_map(|(_, o)| o.as_ref().ok().filter(|o| o.id() == &e.target_id));
-            let target = match in_batch {
-                Some(t) => Some(t.clone()),
-                None => self.store.profile(&e.credit_code, None).await?.records.into_iter().map(|s| s.record).find(|t| t.id() == &e.target_id),
-            };
-            out.push(target);
-        }
-        Ok(out)
-    }
-
     async fn put(&self, caller: &Caller, cmd: PutRecords) -> Result<pb::PutRecordsResponse, ApiError> {
         let PutRecords { source, records } = cmd;
-        if let Caller::Principal(p) = caller {
-            let targets = if p.role == crate::access::Role::Provider { self.targets(&records).await? } else { vec![] };
-            let pairs: Vec<(&Record, Option<&Record>)> = records
-                .iter()
-                .zip(targets.iter().map(Option::as_ref).chain(std::iter::repeat(None)))
-                .filter_map(|((_, r), t)| r.as_ref().ok().map(|r| (r, t)))
-                .collect();
-            authorize(caller, Action::PutRecords, Resource::Records(&pairs), self.cache.metrics())?;
-        } else {
-            authorize(caller, Action::PutRecords, Resource::Records(&[]), self.cache.metrics())?;
-        }
+        // What the records name is checked here; whose stored records they
+        // version or target, by the store as it writes (domain::ownership).
+        let named: Vec<&Record> = records.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+        authorize(caller, Action::PutRecords, Resource::Records(&named), self.cache.metrics())?;
         // What is kept with the data version: the authenticated principal, never caller-written text.
-        let source = caller.source().map_or(source, str::to_owned);
-        let outcome = self.store.write(&source, &mut records.into_iter(), WriteMode::Commit).await?;
+        let writer = caller.writer(&source).ok_or_else(|| ApiError::Denied(format!("'{}' may not write records", caller.label())))?;
+        let source = writer.source().to_owned();
+        let outcome = match self.store.write(&writer, &mut records.into_iter(), WriteMode::Commit).await {
+            Err(StoreError::NotOwner(problems)) => {
+                // Refused by the ownership rule in the store's write path: an access decision too.
+                self.cache.metrics().denied("permission_denied");
+                tracing::info!(principal = caller.label(), action = "PutRecords", problems = problems.len(), outcome = "permission_denied", "access refused");
+                return Err(ApiError::Store(StoreError::NotOwner(problems)));
+            }
+            other => other?,
+        };
         if outcome.created {
             tracing::info!(data_version = outcome.data_version, stored = outcome.stored, %source, "records stored");
             // The next request on this replica must see the write.

@@ -95,6 +95,8 @@ impl From<CacheError> for ApiError {
             CacheError::Store(e) => ApiError::Store(e),
             CacheError::SharedLoad(e) => match &*e {
                 StoreError::Unavailable(cause) => ApiError::Unavailable(cause.to_string()),
+                StoreError::Busy(why) => ApiError::Store(StoreError::Busy(why.clone())),
+                StoreError::Lost(why) => ApiError::Store(StoreError::Lost(why.clone())),
                 other => ApiError::Internal(other.to_string()),
             },
             e @ CacheError::TooStale(..) => ApiError::TooStale(e.to_string()),
@@ -154,6 +156,50 @@ impl ApiError {
     }
 }
 
+/// Field violations as google.rpc.BadRequest details that every client
+/// accepts: grpcio and Go refuse response metadata over 16 KiB (8 KiB
+/// soft), so the first violations that fit well under that are sent, and
+/// how many more there are (import --dry-run lists them all).
+fn violation_details(violations: Vec<FieldError>) -> ErrorDetails {
+    let mut details = ErrorDetails::new();
+    let mut bytes = 0;
+    let total = violations.len();
+    let mut sent = 0;
+    for v in violations {
+        bytes += v.field.len() + v.reason.len() + 8;
+        if bytes > MAX_DETAIL_BYTES {
+            break;
+        }
+        details.add_bad_request_violation(v.field, v.reason);
+        sent += 1;
+    }
+    if sent < total {
+        let more = format!("{} more problem(s) not listed here; `credit-tender import --dry-run` lists every one", total - sent);
+        details.add_bad_request_violation("…", more);
+    }
+    details
+}
+
+/// What a client is told to wait before retrying a write the store was too
+/// busy to take (google.rpc.RetryInfo, and grpc-retry-pushback-ms for gRPC
+/// clients with a retry policy).
+pub const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The answer to a write that waited its whole bound behind another
+/// process's write (an import): the store is there, only busy.
+fn busy_status(why: &str) -> Status {
+    tracing::warn!(%why, "credit store busy: another process holds its write lock");
+    let mut details = ErrorDetails::new();
+    details.set_retry_info(Some(BUSY_RETRY_AFTER));
+    let mut status = Status::with_error_details(
+        Code::Unavailable,
+        "the credit store is busy (another process is writing); retry",
+        details,
+    );
+    status.metadata_mut().insert("grpc-retry-pushback-ms", BUSY_RETRY_AFTER.as_millis().to_string().parse().expect("digits"));
+    status
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
         match e {
@@ -163,26 +209,7 @@ impl From<ApiError> for Status {
                     .map(|v| FieldError { field: bounded(v.field, MAX_FIELD_BYTES), reason: bounded(v.reason, MAX_REASON_BYTES) })
                     .collect();
                 let message = bounded(format!("invalid request: {}", summary(&violations)), MAX_MESSAGE_BYTES);
-                let mut details = ErrorDetails::new();
-                // grpcio and Go refuse response metadata over 16 KiB (8 KiB soft):
-                // send the first violations that fit well under that, and say how
-                // many more there are (import --dry-run lists them all).
-                let mut bytes = 0;
-                let total = violations.len();
-                let mut sent = 0;
-                for v in violations {
-                    bytes += v.field.len() + v.reason.len() + 8;
-                    if bytes > MAX_DETAIL_BYTES {
-                        break;
-                    }
-                    details.add_bad_request_violation(v.field, v.reason);
-                    sent += 1;
-                }
-                if sent < total {
-                    let more = format!("{} more problem(s) not listed here; `credit-tender import --dry-run` lists every one", total - sent);
-                    details.add_bad_request_violation("…", more);
-                }
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                Status::with_error_details(Code::InvalidArgument, message, violation_details(violations))
             }
             ApiError::Shared(e) => {
                 match &*e {
@@ -194,6 +221,7 @@ impl From<ApiError> for Status {
                     ApiError::TooStale(s) => ApiError::TooStale(s.clone()).into(),
                     ApiError::Store(StoreError::Unavailable(s)) => ApiError::Unavailable(s.to_string()).into(),
                     ApiError::Store(StoreError::Lost(s)) => ApiError::Store(StoreError::Lost(s.clone())).into(),
+                    ApiError::Store(StoreError::Busy(s)) => busy_status(s),
                     other => {
                         tracing::error!(error = %other, "internal error");
                         Status::internal("internal error")
@@ -219,7 +247,9 @@ impl From<ApiError> for Status {
                 tracing::error!(error = %what, "internal error");
                 Status::internal("internal error")
             }
-            ApiError::Store(e @ StoreError::TenderExists(_)) => Status::already_exists(bounded(e.to_string(), MAX_MESSAGE_BYTES)),
+            ApiError::Store(e @ (StoreError::TenderExists(_) | StoreError::TenderIdTaken(_))) => {
+                Status::already_exists(bounded(e.to_string(), MAX_MESSAGE_BYTES))
+            }
             ApiError::Store(e @ StoreError::UnknownTender(_)) => Status::not_found(bounded(e.to_string(), MAX_MESSAGE_BYTES)),
             ApiError::Store(StoreError::Rejected(problems)) => {
                 let violations = problems.into_iter().map(|(i, v)| v.within(&format!("records[{i}]"))).collect();
@@ -230,6 +260,12 @@ impl From<ApiError> for Status {
                 format!("{requested} is ahead of the store's current data version {current}"),
             )
             .into(),
+            ApiError::Store(StoreError::NotOwner(problems)) => {
+                let violations: Vec<FieldError> = problems.into_iter().map(|(i, v)| v.within(&format!("records[{i}]"))).collect();
+                let message = summary(&violations);
+                Status::with_error_details(Code::PermissionDenied, message, violation_details(violations))
+            }
+            ApiError::Store(StoreError::Busy(why)) => busy_status(&why),
             ApiError::Store(StoreError::Lost(why)) => {
                 tracing::error!(%why, "the credit store is lost; refusing");
                 Status::unavailable(format!("the credit store is lost ({why}); nothing was stored"))
@@ -244,6 +280,13 @@ impl From<ApiError> for Status {
             }
         }
     }
+}
+
+/// The one answer for a tender id the caller may not see, whether it
+/// exists out of the caller's scope or not at all: the same code and the
+/// same bytes, so that no answer tells which ids exist.
+pub(crate) fn no_tender(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no tender '{id}'"))
 }
 
 /// The caller the gate identified (anonymous if none did: fail closed).
@@ -263,7 +306,8 @@ pub(crate) fn authorize(
     metrics: &crate::metrics::Metrics,
 ) -> Result<(), ApiError> {
     let concerns = || match resource {
-        Resource::Tender { id, .. } => id.to_string(),
+        Resource::Tender { id, .. } | Resource::Placement { id, .. } => id.to_string(),
+        Resource::AnyTender => "a tender".to_owned(),
         Resource::Profile { code, .. } => code.to_string(),
         Resource::Records(r) => format!("{} record(s)", r.len()),
         Resource::Service => String::new(),
@@ -277,7 +321,7 @@ pub(crate) fn authorize(
         }
         Decision::Unauthenticated(why) => ("unauthenticated", ApiError::Unauthenticated(why)),
         Decision::Deny(why) => ("permission_denied", ApiError::Denied(why)),
-        Decision::NotFound => ("not_found", ApiError::NotFound(format!("no tender '{}'", concerns()))),
+        Decision::NotFound => ("not_found", no_tender(&concerns())),
     };
     metrics.denied(outcome);
     tracing::info!(principal = caller.label(), action = ?action, concerns = concerns(), outcome, "access refused");

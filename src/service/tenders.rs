@@ -7,7 +7,7 @@ use crate::access::{decide, Action, Caller, Decision, Resource};
 use crate::config::Rules;
 use crate::domain::{Bidder, CommitteeGrant, Tender, TenderId, TenderTerms};
 use crate::proto::v1 as pb;
-use crate::store::{BidRow, Store};
+use crate::store::{BidRow, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -99,8 +99,19 @@ impl TenderApi {
         authorize(caller, action, resource, self.cache.metrics())
     }
 
+    /// The newest version of a tender `caller` may do `action` on: its role
+    /// is asked first, before the lookup, and then an id out of its scope
+    /// is answered exactly as an unknown one.
+    async fn visible(&self, caller: &Caller, action: Action, id: &TenderId) -> Result<Tender, ApiError> {
+        authorize(caller, action, Resource::AnyTender, self.cache.metrics())?;
+        let t = self.store.tender(id, None).await?.ok_or_else(|| super::no_tender(id.as_str()))?;
+        self.on(caller, action, &t)?;
+        Ok(t)
+    }
+
     async fn register(&self, caller: &Caller, cmd: RegisterTender) -> Result<pb::Tender, ApiError> {
-        let resource = Resource::Tender { id: &cmd.tender_id, region: cmd.terms.region };
+        authorize(caller, Action::RegisterTender, Resource::AnyTender, self.cache.metrics())?;
+        let resource = Resource::Placement { id: &cmd.tender_id, region: cmd.terms.region };
         authorize(caller, Action::RegisterTender, resource, self.cache.metrics())?;
         let policy = self.policies.current(&cmd.policy_id).ok_or_else(|| {
             ApiError::field(
@@ -117,7 +128,23 @@ impl TenderApi {
             policy_digest: policy.digest.clone(),
             registered_at: Utc::now(),
         };
-        let stored = self.store.insert_tender(&tender).await?;
+        let stored = match self.store.insert_tender(&tender).await {
+            // Ids are one namespace: a taken id is said to be taken, never
+            // where or by whom, and an id taken out of the caller's scope is
+            // not offered for AmendTender (which would answer "no tender").
+            Err(StoreError::TenderExists(id)) => {
+                let theirs = match self.store.tender(&id, None).await? {
+                    Some(t) => decide(caller, Action::ReadTender, Resource::Tender { id: &id, region: t.terms.region }, Utc::now()) != Decision::Allow,
+                    None => true,
+                };
+                return Err(if theirs {
+                    ApiError::Store(StoreError::TenderIdTaken(id))
+                } else {
+                    ApiError::Store(StoreError::TenderExists(id))
+                });
+            }
+            other => other?,
+        };
         self.refresh().await;
         let count = self.bid_count(&stored.tender_id).await?;
         Ok(tender_to_proto(&stored, count))
@@ -125,10 +152,10 @@ impl TenderApi {
 
     async fn amend(&self, caller: &Caller, cmd: AmendTender) -> Result<pb::Tender, ApiError> {
         let AmendTender { tender_id, terms } = cmd;
-        let old = self.store.tender(&tender_id, None).await?.ok_or_else(|| ApiError::NotFound(format!("no tender '{tender_id}'")))?;
-        self.on(caller, Action::AmendTender, &old)?;
-        // Moving a tender is allowed only within the caller's regions.
-        let resource = Resource::Tender { id: &tender_id, region: terms.region };
+        let old = self.visible(caller, Action::AmendTender, &tender_id).await?;
+        // Moving a tender is allowed only within the caller's regions: the
+        // caller's own tender, so refused naming the rule.
+        let resource = Resource::Placement { id: &tender_id, region: terms.region };
         authorize(caller, Action::AmendTender, resource, self.cache.metrics())?;
         if old.terms.domain != terms.domain {
             return Err(ApiError::field("terms.domain", format!("cannot change from {} to {}", old.terms.domain, terms.domain)));
@@ -145,22 +172,21 @@ impl TenderApi {
 
     async fn get(&self, caller: &Caller, cmd: GetTender) -> Result<pb::Tender, ApiError> {
         let GetTender { tender_id, version } = cmd;
-        let t = self
-            .store
-            .tender(&tender_id, Some(version))
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no tender '{tender_id}' version {version}")))?;
-        self.on(caller, Action::ReadTender, &t)?;
+        // Scope is the newest version's region; only then is a version looked for.
+        let newest = self.visible(caller, Action::ReadTender, &tender_id).await?;
+        let t = match version {
+            0 => newest,
+            v => self.store.tender(&tender_id, Some(v)).await?.ok_or_else(|| {
+                ApiError::NotFound(format!("tender '{tender_id}' has no version {v}; its newest is version {}", newest.version))
+            })?,
+        };
         let count = self.bid_count(&tender_id).await?;
         Ok(tender_to_proto(&t, count))
     }
 
     async fn bid(&self, caller: &Caller, cmd: BidOn) -> Result<pb::Bid, ApiError> {
         let BidOn { tender_id, bidder } = cmd;
-        let Some(tender) = self.store.tender(&tender_id, None).await? else {
-            return Err(ApiError::NotFound(format!("no tender '{tender_id}'")));
-        };
-        self.on(caller, Action::RegisterBid, &tender)?;
+        self.visible(caller, Action::RegisterBid, &tender_id).await?;
         let row: BidRow = self.store.register_bid(&tender_id, &bidder).await?;
         self.refresh().await;
         Ok(bid_to_proto(&tender_id, &row))
@@ -196,8 +222,7 @@ impl TenderApi {
         if expires_at <= now || expires_at > now + chrono::Duration::hours(24) {
             return Err(ApiError::field("expires_at", "must be in the future and at most 24 hours ahead"));
         }
-        let tender = self.store.tender(&tender_id, None).await?.ok_or_else(|| ApiError::NotFound(format!("no tender '{tender_id}'")))?;
-        self.on(caller, Action::GrantCommitteeAccess, &tender)?;
+        self.visible(caller, Action::GrantCommitteeAccess, &tender_id).await?;
         let (link, link_sha256) = crate::access::principals::new_token();
         let grant = CommitteeGrant {
             grant_id: crate::access::principals::new_token().1[..16].to_owned(),
@@ -215,6 +240,7 @@ impl TenderApi {
     }
 
     async fn revoke(&self, caller: &Caller, req: pb::RevokeCommitteeAccessRequest) -> Result<pb::CommitteeGrant, ApiError> {
+        authorize(caller, Action::GrantCommitteeAccess, Resource::AnyTender, self.cache.metrics())?;
         let grant_id = req.grant_id.trim();
         // Grant ids are what GrantCommitteeAccess answered: 16 hexadecimal characters.
         if grant_id.len() != 16 || !grant_id.bytes().all(|b| b.is_ascii_hexdigit()) {

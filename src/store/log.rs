@@ -5,7 +5,7 @@ use super::sql::{Backend, Newest};
 use super::StoreError;
 use crate::log::tree::{self, Hash, Known};
 use chrono::{DateTime, Utc};
-use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 #[derive(FromRow)]
 pub struct HashRow {
@@ -128,8 +128,12 @@ where
     /// Appends `leaves` after the current end under the append lock, with
     /// the stored hashes they complete; returns the first leaf's index.
     /// `before_commit` is the last check before the commit (the SQLite file).
-    pub async fn append(&self, leaves: &[Vec<u8>], before_commit: impl FnOnce() -> Result<(), StoreError>) -> Result<u64, StoreError> {
-        let mut tx = DB::begin_log_append(self.0).await?;
+    /// `tx` holds the append lock; it is committed here.
+    pub async fn append(
+        mut tx: Transaction<'static, DB>,
+        leaves: &[Vec<u8>],
+        before_commit: impl FnOnce() -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
         let first = sqlx::query_as::<_, Newest>(LOG_SIZE).fetch_one(&mut *tx).await?.newest.map_or(0, |n| n as u64 + 1);
         let leaf_hashes: Vec<Hash> = leaves.iter().map(|l| tree::leaf_hash(l)).collect();
         let known = Self::read_hashes(&mut *tx, &tree::append_reads(first, &leaf_hashes)).await?;
@@ -166,8 +170,9 @@ where
         Ok(row.map(|r| r.idx as u64))
     }
 
-    pub async fn put_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query(PUT_CHECKPOINT).bind(c.size as i64).bind(c.root.clone()).bind(c.note.as_str()).bind(Utc::now()).execute(self.0).await?;
+    pub async fn put_checkpoint(mut tx: Transaction<'static, DB>, c: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(PUT_CHECKPOINT).bind(c.size as i64).bind(c.root.clone()).bind(c.note.as_str()).bind(Utc::now()).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -27,6 +27,7 @@ pub use sql::SqlStore;
 use crate::domain::input::FieldError;
 use crate::domain::profile::Profile;
 use crate::domain::tender::{Bidder, TenderId};
+use crate::domain::ownership::Writer;
 use crate::domain::{CommitteeGrant, CreditCode, Record, Tender};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -43,12 +44,27 @@ pub enum StoreError {
     FutureVersion { requested: u64, current: u64 },
     #[error("the store cannot be reached")]
     Unavailable(#[source] sqlx::Error),
+    /// Another process holds the store's write lock (a long import) past
+    /// the write's wait bound (SQLITE_BUSY / SQLITE_LOCKED, PostgreSQL
+    /// lock_not_available). The store is there: retry.
+    #[error("the credit store is busy (another process is writing): {0}")]
+    Busy(String),
+    /// Records their writer may not write: versions, events or revocations
+    /// of a record another owner's, or that would move a record to another
+    /// owner (see [`crate::domain::ownership`]). Every problem of the batch,
+    /// by position, as in `Rejected`.
+    #[error("{} record(s) not the writer's to change", .0.len())]
+    NotOwner(Vec<(u64, FieldError)>),
     #[error("stored row is unreadable: {0}")]
     Corrupt(String),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("tender '{0}' is already registered with other terms; use AmendTender to change it")]
     TenderExists(TenderId),
+    /// A registration of an id another platform's tender has: tender ids
+    /// are one namespace, so that much is said, and nothing more.
+    #[error("tender id '{0}' is taken; register the tender under another id")]
+    TenderIdTaken(TenderId),
     #[error("no tender '{0}'")]
     UnknownTender(TenderId),
     #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://…")]
@@ -68,14 +84,21 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        // SQLITE_CORRUPT and SQLITE_NOTADB (by primary code, the low byte):
-        // the file cannot be trusted with another commit.
         let sqlite_code = match &e {
             sqlx::Error::Database(d) => d.try_downcast_ref::<sqlx::sqlite::SqliteError>().and_then(sqlx::error::DatabaseError::code).and_then(|c| c.parse::<i32>().ok()),
             _ => None,
         };
-        match sqlite_code.map(|c| c & 0xff) {
-            Some(11 | 26) => StoreError::Lost(format!("the database file is corrupt: {e}")),
+        let pg_code = match &e {
+            sqlx::Error::Database(d) => d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().map(|p| p.code().to_owned()),
+            _ => None,
+        };
+        // By primary code (the low byte): SQLITE_CORRUPT and SQLITE_NOTADB,
+        // the file cannot be trusted with another commit; SQLITE_BUSY and
+        // SQLITE_LOCKED, another connection holds a lock past the busy
+        // timeout. PostgreSQL 55P03: lock_timeout ran out.
+        match (sqlite_code.map(|c| c & 0xff), pg_code.as_deref()) {
+            (Some(11 | 26), _) => StoreError::Lost(format!("the database file is corrupt: {e}")),
+            (Some(5 | 6), _) | (_, Some("55P03")) => StoreError::Busy(e.to_string()),
             _ => StoreError::Unavailable(e),
         }
     }
@@ -152,9 +175,11 @@ pub trait CreditStore: Send + Sync + 'static {
     /// A record identical to its id's newest version is skipped; a record with
     /// a known id and new content becomes a new version. Conflicts (an id of
     /// another type, one id twice with different content, an event whose
-    /// target is unknown or belongs to another code) reject the whole write.
-    /// `source` is who wrote it, kept with the version.
-    async fn write(&self, source: &str, records: &mut RecordSource<'_>, mode: WriteMode) -> Result<WriteOutcome, StoreError>;
+    /// target is unknown or belongs to another code) reject the whole write
+    /// (`Rejected`); so does a record that is not `writer`'s to write under
+    /// the ownership rule of [`crate::domain::ownership`] (`NotOwner`).
+    /// `writer.source()` is kept with the version.
+    async fn write(&self, writer: &Writer, records: &mut RecordSource<'_>, mode: WriteMode) -> Result<WriteOutcome, StoreError>;
 
     /// The records of one code as the store held them at `at_version`
     /// (default: the current version).
@@ -200,6 +225,11 @@ pub trait CreditStore: Send + Sync + 'static {
     /// Whether the store is still the one opened and answers: its file (SQLite)
     /// and its schema. Health follows this.
     async fn probe(&self) -> Result<(), StoreError>;
+
+    /// Whether `path` is one of the store's own files (SQLite: the database,
+    /// its `-wal` or `-shm`), which this process must never open itself:
+    /// closing that descriptor would drop the locks SQLite holds on it.
+    fn is_own_file(&self, path: &std::path::Path) -> bool;
 
     /// Keeps a committee grant; only the link's SHA-256 is stored.
     async fn insert_grant(&self, grant: &CommitteeGrant, link_sha256: &str) -> Result<(), StoreError>;
@@ -254,6 +284,31 @@ pub trait CreditStore: Send + Sync + 'static {
 /// `examples/loadgen` against PostgreSQL on 2 cores (BENCHMARKS.md, round 3).
 pub const DEFAULT_CONNECTIONS: u32 = 8;
 
+/// How long a write waits for its turn unless told otherwise (`serve
+/// --write-wait-ms`): behind this process's other writes, then behind
+/// another process holding the store's write lock (an import). Past it the
+/// write is refused as [`StoreError::Busy`], nothing stored. Ten seconds, as
+/// SQLite's busy timeout was before it was a flag: a 200,000-row import
+/// holds the lock for about 2.5 s (release build, BENCHMARKS.md).
+pub const DEFAULT_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// Pooled connections (at least one).
+    pub connections: u32,
+    /// How long a write waits for its turn; see [`DEFAULT_WRITE_WAIT`].
+    pub write_wait: std::time::Duration,
+    /// Whether the store may be created and migrated.
+    pub mode: OpenMode,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { connections: DEFAULT_CONNECTIONS, write_wait: DEFAULT_WRITE_WAIT, mode: OpenMode::Create }
+    }
+}
+
 /// A handle to a credit store on either backend; cloning it is cheap.
 #[derive(Clone)]
 pub struct Store(Arc<dyn CreditStore>);
@@ -288,17 +343,23 @@ impl Store {
 
     /// The same, with `connections` pooled connections (at least one).
     pub async fn open_with(url: &str, connections: u32) -> Result<Store, StoreError> {
-        Store::open_as(url, connections, OpenMode::Create).await
+        Store::open_options(url, StoreOptions { connections, ..StoreOptions::default() }).await
     }
 
-    /// Opens the store a URL names as `mode` says. A PostgreSQL that refuses
-    /// the connection is an error at once, not after the pool's time-out.
+    /// Opens the store a URL names as `mode` says, with `connections`
+    /// pooled connections.
     pub async fn open_as(url: &str, connections: u32, mode: OpenMode) -> Result<Store, StoreError> {
-        let connections = connections.max(1);
+        Store::open_options(url, StoreOptions { connections, mode, ..StoreOptions::default() }).await
+    }
+
+    /// The same, with every option. A PostgreSQL that refuses the
+    /// connection is an error at once, not after the pool's time-out.
+    pub async fn open_options(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        let options = StoreOptions { connections: options.connections.max(1), ..options };
         if url.starts_with("sqlite:") {
-            Ok(Store::new(sqlite::open(url, connections, mode).await?))
+            Ok(Store::new(sqlite::open(url, options).await?))
         } else if supported_url(url) {
-            Ok(Store::new(postgres::open(url, connections, mode).await?))
+            Ok(Store::new(postgres::open(url, options).await?))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }

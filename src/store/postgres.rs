@@ -2,7 +2,7 @@
 //! the LISTEN loop that tells each replica of the others' writes.
 
 use super::sql::{Backend, NewRecord, SqlStore};
-use super::{ChangeSink, OpenMode, StoreError};
+use super::{ChangeSink, OpenMode, StoreError, StoreOptions};
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPoolOptions};
 use sqlx::Connection;
@@ -22,7 +22,8 @@ const FIRST_CONNECT: Duration = Duration::from_secs(5);
 
 /// Opens a PostgreSQL store: migrating it ([`OpenMode::Create`]), or only
 /// one at this binary's schema ([`OpenMode::Existing`]).
-pub(super) async fn open(url: &str, connections: u32, mode: OpenMode) -> Result<SqlStore<Postgres>, StoreError> {
+pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Postgres>, StoreError> {
+    let mode = opts.mode;
     let migrator = sqlx::migrate!("migrations/postgres");
     let mut options = PgConnectOptions::from_str(url)?;
     if let OpenMode::Existing { read_only: true } = mode {
@@ -46,7 +47,8 @@ pub(super) async fn open(url: &str, connections: u32, mode: OpenMode) -> Result<
             ))))
         }
     }
-    let pool = PgPoolOptions::new().max_connections(connections).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
+    let pool =
+        PgPoolOptions::new().max_connections(opts.connections).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
     match mode {
         OpenMode::Create => migrator.run(&pool).await?,
         OpenMode::Existing { .. } => {
@@ -55,7 +57,20 @@ pub(super) async fn open(url: &str, connections: u32, mode: OpenMode) -> Result<
             super::schema::check(&migrator, applied, &format!("PostgreSQL database '{database}'"))?;
         }
     }
-    Ok(SqlStore::new(pool, None))
+    // Writers take connections from the same pool: the table locks below
+    // wait (up to the write wait) inside PostgreSQL.
+    Ok(SqlStore::new(pool.clone(), pool, None, opts.write_wait))
+}
+
+/// Sets the transaction's lock_timeout to `wait` (at least 1 ms: 0 would
+/// mean no limit), then takes `lock` if any.
+async fn wait_at_most(tx: &mut PgConnection, wait: Duration, lock: Option<&'static str>) -> Result<(), sqlx::Error> {
+    let ms = wait.as_millis().clamp(1, i32::MAX as u128).to_string();
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)").bind(ms).execute(&mut *tx).await?;
+    if let Some(lock) = lock {
+        sqlx::query(lock).execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 impl Backend for Postgres {
@@ -80,17 +95,25 @@ impl Backend for Postgres {
 
     /// Writers take data versions one at a time and commit in that order, so
     /// a reader that has seen version N has seen every version below N.
-    async fn begin_write(pool: &Pool<Postgres>) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    /// Waits at most `wait` for the lock (lock_not_available past it).
+    async fn begin_write(pool: &Pool<Postgres>, wait: Duration) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         let mut tx = pool.begin().await?;
-        sqlx::query("LOCK TABLE data_versions IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+        wait_at_most(&mut tx, wait, Some("LOCK TABLE data_versions IN SHARE ROW EXCLUSIVE MODE")).await?;
+        Ok(tx)
+    }
+
+    /// A write that needs no table lock (grants, policies, checkpoints).
+    async fn begin_small_write(pool: &Pool<Postgres>, wait: Duration) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        wait_at_most(&mut tx, wait, None).await?;
         Ok(tx)
     }
 
     /// EXCLUSIVE blocks other appenders (and nothing that only reads) until
     /// this transaction ends.
-    async fn begin_log_append(pool: &Pool<Postgres>) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    async fn begin_log_append(pool: &Pool<Postgres>, wait: Duration) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         let mut tx = pool.begin().await?;
-        sqlx::query("LOCK TABLE log_leaves IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+        wait_at_most(&mut tx, wait, Some("LOCK TABLE log_leaves IN EXCLUSIVE MODE")).await?;
         Ok(tx)
     }
 

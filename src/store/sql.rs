@@ -15,15 +15,18 @@ use super::{
 use crate::domain::input::FieldError;
 use crate::domain::profile::Profile;
 use crate::domain::tender::{Bidder, TenderId};
+use crate::domain::ownership::{Owner, Writer};
 use crate::domain::{CommitteeGrant, CreditCode, Evaluation, EvaluationKind, EventKind, Record, RecordType, Tender};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use std::collections::{BTreeSet, HashMap};
 use super::log::{in_list, placeholders};
+use super::sqlite::StoreFile;
 use std::future::Future;
 use std::sync::Arc;
-use tokio::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{Mutex, MutexGuard};
 
 /// What differs between the two backends.
 pub trait Backend: Database {
@@ -41,13 +44,19 @@ pub trait Backend: Database {
     fn profiles_sql(codes: &str) -> String;
 
     /// Opens a write transaction that holds the store's write lock, so that
-    /// data versions are taken one at a time and commit in order.
-    fn begin_write(pool: &Pool<Self>) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+    /// data versions are taken one at a time and commit in order. Waits at
+    /// most `wait` for a lock another process holds (or not at all: the
+    /// store's write path then tries again until the same bound).
+    fn begin_write(pool: &Pool<Self>, wait: Duration) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
     /// Opens a transaction that holds the transparency log's append lock, so
     /// that replicas sharing the store append one batch at a time, each
     /// after the last: one order, no gaps, no index taken twice.
-    fn begin_log_append(pool: &Pool<Self>) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+    fn begin_log_append(pool: &Pool<Self>, wait: Duration) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// Opens a write transaction for a write that needs no ordering with
+    /// others (committee grants, policies, checkpoints).
+    fn begin_small_write(pool: &Pool<Self>, wait: Duration) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
     /// Announces a committed change to other processes, inside the writing
     /// transaction (so that it is heard only once the change is readable).
@@ -81,15 +90,25 @@ pub struct NewRecord {
 /// A credit store over one sqlx pool.
 pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
+    /// Where writes are made: for SQLite one connection with no busy
+    /// timeout of its own (see [`SqlStore::turn`]); for PostgreSQL the pool.
+    writer: Pool<DB>,
     /// Writers of this process queue here rather than inside the database:
     /// SQLite would make them spin on SQLITE_BUSY, and on PostgreSQL they
     /// would only wait for the table lock that [`Backend::begin_write`] takes.
     /// Writers in other processes are held off by that lock.
     write_lock: Mutex<()>,
+    /// How long a write waits for its turn, in this queue and then for a
+    /// lock another process holds, before it is answered busy.
+    write_wait: Duration,
     /// The file the store was opened on (SQLite): a write commits only while
     /// that very file is still at its path, so that nothing is acknowledged
     /// into a file that was deleted or replaced underneath.
-    file: Option<FileIdentity>,
+    file: Option<StoreFile>,
+    /// Why the last probe found the file lost (it reads the file as a new
+    /// connection would, which writes do not): writes are refused until a
+    /// probe passes again.
+    lost: std::sync::Mutex<Option<String>>,
     /// Records stored since the planner's statistics were last refreshed.
     since_analyze: std::sync::atomic::AtomicU64,
 }
@@ -101,55 +120,62 @@ pub struct SqlStore<DB: Database> {
 /// later; cold Assess ran at 169 requests/s).
 const ANALYZE_EVERY: u64 = 10_000;
 
-/// A file by path and identity (device and inode).
-#[derive(Debug, Clone)]
-pub struct FileIdentity {
-    path: std::path::PathBuf,
-    dev: u64,
-    ino: u64,
+/// Which lock a write takes.
+#[derive(Debug, Clone, Copy)]
+enum WriteKind {
+    /// The data versions' (records, tenders, bids).
+    Data,
+    /// The transparency log's append lock.
+    Log,
+    /// None beyond the database's own (grants, policies, checkpoints).
+    Small,
 }
 
-impl FileIdentity {
-    pub fn of(path: &std::path::Path) -> std::io::Result<FileIdentity> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path)?;
-        Ok(FileIdentity { path: path.to_owned(), dev: m.dev(), ino: m.ino() })
-    }
-
-    /// Whether the file at the path is still the one opened, and still
-    /// begins with SQLite's header (a file overwritten in place keeps its
-    /// inode; SQLite itself may not read page 1 again for a long time).
-    fn check(&self) -> Result<(), StoreError> {
-        match FileIdentity::of(&self.path) {
-            Ok(now) if now.dev == self.dev && now.ino == self.ino => self.check_header(),
-            Ok(_) => Err(StoreError::Lost(format!("{} was replaced by another file", self.path.display()))),
-            Err(e) => Err(StoreError::Lost(format!("{}: {e}", self.path.display()))),
-        }
-    }
-
-    /// The first 16 bytes of every SQLite database file (fileformat.html §1.3.1).
-    fn check_header(&self) -> Result<(), StoreError> {
-        const MAGIC: &[u8; 16] = b"SQLite format 3\0";
-        use std::io::Read;
-        let mut head = [0u8; 16];
-        let read = std::fs::File::open(&self.path).and_then(|mut f| f.read_exact(&mut head));
-        match read {
-            Ok(()) if &head == MAGIC => Ok(()),
-            // A new database whose first page is still only in the WAL.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && std::fs::metadata(&self.path).is_ok_and(|m| m.len() == 0) => Ok(()),
-            Ok(()) => Err(StoreError::Lost(format!("{} is corrupt: it no longer begins with the SQLite header", self.path.display()))),
-            Err(e) => Err(StoreError::Lost(format!("{}: {e}", self.path.display()))),
-        }
-    }
-}
+/// The longest pause between two tries for a lock another process holds:
+/// as SQLite's own busy handler, which sleeps 1 to 100 ms between tries.
+const MAX_BUSY_PAUSE: Duration = Duration::from_millis(50);
 
 impl<DB: Database> SqlStore<DB> {
-    pub(super) fn new(pool: Pool<DB>, file: Option<FileIdentity>) -> Self {
-        SqlStore { pool, write_lock: Mutex::new(()), file, since_analyze: std::sync::atomic::AtomicU64::new(0) }
+    pub(super) fn new(pool: Pool<DB>, writer: Pool<DB>, file: Option<StoreFile>, write_wait: Duration) -> Self {
+        SqlStore {
+            pool,
+            writer,
+            write_lock: Mutex::new(()),
+            write_wait,
+            file,
+            lost: std::sync::Mutex::new(None),
+            since_analyze: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
+    /// Refuses a write to a file that is gone, replaced, or that the last
+    /// probe could not read. `stat` only: cheap enough for every write.
     fn check_file(&self) -> Result<(), StoreError> {
-        self.file.as_ref().map_or(Ok(()), FileIdentity::check)
+        let Some(file) = &self.file else { return Ok(()) };
+        if let Some(why) = self.lost.lock().expect("lost lock").clone() {
+            return Err(StoreError::Lost(why));
+        }
+        file.check_path()
+    }
+
+    /// Keeps the probe's verdict on the file for the writes; renews the
+    /// connections when a lost file is sound again.
+    fn keep_verdict(&self, file: &StoreFile, verdict: &Result<(), StoreError>) {
+        let mut lost = self.lost.lock().expect("lost lock");
+        match verdict {
+            Ok(()) => {
+                if lost.take().is_some() {
+                    // Connections may hold what they read while it was damaged.
+                    file.renew_connections();
+                }
+            }
+            Err(StoreError::Lost(why)) => *lost = Some(why.clone()),
+            Err(_) => {}
+        }
+    }
+
+    fn busy(&self) -> StoreError {
+        StoreError::Busy(format!("this write waited {} ms for its turn", self.write_wait.as_millis()))
     }
 }
 
@@ -166,6 +192,15 @@ pub struct PreviousVersion {
     kind: String,
     digest: String,
     credit_code: String,
+}
+
+/// The first version of a record id, with its data version's source: what
+/// decides the id's owner.
+#[derive(FromRow)]
+pub struct FirstVersion {
+    record_id: String,
+    body: String,
+    source: String,
 }
 
 #[derive(FromRow)]
@@ -202,6 +237,10 @@ const NEWEST_VERSION_OF_ROW: &str = "AND r.version = (SELECT MAX(x.version) FROM
 /// Followed by a VALUES list of six columns per record.
 pub(super) const INSERT_RECORDS: &str = "INSERT INTO records (record_id, version, kind, credit_code, digest, body) VALUES";
 
+/// Followed by an IN list of ids: each id's first version and who wrote it.
+const FIRST_OF_IDS: &str = "SELECT r.record_id, r.body, d.source FROM records r JOIN data_versions d ON d.version = r.version \
+     WHERE r.version = (SELECT MIN(x.version) FROM records x WHERE x.record_id = r.record_id) AND r.record_id IN";
+
 const TARGET_OF_EVENT: &str = "SELECT kind, credit_code FROM records WHERE record_id = $1 ORDER BY version DESC LIMIT 1";
 
 /// The evaluations of codes (an IN list follows), with [`NEWEST_VERSION_OF_ROW`].
@@ -228,12 +267,26 @@ struct PendingEvent {
     target: String,
     code: String,
     event: EventKind,
+    /// Whether the event's id has versions from earlier data versions.
+    versioned: bool,
+}
+
+/// A record that is a new version of an id from an earlier data version,
+/// waiting for its owner check.
+struct Versioned {
+    pos: u64,
+    id: String,
+    /// The owner the new version names, if its type names one.
+    claimed: Option<Owner>,
+    field: &'static str,
 }
 
 /// What one pass over a batch found.
 #[derive(Default)]
 struct Batch {
     problems: Vec<(u64, FieldError)>,
+    /// Problems of ownership (not the writer's record to write).
+    denied: Vec<(u64, FieldError)>,
     /// Codes changed by the records staged since the last flush.
     changed: BTreeSet<String>,
     /// Every code changed so far, while there are few enough to list.
@@ -278,12 +331,60 @@ where
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'r> Newest: FromRow<'r, DB::Row>,
     for<'r> PreviousVersion: FromRow<'r, DB::Row>,
+    for<'r> FirstVersion: FromRow<'r, DB::Row>,
     for<'r> Target: FromRow<'r, DB::Row>,
     for<'r> ChangedCode: FromRow<'r, DB::Row>,
     for<'r> RecordRow: FromRow<'r, DB::Row>,
     for<'r> ProfileRow: FromRow<'r, DB::Row>,
     for<'r> SiblingEvaluation: FromRow<'r, DB::Row>,
 {
+    /// A write's turn: this process's queue, then the store's write lock
+    /// (`kind`), within the write wait; refused at once when the store is
+    /// lost. Another process's write lock (a long import) cannot be awaited
+    /// across processes, so it is tried again after a pause, as SQLite's busy
+    /// handler would, but without holding a thread and up to one deadline
+    /// however many writes of this process queue behind it. Past the wait:
+    /// [`StoreError::Busy`], never "cannot be reached".
+    async fn turn(&self, kind: WriteKind) -> Result<(MutexGuard<'_, ()>, Transaction<'static, DB>), StoreError> {
+        use tokio::time::Instant;
+        let deadline = Instant::now() + self.write_wait;
+        let queued = tokio::time::timeout_at(deadline, self.write_lock.lock()).await.map_err(|_| self.busy())?;
+        self.check_file()?;
+        let mut pause = Duration::from_millis(1);
+        let mut told = false;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let begun = match kind {
+                WriteKind::Data => DB::begin_write(&self.writer, wait).await,
+                WriteKind::Log => DB::begin_log_append(&self.writer, wait).await,
+                WriteKind::Small => DB::begin_small_write(&self.writer, wait).await,
+            };
+            match begun.map_err(StoreError::from) {
+                Ok(tx) => return Ok((queued, tx)),
+                Err(StoreError::Busy(_)) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        tracing::info!(wait_ms = self.write_wait.as_millis() as u64, "a write gave up waiting for another process's write lock: answered busy");
+                        return Err(self.busy());
+                    }
+                    if !told {
+                        tracing::debug!(left_ms = left.as_millis() as u64, "waiting for the store's write lock, which another process holds");
+                        told = true;
+                    }
+                    tokio::time::sleep(pause.min(left)).await;
+                    pause = (pause * 2).min(MAX_BUSY_PAUSE);
+                }
+                Err(e) => {
+                    if let StoreError::Lost(why) = &e {
+                        // Kept until a probe finds the file sound again (and renews the connections).
+                        *self.lost.lock().expect("lost lock") = Some(why.clone());
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     /// Counts stored records; past [`ANALYZE_EVERY`], refreshes the
     /// planner's statistics (after the commit: the write stands whatever
     /// happens here; and before returning, so that an import's process
@@ -334,11 +435,56 @@ where
         Ok(out)
     }
 
+    /// The owner of each stored id (see [`crate::domain::ownership`]), from
+    /// its first version: named there, or its writer's (a commitment), or
+    /// its target's (an event). Ids not stored are absent.
+    async fn owners_of(&self, conn: &mut DB::Connection, ids: &[&str]) -> Result<HashMap<String, Owner>, StoreError> {
+        let mut owners = HashMap::with_capacity(ids.len());
+        // Events' ids, by the id of their target.
+        let mut events: Vec<(String, String)> = Vec::new();
+        for part in ids.chunks(STAGE_CHUNK) {
+            let sql = format!("{FIRST_OF_IDS} ({})", in_list::<DB>(part.len()));
+            let mut q = sqlx::query_as::<_, FirstVersion>(&sql);
+            for id in part {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                let record: Record =
+                    serde_json::from_str(&row.body).map_err(|e| StoreError::Corrupt(format!("record {}: {e}", row.record_id)))?;
+                match (Owner::named_by(&record, &row.source), &record) {
+                    (Some(owner), _) => {
+                        owners.insert(row.record_id, owner);
+                    }
+                    (None, Record::Event(e)) => events.push((row.record_id, e.target_id.as_str().to_owned())),
+                    (None, _) => unreachable!("only events name no owner"),
+                }
+            }
+        }
+        if !events.is_empty() {
+            // Events target only records that are not events (checked at ingest).
+            let targets: Vec<&str> = events.iter().map(|(_, t)| t.as_str()).filter(|t| !owners.contains_key(*t)).collect::<BTreeSet<_>>().into_iter().collect();
+            let found = Box::pin(self.owners_of(conn, &targets)).await?;
+            for (event, target) in events {
+                if let Some(owner) = owners.get(&target).or_else(|| found.get(&target)).cloned() {
+                    owners.insert(event, owner);
+                }
+            }
+        }
+        Ok(owners)
+    }
+
     /// Stages a chunk of records into the open data version with a few
     /// statements (the newest version of every id, the evaluations of every
     /// code, one multi-row insert) instead of three per record, with the
     /// same answers as record by record in order.
-    async fn stage_chunk(&self, conn: &mut DB::Connection, version: i64, chunk: Vec<(u64, Record)>, batch: &mut Batch) -> Result<(), StoreError> {
+    async fn stage_chunk(
+        &self,
+        conn: &mut DB::Connection,
+        writer: &Writer,
+        version: i64,
+        chunk: Vec<(u64, Record)>,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
         let ids: Vec<&str> = chunk.iter().map(|(_, r)| r.id().as_str()).collect::<BTreeSet<_>>().into_iter().collect();
         let mut prev = self.newest_of_ids(conn, &ids).await?;
         let codes: Vec<&str> = chunk
@@ -352,6 +498,7 @@ where
             .collect();
         let mut evaluations = self.evaluations_of(conn, &codes).await?;
         let mut rows: Vec<NewRecord> = Vec::with_capacity(chunk.len());
+        let mut versioned: Vec<Versioned> = Vec::new();
         for (pos, record) in &chunk {
             let pos = *pos;
             let id = record.id().as_str().to_owned();
@@ -375,6 +522,16 @@ where
                     continue;
                 }
                 batch.changed.insert(p.credit_code.clone());
+                // A new version of an id from an earlier data version: whose it is
+                // is read below, for the whole chunk at once (events: with their targets).
+                if !matches!(record, Record::Event(_)) {
+                    versioned.push(Versioned { pos, id: id.clone(), claimed: Owner::claimed_by(record), field: Owner::field(record) });
+                }
+            } else if !writer.is_operator()
+                && let Some(owner) = Owner::named_by(record, writer.source())
+                && let Some(reason) = writer.refuse_new(&id, &owner)
+            {
+                batch.denied.push((pos, FieldError::new(Owner::field(record), reason)));
             }
             if let Record::Evaluation(e) = record {
                 if let Some(reason) = second_annual_grade(e, evaluations.get(e.credit_code.as_str()).map(Vec::as_slice).unwrap_or(&[])) {
@@ -388,7 +545,8 @@ where
             }
             if let Record::Event(e) = record {
                 let target = e.target_id.as_str().to_owned();
-                batch.events.push(PendingEvent { pos, id: id.clone(), target, code: code.clone(), event: e.event });
+                let versioned = prev.contains_key(&id);
+                batch.events.push(PendingEvent { pos, id: id.clone(), target, code: code.clone(), event: e.event, versioned });
             }
             prev.insert(
                 id.clone(),
@@ -399,6 +557,16 @@ where
             batch.stored += 1;
         }
         DB::insert_records(conn, version, &rows).await?;
+        if !versioned.is_empty() {
+            let ids: Vec<&str> = versioned.iter().map(|v| v.id.as_str()).collect();
+            let owners = self.owners_of(conn, &ids).await?;
+            for Versioned { pos, id, claimed, field } in versioned {
+                let owner = owners.get(&id).ok_or_else(|| StoreError::Corrupt(format!("record {id} has no first version")))?;
+                if let Some(reason) = writer.refuse_change("a new version of", &id, owner, claimed.as_ref()) {
+                    batch.denied.push((pos, FieldError::new(field, reason)));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -427,8 +595,14 @@ where
 
     /// Checks the batch's events once every record is in: events may precede
     /// their targets in a batch.
-    async fn check_event_targets(&self, conn: &mut DB::Connection, batch: &mut Batch) -> Result<(), StoreError> {
-        for PendingEvent { pos, id, target, code, event } in std::mem::take(&mut batch.events) {
+    async fn check_event_targets(&self, conn: &mut DB::Connection, writer: &Writer, batch: &mut Batch) -> Result<(), StoreError> {
+        // Owners of every target, and of every event id with earlier versions
+        // (an event keeps its owner: that of the record it first targeted).
+        let mut ids: BTreeSet<&str> = batch.events.iter().map(|e| e.target.as_str()).collect();
+        ids.extend(batch.events.iter().filter(|e| e.versioned).map(|e| e.id.as_str()));
+        let ids: Vec<&str> = ids.into_iter().collect();
+        let owners = self.owners_of(conn, &ids).await?;
+        for PendingEvent { pos, id, target, code, event, versioned } in std::mem::take(&mut batch.events) {
             let found: Option<Target> = sqlx::query_as(TARGET_OF_EVENT).bind(target.as_str()).fetch_optional(&mut *conn).await?;
             let problem = match found {
                 None => Some(("target_id", format!("event '{id}' targets unknown record '{target}'"))),
@@ -445,15 +619,24 @@ where
             };
             if let Some((field, reason)) = problem {
                 batch.problems.push((pos, FieldError::new(field, reason)));
+                continue;
+            }
+            let Some(owner) = owners.get(&target) else { continue };
+            let refusal = match owners.get(&id) {
+                // A new version of an event: it keeps the owner of the record it first targeted.
+                Some(first) if versioned => writer.refuse_change("a new version of", &id, first, Some(owner)),
+                _ => writer.refuse_change("an event on", &target, owner, None),
+            };
+            if let Some(reason) = refusal {
+                batch.denied.push((pos, FieldError::new("target_id", reason)));
             }
         }
         Ok(())
     }
 
-    async fn write_records(&self, source: &str, records: &mut RecordSource<'_>, mode: WriteMode) -> Result<WriteOutcome, StoreError> {
-        let _queued = self.write_lock.lock().await;
-        self.check_file()?;
-        let mut tx = DB::begin_write(&self.pool).await?;
+    async fn write_records(&self, writer: &Writer, records: &mut RecordSource<'_>, mode: WriteMode) -> Result<WriteOutcome, StoreError> {
+        let source = writer.source();
+        let (_turn, mut tx) = self.turn(WriteKind::Data).await?;
         let current = sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&mut *tx).await?.newest.unwrap_or(0);
         let version = current + 1;
         sqlx::query(INSERT_VERSION).bind(version).bind(Utc::now()).bind(source).execute(&mut *tx).await?;
@@ -469,13 +652,21 @@ where
                 Err(violations) => batch.problems.extend(violations.into_iter().map(|v| (pos, v))),
             }
             if chunk.len() == STAGE_CHUNK {
-                self.stage_chunk(&mut tx, version, std::mem::take(&mut chunk), &mut batch).await?;
+                self.stage_chunk(&mut tx, writer, version, std::mem::take(&mut chunk), &mut batch).await?;
                 self.flush_changed(&mut tx, version, &mut batch).await?;
             }
         }
-        self.stage_chunk(&mut tx, version, chunk, &mut batch).await?;
+        self.stage_chunk(&mut tx, writer, version, chunk, &mut batch).await?;
         self.flush_changed(&mut tx, version, &mut batch).await?;
-        self.check_event_targets(&mut tx, &mut batch).await?;
+        self.check_event_targets(&mut tx, writer, &mut batch).await?;
+        if !batch.denied.is_empty() {
+            // Not the writer's to write: every problem of the batch, refused as such.
+            tx.rollback().await?;
+            let mut all = std::mem::take(&mut batch.denied);
+            all.append(&mut batch.problems);
+            all.sort_by_key(|(p, _)| *p);
+            return Err(StoreError::NotOwner(all));
+        }
         if !batch.problems.is_empty() {
             tx.rollback().await?;
             batch.problems.sort_by_key(|(p, _)| *p);
@@ -560,6 +751,7 @@ where
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'r> Newest: FromRow<'r, DB::Row>,
     for<'r> PreviousVersion: FromRow<'r, DB::Row>,
+    for<'r> FirstVersion: FromRow<'r, DB::Row>,
     for<'r> Target: FromRow<'r, DB::Row>,
     for<'r> ChangedCode: FromRow<'r, DB::Row>,
     for<'r> RecordRow: FromRow<'r, DB::Row>,
@@ -586,8 +778,8 @@ where
         Ok(sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&self.pool).await?.newest.unwrap_or(0) as u64)
     }
 
-    async fn write(&self, source: &str, records: &mut RecordSource<'_>, mode: WriteMode) -> Result<WriteOutcome, StoreError> {
-        self.write_records(source, records, mode).await
+    async fn write(&self, writer: &Writer, records: &mut RecordSource<'_>, mode: WriteMode) -> Result<WriteOutcome, StoreError> {
+        self.write_records(writer, records, mode).await
     }
 
     async fn profiles(&self, codes: &[CreditCode], at_version: Option<u64>) -> Result<Vec<Profile>, StoreError> {
@@ -604,7 +796,8 @@ where
     }
 
     async fn put_policy(&self, id: &str, digest: &str, source: &str) -> Result<(), StoreError> {
-        Tenders(&self.pool).put_policy(id, digest, source).await
+        let (_turn, tx) = self.turn(WriteKind::Small).await?;
+        Tenders::put_policy(tx, id, digest, source).await
     }
 
     async fn policy_source(&self, digest: &str) -> Result<Option<StoredPolicy>, StoreError> {
@@ -620,15 +813,13 @@ where
     }
 
     async fn insert_tender(&self, t: &Tender) -> Result<Tender, StoreError> {
-        let _queued = self.write_lock.lock().await;
-        self.check_file()?;
-        Tenders(&self.pool).insert_tender(t).await
+        let (_turn, tx) = self.turn(WriteKind::Data).await?;
+        Tenders(&self.pool).insert_tender(tx, t).await
     }
 
     async fn register_bid(&self, tender_id: &TenderId, bidder: &Bidder) -> Result<BidRow, StoreError> {
-        let _queued = self.write_lock.lock().await;
-        self.check_file()?;
-        Tenders(&self.pool).register_bid(tender_id, bidder).await
+        let (_turn, tx) = self.turn(WriteKind::Data).await?;
+        Tenders::<DB>::register_bid(tx, tender_id, bidder).await
     }
 
     async fn bids(&self, tender_id: &TenderId) -> Result<Vec<BidRow>, StoreError> {
@@ -643,19 +834,40 @@ where
         Tenders(&self.pool).tender_changes_since(after).await
     }
 
+    /// The file (SQLite): its path, SQLite's descriptors of it, and a read
+    /// by a fresh connection; a lost verdict is kept for the writes until a
+    /// probe passes again. Then a query through the pool.
     async fn probe(&self) -> Result<(), StoreError> {
-        self.check_file()?;
-        sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&self.pool).await?;
+        if let Some(file) = &self.file {
+            let verdict = match file.check_path().and_then(|()| file.check_descriptors()) {
+                Ok(()) => file.check_readable().await,
+                lost => lost,
+            };
+            self.keep_verdict(file, &verdict);
+            verdict?;
+        }
+        let read = sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&self.pool).await.map_err(StoreError::from);
+        if let (Some(file), Err(StoreError::Lost(_))) = (&self.file, &read) {
+            // Sound to a fresh connection, damaged to a pooled one: it still
+            // holds what it read while the file was damaged.
+            file.renew_connections();
+        }
+        read?;
         Ok(())
     }
 
+    fn is_own_file(&self, path: &std::path::Path) -> bool {
+        self.file.as_ref().is_some_and(|f| f.is(path))
+    }
+
     async fn insert_grant(&self, grant: &CommitteeGrant, link_sha256: &str) -> Result<(), StoreError> {
-        self.check_file()?;
-        Tenders(&self.pool).insert_grant(grant, link_sha256).await
+        let (_turn, tx) = self.turn(WriteKind::Small).await?;
+        Tenders::<DB>::insert_grant(tx, grant, link_sha256).await
     }
 
     async fn redeem_grant(&self, link_sha256: &str, session_sha256: &str, now: DateTime<Utc>) -> Result<Option<CommitteeGrant>, StoreError> {
-        Tenders(&self.pool).redeem_grant(link_sha256, session_sha256, now).await
+        let (_turn, tx) = self.turn(WriteKind::Small).await?;
+        Tenders::<DB>::redeem_grant(tx, link_sha256, session_sha256, now).await
     }
 
     async fn grant_by_session(&self, session_sha256: &str) -> Result<Option<CommitteeGrant>, StoreError> {
@@ -667,7 +879,8 @@ where
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        Tenders(&self.pool).revoke_grant(grant_id, now).await
+        let (_turn, tx) = self.turn(WriteKind::Small).await?;
+        Tenders::<DB>::revoke_grant(tx, grant_id, now).await
     }
 
     async fn written_by(&self, code: &CreditCode, source: &str) -> Result<bool, StoreError> {
@@ -679,9 +892,8 @@ where
     }
 
     async fn log_append(&self, leaves: &[Vec<u8>]) -> Result<u64, StoreError> {
-        let _queued = self.write_lock.lock().await;
-        self.check_file()?;
-        LogTables(&self.pool).append(leaves, || self.check_file()).await
+        let (_turn, tx) = self.turn(WriteKind::Log).await?;
+        LogTables::<DB>::append(tx, leaves, || self.check_file()).await
     }
 
     async fn log_size(&self) -> Result<u64, StoreError> {
@@ -703,9 +915,8 @@ where
     async fn put_checkpoint(&self, checkpoint: &super::StoredCheckpoint) -> Result<(), StoreError> {
         // In the writers' queue (FIFO), not in SQLite's busy loop behind a
         // stream of log appends.
-        let _queued = self.write_lock.lock().await;
-        self.check_file()?;
-        LogTables(&self.pool).put_checkpoint(checkpoint).await
+        let (_turn, tx) = self.turn(WriteKind::Small).await?;
+        LogTables::<DB>::put_checkpoint(tx, checkpoint).await
     }
 
     async fn checkpoint(&self, size: Option<u64>) -> Result<Option<super::StoredCheckpoint>, StoreError> {

@@ -6,7 +6,7 @@ use super::{BidRow, StoreError, StoredPolicy};
 use crate::domain::tender::{Bidder, CommitteeGrant, EvaluationMethod, Tender, TenderId, TenderTerms};
 use crate::domain::{CreditDomain, Fen, RegionCode};
 use chrono::{DateTime, Utc};
-use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use std::collections::HashMap;
 
 /// A tender version as stored.
@@ -159,7 +159,7 @@ where
     for<'r> GrantRow: FromRow<'r, DB::Row>,
     for<'r> Written: FromRow<'r, DB::Row>,
 {
-    pub async fn insert_grant(&self, g: &CommitteeGrant, link_sha256: &str) -> Result<(), StoreError> {
+    pub async fn insert_grant(mut tx: Transaction<'static, DB>, g: &CommitteeGrant, link_sha256: &str) -> Result<(), StoreError> {
         sqlx::query(INSERT_GRANT)
             .bind(g.grant_id.as_str())
             .bind(g.tender_id.as_str())
@@ -168,19 +168,28 @@ where
             .bind(g.granted_at)
             .bind(g.expires_at)
             .bind(link_sha256)
-            .execute(self.0)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Uses a link once: binds the session to it and returns the grant, or
     /// `None` for a link unknown, used, revoked or expired.
-    pub async fn redeem_grant(&self, link_sha256: &str, session_sha256: &str, now: DateTime<Utc>) -> Result<Option<CommitteeGrant>, StoreError> {
-        let done = sqlx::query(REDEEM_GRANT).bind(now).bind(session_sha256).bind(link_sha256).execute(self.0).await?;
+    pub async fn redeem_grant(
+        mut tx: Transaction<'static, DB>,
+        link_sha256: &str,
+        session_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CommitteeGrant>, StoreError> {
+        let done = sqlx::query(REDEEM_GRANT).bind(now).bind(session_sha256).bind(link_sha256).execute(&mut *tx).await?;
         if DB::rows_affected(&done) != 1 {
+            tx.rollback().await?;
             return Ok(None);
         }
-        self.grant_by("session_sha256", session_sha256).await
+        let grant = Self::grant_in(&mut tx, "session_sha256", session_sha256).await?;
+        tx.commit().await?;
+        Ok(grant)
     }
 
     pub async fn grant_by_session(&self, session_sha256: &str) -> Result<Option<CommitteeGrant>, StoreError> {
@@ -192,14 +201,20 @@ where
     }
 
     async fn grant_by(&self, column: &str, value: &str) -> Result<Option<CommitteeGrant>, StoreError> {
+        let mut conn = self.0.acquire().await?;
+        Self::grant_in(&mut conn, column, value).await
+    }
+
+    async fn grant_in(conn: &mut DB::Connection, column: &str, value: &str) -> Result<Option<CommitteeGrant>, StoreError> {
         let sql = format!("SELECT {GRANT_COLUMNS} FROM committee_grants WHERE {column} = $1");
-        let row: Option<GrantRow> = sqlx::query_as(&sql).bind(value).fetch_optional(self.0).await?;
+        let row: Option<GrantRow> = sqlx::query_as(&sql).bind(value).fetch_optional(&mut *conn).await?;
         row.map(CommitteeGrant::try_from).transpose()
     }
 
     /// Revokes a grant; false if it was unknown or already revoked.
-    pub async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query(REVOKE_GRANT).bind(now).bind(grant_id).execute(self.0).await?;
+    pub async fn revoke_grant(mut tx: Transaction<'static, DB>, grant_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(REVOKE_GRANT).bind(now).bind(grant_id).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(DB::rows_affected(&done) == 1)
     }
 
@@ -209,8 +224,9 @@ where
         Ok(w.written > 0)
     }
 
-    pub async fn put_policy(&self, id: &str, digest: &str, source: &str) -> Result<(), StoreError> {
-        sqlx::query(PUT_POLICY).bind(digest).bind(id).bind(source).bind(Utc::now()).execute(self.0).await?;
+    pub async fn put_policy(mut tx: Transaction<'static, DB>, id: &str, digest: &str, source: &str) -> Result<(), StoreError> {
+        sqlx::query(PUT_POLICY).bind(digest).bind(id).bind(source).bind(Utc::now()).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -250,8 +266,8 @@ where
             .collect()
     }
 
-    pub async fn insert_tender(&self, t: &Tender) -> Result<Tender, StoreError> {
-        let mut tx = DB::begin_write(self.0).await?;
+    /// In `tx`, a write transaction holding the data lock; commits it.
+    pub async fn insert_tender(&self, mut tx: Transaction<'static, DB>, t: &Tender) -> Result<Tender, StoreError> {
         let newest = sqlx::query_as::<_, Newest>(NEWEST_TENDER_VERSION).bind(t.tender_id.as_str()).fetch_one(&mut *tx).await?;
         let version = match (newest.newest, t.version) {
             (None, 1) => 1,
@@ -287,9 +303,9 @@ where
         Ok(Tender { version: version as u32, ..t.clone() })
     }
 
-    pub async fn register_bid(&self, tender_id: &TenderId, bidder: &Bidder) -> Result<BidRow, StoreError> {
+    /// In `tx`, a write transaction holding the data lock; commits it.
+    pub async fn register_bid(mut tx: Transaction<'static, DB>, tender_id: &TenderId, bidder: &Bidder) -> Result<BidRow, StoreError> {
         let key = bidder.key();
-        let mut tx = DB::begin_write(self.0).await?;
         let existing: Option<StoredBid> =
             sqlx::query_as(BID_OF_BIDDER).bind(tender_id.as_str()).bind(key.as_str()).fetch_optional(&mut *tx).await?;
         if let Some(existing) = existing {

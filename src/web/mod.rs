@@ -218,6 +218,12 @@ async fn committee(State(s): State<WebState>, Path(id): Path<String>, ext: Optio
 }
 
 async fn committee_page(s: &WebState, caller: &Caller, raw_id: &str) -> Result<String, WebError> {
+    // The role first, then the tender: no answer depends on whether it exists.
+    match decide(caller, Action::ViewCommitteePage, Resource::AnyTender, chrono::Utc::now()) {
+        Decision::Allow => {}
+        Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
+        Decision::Deny(_) | Decision::NotFound => return Err(WebError::NotFound(raw_id.to_owned())),
+    }
     let id = TenderId::parse(raw_id).map_err(WebError::Invalid)?;
     let cached = s.cache.tender(&id).await?.ok_or_else(|| WebError::NotFound(id.to_string()))?;
     match may_view(caller, &cached.tender) {

@@ -508,6 +508,18 @@ async fn a_database_corrupted_in_place_turns_health_off_refuses_writes_and_recov
     use tonic_health::pb::health_check_response::ServingStatus;
     assert_eq!(watch.message().await.unwrap().unwrap().status, ServingStatus::Serving as i32);
 
+    // First a checkpoint from another process (this one), so that the first
+    // page SQLite reads is the one in the file: a header overwritten while a
+    // newer copy of that page waits in the WAL is written over by the next
+    // checkpoint, and SQLite rightly reads the database as sound.
+    {
+        use sqlx::{Connection, Row};
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db_path).create_if_missing(false);
+        let mut c = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut c).await.unwrap();
+        assert_eq!(row.get::<i64, _>(0), 0, "the checkpoint was not blocked");
+        c.close().await.unwrap();
+    }
     // Overwrite the header in place: same file, same inode, not a database any more.
     let original = std::fs::read(&db_path).unwrap();
     {

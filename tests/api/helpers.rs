@@ -321,7 +321,7 @@ impl CliServer {
         let mut child = command
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn,credit_tender::server=info,credit_tender::log=debug")
+            .env("RUST_LOG", "warn,credit_tender::server=info,credit_tender::log=debug,credit_tender::store=debug")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -8,7 +8,7 @@ use serde_json::json;
 
 async fn write(store: &Store, records: Vec<Record>) -> Result<credit_tender::store::WriteOutcome, StoreError> {
     let mut items = records.into_iter().enumerate().map(|(i, r)| (i as u64, Ok(r)));
-    store.write("test", &mut items, WriteMode::Commit).await
+    store.write(&credit_tender::domain::ownership::Writer::operator("test"), &mut items, WriteMode::Commit).await
 }
 
 fn code(s: &str) -> CreditCode {
