@@ -512,6 +512,17 @@ where
                     batch.problems.push((pos, FieldError::new("id", reason)));
                     continue;
                 }
+                if p.credit_code != code {
+                    // A record is about one firm: moving it would take it out
+                    // of the first firm's history at every later data version.
+                    let reason = format!(
+                        "'{id}' is a record of credit code {}; a new version cannot move it to {code}: end it \
+                         (revoke, remove or an upheld objection) and publish a new record with a new id",
+                        p.credit_code
+                    );
+                    batch.problems.push((pos, FieldError::new("credit_code", reason)));
+                    continue;
+                }
                 if p.digest == digest {
                     batch.unchanged += 1;
                     continue;

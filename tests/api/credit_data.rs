@@ -256,3 +256,23 @@ async fn an_unknown_code_has_an_empty_profile() {
         .into_inner();
     assert_eq!((p.data_version, p.records.len()), (0, 0));
 }
+
+/// A new version of a record id cannot move the record to another firm:
+/// the first firm's profile would lose it at every later data version (and
+/// the events on it with it). Refused by field, nothing stored.
+#[tokio::test]
+async fn a_new_version_cannot_move_a_record_to_another_credit_code() {
+    for db in backends().await {
+        let server = spawn_app(open(&db).await, AppOptions::default()).await;
+        let mut client = server.credit_data().await;
+        client.put_records(put(vec![evaluation("e1", CODE_A, "C", None)])).await.unwrap();
+        let before = snapshot(&db.url).await;
+        let err = client.put_records(put(vec![evaluation("e1", CODE_B, "AA", None)])).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "[{}] {err:?}", db.backend);
+        let details = tonic_types::StatusExt::get_error_details(&err);
+        let v = &details.bad_request().expect("field violations").field_violations[0];
+        assert_eq!(v.field, "records[0].credit_code", "[{}]", db.backend);
+        assert!(v.description.contains(&format!("'e1' is a record of credit code {CODE_A}; a new version cannot move it to {CODE_B}")), "{}", v.description);
+        assert_eq!(snapshot(&db.url).await, before, "[{}] nothing stored", db.backend);
+    }
+}
