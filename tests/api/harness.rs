@@ -146,6 +146,15 @@ extern "C" fn at_exit() {
         for p in &left {
             kill(i64::from(p.pid));
         }
+        // SIGKILL lands asynchronously; see them gone (a zombie is gone) before
+        // saying so with the exit status. Not children, so not awaitable: looked
+        // for every 10 ms, for up to 5 s.
+        for _ in 0..500 {
+            if left.iter().all(|p| !alive(p.pid)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         // SAFETY: ends the process at once, as exit() would, with status 1;
         // nothing after an atexit handler needs to run.
         unsafe { libc::_exit(1) };
