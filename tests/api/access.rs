@@ -58,7 +58,7 @@ fn sha(t: &str) -> String {
 }
 
 /// The test principals; the rate test gives the supervisor a small limit.
-pub const SMALL_SUPERVISOR_LIMITS: &str = "[limits.supervisor]\nrequests_per_second = 5\nburst = 5\nconcurrent = 2\n";
+pub const SMALL_SUPERVISOR_LIMITS: &str = "[limits.supervisor]\nrequests_per_second = 1\nburst = 5\nconcurrent = 2\n";
 
 pub fn principals_toml() -> String {
     format!(
@@ -428,12 +428,12 @@ async fn a_client_certificate_is_an_identity_and_a_provider_writes_only_within_i
     }
 }
 
-/// A supervisor limited to 5 requests/s (burst 5) is refused once it is
+/// A supervisor limited to 1 request/s (burst 5) is refused once it is
 /// past its burst, and every refusal it sees is one the limiter counted
 /// (`credit_tender_access_denials_total{reason="rate_limited"}`), while a
 /// platform calling at the same time is never refused. Nothing here depends
 /// on how fast the machine is: the bucket starts full, so the first five
-/// calls pass; calls in a row soon outrun 5/s, so a refusal comes (within a
+/// calls pass; calls in a row soon outrun 1/s, so a refusal comes (within a
 /// bound of 1,000 calls).
 #[tokio::test]
 async fn one_noisy_principal_is_limited_and_the_others_are_not() {
@@ -466,7 +466,7 @@ async fn one_noisy_principal_is_limited_and_the_others_are_not() {
         }
         assert_eq!(code_of(get(&calm).await), Code::Ok, "the platform was refused while the supervisor was limited");
     }
-    let status = refusal.expect("1,000 calls in a row never met the supervisor's 5/s limit");
+    let status = refusal.expect("1,000 calls in a row never met the supervisor's 1/s limit");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("retry after"), "{}", status.message());
     assert!(status.metadata().get("grpc-retry-pushback-ms").is_some());
