@@ -121,7 +121,7 @@ pub async fn tls_channel(addr: std::net::SocketAddr, certs: &Certs, client: Opti
     if let Some(cn) = client {
         tls = tls.identity(Identity::from_pem(certs.read(&format!("client-{cn}.pem")), certs.read(&format!("client-{cn}.key"))));
     }
-    Channel::from_shared(format!("https://{addr}")).unwrap().tls_config(tls).unwrap().connect().await.unwrap()
+    Channel::from_shared(format!("https://{addr}")).unwrap().timeout(CALL_BOUND).tls_config(tls).unwrap().connect().await.unwrap()
 }
 
 /// How a test caller proves who it is over gRPC: a bearer token, or a
@@ -512,7 +512,8 @@ pub async fn https_get(addr: std::net::SocketAddr, certs: &Certs, path: &str, he
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n{extra}\r\n").as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw).await;
+    let read = tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw)).await;
+    assert!(read.is_ok(), "GET {path}: no complete answer within {CALL_BOUND:?}");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();

@@ -17,6 +17,11 @@ pub use crate::records::*;
 use std::process::{Command, Output};
 use tonic::transport::Channel;
 
+/// The longest any one call of a test may take (a gRPC call on the harness's
+/// channels, an HTTP request): a server that stops answering fails the test
+/// instead of hanging it.
+pub const CALL_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A store URL on one backend, cleaned up when dropped.
 pub struct TestDb {
     pub url: String,
@@ -161,7 +166,7 @@ pub async fn spawn_app(store: Store, options: AppOptions) -> TestServer {
         let _ = rx.await;
     }));
     // Lazy: the harness connects at its first call (a test may want the port to itself).
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().timeout(CALL_BOUND).connect_lazy();
     TestServer {
         addr,
         store,
@@ -299,7 +304,7 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
+    tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw)).await.unwrap_or_else(|_| panic!("GET {path}: no complete answer within {CALL_BOUND:?}")).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
@@ -312,7 +317,7 @@ pub async fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> (u16, Vec
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
+    tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw)).await.unwrap_or_else(|_| panic!("GET {path}: no complete answer within {CALL_BOUND:?}")).unwrap();
     let status = std::str::from_utf8(&raw[9..12]).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| raw[i + 4..].to_vec()).unwrap_or_default();
     (status, body)
@@ -378,7 +383,7 @@ impl CliServer {
                 panic!("credit-tender {args:?} exited or did not say where it listens: {:?}", child.wait());
             }
         };
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().timeout(CALL_BOUND).connect_lazy();
         let addr = addr.parse().expect("the printed address parses");
         CliServer { child, addr, channel, log: tokio::sync::Mutex::new(log) }
     }

@@ -110,7 +110,15 @@ fn wd_blocking(port: u16, method: &str, path: &str) {
     let _ = s.read(&mut buf);
 }
 
+/// One WebDriver command, bounded by [`CALL_BOUND`]: a browser that stops
+/// answering fails the test instead of hanging it.
 async fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
+    tokio::time::timeout(CALL_BOUND, wd_unbounded(port, method, path, body))
+        .await
+        .unwrap_or_else(|_| panic!("WebDriver {method} {path}: no answer within {CALL_BOUND:?}"))
+}
+
+async fn wd_unbounded(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
