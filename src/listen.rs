@@ -1,7 +1,8 @@
 //! The accept loop under both transports: at most `max_connections` open at
-//! once (past that the loop waits; new clients queue in the listen backlog),
-//! back-off when accepting fails (EMFILE, ENFILE: logged, never a spin), and
-//! TCP_NODELAY on every socket. TLS handshakes run off the loop, so a slow
+//! once (past that, the next client is accepted and held, unserved, until a
+//! place frees, counted in `credit_tender_connections_waiting`; the clients
+//! after it queue in the listen backlog), back-off when accepting fails
+//! (EMFILE, ENFILE: logged, never a spin), and TCP_NODELAY on every socket. TLS handshakes run off the loop, so a slow
 //! client delays no one, and each has `handshake_timeout` to finish.
 //!
 //! A connection that moves nothing for `idle_timeout` is closed. HTTP/2's
@@ -157,26 +158,46 @@ where
     // listening socket closes with it, and nothing it holds stays alive.
     let receiver_gone = tx.clone();
     let accepting = async move {
-        let mut failing_since: Option<Instant> = None;
+        // Since when accepting fails, and how many attempts have failed since.
+        let mut failing: Option<(Instant, u64)> = None;
         loop {
-            let Ok(permit) = places.clone().acquire_owned().await else { return };
             let (tcp, peer) = match listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
                     metrics.connection("accept_error");
                     // Logged once per episode, not once per retry.
-                    if failing_since.is_none() {
-                        tracing::warn!(error = %e, "accept failed (out of file descriptors?); retrying every 100 ms until it succeeds");
-                        failing_since = Some(Instant::now());
+                    match &mut failing {
+                        None => {
+                            tracing::warn!(error = %e, "accept failed (out of file descriptors?); retrying every 100 ms until it succeeds");
+                            failing = Some((Instant::now(), 1));
+                        }
+                        Some((_, retries)) => *retries += 1,
                     }
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             };
-            if let Some(since) = failing_since.take() {
-                tracing::warn!(after = ?since.elapsed(), "accepting connections again");
+            if let Some((since, retries)) = failing.take() {
+                // The episode's length and failed attempts: at most one
+                // attempt per ACCEPT_BACKOFF, which an operator (or a test)
+                // can check against a spinning loop.
+                let after_ms = since.elapsed().as_millis() as u64;
+                tracing::warn!(after_ms, retries, "accepting connections again");
             }
             metrics.connection("accepted");
+            // Past the cap this one client waits, accepted but unserved, for
+            // a place; the loop accepts no other until it has one.
+            let permit = match places.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    metrics.connection("waited");
+                    metrics.connections_waiting(1);
+                    let permit = places.clone().acquire_owned().await;
+                    metrics.connections_waiting(-1);
+                    let Ok(permit) = permit else { return };
+                    permit
+                }
+            };
             metrics.connections_open(1);
             let place = Place { _permit: permit, metrics: metrics.clone() };
             let _ = tcp.set_nodelay(true);

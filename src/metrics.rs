@@ -1,4 +1,11 @@
 //! Prometheus metrics, served as text on `/metrics`.
+//!
+//! Every label value of a closed set (the caches' events, the store's
+//! operations, connection events, refusal reasons) is exported from the
+//! start, at zero: a reader (an alert, a dashboard, a test) can then tell
+//! "none yet" from "not exported", and a renamed or removed series shows
+//! as missing instead of reading as a quiet zero. Counting a value outside
+//! its set is a bug, caught by a debug assertion.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -29,6 +36,42 @@ struct Method {
     method: String,
 }
 
+/// The (cache, event) pairs the caches count: hits and misses of each
+/// cache, loads of profiles, and evictions of the two weighed caches.
+pub const CACHE_EVENTS: &[(&str, &str)] = &[
+    ("profile", "hit"),
+    ("profile", "miss"),
+    ("profile", "load"),
+    ("profile", "eviction"),
+    ("statement", "hit"),
+    ("statement", "miss"),
+    ("statement", "eviction"),
+    ("tender", "hit"),
+    ("tender", "miss"),
+    ("tender_list", "hit"),
+    ("tender_list", "miss"),
+    ("table", "hit"),
+    ("table", "miss"),
+];
+
+/// The caches whose weight (approximate bytes) is exported.
+pub const WEIGHED_CACHES: &[&str] = &["profile", "statement"];
+
+/// The credit store operations whose latency is measured.
+pub const STORE_OPS: &[&str] = &["current_version", "profile", "profiles", "tender", "list_tenders", "changes_since", "log_append"];
+
+/// Connection events: accepted; waited (accepted at the connection cap and
+/// held, unserved, until a place freed); idle_closed; handshake_failed;
+/// handshake_timeout; accept_error (one per failed accept, so while the
+/// process is out of descriptors it counts the accept loop's retries).
+pub const CONNECTION_EVENTS: &[&str] = &["accepted", "waited", "idle_closed", "handshake_failed", "handshake_timeout", "accept_error"];
+
+/// Why a request was refused before it was served: no identity
+/// (unauthenticated), the store could not check a session (unavailable),
+/// the principal's rate or concurrency limit (rate_limited), the process's
+/// load limit (shed), the role or scope (permission_denied, not_found).
+pub const DENIAL_REASONS: &[&str] = &["unauthenticated", "unavailable", "rate_limited", "shed", "permission_denied", "not_found"];
+
 fn latency() -> Histogram {
     // 50 µs … ~1.6 s
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -49,6 +92,7 @@ pub struct Metrics {
     applied_version: Gauge,
     denials: Family<Labels, Counter>,
     connections_open: Gauge,
+    connections_waiting: Gauge,
     connection_events: Family<Labels, Counter>,
     log_leaves: Counter,
     log_checkpoint_size: Gauge,
@@ -58,6 +102,8 @@ pub struct Metrics {
     /// to await them in-process (tests, tools) rather than poll /metrics.
     signed_watch: tokio::sync::watch::Sender<u64>,
     checkpoint_watch: tokio::sync::watch::Sender<u64>,
+    /// Clients waiting at the connection cap, likewise.
+    waiting_watch: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Metrics {
@@ -91,10 +137,16 @@ impl Metrics {
         registry.register("access_denials", "requests refused by who is calling, by reason", denials.clone());
         let connections_open = Gauge::default();
         registry.register("connections_open", "client connections open now", connections_open.clone());
+        let connections_waiting = Gauge::default();
+        registry.register(
+            "connections_waiting",
+            "clients accepted at the connection cap and waiting, unserved, for a place",
+            connections_waiting.clone(),
+        );
         let connection_events = Family::<Labels, Counter>::default();
         registry.register(
             "connection_events",
-            "connections accepted, closed idle, failing or timing out their TLS handshake, and accept errors (EMFILE…)",
+            "connections accepted, waiting at the cap, closed idle, failing or timing out their TLS handshake, and accept errors (EMFILE…, one per retry)",
             connection_events.clone(),
         );
         let log_leaves = Counter::default();
@@ -105,6 +157,21 @@ impl Metrics {
         registry.register("refreshed_statements", "statements of open tenders made ready in the background (signed, or found cached)", refreshed.clone());
         let table_rows = Counter::default();
         registry.register("table_rows_encoded", "rows of the committee's table framed anew (the rest are sent as kept)", table_rows.clone());
+        for (cache, event) in CACHE_EVENTS {
+            let _ = cache_events.get_or_create(&CacheEvent { cache, event });
+        }
+        for cache in WEIGHED_CACHES {
+            let _ = cache_weight.get_or_create(&vec![("cache", (*cache).to_owned())]);
+        }
+        for op in STORE_OPS {
+            let _ = store_seconds.get_or_create(&vec![("op", (*op).to_owned())]);
+        }
+        for event in CONNECTION_EVENTS {
+            let _ = connection_events.get_or_create(&vec![("event", (*event).to_owned())]);
+        }
+        for reason in DENIAL_REASONS {
+            let _ = denials.get_or_create(&vec![("reason", (*reason).to_owned())]);
+        }
         Metrics {
             table_rows,
             signed_watch: tokio::sync::watch::Sender::new(0),
@@ -113,6 +180,8 @@ impl Metrics {
             log_leaves,
             log_checkpoint_size,
             connections_open,
+            connections_waiting,
+            waiting_watch: tokio::sync::watch::Sender::new(0),
             connection_events,
             denials,
             registry,
@@ -134,33 +203,50 @@ impl Metrics {
         self.requests.get_or_create(&Request { method: method.method, code }).inc();
     }
 
-    /// `event` is one of hit, miss, load, eviction.
+    /// `(cache, event)` is one of [`CACHE_EVENTS`].
     pub fn cache(&self, cache: &'static str, event: &'static str) {
+        debug_assert!(CACHE_EVENTS.contains(&(cache, event)), "cache event ({cache}, {event}) is not in CACHE_EVENTS");
         self.cache_events.get_or_create(&CacheEvent { cache, event }).inc();
     }
 
     pub fn cache_weight(&self, cache: &'static str, bytes: u64) {
+        debug_assert!(WEIGHED_CACHES.contains(&cache), "cache '{cache}' is not in WEIGHED_CACHES");
         self.cache_weight.get_or_create(&vec![("cache", cache.to_owned())]).set(bytes as i64);
     }
 
+    /// `op` is one of [`STORE_OPS`].
     pub fn store_query(&self, op: &'static str, elapsed: Duration) {
+        debug_assert!(STORE_OPS.contains(&op), "store operation '{op}' is not in STORE_OPS");
         self.store_seconds.get_or_create(&vec![("op", op.to_owned())]).observe(elapsed.as_secs_f64());
     }
 
-    /// A request refused: `unauthenticated`, `rate_limited`, `permission_denied`, `not_found`.
+    /// A request refused; `reason` is one of [`DENIAL_REASONS`].
     pub fn denied(&self, reason: &'static str) {
+        debug_assert!(DENIAL_REASONS.contains(&reason), "denial reason '{reason}' is not in DENIAL_REASONS");
         self.denials.get_or_create(&vec![("reason", reason.to_owned())]).inc();
     }
 
-    /// `event` is one of accepted, idle_closed, handshake_failed,
-    /// handshake_timeout, accept_error.
+    /// `event` is one of [`CONNECTION_EVENTS`].
     pub fn connection(&self, event: &'static str) {
+        debug_assert!(CONNECTION_EVENTS.contains(&event), "connection event '{event}' is not in CONNECTION_EVENTS");
         self.connection_events.get_or_create(&vec![("event", event.to_owned())]).inc();
     }
 
     /// A connection opened (`+1`) or closed (`-1`).
     pub fn connections_open(&self, delta: i64) {
         self.connections_open.inc_by(delta);
+    }
+
+    /// A client accepted at the cap starts (`+1`) or stops (`-1`) waiting for a place.
+    pub fn connections_waiting(&self, delta: i64) {
+        let now = self.connections_waiting.inc_by(delta) + delta;
+        self.waiting_watch.send_replace(now.max(0) as u64);
+    }
+
+    /// Clients waiting at the connection cap, as the number changes (for
+    /// tests and tools in the same process).
+    pub fn waiting(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.waiting_watch.subscribe()
     }
 
     pub fn refreshed(&self, n: u64) {

@@ -13,7 +13,6 @@ use crate::metrics::Metrics;
 use crate::service::{AssessmentApi, AssessmentRoutes, Cache, CreditDataApi, KeyApi, LogApi, PolicySet, TenderApi};
 use crate::signing::SharedKeyring;
 use crate::access::principals::SharedPrincipals;
-use crate::access::{decide, Action, Caller, Decision, Resource};
 use crate::store::Store;
 use crate::tls::SharedTls;
 use std::future::Future;
@@ -46,7 +45,8 @@ pub struct ServerOptions {
     pub max_in_flight: usize,
     /// HTTP/2 streams one connection may open at once (advertised).
     pub max_streams_per_connection: u32,
-    /// Connections open at once; past it, new clients wait in the backlog.
+    /// Connections open at once; past it, the next client is accepted and
+    /// waits unserved for a place, and the others wait in the backlog.
     pub max_connections: usize,
     /// A connection that moves nothing but keep-alives this long is closed.
     pub idle_timeout: Duration,
@@ -186,7 +186,8 @@ pub fn check_options(state: &AppState, options: &ServerOptions) -> Result<(), St
 }
 
 /// Every service and page on the one port: the gRPC services (each with its
-/// message size limits), reflection, the committee's page and /metrics.
+/// message size limits), reflection, and the web routes (the committee's
+/// page, the log's tiles, /metrics: `crate::web::paths`).
 fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> anyhow::Result<Routes> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -211,33 +212,13 @@ fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> a
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
-    let metrics = state.metrics.clone();
-    let web = crate::web::router(crate::web::WebState {
+    let pages = crate::web::router(crate::web::WebState {
         cache: state.cache.clone(),
         assessments: assessment_api,
         keys: state.keys.clone(),
         log: log.clone(),
         test_hooks: options.web_test_hooks,
     });
-    let pages = web.route(
-        "/metrics",
-        axum::routing::get(move |caller: Option<axum::Extension<Caller>>| {
-            let metrics = metrics.clone();
-            async move {
-                use axum::response::IntoResponse;
-                let caller = caller.map(|axum::Extension(c)| c).unwrap_or(Caller::Anonymous);
-                match decide(&caller, Action::ReadMetrics, Resource::Service, chrono::Utc::now()) {
-                    Decision::Allow => (
-                        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                        metrics.render(),
-                    )
-                        .into_response(),
-                    Decision::Unauthenticated(why) => (axum::http::StatusCode::UNAUTHORIZED, why).into_response(),
-                    _ => (axum::http::StatusCode::FORBIDDEN, "metrics are for supervisors").into_response(),
-                }
-            }
-        }),
-    );
     let routes = Routes::from(pages)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

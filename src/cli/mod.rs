@@ -103,7 +103,8 @@ pub struct ListenArgs {
     /// HTTP/2 streams one connection may have open at once.
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_streams_per_connection: u32,
-    /// Connections open at once; past it, new clients wait in the listen backlog.
+    /// Connections open at once; past it, the next client waits accepted but
+    /// unserved and the others in the listen backlog.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
     /// Seconds a connection may move nothing (keep-alive pings aside) before it is closed.

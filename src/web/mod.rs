@@ -18,7 +18,7 @@ use crate::log::Log;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use std::sync::Arc;
 
@@ -37,20 +37,49 @@ pub struct WebState {
     pub test_hooks: bool,
 }
 
+/// Every page, API and file the web router answers, in axum's path syntax,
+/// with its handler. The router is built from this list and nothing else,
+/// so [`paths`] is the whole of the HTTP surface besides gRPC.
+fn pages() -> Vec<(&'static str, MethodRouter<WebState>)> {
+    vec![
+        ("/", get(list)),
+        ("/tenders/{id}", get(committee)),
+        ("/api/tenders/{id}/statements", get(statements)),
+        ("/api/keys", get(keys)),
+        ("/api/log/proof", get(log_proof)),
+        ("/log/checkpoint", get(log_checkpoint)),
+        ("/log/{*tile}", get(log_tile)),
+        ("/committee/enter/{link}", get(enter)),
+        ("/assets/committee.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) })),
+        ("/assets/committee.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) })),
+        ("/metrics", get(metrics)),
+    ]
+}
+
+/// The paths of every route the web router serves (axum syntax, e.g.
+/// `/tenders/{id}`), as it is built: a test holding one expected answer per
+/// role for each path fails when a route is added without one.
+pub fn paths() -> Vec<&'static str> {
+    pages().into_iter().map(|(path, _)| path).collect()
+}
+
 pub fn router(state: WebState) -> Router {
-    Router::new()
-        .route("/", get(list))
-        .route("/tenders/{id}", get(committee))
-        .route("/api/tenders/{id}/statements", get(statements))
-        .route("/api/keys", get(keys))
-        .route("/api/log/proof", get(log_proof))
-        .route("/log/checkpoint", get(log_checkpoint))
-        .route("/log/{*tile}", get(log_tile))
-        .route("/committee/enter/{link}", get(enter))
-        .route("/assets/committee.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
-        .route("/assets/committee.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
+    pages()
+        .into_iter()
+        .fold(Router::new(), |router, (path, handler)| router.route(path, handler))
         .layer(axum::middleware::map_response(harden))
         .with_state(state)
+}
+
+/// `/metrics`: the Prometheus text, for supervisors.
+async fn metrics(State(s): State<WebState>, ext: Option<Extension<Caller>>) -> Response {
+    match decide(&caller_of(ext), Action::ReadMetrics, Resource::Service, chrono::Utc::now()) {
+        Decision::Allow => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.cache.metrics().render()).into_response()
+        }
+        Decision::Unauthenticated(why) => (StatusCode::UNAUTHORIZED, why).into_response(),
+        _ => (StatusCode::FORBIDDEN, "metrics are for supervisors").into_response(),
+    }
 }
 
 /// Every page and API answer: no inline script, no framing, no sniffing,

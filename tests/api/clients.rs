@@ -22,7 +22,7 @@ pub fn python_grpc() -> bool {
     if !ok {
         let required = std::env::var("CREDIT_TENDER_REQUIRE_PYTHON_GRPC").is_ok_and(|v| v == "1");
         assert!(!required, "CREDIT_TENDER_REQUIRE_PYTHON_GRPC=1 but python3 cannot import grpc, grpc_reflection and google.protobuf");
-        eprintln!("notice: Python grpcio test skipped: pip install grpcio grpcio-reflection protobuf to run it");
+        crate::harness::skipped(crate::harness::Needs::PythonGrpc, "python3 cannot import grpc, grpc_reflection and google.protobuf: pip install grpcio grpcio-reflection protobuf");
     }
     ok
 }

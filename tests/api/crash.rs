@@ -5,20 +5,25 @@
 use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 async fn cycles_on(db: &TestDb) -> (usize, usize) {
-    let cycles: usize = std::env::var("CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let cycles = knob("CRASH_CYCLES", 3, 1) as usize;
     let dir = tempfile::tempdir().unwrap();
     let keys = keys_file(dir.path());
     let acked: Arc<Mutex<Vec<u32>>> = Arc::default();
+    // How many writes are acknowledged, for awaiting (not polling) them.
+    let count = Arc::new(tokio::sync::watch::Sender::new(0usize));
     let mut next = 0u32;
     for cycle in 0..cycles {
         let mut server = CliServer::spawn(&["serve", "--db", &db.url, "--keys", keys.to_str().unwrap()]).await;
+        let killed = Arc::new(AtomicBool::new(false));
         let mut writers = Vec::new();
         for w in 0..4u32 {
             let channel = server.channel.clone();
-            let acked = acked.clone();
+            let (acked, count, killed) = (acked.clone(), count.clone(), killed.clone());
             let base = next + w * 10_000;
             writers.push(tokio::spawn(async move {
                 let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(channel);
@@ -27,22 +32,31 @@ async fn cycles_on(db: &TestDb) -> (usize, usize) {
                     let code = crate::assessment::code(100_000 + n);
                     let r = to_proto(evaluation_json(&format!("crash-{n}"), &code, json!({})));
                     match data.put_records(pb::PutRecordsRequest { records: vec![r], source: String::new() }).await {
-                        Ok(_) => acked.lock().unwrap().push(n),
-                        Err(_) => return,
+                        Ok(_) => {
+                            acked.lock().unwrap().push(n);
+                            count.send_modify(|c| *c += 1);
+                        }
+                        // The kill ends the writes; any error before it is the server's fault.
+                        Err(_) if killed.load(Ordering::SeqCst) => return Ok(()),
+                        Err(status) => return Err(format!("write crash-{n} failed before the kill: {status:?}")),
                     }
                 }
+                Ok(())
             }));
         }
         next += 4 * 10_000;
         // Let writes flow, then kill without warning, mid-stream.
-        let before = acked.lock().unwrap().len();
-        while acked.lock().unwrap().len() < before + 20 + cycle % 7 {
-            tokio::task::yield_now().await; // waits for acknowledged writes to accumulate
-        }
+        let target = acked.lock().unwrap().len() + 20 + cycle % 7;
+        let mut acks = count.subscribe();
+        let flowing = tokio::time::timeout(Duration::from_secs(60), acks.wait_for(|n| *n >= target)).await.is_ok();
+        assert!(flowing, "[{}] cycle {cycle}: fewer than {target} writes acknowledged after 60 s", db.backend);
+        killed.store(true, Ordering::SeqCst);
         server.child.kill().unwrap(); // SIGKILL
         server.child.wait().unwrap();
         for w in writers {
-            let _ = w.await;
+            if let Err(e) = w.await.expect("a writer panicked") {
+                panic!("[{}] cycle {cycle}: {e}", db.backend);
+            }
         }
     }
     // Restart once more and look for every acknowledged record.

@@ -4,7 +4,10 @@
 //! to a rule or to the statement's shape shows here as a diff to review.
 //!
 //! After an intended change, rewrite the file with
-//! `CREDIT_TENDER_BLESS=1 cargo test golden` and review the diff.
+//! `CREDIT_TENDER_BLESS=1 cargo test golden` and review the diff. A run that
+//! rewrites the file fails (saying so), so a bless can never pass for a
+//! comparison: the next run, without the variable, compares. `.ci/run`
+//! unsets the variable and fails if `tests/golden` changed during its run.
 
 use crate::helpers::*;
 use credit_tender::proto::v1::assessment_service_client::AssessmentServiceClient;
@@ -57,11 +60,12 @@ async fn demo_statements_match_the_golden_payloads() {
     }
     assert!(lines.len() > 20, "the demo issues statements for every bid: {}", lines.len());
     let got = lines.join("\n") + "\n";
-    if std::env::var("CREDIT_TENDER_BLESS").is_ok_and(|v| v == "1") {
+    let want = std::fs::read_to_string(GOLDEN).unwrap_or_default();
+    if std::env::var("CREDIT_TENDER_BLESS").is_ok_and(|v| v == "1") && got != want {
         std::fs::write(GOLDEN, &got).unwrap();
-        return;
+        panic!("CREDIT_TENDER_BLESS=1: rewrote {GOLDEN}; review the diff (git diff tests/golden), then run again without the variable");
     }
-    let want = std::fs::read_to_string(GOLDEN).expect("the golden file exists (see the module doc to write it)");
+    assert!(!want.is_empty(), "{GOLDEN} is missing or empty (see the module doc to write it)");
     for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
         assert_eq!(g, w, "statement {} differs from the golden payload", i + 1);
     }

@@ -17,6 +17,11 @@ pub use crate::records::*;
 use std::process::{Command, Output};
 use tonic::transport::Channel;
 
+/// The longest any one call of a test may take (a gRPC call on the harness's
+/// channels, an HTTP request): a server that stops answering fails the test
+/// instead of hanging it.
+pub const CALL_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A store URL on one backend, cleaned up when dropped.
 pub struct TestDb {
     pub url: String,
@@ -57,14 +62,14 @@ pub async fn pg_db() -> Option<TestDb> {
     let required = std::env::var("CREDIT_TENDER_REQUIRE_PG").is_ok_and(|v| v == "1");
     let Ok(admin) = std::env::var("DATABASE_URL") else {
         assert!(!required, "CREDIT_TENDER_REQUIRE_PG=1 but DATABASE_URL is not set");
-        eprintln!("notice: PostgreSQL part skipped: DATABASE_URL is not set");
+        crate::harness::skipped(crate::harness::Needs::Postgres, "DATABASE_URL is not set");
         return None;
     };
     use sqlx::Connection;
     let mut conn = match sqlx::PgConnection::connect(&admin).await {
         Ok(c) => c,
         Err(e) if !required => {
-            eprintln!("notice: PostgreSQL part skipped: cannot connect to DATABASE_URL: {e}");
+            crate::harness::skipped(crate::harness::Needs::Postgres, &format!("cannot connect to DATABASE_URL: {e}"));
             return None;
         }
         Err(e) => panic!("CREDIT_TENDER_REQUIRE_PG=1 but PostgreSQL is unreachable: {e}"),
@@ -92,6 +97,52 @@ fn uuid_like() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A test's size knob from the environment (`CRASH_CYCLES`, `RSS_BIDDERS`…):
+/// `default` when unset. A value that is not a whole number, or is below
+/// `min` (0 cycles or 0 bidders would let the test pass having tested
+/// nothing), fails the test by name rather than being ignored.
+pub fn knob(name: &str, default: u64, min: u64) -> u64 {
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n >= min => n,
+            Ok(n) => panic!("{name}={n} is below {min}: the test would test nothing; unset it or give at least {min}"),
+            Err(_) => panic!("{name}='{v}' is not a whole number"),
+        },
+    }
+}
+
+/// The fuzz tests' seed: `FUZZ_SEED` (`.ci/run` draws one per run and
+/// prints it) or one drawn here; a failure names it so that it can be replayed.
+pub fn fuzz_seed() -> u64 {
+    match std::env::var("FUZZ_SEED") {
+        Ok(v) => v.trim().parse::<u64>().unwrap_or_else(|_| panic!("FUZZ_SEED='{v}' is not a whole number")),
+        Err(_) => {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new().build_hasher().finish()
+        }
+    }
+}
+
+/// Every RPC of the public API, as `/package.Service/Method` paths, read
+/// from the descriptor set the build keeps for reflection (the `.proto`
+/// files): a test that walks these covers an RPC added later without being
+/// told.
+pub fn rpc_paths() -> Vec<String> {
+    use prost::Message;
+    let set = prost_types::FileDescriptorSet::decode(credit_tender::proto::FILE_DESCRIPTOR_SET).expect("the build's descriptor set decodes");
+    let mut out = Vec::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in &service.method {
+                out.push(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+            }
+        }
+    }
+    assert!(out.len() >= 17, "the descriptor set lists only {} RPCs: {out:?}", out.len());
+    out
 }
 
 /// Every backend available here: SQLite always, PostgreSQL when configured.
@@ -127,7 +178,7 @@ pub async fn spawn_app(store: Store, options: AppOptions) -> TestServer {
         let _ = rx.await;
     }));
     // Lazy: the harness connects at its first call (a test may want the port to itself).
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().timeout(CALL_BOUND).connect_lazy();
     TestServer {
         addr,
         store,
@@ -171,12 +222,12 @@ impl TestServer {
         self.data.clone()
     }
 
-    /// Waits (up to 2 s) until this replica has applied data version `v`.
+    /// Waits (up to 10 s) until this replica has applied data version `v`.
     #[allow(dead_code)]
     pub async fn applied(&self, v: u64) {
         let mut versions = self.cache.applied_versions();
-        let seen = tokio::time::timeout(std::time::Duration::from_secs(2), versions.wait_for(|a| *a >= v)).await;
-        assert!(seen.is_ok_and(|r| r.is_ok()), "replica at {addr} has not applied data version {v} within 2 s", addr = self.addr);
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(10), versions.wait_for(|a| *a >= v)).await;
+        assert!(seen.is_ok_and(|r| r.is_ok()), "replica at {addr} has not applied data version {v} within 10 s", addr = self.addr);
     }
 
     /// Stops the server and waits for it to finish.
@@ -265,7 +316,7 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
+    tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw)).await.unwrap_or_else(|_| panic!("GET {path}: no complete answer within {CALL_BOUND:?}")).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
@@ -278,7 +329,7 @@ pub async fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> (u16, Vec
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
+    tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw)).await.unwrap_or_else(|_| panic!("GET {path}: no complete answer within {CALL_BOUND:?}")).unwrap();
     let status = std::str::from_utf8(&raw[9..12]).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| raw[i + 4..].to_vec()).unwrap_or_default();
     (status, body)
@@ -344,20 +395,25 @@ impl CliServer {
                 panic!("credit-tender {args:?} exited or did not say where it listens: {:?}", child.wait());
             }
         };
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().timeout(CALL_BOUND).connect_lazy();
         let addr = addr.parse().expect("the printed address parses");
         CliServer { child, addr, channel, log: tokio::sync::Mutex::new(log) }
     }
 
-    /// Waits for the server to log a checkpoint of at least `size` leaves.
+    /// Waits (up to 30 s) for the server to log a checkpoint of at least `size` leaves.
     pub async fn checkpoint_logged(&self, size: u64) {
-        loop {
-            let line = self.log_line("checkpoint published").await;
-            let published: u64 = line.split("size=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
-            if published >= size {
-                return;
+        let published = async {
+            loop {
+                let line = self.log_line("checkpoint published").await;
+                let published: u64 = line.split("size=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+                if published >= size {
+                    return;
+                }
             }
-        }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), published)
+            .await
+            .unwrap_or_else(|_| panic!("no checkpoint of {size} leaves logged within 30 s"));
     }
 
     /// The log lines (stderr) that have arrived so far, without waiting.

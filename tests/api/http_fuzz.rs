@@ -2,8 +2,9 @@
 //! tile parser of `tlog_tiles` panicked on `/log/tile/0/000.p/0` and its
 //! kind (issue 19), leaving the client an empty reply and the log a
 //! backtrace, with no token needed. Paths are fuzzed the way the RPCs are
-//! (`hardening::raw_bytes_to_every_rpc_get_named_errors`): `FUZZ_CASES`
-//! paths (2,000 by default, what CI runs); the long run is in BENCHMARKS.md.
+//! (`hardening::raw_bytes_to_every_rpc_get_named_errors`): `HTTP_FUZZ_CASES`
+//! paths (2,000 by default, what CI runs; 0 is refused), drawn from
+//! `FUZZ_SEED` (named in a failure); the long run is in BENCHMARKS.md.
 
 use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
@@ -138,9 +139,9 @@ impl KeepAlive {
     }
 }
 
-/// How many paths: `FUZZ_CASES`, 2,000 by default.
+/// How many paths: `HTTP_FUZZ_CASES`, 2,000 by default.
 fn cases() -> usize {
-    std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
+    knob("HTTP_FUZZ_CASES", 2000, 1) as usize
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +152,10 @@ async fn every_http_route_answers_fuzzed_paths_with_a_status_and_never_panics() 
     let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(server.channel.clone());
     assess.assess_tender(pb::AssessTenderRequest { tender_id: "DEMO-SX-2026-001".into(), ..Default::default() }).await.unwrap();
     server.checkpoint_logged(1).await;
-    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let seed = fuzz_seed();
+    let replay = format!("replay with FUZZ_SEED={seed} cargo test --test api http_fuzz");
+    let config = proptest::test_runner::Config { rng_seed: proptest::test_runner::RngSeed::Fixed(seed), ..Default::default() };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
     let strategy = path();
     let mut statuses = std::collections::BTreeMap::new();
     let paths: Vec<String> = (0..cases()).map(|_| strategy.new_tree(&mut runner).unwrap().current()).chain(MALFORMED.iter().map(|p| p.to_string())).collect();
@@ -171,15 +175,15 @@ async fn every_http_route_answers_fuzzed_paths_with_a_status_and_never_panics() 
     }))
     .await;
     for (p, status) in answers.into_iter().flat_map(Result::unwrap) {
-        assert!(status != 0, "{p}: no answer (a panic closes the connection)");
-        assert!(status < 500, "{p}: {status}");
+        assert!(status != 0, "{p}: no answer (a panic closes the connection); {replay}");
+        assert!(status < 500, "{p}: {status}; {replay}");
         if p.starts_with("/log/") {
-            assert!(matches!(status, 200 | 400 | 404), "{p}: {status}");
+            assert!(matches!(status, 200 | 400 | 404), "{p}: {status}; {replay}");
         }
         *statuses.entry(status).or_insert(0u64) += 1;
     }
     let panics: Vec<String> = server.lines_so_far().await.into_iter().filter(|l| l.contains("panicked")).collect();
-    assert!(panics.is_empty(), "{} panic(s), the first: {}", panics.len(), panics[0]);
+    assert!(panics.is_empty(), "{} panic(s), the first: {}; {replay}", panics.len(), panics[0]);
     eprintln!("{} paths: {statuses:?}", paths.len());
     assert!(statuses.contains_key(&200) && statuses.contains_key(&404), "{statuses:?}");
 }

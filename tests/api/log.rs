@@ -400,13 +400,15 @@ async fn two_replicas_on_one_postgresql_append_to_one_gap_free_tree() {
 /// the client is in the log at its index, and every checkpoint ever published
 /// (all are kept in the store) is consistent with the tree after restart.
 async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
-    let cycles: usize = std::env::var("LOG_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let cycles = knob("LOG_CRASH_CYCLES", 3, 1) as usize;
     let dir = tempfile::tempdir().unwrap();
     let keys = keys_file(dir.path());
     let args = ["serve", "--db", &db.url, "--keys", keys.to_str().unwrap(), "--checkpoint-interval-ms", "20"];
     let serve = || CliServer::spawn(&args);
     type Answered = std::sync::Arc<std::sync::Mutex<Vec<(u64, Vec<u8>)>>>;
     let acked: Answered = Default::default();
+    // How many answers arrived, for awaiting (not polling) them.
+    let count = std::sync::Arc::new(tokio::sync::watch::Sender::new(0usize));
     let mut next = 0u32;
     for cycle in 0..cycles {
         let mut server = serve().await;
@@ -416,10 +418,11 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
                 .await
                 .unwrap();
         }
+        let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut tasks = Vec::new();
         for w in 0..4u32 {
             let channel = server.channel.clone();
-            let acked = acked.clone();
+            let (acked, count, killed) = (acked.clone(), count.clone(), killed.clone());
             let base = next + w * 10_000;
             tasks.push(tokio::spawn(async move {
                 let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(channel);
@@ -428,22 +431,29 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
                     match assess.assess(req).await {
                         Ok(r) => {
                             let r = r.into_inner();
-                            acked.lock().unwrap().push((r.log_index.unwrap(), tlog::leaf(&r.envelope.unwrap())));
+                            acked.lock().unwrap().push((r.log_index.expect("a logged answer has its index"), tlog::leaf(&r.envelope.unwrap())));
+                            count.send_modify(|c| *c += 1);
                         }
-                        Err(_) => return,
+                        // The kill ends the burst; any error before it is the server's fault.
+                        Err(_) if killed.load(std::sync::atomic::Ordering::SeqCst) => return Ok(()),
+                        Err(status) => return Err(format!("statement {} failed before the kill: {status:?}", base + i)),
                     }
                 }
+                Ok(())
             }));
         }
         next += 40_000;
-        let before = acked.lock().unwrap().len();
-        while acked.lock().unwrap().len() < before + 30 + cycle % 11 {
-            tokio::task::yield_now().await; // waits for answers to accumulate
-        }
+        let target = acked.lock().unwrap().len() + 30 + cycle % 11;
+        let mut acks = count.subscribe();
+        let flowing = tokio::time::timeout(Duration::from_secs(60), acks.wait_for(|n| *n >= target)).await.is_ok();
+        assert!(flowing, "[{}] cycle {cycle}: fewer than {target} answers after 60 s", db.backend);
+        killed.store(true, std::sync::atomic::Ordering::SeqCst);
         server.child.kill().unwrap(); // SIGKILL, mid-burst
         server.child.wait().unwrap();
         for t in tasks {
-            let _ = t.await;
+            if let Err(e) = t.await.expect("a client task panicked") {
+                panic!("[{}] cycle {cycle}: {e}", db.backend);
+            }
         }
     }
     let server = serve().await;
@@ -457,6 +467,7 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
     let mut entries = Vec::new();
     while (entries.len() as u64) < end.tree_size {
         let got = log.get_entries(pb::GetEntriesRequest { start: entries.len() as u64, end: end.tree_size }).await.unwrap().into_inner();
+        assert!(!got.entries.is_empty(), "GetEntries from {} answered no entry below {}", entries.len(), end.tree_size);
         entries.extend(got.entries);
     }
     for (index, leaf) in &acked {

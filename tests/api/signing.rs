@@ -144,9 +144,14 @@ async fn keys_rotate_without_a_restart() {
     let out = verify_cli(&write_json(out_dir.path(), "old.json", &old_envelope), &keys_path);
     assert!(out.status.success(), "a statement signed before rotation still verifies: {}", stderr(&out));
 
-    // A broken configuration leaves the keys in use.
+    // A broken configuration leaves the keys in use: once the server has
+    // said the reload failed, it still signs with k2 and lists the same keys.
     std::fs::write(&config, "[[key]]\nfile = \"missing.pk8\"\nstatus = \"active\"\n").unwrap();
-    std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap();
-    let (signer, _) = signer_of(channel).await;
-    assert_eq!(signer, k2);
+    assert!(std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap().success());
+    let failed = server.log_line("key reload failed").await;
+    assert!(failed.contains("missing.pk8"), "the failure names the key file: {failed}");
+    let (signer, _) = signer_of(channel.clone()).await;
+    assert_eq!(signer, k2, "a failed reload changed the signing key");
+    let after = keys_client.list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
+    assert_eq!(after, keys, "a failed reload changed the listed keys");
 }

@@ -16,10 +16,10 @@ fn code(s: &str) -> CreditCode {
 }
 
 /// A write of more firms than an outcome lists (an import of a year's
-/// results) records every code in the change feed, counts them, and holds
-/// none of them in memory to list.
+/// results) records every code in the change feed and counts them, and its
+/// outcome lists none of them (`changed_codes` is empty past the limit).
 #[tokio::test]
-async fn a_write_of_more_codes_than_are_listed_counts_them_and_feeds_them_all() {
+async fn a_write_of_more_codes_than_are_listed_counts_them_feeds_them_all_and_lists_none() {
     let db = sqlite_db();
     let store = Store::open(&db.url).await.unwrap();
     let n = credit_tender::store::CHANGED_CODES_LISTED as u32 + 1;

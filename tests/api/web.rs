@@ -78,13 +78,47 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends everything the browser started: the WebDriver session first (so
+    /// chromedriver quits Chromium and its helpers), then chromedriver's
+    /// process group, then whatever else carries this browser's mark
+    /// (Chromium's crash handlers leave the group with setsid and outlive
+    /// the browser for a while).
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        if !self.session.is_empty() {
+            wd_blocking(self.port, "DELETE", &format!("/session/{}", self.session));
+        }
+        crate::harness::kill(-i64::from(self.driver.id()));
         let _ = self.driver.wait();
+        for p in self.processes() {
+            crate::harness::kill(i64::from(p.pid));
+        }
     }
 }
 
+/// A WebDriver command from a destructor: blocking, each step bounded.
+fn wd_blocking(port: u16, method: &str, path: &str) {
+    use std::io::{Read, Write};
+    let bound = Some(Duration::from_secs(20));
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return };
+    let _ = (s.set_read_timeout(bound), s.set_write_timeout(bound));
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return;
+    }
+    // The answer comes once the session (and its browser) has ended.
+    let mut buf = [0u8; 4096];
+    let _ = s.read(&mut buf);
+}
+
+/// One WebDriver command, bounded by [`CALL_BOUND`]: a browser that stops
+/// answering fails the test instead of hanging it.
 async fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
+    tokio::time::timeout(CALL_BOUND, wd_unbounded(port, method, path, body))
+        .await
+        .unwrap_or_else(|_| panic!("WebDriver {method} {path}: no answer within {CALL_BOUND:?}"))
+}
+
+async fn wd_unbounded(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -119,7 +153,16 @@ async fn wd(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("webdriver answered {text}: {e}"))
 }
 
+/// The variable every process of one browser carries (chromedriver, and
+/// through it Chromium and its helpers): its profile directory.
+const BROWSER_MARK: &str = "CREDIT_TENDER_TEST_BROWSER";
+
 impl Browser {
+    /// This browser's live processes: chromedriver and all it started.
+    pub fn processes(&self) -> Vec<crate::harness::Proc> {
+        crate::harness::marked(BROWSER_MARK, &self._profile.path().display().to_string())
+    }
+
     pub async fn start() -> Option<Browser> {
         Browser::start_with(&[]).await
     }
@@ -133,12 +176,17 @@ impl Browser {
         });
         let (Some(chromium), Some(driver)) = (chromium, driver) else {
             assert!(!required, "CREDIT_TENDER_REQUIRE_BROWSER=1 but chromium or chromedriver is missing");
-            eprintln!("notice: browser test skipped: install chromium and chromium-driver to run it");
+            crate::harness::skipped(crate::harness::Needs::Browser, "chromium or chromedriver is missing: install chromium and chromium-driver");
             return None;
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let profile = tempfile::tempdir().unwrap();
+        use std::os::unix::process::CommandExt;
         let mut child = std::process::Command::new(driver)
             .arg(format!("--port={port}"))
+            .env(BROWSER_MARK, profile.path())
+            // Its own process group, so that it and what it starts can be ended together.
+            .process_group(0)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -154,7 +202,6 @@ impl Browser {
         });
         let started = tokio::time::timeout(Duration::from_secs(20), started).await;
         assert!(matches!(started, Ok(Ok(true))), "chromedriver did not start");
-        let profile = tempfile::tempdir().unwrap();
         let mut browser = Browser { port, session: String::new(), driver: child, _profile: profile };
         let mut args: Vec<String> = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -225,6 +272,30 @@ impl Browser {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, png).unwrap();
     }
+}
+
+/// A browser ends every process it started: once dropped, nothing of
+/// chromedriver's process tree (Chromium, its renderers, its crash handler)
+/// is left running. Processes that are not this test's children cannot be
+/// awaited, so their end is looked for, every 20 ms for up to 10 s.
+#[tokio::test]
+async fn a_browser_leaves_no_process_behind() {
+    let Some(browser) = Browser::start().await else { return };
+    browser.goto("data:text/html,<p>x</p>").await;
+    let tree = browser.processes();
+    for name in ["chromedriver", "chromium", "chrome_crashpad"] {
+        assert!(tree.iter().any(|p| p.name.starts_with(&name[..name.len().min(15)])), "no {name} among the browser's processes: {tree:?}");
+    }
+    drop(browser);
+    let mut left = tree.clone();
+    for _ in 0..500 {
+        left.retain(|p| crate::harness::alive(p.pid));
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // a non-child's end cannot be awaited
+    }
+    assert!(left.is_empty(), "still running 10 s after the browser was dropped: {left:?}");
 }
 
 fn yuan(fen: i64) -> String {
