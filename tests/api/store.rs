@@ -63,8 +63,13 @@ async fn change_feed_lists_codes_per_version() {
         write(&store, vec![to_record(evaluation_json("e1", CODE_A, json!({}))), to_record(evaluation_json("e2", CODE_B, json!({})))])
             .await
             .unwrap();
-        // e2 moves from CODE_B to CODE_C: both codes changed.
-        let o = write(&store, vec![to_record(evaluation_json("e2", CODE_C, json!({})))]).await.unwrap();
+        // A new version of e2 (CODE_B) and a first record for CODE_C: both codes changed.
+        let o = write(
+            &store,
+            vec![to_record(evaluation_json("e2", CODE_B, json!({"grade": "B", "score": 80.0}))), to_record(evaluation_json("e3", CODE_C, json!({})))],
+        )
+        .await
+        .unwrap();
         // Sorted by code text: CODE_C (9111…) before CODE_B (9144…).
         assert_eq!(o.changed_codes, vec![code(CODE_C), code(CODE_B)]);
         assert_eq!(o.changed_count, 2);
@@ -73,13 +78,16 @@ async fn change_feed_lists_codes_per_version() {
             vec![(1, code(CODE_A)), (1, code(CODE_B)), (2, code(CODE_C)), (2, code(CODE_B))]
         );
         assert_eq!(store.changes_since(1, 1000).await.unwrap().len(), 2);
-        // The moved record is now only CODE_C's; CODE_B's profile keeps its history.
+        // CODE_B's profile holds e2's new version and keeps the old one as history.
         let b = store.profile(&code(CODE_B), None).await.unwrap();
-        assert!(b.records.is_empty(), "[{}] {:?}", db.backend, b.records);
+        assert_eq!(b.records.len(), 1, "[{}] {:?}", db.backend, b.records);
         assert_eq!(b.history.len(), 1);
         let b1 = store.profile(&code(CODE_B), Some(1)).await.unwrap();
-        assert_eq!(b1.records.len(), 1);
+        assert_eq!((b1.records.len(), b1.history.len()), (1, 0));
         assert_eq!(store.profile(&code(CODE_C), None).await.unwrap().records.len(), 1);
+        // A version that would move e2 to CODE_C is refused (a record keeps its firm).
+        let moved = write(&store, vec![to_record(evaluation_json("e2", CODE_C, json!({})))]).await;
+        assert!(matches!(moved, Err(credit_tender::store::StoreError::Rejected(_))), "[{}] {moved:?}", db.backend);
     }
 }
 
