@@ -14,14 +14,13 @@
 
 use clap::Parser;
 use credit_tender::domain::CreditCode;
-use credit_tender::proto::v1 as pb;
 use credit_tender::proto::Bearer;
-use std::sync::atomic::{AtomicU64, Ordering};
+use credit_tender::proto::v1 as pb;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-
 
 fn token(t: Option<&str>) -> Bearer {
     Bearer::new(t).expect("a token is header-safe")
@@ -30,8 +29,8 @@ fn token(t: Option<&str>) -> Bearer {
 /// A codec that sends and takes protobuf bytes as they are.
 mod raw {
     use prost::bytes::{Buf, BufMut};
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
     use tonic::Status;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
     pub struct Raw;
     pub struct Bytes;
@@ -231,19 +230,24 @@ struct Report {
 
 async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_firms: u32) -> bool {
     match s {
-        Scenario::Health => HealthClient::new(ch)
-            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
-            .await
-            .is_ok(),
+        Scenario::Health => HealthClient::new(ch).check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok(),
         Scenario::AssessHit => pb::assessment_service_client::AssessmentServiceClient::new(ch)
-            .assess(pb::AssessRequest { tender_id: setup.hot_tender.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32), contract_price_fen: None })
+            .assess(pb::AssessRequest {
+                tender_id: setup.hot_tender.clone(),
+                bidder: bidder((i % HOT_FIRMS as u64) as u32),
+                contract_price_fen: None,
+            })
             .await
             .is_ok(),
         Scenario::AssessHitRaw => {
             // The same call, the answer's bytes taken as they come: what the
             // server costs, without this client's decoding of ~5 KB.
             use prost::Message;
-            let request = pb::AssessRequest { tender_id: setup.hot_tender.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32), contract_price_fen: None };
+            let request = pb::AssessRequest {
+                tender_id: setup.hot_tender.clone(),
+                bidder: bidder((i % HOT_FIRMS as u64) as u32),
+                contract_price_fen: None,
+            };
             let mut grpc = tonic::client::Grpc::new(ch);
             if grpc.ready().await.is_err() {
                 return false;
@@ -262,7 +266,8 @@ async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_fi
         Scenario::AssessCold => pb::assessment_service_client::AssessmentServiceClient::new(ch)
             .assess(pb::AssessRequest {
                 tender_id: setup.hot_tender.clone(),
-                bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % cold_firms)), contract_price_fen: None,
+                bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % cold_firms)),
+                contract_price_fen: None,
             })
             .await
             .is_ok(),
@@ -275,7 +280,8 @@ async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_fi
                 tender_id: setup.hot_tender.clone(),
                 bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % 10_000)),
                 offered_fen: 5_000_000,
-                form: "cash".into(), contract_price_fen: None,
+                form: "cash".into(),
+                contract_price_fen: None,
             })
             .await
             .is_ok(),
@@ -391,9 +397,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             cold_next += 10_000;
         }
         lat.sort_unstable();
-        let r = Report { name: label, requests: lat.len(), errors, seconds, p50: pct(&lat, 0.5), p99: pct(&lat, 0.99), p999: pct(&lat, 0.999) };
-        eprintln!("{:<36} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  ({} requests, {} errors)",
-            r.name, r.requests as f64 / r.seconds, r.p50, r.p99, r.p999, r.requests, r.errors);
+        let r =
+            Report { name: label, requests: lat.len(), errors, seconds, p50: pct(&lat, 0.5), p99: pct(&lat, 0.99), p999: pct(&lat, 0.999) };
+        eprintln!(
+            "{:<36} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  ({} requests, {} errors)",
+            r.name,
+            r.requests as f64 / r.seconds,
+            r.p50,
+            r.p99,
+            r.p999,
+            r.requests,
+            r.errors
+        );
         reports.push(r);
     }
     let ceiling = reports.iter().find(|r| r.name.starts_with("health")).map(|r| (r.requests as f64 / r.seconds, r.p99));
@@ -419,13 +434,15 @@ async fn log_latency(setup: &Arc<Setup>, args: &Args) -> Result<(), Box<dyn std:
     let counter = Arc::new(AtomicU64::new(50_000));
     let mut tasks = Vec::new();
     for w in 0..args.tender_concurrency {
-        let (ch, setup, answers, counter) = (setup.channels[w % setup.channels.len()].clone(), setup.clone(), answers.clone(), counter.clone());
+        let (ch, setup, answers, counter) =
+            (setup.channels[w % setup.channels.len()].clone(), setup.clone(), answers.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
             let mut client = pb::assessment_service_client::AssessmentServiceClient::new(ch);
             while Instant::now() < stop {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
                 let t = &setup.sign_tenders[(i / HOT_FIRMS as u64) as usize % setup.sign_tenders.len()];
-                let req = pb::AssessRequest { tender_id: t.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32), contract_price_fen: None };
+                let req =
+                    pb::AssessRequest { tender_id: t.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32), contract_price_fen: None };
                 if let Some(index) = client.assess(req).await.ok().and_then(|r| r.into_inner().log_index) {
                     answers.lock().unwrap().push((Instant::now(), index));
                 }
@@ -461,7 +478,12 @@ async fn log_latency(setup: &Arc<Setup>, args: &Args) -> Result<(), Box<dyn std:
         pct(&delays, 0.99),
         pct(&delays, 1.0)
     );
-    println!("| answer → first covering checkpoint ({} statements) | p50 {:.1} ms | p99 {:.1} ms |", delays.len(), pct(&delays, 0.5), pct(&delays, 0.99));
+    println!(
+        "| answer → first covering checkpoint ({} statements) | p50 {:.1} ms | p99 {:.1} ms |",
+        delays.len(),
+        pct(&delays, 0.5),
+        pct(&delays, 0.99)
+    );
     Ok(())
 }
 
@@ -499,13 +521,25 @@ async fn tender_after_write(setup: &Arc<Setup>) -> Result<(), Box<dyn std::error
         let t = Instant::now();
         assess.assess_tender(pb::AssessTenderRequest { tender_id: setup.table_tender.clone(), ..Default::default() }).await?;
         let us = t.elapsed().as_micros() as u32;
-        if round % 2 == 0 { lat.push(us) } else { later.push(us) }
+        if round % 2 == 0 {
+            lat.push(us)
+        } else {
+            later.push(us)
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     for (name, lat) in [("at once", &mut lat), ("100 ms later", &mut later)] {
         lat.sort_unstable();
-        eprintln!("tender-after-write, {name}: first AssessTender after a write touching 10 bidders: p50 {:.2} ms, p99 {:.2} ms", pct(lat, 0.5), pct(lat, 0.99));
-        println!("| AssessTender {name} after a write touching 10 of its 50 bidders | p50 {:.2} ms | p99 {:.2} ms |", pct(lat, 0.5), pct(lat, 0.99));
+        eprintln!(
+            "tender-after-write, {name}: first AssessTender after a write touching 10 bidders: p50 {:.2} ms, p99 {:.2} ms",
+            pct(lat, 0.5),
+            pct(lat, 0.99)
+        );
+        println!(
+            "| AssessTender {name} after a write touching 10 of its 50 bidders | p50 {:.2} ms | p99 {:.2} ms |",
+            pct(lat, 0.5),
+            pct(lat, 0.99)
+        );
     }
     Ok(())
 }

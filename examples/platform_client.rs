@@ -12,11 +12,10 @@
 //! ```
 
 use credit_tender::domain::Fen;
-use credit_tender::proto::v1 as pb;
 use credit_tender::proto::Bearer;
+use credit_tender::proto::v1 as pb;
 use pb::assessment_service_client::AssessmentServiceClient;
 use pb::tender_service_client::TenderServiceClient;
-
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,12 +52,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("registered {} v{} bound to policy {} ({})", tender.tender_id, tender.version, tender.policy_id, &tender.policy_digest[..12]);
 
     // Bids as the platform receives them: three firms and a consortium (demo codes).
-    let bids: &[&[&str]] = &[
-        &["91140100MA000101X5"],
-        &["91140100MA000131X6"],
-        &["91110105MA000125XG"],
-        &["91320100MA000143X3", "91440300MA000107XR"],
-    ];
+    let bids: &[&[&str]] =
+        &[&["91140100MA000101X5"], &["91140100MA000131X6"], &["91110105MA000125XG"], &["91320100MA000143X3", "91440300MA000107XR"]];
     for codes in bids {
         let bidder = pb::Bidder { credit_codes: codes.iter().map(|c| c.to_string()).collect() };
         let bid = tenders.register_bid(pb::RegisterBidRequest { tender_id: tender_id.clone(), bidder: Some(bidder) }).await?.into_inner();
@@ -71,7 +66,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tender_id: tender_id.clone(),
             bidder: Some(pb::Bidder { credit_codes: vec![bids[0][0].into()] }),
             offered_fen: 20_000_000,
-            form: "cash".into(), contract_price_fen: None,
+            form: "cash".into(),
+            contract_price_fen: None,
         })
         .await?
         .into_inner();
@@ -80,12 +76,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // The committee's table.
-    let table = assessments.assess_tender(pb::AssessTenderRequest { tender_id: tender_id.clone(), ..Default::default() }).await?.into_inner();
+    let table =
+        assessments.assess_tender(pb::AssessTenderRequest { tender_id: tender_id.clone(), ..Default::default() }).await?.into_inner();
     println!("\n{:<3} {:<40} {:<5} {:<9} {:>6} {:>16} {:<8}", "#", "bidder", "grade", "eligible", "points", "deposit owed", "keyid");
     for b in &table.bids {
         let (Some(bid), Some(a)) = (&b.bid, &b.assessment) else { continue };
         let (Some(s), Some(e)) = (&a.statement, &a.envelope) else { continue };
-        let names: Vec<String> = s.members.iter().map(|m| if m.entity_name.is_empty() { m.credit_code.clone() } else { m.entity_name.clone() }).collect();
+        let names: Vec<String> =
+            s.members.iter().map(|m| if m.entity_name.is_empty() { m.credit_code.clone() } else { m.entity_name.clone() }).collect();
         println!(
             "{:<3} {:<40} {:<5} {:<9} {:>6.2} {:>16} {:<8}",
             bid.sequence,

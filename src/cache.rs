@@ -289,13 +289,14 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         }
         let age = self.confirmed_at.lock().expect("clock lock").elapsed();
         if (self.must_catch_up.load(Ordering::Acquire) || age > self.config.max_staleness)
-            && let Err(e) = self.catch_up().await {
-                // The store is down: cached data may serve within the bound.
-                if age > self.config.max_staleness {
-                    return Err(CacheError::TooStale(age, self.config.max_staleness));
-                }
-                tracing::warn!(error = %e, "store unreachable; serving cached data within the freshness bound");
+            && let Err(e) = self.catch_up().await
+        {
+            // The store is down: cached data may serve within the bound.
+            if age > self.config.max_staleness {
+                return Err(CacheError::TooStale(age, self.config.max_staleness));
             }
+            tracing::warn!(error = %e, "store unreachable; serving cached data within the freshness bound");
+        }
         Ok(self.applied.load(Ordering::Acquire))
     }
 
@@ -430,10 +431,11 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         let read_at = self.applied_tender_seq.load(Ordering::Acquire);
         if self.config.enabled {
             if let Some((at, list)) = &*self.tender_list.lock().expect("tender list lock")
-                && *at == read_at {
-                    self.metrics.cache("tender_list", "hit");
-                    return Ok(list.clone());
-                }
+                && *at == read_at
+            {
+                self.metrics.cache("tender_list", "hit");
+                return Ok(list.clone());
+            }
             self.metrics.cache("tender_list", "miss");
         }
         let start = Instant::now();

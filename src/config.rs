@@ -43,17 +43,14 @@ impl Rules {
 
     pub fn load(paths: RulePaths<'_>) -> Result<Rules, ConfigError> {
         let (allow_text, allow_name) = read_or(paths.allow_list, SHIPPED_ALLOW_LIST, "policies/allow-list.txt")?;
-        let allow_list = AllowList::parse_file(&allow_text).map_err(|(line, e)| ConfigError::Invalid {
-            path: allow_name.clone(),
-            reason: format!("line {line}: credit code {e}"),
-        })?;
+        let allow_list = AllowList::parse_file(&allow_text)
+            .map_err(|(line, e)| ConfigError::Invalid { path: allow_name.clone(), reason: format!("line {line}: credit code {e}") })?;
         let (bands_text, bands_name) = read_or(paths.score_bands, SHIPPED_SCORE_BANDS, "policies/score-bands.toml")?;
-        let score_bands =
-            ScoreBands::from_toml(&bands_text).map_err(|reason| ConfigError::Invalid { path: bands_name, reason })?;
+        let score_bands = ScoreBands::from_toml(&bands_text).map_err(|reason| ConfigError::Invalid { path: bands_name, reason })?;
         let (periods_text, periods_name) =
             read_or(paths.publication_periods, SHIPPED_PUBLICATION_PERIODS, "policies/publication-periods.toml")?;
-        let publication = PublicationPeriods::from_toml(&periods_text)
-            .map_err(|reason| ConfigError::Invalid { path: periods_name, reason })?;
+        let publication =
+            PublicationPeriods::from_toml(&periods_text).map_err(|reason| ConfigError::Invalid { path: periods_name, reason })?;
         Ok(Rules { allow_list, score_bands, publication })
     }
 
@@ -64,9 +61,7 @@ impl Rules {
 
 fn read_or(path: Option<&Path>, shipped: &str, shipped_name: &str) -> Result<(String, PathBuf), ConfigError> {
     match path {
-        Some(p) => std::fs::read_to_string(p)
-            .map(|t| (t, p.to_owned()))
-            .map_err(|source| ConfigError::Read { path: p.to_owned(), source }),
+        Some(p) => std::fs::read_to_string(p).map(|t| (t, p.to_owned())).map_err(|source| ConfigError::Read { path: p.to_owned(), source }),
         None => Ok((shipped.to_owned(), PathBuf::from(shipped_name))),
     }
 }

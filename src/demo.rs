@@ -3,7 +3,7 @@
 //! through the same importer users run.
 
 use crate::config::Rules;
-use crate::import::{import_file, FileOutcome, ImportOptions};
+use crate::import::{FileOutcome, ImportOptions, import_file};
 use crate::store::{Store, WriteMode};
 
 /// The demo files, compiled in so that `credit-tender demo` works from anywhere.

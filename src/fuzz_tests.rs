@@ -19,7 +19,7 @@ use crate::log::tree;
 use crate::policy::Policy;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use std::sync::OnceLock;
 
 fn cases() -> u32 {
@@ -56,10 +56,36 @@ fn config() -> ProptestConfig {
 }
 
 const FIELDS: &[&str] = &[
-    "type", "id", "document_ref", "credit_code", "entity_name", "domain", "issuer", "year", "grade", "score", "valid_from",
-    "valid_to", "evaluation_kind", "region", "status", "list", "authority", "decision_number", "listed_on", "expires_on",
-    "decided_on", "category", "min_publication_end", "max_publication_end", "commitment_kind", "made_on", "breached_on",
-    "target_id", "event", "effective_on",
+    "type",
+    "id",
+    "document_ref",
+    "credit_code",
+    "entity_name",
+    "domain",
+    "issuer",
+    "year",
+    "grade",
+    "score",
+    "valid_from",
+    "valid_to",
+    "evaluation_kind",
+    "region",
+    "status",
+    "list",
+    "authority",
+    "decision_number",
+    "listed_on",
+    "expires_on",
+    "decided_on",
+    "category",
+    "min_publication_end",
+    "max_publication_end",
+    "commitment_kind",
+    "made_on",
+    "breached_on",
+    "target_id",
+    "event",
+    "effective_on",
 ];
 
 /// Plausible and implausible values: the words the vocabularies know, dates,
@@ -67,9 +93,33 @@ const FIELDS: &[&str] = &[
 fn value() -> impl Strategy<Value = Value> {
     prop_oneof![
         prop::sample::select(vec![
-            "evaluation", "list_entry", "penalty", "commitment", "event", "AA", "A", "D", "national", "440000", "440300",
-            "highway_construction", "transport_blacklist", "repair", "objection_upheld", "general", "2026-03-01", "2027-02-28",
-            "91440300192317458F", "dynamic_d", "breached", "", " ", "NaN", "1e309", "2026-02-30", "0000-01-01",
+            "evaluation",
+            "list_entry",
+            "penalty",
+            "commitment",
+            "event",
+            "AA",
+            "A",
+            "D",
+            "national",
+            "440000",
+            "440300",
+            "highway_construction",
+            "transport_blacklist",
+            "repair",
+            "objection_upheld",
+            "general",
+            "2026-03-01",
+            "2027-02-28",
+            "91440300192317458F",
+            "dynamic_d",
+            "breached",
+            "",
+            " ",
+            "NaN",
+            "1e309",
+            "2026-02-30",
+            "0000-01-01",
         ])
         .prop_map(|s| json!(s)),
         any::<String>().prop_map(Value::String),
@@ -225,7 +275,15 @@ fn changed(proof: &[tree::Hash], root: tree::Hash, leaf: tree::Hash, how: &Proof
     let mut p = proof.to_vec();
     let (mut root, mut leaf) = (root, leaf);
     // A replacement equal to the genuine value changes nothing: flip one bit of it.
-    let other = |x: &[u8; 32], genuine: tree::Hash| if *x == genuine.0 { let mut y = *x; y[0] ^= 1; tree::Hash(y) } else { tree::Hash(*x) };
+    let other = |x: &[u8; 32], genuine: tree::Hash| {
+        if *x == genuine.0 {
+            let mut y = *x;
+            y[0] ^= 1;
+            tree::Hash(y)
+        } else {
+            tree::Hash(*x)
+        }
+    };
     match how {
         ProofChange::HashBit(..) | ProofChange::Shorter if p.is_empty() => p.push(tree::Hash([0; 32])),
         ProofChange::HashBit(i, b) => {

@@ -41,7 +41,10 @@ enum Stop {
     Unauthenticated(String),
     /// The store could not say whether a session lives.
     Unavailable(String),
-    Exhausted { why: String, retry_after_ms: u64 },
+    Exhausted {
+        why: String,
+        retry_after_ms: u64,
+    },
 }
 
 /// What the gate needs; shared by every connection.
@@ -66,12 +69,12 @@ struct Proof {
 
 impl Proof {
     fn of<B>(req: &http::Request<B>) -> Proof {
-        let bearer = req.headers().get(http::header::AUTHORIZATION).map(|v| {
-            v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(|t| t.trim().to_owned())
-        });
+        let bearer = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(|t| t.trim().to_owned()));
         let certs = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.peer_certs());
-        let certificate_subject =
-            certs.as_ref().and_then(|c| c.first()).map(|c| crate::tls::certificate_subject(c).unwrap_or_default());
+        let certificate_subject = certs.as_ref().and_then(|c| c.first()).map(|c| crate::tls::certificate_subject(c).unwrap_or_default());
         let session = cookie(req.headers(), SESSION_COOKIE).map(str::to_owned);
         Proof { bearer, certificate_subject, session }
     }
@@ -231,7 +234,8 @@ where
         let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let public = is_public(req.uri().path());
         // A committee link is a secret: never in a log line.
-        let path = if req.uri().path().starts_with("/committee/enter/") { "/committee/enter/…".to_owned() } else { req.uri().path().to_owned() };
+        let path =
+            if req.uri().path().starts_with("/committee/enter/") { "/committee/enter/…".to_owned() } else { req.uri().path().to_owned() };
         // Without principals every caller is the local operator: nothing to read.
         let proof = self.gate.principals.is_some().then(|| Proof::of(&req));
         Box::pin(async move {

@@ -13,15 +13,15 @@
 
 mod decode;
 
-use crate::domain::input::{parse_record, FieldError, InputRules};
 use crate::domain::Record;
+use crate::domain::input::{FieldError, InputRules, parse_record};
 use crate::store::{Store, StoreError, WriteMode, WriteOutcome};
 use serde_json::{Map, Value};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One problem at one line of one file, shown as `FILE:LINE: field: reason`
 /// (`FILE: field: reason` for the file as a whole, line 0).
@@ -72,8 +72,7 @@ impl Format {
 }
 
 /// The columns of a published evaluation result table, in this order.
-pub const CSV_COLUMNS: &[&str] =
-    &["credit_code", "entity_name", "domain", "issuer", "year", "grade", "score", "valid_from", "valid_to"];
+pub const CSV_COLUMNS: &[&str] = &["credit_code", "entity_name", "domain", "issuer", "year", "grade", "score", "valid_from", "valid_to"];
 /// Columns a table may add after those: the record id (default
 /// `eval:ISSUER:DOMAIN:YEAR:CODE`) and the announcement it comes from.
 pub const CSV_OPTIONAL_COLUMNS: &[&str] = &["id", "document_ref"];
@@ -104,19 +103,20 @@ pub struct ImportOptions<'a> {
 /// Imports one file as one data version, or not at all.
 pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -> Result<FileOutcome, StoreError> {
     let reject = |line: u64, field: &str, reason: String| {
-        Ok(FileOutcome::Rejected(vec![LineError {
-            file: path.to_owned(),
-            line,
-            violation: FieldError::new(field, reason),
-        }]))
+        Ok(FileOutcome::Rejected(vec![LineError { file: path.to_owned(), line, violation: FieldError::new(field, reason) }]))
     };
     let Some(format) = Format::of(path) else {
-        return reject(0, "file", "unknown file type: name it .jsonl (or .ndjson) for JSON Lines, .csv (or .tsv, .txt) for an evaluation table".into());
+        return reject(
+            0,
+            "file",
+            "unknown file type: name it .jsonl (or .ndjson) for JSON Lines, .csv (or .tsv, .txt) for an evaluation table".into(),
+        );
     };
-    let file = match File::open(path).and_then(|f| if f.metadata()?.is_dir() { Err(std::io::ErrorKind::IsADirectory.into()) } else { Ok(f) }) {
-        Ok(f) => f,
-        Err(e) => return Ok(FileOutcome::Unreadable(io_reason(&e))),
-    };
+    let file =
+        match File::open(path).and_then(|f| if f.metadata()?.is_dir() { Err(std::io::ErrorKind::IsADirectory.into()) } else { Ok(f) }) {
+            Ok(f) => f,
+            Err(e) => return Ok(FileOutcome::Unreadable(io_reason(&e))),
+        };
     // The file is read and parsed on a thread of its own while this one
     // hands the parsed records to the store (whose SQLite runs on a third):
     // the two halves of an import take about as long as each other, and
@@ -200,10 +200,7 @@ pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -
         Ok(outcome) if opts.mode == WriteMode::DryRun => Ok(FileOutcome::Checked(outcome)),
         Ok(outcome) => Ok(FileOutcome::Imported(outcome)),
         Err(StoreError::Rejected(problems) | StoreError::NotOwner(problems)) => Ok(FileOutcome::Rejected(
-            problems
-                .into_iter()
-                .map(|(line, violation)| LineError { file: path.to_owned(), line, violation })
-                .collect(),
+            problems.into_iter().map(|(line, violation)| LineError { file: path.to_owned(), line, violation }).collect(),
         )),
         Err(e) => Err(e),
     }
@@ -350,8 +347,8 @@ impl<'a, R: Read> CsvRows<'a, R> {
         }
         let mut columns = Vec::new();
         for (i, raw) in header.iter().enumerate() {
-            let name = std::str::from_utf8(raw)
-                .map_err(|_| (line, FieldError::new("header", format!("column {} is not valid UTF-8", i + 1))))?;
+            let name =
+                std::str::from_utf8(raw).map_err(|_| (line, FieldError::new("header", format!("column {} is not valid UTF-8", i + 1))))?;
             columns.push(name.trim_start_matches('\u{feff}').trim().to_ascii_lowercase());
         }
         let expected = CSV_COLUMNS.join(",");
@@ -372,17 +369,7 @@ impl<'a, R: Read> CsvRows<'a, R> {
                 ),
             ));
         }
-        Ok(CsvRows {
-            reader,
-            lines,
-            failure,
-            rules,
-            columns,
-            document_ref,
-            record: csv::ByteRecord::new(),
-            obj: Map::new(),
-            done: false,
-        })
+        Ok(CsvRows { reader, lines, failure, rules, columns, document_ref, record: csv::ByteRecord::new(), obj: Map::new(), done: false })
     }
 
     fn row(&mut self) -> Result<Record, Vec<FieldError>> {

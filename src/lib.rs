@@ -39,6 +39,8 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod gate;
 pub mod import;
 mod listen;
@@ -49,12 +51,10 @@ pub mod policy;
 pub mod proto;
 pub mod refresh;
 pub mod server;
-pub mod signing;
 pub mod service;
 mod shed;
+pub mod signing;
 pub mod store;
 pub mod tls;
-#[cfg(test)]
-mod fuzz_tests;
 pub mod web;
 mod wire_errors;

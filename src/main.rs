@@ -1,14 +1,12 @@
 use clap::Parser;
-use credit_tender::cli::{run, Cli, Exit};
+use credit_tender::cli::{Cli, Exit, run};
 use futures_util::FutureExt;
 use std::io::Write;
 
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()))
         .with_writer(std::io::stderr)
         // Colour codes only for a terminal: not in files, journals or pipes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

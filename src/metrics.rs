@@ -11,7 +11,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::time::Duration;
 
@@ -154,9 +154,17 @@ impl Metrics {
         let log_checkpoint_size = Gauge::default();
         registry.register("log_checkpoint_size", "tree size of the newest checkpoint this replica published", log_checkpoint_size.clone());
         let refreshed = Counter::default();
-        registry.register("refreshed_statements", "statements of open tenders made ready in the background (signed, or found cached)", refreshed.clone());
+        registry.register(
+            "refreshed_statements",
+            "statements of open tenders made ready in the background (signed, or found cached)",
+            refreshed.clone(),
+        );
         let table_rows = Counter::default();
-        registry.register("table_rows_encoded", "rows of the committee's table framed anew (the rest are sent as kept)", table_rows.clone());
+        registry.register(
+            "table_rows_encoded",
+            "rows of the committee's table framed anew (the rest are sent as kept)",
+            table_rows.clone(),
+        );
         for (cache, event) in CACHE_EVENTS {
             let _ = cache_events.get_or_create(&CacheEvent { cache, event });
         }

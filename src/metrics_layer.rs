@@ -36,9 +36,23 @@ pub struct MetricsService<S> {
 
 /// gRPC status names by numeric code.
 const CODES: [&str; 17] = [
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
 ];
 
 impl<S, B, RB> tower::Service<http::Request<B>> for MetricsService<S>
@@ -58,11 +72,8 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
         // gRPC paths are /package.Service/Method; pages are not counted here.
-        let method = path
-            .strip_prefix('/')
-            .filter(|p| p.contains('.') && p.contains('/'))
-            .and_then(|p| p.rsplit('/').next())
-            .map(str::to_owned);
+        let method =
+            path.strip_prefix('/').filter(|p| p.contains('.') && p.contains('/')).and_then(|p| p.rsplit('/').next()).map(str::to_owned);
         let start = Instant::now();
         let fut = self.inner.call(req);
         let metrics = self.metrics.clone();

@@ -1,18 +1,18 @@
 //! Assembly: one listener serving the gRPC API, gRPC health and server
 //! reflection (v1 and v1alpha), with request limits and a bounded shutdown.
 
+use crate::access::principals::SharedPrincipals;
+use crate::cache::CacheConfig;
 use crate::config::Rules;
+use crate::log::Log;
+use crate::metrics::Metrics;
 use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
 use crate::proto::v1::credit_data_service_server::CreditDataServiceServer;
 use crate::proto::v1::key_service_server::KeyServiceServer;
 use crate::proto::v1::log_service_server::LogServiceServer;
-use crate::log::Log;
 use crate::proto::v1::tender_service_server::TenderServiceServer;
-use crate::cache::CacheConfig;
-use crate::metrics::Metrics;
 use crate::service::{AssessmentApi, AssessmentRoutes, Cache, CreditDataApi, KeyApi, LogApi, PolicySet, TenderApi};
 use crate::signing::SharedKeyring;
-use crate::access::principals::SharedPrincipals;
 use crate::store::Store;
 use crate::tls::SharedTls;
 use std::future::Future;

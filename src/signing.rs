@@ -6,7 +6,7 @@
 //! of the raw 32-byte public key.
 
 use chrono::{DateTime, Utc};
-use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 

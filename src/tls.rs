@@ -9,9 +9,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
-use tokio_rustls::TlsAcceptor;
 
 /// Where the server's certificate, key and (optionally) client CA come from.
 #[derive(Debug, Clone)]
@@ -40,8 +40,8 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 
 /// Refuses a certificate outside its validity period, with the dates.
 fn check_validity(path: &Path, cert: &CertificateDer<'_>) -> Result<(), String> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
-        .map_err(|e| format!("{}: unreadable certificate: {e}", path.display()))?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| format!("{}: unreadable certificate: {e}", path.display()))?;
     let validity = parsed.validity();
     let now = x509_parser::time::ASN1Time::now();
     if now < validity.not_before || now > validity.not_after {
@@ -61,11 +61,8 @@ fn check_validity(path: &Path, cert: &CertificateDer<'_>) -> Result<(), String> 
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
     let chain = certs(&files.cert)?;
     check_validity(&files.cert, &chain[0])?;
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| format!("{}: not a PEM private key: {e}", files.key.display()))?;
-    let builder = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| format!("{}: not a PEM private key: {e}", files.key.display()))?;
+    let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(|e| format!("TLS: {e}"))?;
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {

@@ -39,11 +39,20 @@ vocabulary! {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// Issuers of evaluations and authorities of list entries and penalties it writes for.
-    Provider { issuers: Vec<Issuer>, authorities: Vec<String>, commitments: bool },
+    Provider {
+        issuers: Vec<Issuer>,
+        authorities: Vec<String>,
+        commitments: bool,
+    },
     /// GB/T 2260 regions whose tenders it runs (a province covers its cities and counties).
-    Platform { regions: Vec<RegionCode> },
+    Platform {
+        regions: Vec<RegionCode>,
+    },
     /// One tender until the grant expires.
-    Committee { tender: TenderId, expires_at: DateTime<Utc> },
+    Committee {
+        tender: TenderId,
+        expires_at: DateTime<Utc>,
+    },
     Supervisor,
 }
 

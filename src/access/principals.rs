@@ -26,11 +26,11 @@
 
 use super::{Principal, Role, Scope};
 use crate::domain::{Issuer, RegionCode};
-use subtle::ConstantTimeEq;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use subtle::ConstantTimeEq;
 
 /// Rate and concurrency limits for the principals of one role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -181,10 +181,7 @@ impl Principals {
 
     /// The principal a client certificate's subject maps to.
     pub fn by_certificate_subject(&self, subject: &str) -> Option<Found> {
-        self.entries
-            .iter()
-            .find(|(_, c, _)| c.certificate_subject.as_deref() == Some(subject))
-            .map(|(p, _, a)| (p.clone(), a.clone()))
+        self.entries.iter().find(|(_, c, _)| c.certificate_subject.as_deref() == Some(subject)).map(|(p, _, a)| (p.clone(), a.clone()))
     }
 
     pub fn limits(&self, role: Role) -> Limits {

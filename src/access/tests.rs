@@ -79,10 +79,7 @@ fn providers_write_only_within_their_issuers_and_authorities() {
     let ok = evaluation("140000");
     let national = evaluation("national");
     assert_eq!(decide(&provider(), Action::PutRecords, Resource::Records(&[&ok]), now()), Decision::Allow);
-    let Decision::Deny(why) = decide(&provider(), Action::PutRecords, Resource::Records(&[&ok, &national]), now())
-    else {
-        panic!()
-    };
+    let Decision::Deny(why) = decide(&provider(), Action::PutRecords, Resource::Records(&[&ok, &national]), now()) else { panic!() };
     assert!(why.starts_with("records[1]: provider 'provider-1' may not write an evaluation issued by national"), "{why}");
     let code = CreditCode::parse_strict("91440300192317458F").unwrap();
     assert_eq!(decide(&provider(), Action::GetProfile, Resource::Profile { code: &code, written_by_caller: true }, now()), Decision::Allow);
@@ -147,7 +144,10 @@ fn principals_are_found_by_token_and_certificate() {
 #[test]
 fn bad_principal_files_name_the_line_and_the_reason() {
     let err = |from: &str, to: &str| Principals::from_toml(&GOOD.replacen(from, to, 1)).unwrap_err();
-    assert_eq!(err("role = \"platform\"", "role = \"admin\""), "line 7: role: unknown role 'admin', expected one of: provider, platform, committee, supervisor");
+    assert_eq!(
+        err("role = \"platform\"", "role = \"admin\""),
+        "line 7: role: unknown role 'admin', expected one of: provider, platform, committee, supervisor"
+    );
     assert!(err("[\"440000\"]", "[\"44\"]").starts_with("line 7: regions: '44' is not a region code"));
     assert_eq!(err("sx-provider\"\nrole", "gd-platform\"\nrole"), "line 13: name 'gd-platform' is used by an earlier principal");
     assert!(err("regions = [", "regions = [[").starts_with("line 11: "), "malformed TOML names its line");
@@ -155,5 +155,8 @@ fn bad_principal_files_name_the_line_and_the_reason() {
         "certificate_subject = \"CN=sx-provider\"",
         "token_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"",
     );
-    assert_eq!(Principals::from_toml(&same_token).unwrap_err(), "line 13: principal 'sx-provider' has the same token as an earlier principal");
+    assert_eq!(
+        Principals::from_toml(&same_token).unwrap_err(),
+        "line 13: principal 'sx-provider' has the same token as an earlier principal"
+    );
 }

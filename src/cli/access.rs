@@ -1,10 +1,10 @@
 //! `credit-tender token create` and `credit-tender cert`: what an operator
 //! needs to give callers an identity.
 
-use super::out::{errln, outln};
 use super::Exit;
-use crate::access::principals::new_token;
+use super::out::{errln, outln};
 use crate::access::Role;
+use crate::access::principals::new_token;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 
@@ -51,7 +51,8 @@ pub fn token(cmd: &TokenCommand) -> Result<(), Exit> {
     errln!(
         "Give the token above to '{}' once; it is not stored. Add to the principals file:\n\n\
          [[principal]]\nname = \"{}\"\nrole = \"{role}\"\ntoken_sha256 = \"{digest}\"\n# and its scope: regions, issuers, authorities",
-        args.name, args.name
+        args.name,
+        args.name
     );
     Ok(())
 }

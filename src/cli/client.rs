@@ -1,7 +1,7 @@
 //! Small gRPC clients: `assess` and `keys`, writing the JSON forms `verify` reads.
 
 use super::out::{outln, outp};
-use super::{render, Exit};
+use super::{Exit, render};
 use crate::proto::v1 as pb;
 use clap::Args;
 
@@ -36,8 +36,8 @@ pub struct KeysArgs {
 }
 
 async fn channel(server: &str) -> Result<tonic::transport::Channel, Exit> {
-    let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
-        .map_err(|e| Exit::usage(format!("--server {server}: {e}")))?;
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(server.to_owned()).map_err(|e| Exit::usage(format!("--server {server}: {e}")))?;
     endpoint.connect().await.map_err(|e| super::log::unreachable(server, &e))
 }
 

@@ -79,7 +79,9 @@ impl Exit {
     pub(crate) fn reading(path: &std::path::Path, e: &std::io::Error) -> Exit {
         let message = format!("{}: cannot read: {}", path.display(), io_reason(e));
         match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::IsADirectory => Exit::no_input(message),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::IsADirectory => {
+                Exit::no_input(message)
+            }
             _ => Exit::io(message),
         }
     }
@@ -94,13 +96,17 @@ impl Exit {
     pub(crate) fn from_status(server: &str, e: &tonic::Status) -> Exit {
         use tonic::Code;
         let name = code_name(e.code());
-        let message = if e.message().is_empty() { format!("{server} answered {name}") } else { format!("{server} answered {name}: {}", e.message()) };
+        let message =
+            if e.message().is_empty() { format!("{server} answered {name}") } else { format!("{server} answered {name}: {}", e.message()) };
         let status = match e.code() {
             Code::InvalidArgument | Code::NotFound | Code::AlreadyExists | Code::FailedPrecondition | Code::OutOfRange => Exit::DATA,
             Code::Unauthenticated | Code::PermissionDenied => Exit::NO_PERM,
-            Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Cancelled | Code::Unimplemented => {
-                Exit::UNAVAILABLE
-            }
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Cancelled
+            | Code::Unimplemented => Exit::UNAVAILABLE,
             Code::Ok | Code::Unknown | Code::Internal | Code::DataLoss => Exit::SOFTWARE,
         };
         Exit::with(status, message)

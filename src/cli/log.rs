@@ -2,14 +2,14 @@
 //! `verify --checkpoint --proof` checks, `audit` follows the log and raises
 //! alarms, `recompute` explains a logged statement from the store.
 
-use super::verify::{keys_file, keys_of, verified_checkpoint};
-use super::out::{errln, outln};
 use super::Exit;
-use crate::log::tree::{self, Hash, Known};
+use super::out::{errln, outln};
+use super::verify::{keys_file, keys_of, verified_checkpoint};
 use crate::log::VerifiedCheckpoint;
-use crate::proto::v1 as pb;
+use crate::log::tree::{self, Hash, Known};
 use crate::proto::Bearer;
-use crate::signing::{verify_each, PublicKeyInfo};
+use crate::proto::v1 as pb;
+use crate::signing::{PublicKeyInfo, verify_each};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,8 @@ pub struct Connect {
 type Ch = InterceptedService<Channel, Bearer>;
 
 async fn connect(c: &Connect) -> Result<Ch, Exit> {
-    let mut endpoint = tonic::transport::Endpoint::from_shared(c.server.clone()).map_err(|e| Exit::usage(format!("--server {}: {e}", c.server)))?;
+    let mut endpoint =
+        tonic::transport::Endpoint::from_shared(c.server.clone()).map_err(|e| Exit::usage(format!("--server {}: {e}", c.server)))?;
     if let Some(ca) = &c.ca {
         let pem = std::fs::read(ca).map_err(|e| Exit::reading(ca, &e))?;
         let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(pem));
@@ -58,7 +59,9 @@ pub(super) fn unreachable(server: &str, e: &tonic::transport::Error) -> Exit {
                 TlsError::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }) => {
                     let host = server_host(server);
                     let names = match tls {
-                        TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { presented, .. }) if !presented.is_empty() => {
+                        TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { presented, .. })
+                            if !presented.is_empty() =>
+                        {
                             // rustls describes each name as Debug (`DnsName("x")`): keep the name.
                             let names: Vec<&str> = presented
                                 .iter()
@@ -73,9 +76,9 @@ pub(super) fn unreachable(server: &str, e: &tonic::transport::Error) -> Exit {
                          to a name the certificate lists, or issue the certificate for this name (`credit-tender cert --host {host}`)"
                     )
                 }
-                TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
-                    "cannot reach {server}: the server's certificate is not signed by the CA given with --ca (or --ca is missing)"
-                ),
+                TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                    format!("cannot reach {server}: the server's certificate is not signed by the CA given with --ca (or --ca is missing)")
+                }
                 TlsError::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
                     format!("cannot reach {server}: the server's certificate has expired")
                 }
@@ -89,7 +92,8 @@ pub(super) fn unreachable(server: &str, e: &tonic::transport::Error) -> Exit {
         }
         source = cause.source();
     }
-    let chain = std::iter::successors(Some(e as &dyn std::error::Error), |c| c.source()).map(ToString::to_string).collect::<Vec<_>>().join(": ");
+    let chain =
+        std::iter::successors(Some(e as &dyn std::error::Error), |c| c.source()).map(ToString::to_string).collect::<Vec<_>>().join(": ");
     Exit::unavailable(format!("cannot reach {server}: {chain}"))
 }
 
@@ -128,7 +132,13 @@ pub async fn proof(args: &ProofArgs) -> Result<(), Exit> {
     let write = |path: &Path, text: &str| std::fs::write(path, text).map_err(|e| Exit::creating(path, &e));
     write(&args.checkpoint, &checkpoint.note)?;
     write(&args.proof, &serde_json::to_string_pretty(&p).expect("proofs serialise"))?;
-    outln!("leaf {} in the tree of {}: checkpoint {}, proof {}", p.leaf_index, p.tree_size, args.checkpoint.display(), args.proof.display());
+    outln!(
+        "leaf {} in the tree of {}: checkpoint {}, proof {}",
+        p.leaf_index,
+        p.tree_size,
+        args.checkpoint.display(),
+        args.proof.display()
+    );
     Ok(())
 }
 
@@ -197,7 +207,8 @@ async fn audit_keys(args: &AuditArgs, ch: &Ch) -> Result<Vec<PublicKeyInfo>, Exi
     if kept.exists() {
         return keys_file(&kept);
     }
-    let listed = pb::key_service_client::KeyServiceClient::new(ch.clone()).list_keys(pb::ListKeysRequest {}).await.map_err(status)?.into_inner();
+    let listed =
+        pb::key_service_client::KeyServiceClient::new(ch.clone()).list_keys(pb::ListKeysRequest {}).await.map_err(status)?.into_inner();
     std::fs::write(&kept, serde_json::to_string_pretty(&listed).expect("keys serialise"))
         .map_err(|e| Exit::io(format!("{}: cannot write: {}", kept.display(), super::exit::io_reason(&e))))?;
     keys_of(listed, &kept)
@@ -316,7 +327,9 @@ async fn fork_check(
     old_note: &str,
     new_note: &str,
 ) -> Result<(), Exit> {
-    let fork = |why: String| Exit::verdict(format!("ALARM: FORKED LOG: {why}\n--- checkpoint kept ---\n{old_note}--- checkpoint served ---\n{new_note}"));
+    let fork = |why: String| {
+        Exit::verdict(format!("ALARM: FORKED LOG: {why}\n--- checkpoint kept ---\n{old_note}--- checkpoint served ---\n{new_note}"))
+    };
     if new.size < old.size {
         return Err(fork(format!("the log shrank from {} to {} leaves", old.size, new.size)));
     }
@@ -354,7 +367,10 @@ fn check_entry(
     let results = verify_each(&envelope, keys, None);
     if results.is_empty() || results.iter().any(|(_, r)| r.is_err()) {
         let why: Vec<String> = results.iter().filter_map(|(_, r)| r.as_ref().err().map(ToString::to_string)).collect();
-        alarms.push(Alarm(format!("leaf {index}: a signature does not verify: {}", if why.is_empty() { "unsigned".into() } else { why.join("; ") })));
+        alarms.push(Alarm(format!(
+            "leaf {index}: a signature does not verify: {}",
+            if why.is_empty() { "unsigned".into() } else { why.join("; ") }
+        )));
     }
     let Some((tender, question, digest)) = question_and_answer(&env) else {
         return alarms.push(Alarm(format!("leaf {index}: the statement does not parse")));
@@ -376,7 +392,8 @@ async fn find_tampered(
 ) -> Result<Vec<u64>, Exit> {
     let mut bad = Vec::new();
     for (index, leaf) in leaves {
-        let request = pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(*index)), tree_size: new.size };
+        let request =
+            pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(*index)), tree_size: new.size };
         let p = log.get_inclusion_proof(request).await.map_err(|e| Exit::from_status("the server", &e))?.into_inner();
         let hashes: Vec<Hash> = p.hashes.iter().filter_map(|h| tree::hash_from_bytes(h)).collect();
         if tree::check_inclusion(&hashes, *index, new.size, new.root, tree::leaf_hash(leaf)).is_err() {

@@ -14,14 +14,14 @@ use out::{errln, outln};
 
 use crate::access::principals::SharedPrincipals;
 use crate::config::Rules;
-use crate::import::{import_file, FileOutcome, ImportOptions};
+use crate::import::{FileOutcome, ImportOptions, import_file};
 use crate::server::{self, AppState, ServerOptions};
 use crate::service::PolicySet;
 use crate::signing::{Keyring, SharedKeyring};
 use crate::store::{Store, WriteMode};
+use crate::tls::{SharedTls, TlsFiles};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
-use crate::tls::{SharedTls, TlsFiles};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -467,9 +467,7 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(listen.listen)
         .await
         .map_err(|e| Exit::unavailable(format!("cannot listen on {}: {}", listen.listen, exit::io_reason(&e))))?;
-    server::run(listener, state, options, server::shutdown_signal())
-        .await
-        .map_err(|e| Exit::software(format!("server failed: {e:#}")))
+    server::run(listener, state, options, server::shutdown_signal()).await.map_err(|e| Exit::software(format!("server failed: {e:#}")))
 }
 
 async fn import(args: ImportArgs) -> Result<(), Exit> {
@@ -506,19 +504,12 @@ async fn import(args: ImportArgs) -> Result<(), Exit> {
         let outcome = import_file(&store, path, &opts).await;
         bar.finish_and_clear();
         match outcome.map_err(|e| Exit::unavailable(format!("{}: store failed: {e}", path.display())))? {
-            FileOutcome::Imported(o) if o.created => outln!(
-                "{}: imported {} record(s) as data version {} ({} unchanged)",
-                path.display(),
-                o.stored,
-                o.data_version,
-                o.unchanged
-            ),
-            FileOutcome::Imported(o) => outln!(
-                "{}: nothing new: all {} record(s) already stored (data version {})",
-                path.display(),
-                o.unchanged,
-                o.data_version
-            ),
+            FileOutcome::Imported(o) if o.created => {
+                outln!("{}: imported {} record(s) as data version {} ({} unchanged)", path.display(), o.stored, o.data_version, o.unchanged)
+            }
+            FileOutcome::Imported(o) => {
+                outln!("{}: nothing new: all {} record(s) already stored (data version {})", path.display(), o.unchanged, o.data_version)
+            }
             FileOutcome::Checked(o) => outln!(
                 "{}: valid: {} record(s) would be stored, {} unchanged (dry run, nothing stored)",
                 path.display(),

@@ -52,15 +52,22 @@ pub fn assessment(s: &pb::AssessmentStatement) -> String {
         let _ = writeln!(o, "Warning     {w}");
     }
     if let Some(t) = &s.issued_at
-        && let Some(at) = chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32) {
-            let _ = writeln!(o, "Issued      {}", at.with_timezone(&crate::domain::date::shanghai()).format("%Y-%m-%d %H:%M:%S %:z"));
-        }
+        && let Some(at) = chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+    {
+        let _ = writeln!(o, "Issued      {}", at.with_timezone(&crate::domain::date::shanghai()).format("%Y-%m-%d %H:%M:%S %:z"));
+    }
     o
 }
 
 pub fn deposit_check(c: &pb::DepositCheck) -> String {
     let mut o = c.assessment.as_ref().map(assessment).unwrap_or_default();
-    let _ = writeln!(o, "Offer       {} as {}: {}", Fen(c.offered_fen), c.form, if c.satisfied { "satisfies the deposit" } else { "DOES NOT satisfy the deposit" });
+    let _ = writeln!(
+        o,
+        "Offer       {} as {}: {}",
+        Fen(c.offered_fen),
+        c.form,
+        if c.satisfied { "satisfies the deposit" } else { "DOES NOT satisfy the deposit" }
+    );
     let _ = writeln!(o, "            {}", c.message);
     o
 }

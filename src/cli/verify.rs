@@ -1,10 +1,10 @@
 //! `credit-tender verify`: check a DSSE envelope offline against published keys.
 
 use super::out::{errln, outln, outp};
-use super::{render, Exit};
+use super::{Exit, render};
 use crate::proto::v1 as pb;
 use crate::service::{ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
-use crate::signing::{verify_each, KeyRole, KeyStatus, PublicKeyInfo};
+use crate::signing::{KeyRole, KeyStatus, PublicKeyInfo, verify_each};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -120,7 +120,9 @@ pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
     let text = match env.payload_type.as_str() {
         ASSESSMENT_PAYLOAD_TYPE => serde_json::from_slice::<pb::AssessmentStatement>(&env.payload).map(|s| render::assessment(&s)),
         DEPOSIT_CHECK_PAYLOAD_TYPE => serde_json::from_slice::<pb::DepositCheck>(&env.payload).map(|c| render::deposit_check(&c)),
-        other => return Err(Exit::data(format!("signature valid (key {keyid}), but payload type '{other}' is not one credit-tender issues"))),
+        other => {
+            return Err(Exit::data(format!("signature valid (key {keyid}), but payload type '{other}' is not one credit-tender issues")));
+        }
     }
     .map_err(|e| Exit::data(format!("signature valid (key {keyid}), but the payload does not parse: {e}")))?;
     outp!("{text}");
@@ -137,7 +139,8 @@ pub(crate) fn log_keys(keys: &[PublicKeyInfo], origin: &str) -> Vec<crate::log::
 
 /// Verifies a signed checkpoint against the listed log keys.
 pub(crate) fn verified_checkpoint(note: &str, keys: &[PublicKeyInfo], what: &str) -> Result<crate::log::VerifiedCheckpoint, Exit> {
-    let origin = crate::log::checkpoint_origin(note).ok_or_else(|| Exit::data(format!("{what}: not a signed checkpoint (no origin line)")))?;
+    let origin =
+        crate::log::checkpoint_origin(note).ok_or_else(|| Exit::data(format!("{what}: not a signed checkpoint (no origin line)")))?;
     let candidates = log_keys(keys, origin);
     if candidates.is_empty() {
         return Err(Exit::data(format!("{what}: no listed key has role \"log\" (or every one is revoked): cannot check the checkpoint")));
@@ -169,7 +172,9 @@ fn check_logged(env: &pb::Envelope, keys: &[PublicKeyInfo], cp: &PathBuf, proof:
         .hashes
         .iter()
         .enumerate()
-        .map(|(i, h)| crate::log::tree::hash_from_bytes(h).ok_or_else(|| Exit::data(format!("{}: hashes[{i}] is not 32 bytes", proof.display()))))
+        .map(|(i, h)| {
+            crate::log::tree::hash_from_bytes(h).ok_or_else(|| Exit::data(format!("{}: hashes[{i}] is not 32 bytes", proof.display())))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let leaf = crate::log::tree::leaf_hash(&crate::log::leaf(env));
     crate::log::tree::check_inclusion(&hashes, p.leaf_index, p.tree_size, checkpoint.root, leaf)

@@ -71,8 +71,8 @@ pub const DEPARTMENTS: &[(u8, &str, &str)] = &[
 /// which codes issued by national registration authorities carry (100000).
 /// [S: GB/T 2260; GB 32100's explanation: "国家用100000"]
 const PROVINCES: &[&str] = &[
-    "10", "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44", "45",
-    "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82",
+    "10", "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44", "45", "46",
+    "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82",
 ];
 
 /// How a code passed: on its checksum, or only through the operator's allow-list.
@@ -105,11 +105,7 @@ fn check_character(body: &[u8]) -> char {
 
 /// Strips spaces and hyphens and upper-cases, as python-stdnum's `compact()`.
 pub fn compact(input: &str) -> String {
-    input
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .flat_map(char::to_uppercase)
-        .collect()
+    input.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect()
 }
 
 impl CreditCode {
@@ -354,27 +350,15 @@ mod tests {
         assert_eq!(CreditCode::parse_strict(""), Err(CreditCodeError::Empty));
         assert_eq!(CreditCode::parse_strict("91440300192317458"), Err(CreditCodeError::WrongLength(17)));
         assert_eq!(CreditCode::parse_strict("91440300192317458FF"), Err(CreditCodeError::WrongLength(19)));
-        assert_eq!(
-            CreditCode::parse_strict("91440300I92317458F"),
-            Err(CreditCodeError::ForbiddenCharacter { ch: 'I', position: 9 })
-        );
-        assert_eq!(
-            CreditCode::parse_strict("9144A300192317458F"),
-            Err(CreditCodeError::NonDigitRegion("44A300".into()))
-        );
-        assert_eq!(
-            CreditCode::parse_strict("914403001923174580"),
-            Err(CreditCodeError::WrongCheckCharacter { found: '0', expected: 'F' })
-        );
+        assert_eq!(CreditCode::parse_strict("91440300I92317458F"), Err(CreditCodeError::ForbiddenCharacter { ch: 'I', position: 9 }));
+        assert_eq!(CreditCode::parse_strict("9144A300192317458F"), Err(CreditCodeError::NonDigitRegion("44A300".into())));
+        assert_eq!(CreditCode::parse_strict("914403001923174580"), Err(CreditCodeError::WrongCheckCharacter { found: '0', expected: 'F' }));
     }
 
     #[test]
     fn pilot_codes_need_the_allow_list() {
         let pilot = "91350100M0001TGQXM";
-        assert!(matches!(
-            CreditCode::parse_strict(pilot),
-            Err(CreditCodeError::WrongCheckCharacter { .. })
-        ));
+        assert!(matches!(CreditCode::parse_strict(pilot), Err(CreditCodeError::WrongCheckCharacter { .. })));
         let allow = AllowList::new([pilot]).unwrap();
         let (code, check) = CreditCode::parse(pilot, &allow).unwrap();
         assert_eq!((code.as_str(), check), (pilot, CodeCheck::AllowListed));

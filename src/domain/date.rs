@@ -86,7 +86,18 @@ mod tests {
 
     #[test]
     fn the_fast_date_path_accepts_and_refuses_what_chrono_does() {
-        for t in ["2026-03-01", "2026-3-1", "2026-02-30", "2026-13-01", "20260301", "2026-03-0x", "2026/03/01", "+2026-03-01", "2024-02-29", "2023-02-29"] {
+        for t in [
+            "2026-03-01",
+            "2026-3-1",
+            "2026-02-30",
+            "2026-13-01",
+            "20260301",
+            "2026-03-0x",
+            "2026/03/01",
+            "+2026-03-01",
+            "2024-02-29",
+            "2023-02-29",
+        ] {
             let chrono = NaiveDate::parse_from_str(t, "%Y-%m-%d").ok();
             let ours = iso_date(t).or_else(|| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok());
             assert_eq!(ours, chrono, "{t}");
@@ -96,7 +107,10 @@ mod tests {
 
     #[test]
     fn dates_outside_the_range_are_refused_by_name() {
-        assert_eq!(parse_date("1999-12-31").unwrap_err(), "1999-12-31 is outside the dates this service accepts (2000-01-01 to 2100-12-31)");
+        assert_eq!(
+            parse_date("1999-12-31").unwrap_err(),
+            "1999-12-31 is outside the dates this service accepts (2000-01-01 to 2100-12-31)"
+        );
         assert!(parse_date("2101-01-01").is_err());
         assert!(parse_date("2100-12-31").is_ok() && parse_date("2000-01-01").is_ok());
         let late = Utc.with_ymd_and_hms(2100, 12, 31, 16, 0, 0).unwrap(); // 2101-01-01 in Shanghai

@@ -8,8 +8,8 @@ use super::credit_code::{AllowList, CodeCheck, CreditCode};
 use super::date::parse_date;
 use super::grade::{CreditDomain, Grade, WATER_RESOURCES_WORDS};
 use super::issuer::{Issuer, RegionCode};
-use super::records::*;
 use super::publication::PublicationPeriods;
+use super::records::*;
 use super::score_bands::ScoreBands;
 use super::text::shown;
 use chrono::NaiveDate;
@@ -205,7 +205,8 @@ pub fn parse_record(obj: &Map<String, Value>, rules: InputRules<'_>) -> Result<P
 fn domain(f: &mut Fields<'_>) -> Option<CreditDomain> {
     let s = f.required("domain")?;
     if WATER_RESOURCES_WORDS.iter().any(|w| w.eq_ignore_ascii_case(&s)) {
-        return f.fail("domain", format!("'{}' is the water-resources sector (水利), which is not transport credit and is refused", shown(&s)));
+        return f
+            .fail("domain", format!("'{}' is the water-resources sector (水利), which is not transport credit and is refused", shown(&s)));
     }
     match CreditDomain::parse(&s) {
         Some(d) => Some(d),
@@ -243,8 +244,9 @@ fn evaluation(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     let valid_to = f.date("valid_to");
     let kind = match f.text("evaluation_kind") {
         None => Some(EvaluationKind::Annual),
-        Some(s) => EvaluationKind::parse(&s)
-            .or_else(|| f.fail("evaluation_kind", format!("unknown value '{}', expected one of: {}", shown(&s), EvaluationKind::expected()))),
+        Some(s) => EvaluationKind::parse(&s).or_else(|| {
+            f.fail("evaluation_kind", format!("unknown value '{}', expected one of: {}", shown(&s), EvaluationKind::expected()))
+        }),
     };
     let region = match f.text("region") {
         None => Some(None),
@@ -260,9 +262,10 @@ fn evaluation(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     };
 
     if let (Some(from), Some(to)) = (valid_from, valid_to)
-        && to < from {
-            f.fail::<()>("valid_to", format!("{to} is before valid_from {from}"));
-        }
+        && to < from
+    {
+        f.fail::<()>("valid_to", format!("{to} is before valid_from {from}"));
+    }
     if let (Some(kind), Some(region), Some(grade)) = (kind, region, grade) {
         match kind {
             EvaluationKind::DynamicD if grade != Grade::D => {
@@ -285,9 +288,10 @@ fn evaluation(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
         f.fail::<()>("region", format!("{r} is outside issuer {p}'s province: a province sets a dynamic D only within itself"));
     }
     if let (Some(Some(score)), Some(domain), Some(grade), Some(EvaluationKind::Annual)) = (score, domain, grade, kind)
-        && let Err(reason) = rules.score_bands.check(domain, grade, score) {
-            f.fail::<()>("score", reason);
-        }
+        && let Err(reason) = rules.score_bands.check(domain, grade, score)
+    {
+        f.fail::<()>("score", reason);
+    }
     Some(Record::Evaluation(Evaluation {
         id: id?,
         document_ref: document_ref?,
@@ -317,9 +321,10 @@ fn list_entry(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     let listed_on = f.date("listed_on");
     let expires_on = f.optional_date("expires_on");
     if let (Some(from), Some(Some(to))) = (listed_on, expires_on)
-        && to < from {
-            f.fail::<()>("expires_on", format!("{to} is before listed_on {from}"));
-        }
+        && to < from
+    {
+        f.fail::<()>("expires_on", format!("{to} is before listed_on {from}"));
+    }
     Some(Record::ListEntry(ListEntry {
         id: id?,
         document_ref: document_ref?,
@@ -345,13 +350,15 @@ fn penalty(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     let min_end = f.date("min_publication_end");
     let max_end = f.date("max_publication_end");
     if let (Some(d), Some(min)) = (decided_on, min_end)
-        && min < d {
-            f.fail::<()>("min_publication_end", format!("{min} is before decided_on {d}"));
-        }
+        && min < d
+    {
+        f.fail::<()>("min_publication_end", format!("{min} is before decided_on {d}"));
+    }
     if let (Some(min), Some(max)) = (min_end, max_end)
-        && max < min {
-            f.fail::<()>("max_publication_end", format!("{max} is before min_publication_end {min}"));
-        }
+        && max < min
+    {
+        f.fail::<()>("max_publication_end", format!("{max} is before min_publication_end {min}"));
+    }
     if let (Some(c), Some(d), Some(min), Some(max)) = (category, decided_on, min_end, max_end)
         && min >= d
         && max >= min
@@ -392,9 +399,10 @@ fn commitment(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
         _ => {}
     }
     if let (Some(made), Some(Some(b))) = (made_on, breached_on)
-        && b < made {
-            f.fail::<()>("breached_on", format!("{b} is before made_on {made}"));
-        }
+        && b < made
+    {
+        f.fail::<()>("breached_on", format!("{b} is before made_on {made}"));
+    }
     Some(Record::Commitment(Commitment {
         id: id?,
         document_ref: document_ref?,
@@ -415,9 +423,10 @@ fn event(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     let event = f.word("event", EventKind::parse, EventKind::expected);
     let effective_on = f.date("effective_on");
     if let (Some(id), Some(target)) = (&id, &target_id)
-        && id == target {
-            f.fail::<()>("target_id", "an event cannot target itself");
-        }
+        && id == target
+    {
+        f.fail::<()>("target_id", "an event cannot target itself");
+    }
     Some(Record::Event(RecordEvent {
         id: id?,
         document_ref: document_ref?,

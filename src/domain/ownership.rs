@@ -152,9 +152,9 @@ impl Writer {
             ));
         }
         match claimed {
-            Some(c) if c != owner => Some(format!(
-                "'{id}' belongs to {owner}, named by its first version; {what} it may not name {c}: a record keeps its owner"
-            )),
+            Some(c) if c != owner => {
+                Some(format!("'{id}' belongs to {owner}, named by its first version; {what} it may not name {c}: a record keeps its owner"))
+            }
             _ => None,
         }
     }

@@ -199,9 +199,7 @@ impl Profile {
         let record = &stored.record;
         let accepted = record.record_type().accepted_events();
         let events: Vec<&RecordEvent> = self.events_for(stored).filter(|e| accepted.contains(&e.event)).collect();
-        let ending = events.iter().find(|e| {
-            matches!(e.event, EventKind::Repair | EventKind::Removal | EventKind::ObjectionUpheld)
-        });
+        let ending = events.iter().find(|e| matches!(e.event, EventKind::Repair | EventKind::Removal | EventKind::ObjectionUpheld));
         let ends_on = ending.map(|e| match (record, e.event) {
             (Record::Penalty(p), EventKind::Repair | EventKind::Removal) if e.effective_on <= p.min_publication_end => {
                 day_after(p.min_publication_end)
@@ -240,29 +238,19 @@ impl Profile {
         if let Some(ended) = ended {
             return ended;
         }
-        let contested = objection_pending
-            || matches!(record, Record::Evaluation(e) if e.status == EvaluationStatus::UnderObjection);
+        let contested = objection_pending || matches!(record, Record::Evaluation(e) if e.status == EvaluationStatus::UnderObjection);
         let span = match end {
             Some(end) => format!("{what} {start} to {end}"),
             None => format!("{what} from {start}, no expiry"),
         };
-        if contested {
-            (RecordState::UnderObjection, format!("{span}; an objection is pending"))
-        } else {
-            (RecordState::InForce, span)
-        }
+        if contested { (RecordState::UnderObjection, format!("{span}; an objection is pending")) } else { (RecordState::InForce, span) }
     }
 }
 
 /// A commitment at `d`: not yet made, its breach cleared by an upheld
 /// objection (`ended`), kept, breached, or breached with an objection
 /// pending (it counts until decided).
-fn commitment_state(
-    c: &Commitment,
-    d: NaiveDate,
-    ended: Option<(RecordState, String)>,
-    objection_pending: bool,
-) -> (RecordState, String) {
+fn commitment_state(c: &Commitment, d: NaiveDate, ended: Option<(RecordState, String)>, objection_pending: bool) -> (RecordState, String) {
     if c.made_on > d {
         return (RecordState::NotYet, format!("made on {}", c.made_on));
     }
@@ -270,9 +258,7 @@ fn commitment_state(
         return (state, format!("breach cleared: {why}"));
     }
     match c.breached_on {
-        Some(b) if b <= d && objection_pending => {
-            (RecordState::UnderObjection, format!("breached on {b}; an objection is pending"))
-        }
+        Some(b) if b <= d && objection_pending => (RecordState::UnderObjection, format!("breached on {b}; an objection is pending")),
         Some(b) if b <= d => (RecordState::Breached, format!("breached on {b}")),
         _ => (RecordState::InForce, format!("made on {}, not breached", c.made_on)),
     }

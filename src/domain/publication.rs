@@ -32,9 +32,8 @@ impl PublicationPeriods {
         }
         let mut min_months = BTreeMap::new();
         for (name, months) in file.min_months {
-            let category = PenaltyCategory::parse(&name).ok_or_else(|| {
-                format!("min_months.{name}: unknown penalty category, expected one of: {}", PenaltyCategory::expected())
-            })?;
+            let category = PenaltyCategory::parse(&name)
+                .ok_or_else(|| format!("min_months.{name}: unknown penalty category, expected one of: {}", PenaltyCategory::expected()))?;
             if months > file.max_months {
                 return Err(format!("min_months.{name}: {months} months is above max_months ({})", file.max_months));
             }

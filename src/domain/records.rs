@@ -223,9 +223,7 @@ impl RecordType {
         }
         let accepted: Vec<&str> = self.accepted_events().iter().map(|e| e.as_str()).collect();
         Some(match (self, event) {
-            (RecordType::Event, _) => {
-                "events target evaluations, list entries, penalties or commitments, not other events".to_owned()
-            }
+            (RecordType::Event, _) => "events target evaluations, list entries, penalties or commitments, not other events".to_owned(),
             (RecordType::Evaluation, EventKind::Repair | EventKind::Removal) => format!(
                 "a {event} cannot end an evaluation: a grade is changed only by its issuer publishing a corrected \
                  result (a new version of the record) or by an upheld objection; an evaluation accepts {}",

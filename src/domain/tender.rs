@@ -69,10 +69,7 @@ impl TenderTerms {
         if self.nominal_deposit.0 as i128 * 50 > self.estimated_price.0 as i128 {
             return Err(FieldError::new(
                 "nominal_deposit_fen",
-                format!(
-                    "{} exceeds 2% of the estimated price {} (招标投标法实施条例 Art. 26)",
-                    self.nominal_deposit, self.estimated_price
-                ),
+                format!("{} exceeds 2% of the estimated price {} (招标投标法实施条例 Art. 26)", self.nominal_deposit, self.estimated_price),
             ));
         }
         Ok(())

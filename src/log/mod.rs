@@ -38,8 +38,8 @@ const BATCH_YIELDS: usize = 4;
 
 /// The leaf of an envelope: compact DSSE JSON, keys in a fixed order.
 pub fn leaf(envelope: &pb::Envelope) -> Vec<u8> {
-    use base64::engine::general_purpose::STANDARD as B64;
     use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
     #[derive(serde::Serialize)]
     struct Sig<'a> {
         keyid: &'a str,
@@ -81,7 +81,8 @@ pub struct VerifiedCheckpoint {
 /// Parses a signed checkpoint and verifies its signature by `key`.
 pub fn verify_checkpoint(signed: &str, key: &note::NoteKey) -> Result<VerifiedCheckpoint, String> {
     let text = note::verify(signed, key).map_err(|e| e.to_string())?;
-    let c = tlog_tiles::Checkpoint::from_bytes(text.as_bytes()).map_err(|_| "not a C2SP checkpoint (origin, size, root hash)".to_owned())?;
+    let c =
+        tlog_tiles::Checkpoint::from_bytes(text.as_bytes()).map_err(|_| "not a C2SP checkpoint (origin, size, root hash)".to_owned())?;
     if c.origin() != key.name {
         return Err(format!("the checkpoint's origin '{}' is not the key's name '{}'", c.origin(), key.name));
     }
@@ -132,7 +133,12 @@ pub struct Log {
 impl Log {
     /// Starts the sequencer; returns the log and the task to run it (ends
     /// when the last handle is dropped).
-    pub fn new(store: Store, origin: String, keys: SharedKeyring, metrics: Arc<Metrics>) -> (Arc<Log>, impl std::future::Future<Output = ()>) {
+    pub fn new(
+        store: Store,
+        origin: String,
+        keys: SharedKeyring,
+        metrics: Arc<Metrics>,
+    ) -> (Arc<Log>, impl std::future::Future<Output = ()>) {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         let log = Arc::new(Log { store: store.clone(), origin, keys, queue, metrics: metrics.clone() });
         (log, sequence(store, rx, metrics))
@@ -159,7 +165,8 @@ impl Log {
         let root = tree::root(size, &self.store.log_hashes(&tree::root_reads(size)).await?)?;
         let keys = self.keys.get();
         let (pair, _) = keys.log_signer().ok_or(LogError::NoKey)?;
-        let note = note::sign(&checkpoint_text(&self.origin, size, &root), &self.origin, pair).map_err(|e| LogError::Append(e.to_string()))?;
+        let note =
+            note::sign(&checkpoint_text(&self.origin, size, &root), &self.origin, pair).map_err(|e| LogError::Append(e.to_string()))?;
         self.store.put_checkpoint(&StoredCheckpoint { size, root: root.0.to_vec(), note }).await?;
         self.metrics.checkpoint(size);
         tracing::debug!(size, "checkpoint published");
@@ -396,9 +403,23 @@ mod tests {
         assert_eq!(ok("tile/1/x001/234.p/7"), Some((1, 1234, 7, false)));
         assert_eq!(ok("tile/entries/000.p/255"), Some((0, 0, 255, true)));
         for bad in [
-            "tile/0/000.p/0", "tile/64/000", "tile/entries/000.p/0", "tile/8/000", "tile/0/000.p/256", "tile/0/x000/001",
-            "tile/0/1", "tile/0/0001", "tile/00/000", "tile/0/000.p/07", "tile/0/000.p/", "tile/0/", "tile/entries/",
-            "tile/0/x999/x999/x999/x999/x999/x999/x999/999", "tile/data/000", "tile/-1/000", "tile/0/000/",
+            "tile/0/000.p/0",
+            "tile/64/000",
+            "tile/entries/000.p/0",
+            "tile/8/000",
+            "tile/0/000.p/256",
+            "tile/0/x000/001",
+            "tile/0/1",
+            "tile/0/0001",
+            "tile/00/000",
+            "tile/0/000.p/07",
+            "tile/0/000.p/",
+            "tile/0/",
+            "tile/entries/",
+            "tile/0/x999/x999/x999/x999/x999/x999/x999/999",
+            "tile/data/000",
+            "tile/-1/000",
+            "tile/0/000/",
         ] {
             assert_eq!(ok(bad), None, "{bad}");
         }

@@ -3,9 +3,9 @@
 //! rather than pulling a second one in through the `signed_note` crate.
 //! Checked against the specification's own example (PeterNeumann).
 
-use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use base64::engine::general_purpose::STANDARD as B64;
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
 /// Signature type byte for Ed25519 (signed-note §"Signature types").
 const ED25519_TYPE: u8 = 0x01;
@@ -113,10 +113,7 @@ pub fn split(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), NoteError> {
 pub fn verify<'n>(note: &'n str, key: &NoteKey) -> Result<&'n str, NoteError> {
     let (text, sigs) = split(note)?;
     let id = key.key_id();
-    let sig = sigs
-        .iter()
-        .find(|(name, sig)| *name == key.name && sig[..4] == id)
-        .ok_or_else(|| NoteError::NotSigned(key.name.clone()))?;
+    let sig = sigs.iter().find(|(name, sig)| *name == key.name && sig[..4] == id).ok_or_else(|| NoteError::NotSigned(key.name.clone()))?;
     UnparsedPublicKey::new(&ED25519, &key.public_key)
         .verify(text.as_bytes(), &sig.1[4..])
         .map_err(|_| NoteError::BadSignature(key.name.clone()))?;

@@ -9,8 +9,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-pub use tlog_tiles::{Hash, HASH_SIZE};
-use tlog_tiles::{tlog, HashReader};
+pub use tlog_tiles::{HASH_SIZE, Hash};
+use tlog_tiles::{HashReader, tlog};
 
 /// Why a proof cannot be given or does not check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -195,7 +195,7 @@ mod tests {
     //! RFC 6962 §2.1 (MTH, PATH, PROOF/SUBPROOF) written from the text,
     //! plus the published root hashes of RFC 6962's reference test leaves.
     use super::*;
-    use ring::digest::{digest, SHA256};
+    use ring::digest::{SHA256, digest};
 
     fn h(parts: &[&[u8]]) -> Hash {
         let joined: Vec<u8> = parts.concat();

@@ -71,9 +71,7 @@ pub enum ReasonCode {
 
 impl std::fmt::Display for ReasonCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let list = |f: &mut std::fmt::Formatter<'_>, prefix: &str, l: ListKind| {
-            write!(f, "{prefix}{}", l.as_str().to_ascii_uppercase())
-        };
+        let list = |f: &mut std::fmt::Formatter<'_>, prefix: &str, l: ListKind| write!(f, "{prefix}{}", l.as_str().to_ascii_uppercase());
         match self {
             ReasonCode::Listed(l) => list(f, "LISTED_", *l),
             ReasonCode::BonusWithheld(l) => list(f, "BONUS_WITHHELD_", *l),
@@ -173,7 +171,6 @@ fn newest<'a>(cands: impl Iterator<Item = (&'a StoredRecord, &'a Evaluation)>) -
     cands.max_by_key(|(s, e)| (e.year, e.valid_from, s.recorded_version))
 }
 
-
 /// What the steps find along the way, in the order they find it (the order
 /// is part of the signed statement).
 #[derive(Default)]
@@ -200,8 +197,7 @@ pub fn evaluate(tender: &Tender, policy: &Policy, members: &[MemberInput<'_>], c
     let d = shanghai_date(tender.terms.bid_deadline);
     let mut found = Findings::default();
     let assessed: Vec<Member> = members.iter().map(|m| assess_member(tender, policy, m, d, &mut found)).collect();
-    let new_entrant_without_benefit =
-        assessed.iter().any(|m| m.grade.source == GradeSource::NewEntrant) && !policy.new_entrant_benefit;
+    let new_entrant_without_benefit = assessed.iter().any(|m| m.grade.source == GradeSource::NewEntrant) && !policy.new_entrant_benefit;
     let rewarded_by = reward_list(&assessed);
     let grades: Vec<MemberGrade> = assessed.into_iter().map(|m| m.grade).collect();
 
@@ -225,15 +221,12 @@ pub fn evaluate(tender: &Tender, policy: &Policy, members: &[MemberInput<'_>], c
         grant_reward(policy, *list, holders, method, &mut points, &mut found);
     }
 
-    let reduction_allowed =
-        qualified && !new_entrant_without_benefit && !(withheld && policy.withhold_denies_deposit_reduction);
+    let reduction_allowed = qualified && !new_entrant_without_benefit && !(withheld && policy.withhold_denies_deposit_reduction);
     let at_most = reward.as_ref().map(|_| policy.reward_deposit_share_percent_at_most);
     let deposit = deposit(policy, applied_grade, tender.terms.nominal_deposit, reduction_allowed, at_most, &mut found);
-    let performance_bond_rate_bp =
-        if reduction_allowed { policy.bond_rate_bp.get(applied_grade) } else { policy.no_benefit_bond_rate_bp };
+    let performance_bond_rate_bp = if reduction_allowed { policy.bond_rate_bp.get(applied_grade) } else { policy.no_benefit_bond_rate_bp };
     // Round up to the fen, as the deposit: the bond is never less than its rate.
-    let performance_bond = contract_price
-        .map(|p| Fen(((p.0.max(0) as i128 * performance_bond_rate_bp as i128 + 9_999) / 10_000) as i64));
+    let performance_bond = contract_price.map(|p| Fen(((p.0.max(0) as i128 * performance_bond_rate_bp as i128 + 9_999) / 10_000) as i64));
 
     Assessment {
         as_of_date: d,
@@ -375,9 +368,7 @@ fn step_enabled(policy: &Policy, step: GradeSource) -> bool {
 fn step_matches(step: GradeSource, e: &Evaluation, region: RegionCode) -> bool {
     let province = region.province();
     match step {
-        GradeSource::DynamicD => {
-            e.evaluation_kind == EvaluationKind::DynamicD && e.region.is_some_and(|r| r.contains(region))
-        }
+        GradeSource::DynamicD => e.evaluation_kind == EvaluationKind::DynamicD && e.region.is_some_and(|r| r.contains(region)),
         GradeSource::Provincial => e.evaluation_kind == EvaluationKind::Annual && e.issuer == Issuer::Province(province),
         GradeSource::National => e.evaluation_kind == EvaluationKind::Annual && e.issuer == Issuer::National,
         GradeSource::CarriedOver | GradeSource::NewEntrant => false,
@@ -408,12 +399,7 @@ fn choose_grade(
     let mut evidence = Vec::new();
     for step in GRADE_STEPS {
         if !step_enabled(policy, step) {
-            evidence.push(Evidence {
-                step,
-                outcome: EvidenceOutcome::Skipped,
-                record: None,
-                note: "not used by this policy".into(),
-            });
+            evidence.push(Evidence { step, outcome: EvidenceOutcome::Skipped, record: None, note: "not used by this policy".into() });
             continue;
         }
         let overturned = overturned(profile, tender, step, d);
@@ -431,8 +417,7 @@ fn choose_grade(
             step,
             outcome: EvidenceOutcome::Chosen,
             record: Some((s.clone(), e.clone())),
-            note: format!("{} grade {} for {}, valid {} to {}", e.issuer, e.grade, e.year, e.valid_from, e.valid_to)
-                + &overturned,
+            note: format!("{} grade {} for {}, valid {} to {}", e.issuer, e.grade, e.year, e.valid_from, e.valid_to) + &overturned,
         });
         if step == GradeSource::DynamicD {
             let code = &profile.credit_code;
@@ -637,14 +622,7 @@ struct Deposit {
 /// The bid deposit owed: the grade's share of the nominal deposit (or a
 /// reward's, if lower) when a reduction is allowed, else all of it (with a
 /// reason when the grade would have reduced it).
-fn deposit(
-    policy: &Policy,
-    grade: Grade,
-    nominal: Fen,
-    reduction_allowed: bool,
-    at_most: Option<u32>,
-    found: &mut Findings,
-) -> Deposit {
+fn deposit(policy: &Policy, grade: Grade, nominal: Fen, reduction_allowed: bool, at_most: Option<u32>, found: &mut Findings) -> Deposit {
     let grade_share = policy.deposit_share_percent.get(grade);
     let share = if reduction_allowed { grade_share.min(at_most.unwrap_or(100)).min(100) } else { 100 };
     // Round up to the fen: the bidder never owes less than the share.
@@ -665,7 +643,7 @@ fn deposit(
 mod tests {
     use super::*;
 
-    use crate::policy::fixtures::{policy, profile, tender, CODE};
+    use crate::policy::fixtures::{CODE, policy, profile, tender};
 
     fn grade(id: &str, issuer: &str, grade: &str, year: u32) -> serde_json::Value {
         serde_json::json!({"type": "evaluation", "id": id, "entity_name": "x", "domain": "highway_construction",
@@ -767,7 +745,11 @@ mod tests {
         let mut found = Findings::default();
         let mut full = points(&p, Grade::AA, true, scoring, &mut found);
         grant_reward(&p, ListKind::TransportRedList, &holder, scoring, &mut full, &mut found);
-        assert_eq!((full.qualification, full.evaluation, full.total()), (Points(100), Points(200), Points(300)), "AA already fills the cap");
+        assert_eq!(
+            (full.qualification, full.evaluation, full.total()),
+            (Points(100), Points(200), Points(300)),
+            "AA already fills the cap"
+        );
         assert!(found.reasons[0].message.contains("0.00 points given, 0.50 points cut by the cap of 3.00"), "{}", found.reasons[0].message);
 
         let mut found = Findings::default();

@@ -12,8 +12,7 @@ mod fixtures;
 mod properties;
 
 pub use evaluate::{
-    evaluate, Assessment, DepositBasis, Effect, Evidence, EvidenceOutcome, GradeSource, MemberGrade, MemberInput, Reason,
-    ReasonCode,
+    Assessment, DepositBasis, Effect, Evidence, EvidenceOutcome, GradeSource, MemberGrade, MemberInput, Reason, ReasonCode, evaluate,
 };
 
 use crate::domain::records::ListKind;
@@ -286,9 +285,7 @@ impl Policy {
             let (q, e) = (qualification_points.get(*g), evaluation_points.get(*g));
             let total = q + e;
             if q > cap || e > cap || total > cap {
-                return Err(format!(
-                    "bonus: grade {g} earns {q} + {e} = {total} points, above the credit factor's cap of {cap}"
-                ));
+                return Err(format!("bonus: grade {g} earns {q} + {e} = {total} points, above the credit factor's cap of {cap}"));
             }
         }
         if f.deposit.max_nominal_rate_bp > LEGAL_MAX_DEPOSIT_BP {
@@ -312,8 +309,8 @@ impl Policy {
         let bond_rate_bp = per_grade("performance_bond.rate_bp", &f.performance_bond.rate_bp, bond)?;
         let no_benefit_bond_rate_bp = bond("performance_bond.no_benefit_rate_bp", f.performance_bond.no_benefit_rate_bp)?;
         let stages_by_method = stages_by_method(&f.bonus.stages_by_method)?;
-        let reward_extra_evaluation_points = Points::from_decimal(f.reward.extra_evaluation_points)
-            .map_err(|e| format!("reward.extra_evaluation_points: {e}"))?;
+        let reward_extra_evaluation_points =
+            Points::from_decimal(f.reward.extra_evaluation_points).map_err(|e| format!("reward.extra_evaluation_points: {e}"))?;
         if reward_extra_evaluation_points.0 < 0 || reward_extra_evaluation_points > cap {
             return Err(format!("reward.extra_evaluation_points: must be between 0 and the cap of {cap}"));
         }
@@ -390,8 +387,14 @@ mod tests {
     fn refusals_name_key_and_reason() {
         assert!(err("clean_grade = \"A\"", "clean_grade = \"AAA\"").starts_with("new_entrant.clean_grade: unknown grade 'AAA'"));
         assert!(err("cap = 3.0", "cap = 1.0").starts_with("bonus: grade AA earns 1.00 + 2.00 = 3.00 points, above"));
-        assert!(err("max_nominal_rate_bp = 200", "max_nominal_rate_bp = 250").starts_with("deposit.max_nominal_rate_bp: 250 basis points is above the legal 2%"));
-        assert!(err("no_benefit_rate_bp = 1000", "no_benefit_rate_bp = 1200").starts_with("performance_bond.no_benefit_rate_bp: 1200 basis points is above the legal 10%"));
+        assert!(
+            err("max_nominal_rate_bp = 200", "max_nominal_rate_bp = 250")
+                .starts_with("deposit.max_nominal_rate_bp: 250 basis points is above the legal 2%")
+        );
+        assert!(
+            err("no_benefit_rate_bp = 1000", "no_benefit_rate_bp = 1200")
+                .starts_with("performance_bond.no_benefit_rate_bp: 1200 basis points is above the legal 10%")
+        );
         assert!(err("AA = 0, A = 50", "AA = 0, A = 150").starts_with("deposit.share_percent.A: 150% is above"));
         assert!(err("use_national = true", "use_national = true\nuse_county = true").contains("unknown field `use_county`"));
         assert!(err("A = 1.0, B = 0, C = 0", "A = 1.0, B = 0, C = -1.0").starts_with("bonus.evaluation.C: -1.00 is negative"));

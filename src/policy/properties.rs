@@ -27,12 +27,12 @@
 //! objection until decided. (A policy that skips contested grades changes
 //! grades on purpose when an objection is filed.)
 
-use super::fixtures::{history, policy, profile, profile_of, tender, CODE};
-use super::{evaluate, Assessment, MemberInput, Policy};
+use super::fixtures::{CODE, history, policy, profile, profile_of, tender};
+use super::{Assessment, MemberInput, Policy, evaluate};
 use crate::domain::records::{EventKind, RecordType};
 use crate::domain::{Bidder, CreditCode, EvaluationMethod, Points};
 use proptest::prelude::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const GRADES: [&str; 5] = ["AA", "A", "B", "C", "D"];
 const LISTS: [&str; 8] = [
@@ -108,10 +108,8 @@ fn records() -> impl Strategy<Value = Vec<Value>> {
             }
             out.push(v);
         }
-        let targets: Vec<(String, RecordType)> = out
-            .iter()
-            .map(|v| (v["id"].as_str().unwrap().to_owned(), RecordType::parse(v["type"].as_str().unwrap()).unwrap()))
-            .collect();
+        let targets: Vec<(String, RecordType)> =
+            out.iter().map(|v| (v["id"].as_str().unwrap().to_owned(), RecordType::parse(v["type"].as_str().unwrap()).unwrap())).collect();
         for (i, (target, kind, on)) in events.into_iter().enumerate() {
             if targets.is_empty() {
                 break;

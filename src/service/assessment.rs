@@ -1,21 +1,21 @@
 //! `credit_tender.v1.AssessmentService`: signed assessments as of the bid deadline.
 
+use super::Cache;
 use super::commands::{Assess, CheckDeposit, TablePage};
 use super::policies::PolicySet;
-use super::statement::{sign, statement, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
+use super::statement::{ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE, sign, statement};
+use super::table::{Encoded, Stamp, Tables};
 use super::tenders::bid_to_proto;
-use super::{authorize, caller, ApiError};
+use super::{ApiError, authorize, caller};
 use crate::access::{Action, Caller, Resource};
+use crate::cache::CachedTender;
 use crate::config::Rules;
 use crate::domain::tender::DepositForm;
 use crate::domain::{Bidder, CreditCode, Fen, Tender, TenderId};
-use crate::policy::{evaluate, MemberInput, Policy};
+use crate::log::Log;
+use crate::policy::{MemberInput, Policy, evaluate};
 use crate::proto::v1 as pb;
 use crate::signing::SharedKeyring;
-use super::Cache;
-use crate::cache::CachedTender;
-use crate::log::Log;
-use super::table::{Encoded, Stamp, Tables};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -177,7 +177,11 @@ impl AssessmentApi {
     /// rather than one fsync each. A closed tender's answers are fixed as of
     /// its deadline: nothing is signed for it here. Returns how many
     /// statements were looked at.
-    pub async fn refresh_tender(&self, id: &TenderId, codes: Option<&std::collections::HashSet<crate::domain::CreditCode>>) -> Result<u32, ApiError> {
+    pub async fn refresh_tender(
+        &self,
+        id: &TenderId,
+        codes: Option<&std::collections::HashSet<crate::domain::CreditCode>>,
+    ) -> Result<u32, ApiError> {
         let Some(cached) = self.cache.tender(id).await? else { return Ok(0) };
         if cached.tender.terms.bid_deadline <= chrono::Utc::now() {
             return Ok(0);
@@ -209,7 +213,10 @@ impl AssessmentApi {
         let bids = rows
             .iter()
             .zip(answers)
-            .map(|(row, a)| pb::AssessedBid { bid: Some(bid_to_proto(&cached.tender.tender_id, row)), assessment: Some(a.response.clone()) })
+            .map(|(row, a)| pb::AssessedBid {
+                bid: Some(bid_to_proto(&cached.tender.tender_id, row)),
+                assessment: Some(a.response.clone()),
+            })
             .collect();
         Ok(pb::AssessTenderResponse { bids, next_page_token: next })
     }
@@ -223,12 +230,16 @@ impl AssessmentApi {
         // Checked before the answers are: each answer then reflects this
         // data version or a newer one, never an older.
         let data_version = self.cache.data_version().await?;
-        let stamp = (self.cache.enabled() && self.cache.unconfirmed_for().is_none())
-            .then(|| Stamp { tender: cached.clone(), data_version, key_id: self.keys.get().active_key_id().to_owned() });
+        let stamp = (self.cache.enabled() && self.cache.unconfirmed_for().is_none()).then(|| Stamp {
+            tender: cached.clone(),
+            data_version,
+            key_id: self.keys.get().active_key_id().to_owned(),
+        });
         if let Some(stamp) = &stamp
-            && let Some(page) = self.tables.page(stamp, rows, &next).await {
-                return Ok(page);
-            }
+            && let Some(page) = self.tables.page(stamp, rows, &next).await
+        {
+            return Ok(page);
+        }
         let answers = self.table_answers(&cached.tender, &policy, rows).await?;
         Ok(self.tables.build(stamp, &cached, rows, &answers, &next).await)
     }
@@ -236,7 +247,12 @@ impl AssessmentApi {
     /// Each row's answer, in bid order. Rows not cached need a store read and
     /// a signature each: up to TABLE_CONCURRENCY of them at once (the store's
     /// pool size), which also lets the log commit their leaves together.
-    async fn table_answers(&self, tender: &Tender, policy: &Policy, rows: &[crate::store::BidRow]) -> Result<Vec<Arc<CachedAnswer>>, ApiError> {
+    async fn table_answers(
+        &self,
+        tender: &Tender,
+        policy: &Policy,
+        rows: &[crate::store::BidRow],
+    ) -> Result<Vec<Arc<CachedAnswer>>, ApiError> {
         use futures_util::{StreamExt, TryStreamExt};
         // Every bidder's profile not cached, in one store round trip.
         let version = self.cache.data_version().await?;
@@ -363,10 +379,10 @@ where
 /// The codec under Assess and AssessTender: requests decoded by prost,
 /// answers written as the bytes the caches keep.
 mod wire {
-    use super::{caller, Assess, AssessmentApi, Encoded, TablePage};
+    use super::{Assess, AssessmentApi, Encoded, TablePage, caller};
     use crate::proto::v1 as pb;
-    use prost::bytes::BufMut;
     use prost::Message;
+    use prost::bytes::BufMut;
     use std::marker::PhantomData;
     use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
     use tonic::{Request, Response, Status};

@@ -2,14 +2,12 @@
 //! ("parse, don't validate"): once a command exists its fields are valid, and
 //! every problem found is a [`FieldError`] naming the request field.
 
-use crate::domain::text::shown;
 use super::ApiError;
 use crate::config::Rules;
 use crate::domain::input::InputRules;
 use crate::domain::tender::DepositForm;
-use crate::domain::{
-    Bidder, CreditCode, CreditDomain, EvaluationMethod, FieldError, Fen, Record, RegionCode, TenderId, TenderTerms,
-};
+use crate::domain::text::shown;
+use crate::domain::{Bidder, CreditCode, CreditDomain, EvaluationMethod, Fen, FieldError, Record, RegionCode, TenderId, TenderTerms};
 use crate::proto::v1 as pb;
 use chrono::{DateTime, Utc};
 
@@ -78,8 +76,7 @@ pub(crate) fn terms(t: Option<&pb::TenderTerms>) -> Result<TenderTerms, ApiError
             None
         }
     };
-    let (Some(domain), Some(region), Some(bid_deadline), Some(evaluation_method)) = (domain, region, deadline, method)
-    else {
+    let (Some(domain), Some(region), Some(bid_deadline), Some(evaluation_method)) = (domain, region, deadline, method) else {
         return Err(ApiError::Invalid(errors));
     };
     let terms = TenderTerms {
@@ -159,7 +156,6 @@ impl BidOn {
     pub fn register(req: &pb::RegisterBidRequest, rules: &Rules) -> Result<BidOn, ApiError> {
         Ok(BidOn { tender_id: tender_id(&req.tender_id)?, bidder: bidder("bidder", req.bidder.as_ref(), rules)? })
     }
-
 }
 
 /// A contract price, where given: positive fen.

@@ -5,8 +5,8 @@
 //! line would be (so one validator, [`parse_record`], serves every input), and a
 //! domain record is written back through protobuf's JSON mapping.
 
-use crate::domain::input::{parse_record, FieldError, InputRules, Parsed};
 use crate::domain::Record;
+use crate::domain::input::{FieldError, InputRules, Parsed, parse_record};
 use crate::proto::v1 as pb;
 use pb::record::Kind;
 use serde_json::{Map, Value};
@@ -37,10 +37,7 @@ fn object<T: serde::Serialize>(record_type: &str, message: &T) -> Map<String, Va
 pub(crate) fn record_from_proto(r: &pb::Record, rules: InputRules<'_>) -> Result<Parsed, Vec<FieldError>> {
     let obj = match &r.kind {
         None => {
-            return Err(vec![FieldError::new(
-                "kind",
-                "is required: set one of evaluation, list_entry, penalty, commitment, event",
-            )]);
+            return Err(vec![FieldError::new("kind", "is required: set one of evaluation, list_entry, penalty, commitment, event")]);
         }
         // JSON has no NaN or infinity: serde would turn them into null and drop the score.
         Some(Kind::Evaluation(m)) if m.score.is_some_and(|s| !s.is_finite()) => {

@@ -2,12 +2,12 @@
 
 use super::commands::{GetProfile, PutRecords};
 use super::convert::record_to_proto;
-use super::{authorize, caller, ApiError};
+use super::{ApiError, authorize, caller};
 use crate::access::{Action, Caller, Resource};
 use crate::config::Rules;
+use crate::domain::Record;
 use crate::domain::date::shanghai_date;
 use crate::domain::profile::Profile;
-use crate::domain::Record;
 use crate::proto::v1 as pb;
 use crate::store::{Store, StoreError, WriteMode};
 use std::sync::Arc;
@@ -38,7 +38,13 @@ impl CreditDataApi {
             Err(StoreError::NotOwner(problems)) => {
                 // Refused by the ownership rule in the store's write path: an access decision too.
                 self.cache.metrics().denied("permission_denied");
-                tracing::info!(principal = caller.label(), action = "PutRecords", problems = problems.len(), outcome = "permission_denied", "access refused");
+                tracing::info!(
+                    principal = caller.label(),
+                    action = "PutRecords",
+                    problems = problems.len(),
+                    outcome = "permission_denied",
+                    "access refused"
+                );
                 return Err(ApiError::Store(StoreError::NotOwner(problems)));
             }
             other => other?,
@@ -98,13 +104,11 @@ fn stored_records(profile: &Profile, date: chrono::NaiveDate) -> Vec<pb::StoredR
                 .iter()
                 .filter(|e| matches!(&e.record, Record::Event(ev) if &ev.target_id == id))
                 .filter_map(|e| match record_to_proto(&e.record).kind {
-                    Some(pb::record::Kind::Event(event)) => {
-                        Some(pb::StoredEvent {
+                    Some(pb::record::Kind::Event(event)) => Some(pb::StoredEvent {
                         event: Some(event),
                         recorded_version: e.recorded_version,
                         concerns_version: profile.concerned_version(e).unwrap_or(0),
-                    })
-                    }
+                    }),
                     _ => None,
                 })
                 .collect();
@@ -134,19 +138,13 @@ fn stored_records(profile: &Profile, date: chrono::NaiveDate) -> Vec<pb::StoredR
 
 #[tonic::async_trait]
 impl pb::credit_data_service_server::CreditDataService for CreditDataApi {
-    async fn put_records(
-        &self,
-        request: Request<pb::PutRecordsRequest>,
-    ) -> Result<Response<pb::PutRecordsResponse>, Status> {
+    async fn put_records(&self, request: Request<pb::PutRecordsRequest>) -> Result<Response<pb::PutRecordsResponse>, Status> {
         let caller = caller(&request);
         let cmd = PutRecords::parse(request.get_ref(), self.rules.input())?;
         Ok(Response::new(self.put(&caller, cmd).await?))
     }
 
-    async fn get_profile(
-        &self,
-        request: Request<pb::GetProfileRequest>,
-    ) -> Result<Response<pb::GetProfileResponse>, Status> {
+    async fn get_profile(&self, request: Request<pb::GetProfileRequest>) -> Result<Response<pb::GetProfileResponse>, Status> {
         let caller = caller(&request);
         let cmd = GetProfile::parse(request.get_ref(), &self.rules)?;
         Ok(Response::new(self.profile(&caller, cmd).await?))

@@ -1,7 +1,7 @@
 //! `credit_tender.v1.LogService`: checkpoints, proofs and entries of the
 //! transparency log.
 
-use super::{authorize, caller, ApiError};
+use super::{ApiError, authorize, caller};
 use crate::access::{Action, Resource};
 use crate::log::tree::Hash;
 use crate::log::{Log, LogError};

@@ -7,27 +7,27 @@ mod convert;
 pub mod credit_data;
 mod keys;
 mod log;
-pub mod recompute;
 pub mod policies;
+pub mod recompute;
 pub(crate) mod statement;
 mod table;
 mod tenders;
 
 pub use assessment::{AssessmentApi, AssessmentRoutes, CachedAnswer};
-pub use table::Encoded;
+pub use commands::{MAX_BATCH, MAX_TABLE_PAGE, TablePage};
 pub use credit_data::CreditDataApi;
-pub use keys::{key_to_proto, KeyApi};
+pub use keys::{KeyApi, key_to_proto};
 pub use log::LogApi;
 pub use policies::PolicySet;
-pub use statement::{envelope_from_proto, envelope_to_proto, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
-pub use tenders::{check_against_policy, TenderApi};
-pub use commands::{TablePage, MAX_BATCH, MAX_TABLE_PAGE};
+pub use statement::{ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE, envelope_from_proto, envelope_to_proto};
+pub use table::Encoded;
+pub use tenders::{TenderApi, check_against_policy};
 
 /// The cache as the services use it: each statement is kept as the answer
 /// and as that answer's encoded protobuf bytes.
 pub type Cache = crate::cache::CreditCache<assessment::CachedAnswer>;
 
-use crate::access::{decide, Action, Caller, Decision, Resource};
+use crate::access::{Action, Caller, Decision, Resource, decide};
 use crate::cache::CacheError;
 use crate::domain::FieldError;
 use crate::store::StoreError;
@@ -191,11 +191,7 @@ fn busy_status(why: &str) -> Status {
     tracing::warn!(%why, "credit store busy: another process holds its write lock");
     let mut details = ErrorDetails::new();
     details.set_retry_info(Some(BUSY_RETRY_AFTER));
-    let mut status = Status::with_error_details(
-        Code::Unavailable,
-        "the credit store is busy (another process is writing); retry",
-        details,
-    );
+    let mut status = Status::with_error_details(Code::Unavailable, "the credit store is busy (another process is writing); retry", details);
     status.metadata_mut().insert("grpc-retry-pushback-ms", BUSY_RETRY_AFTER.as_millis().to_string().parse().expect("digits"));
     status
 }
@@ -211,23 +207,21 @@ impl From<ApiError> for Status {
                 let message = bounded(format!("invalid request: {}", summary(&violations)), MAX_MESSAGE_BYTES);
                 Status::with_error_details(Code::InvalidArgument, message, violation_details(violations))
             }
-            ApiError::Shared(e) => {
-                match &*e {
-                    ApiError::Invalid(v) => ApiError::Invalid(v.clone()).into(),
-                    ApiError::NotFound(s) => Status::not_found(bounded(s.clone(), MAX_MESSAGE_BYTES)),
-                    ApiError::Precondition(s) => Status::failed_precondition(bounded(s.clone(), MAX_MESSAGE_BYTES)),
-                    ApiError::NotLogged(s) => ApiError::NotLogged(s.clone()).into(),
-                    ApiError::Unavailable(s) => ApiError::Unavailable(s.clone()).into(),
-                    ApiError::TooStale(s) => ApiError::TooStale(s.clone()).into(),
-                    ApiError::Store(StoreError::Unavailable(s)) => ApiError::Unavailable(s.to_string()).into(),
-                    ApiError::Store(StoreError::Lost(s)) => ApiError::Store(StoreError::Lost(s.clone())).into(),
-                    ApiError::Store(StoreError::Busy(s)) => busy_status(s),
-                    other => {
-                        tracing::error!(error = %other, "internal error");
-                        Status::internal("internal error")
-                    }
+            ApiError::Shared(e) => match &*e {
+                ApiError::Invalid(v) => ApiError::Invalid(v.clone()).into(),
+                ApiError::NotFound(s) => Status::not_found(bounded(s.clone(), MAX_MESSAGE_BYTES)),
+                ApiError::Precondition(s) => Status::failed_precondition(bounded(s.clone(), MAX_MESSAGE_BYTES)),
+                ApiError::NotLogged(s) => ApiError::NotLogged(s.clone()).into(),
+                ApiError::Unavailable(s) => ApiError::Unavailable(s.clone()).into(),
+                ApiError::TooStale(s) => ApiError::TooStale(s.clone()).into(),
+                ApiError::Store(StoreError::Unavailable(s)) => ApiError::Unavailable(s.to_string()).into(),
+                ApiError::Store(StoreError::Lost(s)) => ApiError::Store(StoreError::Lost(s.clone())).into(),
+                ApiError::Store(StoreError::Busy(s)) => busy_status(s),
+                other => {
+                    tracing::error!(error = %other, "internal error");
+                    Status::internal("internal error")
                 }
-            }
+            },
             ApiError::NotFound(what) => Status::not_found(bounded(what, MAX_MESSAGE_BYTES)),
             ApiError::Precondition(why) => Status::failed_precondition(bounded(why, MAX_MESSAGE_BYTES)),
             ApiError::Unauthenticated(why) => Status::unauthenticated(bounded(why, MAX_MESSAGE_BYTES)),
@@ -255,11 +249,9 @@ impl From<ApiError> for Status {
                 let violations = problems.into_iter().map(|(i, v)| v.within(&format!("records[{i}]"))).collect();
                 ApiError::Invalid(violations).into()
             }
-            ApiError::Store(StoreError::FutureVersion { requested, current }) => ApiError::field(
-                "data_version",
-                format!("{requested} is ahead of the store's current data version {current}"),
-            )
-            .into(),
+            ApiError::Store(StoreError::FutureVersion { requested, current }) => {
+                ApiError::field("data_version", format!("{requested} is ahead of the store's current data version {current}")).into()
+            }
             ApiError::Store(StoreError::NotOwner(problems)) => {
                 let violations: Vec<FieldError> = problems.into_iter().map(|(i, v)| v.within(&format!("records[{i}]"))).collect();
                 let message = summary(&violations);

@@ -4,10 +4,10 @@
 //! the time it was issued.
 
 use super::assessment::deposit_check;
-use super::statement::{statement, ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
+use super::statement::{ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE, statement};
 use crate::domain::tender::{Bidder, DepositForm};
 use crate::domain::{CreditCode, Fen, TenderId};
-use crate::policy::{evaluate, MemberInput, Policy};
+use crate::policy::{MemberInput, Policy, evaluate};
 use crate::proto::v1 as pb;
 use crate::store::Store;
 use chrono::{DateTime, Utc};

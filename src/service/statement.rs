@@ -23,7 +23,11 @@ pub(crate) fn statement(
         .members
         .iter()
         .enumerate()
-        .map(|(i, m)| pb::Member { credit_code: m.code.to_string(), entity_name: m.entity_name.clone(), lead: i == 0 && bidder.is_consortium() })
+        .map(|(i, m)| pb::Member {
+            credit_code: m.code.to_string(),
+            entity_name: m.entity_name.clone(),
+            lead: i == 0 && bidder.is_consortium(),
+        })
         .collect();
     let member_grades = a.members.iter().map(member_grade_to_proto).collect();
     pb::AssessmentStatement {
@@ -83,12 +87,7 @@ fn member_grade_to_proto(m: &MemberGrade) -> pb::MemberGrade {
 }
 
 fn evidence_to_proto(e: &Evidence) -> pb::Evidence {
-    let mut out = pb::Evidence {
-        step: e.step.to_string(),
-        outcome: e.outcome.to_string(),
-        note: e.note.clone(),
-        ..Default::default()
-    };
+    let mut out = pb::Evidence { step: e.step.to_string(), outcome: e.outcome.to_string(), note: e.note.clone(), ..Default::default() };
     if let Some((stored, ev)) = &e.record {
         out.record_id = ev.id.to_string();
         out.issuer = ev.issuer.to_string();

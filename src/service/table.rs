@@ -17,9 +17,9 @@ use crate::cache::{CachedTender, ENTRY_OVERHEAD};
 use crate::domain::TenderId;
 use crate::proto::v1 as pb;
 use moka::future::Cache;
-use prost::bytes::{Bytes, BytesMut};
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 use prost::Message;
+use prost::bytes::{Bytes, BytesMut};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -162,7 +162,8 @@ impl Tables {
 /// `answer_len` bytes follow.
 fn frame(bid: &pb::Bid, answer_len: usize) -> Bytes {
     let bid_len = bid.encoded_len();
-    let row_len = key_len(1) + encoded_len_varint(bid_len as u64) + bid_len + key_len(2) + encoded_len_varint(answer_len as u64) + answer_len;
+    let row_len =
+        key_len(1) + encoded_len_varint(bid_len as u64) + bid_len + key_len(2) + encoded_len_varint(answer_len as u64) + answer_len;
     let mut out = BytesMut::with_capacity(row_len - answer_len + 2 * key_len(1) + 10);
     encode_key(1, WireType::LengthDelimited, &mut out);
     encode_varint(row_len as u64, &mut out);
@@ -201,7 +202,12 @@ mod tests {
     #[test]
     fn frames_and_answers_concatenate_to_what_prost_encodes() {
         let bids: Vec<pb::Bid> = (1..=3)
-            .map(|n| pb::Bid { tender_id: "T".into(), sequence: n, bidder: Some(pb::Bidder { credit_codes: vec!["c".repeat(n as usize)] }), registered_at: None })
+            .map(|n| pb::Bid {
+                tender_id: "T".into(),
+                sequence: n,
+                bidder: Some(pb::Bidder { credit_codes: vec!["c".repeat(n as usize)] }),
+                registered_at: None,
+            })
             .collect();
         for token in ["", "after:3"] {
             let mut bytes = Vec::new();

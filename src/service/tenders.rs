@@ -2,8 +2,8 @@
 
 use super::commands::{AmendTender, BidOn, GetTender, RegisterTender};
 use super::policies::PolicySet;
-use super::{authorize, caller, ApiError};
-use crate::access::{decide, Action, Caller, Decision, Resource};
+use super::{ApiError, authorize, caller};
+use crate::access::{Action, Caller, Decision, Resource, decide};
 use crate::config::Rules;
 use crate::domain::{Bidder, CommitteeGrant, Tender, TenderId, TenderTerms};
 use crate::proto::v1 as pb;
@@ -134,7 +134,10 @@ impl TenderApi {
             // not offered for AmendTender (which would answer "no tender").
             Err(StoreError::TenderExists(id)) => {
                 let theirs = match self.store.tender(&id, None).await? {
-                    Some(t) => decide(caller, Action::ReadTender, Resource::Tender { id: &id, region: t.terms.region }, Utc::now()) != Decision::Allow,
+                    Some(t) => {
+                        decide(caller, Action::ReadTender, Resource::Tender { id: &id, region: t.terms.region }, Utc::now())
+                            != Decision::Allow
+                    }
                     None => true,
                 };
                 return Err(if theirs {
@@ -306,18 +309,12 @@ impl pb::tender_service_server::TenderService for TenderApi {
         Ok(Response::new(self.bid(&caller(&r), cmd).await?))
     }
 
-    async fn grant_committee_access(
-        &self,
-        r: Request<pb::GrantCommitteeAccessRequest>,
-    ) -> Result<Response<pb::CommitteeGrant>, Status> {
+    async fn grant_committee_access(&self, r: Request<pb::GrantCommitteeAccessRequest>) -> Result<Response<pb::CommitteeGrant>, Status> {
         let caller = caller(&r);
         Ok(Response::new(self.grant(&caller, r.into_inner()).await?))
     }
 
-    async fn revoke_committee_access(
-        &self,
-        r: Request<pb::RevokeCommitteeAccessRequest>,
-    ) -> Result<Response<pb::CommitteeGrant>, Status> {
+    async fn revoke_committee_access(&self, r: Request<pb::RevokeCommitteeAccessRequest>) -> Result<Response<pb::CommitteeGrant>, Status> {
         let caller = caller(&r);
         Ok(Response::new(self.revoke(&caller, r.into_inner()).await?))
     }

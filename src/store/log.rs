@@ -1,8 +1,8 @@
 //! The transparency log's tables, SQL shared by both backends: leaves,
 //! stored hashes and checkpoints, only ever added to.
 
-use super::sql::{Backend, Newest};
 use super::StoreError;
+use super::sql::{Backend, Newest};
 use crate::log::tree::{self, Hash, Known};
 use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
@@ -108,7 +108,8 @@ where
             q = q.bind(*i as i64);
         }
         for row in q.fetch_all(executor).await? {
-            let hash = tree::hash_from_bytes(&row.hash).ok_or_else(|| StoreError::Corrupt(format!("stored hash {} is not 32 bytes", row.idx)))?;
+            let hash =
+                tree::hash_from_bytes(&row.hash).ok_or_else(|| StoreError::Corrupt(format!("stored hash {} is not 32 bytes", row.idx)))?;
             known.0.insert(row.idx as u64, hash);
         }
         match indexes.iter().find(|i| !known.0.contains_key(i)) {
@@ -171,7 +172,13 @@ where
     }
 
     pub async fn put_checkpoint(mut tx: Transaction<'static, DB>, c: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query(PUT_CHECKPOINT).bind(c.size as i64).bind(c.root.clone()).bind(c.note.as_str()).bind(Utc::now()).execute(&mut *tx).await?;
+        sqlx::query(PUT_CHECKPOINT)
+            .bind(c.size as i64)
+            .bind(c.root.clone())
+            .bind(c.note.as_str())
+            .bind(Utc::now())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -25,9 +25,9 @@ pub use postgres::CHANGES_CHANNEL;
 pub use sql::SqlStore;
 
 use crate::domain::input::FieldError;
+use crate::domain::ownership::Writer;
 use crate::domain::profile::Profile;
 use crate::domain::tender::{Bidder, TenderId};
-use crate::domain::ownership::Writer;
 use crate::domain::{CommitteeGrant, CreditCode, Record, Tender};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -85,7 +85,10 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         let sqlite_code = match &e {
-            sqlx::Error::Database(d) => d.try_downcast_ref::<sqlx::sqlite::SqliteError>().and_then(sqlx::error::DatabaseError::code).and_then(|c| c.parse::<i32>().ok()),
+            sqlx::Error::Database(d) => d
+                .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                .and_then(sqlx::error::DatabaseError::code)
+                .and_then(|c| c.parse::<i32>().ok()),
             _ => None,
         };
         let pg_code = match &e {
@@ -236,7 +239,8 @@ pub trait CreditStore: Send + Sync + 'static {
 
     /// Uses a grant's link once, binding a session to it; `None` for a link
     /// unknown, already used, revoked or expired.
-    async fn redeem_grant(&self, link_sha256: &str, session_sha256: &str, now: DateTime<Utc>) -> Result<Option<CommitteeGrant>, StoreError>;
+    async fn redeem_grant(&self, link_sha256: &str, session_sha256: &str, now: DateTime<Utc>)
+    -> Result<Option<CommitteeGrant>, StoreError>;
 
     /// The grant a session belongs to (live or not: the caller checks).
     async fn grant_by_session(&self, session_sha256: &str) -> Result<Option<CommitteeGrant>, StoreError>;
@@ -407,11 +411,7 @@ pub(crate) fn build_profile(code: &CreditCode, data_version: u64, rows: Vec<Reco
     for row in rows {
         let record: Record = serde_json::from_str(&row.body)
             .map_err(|e| StoreError::Corrupt(format!("record {} version {}: {e}", row.record_id, row.version)))?;
-        by_id.entry(row.record_id).or_default().push(StoredRecord {
-            record,
-            recorded_version: row.version as u64,
-            digest: row.digest,
-        });
+        by_id.entry(row.record_id).or_default().push(StoredRecord { record, recorded_version: row.version as u64, digest: row.digest });
     }
     let mut current = Vec::new();
     let mut history = Vec::new();

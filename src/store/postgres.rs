@@ -4,10 +4,10 @@
 use super::sql::{Backend, NewRecord, SqlStore};
 use super::{ChangeSink, OpenMode, StoreError, StoreOptions};
 use futures_util::future::BoxFuture;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPoolOptions};
 use sqlx::Connection;
-use std::str::FromStr;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Pool, Postgres, Transaction};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,11 +44,10 @@ pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Postg
             return Err(StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!("no answer within {} s", FIRST_CONNECT.as_secs()),
-            ))))
+            ))));
         }
     }
-    let pool =
-        PgPoolOptions::new().max_connections(opts.connections).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
+    let pool = PgPoolOptions::new().max_connections(opts.connections).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
     match mode {
         OpenMode::Create => migrator.run(&pool).await?,
         OpenMode::Existing { .. } => {
@@ -127,7 +126,9 @@ impl Backend for Postgres {
         let mut data = Vec::with_capacity(rows.iter().map(|r| r.body.len() + r.id.len() + 128).sum());
         let version = version.to_string();
         for r in rows {
-            for (i, field) in [r.id.as_str(), version.as_str(), r.kind, r.code.as_str(), r.digest.as_str(), r.body.as_str()].into_iter().enumerate() {
+            for (i, field) in
+                [r.id.as_str(), version.as_str(), r.kind, r.code.as_str(), r.digest.as_str(), r.body.as_str()].into_iter().enumerate()
+            {
                 if i > 0 {
                     data.push(b',');
                 }

@@ -13,9 +13,8 @@ const APPLIED: &str = "SELECT version, success FROM _sqlx_migrations ORDER BY ve
 
 /// The applied migrations of a SQLite store, or `None` if it has no migration table.
 pub(super) async fn applied_sqlite(pool: &SqlitePool) -> Result<Applied, StoreError> {
-    let has: Option<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
-        .fetch_optional(pool)
-        .await?;
+    let has: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'").fetch_optional(pool).await?;
     if has.is_none() {
         return Ok(None);
     }
@@ -40,7 +39,9 @@ pub(super) fn check(migrator: &Migrator, applied: Applied, what: &str) -> Result
         return Err(StoreError::Missing(format!("{what} is not a credit-tender store: it has no schema")));
     };
     if let Some((v, _)) = applied.iter().find(|(_, ok)| !ok) {
-        return Err(StoreError::Schema(format!("{what}: migration {v} did not finish; `credit-tender serve` or `import` on it reports why")));
+        return Err(StoreError::Schema(format!(
+            "{what}: migration {v} did not finish; `credit-tender serve` or `import` on it reports why"
+        )));
     }
     let versions: Vec<i64> = applied.iter().map(|(v, _)| *v).collect();
     if let Some(v) = versions.iter().find(|v| !expected.contains(v)) {

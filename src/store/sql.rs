@@ -7,22 +7,21 @@
 //! row struct); both sqlx drivers meet them, and the compiler checks it.
 
 use super::log::LogTables;
+use super::log::{in_list, placeholders};
+use super::sqlite::StoreFile;
 use super::tenders::Tenders;
 use super::{
-    build_profile, BidRow, ChangeSink, CreditStore, ProfileRow, RecordRow, RecordSource, StoreError, StoredPolicy, WriteMode,
-    WriteOutcome,
+    BidRow, ChangeSink, CreditStore, ProfileRow, RecordRow, RecordSource, StoreError, StoredPolicy, WriteMode, WriteOutcome, build_profile,
 };
 use crate::domain::input::FieldError;
+use crate::domain::ownership::{Owner, Writer};
 use crate::domain::profile::Profile;
 use crate::domain::tender::{Bidder, TenderId};
-use crate::domain::ownership::{Owner, Writer};
 use crate::domain::{CommitteeGrant, CreditCode, Evaluation, EvaluationKind, EventKind, Record, RecordType, Tender};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use std::collections::{BTreeSet, HashMap};
-use super::log::{in_list, placeholders};
-use super::sqlite::StoreFile;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +55,8 @@ pub trait Backend: Database {
 
     /// Opens a write transaction for a write that needs no ordering with
     /// others (committee grants, policies, checkpoints).
-    fn begin_small_write(pool: &Pool<Self>, wait: Duration) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+    fn begin_small_write(pool: &Pool<Self>, wait: Duration)
+    -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
     /// Announces a committed change to other processes, inside the writing
     /// transaction (so that it is heard only once the change is readable).
@@ -64,7 +64,11 @@ pub trait Backend: Database {
 
     /// Stores new record versions of data version `version` (the bulk of an
     /// import): multi-row INSERTs, or COPY where the backend has it.
-    fn insert_records<'c>(conn: &'c mut Self::Connection, version: i64, rows: &'c [NewRecord]) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
+    fn insert_records<'c>(
+        conn: &'c mut Self::Connection,
+        version: i64,
+        rows: &'c [NewRecord],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
 
     /// Refreshes the planner's statistics of the record tables, where the
     /// planner needs them: `None` when it does not.
@@ -225,8 +229,7 @@ pub struct ChangedCode {
 
 pub(super) const NEWEST_VERSION: &str = "SELECT MAX(version) AS newest FROM data_versions";
 
-const INSERT_VERSION: &str =
-    "INSERT INTO data_versions (version, recorded_at, source, record_count) VALUES ($1, $2, $3, 0)";
+const INSERT_VERSION: &str = "INSERT INTO data_versions (version, recorded_at, source, record_count) VALUES ($1, $2, $3, 0)";
 
 /// Followed by an IN list of ids and [`NEWEST_VERSION_OF_ROW`].
 const NEWEST_OF_IDS: &str = "SELECT r.record_id, r.version, r.kind, r.digest, r.credit_code FROM records r WHERE r.record_id IN";
@@ -257,8 +260,7 @@ const SET_RECORD_COUNT: &str = "UPDATE data_versions SET record_count = $1 WHERE
 const INSERT_CHANGED_CODES: &str = "INSERT INTO changed_codes (version, credit_code) VALUES";
 const CHANGED_CODES_ONCE: &str = "ON CONFLICT DO NOTHING";
 
-const CHANGES_SINCE: &str =
-    "SELECT version, credit_code FROM changed_codes WHERE version > $1 ORDER BY version, credit_code LIMIT $2";
+const CHANGES_SINCE: &str = "SELECT version, credit_code FROM changed_codes WHERE version > $1 ORDER BY version, credit_code LIMIT $2";
 
 /// An event waiting for its target check.
 struct PendingEvent {
@@ -307,7 +309,9 @@ fn second_annual_grade(e: &Evaluation, others: &[Evaluation]) -> Option<String> 
     }
     others
         .iter()
-        .find(|o| o.id != e.id && o.evaluation_kind == EvaluationKind::Annual && (o.issuer, o.domain, o.year) == (e.issuer, e.domain, e.year))
+        .find(|o| {
+            o.id != e.id && o.evaluation_kind == EvaluationKind::Annual && (o.issuer, o.domain, o.year) == (e.issuer, e.domain, e.year)
+        })
         .map(|o| {
             format!(
                 "'{}' is already the {} grade in {} for {}: send a corrected result as a new version of '{}', not under a new id",
@@ -364,11 +368,17 @@ where
                 Err(StoreError::Busy(_)) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        tracing::info!(wait_ms = self.write_wait.as_millis() as u64, "a write gave up waiting for another process's write lock: answered busy");
+                        tracing::info!(
+                            wait_ms = self.write_wait.as_millis() as u64,
+                            "a write gave up waiting for another process's write lock: answered busy"
+                        );
                         return Err(self.busy());
                     }
                     if !told {
-                        tracing::debug!(left_ms = left.as_millis() as u64, "waiting for the store's write lock, which another process holds");
+                        tracing::debug!(
+                            left_ms = left.as_millis() as u64,
+                            "waiting for the store's write lock, which another process holds"
+                        );
                         told = true;
                     }
                     tokio::time::sleep(pause.min(left)).await;
@@ -462,7 +472,8 @@ where
         }
         if !events.is_empty() {
             // Events target only records that are not events (checked at ingest).
-            let targets: Vec<&str> = events.iter().map(|(_, t)| t.as_str()).filter(|t| !owners.contains_key(*t)).collect::<BTreeSet<_>>().into_iter().collect();
+            let targets: Vec<&str> =
+                events.iter().map(|(_, t)| t.as_str()).filter(|t| !owners.contains_key(*t)).collect::<BTreeSet<_>>().into_iter().collect();
             let found = Box::pin(self.owners_of(conn, &targets)).await?;
             for (event, target) in events {
                 if let Some(owner) = owners.get(&target).or_else(|| found.get(&target)).cloned() {
@@ -561,7 +572,13 @@ where
             }
             prev.insert(
                 id.clone(),
-                PreviousVersion { record_id: id.clone(), version, kind: kind.to_owned(), digest: digest.clone(), credit_code: code.clone() },
+                PreviousVersion {
+                    record_id: id.clone(),
+                    version,
+                    kind: kind.to_owned(),
+                    digest: digest.clone(),
+                    credit_code: code.clone(),
+                },
             );
             rows.push(NewRecord { id, kind, code: code.clone(), digest, body });
             batch.changed.insert(code);
@@ -733,7 +750,12 @@ where
         };
         let mut by_code: HashMap<String, Vec<RecordRow>> = HashMap::with_capacity(codes.len());
         for row in rows {
-            by_code.entry(row.origin).or_default().push(RecordRow { record_id: row.record_id, version: row.version, digest: row.digest, body: row.body });
+            by_code.entry(row.origin).or_default().push(RecordRow {
+                record_id: row.record_id,
+                version: row.version,
+                digest: row.digest,
+                body: row.body,
+            });
         }
         codes.iter().map(|code| build_profile(code, version, by_code.remove(code.as_str()).unwrap_or_default())).collect()
     }
@@ -741,11 +763,7 @@ where
     async fn read_changes(&self, after: u64, limit: u32) -> Result<Vec<(u64, CreditCode)>, StoreError> {
         let rows: Vec<ChangedCode> = sqlx::query_as(CHANGES_SINCE).bind(after as i64).bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.into_iter()
-            .map(|r| {
-                CreditCode::try_from(r.credit_code)
-                    .map(|c| (r.version as u64, c))
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
+            .map(|r| CreditCode::try_from(r.credit_code).map(|c| (r.version as u64, c)).map_err(|e| StoreError::Corrupt(e.to_string())))
             .collect()
     }
 }
@@ -876,7 +894,12 @@ where
         Tenders::<DB>::insert_grant(tx, grant, link_sha256).await
     }
 
-    async fn redeem_grant(&self, link_sha256: &str, session_sha256: &str, now: DateTime<Utc>) -> Result<Option<CommitteeGrant>, StoreError> {
+    async fn redeem_grant(
+        &self,
+        link_sha256: &str,
+        session_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CommitteeGrant>, StoreError> {
         let (_turn, tx) = self.turn(WriteKind::Small).await?;
         Tenders::<DB>::redeem_grant(tx, link_sha256, session_sha256, now).await
     }

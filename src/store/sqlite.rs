@@ -2,7 +2,7 @@
 //! `credit-tender import` (and any other process) running on the same file.
 
 use super::log::placeholders;
-use super::sql::{Backend, NewRecord, SqlStore, INSERT_RECORDS};
+use super::sql::{Backend, INSERT_RECORDS, NewRecord, SqlStore};
 use super::{ChangeSink, OpenMode, StoreError, StoreOptions};
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -25,10 +25,8 @@ use std::time::Duration;
 pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Sqlite>, StoreError> {
     let migrator = sqlx::migrate!("migrations/sqlite");
     // Pragmas go on the connect options so that every pooled connection gets them.
-    let options = SqliteConnectOptions::from_str(url)?
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(opts.write_wait)
-        .foreign_keys(true);
+    let options =
+        SqliteConnectOptions::from_str(url)?.synchronous(SqliteSynchronous::Full).busy_timeout(opts.write_wait).foreign_keys(true);
     let options = match opts.mode {
         OpenMode::Create => options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal),
         // The journal mode is kept in the file: an existing store is in WAL already.
@@ -239,11 +237,17 @@ impl Backend for Sqlite {
         pool.begin_with("BEGIN IMMEDIATE")
     }
 
-    fn begin_small_write(pool: &Pool<Sqlite>, _wait: Duration) -> impl Future<Output = Result<Transaction<'static, Sqlite>, sqlx::Error>> + Send {
+    fn begin_small_write(
+        pool: &Pool<Sqlite>,
+        _wait: Duration,
+    ) -> impl Future<Output = Result<Transaction<'static, Sqlite>, sqlx::Error>> + Send {
         pool.begin_with("BEGIN IMMEDIATE")
     }
 
-    fn begin_log_append(pool: &Pool<Sqlite>, _wait: Duration) -> impl Future<Output = Result<Transaction<'static, Sqlite>, sqlx::Error>> + Send {
+    fn begin_log_append(
+        pool: &Pool<Sqlite>,
+        _wait: Duration,
+    ) -> impl Future<Output = Result<Transaction<'static, Sqlite>, sqlx::Error>> + Send {
         pool.begin_with("BEGIN IMMEDIATE")
     }
 

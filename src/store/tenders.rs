@@ -128,8 +128,7 @@ pub struct Written {
     written: i64,
 }
 
-const GRANT_COLUMNS: &str =
-    "grant_id, tender_id, member_ref, granted_by, granted_at, expires_at, used_at, revoked_at";
+const GRANT_COLUMNS: &str = "grant_id, tender_id, member_ref, granted_by, granted_at, expires_at, used_at, revoked_at";
 const INSERT_GRANT: &str = "INSERT INTO committee_grants (grant_id, tender_id, member_ref, granted_by, granted_at, \
      expires_at, link_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const REDEEM_GRANT: &str = "UPDATE committee_grants SET used_at = $1, session_sha256 = $2 \
@@ -315,13 +314,7 @@ where
         let newest = sqlx::query_as::<_, Newest>(NEWEST_BID).bind(tender_id.as_str()).fetch_one(&mut *tx).await?;
         let sequence = newest.newest.unwrap_or(0) + 1;
         let registered_at = Utc::now();
-        sqlx::query(INSERT_BID)
-            .bind(tender_id.as_str())
-            .bind(sequence)
-            .bind(key.as_str())
-            .bind(registered_at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(INSERT_BID).bind(tender_id.as_str()).bind(sequence).bind(key.as_str()).bind(registered_at).execute(&mut *tx).await?;
         sqlx::query(INSERT_TENDER_CHANGE).bind(tender_id.as_str()).execute(&mut *tx).await?;
         DB::announce(&mut tx, "t").await?;
         tx.commit().await?;

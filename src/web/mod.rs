@@ -9,17 +9,17 @@ mod page;
 
 pub use page::esc;
 
-use crate::proto::v1 as pb;
-use crate::service::{key_to_proto, ApiError, AssessmentApi, Cache};
-use crate::access::{decide, Action, Caller, Decision, Resource};
+use crate::access::{Action, Caller, Decision, Resource, decide};
 use crate::domain::TenderId;
-use crate::signing::SharedKeyring;
 use crate::log::Log;
-use axum::extract::{Extension, Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use crate::proto::v1 as pb;
+use crate::service::{ApiError, AssessmentApi, Cache, key_to_proto};
+use crate::signing::SharedKeyring;
 use axum::Router;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
 use std::sync::Arc;
 
 const JS: &str = include_str!("assets/committee.js");
@@ -89,7 +89,11 @@ async fn harden(mut r: Response) -> Response {
     let set = |h: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
         h.insert(name, axum::http::HeaderValue::from_static(value));
     };
-    set(h, "content-security-policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    );
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "no-referrer");
     set(h, "x-frame-options", "DENY");
@@ -119,10 +123,7 @@ async fn enter(State(s): State<WebState>, Path(link): Path<String>) -> Response 
         Ok(Some(grant)) => {
             tracing::info!(grant = %grant.grant_id, tender = %grant.tender_id, "committee link used");
             let max_age = (grant.expires_at - now).num_seconds().clamp(1, 24 * 3600);
-            let cookie = format!(
-                "{}={session}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}",
-                crate::gate::SESSION_COOKIE
-            );
+            let cookie = format!("{}={session}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}", crate::gate::SESSION_COOKIE);
             let to = format!("/tenders/{}", page::url_segment(grant.tender_id.as_str()));
             (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, to)]).into_response()
         }
@@ -160,7 +161,7 @@ enum WebError {
 impl From<ApiError> for WebError {
     fn from(e: ApiError) -> WebError {
         match e {
-                        ApiError::NotFound(m) => WebError::NotFound(m),
+            ApiError::NotFound(m) => WebError::NotFound(m),
             ApiError::Unauthenticated(_) => WebError::Unauthenticated,
             // Forbidden to the role: shown as absent, so ids are not revealed.
             ApiError::Denied(m) => WebError::NotFound(m),
@@ -192,7 +193,11 @@ impl WebError {
                 tracing::warn!(error = %e, "page: store unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    Html(page::error(503, "信用数据暂时无法读取", "信用数据库当前无法访问，页面无法显示投标人的信用评价结论。这不表示没有投标人。请稍后刷新，或联系系统管理员。")),
+                    Html(page::error(
+                        503,
+                        "信用数据暂时无法读取",
+                        "信用数据库当前无法访问，页面无法显示投标人的信用评价结论。这不表示没有投标人。请稍后刷新，或联系系统管理员。",
+                    )),
                 )
                     .into_response()
             }

@@ -2,8 +2,8 @@
 //! error pages. Every value from data is escaped here; figures in the table
 //! are filled in by the browser from verified payloads only.
 
-use crate::domain::date::shanghai;
 use crate::domain::Tender;
+use crate::domain::date::shanghai;
 use std::fmt::Write;
 
 /// Escapes text for HTML element content and quoted attribute values.

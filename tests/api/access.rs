@@ -5,6 +5,7 @@
 
 use crate::helpers::*;
 use credit_tender::access::principals::{Principals, SharedPrincipals};
+use credit_tender::proto::Bearer;
 use credit_tender::proto::v1 as pb;
 use credit_tender::tls::{SharedTls, TlsFiles};
 use pb::assessment_service_client::AssessmentServiceClient;
@@ -15,7 +16,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-use credit_tender::proto::Bearer;
 use tonic::{Code, Request, Status};
 
 pub const HOST: &str = "ct.test";
@@ -275,8 +275,14 @@ fn request_for(path: &str, c: &Call<'_>) -> Vec<u8> {
         "RevokeCommitteeAccess" => pb::RevokeCommitteeAccessRequest { grant_id: c.grant_id.into() }.encode_to_vec(),
         "Assess" => pb::AssessRequest { tender_id: "T-GD".into(), bidder: bidder(), contract_price_fen: None }.encode_to_vec(),
         "AssessTender" => pb::AssessTenderRequest { tender_id: "T-GD".into(), ..Default::default() }.encode_to_vec(),
-        "CheckDeposit" => pb::CheckDepositRequest { tender_id: "T-GD".into(), bidder: bidder(), offered_fen: 0, form: String::new(), contract_price_fen: None }
-            .encode_to_vec(),
+        "CheckDeposit" => pb::CheckDepositRequest {
+            tender_id: "T-GD".into(),
+            bidder: bidder(),
+            offered_fen: 0,
+            form: String::new(),
+            contract_price_fen: None,
+        }
+        .encode_to_vec(),
         // The seed leaves two leaves and a checkpoint covering them.
         "GetCheckpoint" => pb::GetCheckpointRequest { tree_size: None }.encode_to_vec(),
         "GetInclusionProof" => {
@@ -384,7 +390,13 @@ async fn spawn_secure_fast_log(db: &TestDb, certs: &Certs) -> TestServer {
 async fn logged_twice(server: &TestServer, ch: &Channel, code: &str) {
     let mut p = clients(ch, Some(PLATFORM_TOKEN));
     p.assess.assess(pb::AssessRequest { tender_id: "T-GD".into(), bidder: bidder(code), contract_price_fen: None }).await.unwrap();
-    let check = pb::CheckDepositRequest { tender_id: "T-GD".into(), bidder: bidder(code), offered_fen: 0, form: String::new(), contract_price_fen: None };
+    let check = pb::CheckDepositRequest {
+        tender_id: "T-GD".into(),
+        bidder: bidder(code),
+        offered_fen: 0,
+        form: String::new(),
+        contract_price_fen: None,
+    };
     p.assess.check_deposit(check).await.unwrap();
     let mut published = server.cache.metrics().checkpoints();
     tokio::time::timeout(std::time::Duration::from_secs(10), published.wait_for(|n| *n >= 2))
@@ -556,7 +568,8 @@ async fn a_committee_link_works_once_shows_one_tender_and_ends_with_its_grant() 
         seed(server.addr, &certs, &code).await;
         let ch = tls_channel(server.addr, &certs, None).await;
         let mut p = clients(&ch, Some(PLATFORM_TOKEN));
-        let other = pb::RegisterTenderRequest { tender_id: "T-GD-2".into(), terms: Some(terms("440100")), policy_id: "national-template".into() };
+        let other =
+            pb::RegisterTenderRequest { tender_id: "T-GD-2".into(), terms: Some(terms("440100")), policy_id: "national-template".into() };
         p.tenders.register_tender(other).await.unwrap();
 
         let (grant_id, link) = grant(&ch, "T-GD", 3600).await;
@@ -624,7 +637,11 @@ async fn bad_access_configuration_is_refused_with_the_reason() {
     for (label, content, want) in [
         ("malformed", good.replace("regions = [\"440000\"]", "regions = [\"440000\""), "line 6:"),
         ("unknown role", good.replacen("role = \"platform\"", "role = \"admin\"", 1), "line 2: role: unknown role 'admin'"),
-        ("overlapping names", good.replacen("name = \"sx-platform\"", "name = \"gd-platform\"", 1), "name 'gd-platform' is used by an earlier principal"),
+        (
+            "overlapping names",
+            good.replacen("name = \"sx-platform\"", "name = \"gd-platform\"", 1),
+            "name 'gd-platform' is used by an earlier principal",
+        ),
         ("shared token", good.replacen(&sha(OTHER_PLATFORM_TOKEN), &sha(PLATFORM_TOKEN), 1), "has the same token as an earlier principal"),
         ("region", good.replacen("regions = [\"440000\"]", "regions = [\"4400\"]", 1), "regions: '4400' is not a region code"),
     ] {
@@ -635,7 +652,8 @@ async fn bad_access_configuration_is_refused_with_the_reason() {
     }
     // A key that does not match the certificate.
     let other = Certs::make();
-    let (code, err) = serve(&["--tls-cert", certs.path("server.pem").to_str().unwrap(), "--tls-key", other.path("server.key").to_str().unwrap()]);
+    let (code, err) =
+        serve(&["--tls-cert", certs.path("server.pem").to_str().unwrap(), "--tls-key", other.path("server.key").to_str().unwrap()]);
     assert_eq!(code, Some(78), "{err}");
     assert!(err.contains("the key does not match the certificate"), "{err}");
     // An expired certificate, refused with its dates.
@@ -672,8 +690,19 @@ async fn sighup_rotates_tokens_and_certificates_without_dropping_established_con
     let key = file(dir.path(), "server.key", std::fs::read(certs.path("server.key")).unwrap());
     let p = |p: &std::path::Path| p.to_str().unwrap().to_owned();
     let server = CliServer::spawn(&[
-        "serve", "--db", &db.url, "--keys", &p(&keys), "--principals", &p(&principals),
-        "--tls-cert", &p(&cert), "--tls-key", &p(&key), "--client-ca", &p(&certs.path("ca.pem")),
+        "serve",
+        "--db",
+        &db.url,
+        "--keys",
+        &p(&keys),
+        "--principals",
+        &p(&principals),
+        "--tls-cert",
+        &p(&cert),
+        "--tls-key",
+        &p(&key),
+        "--client-ca",
+        &p(&certs.path("ca.pem")),
     ])
     .await;
     let established = tls_channel(server.addr, &certs, None).await;
@@ -718,7 +747,10 @@ fn spki_hash(pem: &std::path::Path) -> String {
 #[tokio::test]
 async fn the_committee_verifies_every_row_over_tls_at_an_intranet_name() {
     let certs = Certs::make();
-    let browser_args = [format!("--host-resolver-rules=MAP {HOST} 127.0.0.1"), format!("--ignore-certificate-errors-spki-list={}", spki_hash(&certs.path("server.pem")))];
+    let browser_args = [
+        format!("--host-resolver-rules=MAP {HOST} 127.0.0.1"),
+        format!("--ignore-certificate-errors-spki-list={}", spki_hash(&certs.path("server.pem"))),
+    ];
     let Some(browser) = crate::web::Browser::start_with(&browser_args).await else { return };
     let db = sqlite_db();
     let store = open(&db).await;
@@ -744,7 +776,8 @@ async fn the_committee_verifies_every_row_over_tls_at_an_intranet_name() {
         .unwrap()
         .into_inner()
         .link_path;
-    let table = sx.assess.assess_tender(pb::AssessTenderRequest { tender_id: tender.into(), ..Default::default() }).await.unwrap().into_inner();
+    let table =
+        sx.assess.assess_tender(pb::AssessTenderRequest { tender_id: tender.into(), ..Default::default() }).await.unwrap().into_inner();
 
     browser.goto(&format!("https://{HOST}:{}{link}", server.addr.port())).await;
     browser.ready().await;
@@ -817,7 +850,8 @@ async fn every_role_against_every_page_over_tls() {
     let (_, head, _) = https_get(server.addr, &certs, &link, &[]).await;
     let cookie = session_cookie(&head);
     let auth = |t: &str| format!("Bearer {t}");
-    let (platform, other, supervisor, provider) = (auth(PLATFORM_TOKEN), auth(OTHER_PLATFORM_TOKEN), auth(SUPERVISOR_TOKEN), auth(PROVIDER_TOKEN));
+    let (platform, other, supervisor, provider) =
+        (auth(PLATFORM_TOKEN), auth(OTHER_PLATFORM_TOKEN), auth(SUPERVISOR_TOKEN), auth(PROVIDER_TOKEN));
     for (i, who) in CALLERS.iter().enumerate() {
         let header = match *who {
             "anonymous" => None,

@@ -3,13 +3,13 @@
 
 use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
-use credit_tender::signing::{verify, PublicKeyInfo};
+use credit_tender::signing::{PublicKeyInfo, verify};
 use pb::assessment_service_client::AssessmentServiceClient;
 use pb::credit_data_service_client::CreditDataServiceClient;
 use pb::tender_service_client::TenderServiceClient;
 use serde_json::json;
-use tonic::transport::Channel;
 use tonic::Code;
+use tonic::transport::Channel;
 
 // Guangdong firms' codes are irrelevant to region; any valid codes do.
 pub fn code(n: u32) -> String {
@@ -70,7 +70,8 @@ impl Fixture {
             .assess
             .assess(pb::AssessRequest {
                 tender_id: tender.into(),
-                bidder: Some(pb::Bidder { credit_codes: codes.iter().map(|c| c.to_string()).collect() }), contract_price_fen: None,
+                bidder: Some(pb::Bidder { credit_codes: codes.iter().map(|c| c.to_string()).collect() }),
+                contract_price_fen: None,
             })
             .await
             .unwrap()
@@ -94,7 +95,8 @@ pub fn check_statement(s: &pb::AssessmentStatement, e: &pb::Envelope, keys: &[Pu
         assert!((h - p * 100.0).abs() < 1e-6, "{p} is not a whole number of hundredths: {s:?}");
         h as i64
     };
-    let (q, e, t, cap) = (hundredths(s.qualification_points), hundredths(s.evaluation_points), hundredths(s.total_points), hundredths(s.points_cap));
+    let (q, e, t, cap) =
+        (hundredths(s.qualification_points), hundredths(s.evaluation_points), hundredths(s.total_points), hundredths(s.points_cap));
     assert!(q >= 0 && e >= 0 && q <= cap && e <= cap - q, "a stage out of its limit: {s:?}");
     assert_eq!(q + e, t, "the stages add up to the total: {s:?}");
     assert!(t <= cap, "bonus above cap: {s:?}");
@@ -139,16 +141,28 @@ async fn grade_choice_follows_each_step() {
         f.put(&[
             eval("p-prov", &prov, "440000", "A", Y, Z),
             eval("p-nat", &prov, "national", "AA", Y, Z),
-            evaluation_json("p-old", &prov, json!({"issuer": "440000", "grade": "B", "score": null, "year": 2024,
-                "valid_from": "2024-01-01", "valid_to": "2025-12-31"})),
+            evaluation_json(
+                "p-old",
+                &prov,
+                json!({"issuer": "440000", "grade": "B", "score": null, "year": 2024,
+                "valid_from": "2024-01-01", "valid_to": "2025-12-31"}),
+            ),
             eval("n-nat", &nat, "national", "B", Y, Z),
             eval("n-other-prov", &nat, "140000", "AA", Y, Z),
             eval("d-prov", &dynd, "440000", "AA", Y, Z),
-            evaluation_json("d-dyn", &dynd, json!({"issuer": "440000", "grade": "D", "score": null, "evaluation_kind": "dynamic_d",
-                "region": "440000", "year": 2026, "valid_from": "2026-10-01", "valid_to": "2027-09-30"})),
+            evaluation_json(
+                "d-dyn",
+                &dynd,
+                json!({"issuer": "440000", "grade": "D", "score": null, "evaluation_kind": "dynamic_d",
+                "region": "440000", "year": 2026, "valid_from": "2026-10-01", "valid_to": "2027-09-30"}),
+            ),
             eval("o-prov", &other_dynd, "440000", "A", Y, Z),
-            evaluation_json("o-dyn", &other_dynd, json!({"issuer": "140000", "grade": "D", "score": null, "evaluation_kind": "dynamic_d",
-                "region": "140000", "year": 2026, "valid_from": "2026-10-01", "valid_to": "2027-09-30"})),
+            evaluation_json(
+                "o-dyn",
+                &other_dynd,
+                json!({"issuer": "140000", "grade": "D", "score": null, "evaluation_kind": "dynamic_d",
+                "region": "140000", "year": 2026, "valid_from": "2026-10-01", "valid_to": "2027-09-30"}),
+            ),
             listed("b-key", &bad, "key_attention", "2026-06-01", "2027-05-31"),
         ])
         .await;
@@ -195,12 +209,19 @@ async fn consortium_takes_lowest_grade_and_keeps_lead_first() {
     f.tender("T1", "national-template", "440300", "2026-12-15").await;
     let (s, _) = f.assess("T1", &[&a, &b]).await;
     assert_eq!(s.applied_grade, "B");
-    assert_eq!(s.members.iter().map(|m| (m.credit_code.as_str(), m.lead)).collect::<Vec<_>>(), vec![(a.as_str(), true), (b.as_str(), false)]);
+    assert_eq!(
+        s.members.iter().map(|m| (m.credit_code.as_str(), m.lead)).collect::<Vec<_>>(),
+        vec![(a.as_str(), true), (b.as_str(), false)]
+    );
     assert_eq!(s.member_grades.iter().map(|g| g.grade.as_str()).collect::<Vec<_>>(), vec!["AA", "B"]);
     assert_eq!((s.total_points, s.deposit_owed_fen), (0.0, 10_000_000));
     let status = f
         .assess
-        .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![a.clone(), a.to_lowercase()] }), contract_price_fen: None })
+        .assess(pb::AssessRequest {
+            tender_id: "T1".into(),
+            bidder: Some(pb::Bidder { credit_codes: vec![a.clone(), a.to_lowercase()] }),
+            contract_price_fen: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -294,13 +315,22 @@ async fn objections_warn_and_follow_the_policy() {
     f.tender("GD", "national-template", "440300", "2026-12-15").await;
     let (s, _) = f.assess("GD", &[&c1]).await;
     assert_eq!(s.applied_grade, "AA");
-    assert!(s.warnings.iter().any(|w| w.contains("o-prov") && w.contains("under objection") && w.contains("counts it")), "{:?}", s.warnings);
+    assert!(
+        s.warnings.iter().any(|w| w.contains("o-prov") && w.contains("under objection") && w.contains("counts it")),
+        "{:?}",
+        s.warnings
+    );
     let (s, _) = f.assess("GD", &[&c2]).await;
     assert!(s.warnings.iter().any(|w| w.contains("record k ") && w.contains("under objection")));
     assert!(codes(&s).contains(&"BONUS_WITHHELD_KEY_ATTENTION"), "a contested list entry still counts until decided");
 
     f.put(&[eval("sx-prov", &c1, "140000", "AA", Y, Z)]).await;
-    f.put(&[evaluation_json("sx-prov", &c1, json!({"issuer": "140000", "grade": "AA", "score": null, "valid_from": Y, "valid_to": Z, "status": "under_objection"}))]).await;
+    f.put(&[evaluation_json(
+        "sx-prov",
+        &c1,
+        json!({"issuer": "140000", "grade": "AA", "score": null, "valid_from": Y, "valid_to": Z, "status": "under_objection"}),
+    )])
+    .await;
     f.tender("SX", "shanxi-highway-construction", "140100", "2026-12-15").await;
     let (s, _) = f.assess("SX", &[&c1]).await;
     assert_eq!((s.applied_grade.as_str(), s.member_grades[0].source.as_str()), ("B", "national"), "Shanxi passes over it");
@@ -312,8 +342,11 @@ async fn amending_the_deadline_moves_the_as_of() {
     for db in backends().await {
         let mut f = Fixture::new(&db).await;
         let c = code(51);
-        f.put(&[eval("prov", &c, "440000", "AA", "2026-03-01", "2027-02-28"), eval("nat", &c, "national", "A", "2026-04-01", "2027-03-31")])
-            .await;
+        f.put(&[
+            eval("prov", &c, "440000", "AA", "2026-03-01", "2027-02-28"),
+            eval("nat", &c, "national", "A", "2026-04-01", "2027-03-31"),
+        ])
+        .await;
         let t = f.tender("T1", "national-template", "440300", "2027-02-20").await;
         let (s, _) = f.assess("T1", &[&c]).await;
         assert_eq!((s.tender_version, s.as_of_date.as_str(), s.applied_grade.as_str()), (1, "2027-02-20", "AA"), "[{}]", db.backend);
@@ -362,7 +395,8 @@ async fn deposits_are_checked_against_the_offer() {
                     tender_id: "T1".into(),
                     bidder: Some(pb::Bidder { credit_codes: codes }),
                     offered_fen: offered,
-                    form, contract_price_fen: None,
+                    form,
+                    contract_price_fen: None,
                 })
                 .await
         }
@@ -426,13 +460,20 @@ async fn tender_registration_is_validated() {
     assert_eq!(reg("T", other, "national-template").await.unwrap_err().code(), Code::AlreadyExists);
 
     let bidder = |c: &str| Some(pb::Bidder { credit_codes: vec![c.into()] });
-    let b1 = f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "T".into(), bidder: bidder(&code(71)) }).await.unwrap().into_inner();
-    let b2 = f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "T".into(), bidder: bidder(&code(72)) }).await.unwrap().into_inner();
-    let b1again = f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "T".into(), bidder: bidder(&code(71)) }).await.unwrap().into_inner();
+    let b1 =
+        f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "T".into(), bidder: bidder(&code(71)) }).await.unwrap().into_inner();
+    let b2 =
+        f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "T".into(), bidder: bidder(&code(72)) }).await.unwrap().into_inner();
+    let b1again =
+        f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "T".into(), bidder: bidder(&code(71)) }).await.unwrap().into_inner();
     assert_eq!((b1.sequence, b2.sequence, b1again.sequence), (1, 2, 1));
     let nf = f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "nope".into(), bidder: bidder(&code(71)) }).await.unwrap_err();
     assert_eq!(nf.code(), Code::NotFound);
-    let nf = f.assess.assess(pb::AssessRequest { tender_id: "nope".into(), bidder: bidder(&code(71)), contract_price_fen: None }).await.unwrap_err();
+    let nf = f
+        .assess
+        .assess(pb::AssessRequest { tender_id: "nope".into(), bidder: bidder(&code(71)), contract_price_fen: None })
+        .await
+        .unwrap_err();
     assert_eq!(nf.code(), Code::NotFound);
     let list = f.tenders.list_tenders(pb::ListTendersRequest {}).await.unwrap().into_inner();
     assert_eq!((list.tenders.len(), list.tenders[0].bid_count), (1, 2));
@@ -472,7 +513,11 @@ async fn unreachable_store_case(logged: bool) {
     let (c, uncached) = (code(81), code(82));
     f.put(&[eval("prov", &c, "440000", "AA", Y, Z)]).await;
     f.tender("T1", "national-template", "440300", "2026-12-15").await;
-    let request = |code: &str| pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code.into()] }), contract_price_fen: None };
+    let request = |code: &str| pb::AssessRequest {
+        tender_id: "T1".into(),
+        bidder: Some(pb::Bidder { credit_codes: vec![code.into()] }),
+        contract_price_fen: None,
+    };
     let first = f.assess.assess(request(&c)).await.unwrap().into_inner();
     let fresh = first.statement.clone().unwrap();
     assert!(!fresh.served_from_cache_while_store_unreachable);
@@ -513,9 +558,11 @@ async fn unreachable_store_case(logged: bool) {
 async fn a_tender_bound_to_a_policy_this_release_refuses_is_a_failed_precondition_naming_it() {
     let db = sqlite_db();
     let store = open(&db).await;
-    let legacy = include_str!("../../policies/national-template.toml")
-        .replace("id = \"national-template\"", "id = \"legacy-deduction\"")
-        .replace("evaluation    = { AA = 2.0, A = 1.0, B = 0, C = 0, D = 0 }", "evaluation    = { AA = 2.0, A = 1.0, B = -0.5, C = 0, D = 0 }");
+    let legacy =
+        include_str!("../../policies/national-template.toml").replace("id = \"national-template\"", "id = \"legacy-deduction\"").replace(
+            "evaluation    = { AA = 2.0, A = 1.0, B = 0, C = 0, D = 0 }",
+            "evaluation    = { AA = 2.0, A = 1.0, B = -0.5, C = 0, D = 0 }",
+        );
     assert!(legacy.contains("B = -0.5"), "the fixture edits the shipped policy");
     assert!(credit_tender::policy::Policy::from_toml(&legacy).unwrap_err().contains("is negative"));
     let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, legacy.as_bytes()));
@@ -534,7 +581,11 @@ async fn a_tender_bound_to_a_policy_this_release_refuses_is_a_failed_preconditio
     let c = code(901);
     let err = f
         .assess
-        .assess(pb::AssessRequest { tender_id: "T-LEGACY".into(), bidder: Some(pb::Bidder { credit_codes: vec![c] }), contract_price_fen: None })
+        .assess(pb::AssessRequest {
+            tender_id: "T-LEGACY".into(),
+            bidder: Some(pb::Bidder { credit_codes: vec![c] }),
+            contract_price_fen: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");

@@ -2,7 +2,7 @@
 //! replicas on one PostgreSQL, and the memory bound — observed through the
 //! real interfaces (gRPC and /metrics).
 
-use crate::assessment::{code, terms, Fixture};
+use crate::assessment::{Fixture, code, terms};
 use crate::helpers::*;
 use credit_tender::cache::CacheConfig;
 use credit_tender::proto::v1 as pb;
@@ -101,7 +101,11 @@ async fn a_write_on_one_replica_reaches_the_other_before_its_next_poll() {
         .unwrap()
         .into_inner();
     a_tenders
-        .register_tender(pb::RegisterTenderRequest { tender_id: "T1".into(), terms: Some(terms("440300", "2026-12-15")), policy_id: "national-template".into() })
+        .register_tender(pb::RegisterTenderRequest {
+            tender_id: "T1".into(),
+            terms: Some(terms("440300", "2026-12-15")),
+            policy_id: "national-template".into(),
+        })
         .await
         .unwrap();
 
@@ -116,7 +120,10 @@ async fn a_write_on_one_replica_reaches_the_other_before_its_next_poll() {
     assert!(eligible_on_b(&c2).await);
 
     // A blacklists c1: B hears of it (NOTIFY) before its next poll, then answers anew.
-    let put_bl = |id: &str, c: &str| pb::PutRecordsRequest { records: vec![to_proto(list_entry_json(id, c, "transport_blacklist"))], source: String::new() };
+    let put_bl = |id: &str, c: &str| pb::PutRecordsRequest {
+        records: vec![to_proto(list_entry_json(id, c, "transport_blacklist"))],
+        source: String::new(),
+    };
     let v = a_data.put_records(put_bl("bl1", &c1)).await.unwrap().into_inner().data_version;
     b.applied(v).await;
     assert!(!eligible_on_b(&c1).await, "replica B still sees {c1} as eligible");
@@ -124,13 +131,12 @@ async fn a_write_on_one_replica_reaches_the_other_before_its_next_poll() {
     // Kill every listener connection on this database, then write again.
     let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
     let admin = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").unwrap()).await.unwrap();
-    let killed: Vec<(bool,)> = sqlx::query_as(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'",
-    )
-    .bind(&name)
-    .fetch_all(&admin)
-    .await
-    .unwrap();
+    let killed: Vec<(bool,)> =
+        sqlx::query_as("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'")
+            .bind(&name)
+            .fetch_all(&admin)
+            .await
+            .unwrap();
     assert!(!killed.is_empty(), "no listener connection found");
     let v = a_data.put_records(put_bl("bl2", &c2)).await.unwrap().into_inner().data_version;
     b.applied(v).await;
@@ -145,7 +151,11 @@ async fn cache_memory_stays_within_its_bound() {
     let server = spawn_app(Store::open(&db.url).await.unwrap(), AppOptions { cache: config, ..AppOptions::default() }).await;
     let channel = server.channel().await;
     pb::tender_service_client::TenderServiceClient::new(channel.clone())
-        .register_tender(pb::RegisterTenderRequest { tender_id: "T1".into(), terms: Some(terms("440300", "2026-12-15")), policy_id: "national-template".into() })
+        .register_tender(pb::RegisterTenderRequest {
+            tender_id: "T1".into(),
+            terms: Some(terms("440300", "2026-12-15")),
+            policy_id: "national-template".into(),
+        })
         .await
         .unwrap();
     let client = pb::assessment_service_client::AssessmentServiceClient::new(channel);
@@ -228,12 +238,21 @@ async fn resident_memory_stays_within_the_cache_bound_plus_a_constant() {
     }
     peak = peak.max(rss(pid));
     let text = scrape(server.addr).await;
-    let weights = sample(&text, "credit_tender_cache_weight_bytes{cache=\"profile\"}") + sample(&text, "credit_tender_cache_weight_bytes{cache=\"statement\"}");
+    let weights = sample(&text, "credit_tender_cache_weight_bytes{cache=\"profile\"}")
+        + sample(&text, "credit_tender_cache_weight_bytes{cache=\"statement\"}");
     let bound = (2 * cache_mib + OVERHEAD_MIB) << 20;
-    println!("{bidders} distinct bidders: peak RSS {} MiB, caches report {:.1} MiB, bound {} MiB", peak >> 20, weights / 1048576.0, bound >> 20);
+    println!(
+        "{bidders} distinct bidders: peak RSS {} MiB, caches report {:.1} MiB, bound {} MiB",
+        peak >> 20,
+        weights / 1048576.0,
+        bound >> 20
+    );
     // A load that never filled the statement cache would not test its bound.
     let evicted = sample(&text, "credit_tender_cache_events_total{cache=\"statement\",event=\"eviction\"}");
-    assert!(evicted > 0.0, "{bidders} bidders filled no cache of {cache_mib} MiB (nothing evicted): the bound was not tested; give more RSS_BIDDERS");
+    assert!(
+        evicted > 0.0,
+        "{bidders} bidders filled no cache of {cache_mib} MiB (nothing evicted): the bound was not tested; give more RSS_BIDDERS"
+    );
     assert!(peak <= bound, "peak RSS {} MiB over {} MiB (2 × {cache_mib} MiB of cache + {OVERHEAD_MIB} MiB)", peak >> 20, bound >> 20);
 }
 
@@ -245,7 +264,11 @@ async fn a_write_larger_than_the_change_window_invalidates_everything_and_no_sta
     let channel = server.channel().await;
     let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(channel.clone());
     pb::tender_service_client::TenderServiceClient::new(channel.clone())
-        .register_tender(pb::RegisterTenderRequest { tender_id: "T1".into(), terms: Some(terms("440300", "2026-12-15")), policy_id: "national-template".into() })
+        .register_tender(pb::RegisterTenderRequest {
+            tender_id: "T1".into(),
+            terms: Some(terms("440300", "2026-12-15")),
+            policy_id: "national-template".into(),
+        })
         .await
         .unwrap();
     let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(channel);
@@ -280,7 +303,10 @@ async fn open_tenders_statements_are_signed_before_they_are_asked_and_closed_one
     let mut f = Fixture::new(&db).await;
     let codes: Vec<String> = (0..3).map(|n| code(620 + n)).collect();
     f.put(&codes.iter().enumerate().map(|(i, c)| evaluation_json(&format!("r{i}"), c, json!({}))).collect::<Vec<_>>()).await;
-    let bid = |tender: &str, c: &str| pb::RegisterBidRequest { tender_id: tender.into(), bidder: Some(pb::Bidder { credit_codes: vec![c.into()] }) };
+    let bid = |tender: &str, c: &str| pb::RegisterBidRequest {
+        tender_id: tender.into(),
+        bidder: Some(pb::Bidder { credit_codes: vec![c.into()] }),
+    };
     // A closed tender's bids first, then an open one's: the background task
     // takes them in that order, so once the open tender's three are signed,
     // the closed tender's have been passed over.
@@ -323,8 +349,14 @@ fn table(tender: &str) -> pb::AssessTenderRequest {
 async fn a_change_to_one_bid_rebuilds_one_row_of_the_cached_table() {
     let db = sqlite_db();
     let mut f = Fixture::with(
-        spawn_app(open(&db).await, AppOptions { server: credit_tender::server::ServerOptions { background_refresh: false, ..Default::default() }, ..Default::default() })
-            .await,
+        spawn_app(
+            open(&db).await,
+            AppOptions {
+                server: credit_tender::server::ServerOptions { background_refresh: false, ..Default::default() },
+                ..Default::default()
+            },
+        )
+        .await,
     );
     let codes: Vec<String> = (0..5).map(|n| code(700 + n)).collect();
     f.put(&codes.iter().enumerate().map(|(i, c)| evaluation_json(&format!("r{i}"), c, json!({}))).collect::<Vec<_>>()).await;
@@ -393,7 +425,12 @@ async fn after_a_write_no_replica_answers_with_the_old_statement() {
                     }
                 }
             }
-            let v = fa.data.put_records(pb::PutRecordsRequest { records: vec![to_proto(list_entry_json(&format!("bl{round}"), c, "transport_blacklist"))], source: String::new() })
+            let v = fa
+                .data
+                .put_records(pb::PutRecordsRequest {
+                    records: vec![to_proto(list_entry_json(&format!("bl{round}"), c, "transport_blacklist"))],
+                    source: String::new(),
+                })
                 .await
                 .unwrap()
                 .into_inner()
@@ -445,7 +482,8 @@ async fn background_refresh_stops_when_the_server_shuts_down() {
     let mut signatures = server.cache.metrics().signatures();
     // Another writer touches every bidder: 400 statements for the refresh to sign.
     let other = Store::open(&db.url).await.unwrap();
-    let records: Vec<_> = codes.iter().enumerate().map(|(i, c)| to_record(list_entry_json(&format!("bl{i}"), c, "transport_blacklist"))).collect();
+    let records: Vec<_> =
+        codes.iter().enumerate().map(|(i, c)| to_record(list_entry_json(&format!("bl{i}"), c, "transport_blacklist"))).collect();
     let mut items = records.into_iter().enumerate().map(|(i, r)| (i as u64, Ok(r)));
     other.write(&credit_tender::domain::ownership::Writer::operator("test"), &mut items, WriteMode::Commit).await.unwrap();
     // Hold the write lock: the log can append nothing until it is let go.
@@ -453,7 +491,9 @@ async fn background_refresh_stops_when_the_server_shuts_down() {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.unwrap();
     server.cache.catch_up().await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), signatures.wait_for(|n| *n >= 1)).await.expect("the refresh never began").unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server.stop()).await.expect("the server did not stop within 10 s while its refresh waited on the log");
+    tokio::time::timeout(Duration::from_secs(10), server.stop())
+        .await
+        .expect("the server did not stop within 10 s while its refresh waited on the log");
     let at_stop = *signatures.borrow_and_update();
     assert!(at_stop < 400, "{at_stop} signed: the refresh was not held");
     sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();

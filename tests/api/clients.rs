@@ -8,7 +8,7 @@ use credit_tender::proto::v1 as pb;
 use pb::assessment_service_client::AssessmentServiceClient;
 use pb::tender_service_client::TenderServiceClient;
 use prost::Message;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/reflect_call.py");
 
@@ -22,7 +22,10 @@ pub fn python_grpc() -> bool {
     if !ok {
         let required = std::env::var("CREDIT_TENDER_REQUIRE_PYTHON_GRPC").is_ok_and(|v| v == "1");
         assert!(!required, "CREDIT_TENDER_REQUIRE_PYTHON_GRPC=1 but python3 cannot import grpc, grpc_reflection and google.protobuf");
-        crate::harness::skipped(crate::harness::Needs::PythonGrpc, "python3 cannot import grpc, grpc_reflection and google.protobuf: pip install grpcio grpcio-reflection protobuf");
+        crate::harness::skipped(
+            crate::harness::Needs::PythonGrpc,
+            "python3 cannot import grpc, grpc_reflection and google.protobuf: pip install grpcio grpcio-reflection protobuf",
+        );
     }
     ok
 }
@@ -72,7 +75,11 @@ async fn a_python_grpcio_client_by_reflection_gets_the_same_answers_field_for_fi
     let mut statements = 0;
     for t in &list {
         // Every demo statement, through the committee's table.
-        let typed = assess.assess_tender(pb::AssessTenderRequest { tender_id: t.tender_id.clone(), ..Default::default() }).await.unwrap().into_inner();
+        let typed = assess
+            .assess_tender(pb::AssessTenderRequest { tender_id: t.tender_id.clone(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
         let (py, bytes) = python_call(&demo, "credit_tender.v1.AssessmentService/AssessTender", json!({"tenderId": t.tender_id})).await;
         assert_eq!(pb::AssessTenderResponse::decode(&bytes[..]).unwrap(), typed, "{}: AssessTender", t.tender_id);
         let rows = py["bids"].as_array().map_or(&[][..], Vec::as_slice);
@@ -87,15 +94,34 @@ async fn a_python_grpcio_client_by_reflection_gets_the_same_answers_field_for_fi
         let codes = first.bid.as_ref().unwrap().bidder.as_ref().unwrap().credit_codes.clone();
 
         // Assess and CheckDeposit for its first bidder.
-        let request = pb::AssessRequest { tender_id: t.tender_id.clone(), bidder: Some(pb::Bidder { credit_codes: codes.clone() }), contract_price_fen: None };
+        let request = pb::AssessRequest {
+            tender_id: t.tender_id.clone(),
+            bidder: Some(pb::Bidder { credit_codes: codes.clone() }),
+            contract_price_fen: None,
+        };
         let typed = assess.assess(request).await.unwrap().into_inner();
-        let (py, bytes) = python_call(&demo, "credit_tender.v1.AssessmentService/Assess", json!({"tenderId": t.tender_id, "bidder": {"creditCodes": codes}})).await;
+        let (py, bytes) = python_call(
+            &demo,
+            "credit_tender.v1.AssessmentService/Assess",
+            json!({"tenderId": t.tender_id, "bidder": {"creditCodes": codes}}),
+        )
+        .await;
         assert_eq!(pb::AssessResponse::decode(&bytes[..]).unwrap(), typed, "{}: Assess", t.tender_id);
         same_statement(&py, &typed, &t.tender_id);
 
-        let request = pb::CheckDepositRequest { tender_id: t.tender_id.clone(), bidder: Some(pb::Bidder { credit_codes: codes.clone() }), offered_fen: 1, ..Default::default() };
+        let request = pb::CheckDepositRequest {
+            tender_id: t.tender_id.clone(),
+            bidder: Some(pb::Bidder { credit_codes: codes.clone() }),
+            offered_fen: 1,
+            ..Default::default()
+        };
         let typed = assess.check_deposit(request).await.unwrap().into_inner();
-        let (py, bytes) = python_call(&demo, "credit_tender.v1.AssessmentService/CheckDeposit", json!({"tenderId": t.tender_id, "bidder": {"creditCodes": codes}, "offeredFen": "1"})).await;
+        let (py, bytes) = python_call(
+            &demo,
+            "credit_tender.v1.AssessmentService/CheckDeposit",
+            json!({"tenderId": t.tender_id, "bidder": {"creditCodes": codes}, "offeredFen": "1"}),
+        )
+        .await;
         // Each deposit check is a new statement (signed when asked): the same
         // fields, but its own signature and time.
         let from_python = pb::CheckDepositResponse::decode(&bytes[..]).unwrap();

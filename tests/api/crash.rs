@@ -66,7 +66,13 @@ async fn cycles_on(db: &TestDb) -> (usize, usize) {
     for n in &acked {
         let code = crate::assessment::code(100_000 + n);
         let p = data.get_profile(pb::GetProfileRequest { credit_code: code, as_of: None, data_version: None }).await.unwrap().into_inner();
-        assert!(p.records.iter().any(|r| matches!(&r.record.as_ref().unwrap().kind, Some(pb::record::Kind::Evaluation(e)) if e.id == format!("crash-{n}"))), "[{}] acknowledged record crash-{n} is missing after kill -9", db.backend);
+        assert!(
+            p.records
+                .iter()
+                .any(|r| matches!(&r.record.as_ref().unwrap().kind, Some(pb::record::Kind::Evaluation(e)) if e.id == format!("crash-{n}"))),
+            "[{}] acknowledged record crash-{n} is missing after kill -9",
+            db.backend
+        );
     }
     (cycles, acked.len())
 }

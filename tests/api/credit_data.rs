@@ -104,11 +104,7 @@ async fn bad_batches_get_a_violation_per_record_and_store_nothing() {
         assert_eq!(status.code(), Code::InvalidArgument, "[{}] {status:?}", db.backend);
         let v = violations(&status);
         let has = |field: &str, start: &str| {
-            assert!(
-                v.iter().any(|(f, d)| f == field && d.starts_with(start)),
-                "[{}] no violation {field}: {start}… in {v:#?}",
-                db.backend
-            )
+            assert!(v.iter().any(|(f, d)| f == field && d.starts_with(start)), "[{}] no violation {field}: {start}… in {v:#?}", db.backend)
         };
         has("records[1].credit_code", "credit code has a non-digit region code '44A300'");
         has("records[2].entity_name", "is required");
@@ -144,10 +140,7 @@ async fn versions_supersede_and_old_state_stays_readable() {
 
         // New content for e1 (a corrected grade), and a repair of the blacklist entry.
         let r2 = client
-            .put_records(put(vec![
-                evaluation("e1", CODE_A, "AA", Some(96.0)),
-                event("rep1", CODE_A, "b1", "repair", "2026-08-01"),
-            ]))
+            .put_records(put(vec![evaluation("e1", CODE_A, "AA", Some(96.0)), event("rep1", CODE_A, "b1", "repair", "2026-08-01")]))
             .await
             .unwrap()
             .into_inner();
@@ -204,10 +197,8 @@ async fn versions_supersede_and_old_state_stays_readable() {
             }
         }
 
-        let status = client
-            .get_profile(pb::GetProfileRequest { credit_code: CODE_A.into(), as_of: None, data_version: Some(9) })
-            .await
-            .unwrap_err();
+        let status =
+            client.get_profile(pb::GetProfileRequest { credit_code: CODE_A.into(), as_of: None, data_version: Some(9) }).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(violations(&status)[0].0, "data_version");
 
@@ -237,10 +228,7 @@ async fn allow_listed_pilot_code_is_accepted_with_a_warning() {
     assert_eq!(p.warnings.len(), 1);
     assert!(p.warnings[0].contains("allow-list"), "{:?}", p.warnings);
     // A code one character off is not on the list.
-    let status = client
-        .put_records(put(vec![evaluation("p2", "91350100M0001TGQXN", "A", None)]))
-        .await
-        .unwrap_err();
+    let status = client.put_records(put(vec![evaluation("p2", "91350100M0001TGQXN", "A", None)])).await.unwrap_err();
     assert!(violations(&status)[0].1.starts_with("credit code has check character 'N'"));
 }
 
@@ -272,7 +260,11 @@ async fn a_new_version_cannot_move_a_record_to_another_credit_code() {
         let details = tonic_types::StatusExt::get_error_details(&err);
         let v = &details.bad_request().expect("field violations").field_violations[0];
         assert_eq!(v.field, "records[0].credit_code", "[{}]", db.backend);
-        assert!(v.description.contains(&format!("'e1' is a record of credit code {CODE_A}; a new version cannot move it to {CODE_B}")), "{}", v.description);
+        assert!(
+            v.description.contains(&format!("'e1' is a record of credit code {CODE_A}; a new version cannot move it to {CODE_B}")),
+            "{}",
+            v.description
+        );
         assert_eq!(snapshot(&db.url).await, before, "[{}] nothing stored", db.backend);
     }
 }

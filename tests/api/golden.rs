@@ -37,11 +37,8 @@ async fn demo_statements_match_the_golden_payloads() {
     list.sort_by(|a, b| a.tender_id.cmp(&b.tender_id));
     let mut lines = Vec::new();
     for t in &list {
-        let table = assess
-            .assess_tender(AssessTenderRequest { tender_id: t.tender_id.clone(), ..Default::default() })
-            .await
-            .unwrap()
-            .into_inner();
+        let table =
+            assess.assess_tender(AssessTenderRequest { tender_id: t.tender_id.clone(), ..Default::default() }).await.unwrap().into_inner();
         for bid in table.bids {
             let envelope = bid.assessment.unwrap().envelope.unwrap();
             lines.push(pinned(&envelope.payload));
@@ -51,7 +48,8 @@ async fn demo_statements_match_the_golden_payloads() {
                     tender_id: t.tender_id.clone(),
                     bidder: bidder.clone(),
                     offered_fen,
-                    form: form.into(), contract_price_fen: None,
+                    form: form.into(),
+                    contract_price_fen: None,
                 };
                 let checked = assess.check_deposit(check).await.unwrap().into_inner();
                 lines.push(pinned(&checked.envelope.unwrap().payload));
@@ -84,9 +82,14 @@ async fn cached_answers_are_the_same_bytes_on_every_hit_and_what_prost_encodes()
     let list = tenders.list_tenders(ListTendersRequest {}).await.unwrap().into_inner().tenders;
     let mut checked = 0;
     for t in &list {
-        let table = assess.assess_tender(AssessTenderRequest { tender_id: t.tender_id.clone(), ..Default::default() }).await.unwrap().into_inner();
+        let table =
+            assess.assess_tender(AssessTenderRequest { tender_id: t.tender_id.clone(), ..Default::default() }).await.unwrap().into_inner();
         for bid in table.bids {
-            let request = credit_tender::proto::v1::AssessRequest { tender_id: t.tender_id.clone(), bidder: bid.bid.unwrap().bidder, contract_price_fen: None };
+            let request = credit_tender::proto::v1::AssessRequest {
+                tender_id: t.tender_id.clone(),
+                bidder: bid.bid.unwrap().bidder,
+                contract_price_fen: None,
+            };
             let path = "/credit_tender.v1.AssessmentService/Assess";
             let first = crate::hardening::raw::call_bytes(demo.channel.clone(), path, request.encode_to_vec()).await.unwrap();
             let again = crate::hardening::raw::call_bytes(demo.channel.clone(), path, request.encode_to_vec()).await.unwrap();

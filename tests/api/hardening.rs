@@ -25,8 +25,8 @@ async fn ten_thousand_bad_records_fit_in_a_trailer_every_client_accepts() {
 
 /// Sends raw bytes as a unary request body, as a broken or hostile client would.
 pub mod raw {
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
     use tonic::Status;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
     #[derive(Default)]
     pub struct Raw;
@@ -107,7 +107,8 @@ async fn every_timestamp_and_date_is_within_one_range_named_by_field() {
     let db = sqlite_db();
     let server = spawn_app(open(&db).await, AppOptions::default()).await;
     let mut tenders = server.tenders.clone();
-    for (seconds, label) in [(253_402_300_800_i64, "year 10000"), (-62_167_219_200, "year 0"), (946_684_799 - 8 * 3600, "1999 in Shanghai")] {
+    for (seconds, label) in [(253_402_300_800_i64, "year 10000"), (-62_167_219_200, "year 0"), (946_684_799 - 8 * 3600, "1999 in Shanghai")]
+    {
         let mut terms = crate::assessment::terms("440300", "2026-12-15");
         terms.bid_deadline = Some(pbjson_types::Timestamp { seconds, nanos: 0 });
         let req = pb::RegisterTenderRequest { tender_id: "T".into(), terms: Some(terms), policy_id: "national-template".into() };
@@ -118,16 +119,20 @@ async fn every_timestamp_and_date_is_within_one_range_named_by_field() {
     }
     let mut data = server.credit_data().await;
     let as_of = Some(pbjson_types::Timestamp { seconds: 1_800_000_000, nanos: -1 });
-    let status = data
-        .get_profile(pb::GetProfileRequest { credit_code: CODE_A.into(), as_of, data_version: None })
-        .await
-        .unwrap_err();
+    let status = data.get_profile(pb::GetProfileRequest { credit_code: CODE_A.into(), as_of, data_version: None }).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("as_of: nanos must be within"), "{}", status.message());
     let far = evaluation_json("e", CODE_A, json!({"valid_to": "2200-01-01"}));
     let status = data.put_records(pb::PutRecordsRequest { records: vec![to_proto(far)], source: String::new() }).await.unwrap_err();
     assert!(status.message().contains("records[0].valid_to: 2200-01-01 is outside the dates this service accepts"), "{}", status.message());
-    assert!(data.get_profile(pb::GetProfileRequest { credit_code: CODE_A.into(), as_of: None, data_version: None }).await.unwrap().into_inner().records.is_empty());
+    assert!(
+        data.get_profile(pb::GetProfileRequest { credit_code: CODE_A.into(), as_of: None, data_version: None })
+            .await
+            .unwrap()
+            .into_inner()
+            .records
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -238,10 +243,17 @@ async fn the_committees_csv_neutralises_formulas() {
     let c = crate::assessment::code(94);
     f.put(&[evaluation_json("e", &c, json!({"entity_name": "=HYPERLINK(\"http://evil.example\",\"点此\")"}))]).await;
     f.tender("T1", "national-template", "440300", "2026-12-15").await;
-    f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![c.clone()] }) }).await.unwrap();
+    f.tenders
+        .register_bid(pb::RegisterBidRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![c.clone()] }) })
+        .await
+        .unwrap();
     browser.goto(&format!("http://{}/tenders/T1", f.server.addr)).await;
     browser.ready().await;
-    let csv = browser.eval_async("const done = arguments[arguments.length - 1]; fetch(document.getElementById('csv').href).then(r => r.text()).then(done);").await;
+    let csv = browser
+        .eval_async(
+            "const done = arguments[arguments.length - 1]; fetch(document.getElementById('csv').href).then(r => r.text()).then(done);",
+        )
+        .await;
     let csv = csv.as_str().unwrap();
     assert!(csv.contains("\"'=HYPERLINK("), "the formula is neutralised: {csv}");
     assert!(!csv.contains("\"=HYPERLINK("), "{csv}");
@@ -273,7 +285,10 @@ impl ServingFile {
 
 /// One evaluation of CODE_A, its year set by the id's length (one grade per year).
 fn put(id: &str) -> pb::PutRecordsRequest {
-    pb::PutRecordsRequest { records: vec![to_proto(evaluation_json(id, CODE_A, json!({"year": 2000 + id.len() as i64})))], source: String::new() }
+    pb::PutRecordsRequest {
+        records: vec![to_proto(evaluation_json(id, CODE_A, json!({"year": 2000 + id.len() as i64})))],
+        source: String::new(),
+    }
 }
 
 #[tokio::test]
@@ -388,10 +403,15 @@ async fn a_large_tender_is_assessed_in_pages() {
         let bidder = Some(pb::Bidder { credit_codes: vec![crate::assessment::code(10_000 + n)] });
         f.tenders.register_bid(pb::RegisterBidRequest { tender_id: "BIG".into(), bidder }).await.unwrap();
     }
-    let ask = |page_size: u32, page_token: &str| pb::AssessTenderRequest { tender_id: "BIG".into(), page_size, page_token: page_token.into() };
+    let ask =
+        |page_size: u32, page_token: &str| pb::AssessTenderRequest { tender_id: "BIG".into(), page_size, page_token: page_token.into() };
     let status = f.assess.assess_tender(ask(0, "")).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("page_size: is 0 (every bid), but the tender has 450 bids") && status.message().contains("page_token"), "{}", status.message());
+    assert!(
+        status.message().contains("page_size: is 0 (every bid), but the tender has 450 bids") && status.message().contains("page_token"),
+        "{}",
+        status.message()
+    );
     assert!(f.assess.assess_tender(ask(201, "")).await.unwrap_err().message().contains("page_size: 201 is above 200"));
     assert!(f.assess.assess_tender(ask(10, "bogus")).await.unwrap_err().message().contains("page_token: is not a token"));
 
@@ -588,11 +608,19 @@ async fn concurrent_requests_for_one_statement_the_log_cannot_record_are_each_to
     let ServingFile { _dir: _keep, db_path, server, data: _, watch: _ } = ServingFile::start().await;
     let mut tenders = pb::tender_service_client::TenderServiceClient::new(server.channel.clone());
     tenders
-        .register_tender(pb::RegisterTenderRequest { tender_id: "T".into(), terms: Some(crate::assessment::terms("440300", "2026-12-15")), policy_id: "national-template".into() })
+        .register_tender(pb::RegisterTenderRequest {
+            tender_id: "T".into(),
+            terms: Some(crate::assessment::terms("440300", "2026-12-15")),
+            policy_id: "national-template".into(),
+        })
         .await
         .unwrap();
     let assess = pb::assessment_service_client::AssessmentServiceClient::new(server.channel.clone());
-    let request = |price: i64| pb::AssessRequest { tender_id: "T".into(), bidder: Some(pb::Bidder { credit_codes: vec![CODE_A.into()] }), contract_price_fen: Some(price) };
+    let request = |price: i64| pb::AssessRequest {
+        tender_id: "T".into(),
+        bidder: Some(pb::Bidder { credit_codes: vec![CODE_A.into()] }),
+        contract_price_fen: Some(price),
+    };
     assess.clone().assess(request(100_000_000)).await.unwrap();
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));

@@ -55,10 +55,7 @@ fn skip_summary() -> Option<String> {
         return None;
     }
     let parts: Vec<String> = skips.iter().map(|(needs, (n, why))| format!("{} ({why})", needs.what(*n))).collect();
-    Some(format!(
-        "credit-tender tests: SKIPPED {}; `.ci/run` runs them all (README, \"Tests\")",
-        parts.join(", ")
-    ))
+    Some(format!("credit-tender tests: SKIPPED {}; `.ci/run` runs them all (README, \"Tests\")", parts.join(", ")))
 }
 
 /// One process as /proc shows it.
@@ -142,7 +139,12 @@ extern "C" fn at_exit() {
     let left = descendants(std::process::id());
     if !left.is_empty() {
         let list: Vec<String> = left.iter().map(|p| format!("{} {}", p.pid, p.name)).collect();
-        let _ = writeln!(stderr, "credit-tender tests: FAILED: {} process(es) left running by the tests, now killed: {}", left.len(), list.join(", "));
+        let _ = writeln!(
+            stderr,
+            "credit-tender tests: FAILED: {} process(es) left running by the tests, now killed: {}",
+            left.len(),
+            list.join(", ")
+        );
         for p in &left {
             kill(i64::from(p.pid));
         }

@@ -5,8 +5,8 @@ use credit_tender::config::Rules;
 use credit_tender::proto::v1::assessment_service_client::AssessmentServiceClient;
 use credit_tender::proto::v1::credit_data_service_client::CreditDataServiceClient;
 use credit_tender::proto::v1::tender_service_client::TenderServiceClient;
-use credit_tender::service::Cache;
 use credit_tender::server::{self, AppState, ServerOptions};
+use credit_tender::service::Cache;
 use credit_tender::service::PolicySet;
 use credit_tender::signing::{Keyring, SharedKeyring};
 use credit_tender::store::Store;
@@ -132,7 +132,8 @@ pub fn fuzz_seed() -> u64 {
 /// told.
 pub fn rpc_paths() -> Vec<String> {
     use prost::Message;
-    let set = prost_types::FileDescriptorSet::decode(credit_tender::proto::FILE_DESCRIPTOR_SET).expect("the build's descriptor set decodes");
+    let set =
+        prost_types::FileDescriptorSet::decode(credit_tender::proto::FILE_DESCRIPTOR_SET).expect("the build's descriptor set decodes");
     let mut out = Vec::new();
     for file in &set.file {
         for service in &file.service {
@@ -247,11 +248,7 @@ impl Drop for TestServer {
 
 /// Runs the `credit-tender` binary.
 pub fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_credit-tender"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run credit-tender")
+    Command::new(env!("CARGO_BIN_EXE_credit-tender")).args(args).env("RUST_LOG", "warn").output().expect("run credit-tender")
 }
 
 pub fn stderr(o: &Output) -> String {
@@ -316,7 +313,10 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw)).await.unwrap_or_else(|_| panic!("GET {path}: no complete answer within {CALL_BOUND:?}")).unwrap();
+    tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw))
+        .await
+        .unwrap_or_else(|_| panic!("GET {path}: no complete answer within {CALL_BOUND:?}"))
+        .unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
@@ -329,7 +329,10 @@ pub async fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> (u16, Vec
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw)).await.unwrap_or_else(|_| panic!("GET {path}: no complete answer within {CALL_BOUND:?}")).unwrap();
+    tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw))
+        .await
+        .unwrap_or_else(|_| panic!("GET {path}: no complete answer within {CALL_BOUND:?}"))
+        .unwrap();
     let status = std::str::from_utf8(&raw[9..12]).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| raw[i + 4..].to_vec()).unwrap_or_default();
     (status, body)
@@ -405,7 +408,8 @@ impl CliServer {
         let published = async {
             loop {
                 let line = self.log_line("checkpoint published").await;
-                let published: u64 = line.split("size=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+                let published: u64 =
+                    line.split("size=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
                 if published >= size {
                     return;
                 }

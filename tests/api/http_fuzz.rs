@@ -46,14 +46,58 @@ async fn malformed_tile_paths_are_answered_404_not_with_a_panic() {
 /// a request line needs it.
 fn path() -> impl Strategy<Value = String> {
     let routes = prop::sample::select(vec![
-        "/", "/tenders/", "/tenders/DEMO-SX-2026-001", "/api/tenders/DEMO-SX-2026-001/statements", "/api/tenders/", "/api/keys",
-        "/api/log/proof?index=", "/log/checkpoint", "/log/tile/0/000", "/log/tile/entries/000.p/1", "/log/", "/committee/enter/",
-        "/assets/committee.js", "/assets/", "/metrics", "/credit_tender.v1.LogService/GetCheckpoint",
+        "/",
+        "/tenders/",
+        "/tenders/DEMO-SX-2026-001",
+        "/api/tenders/DEMO-SX-2026-001/statements",
+        "/api/tenders/",
+        "/api/keys",
+        "/api/log/proof?index=",
+        "/log/checkpoint",
+        "/log/tile/0/000",
+        "/log/tile/entries/000.p/1",
+        "/log/",
+        "/committee/enter/",
+        "/assets/committee.js",
+        "/assets/",
+        "/metrics",
+        "/credit_tender.v1.LogService/GetCheckpoint",
         "/api/tenders/DEMO-SX-2026-001/statements?page_token=",
     ]);
     let piece = prop::sample::select(vec![
-        "0", "1", "7", "8", "31", "32", "63", "64", "255", "256", "-1", "00", "000", "001", "999", "0000", "x000", "x001", "x999", "000.p",
-        "001.p", ".p", "entries", "data", "", "x", "p", "%00", "%2F", "%FF", "..", "4294967296", "18446744073709551616",
+        "0",
+        "1",
+        "7",
+        "8",
+        "31",
+        "32",
+        "63",
+        "64",
+        "255",
+        "256",
+        "-1",
+        "00",
+        "000",
+        "001",
+        "999",
+        "0000",
+        "x000",
+        "x001",
+        "x999",
+        "000.p",
+        "001.p",
+        ".p",
+        "entries",
+        "data",
+        "",
+        "x",
+        "p",
+        "%00",
+        "%2F",
+        "%FF",
+        "..",
+        "4294967296",
+        "18446744073709551616",
     ]);
     let tile = prop::collection::vec(piece, 1..9).prop_map(|p| format!("/log/tile/{}", p.join("/")));
     let text = any::<String>().prop_map(|s| percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC).to_string());
@@ -158,7 +202,8 @@ async fn every_http_route_answers_fuzzed_paths_with_a_status_and_never_panics() 
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let strategy = path();
     let mut statuses = std::collections::BTreeMap::new();
-    let paths: Vec<String> = (0..cases()).map(|_| strategy.new_tree(&mut runner).unwrap().current()).chain(MALFORMED.iter().map(|p| p.to_string())).collect();
+    let paths: Vec<String> =
+        (0..cases()).map(|_| strategy.new_tree(&mut runner).unwrap().current()).chain(MALFORMED.iter().map(|p| p.to_string())).collect();
     // Four at a time: the long run is a million paths.
     let addr = server.addr;
     let chunks: Vec<Vec<String>> = paths.chunks(paths.len().div_ceil(4)).map(<[String]>::to_vec).collect();

@@ -44,20 +44,105 @@ async fn each_bad_input_is_named_and_changes_nothing() {
         let mut bad_utf8 = format!("{good}\n").into_bytes();
         bad_utf8.extend_from_slice(b"{\"type\":\"evaluation\",\"entity_name\":\"\xff\xfe\"}\n");
         rejects(&db, d, "utf8.jsonl", &bad_utf8, &["2: encoding: the file is not UTF-8 (byte 37 of line 2 is not)"]).await;
-        rejects(&db, d, "type.jsonl", jsonl(&[good.clone(), json!({"type": "rating", "id": "x"})]).as_bytes(), &["2: type: unknown value 'rating'"]).await;
+        rejects(
+            &db,
+            d,
+            "type.jsonl",
+            jsonl(&[good.clone(), json!({"type": "rating", "id": "x"})]).as_bytes(),
+            &["2: type: unknown value 'rating'"],
+        )
+        .await;
         rejects(&db, d, "missing.jsonl", with(json!({"entity_name": null})).as_bytes(), &["2: entity_name: is required"]).await;
-        rejects(&db, d, "short.jsonl", with(json!({"credit_code": "91440300192317458"})).as_bytes(), &["2: credit_code: credit code has 17 characters, a credit code has 18"]).await;
-        rejects(&db, d, "long.jsonl", with(json!({"credit_code": "91440300192317458FF"})).as_bytes(), &["2: credit_code: credit code has 19 characters"]).await;
-        rejects(&db, d, "letter.jsonl", with(json!({"credit_code": "91440300I92317458F"})).as_bytes(), &["2: credit_code: credit code has forbidden character 'I' at position 9"]).await;
-        rejects(&db, d, "region.jsonl", with(json!({"credit_code": "9144A300192317458F"})).as_bytes(), &["2: credit_code: credit code has a non-digit region code '44A300'"]).await;
-        rejects(&db, d, "check.jsonl", with(json!({"credit_code": "914403001923174580"})).as_bytes(), &["2: credit_code: credit code has check character '0' but the checksum gives 'F'"]).await;
-        rejects(&db, d, "domain.jsonl", with(json!({"domain": "railway_construction"})).as_bytes(), &["2: domain: unknown credit domain 'railway_construction'"]).await;
-        rejects(&db, d, "water.jsonl", with(json!({"domain": "water_resources"})).as_bytes(), &["2: domain: 'water_resources' is the water-resources sector (水利)"]).await;
-        rejects(&db, d, "aaa.jsonl", with(json!({"grade": "AAA"})).as_bytes(), &["2: grade: 'AAA' is a water-resources (水利) grade"]).await;
-        rejects(&db, d, "score.jsonl", with(json!({"grade": "AA", "score": 90.0})).as_bytes(), &["2: score: 90 lies in grade A's band, not AA's"]).await;
-        rejects(&db, d, "dates.jsonl", with(json!({"valid_from": "2026-05-01", "valid_to": "2026-04-30"})).as_bytes(), &["2: valid_to: 2026-04-30 is before valid_from 2026-05-01"]).await;
-        rejects(&db, d, "twice.jsonl", jsonl(&[good.clone(), evaluation_json("e-new", CODE_C, json!({"grade": "B", "score": 80}))]).as_bytes(), &["2: id: 'e-new' appears earlier in this batch with different content"]).await;
-        rejects(&db, d, "header.csv", b"code,name,domain\n914403001922038216,x,highway_construction\n", &["1: header: unexpected header 'code,name,domain'"]).await;
+        rejects(
+            &db,
+            d,
+            "short.jsonl",
+            with(json!({"credit_code": "91440300192317458"})).as_bytes(),
+            &["2: credit_code: credit code has 17 characters, a credit code has 18"],
+        )
+        .await;
+        rejects(
+            &db,
+            d,
+            "long.jsonl",
+            with(json!({"credit_code": "91440300192317458FF"})).as_bytes(),
+            &["2: credit_code: credit code has 19 characters"],
+        )
+        .await;
+        rejects(
+            &db,
+            d,
+            "letter.jsonl",
+            with(json!({"credit_code": "91440300I92317458F"})).as_bytes(),
+            &["2: credit_code: credit code has forbidden character 'I' at position 9"],
+        )
+        .await;
+        rejects(
+            &db,
+            d,
+            "region.jsonl",
+            with(json!({"credit_code": "9144A300192317458F"})).as_bytes(),
+            &["2: credit_code: credit code has a non-digit region code '44A300'"],
+        )
+        .await;
+        rejects(
+            &db,
+            d,
+            "check.jsonl",
+            with(json!({"credit_code": "914403001923174580"})).as_bytes(),
+            &["2: credit_code: credit code has check character '0' but the checksum gives 'F'"],
+        )
+        .await;
+        rejects(
+            &db,
+            d,
+            "domain.jsonl",
+            with(json!({"domain": "railway_construction"})).as_bytes(),
+            &["2: domain: unknown credit domain 'railway_construction'"],
+        )
+        .await;
+        rejects(
+            &db,
+            d,
+            "water.jsonl",
+            with(json!({"domain": "water_resources"})).as_bytes(),
+            &["2: domain: 'water_resources' is the water-resources sector (水利)"],
+        )
+        .await;
+        rejects(&db, d, "aaa.jsonl", with(json!({"grade": "AAA"})).as_bytes(), &["2: grade: 'AAA' is a water-resources (水利) grade"])
+            .await;
+        rejects(
+            &db,
+            d,
+            "score.jsonl",
+            with(json!({"grade": "AA", "score": 90.0})).as_bytes(),
+            &["2: score: 90 lies in grade A's band, not AA's"],
+        )
+        .await;
+        rejects(
+            &db,
+            d,
+            "dates.jsonl",
+            with(json!({"valid_from": "2026-05-01", "valid_to": "2026-04-30"})).as_bytes(),
+            &["2: valid_to: 2026-04-30 is before valid_from 2026-05-01"],
+        )
+        .await;
+        rejects(
+            &db,
+            d,
+            "twice.jsonl",
+            jsonl(&[good.clone(), evaluation_json("e-new", CODE_C, json!({"grade": "B", "score": 80}))]).as_bytes(),
+            &["2: id: 'e-new' appears earlier in this batch with different content"],
+        )
+        .await;
+        rejects(
+            &db,
+            d,
+            "header.csv",
+            b"code,name,domain\n914403001922038216,x,highway_construction\n",
+            &["1: header: unexpected header 'code,name,domain'"],
+        )
+        .await;
         rejects(&db, d, "empty.jsonl", b"", &["1: file: is empty"]).await;
         rejects(&db, d, "empty.csv", b"", &["1: file: is empty"]).await;
         // Every bad line is listed, not just the first.
@@ -109,7 +194,11 @@ async fn csv_tables_import_and_name_bad_rows() {
         bad_utf8.extend_from_slice(b"\xff\xfe,supervision,110000,2025,A,,2026-03-01,2027-02-28\n");
         let path = file(dir.path(), "utf8.csv", bad_utf8);
         let out = cli(&["import", "--db", &db.url, "--document-ref", "x", path.to_str().unwrap()]);
-        assert!(stderr(&out).contains(&format!("{}:2: encoding: the file is not UTF-8 (byte 20 of line 2 is not)", path.display())), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("{}:2: encoding: the file is not UTF-8 (byte 20 of line 2 is not)", path.display())),
+            "{}",
+            stderr(&out)
+        );
         let path = file(dir.path(), "ragged.csv", format!("{header}{CODE_C},丙,supervision\n"));
         let out = cli(&["import", "--db", &db.url, "--document-ref", "x", path.to_str().unwrap()]);
         assert!(stderr(&out).contains(&format!("{}:2: row: has 3 fields, the header has 9", path.display())), "{}", stderr(&out));
@@ -193,17 +282,28 @@ async fn checks_hold_within_and_across_the_write_chunks() {
         // Lines 3 and 4: a second grade within one chunk.
         second_grade.insert(2, evaluation_json("near-1", &code(5_000), json!({})));
         second_grade.insert(3, evaluation_json("near-2", &code(5_000), json!({"grade": "B", "score": 80})));
-        rejects(&db, dir.path(), "chunks.jsonl", jsonl(&second_grade).as_bytes(), &[
-            "4: id: 'near-1' is already the 440000 grade",
-            "1203: id: 'bulk-0' is already the 440000 grade",
-            "1204: id: 'bulk-3' appears earlier in this batch with different content",
-        ])
+        rejects(
+            &db,
+            dir.path(),
+            "chunks.jsonl",
+            jsonl(&second_grade).as_bytes(),
+            &[
+                "4: id: 'near-1' is already the 440000 grade",
+                "1203: id: 'bulk-0' is already the 440000 grade",
+                "1204: id: 'bulk-3' appears earlier in this batch with different content",
+            ],
+        )
         .await;
         let path = file(dir.path(), "many.jsonl", jsonl(&many));
         let out = cli(&["import", "--db", &db.url, path.to_str().unwrap()]);
         assert!(out.status.success(), "[{}] {}", db.backend, stderr(&out));
         let version = store.current_version().await.unwrap();
-        assert_eq!(store.changes_since(version - 1, 10_000).await.unwrap().len(), 1_200, "[{}] every code is in the change feed", db.backend);
+        assert_eq!(
+            store.changes_since(version - 1, 10_000).await.unwrap().len(),
+            1_200,
+            "[{}] every code is in the change feed",
+            db.backend
+        );
         // The same file again changes nothing.
         let out = cli(&["import", "--db", &db.url, path.to_str().unwrap()]);
         assert!(out.status.success());

@@ -2,7 +2,7 @@
 //! logged once, proofs that check against signed checkpoints, the tiles, the
 //! CLI's verify/proof/audit/recompute, replicas on one PostgreSQL, kill -9.
 
-use crate::assessment::{code, terms, Fixture};
+use crate::assessment::{Fixture, code, terms};
 use crate::helpers::*;
 use credit_tender::log::{self as tlog, note::NoteKey, tree};
 use credit_tender::proto::v1 as pb;
@@ -14,7 +14,10 @@ use tonic::Code;
 type LogClient = pb::log_service_client::LogServiceClient<tonic::transport::Channel>;
 
 fn fast_log() -> ServerOptions {
-    ServerOptions { log: Some(LogOptions { checkpoint_interval: Duration::from_millis(50), ..LogOptions::default() }), ..ServerOptions::default() }
+    ServerOptions {
+        log: Some(LogOptions { checkpoint_interval: Duration::from_millis(50), ..LogOptions::default() }),
+        ..ServerOptions::default()
+    }
 }
 
 /// The newest checkpoint, once this in-process server has published one
@@ -56,7 +59,11 @@ async fn every_statement_is_logged_once_and_proven_in_a_signed_checkpoint() {
     let codes: Vec<String> = (0..5).map(|n| code(700 + n)).collect();
     f.put(&codes.iter().enumerate().map(|(i, c)| evaluation_json(&format!("e{i}"), c, json!({}))).collect::<Vec<_>>()).await;
     f.tender("T1", "national-template", "440300", "2026-12-15").await;
-    let request = |c: &str| pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![c.into()] }), contract_price_fen: None };
+    let request = |c: &str| pb::AssessRequest {
+        tender_id: "T1".into(),
+        bidder: Some(pb::Bidder { credit_codes: vec![c.into()] }),
+        contract_price_fen: None,
+    };
     let mut envelopes = Vec::new();
     for c in &codes[..3] {
         let r = f.assess.assess(request(c)).await.unwrap().into_inner();
@@ -100,24 +107,41 @@ async fn every_statement_is_logged_once_and_proven_in_a_signed_checkpoint() {
         let leaf = tlog::leaf(env);
         assert_eq!(entries[*index as usize].to_vec(), leaf, "entry {index} is the envelope as compact DSSE JSON");
         let p = log
-            .get_inclusion_proof(pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(*index)), tree_size: 6 })
+            .get_inclusion_proof(pb::GetInclusionProofRequest {
+                leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(*index)),
+                tree_size: 6,
+            })
             .await
             .unwrap()
             .into_inner();
         let hashes: Vec<_> = p.hashes.iter().map(|h| hash(h)).collect();
         tree::check_inclusion(&hashes, *index, 6, verified.root, tree::leaf_hash(&leaf)).unwrap();
-        let by_hash = pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafHash(tree::leaf_hash(&leaf).0.to_vec().into())), tree_size: 0 };
+        let by_hash = pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafHash(tree::leaf_hash(&leaf).0.to_vec().into())),
+            tree_size: 0,
+        };
         assert_eq!(log.get_inclusion_proof(by_hash).await.unwrap().into_inner().leaf_index, *index);
     }
     let early_cp = tlog::verify_checkpoint(&early.note, &key).unwrap();
-    let c = log.get_consistency_proof(pb::GetConsistencyProofRequest { old_size: early.tree_size, new_size: 6 }).await.unwrap().into_inner();
+    let c =
+        log.get_consistency_proof(pb::GetConsistencyProofRequest { old_size: early.tree_size, new_size: 6 }).await.unwrap().into_inner();
     let hashes: Vec<_> = c.hashes.iter().map(|h| hash(h)).collect();
     tree::check_consistency(&hashes, early_cp.size, early_cp.root, 6, verified.root).unwrap();
 
     // Requests beyond the tree, or inverted, are INVALID_ARGUMENT naming the field.
     let bad = [
-        log.get_inclusion_proof(pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(100)), tree_size: 6 }).await.unwrap_err(),
-        log.get_inclusion_proof(pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(0)), tree_size: 1000 }).await.unwrap_err(),
+        log.get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(100)),
+            tree_size: 6,
+        })
+        .await
+        .unwrap_err(),
+        log.get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(0)),
+            tree_size: 1000,
+        })
+        .await
+        .unwrap_err(),
         log.get_consistency_proof(pb::GetConsistencyProofRequest { old_size: 5, new_size: 3 }).await.unwrap_err(),
         log.get_consistency_proof(pb::GetConsistencyProofRequest { old_size: 0, new_size: 3 }).await.unwrap_err(),
         log.get_entries(pb::GetEntriesRequest { start: 5, end: 2 }).await.unwrap_err(),
@@ -159,11 +183,19 @@ async fn a_logged_statement(channel: tonic::transport::Channel) -> (u64, pb::Env
         .await
         .unwrap();
     pb::tender_service_client::TenderServiceClient::new(channel.clone())
-        .register_tender(pb::RegisterTenderRequest { tender_id: "T1".into(), terms: Some(terms("440300", "2026-12-15")), policy_id: "national-template".into() })
+        .register_tender(pb::RegisterTenderRequest {
+            tender_id: "T1".into(),
+            terms: Some(terms("440300", "2026-12-15")),
+            policy_id: "national-template".into(),
+        })
         .await
         .unwrap();
     let r = pb::assessment_service_client::AssessmentServiceClient::new(channel)
-        .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code(801)] }), contract_price_fen: None })
+        .assess(pb::AssessRequest {
+            tender_id: "T1".into(),
+            bidder: Some(pb::Bidder { credit_codes: vec![code(801)] }),
+            contract_price_fen: None,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -177,15 +209,38 @@ async fn verify_checks_inclusion_offline_and_names_every_bad_input() {
     let (index, env) = a_logged_statement(f.server.channel.clone()).await;
     checkpoint_covering(&f.server, index + 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let keys = pb::key_service_client::KeyServiceClient::new(f.server.channel.clone()).list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
+    let keys = pb::key_service_client::KeyServiceClient::new(f.server.channel.clone())
+        .list_keys(pb::ListKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let keys_path = json_file(dir.path(), "keys.json", &keys);
     let env_path = json_file(dir.path(), "env.json", &env);
     let (cp, proof) = (dir.path().join("cp"), dir.path().join("proof.json"));
     let server = format!("http://{}", f.server.addr);
-    let out = cli(&["proof", "--server", &server, "--index", &index.to_string(), "--checkpoint", cp.to_str().unwrap(), "--proof", proof.to_str().unwrap()]);
+    let out = cli(&[
+        "proof",
+        "--server",
+        &server,
+        "--index",
+        &index.to_string(),
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--proof",
+        proof.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let verify = |env: &std::path::Path, keys: &std::path::Path, cp: &std::path::Path, proof: &std::path::Path| {
-        cli(&["verify", env.to_str().unwrap(), "--keys", keys.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--proof", proof.to_str().unwrap()])
+        cli(&[
+            "verify",
+            env.to_str().unwrap(),
+            "--keys",
+            keys.to_str().unwrap(),
+            "--checkpoint",
+            cp.to_str().unwrap(),
+            "--proof",
+            proof.to_str().unwrap(),
+        ])
     };
     let ok = verify(&env_path, &keys_path, &cp, &proof);
     assert!(ok.status.success(), "{}", stderr(&ok));
@@ -251,7 +306,11 @@ async fn audit_follows_the_log_and_reports_forks_tampering_and_two_answers_to_on
     let keyid = credit_tender::signing::key_id(pair.public_key().as_ref());
     let pae = format!("DSSEv1 {} {} {} ", env.payload_type.len(), env.payload_type, payload.len()).into_bytes();
     let sig = pair.sign(&[pae, payload.clone()].concat());
-    let forged_env = pb::Envelope { payload_type: env.payload_type.clone(), payload: payload.into(), signatures: vec![pb::Signature { keyid, sig: sig.as_ref().to_vec().into() }] };
+    let forged_env = pb::Envelope {
+        payload_type: env.payload_type.clone(),
+        payload: payload.into(),
+        signatures: vec![pb::Signature { keyid, sig: sig.as_ref().to_vec().into() }],
+    };
     let store = credit_tender::store::Store::open(&url).await.unwrap();
     store.log_append(&[tlog::leaf(&forged_env)]).await.unwrap();
     checkpoint_logged(&server, 2).await;
@@ -264,7 +323,8 @@ async fn audit_follows_the_log_and_reports_forks_tampering_and_two_answers_to_on
     let log_pair = credit_tender::signing::load_key_pair(&dir.path().join("log.pk8")).unwrap();
     let cp = log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await.unwrap().into_inner();
     let origin = tlog::checkpoint_origin(&cp.note).unwrap().to_owned();
-    let forked_note = tlog::note::sign(&tlog::checkpoint_text(&origin, cp.tree_size, &tree::leaf_hash(b"fork")), &origin, &log_pair).unwrap();
+    let forked_note =
+        tlog::note::sign(&tlog::checkpoint_text(&origin, cp.tree_size, &tree::leaf_hash(b"fork")), &origin, &log_pair).unwrap();
     let mut kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state.join("state.json")).unwrap()).unwrap();
     kept["checkpoint"] = json!(forked_note);
     std::fs::write(state.join("state.json"), kept.to_string()).unwrap();
@@ -275,14 +335,18 @@ async fn audit_follows_the_log_and_reports_forks_tampering_and_two_answers_to_on
     assert!(err.contains(&forked_note) && err.contains(&cp.note), "both checkpoints are shown: {err}");
 
     // A smaller checkpoint the newest does not extend: a fork too.
-    let inconsistent = tlog::note::sign(&tlog::checkpoint_text(&origin, 1, &tree::leaf_hash(b"another first leaf")), &origin, &log_pair).unwrap();
+    let inconsistent =
+        tlog::note::sign(&tlog::checkpoint_text(&origin, 1, &tree::leaf_hash(b"another first leaf")), &origin, &log_pair).unwrap();
     kept["checkpoint"] = json!(inconsistent);
     std::fs::write(state.join("state.json"), kept.to_string()).unwrap();
     std::fs::write(state.join("hashes"), [0u8; 32]).unwrap();
     let out = audit();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains(&format!("FORKED LOG: the checkpoint of size {} is not consistent with the one of size 1", cp.tree_size)), "{err}");
+    assert!(
+        err.contains(&format!("FORKED LOG: the checkpoint of size {} is not consistent with the one of size 1", cp.tree_size)),
+        "{err}"
+    );
     assert!(err.contains(&inconsistent) && err.contains(&cp.note), "both checkpoints are shown: {err}");
 
     // A tampered entry, audited from scratch: named by its index.
@@ -309,11 +373,22 @@ async fn recompute_reproduces_every_demo_statement_and_a_later_backdated_repair_
     let tenders = f.tenders.list_tenders(pb::ListTendersRequest {}).await.unwrap().into_inner().tenders;
     let mut files = Vec::new();
     for t in &tenders {
-        let table = f.assess.assess_tender(pb::AssessTenderRequest { tender_id: t.tender_id.clone(), ..Default::default() }).await.unwrap().into_inner();
+        let table = f
+            .assess
+            .assess_tender(pb::AssessTenderRequest { tender_id: t.tender_id.clone(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
         for bid in table.bids {
             let env = bid.assessment.unwrap().envelope.unwrap();
             files.push(json_file(dir.path(), &format!("a{}.json", files.len()), &env));
-            let check = pb::CheckDepositRequest { tender_id: t.tender_id.clone(), bidder: bid.bid.unwrap().bidder, offered_fen: 1_000_000, form: "credit_guarantee".into(), contract_price_fen: None };
+            let check = pb::CheckDepositRequest {
+                tender_id: t.tender_id.clone(),
+                bidder: bid.bid.unwrap().bidder,
+                offered_fen: 1_000_000,
+                form: "credit_guarantee".into(),
+                contract_price_fen: None,
+            };
             let env = f.assess.check_deposit(check).await.unwrap().into_inner().envelope.unwrap();
             files.push(json_file(dir.path(), &format!("d{}.json", files.len()), &env));
         }
@@ -358,7 +433,11 @@ async fn two_replicas_on_one_postgresql_append_to_one_gap_free_tree() {
                 let mut got = Vec::new();
                 for i in (w..EACH).step_by(4) {
                     let c = code(20_000 + r as u32 * 1000 + i);
-                    let req = pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![c] }), contract_price_fen: None };
+                    let req = pb::AssessRequest {
+                        tender_id: "T1".into(),
+                        bidder: Some(pb::Bidder { credit_codes: vec![c] }),
+                        contract_price_fen: None,
+                    };
                     let r = assess.assess(req).await.unwrap().into_inner();
                     got.push((r.log_index.unwrap(), tlog::leaf(&r.envelope.unwrap())));
                 }
@@ -389,7 +468,11 @@ async fn two_replicas_on_one_postgresql_append_to_one_gap_free_tree() {
         if old.size == 0 {
             continue;
         }
-        let p = log.get_consistency_proof(pb::GetConsistencyProofRequest { old_size: old.size, new_size: new.size }).await.unwrap().into_inner();
+        let p = log
+            .get_consistency_proof(pb::GetConsistencyProofRequest { old_size: old.size, new_size: new.size })
+            .await
+            .unwrap()
+            .into_inner();
         let hashes: Vec<_> = p.hashes.iter().map(|h| hash(h)).collect();
         tree::check_consistency(&hashes, old.size, hash(&old.root), new.size, hash(&new.root)).unwrap();
     }
@@ -414,7 +497,11 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
         let mut server = serve().await;
         if cycle == 0 {
             pb::tender_service_client::TenderServiceClient::new(server.channel.clone())
-                .register_tender(pb::RegisterTenderRequest { tender_id: "T1".into(), terms: Some(terms("440300", "2026-12-15")), policy_id: "national-template".into() })
+                .register_tender(pb::RegisterTenderRequest {
+                    tender_id: "T1".into(),
+                    terms: Some(terms("440300", "2026-12-15")),
+                    policy_id: "national-template".into(),
+                })
                 .await
                 .unwrap();
         }
@@ -427,11 +514,18 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
             tasks.push(tokio::spawn(async move {
                 let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(channel);
                 for i in 0..10_000u32 {
-                    let req = pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code(300_000 + base + i)] }), contract_price_fen: None };
+                    let req = pb::AssessRequest {
+                        tender_id: "T1".into(),
+                        bidder: Some(pb::Bidder { credit_codes: vec![code(300_000 + base + i)] }),
+                        contract_price_fen: None,
+                    };
                     match assess.assess(req).await {
                         Ok(r) => {
                             let r = r.into_inner();
-                            acked.lock().unwrap().push((r.log_index.expect("a logged answer has its index"), tlog::leaf(&r.envelope.unwrap())));
+                            acked
+                                .lock()
+                                .unwrap()
+                                .push((r.log_index.expect("a logged answer has its index"), tlog::leaf(&r.envelope.unwrap())));
                             count.send_modify(|c| *c += 1);
                         }
                         // The kill ends the burst; any error before it is the server's fault.
@@ -486,10 +580,15 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
             assert_eq!(old.root, end_cp.root);
             continue;
         }
-        let p = log.get_consistency_proof(pb::GetConsistencyProofRequest { old_size: old.size, new_size: end_cp.size }).await.unwrap().into_inner();
+        let p = log
+            .get_consistency_proof(pb::GetConsistencyProofRequest { old_size: old.size, new_size: end_cp.size })
+            .await
+            .unwrap()
+            .into_inner();
         let hashes: Vec<_> = p.hashes.iter().map(|h| hash(h)).collect();
-        tree::check_consistency(&hashes, old.size, old.root, end_cp.size, end_cp.root)
-            .unwrap_or_else(|e| panic!("[{}] checkpoint of size {} is not consistent with the tree after restart: {e}", db.backend, old.size));
+        tree::check_consistency(&hashes, old.size, old.root, end_cp.size, end_cp.root).unwrap_or_else(|e| {
+            panic!("[{}] checkpoint of size {} is not consistent with the tree after restart: {e}", db.backend, old.size)
+        });
     }
     (cycles, acked.len(), seen.len())
 }
@@ -498,7 +597,10 @@ async fn log_crash_cycles_on(db: &TestDb) -> (usize, usize, usize) {
 async fn every_answered_statement_is_in_the_log_after_kill_9() {
     for db in backends().await {
         let (cycles, leaves, checkpoints) = log_crash_cycles_on(&db).await;
-        println!("[{}] {cycles} kill -9 cycles: {leaves} answered leaves checked at their index, {checkpoints} checkpoints consistent, 0 lost", db.backend);
+        println!(
+            "[{}] {cycles} kill -9 cycles: {leaves} answered leaves checked at their index, {checkpoints} checkpoints consistent, 0 lost",
+            db.backend
+        );
         assert!(leaves > 0 && checkpoints > 0);
     }
 }
@@ -525,8 +627,10 @@ async fn the_log_key_rotates_with_sighup_like_the_statement_keys() {
     .unwrap();
     assert!(std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap().success());
     server.log_line("keys reloaded").await;
-    let listed = pb::key_service_client::KeyServiceClient::new(server.channel.clone()).list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
-    let log_keys: Vec<(&str, &str)> = listed.keys.iter().filter(|k| k.role == "log").map(|k| (k.status.as_str(), k.keyid.as_str())).collect();
+    let listed =
+        pb::key_service_client::KeyServiceClient::new(server.channel.clone()).list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
+    let log_keys: Vec<(&str, &str)> =
+        listed.keys.iter().filter(|k| k.role == "log").map(|k| (k.status.as_str(), k.keyid.as_str())).collect();
     assert_eq!(log_keys.len(), 2, "{log_keys:?}");
     let new_key = listed.keys.iter().find(|k| k.role == "log" && k.status == "active").unwrap();
     let new_key = NoteKey { name: origin.clone(), public_key: new_key.public_key.to_vec() };
@@ -534,7 +638,11 @@ async fn the_log_key_rotates_with_sighup_like_the_statement_keys() {
 
     // The next checkpoint is signed by the new key; the old one still verifies the old checkpoint.
     pb::assessment_service_client::AssessmentServiceClient::new(server.channel.clone())
-        .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code(802)] }), contract_price_fen: None })
+        .assess(pb::AssessRequest {
+            tender_id: "T1".into(),
+            bidder: Some(pb::Bidder { credit_codes: vec![code(802)] }),
+            contract_price_fen: None,
+        })
         .await
         .unwrap();
     let second = checkpoint_logged(&server, 2).await;

@@ -64,7 +64,8 @@ async fn covered(server: &TestServer, size: u64) {
 }
 
 async fn log_key(server: &TestServer, origin: &str) -> NoteKey {
-    let keys = pb::key_service_client::KeyServiceClient::new(server.channel().await).list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
+    let keys =
+        pb::key_service_client::KeyServiceClient::new(server.channel().await).list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
     let k = keys.keys.iter().find(|k| k.role == "log" && k.status == "active").unwrap();
     NoteKey { name: origin.to_owned(), public_key: k.public_key.to_vec() }
 }

@@ -8,7 +8,7 @@
 
 use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/long_values.py");
 

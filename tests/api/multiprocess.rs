@@ -54,7 +54,13 @@ fn first_errors(acked: &Mutex<Acked>) -> Vec<String> {
 }
 
 /// Writes through gRPC until told to stop: a record, a tender and a bid per round.
-async fn writer(w: u32, channel: tonic::transport::Channel, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>, rounds: tokio::sync::watch::Sender<u64>) {
+async fn writer(
+    w: u32,
+    channel: tonic::transport::Channel,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Acked>>,
+    rounds: tokio::sync::watch::Sender<u64>,
+) {
     let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(channel.clone());
     let mut tenders = pb::tender_service_client::TenderServiceClient::new(channel);
     let mut i = 0u32;
@@ -150,9 +156,8 @@ async fn serve_and_import_share_one_sqlite_file_and_lose_nothing() {
     let descriptors = watch_descriptors(server.child.id(), db_text.clone(), stop.clone());
     let acked: Arc<Mutex<Acked>> = Arc::default();
     let (rounds_tx, mut rounds) = tokio::sync::watch::channel(0u64);
-    let writers: Vec<_> = (0..2)
-        .map(|w| tokio::spawn(writer(w, server.channel.clone(), stop.clone(), acked.clone(), rounds_tx.clone())))
-        .collect();
+    let writers: Vec<_> =
+        (0..2).map(|w| tokio::spawn(writer(w, server.channel.clone(), stop.clone(), acked.clone(), rounds_tx.clone()))).collect();
     // Every health status the server announces during the run.
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
     let mut watch = health.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
@@ -185,7 +190,10 @@ async fn serve_and_import_share_one_sqlite_file_and_lose_nothing() {
     }
     let mut csv = String::from("credit_code,entity_name,domain,issuer,year,grade,score,valid_from,valid_to\n");
     for n in 0..big_rows {
-        csv.push_str(&format!("{},测试{n},highway_construction,440000,2025,A,,2026-03-01,2027-02-28\n", crate::assessment::code(1_000_000 + n)));
+        csv.push_str(&format!(
+            "{},测试{n},highway_construction,440000,2025,A,,2026-03-01,2027-02-28\n",
+            crate::assessment::code(1_000_000 + n)
+        ));
     }
     let big = file(dir.path(), "big.csv", csv);
     let seen = *rounds.borrow_and_update();
@@ -233,7 +241,12 @@ async fn serve_and_import_share_one_sqlite_file_and_lose_nothing() {
     let (last_id, last_code, _) = acked.records.last().unwrap().clone();
     let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(restarted.channel.clone());
     let profile = data.get_profile(pb::GetProfileRequest { credit_code: last_code, ..Default::default() }).await.unwrap().into_inner();
-    assert!(profile.records.iter().any(|r| matches!(&r.record.as_ref().unwrap().kind, Some(pb::record::Kind::Evaluation(e)) if e.id == last_id)));
+    assert!(
+        profile
+            .records
+            .iter()
+            .any(|r| matches!(&r.record.as_ref().unwrap().kind, Some(pb::record::Kind::Evaluation(e)) if e.id == last_id))
+    );
     let mut tenders = pb::tender_service_client::TenderServiceClient::new(restarted.channel.clone());
     let last_tender = acked.tenders.last().unwrap().clone();
     tenders.get_tender(pb::GetTenderRequest { tender_id: last_tender, version: 0 }).await.unwrap();
@@ -268,8 +281,10 @@ async fn serve_and_import_share_one_sqlite_file_and_lose_nothing() {
         let n = stored.iter().filter(|(_, sv)| sv == v).count() as i64;
         assert_eq!(n, *rows, "records of the import of {name} (data version {v})");
     }
-    let tenders: HashSet<String> = sqlx::query("SELECT tender_id FROM tenders").fetch_all(&pool).await.unwrap().iter().map(|r| r.get(0)).collect();
-    let bids: HashSet<String> = sqlx::query("SELECT tender_id FROM bids").fetch_all(&pool).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let tenders: HashSet<String> =
+        sqlx::query("SELECT tender_id FROM tenders").fetch_all(&pool).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let bids: HashSet<String> =
+        sqlx::query("SELECT tender_id FROM bids").fetch_all(&pool).await.unwrap().iter().map(|r| r.get(0)).collect();
     for t in &acked.tenders {
         assert!(tenders.contains(t), "acknowledged tender {t} is missing");
     }
@@ -305,11 +320,13 @@ async fn a_write_behind_another_processs_write_waits_and_past_its_bound_is_told_
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db).create_if_missing(false);
     let mut importer = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
     let mut held = importer.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("INSERT INTO data_versions (version, recorded_at, source, record_count) VALUES (?, '2026-11-30T00:00:00Z', 'import:held', 0)")
-        .bind(first as i64 + 1)
-        .execute(&mut *held)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO data_versions (version, recorded_at, source, record_count) VALUES (?, '2026-11-30T00:00:00Z', 'import:held', 0)",
+    )
+    .bind(first as i64 + 1)
+    .execute(&mut *held)
+    .await
+    .unwrap();
 
     let status = hasty_data.put_records(record("busy-2", 2)).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
@@ -318,7 +335,8 @@ async fn a_write_behind_another_processs_write_waits_and_past_its_bound_is_told_
     assert_eq!(status.metadata().get("grpc-retry-pushback-ms").map(|v| v.to_str().unwrap()), Some("1000"));
     hasty.log_line("gave up waiting for another process's write lock").await;
     // Reads go on, and health says the store is there.
-    let profile = hasty_data.get_profile(pb::GetProfileRequest { credit_code: crate::assessment::code(1_901), ..Default::default() }).await.unwrap();
+    let profile =
+        hasty_data.get_profile(pb::GetProfileRequest { credit_code: crate::assessment::code(1_901), ..Default::default() }).await.unwrap();
     assert_eq!(profile.into_inner().records.len(), 1);
     let mut health = tonic_health::pb::health_client::HealthClient::new(hasty.channel.clone());
     let serving = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner().status;
@@ -330,7 +348,13 @@ async fn a_write_behind_another_processs_write_waits_and_past_its_bound_is_told_
     held.commit().await.unwrap();
     let stored = waiting.await.unwrap().unwrap().into_inner();
     assert_eq!(stored.data_version, first + 2, "after the held import's version {}", first + 1);
-    let sources: Vec<String> = sqlx::query("SELECT source FROM data_versions ORDER BY version").fetch_all(&mut importer).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let sources: Vec<String> = sqlx::query("SELECT source FROM data_versions ORDER BY version")
+        .fetch_all(&mut importer)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(sources, ["grpc", "import:held", "grpc"], "busy-2 was not stored");
     importer.close().await.unwrap();
 }

@@ -134,7 +134,10 @@ async fn spreadsheet_files_import_as_excel_and_wps_save_them_with_the_lines_an_e
         );
         // A record that spans lines is on the line where it starts.
         let line = editor_line(&text, "中铁某局");
-        assert!(err.contains(&format!("{}:{line}: entity_name: contains control characters", path.display())), "{name}: line {line}: {err}");
+        assert!(
+            err.contains(&format!("{}:{line}: entity_name: contains control characters", path.display())),
+            "{name}: line {line}: {err}"
+        );
         assert_eq!(snapshot(&db.url).await, before, "{name}: nothing stored from a rejected file");
 
         // The same file with the code put right imports, names intact.
@@ -205,7 +208,11 @@ async fn strings_that_pass_the_checksum_but_are_no_credit_code_are_refused_every
             assert_eq!(details.field_violations[0].field, "records[0].credit_code", "[{}] {bad}", db.backend);
             let status = f.data.get_profile(pb::GetProfileRequest { credit_code: bad.into(), ..Default::default() }).await.unwrap_err();
             assert_eq!(status.code(), Code::InvalidArgument, "{bad}");
-            let request = pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![bad.into()] }), contract_price_fen: None };
+            let request = pb::AssessRequest {
+                tender_id: "T1".into(),
+                bidder: Some(pb::Bidder { credit_codes: vec![bad.into()] }),
+                contract_price_fen: None,
+            };
             assert_eq!(f.assess.assess(request).await.unwrap_err().code(), Code::InvalidArgument, "{bad}");
         }
         let dir = tempfile::tempdir().unwrap();
@@ -214,7 +221,10 @@ async fn strings_that_pass_the_checksum_but_are_no_credit_code_are_refused_every
         let out = cli(&["import", "--db", &db.url, path.to_str().unwrap()]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(65), "{err}");
-        assert!(err.contains(":1: credit_code: credit code has '4' at position 2, which is no category the institutional establishment"), "{err}");
+        assert!(
+            err.contains(":1: credit_code: credit code has '4' at position 2, which is no category the institutional establishment"),
+            "{err}"
+        );
         assert!(err.contains(":2: credit_code: credit code has '0' at position 1, which is no registration department"), "{err}");
         assert_eq!(snapshot(&db.url).await, before, "[{}] nothing stored", db.backend);
         // The real codes of DOMAIN.md, and the allow-listed pilot code, still pass.
@@ -312,51 +322,116 @@ async fn every_row_of_the_exit_table_is_what_the_commands_return() {
     let mut bad = envelope.clone();
     bad.payload = bad.payload.slice(1..);
     let bad_path = file(d, "bad.json", serde_json::to_vec(&bad).unwrap());
-    row(1, "verify a tampered statement", run(bin().args(["verify", bad_path.to_str().unwrap(), "--keys", keys_path.to_str().unwrap()])), "INVALID");
+    row(
+        1,
+        "verify a tampered statement",
+        run(bin().args(["verify", bad_path.to_str().unwrap(), "--keys", keys_path.to_str().unwrap()])),
+        "INVALID",
+    );
     // 64 the command line is wrong: clap's errors too, and a --db without a scheme
     row(64, "unknown flag", run(bin().args(["import", "--frobnicate", "x.jsonl"])), "unexpected argument '--frobnicate'");
     row(64, "no command", run(&mut bin()), "Usage:");
-    row(64, "--db without scheme", run(bin().args(["import", "--db", "credit.db", "x.jsonl"])), "'credit.db' has no scheme: use sqlite://credit.db");
+    row(
+        64,
+        "--db without scheme",
+        run(bin().args(["import", "--db", "credit.db", "x.jsonl"])),
+        "'credit.db' has no scheme: use sqlite://credit.db",
+    );
     // 65 input data refused
     let data = file(d, "bad.jsonl", "not json\n");
     row(65, "a rejected file", run(bin().args(["import", "--db", &db.url, data.to_str().unwrap()])), "malformed JSON");
-    row(65, "not an envelope", run(bin().args(["verify", keys_path.to_str().unwrap(), "--keys", keys_path.to_str().unwrap()])), "not a DSSE envelope");
+    row(
+        65,
+        "not an envelope",
+        run(bin().args(["verify", keys_path.to_str().unwrap(), "--keys", keys_path.to_str().unwrap()])),
+        "not a DSSE envelope",
+    );
     // 66 an input file or store that does not exist
     let missing = d.join("missing.jsonl");
-    row(66, "a missing file", run(bin().args(["import", "--db", &db.url, missing.to_str().unwrap()])), "missing.jsonl: cannot read: no such file or directory");
+    row(
+        66,
+        "a missing file",
+        run(bin().args(["import", "--db", &db.url, missing.to_str().unwrap()])),
+        "missing.jsonl: cannot read: no such file or directory",
+    );
     let no_store = format!("sqlite://{}", d.join("no-such.db").display());
-    row(66, "recompute on no store", run(bin().args(["recompute", env_path.to_str().unwrap(), "--db", &no_store])), "there is no SQLite store at");
+    row(
+        66,
+        "recompute on no store",
+        run(bin().args(["recompute", env_path.to_str().unwrap(), "--db", &no_store])),
+        "there is no SQLite store at",
+    );
     // 69 unavailable: nothing listens on port 1
     let refused = run(bin().args(["import", "--db", "postgres://postgres@127.0.0.1:1/x", data.to_str().unwrap()]));
     row(69, "PostgreSQL refusing connections", refused, "connection refused");
     row(69, "a server that is not there", run(bin().args(["keys", "--server", "http://127.0.0.1:1"])), "connection refused");
     // 70 internal error: a panic (the test hook exists in debug builds only)
-    row(70, "a panic", run(bin().args(["token", "create", "--name", "x", "--role", "platform"]).env("CREDIT_TENDER_TEST_PANIC", "1")), "internal error (a bug)");
+    row(
+        70,
+        "a panic",
+        run(bin().args(["token", "create", "--name", "x", "--role", "platform"]).env("CREDIT_TENDER_TEST_PANIC", "1")),
+        "internal error (a bug)",
+    );
     // 73 cannot create an output file
     let key = d.join("k.pk8");
     assert!(cli(&["keygen", "--out", key.to_str().unwrap()]).status.success());
     row(73, "keygen over an existing key", run(bin().args(["keygen", "--out", key.to_str().unwrap()])), "cannot create: it already exists");
     // 74 cannot write output
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-    row(74, "stdout on a full disk", bin().args(["token", "create", "--name", "x", "--role", "platform"]).stdout(full).output().unwrap(), "cannot write to stdout");
+    row(
+        74,
+        "stdout on a full disk",
+        bin().args(["token", "create", "--name", "x", "--role", "platform"]).stdout(full).output().unwrap(),
+        "cannot write to stdout",
+    );
     // 77 the server does not know the caller
-    let principals = file(d, "p.toml", format!("[[principal]]\nname = \"p\"\nrole = \"platform\"\nregions = [\"440000\"]\ntoken_sha256 = \"{}\"\n", sha(PLATFORM_TOKEN)));
+    let principals = file(
+        d,
+        "p.toml",
+        format!("[[principal]]\nname = \"p\"\nrole = \"platform\"\nregions = [\"440000\"]\ntoken_sha256 = \"{}\"\n", sha(PLATFORM_TOKEN)),
+    );
     let keys_dir = d.join("serve-keys");
     std::fs::create_dir(&keys_dir).unwrap();
     let keys_toml = keys_file(&keys_dir);
     let serve_db = format!("sqlite://{}", d.join("serve.db").display());
-    let server = CliServer::spawn(&["serve", "--db", &serve_db, "--keys", keys_toml.to_str().unwrap(), "--principals", principals.to_str().unwrap()]).await;
+    let server = CliServer::spawn(&[
+        "serve",
+        "--db",
+        &serve_db,
+        "--keys",
+        keys_toml.to_str().unwrap(),
+        "--principals",
+        principals.to_str().unwrap(),
+    ])
+    .await;
     let url = format!("http://{}", server.addr);
     let proof_args = |token: &str| {
         let (cp, p) = (d.join("cp"), d.join("p.json"));
         let mut c = bin();
-        c.args(["proof", "--server", &url, "--token", token, "--index", "0", "--checkpoint", cp.to_str().unwrap(), "--proof", p.to_str().unwrap()]);
+        c.args([
+            "proof",
+            "--server",
+            &url,
+            "--token",
+            token,
+            "--index",
+            "0",
+            "--checkpoint",
+            cp.to_str().unwrap(),
+            "--proof",
+            p.to_str().unwrap(),
+        ]);
         c
     };
     row(77, "an unknown token", run(&mut proof_args("ct_not-a-known-token")), "answered UNAUTHENTICATED: unknown or revoked bearer token");
     // 78 a configuration file is wrong
     let no_log_key = file(d, "nolog.toml", "[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n");
-    row(78, "keys without the log's key", run(bin().args(["serve", "--db", &serve_db, "--keys", no_log_key.to_str().unwrap(), "--listen", "127.0.0.1:0"])), "role = \"log\"");
+    row(
+        78,
+        "keys without the log's key",
+        run(bin().args(["serve", "--db", &serve_db, "--keys", no_log_key.to_str().unwrap(), "--listen", "127.0.0.1:0"])),
+        "role = \"log\"",
+    );
 
     // The README's table has exactly these rows.
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
@@ -388,7 +463,8 @@ async fn commands_that_only_read_never_create_or_migrate_a_store() {
     // A mistyped path, to recompute and to a dry run.
     let typo = d.join("credt.db");
     let url = format!("sqlite://{}", typo.display());
-    for args in [vec!["recompute", env.to_str().unwrap(), "--db", &url], vec!["import", "--dry-run", "--db", &url, data.to_str().unwrap()]] {
+    for args in [vec!["recompute", env.to_str().unwrap(), "--db", &url], vec!["import", "--dry-run", "--db", &url, data.to_str().unwrap()]]
+    {
         let out = cli(&args);
         assert_eq!(out.status.code(), Some(66), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(&format!("there is no SQLite store at {}", typo.display())), "{}", stderr(&out));
@@ -412,7 +488,10 @@ async fn commands_that_only_read_never_create_or_migrate_a_store() {
             }
         };
         let before = snapshot(&db.url).await;
-        for args in [vec!["import", "--dry-run", "--db", &db.url, data.to_str().unwrap()], vec!["recompute", env.to_str().unwrap(), "--db", &db.url]] {
+        for args in [
+            vec!["import", "--dry-run", "--db", &db.url, data.to_str().unwrap()],
+            vec!["recompute", env.to_str().unwrap(), "--db", &db.url],
+        ] {
             let out = cli(&args);
             assert_eq!(out.status.code(), Some(69), "[{}] {args:?}: {}", db.backend, stderr(&out));
             assert!(stderr(&out).contains("never migrate a store"), "[{}] {}", db.backend, stderr(&out));
@@ -430,7 +509,10 @@ async fn commands_that_only_read_never_create_or_migrate_a_store() {
         assert_eq!(out.status.code(), Some(66), "{}", stderr(&out));
         assert!(stderr(&out).contains("is not a credit-tender store: it has no schema"), "{}", stderr(&out));
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'").fetch_one(&pool).await.unwrap();
+        let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(tables, 0, "a dry run created tables");
     }
 }
@@ -450,13 +532,21 @@ async fn messages_say_what_is_wrong_in_a_sentence() {
     assert!(!err.contains("secret") && err.contains("postgres://postgres:***@127.0.0.1:1/credit"), "the password stays hidden: {err}");
     // A missing import file: no line 0.
     let out = cli(&["import", "--db", &sqlite_db().url, d.join("missing.jsonl").to_str().unwrap()]);
-    assert!(stderr(&out).contains("missing.jsonl: cannot read: no such file or directory") && !stderr(&out).contains(":0"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("missing.jsonl: cannot read: no such file or directory") && !stderr(&out).contains(":0"),
+        "{}",
+        stderr(&out)
+    );
     // gRPC errors by their gRPC names, in a sentence.
     let server = spawn_app(open(&sqlite_db()).await, AppOptions::default()).await;
     let url = format!("http://{}", server.addr);
     let out = cli(&["assess", "--server", &url, "--tender", "NO-SUCH", "--bidder", CODE_A]);
     assert_eq!(out.status.code(), Some(65));
-    assert!(stderr(&out).contains(&format!("{url} answered NOT_FOUND: no tender 'NO-SUCH'")) && !stderr(&out).contains("NotFound"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{url} answered NOT_FOUND: no tender 'NO-SUCH'")) && !stderr(&out).contains("NotFound"),
+        "{}",
+        stderr(&out)
+    );
 
     // --listen with a host name is resolved.
     let mut child = bin()
@@ -485,14 +575,30 @@ async fn messages_say_what_is_wrong_in_a_sentence() {
     let keys = keys_file(d);
     let db = format!("sqlite://{}", d.join("tls.db").display());
     let server = CliServer::spawn(&[
-        "serve", "--db", &db, "--keys", keys.to_str().unwrap(),
-        "--tls-cert", certs.join("server.pem").to_str().unwrap(), "--tls-key", certs.join("server.key").to_str().unwrap(),
+        "serve",
+        "--db",
+        &db,
+        "--keys",
+        keys.to_str().unwrap(),
+        "--tls-cert",
+        certs.join("server.pem").to_str().unwrap(),
+        "--tls-key",
+        certs.join("server.key").to_str().unwrap(),
     ])
     .await;
     let https = format!("https://127.0.0.1:{}", server.addr.port());
     let out = cli(&[
-        "proof", "--server", &https, "--ca", certs.join("ca.pem").to_str().unwrap(), "--index", "0",
-        "--checkpoint", d.join("cp").to_str().unwrap(), "--proof", d.join("p.json").to_str().unwrap(),
+        "proof",
+        "--server",
+        &https,
+        "--ca",
+        certs.join("ca.pem").to_str().unwrap(),
+        "--index",
+        "0",
+        "--checkpoint",
+        d.join("cp").to_str().unwrap(),
+        "--proof",
+        d.join("p.json").to_str().unwrap(),
     ]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(69), "{err}");

@@ -8,10 +8,10 @@
 //! overwrites reported in issue 18 are among them. Then the operator's
 //! import may version any owner's record, but not move it to another owner.
 
-use crate::access::{clients, spawn_secure_with, tls_channel, Certs};
+use crate::access::{Certs, clients, spawn_secure_with, tls_channel};
 use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tonic::Code;
 
 const SX_AUTHORITY: &str = "山西省交通运输厅";
@@ -99,12 +99,7 @@ fn attempts(code: &str) -> Vec<(String, Value, &'static str, &'static str)> {
             "SX-EV1",
             "140000",
         ),
-        (
-            "the objection, upheld".into(),
-            event_json("SX-EV1", code, "SX-E1", "objection_upheld", "2026-06-01"),
-            "SX-EV1",
-            "140000",
-        ),
+        ("the objection, upheld".into(), event_json("SX-EV1", code, "SX-E1", "objection_upheld", "2026-06-01"), "SX-EV1", "140000"),
         // Revocations and versions that keep Shanxi as the owner.
         (
             "a revocation of the grade".into(),
@@ -152,7 +147,11 @@ async fn a_provider_cannot_version_revoke_or_event_another_providers_records() {
             let status = gd.data.put_records(put(vec![record])).await.unwrap_err();
             assert_eq!(status.code(), Code::PermissionDenied, "[{}] {what}: {status:?}", db.backend);
             let message = status.message();
-            assert!(message.contains(&format!("'{id}'")) && message.contains(owner), "[{}] {what}: the refusal names the id and its owner: {message}", db.backend);
+            assert!(
+                message.contains(&format!("'{id}'")) && message.contains(owner),
+                "[{}] {what}: the refusal names the id and its owner: {message}",
+                db.backend
+            );
         }
         assert_eq!(snapshot(&db.url).await, before, "[{}] refused writes store nothing", db.backend);
 
@@ -161,15 +160,27 @@ async fn a_provider_cannot_version_revoke_or_event_another_providers_records() {
         batch.push(with(list_entry_json("SX-BL1", &code, "transport_blacklist"), json!({"authority": GD_AUTHORITY})));
         let status = gd.data.put_records(put(batch)).await.unwrap_err();
         assert_eq!(status.code(), Code::PermissionDenied);
-        assert!(status.message().contains("records[1].authority: 'SX-BL1' belongs to authority '山西省交通运输厅', named by its first version"), "{}", status.message());
+        assert!(
+            status.message().contains("records[1].authority: 'SX-BL1' belongs to authority '山西省交通运输厅', named by its first version"),
+            "{}",
+            status.message()
+        );
         assert_eq!(snapshot(&db.url).await, before, "[{}] nothing of the batch is stored", db.backend);
 
         // The owner still versions and ends its own records.
-        let corrected = with(list_entry_json("SX-BL1", &code, "transport_blacklist"), json!({"authority": SX_AUTHORITY, "expires_on": "2027-06-30"}));
+        let corrected =
+            with(list_entry_json("SX-BL1", &code, "transport_blacklist"), json!({"authority": SX_AUTHORITY, "expires_on": "2027-06-30"}));
         sx.data.put_records(put(vec![corrected, event_json("SX-R1", &code, "SX-BL1", "repair", "2026-10-01")])).await.unwrap();
-        sx.data.put_records(put(vec![commitment_json("SX-C1", &code, json!({"status": "breached", "breached_on": "2026-03-01"}))])).await.unwrap();
+        sx.data
+            .put_records(put(vec![commitment_json("SX-C1", &code, json!({"status": "breached", "breached_on": "2026-03-01"}))]))
+            .await
+            .unwrap();
         // Even the owner may not move its record to another owner.
-        let status = sx.data.put_records(put(vec![evaluation_json("SX-E1", &code, json!({"issuer": "440000", "grade": "B", "score": null}))])).await.unwrap_err();
+        let status = sx
+            .data
+            .put_records(put(vec![evaluation_json("SX-E1", &code, json!({"issuer": "440000", "grade": "B", "score": null}))]))
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), Code::PermissionDenied, "[{}] {status:?}", db.backend);
     }
 }
@@ -190,7 +201,10 @@ async fn the_operators_import_versions_any_owners_record_but_never_moves_it() {
         let out = cli(&["import", "--db", &db.url, f.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(65), "[{}] {}", db.backend, stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains("moved.jsonl:1: authority: 'SX-BL1' belongs to authority '山西省交通运输厅', named by its first version"), "{err}");
+        assert!(
+            err.contains("moved.jsonl:1: authority: 'SX-BL1' belongs to authority '山西省交通运输厅', named by its first version"),
+            "{err}"
+        );
         assert!(err.contains("a record keeps its owner"), "{err}");
         assert_eq!(snapshot(&db.url).await, before, "[{}] nothing imported", db.backend);
 
@@ -229,7 +243,10 @@ async fn a_record_overwritten_before_the_rule_still_belongs_to_its_first_owner()
         let code = crate::assessment::code(1804);
         sx.data.put_records(put(shanxi(&code))).await.unwrap();
         // The overwrite issue 18 reported, stored as the old code stored it.
-        let hijack = to_record(with(list_entry_json("SX-BL1", &code, "transport_blacklist"), json!({"authority": GD_AUTHORITY, "expires_on": "2026-06-30"})));
+        let hijack = to_record(with(
+            list_entry_json("SX-BL1", &code, "transport_blacklist"),
+            json!({"authority": GD_AUTHORITY, "expires_on": "2026-06-30"}),
+        ));
         let body = hijack.canonical_json();
         let digest = credit_tender::domain::records::digest_of(&body);
         execute(
@@ -244,10 +261,15 @@ async fn a_record_overwritten_before_the_rule_still_belongs_to_its_first_owner()
         )
         .await;
         let before = snapshot(&db.url).await;
-        let again = with(list_entry_json("SX-BL1", &code, "transport_blacklist"), json!({"authority": GD_AUTHORITY, "expires_on": "2026-07-31"}));
+        let again =
+            with(list_entry_json("SX-BL1", &code, "transport_blacklist"), json!({"authority": GD_AUTHORITY, "expires_on": "2026-07-31"}));
         let status = gd.data.put_records(put(vec![again])).await.unwrap_err();
         assert_eq!(status.code(), Code::PermissionDenied, "[{}] {status:?}", db.backend);
-        assert!(status.message().contains("'SX-BL1' belongs to authority '山西省交通运输厅', named by its first version"), "{}", status.message());
+        assert!(
+            status.message().contains("'SX-BL1' belongs to authority '山西省交通运输厅', named by its first version"),
+            "{}",
+            status.message()
+        );
         assert_eq!(snapshot(&db.url).await, before, "[{}]", db.backend);
         // Shanxi puts its entry back: a new version under its own authority; every row stays.
         let restored = with(list_entry_json("SX-BL1", &code, "transport_blacklist"), json!({"authority": SX_AUTHORITY}));

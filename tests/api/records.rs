@@ -4,10 +4,10 @@
 //! ([`to_record`]) from there, so every way in sees the same record.
 
 use credit_tender::config::Rules;
-use credit_tender::domain::input::parse_record;
 use credit_tender::domain::Record;
+use credit_tender::domain::input::parse_record;
 use credit_tender::proto::v1 as pb;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// `base` with `extra`'s fields set (a `null` removes the field).
 fn with(mut base: Value, extra: Value) -> Value {

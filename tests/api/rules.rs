@@ -2,10 +2,10 @@
 //! test, each through the gRPC API on both stores; the ingest refusals also
 //! through `import` and `import --dry-run`, leaving the store as it was.
 
-use crate::assessment::{code, deadline, terms, Fixture};
+use crate::assessment::{Fixture, code, deadline, terms};
 use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tonic::Code;
 
 const Y: &str = "2026-01-01";
@@ -100,7 +100,11 @@ async fn rule_3_an_upheld_objection_ends_a_penalty_at_once_a_repair_waits_for_th
     for db in backends().await {
         let (upheld, repaired) = (code(303), code(304));
         let safety = |id: &str, c: &str| {
-            penalty_json(id, c, json!({"category": "work_safety", "min_publication_end": "2027-06-01", "max_publication_end": "2029-05-31"}))
+            penalty_json(
+                id,
+                c,
+                json!({"category": "work_safety", "min_publication_end": "2027-06-01", "max_publication_end": "2029-05-31"}),
+            )
         };
         let mut f = Fixture::new(&db).await;
         f.put(&[
@@ -141,8 +145,12 @@ async fn rule_5_a_lapsed_grade_is_carried_over_as_the_policy_says_with_a_warning
     for db in backends().await {
         let c = code(306);
         let mut f = Fixture::new(&db).await;
-        f.put(&[evaluation_json("old", &c, json!({"issuer": "440000", "grade": "AA", "score": null, "year": 2024,
-            "valid_from": "2025-03-01", "valid_to": "2026-02-28"}))])
+        f.put(&[evaluation_json(
+            "old",
+            &c,
+            json!({"issuer": "440000", "grade": "AA", "score": null, "year": 2024,
+            "valid_from": "2025-03-01", "valid_to": "2026-02-28"}),
+        )])
         .await;
         f.tender("GAP", "national-template", "440300", "2026-04-15").await;
         f.tender("LATE", "national-template", "440300", "2026-12-15").await;
@@ -162,7 +170,14 @@ async fn rule_6_a_second_grade_for_one_year_is_refused_and_a_correction_is_a_new
     for db in backends().await {
         let c = code(307);
         let first = eval("g1", &c, "440000", "B");
-        refused_everywhere(&db, std::slice::from_ref(&first), &[eval("g2", &c, "440000", "AA")], "id", "send a corrected result as a new version of 'g1'").await;
+        refused_everywhere(
+            &db,
+            std::slice::from_ref(&first),
+            &[eval("g2", &c, "440000", "AA")],
+            "id",
+            "send a corrected result as a new version of 'g1'",
+        )
+        .await;
         let mut f = Fixture::new(&db).await;
         f.put(&[first]).await;
         f.put(&[eval("g1", &c, "440000", "A")]).await; // the corrected result
@@ -195,8 +210,12 @@ async fn rule_8_a_dynamic_d_applies_at_its_level_and_only_within_its_issuers_pro
     for db in backends().await {
         let c = code(309);
         let dyn_d = |id: &str, issuer: &str, region: &str| {
-            evaluation_json(id, &c, json!({"issuer": issuer, "grade": "D", "score": null, "evaluation_kind": "dynamic_d",
-                "region": region, "year": 2026, "valid_from": "2026-10-01", "valid_to": "2027-09-30"}))
+            evaluation_json(
+                id,
+                &c,
+                json!({"issuer": issuer, "grade": "D", "score": null, "evaluation_kind": "dynamic_d",
+                "region": region, "year": 2026, "valid_from": "2026-10-01", "valid_to": "2027-09-30"}),
+            )
         };
         refused_everywhere(&db, &[], &[dyn_d("x", "440000", "140000")], "region", "outside issuer 440000's province").await;
         let mut f = Fixture::new(&db).await;
@@ -216,8 +235,14 @@ async fn rule_9_red_list_holders_earn_the_joint_reward() {
         let (aa, b, plain) = (code(310), code(311), code(312));
         let red = |id: &str, c: &str| list_entry_json(id, c, "transport_red_list");
         let mut f = Fixture::new(&db).await;
-        f.put(&[eval("ea", &aa, "440000", "AA"), red("ra", &aa), eval("eb", &b, "440000", "B"), red("rb", &b), eval("ep", &plain, "440000", "B")])
-            .await;
+        f.put(&[
+            eval("ea", &aa, "440000", "AA"),
+            red("ra", &aa),
+            eval("eb", &b, "440000", "B"),
+            red("rb", &b),
+            eval("ep", &plain, "440000", "B"),
+        ])
+        .await;
         f.tender("T1", "national-template", "440300", "2026-12-15").await;
         let (s, _) = f.assess("T1", &[&aa]).await;
         assert_eq!(reasons(&s), vec![("REWARD_TRANSPORT_RED_LIST", "reward")], "[{}]", db.backend);
@@ -255,7 +280,10 @@ async fn rule_10_the_bond_in_fen_and_the_deposit_ceiling() {
         let bidder = Some(pb::Bidder { credit_codes: vec![c.clone()] });
         let req = pb::AssessRequest { tender_id: "T1".into(), bidder: bidder.clone(), contract_price_fen: Some(1_000_000_001) };
         let s = f.assess.assess(req).await.unwrap().into_inner().statement.unwrap();
-        assert_eq!((s.performance_bond_rate_bp, s.performance_bond_fen, s.contract_price_fen), (500, Some(50_000_001), Some(1_000_000_001)));
+        assert_eq!(
+            (s.performance_bond_rate_bp, s.performance_bond_fen, s.contract_price_fen),
+            (500, Some(50_000_001), Some(1_000_000_001))
+        );
         let (plain, _) = f.assess("T1", &[&c]).await;
         assert_eq!(plain.performance_bond_fen, None, "no contract price, no amount");
         let bad = pb::AssessRequest { tender_id: "T1".into(), bidder, contract_price_fen: Some(0) };
@@ -301,8 +329,12 @@ async fn rule_11_per_stage_points_add_up_to_the_total_within_the_cap_after_a_rew
     for db in backends().await {
         let (r, c) = (code(315), code(316));
         let aa = |id: &str, firm: &str| {
-            evaluation_json(id, firm, json!({"issuer": "440000", "grade": "AA", "score": null, "year": 2021,
-                "valid_from": "2022-01-01", "valid_to": "2022-12-31"}))
+            evaluation_json(
+                id,
+                firm,
+                json!({"issuer": "440000", "grade": "AA", "score": null, "year": 2021,
+                "valid_from": "2022-01-01", "valid_to": "2022-12-31"}),
+            )
         };
         let mut red = list_entry_json("red-r", &r, "transport_red_list");
         red["listed_on"] = json!("2021-12-01");
@@ -342,8 +374,12 @@ async fn rule_12_a_corrected_grade_published_after_an_upheld_objection_counts() 
     for db in backends().await {
         let c = code(317);
         let grade = |id: &str, issuer: &str, g: &str| {
-            evaluation_json(id, &c, json!({"issuer": issuer, "grade": g, "score": null, "year": 2021,
-                "valid_from": "2022-01-01", "valid_to": "2022-12-31"}))
+            evaluation_json(
+                id,
+                &c,
+                json!({"issuer": issuer, "grade": g, "score": null, "year": 2021,
+                "valid_from": "2022-01-01", "valid_to": "2022-12-31"}),
+            )
         };
         let mut f = Fixture::new(&db).await;
         f.put(&[grade("G", "440000", "C"), grade("N", "national", "B")]).await;
@@ -367,7 +403,11 @@ async fn rule_12_a_corrected_grade_published_after_an_upheld_objection_counts() 
             .await
             .unwrap()
             .into_inner();
-        let g = profile.records.iter().find(|r| matches!(&r.record.as_ref().unwrap().kind, Some(pb::record::Kind::Evaluation(e)) if e.id == "G")).unwrap();
+        let g = profile
+            .records
+            .iter()
+            .find(|r| matches!(&r.record.as_ref().unwrap().kind, Some(pb::record::Kind::Evaluation(e)) if e.id == "G"))
+            .unwrap();
         assert_eq!(g.state, "in_force", "[{}] the corrected version is not ended: {}", db.backend, g.state_reason);
         assert_eq!(g.history.len(), 1, "[{}] the overturned version is kept", db.backend);
     }
@@ -382,8 +422,12 @@ async fn rule_13_an_objection_decided_after_a_correction_ends_the_version_it_was
     for db in backends().await {
         let c = code(318);
         let grade = |id: &str, issuer: &str, g: &str| {
-            evaluation_json(id, &c, json!({"issuer": issuer, "grade": g, "score": null, "year": 2021,
-                "valid_from": "2022-01-01", "valid_to": "2022-12-31"}))
+            evaluation_json(
+                id,
+                &c,
+                json!({"issuer": issuer, "grade": g, "score": null, "year": 2021,
+                "valid_from": "2022-01-01", "valid_to": "2022-12-31"}),
+            )
         };
         let mut f = Fixture::new(&db).await;
         f.put(&[grade("G", "440000", "C"), grade("N", "national", "B")]).await;

@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
 #[tokio::test]
 async fn health_reports_serving_and_reflection_lists_services() {
@@ -15,10 +15,10 @@ async fn health_reports_serving_and_reflection_lists_services() {
         assert_eq!(r.status(), ServingStatus::Serving, "{service:?}");
     }
 
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let mut reflection = ServerReflectionClient::new(channel.clone());
     let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
     let mut stream = reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
@@ -30,9 +30,9 @@ async fn health_reports_serving_and_reflection_lists_services() {
     }
 
     // Older clients use v1alpha.
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaMsg;
     use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as Alpha;
     use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaMsg;
     let mut alpha = Alpha::new(channel);
     let request = AlphaMsg {
         host: String::new(),
@@ -64,15 +64,12 @@ async fn oversized_messages_are_refused() {
 
 #[tokio::test]
 async fn demo_serves_the_shipped_data() {
-    use credit_tender::proto::v1::{credit_data_service_client::CreditDataServiceClient, GetProfileRequest};
+    use credit_tender::proto::v1::{GetProfileRequest, credit_data_service_client::CreditDataServiceClient};
     let demo = CliServer::spawn(&["demo"]).await;
     let mut client = CreditDataServiceClient::new(demo.channel.clone());
     // The allow-listed pilot firm is in the demo data.
-    let p = client
-        .get_profile(GetProfileRequest { credit_code: PILOT.into(), as_of: None, data_version: None })
-        .await
-        .unwrap()
-        .into_inner();
+    let p =
+        client.get_profile(GetProfileRequest { credit_code: PILOT.into(), as_of: None, data_version: None }).await.unwrap().into_inner();
     assert_eq!(p.data_version, 2);
     assert_eq!(p.records.len(), 2, "{p:?}");
     assert!(!p.warnings.is_empty());

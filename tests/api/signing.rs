@@ -79,7 +79,11 @@ fn keygen(dir: &Path, name: &str) -> String {
 async fn signer_of(channel: tonic::transport::Channel) -> (String, pb::Envelope) {
     let mut a = pb::assessment_service_client::AssessmentServiceClient::new(channel);
     let r = a
-        .assess(pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![code(92)] }), contract_price_fen: None })
+        .assess(pb::AssessRequest {
+            tender_id: "T1".into(),
+            bidder: Some(pb::Bidder { credit_codes: vec![code(92)] }),
+            contract_price_fen: None,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -134,7 +138,8 @@ async fn keys_rotate_without_a_restart() {
     let mut keys_client = pb::key_service_client::KeyServiceClient::new(channel.clone());
     let keys = keys_client.list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
     assert!(keys.keys.iter().any(|k| k.keyid == k2), "the new key appeared without a restart");
-    let status: Vec<(String, String)> = keys.keys.iter().filter(|k| k.role == "statement").map(|k| (k.keyid.clone(), k.status.clone())).collect();
+    let status: Vec<(String, String)> =
+        keys.keys.iter().filter(|k| k.role == "statement").map(|k| (k.keyid.clone(), k.status.clone())).collect();
     assert_eq!(status, vec![(k2.clone(), "active".into()), (k1.clone(), "verify_only".into())]);
 
     let (signer, _) = signer_of(channel.clone()).await;

@@ -36,7 +36,8 @@ async fn a_write_of_more_codes_than_are_listed_counts_them_feeds_them_all_and_li
 async fn a_bulk_write_refreshes_the_planners_statistics() {
     let Some(db) = pg_db().await else { return };
     let store = Store::open(&db.url).await.unwrap();
-    let records = (0..10_000u32).map(|i| to_record(evaluation_json(&format!("e{i}"), &crate::assessment::code(300_000 + i), json!({})))).collect();
+    let records =
+        (0..10_000u32).map(|i| to_record(evaluation_json(&format!("e{i}"), &crate::assessment::code(300_000 + i), json!({})))).collect();
     write(&store, records).await.unwrap();
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let (analysed,): (bool,) = sqlx::query_as("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'records'")
@@ -66,7 +67,10 @@ async fn change_feed_lists_codes_per_version() {
         // A new version of e2 (CODE_B) and a first record for CODE_C: both codes changed.
         let o = write(
             &store,
-            vec![to_record(evaluation_json("e2", CODE_B, json!({"grade": "B", "score": 80.0}))), to_record(evaluation_json("e3", CODE_C, json!({})))],
+            vec![
+                to_record(evaluation_json("e2", CODE_B, json!({"grade": "B", "score": 80.0}))),
+                to_record(evaluation_json("e3", CODE_C, json!({}))),
+            ],
         )
         .await
         .unwrap();
@@ -96,9 +100,7 @@ async fn events_must_target_a_record_of_the_same_code() {
     for db in backends().await {
         let store = Store::open(&db.url).await.unwrap();
         write(&store, vec![to_record(list_entry_json("l1", CODE_A, "transport_blacklist"))]).await.unwrap();
-        let ev = |id: &str, c: &str, target: &str| {
-            to_record(event_json(id, c, target, "repair", "2026-06-01"))
-        };
+        let ev = |id: &str, c: &str, target: &str| to_record(event_json(id, c, target, "repair", "2026-06-01"));
         let err = write(&store, vec![ev("x1", CODE_B, "l1")]).await.unwrap_err();
         match err {
             StoreError::Rejected(p) => {
@@ -123,7 +125,10 @@ async fn concurrent_writers_get_distinct_consecutive_versions() {
         for i in 0..8 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                write(&store, vec![to_record(evaluation_json(&format!("c{i}"), CODE_A, json!({"year": 2017 + i})))]).await.unwrap().data_version
+                write(&store, vec![to_record(evaluation_json(&format!("c{i}"), CODE_A, json!({"year": 2017 + i})))])
+                    .await
+                    .unwrap()
+                    .data_version
             }));
         }
         let mut versions = Vec::new();

@@ -60,7 +60,8 @@ fn a_process_left_running_fails_the_run_and_is_ended() {
     assert_eq!(out.status.code(), Some(1), "a run that left a process running must fail: {stdout}\n{stderr}");
     let line = stderr.lines().find(|l| l.contains("left running")).unwrap_or_else(|| panic!("no line names the leak: {stderr}"));
     assert!(line.contains("1 process(es)") && line.contains("sleep"), "{line}");
-    let pid: u32 = line.rsplit(": ").next().and_then(|l| l.split_whitespace().next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    let pid: u32 =
+        line.rsplit(": ").next().and_then(|l| l.split_whitespace().next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
     assert!(!crate::harness::alive(pid), "the leaked process {pid} is still running");
 }
 

@@ -5,21 +5,34 @@
 //! not act on tenders at all. A platform moving its own tender out of its
 //! regions is refused naming the rule, as registering one there is.
 
-use crate::access::{clients, grant, https_get, spawn_secure, terms, tls_channel, Certs, Creds, OTHER_PLATFORM_TOKEN, PLATFORM_TOKEN, PROVIDER_TOKEN, SUPERVISOR_TOKEN};
+use crate::access::{
+    Certs, Creds, OTHER_PLATFORM_TOKEN, PLATFORM_TOKEN, PROVIDER_TOKEN, SUPERVISOR_TOKEN, clients, grant, https_get, spawn_secure, terms,
+    tls_channel,
+};
 use crate::helpers::*;
-use credit_tender::proto::v1 as pb;
 use credit_tender::proto::Bearer;
+use credit_tender::proto::v1 as pb;
 use pb::assessment_service_client::AssessmentServiceClient;
 use pb::tender_service_client::TenderServiceClient;
+use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic::Code;
 
 const KNOWN: &str = "SX-T1";
 const UNKNOWN: &str = "SX-T9";
 
 /// The tender RPCs, by name (ListTenders lists only what the caller may see).
-const RPCS: [&str; 9] = ["GetTender", "GetTender@1", "AmendTender", "RegisterBid", "Assess", "AssessTender", "CheckDeposit", "GrantCommitteeAccess", "RevokeCommitteeAccess"];
+const RPCS: [&str; 9] = [
+    "GetTender",
+    "GetTender@1",
+    "AmendTender",
+    "RegisterBid",
+    "Assess",
+    "AssessTender",
+    "CheckDeposit",
+    "GrantCommitteeAccess",
+    "RevokeCommitteeAccess",
+];
 
 type Tenders = TenderServiceClient<InterceptedService<Channel, Creds>>;
 type Assessments = AssessmentServiceClient<InterceptedService<Channel, Creds>>;
@@ -37,7 +50,13 @@ async fn call(t: &mut Tenders, a: &mut Assessments, rpc: &str, id: &str, code: &
         "Assess" => a.assess(pb::AssessRequest { tender_id: tid, bidder: bidder(), contract_price_fen: None }).await.map(drop),
         "AssessTender" => a.assess_tender(pb::AssessTenderRequest { tender_id: tid, ..Default::default() }).await.map(drop),
         "CheckDeposit" => a
-            .check_deposit(pb::CheckDepositRequest { tender_id: tid, bidder: bidder(), offered_fen: 0, form: String::new(), contract_price_fen: None })
+            .check_deposit(pb::CheckDepositRequest {
+                tender_id: tid,
+                bidder: bidder(),
+                offered_fen: 0,
+                form: String::new(),
+                contract_price_fen: None,
+            })
             .await
             .map(drop),
         "GrantCommitteeAccess" => t
@@ -66,9 +85,16 @@ async fn out_of_scope_and_unknown_tenders_get_one_answer_on_every_rpc_and_page()
         let code = crate::assessment::code(1803);
         // Shanxi's tender with a bid and a committee grant; Guangdong's own tender.
         let mut sx = clients(&ch, Some(OTHER_PLATFORM_TOKEN));
-        let register = |id: &str, region: &str| pb::RegisterTenderRequest { tender_id: id.into(), terms: Some(terms(region)), policy_id: "national-template".into() };
+        let register = |id: &str, region: &str| pb::RegisterTenderRequest {
+            tender_id: id.into(),
+            terms: Some(terms(region)),
+            policy_id: "national-template".into(),
+        };
         sx.tenders.register_tender(register(KNOWN, "140100")).await.unwrap();
-        sx.tenders.register_bid(pb::RegisterBidRequest { tender_id: KNOWN.into(), bidder: Some(pb::Bidder { credit_codes: vec![code.clone()] }) }).await.unwrap();
+        sx.tenders
+            .register_bid(pb::RegisterBidRequest { tender_id: KNOWN.into(), bidder: Some(pb::Bidder { credit_codes: vec![code.clone()] }) })
+            .await
+            .unwrap();
         let expires = chrono::Utc::now() + chrono::Duration::hours(1);
         let sx_grant = sx
             .tenders
@@ -97,14 +123,19 @@ async fn out_of_scope_and_unknown_tenders_get_one_answer_on_every_rpc_and_page()
             ("no one", token(None), &RPCS),
             ("an unknown token", token(Some("ct_nobody")), &RPCS),
             // A supervisor sees every tender; it writes none.
-            ("a supervisor", token(Some(SUPERVISOR_TOKEN)), &["AmendTender", "RegisterBid", "GrantCommitteeAccess", "RevokeCommitteeAccess"]),
+            (
+                "a supervisor",
+                token(Some(SUPERVISOR_TOKEN)),
+                &["AmendTender", "RegisterBid", "GrantCommitteeAccess", "RevokeCommitteeAccess"],
+            ),
         ];
         let mut compared = 0;
         for (who, creds, rpcs) in callers {
             let mut t = TenderServiceClient::with_interceptor(ch.clone(), creds.clone());
             let mut a = AssessmentServiceClient::with_interceptor(ch.clone(), creds.clone());
             for rpc in rpcs {
-                let (known, unknown) = if *rpc == "RevokeCommitteeAccess" { (sx_grant.as_str(), "0123456789abcdef") } else { (KNOWN, UNKNOWN) };
+                let (known, unknown) =
+                    if *rpc == "RevokeCommitteeAccess" { (sx_grant.as_str(), "0123456789abcdef") } else { (KNOWN, UNKNOWN) };
                 let (k_code, k_msg) = call(&mut t, &mut a, rpc, known, &code).await;
                 let (u_code, u_msg) = call(&mut t, &mut a, rpc, unknown, &code).await;
                 assert_ne!(k_code, Code::Ok, "[{}] {who} {rpc} {known}", db.backend);
@@ -133,14 +164,23 @@ async fn out_of_scope_and_unknown_tenders_get_one_answer_on_every_rpc_and_page()
                 let (k_status, _, k_body) = https_get(server.addr, &certs, &page.replace("{}", KNOWN), &headers).await;
                 let (u_status, _, u_body) = https_get(server.addr, &certs, &page.replace("{}", UNKNOWN), &headers).await;
                 assert!(k_status >= 400, "[{}] {who} {page}: {k_status}", db.backend);
-                assert_eq!((k_status, k_body.replace(KNOWN, "…")), (u_status, u_body.replace(UNKNOWN, "…")), "[{}] {who} on {page}", db.backend);
+                assert_eq!(
+                    (k_status, k_body.replace(KNOWN, "…")),
+                    (u_status, u_body.replace(UNKNOWN, "…")),
+                    "[{}] {who} on {page}",
+                    db.backend
+                );
             }
         }
 
         // Its own tender, moved out of its regions: refused, naming the rule.
-        let status = gd.tenders.amend_tender(pb::AmendTenderRequest { tender_id: "GD-T1".into(), terms: Some(terms("140100")) }).await.unwrap_err();
+        let status =
+            gd.tenders.amend_tender(pb::AmendTenderRequest { tender_id: "GD-T1".into(), terms: Some(terms("140100")) }).await.unwrap_err();
         assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
-        assert_eq!(status.message(), "platform 'gd-platform' keeps tenders only in its regions (440000): 'GD-T1' may not be placed in 140100");
+        assert_eq!(
+            status.message(),
+            "platform 'gd-platform' keeps tenders only in its regions (440000): 'GD-T1' may not be placed in 140100"
+        );
         let status = gd.tenders.register_tender(register("GD-T2", "140100")).await.unwrap_err();
         assert_eq!(status.code(), Code::PermissionDenied);
         assert!(status.message().ends_with("'GD-T2' may not be placed in 140100"), "{}", status.message());
@@ -149,7 +189,10 @@ async fn out_of_scope_and_unknown_tenders_get_one_answer_on_every_rpc_and_page()
         assert_eq!((status.code(), status.message()), (Code::NotFound, "tender 'GD-T1' has no version 7; its newest is version 1"));
         // Tender ids are one namespace: a taken id is said to be taken, and no more.
         let status = gd.tenders.register_tender(register(KNOWN, "440300")).await.unwrap_err();
-        assert_eq!((status.code(), status.message()), (Code::AlreadyExists, "tender id 'SX-T1' is taken; register the tender under another id"));
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::AlreadyExists, "tender id 'SX-T1' is taken; register the tender under another id")
+        );
         let unchanged = sx.tenders.get_tender(pb::GetTenderRequest { tender_id: KNOWN.into(), version: 0 }).await.unwrap().into_inner();
         assert_eq!((unchanged.version, unchanged.terms.unwrap().region.as_str()), (1, "140100"));
     }

@@ -6,7 +6,7 @@ use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
 use credit_tender::server::ServerOptions;
 use credit_tender::store::Store;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::time::Duration;
 
 #[tokio::test]
@@ -26,10 +26,22 @@ async fn pages_escape_data_and_say_404() {
     let mut t = terms("440300", "2026-12-15");
     t.title = "<b onmouseover=x>测试</b>".into();
     // Tender ids are ASCII letters, digits and -_.: (an id with markup is refused at registration).
-    let refused = tenders.register_tender(pb::RegisterTenderRequest { tender_id: "T&1".into(), terms: Some(t.clone()), policy_id: "national-template".into() }).await;
+    let refused = tenders
+        .register_tender(pb::RegisterTenderRequest {
+            tender_id: "T&1".into(),
+            terms: Some(t.clone()),
+            policy_id: "national-template".into(),
+        })
+        .await;
     assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);
-    tenders.register_tender(pb::RegisterTenderRequest { tender_id: "T.1".into(), terms: Some(t), policy_id: "national-template".into() }).await.unwrap();
-    tenders.register_bid(pb::RegisterBidRequest { tender_id: "T.1".into(), bidder: Some(pb::Bidder { credit_codes: vec![c.clone()] }) }).await.unwrap();
+    tenders
+        .register_tender(pb::RegisterTenderRequest { tender_id: "T.1".into(), terms: Some(t), policy_id: "national-template".into() })
+        .await
+        .unwrap();
+    tenders
+        .register_bid(pb::RegisterBidRequest { tender_id: "T.1".into(), bidder: Some(pb::Bidder { credit_codes: vec![c.clone()] }) })
+        .await
+        .unwrap();
 
     let (status, list) = http_get(server.addr, "/").await;
     assert_eq!(status, 200);
@@ -171,12 +183,15 @@ impl Browser {
     pub async fn start_with(extra: &[String]) -> Option<Browser> {
         let required = std::env::var("CREDIT_TENDER_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists());
-        let driver = std::env::var("CHROMEDRIVER").ok().or_else(|| {
-            std::path::Path::new("/usr/bin/chromedriver").exists().then(|| "/usr/bin/chromedriver".to_owned())
-        });
+        let driver = std::env::var("CHROMEDRIVER")
+            .ok()
+            .or_else(|| std::path::Path::new("/usr/bin/chromedriver").exists().then(|| "/usr/bin/chromedriver".to_owned()));
         let (Some(chromium), Some(driver)) = (chromium, driver) else {
             assert!(!required, "CREDIT_TENDER_REQUIRE_BROWSER=1 but chromium or chromedriver is missing");
-            crate::harness::skipped(crate::harness::Needs::Browser, "chromium or chromedriver is missing: install chromium and chromium-driver");
+            crate::harness::skipped(
+                crate::harness::Needs::Browser,
+                "chromium or chromedriver is missing: install chromium and chromium-driver",
+            );
             return None;
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -203,9 +218,20 @@ impl Browser {
         let started = tokio::time::timeout(Duration::from_secs(20), started).await;
         assert!(matches!(started, Ok(Ok(true))), "chromedriver did not start");
         let mut browser = Browser { port, session: String::new(), driver: child, _profile: profile };
-        let mut args: Vec<String> = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-                     "--window-size=1366,768"].map(String::from).to_vec();
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1366,768",
+        ]
+        .map(String::from)
+        .to_vec();
         args.push(format!("--user-data-dir={}", browser._profile.path().display()));
         args.extend_from_slice(extra);
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
@@ -223,12 +249,14 @@ impl Browser {
 
     /// Runs an async script; its last argument is the callback for the result.
     pub async fn eval_async(&self, script: &str) -> Value {
-        let r = wd(self.port, "POST", &format!("/session/{}/execute/async", self.session), Some(json!({"script": script, "args": []}))).await;
+        let r =
+            wd(self.port, "POST", &format!("/session/{}/execute/async", self.session), Some(json!({"script": script, "args": []}))).await;
         r["value"].clone()
     }
 
     pub async fn eval(&self, script: &str) -> Value {
-        let r = wd(self.port, "POST", &format!("/session/{}/execute/sync", self.session), Some(json!({"script": script, "args": []}))).await;
+        let r =
+            wd(self.port, "POST", &format!("/session/{}/execute/sync", self.session), Some(json!({"script": script, "args": []}))).await;
         r["value"].clone()
     }
 
@@ -316,7 +344,8 @@ async fn the_committee_page_verifies_every_row_in_the_browser() {
     let server = spawn_app(store, AppOptions { server: options, ..AppOptions::default() }).await;
     let tender = "DEMO-SX-2026-001";
     let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(server.channel().await);
-    let table = assess.assess_tender(pb::AssessTenderRequest { tender_id: tender.into(), ..Default::default() }).await.unwrap().into_inner();
+    let table =
+        assess.assess_tender(pb::AssessTenderRequest { tender_id: tender.into(), ..Default::default() }).await.unwrap().into_inner();
     assert!(table.bids.len() >= 5);
 
     browser.goto(&format!("http://{}/tenders/{tender}", server.addr)).await;
@@ -368,7 +397,8 @@ async fn the_committee_page_verifies_every_row_in_the_browser() {
         let want = if seq == "2" { "签名无效" } else { "签名有效" };
         assert_eq!(cells[cells.len() - 2], want, "bid {seq}: {cells:?}");
     }
-    let status = browser.eval("return document.getElementById('status').className + ' ' + document.getElementById('status').innerText").await;
+    let status =
+        browser.eval("return document.getElementById('status').className + ' ' + document.getElementById('status').innerText").await;
     assert!(status.as_str().unwrap().contains("error") && status.as_str().unwrap().contains("签名无效"), "{status}");
     assert_eq!(browser.logged().await, table.bids.len() as u64 - 1, "the altered statement is not the logged one");
     let rows = browser.rows().await;
@@ -401,8 +431,12 @@ async fn the_committee_table_and_csv_keep_per_stage_points_within_the_cap() {
     let channel = server.channel().await;
     let (r, c) = (code(215), code(216));
     let aa = |id: &str, firm: &str| {
-        evaluation_json(id, firm, json!({"issuer": "440000", "grade": "AA", "score": null, "year": 2021,
-            "valid_from": "2022-01-01", "valid_to": "2022-12-31"}))
+        evaluation_json(
+            id,
+            firm,
+            json!({"issuer": "440000", "grade": "AA", "score": null, "year": 2021,
+            "valid_from": "2022-01-01", "valid_to": "2022-12-31"}),
+        )
     };
     let mut red = list_entry_json("red-r", &r, "transport_red_list");
     red["listed_on"] = json!("2021-12-01");
@@ -412,14 +446,19 @@ async fn the_committee_table_and_csv_keep_per_stage_points_within_the_cap() {
     data.put_records(pb::PutRecordsRequest { records, source: String::new() }).await.unwrap();
     let mut tenders = pb::tender_service_client::TenderServiceClient::new(channel.clone());
     let t = terms("440300", "2022-06-15");
-    tenders.register_tender(pb::RegisterTenderRequest { tender_id: "T2022".into(), terms: Some(t), policy_id: "national-template".into() }).await.unwrap();
+    tenders
+        .register_tender(pb::RegisterTenderRequest { tender_id: "T2022".into(), terms: Some(t), policy_id: "national-template".into() })
+        .await
+        .unwrap();
     for codes in [vec![r.clone()], vec![c.clone()], vec![r.clone(), c.clone()]] {
         let bidder = Some(pb::Bidder { credit_codes: codes });
         tenders.register_bid(pb::RegisterBidRequest { tender_id: "T2022".into(), bidder }).await.unwrap();
     }
     let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(channel);
-    let table = assess.assess_tender(pb::AssessTenderRequest { tender_id: "T2022".into(), ..Default::default() }).await.unwrap().into_inner();
-    let statements: Vec<&pb::AssessmentStatement> = table.bids.iter().map(|b| b.assessment.as_ref().unwrap().statement.as_ref().unwrap()).collect();
+    let table =
+        assess.assess_tender(pb::AssessTenderRequest { tender_id: "T2022".into(), ..Default::default() }).await.unwrap().into_inner();
+    let statements: Vec<&pb::AssessmentStatement> =
+        table.bids.iter().map(|b| b.assessment.as_ref().unwrap().statement.as_ref().unwrap()).collect();
     assert_eq!(statements.len(), 3);
     assert_eq!(statements[0].reasons[0].code, "REWARD_TRANSPORT_RED_LIST", "R is rewarded: {:?}", statements[0]);
 
@@ -427,10 +466,13 @@ async fn the_committee_table_and_csv_keep_per_stage_points_within_the_cap() {
     browser.ready().await;
     let rows = browser.rows().await;
     assert_eq!(rows.len(), 3, "{rows:?}");
-    let csv = browser.eval_async("const done = arguments[arguments.length - 1]; fetch(document.getElementById('csv').href).then(r => r.text()).then(done)").await;
+    let csv = browser
+        .eval_async(
+            "const done = arguments[arguments.length - 1]; fetch(document.getElementById('csv').href).then(r => r.text()).then(done)",
+        )
+        .await;
     let csv = csv.as_str().unwrap().trim_start_matches('\u{feff}').to_owned();
-    let lines: Vec<Vec<String>> =
-        csv.lines().skip(1).map(|l| l.split(',').map(|c| c.trim_matches('"').to_owned()).collect()).collect();
+    let lines: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(|c| c.trim_matches('"').to_owned()).collect()).collect();
     assert_eq!(lines.len(), 3, "{csv}");
     for ((s, (seq, cells)), line) in statements.iter().zip(&rows).zip(&lines) {
         let cap = (s.points_cap * 100.0).round() as i64;
