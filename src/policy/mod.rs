@@ -7,7 +7,7 @@
 
 mod evaluate;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod properties;
 

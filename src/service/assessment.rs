@@ -2,9 +2,10 @@
 
 use super::Cache;
 use super::commands::{Assess, CheckDeposit, TablePage};
+use super::identity::{Stamp, StatementInputs};
 use super::policies::PolicySet;
 use super::statement::{ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE, sign, statement};
-use super::table::{Encoded, Stamp, Tables};
+use super::table::{Encoded, Tables};
 use super::tenders::bid_to_proto;
 use super::{ApiError, authorize, caller};
 use crate::access::{Action, Caller, Resource};
@@ -34,39 +35,6 @@ impl CachedAnswer {
         let encoded = response.encode_to_vec().into();
         CachedAnswer { response, encoded }
     }
-}
-
-/// Everything a statement depends on, as the statement cache's key: tender
-/// and its version, policy version, bidder, the signing key (after a
-/// rotation, statements are signed anew), the content version of each
-/// member's records, and the contract price. Written into one buffer.
-fn statement_key(
-    tender: &Tender,
-    policy: &Policy,
-    bidder: &Bidder,
-    key_id: &str,
-    profiles: &[Arc<crate::cache::CachedProfile>],
-    contract_price: Option<Fen>,
-) -> String {
-    use std::fmt::Write;
-    const SEP: char = '\u{1f}';
-    let mut key = String::with_capacity(192 + 24 * bidder.codes().len());
-    let _ = write!(key, "{}{SEP}{}{SEP}{}{SEP}", tender.tender_id, tender.version, policy.digest);
-    for (i, code) in bidder.codes().iter().enumerate() {
-        if i > 0 {
-            key.push('+');
-        }
-        key.push_str(code.as_str());
-    }
-    key.push(SEP);
-    key.push_str(key_id);
-    for p in profiles {
-        let _ = write!(key, "{SEP}{}", p.profile.content_version());
-    }
-    if let Some(price) = contract_price {
-        let _ = write!(key, "{SEP}c{}", price.0);
-    }
-    key
 }
 
 /// Rows of one AssessTender page computed at once at most.
@@ -141,11 +109,15 @@ impl AssessmentApi {
         }
         let unconfirmed = self.cache.unconfirmed_for();
         let keys = self.keys.get();
-        let key = statement_key(tender, policy, bidder, keys.active_key_id(), &profiles, contract_price);
+        let data_version = profiles.iter().map(|p| p.read_at).max().unwrap_or(version).max(version);
+        let read: Vec<&crate::domain::profile::Profile> = profiles.iter().map(|p| &p.profile).collect();
+        // The statement is made from these inputs alone, and cached by their identity.
+        let inputs = StatementInputs { tender, policy, bidder, profiles: &read, key_id: keys.active_key_id(), contract_price };
+        let key = inputs.identity();
         let make = async {
-            let data_version = profiles.iter().map(|p| p.read_at).max().unwrap_or(version).max(version);
+            let StatementInputs { tender, policy, bidder, profiles, key_id: _, contract_price } = inputs;
             let members: Vec<MemberInput<'_>> =
-                bidder.codes().iter().zip(&profiles).map(|(code, p)| MemberInput { code, profile: &p.profile }).collect();
+                bidder.codes().iter().zip(profiles).map(|(code, profile)| MemberInput { code, profile }).collect();
             let assessment = evaluate(tender, policy, &members, contract_price);
             let mut statement = statement(tender, policy, bidder, &assessment, data_version, chrono::Utc::now());
             if let Some(age) = unconfirmed {

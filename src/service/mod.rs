@@ -5,6 +5,7 @@ mod assessment;
 mod commands;
 mod convert;
 pub mod credit_data;
+mod identity;
 mod keys;
 mod log;
 pub mod policies;

@@ -13,6 +13,7 @@
 //! page is served without asking the statement cache at all.
 
 use super::assessment::CachedAnswer;
+use super::identity::Stamp;
 use crate::cache::{CachedTender, ENTRY_OVERHEAD};
 use crate::domain::TenderId;
 use crate::proto::v1 as pb;
@@ -34,21 +35,6 @@ impl Encoded {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// What a table's rows were checked at: while a request finds the same,
-/// every row stands.
-#[derive(Clone)]
-pub struct Stamp {
-    pub tender: Arc<CachedTender>,
-    pub data_version: u64,
-    pub key_id: String,
-}
-
-impl Stamp {
-    fn same(&self, other: &Stamp) -> bool {
-        Arc::ptr_eq(&self.tender, &other.tender) && self.data_version == other.data_version && self.key_id == other.key_id
     }
 }
 
