@@ -15,8 +15,8 @@
 
 use crate::access::principals::Principals;
 use crate::config::Rules;
-use crate::log::tree;
 use crate::policy::Policy;
+use crate::tlog::tree;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use serde_json::{Map, Value, json};
@@ -189,9 +189,9 @@ fn keys() -> &'static crate::signing::Keyring {
 
 const ORIGIN: &str = "credit-tender.local/statements";
 
-fn log_key() -> crate::log::note::NoteKey {
+fn log_key() -> crate::tlog::note::NoteKey {
     let (_, info) = keys().log_signer().expect("an ephemeral keyring has a log key");
-    crate::log::note::NoteKey { name: ORIGIN.into(), public_key: info.public_key.clone() }
+    crate::tlog::note::NoteKey { name: ORIGIN.into(), public_key: info.public_key.clone() }
 }
 
 /// How a genuine envelope is altered.
@@ -427,7 +427,7 @@ proptest! {
     fn fuzz_checkpoints(size in any::<u64>(), root in any::<[u8; 32]>(), edits in edits(), garbage in any::<String>()) {
         let key = log_key();
         let (pair, _) = keys().log_signer().expect("a log key");
-        let genuine = crate::log::note::sign(&crate::log::checkpoint_text(ORIGIN, size, &tree::Hash(root)), ORIGIN, pair).expect("signs");
+        let genuine = crate::tlog::note::sign(&crate::log::checkpoint_text(ORIGIN, size, &tree::Hash(root)), ORIGIN, pair).expect("signs");
         let verified = crate::log::verify_checkpoint(&genuine, &key);
         prop_assert_eq!(verified, Ok(crate::log::VerifiedCheckpoint { origin: ORIGIN.into(), size, root: tree::Hash(root) }), "{}", replay());
         let text = edit(&genuine, &edits);

@@ -2,34 +2,51 @@
 //! tenders, served over gRPC.
 //!
 //! # Layout
-//! Each layer imports only the ones above it in this list; `domain` and
-//! `policy` have no I/O, no async and no generated code.
+//! Each module imports only the ones above it in this list (its own tests
+//! aside); `domain`, `policy` and `tlog` have no I/O, no async and no
+//! generated code. `cargo test --test api layers` checks the order.
 //! - [`domain`]: credit codes, grades, records, tenders and bidders, and their
 //!   validation (one [`domain::FieldError`] for every bad field); no I/O.
+//! - [`config`]: the rule files read at start-up (credit-code allow-list,
+//!   score bands), shipped in `policies/` and compiled in as defaults.
 //! - [`policy`]: policy files and the pure `evaluate`, a pipeline of named
 //!   steps (grade choice, grounds, exclusion, qualification, points, deposit).
+//! - [`tlog`]: the transparency log's mathematics: the RFC 9162 Merkle tree
+//!   and C2SP signed notes, pure.
+//! - [`signing`]: Ed25519 keys and DSSE envelopes.
+//! - [`proto`]: the generated gRPC API (`proto/credit_tender/v1`).
+//! - [`metrics`]: Prometheus metrics, served as text on `/metrics`.
 //! - [`store`]: the versioned credit store. [`store::CreditStore`] is the
 //!   trait; one generic SQL implementation serves SQLite and PostgreSQL, with
 //!   only the dialect differences (write lock, NOTIFY/LISTEN, one query plan)
 //!   per backend.
 //! - [`cache`]: moka caches of profiles, tenders, the tender list and signed
 //!   statements, following the store's change feed.
-//! - [`signing`]: Ed25519 keys and DSSE envelopes.
 //! - [`import`]: JSON Lines and CSV files into the store, all or nothing.
-//! - [`proto`]: the generated gRPC API (`proto/credit_tender/v1`).
+//! - [`log`]: the transparency log's sequencer (group commit into the store)
+//!   and checkpoint publisher.
 //! - [`access`]: who may call and what they may do: the pure
 //!   `decide(caller, action, resource)` with the role table, and the
 //!   principals file (tokens by SHA-256, certificate subjects, limits).
 //! - [`tls`]: rustls on the one port, certificates reloaded on SIGHUP.
-//! - [`gate`]: the tower layer before every route: identifies the caller
-//!   (token, client certificate, committee session), applies its limits.
 //! - [`service`]: the tonic services. Each request is parsed into a domain
 //!   command (`service/commands.rs`) before its handler acts, and every error
 //!   reaches the wire through `ApiError`'s one mapping.
+//! - [`refresh`]: the background signing of statements a new bid or a
+//!   changed bidder will be asked for.
+//! - [`gate`]: the tower layer before every route: identifies the caller
+//!   (token, client certificate, committee session), applies its limits.
+//! - `shed`: the process-wide admission limit (RESOURCE_EXHAUSTED past it).
+//! - `metrics_layer`: counts gRPC requests by method and code, with latency.
+//! - `wire_errors`: the client's undecodable or oversized requests named as
+//!   INVALID_ARGUMENT and RESOURCE_EXHAUSTED.
+//! - `listen`: the accept loop under both transports, with its connection cap.
 //! - [`web`]: the evaluation committee's page, verified in the browser; its
 //!   errors map to HTTP in one place.
+//! - [`demo`]: the shipped demo data, loaded through the importer.
 //! - [`server`]: one listener with gRPC, health, reflection, the page and /metrics; shutdown.
 //! - [`cli`]: the `credit-tender` command.
+//! - `fuzz_tests` (tests only): fuzzing of every decoder and verifier.
 
 #![forbid(unsafe_code)]
 
@@ -55,6 +72,7 @@ pub mod service;
 mod shed;
 pub mod signing;
 pub mod store;
+pub mod tlog;
 pub mod tls;
 pub mod web;
 mod wire_errors;

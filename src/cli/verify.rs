@@ -130,10 +130,10 @@ pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
 }
 
 /// The log keys that may have signed a checkpoint of `origin`.
-pub(crate) fn log_keys(keys: &[PublicKeyInfo], origin: &str) -> Vec<crate::log::note::NoteKey> {
+pub(crate) fn log_keys(keys: &[PublicKeyInfo], origin: &str) -> Vec<crate::tlog::note::NoteKey> {
     keys.iter()
         .filter(|k| k.role == KeyRole::Log && k.status != KeyStatus::Revoked)
-        .map(|k| crate::log::note::NoteKey { name: origin.to_owned(), public_key: k.public_key.clone() })
+        .map(|k| crate::tlog::note::NoteKey { name: origin.to_owned(), public_key: k.public_key.clone() })
         .collect()
 }
 
@@ -173,11 +173,11 @@ fn check_logged(env: &pb::Envelope, keys: &[PublicKeyInfo], cp: &PathBuf, proof:
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            crate::log::tree::hash_from_bytes(h).ok_or_else(|| Exit::data(format!("{}: hashes[{i}] is not 32 bytes", proof.display())))
+            crate::tlog::tree::hash_from_bytes(h).ok_or_else(|| Exit::data(format!("{}: hashes[{i}] is not 32 bytes", proof.display())))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let leaf = crate::log::tree::leaf_hash(&crate::log::leaf(env));
-    crate::log::tree::check_inclusion(&hashes, p.leaf_index, p.tree_size, checkpoint.root, leaf)
+    let leaf = crate::tlog::tree::leaf_hash(&crate::log::leaf(env));
+    crate::tlog::tree::check_inclusion(&hashes, p.leaf_index, p.tree_size, checkpoint.root, leaf)
         .map_err(|e| Exit::verdict(format!("NOT LOGGED: {e}")))?;
     Ok((p.leaf_index, p.tree_size))
 }

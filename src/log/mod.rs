@@ -18,17 +18,15 @@
 //! - **Checkpoints.** A publisher task signs a checkpoint of the newest size
 //!   every `checkpoint_interval` while the tree grows, and keeps each one.
 
-pub mod note;
-pub mod tree;
-
 use crate::metrics::Metrics;
 use crate::proto::v1 as pb;
 use crate::signing::SharedKeyring;
 use crate::store::{Store, StoreError, StoredCheckpoint};
+use crate::tlog::note;
+use crate::tlog::tree::{self, Hash, TreeError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tree::{Hash, TreeError};
 
 /// Leaves appended in one transaction at most.
 const MAX_BATCH: usize = 512;

@@ -3,11 +3,11 @@
 
 use super::{ApiError, authorize, caller};
 use crate::access::{Action, Resource};
-use crate::log::tree::Hash;
 use crate::log::{Log, LogError};
 use crate::metrics::Metrics;
 use crate::proto::v1 as pb;
 use crate::store::StoredCheckpoint;
+use crate::tlog::tree::Hash;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 

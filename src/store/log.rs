@@ -3,7 +3,7 @@
 
 use super::StoreError;
 use super::sql::{Backend, Newest};
-use crate::log::tree::{self, Hash, Known};
+use crate::tlog::tree::{self, Hash, Known};
 use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 

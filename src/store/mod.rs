@@ -266,7 +266,7 @@ pub trait CreditStore: Send + Sync + 'static {
     async fn log_size(&self) -> Result<u64, StoreError>;
 
     /// The log's stored hashes at these indexes (tlog order); all or an error.
-    async fn log_hashes(&self, indexes: &[u64]) -> Result<crate::log::tree::Known, StoreError>;
+    async fn log_hashes(&self, indexes: &[u64]) -> Result<crate::tlog::tree::Known, StoreError>;
 
     /// Leaves `start..end` (fewer if the log is shorter).
     async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;

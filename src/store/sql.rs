@@ -934,7 +934,7 @@ where
         LogTables(&self.pool).size().await
     }
 
-    async fn log_hashes(&self, indexes: &[u64]) -> Result<crate::log::tree::Known, StoreError> {
+    async fn log_hashes(&self, indexes: &[u64]) -> Result<crate::tlog::tree::Known, StoreError> {
         LogTables(&self.pool).hashes(indexes).await
     }
 

@@ -439,7 +439,7 @@ async fn log_proof(State(s): State<WebState>, Query(q): Query<ProofQuery>, ext: 
         Ok(ProofAnswer {
             index: q.index,
             tree_size: checkpoint.size,
-            hashes: proof.iter().map(crate::log::tree::hash_b64).collect(),
+            hashes: proof.iter().map(crate::tlog::tree::hash_b64).collect(),
             checkpoint: checkpoint.note,
         })
     };

@@ -4,9 +4,10 @@
 
 use crate::assessment::{Fixture, code, terms};
 use crate::helpers::*;
-use credit_tender::log::{self as tlog, note::NoteKey, tree};
+use credit_tender::log as tlog;
 use credit_tender::proto::v1 as pb;
 use credit_tender::server::{LogOptions, ServerOptions};
+use credit_tender::tlog::{note, note::NoteKey, tree};
 use serde_json::json;
 use std::time::Duration;
 use tonic::Code;
@@ -323,8 +324,7 @@ async fn audit_follows_the_log_and_reports_forks_tampering_and_two_answers_to_on
     let log_pair = credit_tender::signing::load_key_pair(&dir.path().join("log.pk8")).unwrap();
     let cp = log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await.unwrap().into_inner();
     let origin = tlog::checkpoint_origin(&cp.note).unwrap().to_owned();
-    let forked_note =
-        tlog::note::sign(&tlog::checkpoint_text(&origin, cp.tree_size, &tree::leaf_hash(b"fork")), &origin, &log_pair).unwrap();
+    let forked_note = note::sign(&tlog::checkpoint_text(&origin, cp.tree_size, &tree::leaf_hash(b"fork")), &origin, &log_pair).unwrap();
     let mut kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state.join("state.json")).unwrap()).unwrap();
     kept["checkpoint"] = json!(forked_note);
     std::fs::write(state.join("state.json"), kept.to_string()).unwrap();
@@ -335,8 +335,7 @@ async fn audit_follows_the_log_and_reports_forks_tampering_and_two_answers_to_on
     assert!(err.contains(&forked_note) && err.contains(&cp.note), "both checkpoints are shown: {err}");
 
     // A smaller checkpoint the newest does not extend: a fork too.
-    let inconsistent =
-        tlog::note::sign(&tlog::checkpoint_text(&origin, 1, &tree::leaf_hash(b"another first leaf")), &origin, &log_pair).unwrap();
+    let inconsistent = note::sign(&tlog::checkpoint_text(&origin, 1, &tree::leaf_hash(b"another first leaf")), &origin, &log_pair).unwrap();
     kept["checkpoint"] = json!(inconsistent);
     std::fs::write(state.join("state.json"), kept.to_string()).unwrap();
     std::fs::write(state.join("hashes"), [0u8; 32]).unwrap();

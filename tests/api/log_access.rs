@@ -6,8 +6,9 @@
 
 use crate::helpers::*;
 use credit_tender::access::principals::{Principals, SharedPrincipals};
-use credit_tender::log::{self as tlog, note::NoteKey};
+use credit_tender::log as tlog;
 use credit_tender::proto::v1 as pb;
+use credit_tender::tlog::note::NoteKey;
 use std::sync::Arc;
 use tonic::Code;
 

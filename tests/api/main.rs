@@ -14,6 +14,7 @@ mod harness;
 mod helpers;
 mod http_fuzz;
 mod import;
+mod layers;
 mod log;
 mod log_access;
 mod long_values;
