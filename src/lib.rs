@@ -23,6 +23,8 @@
 //! - [`tls`]: rustls on the one port, certificates reloaded on SIGHUP.
 //! - [`gate`]: the tower layer before every route: identifies the caller
 //!   (token, client certificate, committee session), applies its limits.
+//! - [`shed`]: admission control before the gate: a request that waited too
+//!   long for its turn (CoDel) or past the in-flight ceiling is refused.
 //! - [`service`]: the tonic services. Each request is parsed into a domain
 //!   command (`service/commands.rs`) before its handler acts, and every error
 //!   reaches the wire through `ApiError`'s one mapping.
@@ -52,7 +54,7 @@ pub mod proto;
 pub mod refresh;
 pub mod server;
 pub mod service;
-mod shed;
+pub mod shed;
 pub mod signing;
 pub mod store;
 pub mod tls;
