@@ -44,11 +44,8 @@ pub struct ServerOptions {
     /// Requests served at once, process-wide; more are shed at once
     /// (`crate::shed`, the hard ceiling).
     pub max_in_flight: usize,
-    /// The wait past which requests are refused once a queue stands (`crate::shed`).
+    /// The wait for its turn past which a request is refused (`crate::shed`).
     pub queue_target: Duration,
-    /// How long the wait must stay past the target before shedding starts;
-    /// also the retry hint of a refusal (`crate::shed`).
-    pub queue_interval: Duration,
     /// Test-only: honour `crate::shed::TEST_WAIT_HEADER`, which adds to a
     /// request's measured wait (tests inject a wait rather than sleep).
     pub queue_wait_test_hook: bool,
@@ -116,7 +113,6 @@ impl Default for ServerOptions {
             tls: None,
             max_in_flight: crate::shed::DEFAULT_MAX_IN_FLIGHT,
             queue_target: crate::shed::DEFAULT_QUEUE_TARGET,
-            queue_interval: crate::shed::DEFAULT_QUEUE_INTERVAL,
             queue_wait_test_hook: false,
             max_streams_per_connection: 128,
             max_connections: 1024,
@@ -311,7 +307,6 @@ pub async fn run(
             crate::shed::AdmissionOptions {
                 max_in_flight: options.max_in_flight,
                 queue_target: options.queue_target,
-                queue_interval: options.queue_interval,
                 test_hook: options.queue_wait_test_hook,
             },
             state.metrics.clone(),

@@ -100,16 +100,10 @@ pub struct ListenArgs {
     /// listing aside); one more is answered RESOURCE_EXHAUSTED at once.
     #[arg(long, default_value_t = crate::shed::DEFAULT_MAX_IN_FLIGHT, value_name = "N")]
     pub max_in_flight: usize,
-    /// Once every request for --queue-interval-ms has waited longer than
-    /// this for its turn, a request that has waited longer is answered
-    /// RESOURCE_EXHAUSTED (decimals allowed).
+    /// A request that has waited longer than this for its turn is answered
+    /// RESOURCE_EXHAUSTED before any work is done for it (decimals allowed).
     #[arg(long, default_value_t = crate::shed::DEFAULT_QUEUE_TARGET.as_secs_f64() * 1000.0, value_name = "MS", value_parser = positive_millis)]
     pub queue_target_ms: f64,
-    /// The window over which the wait is judged; a request that has waited
-    /// this long is refused even in a burst, and refusals ask the client to
-    /// retry after it.
-    #[arg(long, default_value_t = crate::shed::DEFAULT_QUEUE_INTERVAL.as_secs_f64() * 1000.0, value_name = "MS", value_parser = positive_millis)]
-    pub queue_interval_ms: f64,
     /// HTTP/2 streams one connection may have open at once.
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_streams_per_connection: u32,
@@ -466,7 +460,6 @@ async fn serve(
         tls,
         max_in_flight: listen.max_in_flight.max(1),
         queue_target: Duration::from_secs_f64(listen.queue_target_ms / 1000.0),
-        queue_interval: Duration::from_secs_f64(listen.queue_interval_ms / 1000.0),
         max_streams_per_connection: listen.max_streams_per_connection.max(1),
         max_connections: listen.max_connections.max(1),
         idle_timeout: Duration::from_secs(listen.idle_timeout.max(1)),
@@ -483,12 +476,6 @@ async fn serve(
         ready: server::Ready::new(|addr| outln!("listening on {addr}")),
         ..ServerOptions::default()
     };
-    if listen.queue_interval_ms <= listen.queue_target_ms {
-        return Err(Exit::config(format!(
-            "--queue-interval-ms {} must be longer than --queue-target-ms {}: the interval is the window in which the wait is judged",
-            listen.queue_interval_ms, listen.queue_target_ms
-        )));
-    }
     server::check_options(&state, &options).map_err(Exit::config)?;
     let listener = tokio::net::TcpListener::bind(listen.listen)
         .await
