@@ -15,11 +15,11 @@
 //! **When a request is refused**: when it has waited longer than
 //! `queue_target` (5 ms by default) by the time its task first runs. A
 //! deadline on the wait, not CoDel's "standing queue" test (RFC 8289: the
-//! shortest wait of an interval above the target): here the runtime runs
-//! the last task a connection spawned first (tokio's LIFO slot), so one
-//! request of each batch read from a connection waits almost nothing even
-//! when the others wait long, and the shortest wait of an interval stays
-//! near zero under any load. A burst whose tail would wait past the target
+//! shortest wait of an interval above the target): tokio runs the task
+//! woken last next (its LIFO slot, by design), so one request of each
+//! batch a connection reads would wait almost nothing however long the
+//! others wait, and the shortest wait of an interval would stay near zero
+//! under any load. A burst whose tail would wait past the target
 //! has that tail refused; the operator sets the target above the bursts
 //! the service should absorb.
 //!
