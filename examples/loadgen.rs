@@ -260,12 +260,12 @@ async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_fi
         Scenario::Health => outcome(HealthClient::new(ch).check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await),
         Scenario::AssessHit => outcome(
             pb::assessment_service_client::AssessmentServiceClient::new(ch)
-            .assess(pb::AssessRequest {
-                tender_id: setup.hot_tender.clone(),
-                bidder: bidder((i % HOT_FIRMS as u64) as u32),
-                contract_price_fen: None,
-            })
-            .await,
+                .assess(pb::AssessRequest {
+                    tender_id: setup.hot_tender.clone(),
+                    bidder: bidder((i % HOT_FIRMS as u64) as u32),
+                    contract_price_fen: None,
+                })
+                .await,
         ),
         Scenario::AssessHitRaw => {
             // The same call, the answer's bytes taken as they come: what the
@@ -291,34 +291,38 @@ async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_fi
             let t = &setup.sign_tenders[(i / HOT_FIRMS as u64) as usize % setup.sign_tenders.len()];
             outcome(
                 pb::assessment_service_client::AssessmentServiceClient::new(ch)
-                    .assess(pb::AssessRequest { tender_id: t.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32), contract_price_fen: None })
+                    .assess(pb::AssessRequest {
+                        tender_id: t.clone(),
+                        bidder: bidder((i % HOT_FIRMS as u64) as u32),
+                        contract_price_fen: None,
+                    })
                     .await,
             )
         }
         Scenario::AssessCold => outcome(
             pb::assessment_service_client::AssessmentServiceClient::new(ch)
-            .assess(pb::AssessRequest {
-                tender_id: setup.hot_tender.clone(),
-                bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % cold_firms)),
-                contract_price_fen: None,
-            })
-            .await,
+                .assess(pb::AssessRequest {
+                    tender_id: setup.hot_tender.clone(),
+                    bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % cold_firms)),
+                    contract_price_fen: None,
+                })
+                .await,
         ),
         Scenario::AssessTender => outcome(
             pb::assessment_service_client::AssessmentServiceClient::new(ch)
-            .assess_tender(pb::AssessTenderRequest { tender_id: setup.table_tender.clone(), ..Default::default() })
-            .await,
+                .assess_tender(pb::AssessTenderRequest { tender_id: setup.table_tender.clone(), ..Default::default() })
+                .await,
         ),
         Scenario::DepositBurst => outcome(
             pb::assessment_service_client::AssessmentServiceClient::new(ch)
-            .check_deposit(pb::CheckDepositRequest {
-                tender_id: setup.hot_tender.clone(),
-                bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % 10_000)),
-                offered_fen: 5_000_000,
-                form: "cash".into(),
-                contract_price_fen: None,
-            })
-            .await,
+                .check_deposit(pb::CheckDepositRequest {
+                    tender_id: setup.hot_tender.clone(),
+                    bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % 10_000)),
+                    offered_fen: 5_000_000,
+                    form: "cash".into(),
+                    contract_price_fen: None,
+                })
+                .await,
         ),
     }
 }

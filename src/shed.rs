@@ -68,7 +68,10 @@ pub const TEST_WAIT_HEADER: &str = "x-credit-tender-test-queue-wait-ms";
 /// Paths that are never shed: gRPC health (Check and Watch), the key
 /// listing (gRPC `ListKeys` and `/api/keys`) and `/metrics`.
 pub fn never_shed(path: &str) -> bool {
-    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/credit_tender.v1.KeyService/") || path == "/metrics" || path == "/api/keys"
+    path.starts_with("/grpc.health.v1.Health/")
+        || path.starts_with("/credit_tender.v1.KeyService/")
+        || path == "/metrics"
+        || path == "/api/keys"
 }
 
 /// What admission is told by the server's options.
@@ -90,11 +93,7 @@ pub struct ShedLayer {
 
 impl ShedLayer {
     pub fn new(options: AdmissionOptions, metrics: Arc<Metrics>) -> ShedLayer {
-        ShedLayer {
-            slots: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
-            options,
-            metrics,
-        }
+        ShedLayer { slots: Arc::new(Semaphore::new(options.max_in_flight.max(1))), options, metrics }
     }
 }
 
