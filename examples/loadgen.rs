@@ -97,7 +97,9 @@ struct Args {
     /// statement's answer to the first checkpoint that covers it),
     /// tender-after-write (the 50-bid table's first AssessTender right after a
     /// write touching 10 of its bidders; needs a server without principals,
-    /// or a --token that may also write).
+    /// or a --token that may also write), overload-hit and overload-sign
+    /// (cached Assess and new statements at 1×, 2×, 4×, 8× --sustainable and
+    /// 1× again: admitted p99 against the unloaded one, and the share shed).
     #[arg(long, default_value = "health,assess-hit,assess-sign,assess-cold,assess-tender,deposit-burst")]
     mix: String,
     /// Distinct firms created for the cold scenario.
@@ -112,6 +114,15 @@ struct Args {
     /// Bearer token of a provider principal (issuer 110000), for creating the firms; default --token.
     #[arg(long)]
     provider_token: Option<String>,
+    /// The concurrency the server sustains (requests in flight at which
+    /// throughput stops growing): the overload scenarios run at 1×, 2×, 4×
+    /// and 8× it, then at 1× again.
+    #[arg(long, default_value_t = 8)]
+    sustainable: usize,
+    /// Tenders registered for the new-statement scenarios: each (tender,
+    /// hot firm) pair is asked once, so there are 50 fresh pairs per tender.
+    #[arg(long, default_value_t = 2_000)]
+    sign_tenders: usize,
     /// A prefix for ids, so repeated runs on one store do not collide.
     #[arg(long, default_value_t = format!("LG{}", std::process::id()))]
     run: String,
@@ -199,7 +210,7 @@ async fn setup(args: &Args) -> Result<Setup, Box<dyn std::error::Error>> {
         tenders.register_bid(pb::RegisterBidRequest { tender_id: table_tender.clone(), bidder: bidder(i) }).await?;
     }
     let mut sign_tenders = Vec::new();
-    for i in 0..2_000 {
+    for i in 0..args.sign_tenders {
         let id = format!("{}-SIGN-{i}", args.run);
         tenders.register_tender(register(id.clone())).await?;
         sign_tenders.push(id);
@@ -228,17 +239,34 @@ struct Report {
     p999: f64,
 }
 
-async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_firms: u32) -> bool {
+/// How one call ended: answered, shed (RESOURCE_EXHAUSTED), or another error.
+#[derive(Clone, Copy, PartialEq)]
+enum Outcome {
+    Answered,
+    Shed,
+    Failed,
+}
+
+fn outcome<T>(r: Result<T, tonic::Status>) -> Outcome {
+    match r {
+        Ok(_) => Outcome::Answered,
+        Err(s) if s.code() == tonic::Code::ResourceExhausted => Outcome::Shed,
+        Err(_) => Outcome::Failed,
+    }
+}
+
+async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_firms: u32) -> Outcome {
     match s {
-        Scenario::Health => HealthClient::new(ch).check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok(),
-        Scenario::AssessHit => pb::assessment_service_client::AssessmentServiceClient::new(ch)
-            .assess(pb::AssessRequest {
-                tender_id: setup.hot_tender.clone(),
-                bidder: bidder((i % HOT_FIRMS as u64) as u32),
-                contract_price_fen: None,
-            })
-            .await
-            .is_ok(),
+        Scenario::Health => outcome(HealthClient::new(ch).check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await),
+        Scenario::AssessHit => outcome(
+            pb::assessment_service_client::AssessmentServiceClient::new(ch)
+                .assess(pb::AssessRequest {
+                    tender_id: setup.hot_tender.clone(),
+                    bidder: bidder((i % HOT_FIRMS as u64) as u32),
+                    contract_price_fen: None,
+                })
+                .await,
+        ),
         Scenario::AssessHitRaw => {
             // The same call, the answer's bytes taken as they come: what the
             // server costs, without this client's decoding of ~5 KB.
@@ -250,45 +278,119 @@ async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_fi
             };
             let mut grpc = tonic::client::Grpc::new(ch);
             if grpc.ready().await.is_err() {
-                return false;
+                return Outcome::Failed;
             }
             let path = tonic::codegen::http::uri::PathAndQuery::from_static("/credit_tender.v1.AssessmentService/Assess");
-            grpc.unary(tonic::Request::new(request.encode_to_vec()), path, raw::Raw).await.is_ok_and(|r| !r.get_ref().is_empty())
+            match grpc.unary(tonic::Request::new(request.encode_to_vec()), path, raw::Raw).await {
+                Ok(r) if r.get_ref().is_empty() => Outcome::Failed,
+                r => outcome(r),
+            }
         }
         Scenario::AssessSign => {
             // Each (tender, firm) pair once: profile cached, statement new.
             let t = &setup.sign_tenders[(i / HOT_FIRMS as u64) as usize % setup.sign_tenders.len()];
-            pb::assessment_service_client::AssessmentServiceClient::new(ch)
-                .assess(pb::AssessRequest { tender_id: t.clone(), bidder: bidder((i % HOT_FIRMS as u64) as u32), contract_price_fen: None })
-                .await
-                .is_ok()
+            outcome(
+                pb::assessment_service_client::AssessmentServiceClient::new(ch)
+                    .assess(pb::AssessRequest {
+                        tender_id: t.clone(),
+                        bidder: bidder((i % HOT_FIRMS as u64) as u32),
+                        contract_price_fen: None,
+                    })
+                    .await,
+            )
         }
-        Scenario::AssessCold => pb::assessment_service_client::AssessmentServiceClient::new(ch)
-            .assess(pb::AssessRequest {
-                tender_id: setup.hot_tender.clone(),
-                bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % cold_firms)),
-                contract_price_fen: None,
-            })
-            .await
-            .is_ok(),
-        Scenario::AssessTender => pb::assessment_service_client::AssessmentServiceClient::new(ch)
-            .assess_tender(pb::AssessTenderRequest { tender_id: setup.table_tender.clone(), ..Default::default() })
-            .await
-            .is_ok(),
-        Scenario::DepositBurst => pb::assessment_service_client::AssessmentServiceClient::new(ch)
-            .check_deposit(pb::CheckDepositRequest {
-                tender_id: setup.hot_tender.clone(),
-                bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % 10_000)),
-                offered_fen: 5_000_000,
-                form: "cash".into(),
-                contract_price_fen: None,
-            })
-            .await
-            .is_ok(),
+        Scenario::AssessCold => outcome(
+            pb::assessment_service_client::AssessmentServiceClient::new(ch)
+                .assess(pb::AssessRequest {
+                    tender_id: setup.hot_tender.clone(),
+                    bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % cold_firms)),
+                    contract_price_fen: None,
+                })
+                .await,
+        ),
+        Scenario::AssessTender => outcome(
+            pb::assessment_service_client::AssessmentServiceClient::new(ch)
+                .assess_tender(pb::AssessTenderRequest { tender_id: setup.table_tender.clone(), ..Default::default() })
+                .await,
+        ),
+        Scenario::DepositBurst => outcome(
+            pb::assessment_service_client::AssessmentServiceClient::new(ch)
+                .check_deposit(pb::CheckDepositRequest {
+                    tender_id: setup.hot_tender.clone(),
+                    bidder: bidder(HOT_FIRMS + cold_base + (i as u32 % 10_000)),
+                    offered_fen: 5_000_000,
+                    form: "cash".into(),
+                    contract_price_fen: None,
+                })
+                .await,
+        ),
     }
 }
 
-/// Runs `s` for `dur` (or until `limit` requests), returning latencies.
+/// What one phase of load measured.
+struct Run {
+    /// Latencies of answered requests, in µs.
+    lat: Vec<u32>,
+    /// Refused with RESOURCE_EXHAUSTED.
+    shed: u64,
+    /// Any other error.
+    failed: u64,
+    seconds: f64,
+}
+
+/// Runs `s` at `concurrency` in flight for `dur` (or until `counter` reaches
+/// `limit`): latencies of answered requests, shed and failed ones apart.
+#[allow(clippy::too_many_arguments)] // one phase's whole description; a struct would only rename them
+async fn drive_at(
+    s: Scenario,
+    setup: &Arc<Setup>,
+    args: &Args,
+    concurrency: usize,
+    dur: Duration,
+    limit: Option<u64>,
+    counter: &Arc<AtomicU64>,
+    cold_base: u32,
+) -> Run {
+    let start = Instant::now();
+    let stop = start + dur;
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let ch = setup.channels[w % setup.channels.len()].clone();
+        let setup = setup.clone();
+        let counter = counter.clone();
+        let cold_firms = args.cold_firms.max(1);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(1 << 16);
+            let (mut shed, mut failed) = (0u64, 0u64);
+            loop {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                if Instant::now() >= stop || limit.is_some_and(|l| i >= l) {
+                    break;
+                }
+                let t = Instant::now();
+                // Latency of answered requests only: a shed one is counted apart.
+                match one(s, ch.clone(), &setup, i, cold_base, cold_firms).await {
+                    Outcome::Answered => lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                    Outcome::Shed => shed += 1,
+                    Outcome::Failed => failed += 1,
+                }
+            }
+            (lat, shed, failed)
+        }));
+    }
+    let mut run = Run { lat: Vec::new(), shed: 0, failed: 0, seconds: 0.0 };
+    for t in tasks {
+        let (l, shed, failed) = t.await.expect("worker");
+        run.lat.extend(l);
+        run.shed += shed;
+        run.failed += failed;
+    }
+    run.seconds = start.elapsed().as_secs_f64();
+    run
+}
+
+/// [`drive_at`] at the scenario's usual concurrency: (latencies, errors of
+/// any kind, seconds).
 async fn drive(
     s: Scenario,
     setup: &Arc<Setup>,
@@ -298,42 +400,52 @@ async fn drive(
     counter: &Arc<AtomicU64>,
     cold_base: u32,
 ) -> (Vec<u32>, u64, f64) {
-    let start = Instant::now();
-    let stop = start + dur;
-    let mut tasks = Vec::new();
     let concurrency = if s == Scenario::AssessTender { args.tender_concurrency } else { args.concurrency };
-    for w in 0..concurrency {
-        let ch = setup.channels[w % setup.channels.len()].clone();
-        let setup = setup.clone();
-        let counter = counter.clone();
-        let cold_firms = args.cold_firms.max(1);
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(1 << 16);
-            let mut errors = 0u64;
-            loop {
-                let i = counter.fetch_add(1, Ordering::Relaxed);
-                if Instant::now() >= stop || limit.is_some_and(|l| i >= l) {
-                    break;
-                }
-                let t = Instant::now();
-                // Latency of answered requests only: a shed one is an error, counted apart.
-                if one(s, ch.clone(), &setup, i, cold_base, cold_firms).await {
-                    lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                } else {
-                    errors += 1;
-                }
-            }
-            (lat, errors)
-        }));
+    let run = drive_at(s, setup, args, concurrency, dur, limit, counter, cold_base).await;
+    (run.lat, run.shed + run.failed, run.seconds)
+}
+
+/// Cached Assess or new statements at 1×, 2×, 4× and 8× the sustainable
+/// concurrency, then 1× again (load dropped), each for `--duration`: the
+/// admitted requests' p99 against the unloaded (first 1×) one, and the
+/// share shed. Printed as a Markdown table.
+async fn overload(s: Scenario, label: &str, setup: &Arc<Setup>, args: &Args) {
+    let n = args.sustainable.max(1);
+    // New statements: one counter across the phases, so no pair is asked twice.
+    let counter = Arc::new(AtomicU64::new(0));
+    let limit = (s == Scenario::AssessSign).then(|| HOT_FIRMS as u64 * setup.sign_tenders.len() as u64);
+    if s == Scenario::AssessSign {
+        // The hot profiles cached first; the statements stay new.
+        drive_at(Scenario::AssessHit, setup, args, n, Duration::from_millis(300), None, &Arc::new(AtomicU64::new(0)), 0).await;
+    } else {
+        drive_at(s, setup, args, n, Duration::from_secs(args.warmup), None, &Arc::new(AtomicU64::new(0)), 0).await;
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await.expect("worker");
-        all.extend(l);
-        errors += e;
+    println!("| {label} | load | in flight | answered/s | p50 ms | p99 ms | p99 vs unloaded | shed | share shed | other errors |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut unloaded_p99 = None;
+    for (k, name) in [(1, "1× (unloaded)"), (2, "2×"), (4, "4×"), (8, "8×"), (1, "1× again (load dropped)")] {
+        let c = n * k;
+        let mut run = drive_at(s, setup, args, c, Duration::from_secs(args.duration), limit, &counter, 0).await;
+        run.lat.sort_unstable();
+        let p99 = pct(&run.lat, 0.99);
+        let base = *unloaded_p99.get_or_insert(p99);
+        let answered = run.lat.len() as u64;
+        let share = 100.0 * run.shed as f64 / (answered + run.shed + run.failed).max(1) as f64;
+        let line = format!(
+            "| {label} | {name} | {c} | {:.0} | {:.3} | {p99:.3} | {} | {} | {share:.2}% | {} |",
+            answered as f64 / run.seconds,
+            pct(&run.lat, 0.5),
+            if base > 0.0 { format!("{:.2}×", p99 / base) } else { "–".into() },
+            run.shed,
+            run.failed
+        );
+        eprintln!("{line}");
+        println!("{line}");
+        if limit.is_some_and(|l| counter.load(Ordering::Relaxed) >= l) {
+            eprintln!("{label}: every fresh (tender, firm) pair is spent; give more --sign-tenders for longer phases");
+            break;
+        }
     }
-    (all, errors, start.elapsed().as_secs_f64())
 }
 
 fn pct(sorted: &[u32], p: f64) -> f64 {
@@ -357,6 +469,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if name == "tender-after-write" {
             tender_after_write(&setup).await?;
+            continue;
+        }
+        if name == "overload-hit" {
+            overload(Scenario::AssessHit, "Assess, statement cached", &setup, &args).await;
+            continue;
+        }
+        if name == "overload-sign" {
+            overload(Scenario::AssessSign, "Assess, new statement to sign", &setup, &args).await;
             continue;
         }
         let (s, label) = match name {
@@ -410,6 +530,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             r.errors
         );
         reports.push(r);
+    }
+    if reports.is_empty() {
+        return Ok(());
     }
     let ceiling = reports.iter().find(|r| r.name.starts_with("health")).map(|r| (r.requests as f64 / r.seconds, r.p99));
     println!("| scenario | req/s | p50 ms | p99 ms | p99.9 ms | rate vs health | p99 vs health | errors |");

@@ -36,7 +36,8 @@
 //!   changed bidder will be asked for.
 //! - [`gate`]: the tower layer before every route: identifies the caller
 //!   (token, client certificate, committee session), applies its limits.
-//! - `shed`: the process-wide admission limit (RESOURCE_EXHAUSTED past it).
+//! - [`shed`]: admission control before the gate: a request that waited too
+//!   long for its turn or past the in-flight ceiling is refused.
 //! - `metrics_layer`: counts gRPC requests by method and code, with latency.
 //! - `wire_errors`: the client's undecodable or oversized requests named as
 //!   INVALID_ARGUMENT and RESOURCE_EXHAUSTED.
@@ -69,7 +70,7 @@ pub mod proto;
 pub mod refresh;
 pub mod server;
 pub mod service;
-mod shed;
+pub mod shed;
 pub mod signing;
 pub mod store;
 pub mod tlog;

@@ -69,8 +69,10 @@ pub const CONNECTION_EVENTS: &[&str] = &["accepted", "waited", "idle_closed", "h
 /// Why a request was refused before it was served: no identity
 /// (unauthenticated), the store could not check a session (unavailable),
 /// the principal's rate or concurrency limit (rate_limited), the process's
-/// load limit (shed), the role or scope (permission_denied, not_found).
-pub const DENIAL_REASONS: &[&str] = &["unauthenticated", "unavailable", "rate_limited", "shed", "permission_denied", "not_found"];
+/// requests in flight (shed), the time the request waited for its turn
+/// (queue_wait, `crate::shed`), the role or scope (permission_denied, not_found).
+pub const DENIAL_REASONS: &[&str] =
+    &["unauthenticated", "unavailable", "rate_limited", "shed", "queue_wait", "permission_denied", "not_found"];
 
 fn latency() -> Histogram {
     // 50 µs … ~1.6 s

@@ -41,8 +41,14 @@ pub struct ServerOptions {
     pub principals: Option<Arc<SharedPrincipals>>,
     /// TLS on the port; `None` is plain TCP.
     pub tls: Option<Arc<SharedTls>>,
-    /// Requests served at once, process-wide; more are shed at once.
+    /// Requests served at once, process-wide; more are shed at once
+    /// (`crate::shed`, the hard ceiling).
     pub max_in_flight: usize,
+    /// The wait for its turn past which a request is refused (`crate::shed`).
+    pub queue_target: Duration,
+    /// Test-only: honour `crate::shed::TEST_WAIT_HEADER`, which adds to a
+    /// request's measured wait (tests inject a wait rather than sleep).
+    pub queue_wait_test_hook: bool,
     /// HTTP/2 streams one connection may open at once (advertised).
     pub max_streams_per_connection: u32,
     /// Connections open at once; past it, the next client is accepted and
@@ -105,7 +111,9 @@ impl Default for ServerOptions {
             web_test_hooks: false,
             principals: None,
             tls: None,
-            max_in_flight: 512,
+            max_in_flight: crate::shed::DEFAULT_MAX_IN_FLIGHT,
+            queue_target: crate::shed::DEFAULT_QUEUE_TARGET,
+            queue_wait_test_hook: false,
             max_streams_per_connection: 128,
             max_connections: 1024,
             idle_timeout: Duration::from_secs(300),
@@ -295,7 +303,14 @@ pub async fn run(
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(crate::metrics_layer::MetricsLayer::new(state.metrics.clone()))
-        .layer(crate::shed::ShedLayer::new(options.max_in_flight, state.metrics.clone()))
+        .layer(crate::shed::ShedLayer::new(
+            crate::shed::AdmissionOptions {
+                max_in_flight: options.max_in_flight,
+                queue_target: options.queue_target,
+                test_hook: options.queue_wait_test_hook,
+            },
+            state.metrics.clone(),
+        ))
         .layer(crate::gate::GateLayer(gate))
         .layer(crate::wire_errors::WireErrorsLayer)
         .timeout(options.request_timeout)

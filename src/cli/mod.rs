@@ -96,10 +96,14 @@ pub struct ListenArgs {
     /// Seconds in-flight requests get to finish on shutdown.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub shutdown_grace: u64,
-    /// Requests served at once, process-wide; one more is answered
-    /// RESOURCE_EXHAUSTED at once rather than queued.
-    #[arg(long, default_value_t = 512, value_name = "N")]
+    /// Requests served at once, process-wide (health, /metrics and key
+    /// listing aside); one more is answered RESOURCE_EXHAUSTED at once.
+    #[arg(long, default_value_t = crate::shed::DEFAULT_MAX_IN_FLIGHT, value_name = "N")]
     pub max_in_flight: usize,
+    /// A request that has waited longer than this for its turn is answered
+    /// RESOURCE_EXHAUSTED before any work is done for it (decimals allowed).
+    #[arg(long, default_value_t = crate::shed::DEFAULT_QUEUE_TARGET.as_secs_f64() * 1000.0, value_name = "MS", value_parser = positive_millis)]
+    pub queue_target_ms: f64,
     /// HTTP/2 streams one connection may have open at once.
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_streams_per_connection: u32,
@@ -309,6 +313,14 @@ fn store_url(s: &str) -> Result<String, String> {
 
 /// `--listen`: an address, or a host name and port resolved now (the
 /// first address it resolves to), so that `localhost:50051` works.
+/// A duration in milliseconds, decimals allowed: above 0, at most an hour.
+fn positive_millis(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(ms) if ms.is_finite() && ms > 0.0 && ms <= 3_600_000.0 => Ok(ms),
+        _ => Err(format!("'{s}' is not a number of milliseconds above 0 and at most 3600000 (such as 5 or 0.5)")),
+    }
+}
+
 fn listen_address(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse() {
         return Ok(addr);
@@ -447,6 +459,7 @@ async fn serve(
         principals,
         tls,
         max_in_flight: listen.max_in_flight.max(1),
+        queue_target: Duration::from_secs_f64(listen.queue_target_ms / 1000.0),
         max_streams_per_connection: listen.max_streams_per_connection.max(1),
         max_connections: listen.max_connections.max(1),
         idle_timeout: Duration::from_secs(listen.idle_timeout.max(1)),

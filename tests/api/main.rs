@@ -20,6 +20,7 @@ mod log_access;
 mod long_values;
 mod multiprocess;
 mod outside;
+mod overload;
 mod ownership;
 mod records;
 mod rules;
