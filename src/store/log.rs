@@ -2,7 +2,7 @@
 //! stored hashes and checkpoints, only ever added to.
 
 use super::StoreError;
-use super::sql::{Backend, Newest};
+use super::dialect::{Backend, Newest, in_list, placeholders};
 use crate::tlog::tree::{self, Hash, Known};
 use chrono::{DateTime, Utc};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
@@ -55,26 +55,6 @@ const CHECKPOINTS: &str = "SELECT size, root, note FROM log_checkpoints ORDER BY
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 parameters.
 const ROWS_PER_INSERT: usize = 300;
-
-/// The `i`th (1-based) parameter: `$i`, or `?` where numbered parameters
-/// cost more than they give (SQLite: sqlx maps each numbered parameter by
-/// name, a linear search per parameter, quadratic in a multi-row insert).
-fn param<DB: Backend>(i: usize) -> String {
-    if DB::NUMBERED_PARAMS { format!("${i}") } else { "?".to_owned() }
-}
-
-/// `($1, $2), ($3, $4), …` for `rows` rows of `cols` columns.
-pub(super) fn placeholders<DB: Backend>(rows: usize, cols: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", (1..=cols).map(|c| param::<DB>(r * cols + c)).collect::<Vec<_>>().join(", ")))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `$1, $2, …` for an IN list of `n`.
-pub(super) fn in_list<DB: Backend>(n: usize) -> String {
-    (1..=n).map(param::<DB>).collect::<Vec<_>>().join(", ")
-}
 
 /// The log's tables over one pool.
 pub struct LogTables<'p, DB: sqlx::Database>(pub &'p Pool<DB>);

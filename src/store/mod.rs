@@ -12,6 +12,7 @@
 //! Rows are only inserted, never updated or deleted, so every past data
 //! version can be read again.
 
+mod dialect;
 mod log;
 mod postgres;
 mod schema;

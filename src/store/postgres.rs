@@ -1,7 +1,8 @@
 //! The shared backend: PostgreSQL, for several replicas over one store, and
 //! the LISTEN loop that tells each replica of the others' writes.
 
-use super::sql::{Backend, NewRecord, SqlStore};
+use super::dialect::{Backend, NewRecord};
+use super::sql::SqlStore;
 use super::{ChangeSink, OpenMode, StoreError, StoreOptions};
 use futures_util::future::BoxFuture;
 use sqlx::Connection;

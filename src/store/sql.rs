@@ -1,13 +1,13 @@
 //! The SQL both backends share, written once over sqlx's `Database`.
 //!
-//! [`SqlStore`] is generic over a [`Backend`]: a sqlx database plus the few
+//! [`SqlStore`] is generic over a [`Backend`](super::dialect::Backend): a sqlx database plus the few
 //! things that really differ between SQLite and PostgreSQL. The long
 //! `where` clauses say what sqlx must be able to do with the backend's types
 //! (run queries on a connection, bind integers, text and instants, read each
 //! row struct); both sqlx drivers meet them, and the compiler checks it.
 
+use super::dialect::{Backend, NewRecord, Newest, in_list, placeholders};
 use super::log::LogTables;
-use super::log::{in_list, placeholders};
 use super::sqlite::StoreFile;
 use super::tenders::Tenders;
 use super::{
@@ -22,74 +22,9 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
-
-/// What differs between the two backends.
-pub trait Backend: Database {
-    const NAME: &'static str;
-
-    /// Whether generated statements number their parameters (`$1`) or not (`?`).
-    const NUMBERED_PARAMS: bool;
-
-    /// Every version, up to `$1`, of every record id that concerned one of
-    /// the codes in `codes` (an IN list of `$2, $3, …`) at some version up to
-    /// `$1`, with the code it concerned (`origin`) and the store's newest
-    /// data version (`newest`, read in the same statement), ordered by
-    /// origin, version, id. Each planner needs its own phrasing to stay on
-    /// the indexes.
-    fn profiles_sql(codes: &str) -> String;
-
-    /// Opens a write transaction that holds the store's write lock, so that
-    /// data versions are taken one at a time and commit in order. Waits at
-    /// most `wait` for a lock another process holds (or not at all: the
-    /// store's write path then tries again until the same bound).
-    fn begin_write(pool: &Pool<Self>, wait: Duration) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
-
-    /// Opens a transaction that holds the transparency log's append lock, so
-    /// that replicas sharing the store append one batch at a time, each
-    /// after the last: one order, no gaps, no index taken twice.
-    fn begin_log_append(pool: &Pool<Self>, wait: Duration) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
-
-    /// Opens a write transaction for a write that needs no ordering with
-    /// others (committee grants, policies, checkpoints).
-    fn begin_small_write(pool: &Pool<Self>, wait: Duration)
-    -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
-
-    /// Announces a committed change to other processes, inside the writing
-    /// transaction (so that it is heard only once the change is readable).
-    fn announce<'c>(conn: &'c mut Self::Connection, payload: &'c str) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
-
-    /// Stores new record versions of data version `version` (the bulk of an
-    /// import): multi-row INSERTs, or COPY where the backend has it.
-    fn insert_records<'c>(
-        conn: &'c mut Self::Connection,
-        version: i64,
-        rows: &'c [NewRecord],
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
-
-    /// Refreshes the planner's statistics of the record tables, where the
-    /// planner needs them: `None` when it does not.
-    const ANALYZE: Option<&'static str>;
-
-    /// Rows a statement changed (sqlx's result types share no trait for it).
-    fn rows_affected(result: &Self::QueryResult) -> u64;
-
-    /// A task that hears other processes' announcements, where the backend has them.
-    fn listen(pool: &Pool<Self>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
-}
-
-/// A record version to store.
-pub struct NewRecord {
-    pub id: String,
-    pub kind: &'static str,
-    pub code: String,
-    pub digest: String,
-    /// Its canonical JSON.
-    pub body: String,
-}
 
 /// A credit store over one sqlx pool.
 pub struct SqlStore<DB: Database> {
@@ -181,11 +116,6 @@ impl<DB: Database> SqlStore<DB> {
     fn busy(&self) -> StoreError {
         StoreError::Busy(format!("this write waited {} ms for its turn", self.write_wait.as_millis()))
     }
-}
-
-#[derive(FromRow)]
-pub struct Newest {
-    pub newest: Option<i64>,
 }
 
 /// The newest version of a record id, for the write checks.

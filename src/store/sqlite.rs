@@ -1,8 +1,8 @@
 //! The embedded backend: one SQLite file in WAL mode, safe to share with
 //! `credit-tender import` (and any other process) running on the same file.
 
-use super::log::placeholders;
-use super::sql::{Backend, INSERT_RECORDS, NewRecord, SqlStore};
+use super::dialect::{Backend, NewRecord, placeholders};
+use super::sql::{INSERT_RECORDS, SqlStore};
 use super::{ChangeSink, OpenMode, StoreError, StoreOptions};
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

@@ -1,7 +1,7 @@
 //! Tenders, bids, policy versions and committee grants in the store; SQL
 //! shared by both backends.
 
-use super::sql::{Backend, Newest};
+use super::dialect::{Backend, Newest};
 use super::{BidRow, StoreError, StoredPolicy};
 use crate::domain::tender::{Bidder, CommitteeGrant, EvaluationMethod, Tender, TenderId, TenderTerms};
 use crate::domain::{CreditDomain, Fen, RegionCode};

@@ -1,0 +1,100 @@
+//! The SQL dialect at the bottom of the store: what differs between SQLite
+//! and PostgreSQL ([`Backend`]), and the few helpers every table family
+//! uses to write statements for either (parameters, IN lists, the newest
+//! version). Everything else in the store is written once above this.
+
+use super::ChangeSink;
+use futures_util::future::BoxFuture;
+use sqlx::{Database, FromRow, Pool, Transaction};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What differs between the two backends.
+pub trait Backend: Database {
+    const NAME: &'static str;
+
+    /// Whether generated statements number their parameters (`$1`) or not (`?`).
+    const NUMBERED_PARAMS: bool;
+
+    /// Every version, up to `$1`, of every record id that concerned one of
+    /// the codes in `codes` (an IN list of `$2, $3, …`) at some version up to
+    /// `$1`, with the code it concerned (`origin`) and the store's newest
+    /// data version (`newest`, read in the same statement), ordered by
+    /// origin, version, id. Each planner needs its own phrasing to stay on
+    /// the indexes.
+    fn profiles_sql(codes: &str) -> String;
+
+    /// Opens a write transaction that holds the store's write lock, so that
+    /// data versions are taken one at a time and commit in order. Waits at
+    /// most `wait` for a lock another process holds (or not at all: the
+    /// store's write path then tries again until the same bound).
+    fn begin_write(pool: &Pool<Self>, wait: Duration) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// Opens a transaction that holds the transparency log's append lock, so
+    /// that replicas sharing the store append one batch at a time, each
+    /// after the last: one order, no gaps, no index taken twice.
+    fn begin_log_append(pool: &Pool<Self>, wait: Duration) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// Opens a write transaction for a write that needs no ordering with
+    /// others (committee grants, policies, checkpoints).
+    fn begin_small_write(pool: &Pool<Self>, wait: Duration)
+    -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// Announces a committed change to other processes, inside the writing
+    /// transaction (so that it is heard only once the change is readable).
+    fn announce<'c>(conn: &'c mut Self::Connection, payload: &'c str) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
+
+    /// Stores new record versions of data version `version` (the bulk of an
+    /// import): multi-row INSERTs, or COPY where the backend has it.
+    fn insert_records<'c>(
+        conn: &'c mut Self::Connection,
+        version: i64,
+        rows: &'c [NewRecord],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
+
+    /// Refreshes the planner's statistics of the record tables, where the
+    /// planner needs them: `None` when it does not.
+    const ANALYZE: Option<&'static str>;
+
+    /// Rows a statement changed (sqlx's result types share no trait for it).
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// A task that hears other processes' announcements, where the backend has them.
+    fn listen(pool: &Pool<Self>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
+}
+
+/// A record version to store.
+pub struct NewRecord {
+    pub id: String,
+    pub kind: &'static str,
+    pub code: String,
+    pub digest: String,
+    /// Its canonical JSON.
+    pub body: String,
+}
+
+#[derive(FromRow)]
+pub struct Newest {
+    pub newest: Option<i64>,
+}
+
+/// The `i`th (1-based) parameter: `$i`, or `?` where numbered parameters
+/// cost more than they give (SQLite: sqlx maps each numbered parameter by
+/// name, a linear search per parameter, quadratic in a multi-row insert).
+fn param<DB: Backend>(i: usize) -> String {
+    if DB::NUMBERED_PARAMS { format!("${i}") } else { "?".to_owned() }
+}
+
+/// `($1, $2), ($3, $4), …` for `rows` rows of `cols` columns.
+pub(super) fn placeholders<DB: Backend>(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", (1..=cols).map(|c| param::<DB>(r * cols + c)).collect::<Vec<_>>().join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `$1, $2, …` for an IN list of `n`.
+pub(super) fn in_list<DB: Backend>(n: usize) -> String {
+    (1..=n).map(param::<DB>).collect::<Vec<_>>().join(", ")
+}
