@@ -779,7 +779,12 @@ async fn sighup_rotates_tokens_and_certificates_without_dropping_established_con
             None,
             "principals reload failed",
         ),
-        ("not TOML", format!("[[principal]]\nname = \"gd-platform\"\ntoken_sha256 = \"{}\"\nrole = ", sha(THIRD_TOKEN)), None, "principals reload failed"),
+        (
+            "not TOML",
+            format!("[[principal]]\nname = \"gd-platform\"\ntoken_sha256 = \"{}\"\nrole = ", sha(THIRD_TOKEN)),
+            None,
+            "principals reload failed",
+        ),
         (
             "a key that does not match the certificate",
             String::new(),
@@ -798,7 +803,10 @@ async fn sighup_rotates_tokens_and_certificates_without_dropping_established_con
         assert!(hup.success());
         let failed = server.log_line(event).await;
         let named = if event.starts_with("TLS") { &cert } else { &principals };
-        assert!(failed.contains(named.to_str().unwrap()) || failed.contains(key.to_str().unwrap()), "{label}: the failure names the file: {failed}");
+        assert!(
+            failed.contains(named.to_str().unwrap()) || failed.contains(key.to_str().unwrap()),
+            "{label}: the failure names the file: {failed}"
+        );
         assert_eq!(list(&established, NEW_TOKEN).await, Code::Ok, "{label}: the token in use stopped working");
         assert_eq!(list(&established, THIRD_TOKEN).await, Code::Unauthenticated, "{label}: a token of the broken file was accepted");
         assert_eq!(list(&established, PLATFORM_TOKEN).await, Code::Unauthenticated, "{label}: a revoked token came back");
@@ -811,7 +819,8 @@ async fn sighup_rotates_tokens_and_certificates_without_dropping_established_con
         let fresh = tls_channel(server.addr, &next, None).await;
         assert_eq!(list(&fresh, NEW_TOKEN).await, Code::Ok, "{label}: a new connection no longer gets the certificate in use");
         let third_ca = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(third.read("ca.pem"))).domain_name(HOST);
-        let endpoint = Channel::from_shared(format!("https://{}", server.addr)).unwrap().connect_timeout(CALL_BOUND).tls_config(third_ca).unwrap();
+        let endpoint =
+            Channel::from_shared(format!("https://{}", server.addr)).unwrap().connect_timeout(CALL_BOUND).tls_config(third_ca).unwrap();
         let refused = bounded("a TLS handshake", endpoint.connect()).await;
         assert!(refused.is_err(), "{label}: the broken files' certificate is served");
     }
