@@ -45,12 +45,33 @@ fn seed() -> u64 {
     })
 }
 
+/// A panic in the code under test fails a property without passing through
+/// a `prop_assert!` and its [`replay`] text: this hook names the seed (once
+/// per process) for a panic on a fuzz test's thread, then reports the panic
+/// as before.
+fn seed_on_panic() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let seed = seed();
+        let previous = std::panic::take_hook();
+        let named = std::sync::atomic::AtomicBool::new(false);
+        std::panic::set_hook(Box::new(move |info| {
+            let fuzzing = std::thread::current().name().is_some_and(|n| n.contains("fuzz_tests::"));
+            if fuzzing && !named.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("fuzz: a panic while fuzzing (replay with FUZZ_SEED={seed} cargo test --lib fuzz)");
+            }
+            previous(info);
+        }));
+    });
+}
+
 /// Appended to every failure: how to replay this run.
 fn replay() -> String {
     format!("(replay with FUZZ_SEED={} cargo test --lib fuzz)", seed())
 }
 
 fn config() -> ProptestConfig {
+    seed_on_panic();
     // Failures are kept in proptest-regressions/ (the default persistence).
     ProptestConfig { cases: cases(), rng_seed: RngSeed::Fixed(seed()), ..ProptestConfig::default() }
 }
@@ -134,6 +155,26 @@ fn value() -> impl Strategy<Value = Value> {
 fn record_object() -> impl Strategy<Value = Map<String, Value>> {
     prop::collection::vec((prop::sample::select(FIELDS.to_vec()), value()), 0..16)
         .prop_map(|kv| kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// A line JSON Lines skips: empty once a byte-order mark and white space
+/// are taken off.
+fn blank(line: &[u8]) -> bool {
+    std::str::from_utf8(line).is_ok_and(|t| t.trim_start_matches('\u{feff}').trim().is_empty())
+}
+
+/// One line of a JSON Lines file: a record-like object, another JSON value
+/// (an array, a string, a number, null), arbitrary text, or a blank line.
+fn json_line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        record_object().prop_map(|o| Value::Object(o).to_string()),
+        value().prop_map(|v| v.to_string()),
+        Just("[1]".to_owned()),
+        Just("{}".to_owned()),
+        Just(r#"{"id": "e1", "credit_code": "91440300192317458F"}"#.to_owned()),
+        any::<String>().prop_map(|s| s.replace(['\n', '\r'], " ")),
+        prop::sample::select(vec!["", " ", "\t", "\u{feff}", "  \u{3000}"]).prop_map(str::to_owned),
+    ]
 }
 
 /// Random character edits: (where, what: delete, duplicate or replace, the replacement).
@@ -318,11 +359,38 @@ proptest! {
         }
     }
 
+    /// Any bytes as one line: a record or a named error, never nothing
+    /// unless the line is blank (the one kind of line JSON Lines skips).
     #[test]
     fn fuzz_json_lines(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let rules = Rules::shipped();
-        if let Some(Err(errors)) = crate::import::parse_json_line(&bytes, rules.input()) {
-            prop_assert!(named(&errors), "{errors:?} {}", replay());
+        match crate::import::parse_json_line(&bytes, rules.input()) {
+            Some(Err(errors)) => prop_assert!(named(&errors), "{errors:?} {}", replay()),
+            Some(Ok(_)) => {}
+            None => prop_assert!(blank(&bytes), "a line that is not blank was skipped: {:?} {}", String::from_utf8_lossy(&bytes), replay()),
+        }
+    }
+
+    /// A JSON Lines file of records, objects of any fields, other JSON
+    /// values, text and blank lines: every line that is not blank gives
+    /// exactly one result, a record or a named error, at its own line
+    /// number; no line is skipped, none counted twice.
+    #[test]
+    fn fuzz_json_lines_files(lines in prop::collection::vec(json_line(), 0..24)) {
+        let rules = Rules::shipped();
+        let text = lines.join("\n");
+        let parsed = crate::import::json_lines(text.as_bytes(), rules.input());
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(e) => return Err(TestCaseError::fail(format!("a UTF-8 file refused as a whole: {e:?} {}", replay()))),
+        };
+        let expected: Vec<u64> = (1..).zip(&lines).filter(|(_, l)| !blank(l.as_bytes())).map(|(n, _)| n).collect();
+        let got: Vec<u64> = parsed.iter().map(|(n, _)| *n).collect();
+        prop_assert_eq!(&got, &expected, "one result per line that is not blank, by line number {}", replay());
+        for (n, r) in &parsed {
+            if let Err(errors) = r {
+                prop_assert!(named(errors), "line {}: {:?} {}", n, errors, replay());
+            }
         }
     }
 
@@ -408,7 +476,9 @@ proptest! {
         let keyring = keys();
         let public = keyring.public_keys();
         let genuine = keyring.sign("application/vnd.credit-tender.assessment.v1+json", payload);
-        for (keyid, r) in crate::signing::verify_each(&genuine, &public, None) {
+        let results = crate::signing::verify_each(&genuine, &public, None);
+        prop_assert_eq!(results.len(), genuine.signatures.len(), "one result per signature on the genuine envelope {}", replay());
+        for (keyid, r) in results {
             prop_assert!(r.is_ok(), "the genuine signature by {keyid} is refused: {r:?} {}", replay());
         }
         let mut env = genuine.clone();
@@ -416,7 +486,13 @@ proptest! {
         prop_assert_ne!(&env, &genuine);
         let active = keyring.active_key_id().to_owned();
         env.signatures.extend(extra.into_iter().map(|(k, s)| (if k.is_empty() { active.clone() } else { k }, s)));
-        for (i, (keyid, r)) in crate::signing::verify_each(&env, &public, None).into_iter().enumerate() {
+        // One result per signature, in order: a verifier that dropped a
+        // signature (a short one, say) would let a caller that requires
+        // every signature accept an envelope it should refuse.
+        let results = crate::signing::verify_each(&env, &public, None);
+        prop_assert_eq!(results.len(), env.signatures.len(), "a signature has no result after {:?} {}", how, replay());
+        for (i, ((keyid, r), (signed_by, _))) in results.into_iter().zip(&env.signatures).enumerate() {
+            prop_assert_eq!(&keyid, signed_by, "result {} is not signature {}'s {}", i, i, replay());
             prop_assert!(r.is_err(), "signature {i} by {keyid} verified after {how:?} {}", replay());
         }
     }

@@ -477,6 +477,13 @@ impl<R: Read> Iterator for CsvRows<'_, R> {
 #[cfg(test)]
 pub(crate) type ParsedRows = Vec<(u64, Result<Record, Vec<FieldError>>)>;
 
+/// Every line of a JSON Lines file, parsed (for the fuzz tests).
+#[cfg(test)]
+pub(crate) fn json_lines(bytes: &[u8], rules: InputRules<'_>) -> Result<ParsedRows, (u64, FieldError)> {
+    let decoded = decode::Decoded::open(bytes, None).map_err(|e| (e.line, FieldError::new("encoding", e.reason)))?;
+    Ok(JsonLines::new(BufReader::new(decoded), rules).collect())
+}
+
 /// Every row of a CSV evaluation table, parsed (for the fuzz tests).
 #[cfg(test)]
 pub(crate) fn csv_rows(bytes: &[u8], rules: InputRules<'_>) -> Result<ParsedRows, (u64, FieldError)> {

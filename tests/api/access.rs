@@ -121,7 +121,9 @@ pub async fn tls_channel(addr: std::net::SocketAddr, certs: &Certs, client: Opti
     if let Some(cn) = client {
         tls = tls.identity(Identity::from_pem(certs.read(&format!("client-{cn}.pem")), certs.read(&format!("client-{cn}.key"))));
     }
-    Channel::from_shared(format!("https://{addr}")).unwrap().timeout(CALL_BOUND).tls_config(tls).unwrap().connect().await.unwrap()
+    let endpoint =
+        Channel::from_shared(format!("https://{addr}")).unwrap().connect_timeout(CALL_BOUND).timeout(CALL_BOUND).tls_config(tls).unwrap();
+    bounded("a TLS channel's handshake", endpoint.connect()).await.unwrap()
 }
 
 /// How a test caller proves who it is over gRPC: a bearer token, or a
@@ -198,9 +200,10 @@ fn role_of(caller: &str) -> Option<credit_tender::access::Role> {
 /// test fails for an RPC of the descriptors without a row here, and for a
 /// row without an RPC.
 ///
-/// The log's rows are today's behaviour: checkpoints and proofs for any
-/// identified caller (anonymous is UNAUTHENTICATED), entries for
-/// supervisors (any other role PERMISSION_DENIED).
+/// The log's rows are today's behaviour: checkpoints and proofs for every
+/// caller, anonymous included (OK), but not for a token nobody holds
+/// (UNAUTHENTICATED); entries for supervisors alone (anonymous and unknown
+/// tokens UNAUTHENTICATED, every other role PERMISSION_DENIED).
 fn expected_rpc_codes() -> std::collections::BTreeMap<&'static str, [Code; 7]> {
     use Code::*;
     const UN: Code = Unauthenticated;
@@ -480,8 +483,9 @@ async fn one_noisy_principal_is_limited_and_the_others_are_not() {
     }
     let status = refusal.expect("1,000 calls in a row never met the supervisor's 1/s limit");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(status.message().contains("retry after"), "{}", status.message());
-    assert!(status.metadata().get("grpc-retry-pushback-ms").is_some());
+    assert!(status.message().contains("'supervisor' is over its 1 requests/s"), "{}", status.message());
+    let wait = rate_pushback_ms(&status);
+    assert!(status.message().contains(&format!("retry after {wait} ms")), "the message and the header agree: {}", status.message());
     assert!(passed >= 5, "only {passed} calls passed before the first refusal: the burst of 5 was not honoured");
     assert_eq!(counted(), 1.0, "the refusal the supervisor saw is the one the limiter counted");
 
@@ -496,12 +500,37 @@ async fn one_noisy_principal_is_limited_and_the_others_are_not() {
     for call in noisy_calls {
         match call.await.unwrap() {
             Ok(_) => {}
-            Err(s) if s.code() == Code::ResourceExhausted => refused += 1,
+            Err(s) if s.code() == Code::ResourceExhausted && s.message().contains("requests in flight") => {
+                assert_eq!(pushback_ms(&s), 50, "the in-flight limit's hint: {s:?}");
+                refused += 1;
+            }
+            Err(s) if s.code() == Code::ResourceExhausted => {
+                rate_pushback_ms(&s);
+                refused += 1;
+            }
             Err(s) => panic!("the supervisor was answered {s:?}"),
         }
     }
     assert!(calm_codes.iter().all(|c| *c == Code::Ok), "another principal is not limited: {calm_codes:?}");
     assert_eq!(counted(), 1.0 + f64::from(refused), "every refusal seen is one the limiter counted, and only those");
+}
+
+/// A refusal's `grpc-retry-pushback-ms`, as a number.
+fn pushback_ms(status: &tonic::Status) -> u64 {
+    let v = status.metadata().get("grpc-retry-pushback-ms").unwrap_or_else(|| panic!("no grpc-retry-pushback-ms: {status:?}"));
+    v.to_str().unwrap().parse().unwrap_or_else(|_| panic!("grpc-retry-pushback-ms {v:?} is not a number of milliseconds"))
+}
+
+/// The hint of a refusal by the supervisor's rate of 1 request/s
+/// ([`SMALL_SUPERVISOR_LIMITS`]): the wait until its bucket holds a request
+/// again, which a limiter refilling at that rate never puts past one
+/// period, 1,000 ms (and never at 0: the gate rounds up to 1 ms). A limiter
+/// refilling slower than configured (a period of 2 s, or a minute) tells a
+/// caller that has just emptied its bucket to wait longer than that.
+fn rate_pushback_ms(status: &tonic::Status) -> u64 {
+    let wait = pushback_ms(status);
+    assert!((1..=1_000).contains(&wait), "a 1/s limiter asks for a wait of {wait} ms, not within one period (1..=1000 ms): {status:?}");
+    wait
 }
 
 /// GET over HTTPS/1.1 trusting the test CA: (status, headers, body).
@@ -519,13 +548,17 @@ pub async fn https_get(addr: std::net::SocketAddr, certs: &Certs, path: &str, he
         .with_root_certificates(roots)
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut s = connector.connect(HOST.try_into().unwrap(), tcp).await.unwrap();
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n{extra}\r\n").as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    let read = tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw)).await;
-    assert!(read.is_ok(), "GET {path}: no complete answer within {CALL_BOUND:?}");
+    // Connect, handshake, request and answer, all within the bound.
+    let raw = bounded(format!("GET {path} over TLS"), async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut s = connector.connect(HOST.try_into().unwrap(), tcp).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n{extra}\r\n").as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        raw
+    })
+    .await;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();
@@ -730,8 +763,67 @@ async fn sighup_rotates_tokens_and_certificates_without_dropping_established_con
     let fresh = tls_channel(server.addr, &next, None).await;
     assert_eq!(list(&fresh, NEW_TOKEN).await, Code::Ok);
     let old_ca = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(certs.read("ca.pem"))).domain_name(HOST);
-    let refused = Channel::from_shared(format!("https://{}", server.addr)).unwrap().tls_config(old_ca).unwrap().connect().await;
+    let old = Channel::from_shared(format!("https://{}", server.addr)).unwrap().connect_timeout(CALL_BOUND).tls_config(old_ca).unwrap();
+    let refused = bounded("a TLS handshake", old.connect()).await;
     assert!(refused.is_err(), "the old certificate is no longer served");
+
+    // Broken files leave what is in use: once the server has said each
+    // reload failed, the rotated token and certificate still work, and
+    // nothing the broken files name is accepted.
+    const THIRD_TOKEN: &str = "ct_platform-gd-third";
+    let third = Certs::make();
+    let cases: [(&str, String, Option<(String, String)>, &str); 4] = [
+        (
+            "a principal with an unknown role",
+            principals_toml().replace(&sha(PLATFORM_TOKEN), &sha(THIRD_TOKEN)).replace("role = \"supervisor\"", "role = \"emperor\""),
+            None,
+            "principals reload failed",
+        ),
+        (
+            "not TOML",
+            format!("[[principal]]\nname = \"gd-platform\"\ntoken_sha256 = \"{}\"\nrole = ", sha(THIRD_TOKEN)),
+            None,
+            "principals reload failed",
+        ),
+        (
+            "a key that does not match the certificate",
+            String::new(),
+            Some((third.read("server.pem"), next.read("server.key"))),
+            "TLS reload failed",
+        ),
+        ("an expired certificate", String::new(), Some(expired_certificate()), "TLS reload failed"),
+    ];
+    for (label, principals_text, tls, event) in cases {
+        let rotated = principals_toml().replace(&sha(PLATFORM_TOKEN), &sha(NEW_TOKEN));
+        std::fs::write(&principals, if principals_text.is_empty() { rotated } else { principals_text }).unwrap();
+        let (cert_pem, key_pem) = tls.unwrap_or_else(|| (next.read("server.pem"), next.read("server.key")));
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        let hup = std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap();
+        assert!(hup.success());
+        let failed = server.log_line(event).await;
+        let named = if event.starts_with("TLS") { &cert } else { &principals };
+        assert!(
+            failed.contains(named.to_str().unwrap()) || failed.contains(key.to_str().unwrap()),
+            "{label}: the failure names the file: {failed}"
+        );
+        assert_eq!(list(&established, NEW_TOKEN).await, Code::Ok, "{label}: the token in use stopped working");
+        assert_eq!(list(&established, THIRD_TOKEN).await, Code::Unauthenticated, "{label}: a token of the broken file was accepted");
+        assert_eq!(list(&established, PLATFORM_TOKEN).await, Code::Unauthenticated, "{label}: a revoked token came back");
+        let mut supervisor = clients(&established, Some(SUPERVISOR_TOKEN));
+        assert_eq!(
+            code_of(supervisor.tenders.list_tenders(pb::ListTendersRequest {}).await),
+            Code::Ok,
+            "{label}: the supervisor lost its role"
+        );
+        let fresh = tls_channel(server.addr, &next, None).await;
+        assert_eq!(list(&fresh, NEW_TOKEN).await, Code::Ok, "{label}: a new connection no longer gets the certificate in use");
+        let third_ca = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(third.read("ca.pem"))).domain_name(HOST);
+        let endpoint =
+            Channel::from_shared(format!("https://{}", server.addr)).unwrap().connect_timeout(CALL_BOUND).tls_config(third_ca).unwrap();
+        let refused = bounded("a TLS handshake", endpoint.connect()).await;
+        assert!(refused.is_err(), "{label}: the broken files' certificate is served");
+    }
 }
 
 /// base64(SHA-256(SubjectPublicKeyInfo)) of a PEM certificate, for Chromium's
@@ -803,8 +895,12 @@ async fn the_committee_verifies_every_row_over_tls_at_an_intranet_name() {
 /// a row without a route. `LINK` stands for a fresh committee link.
 ///
 /// The log's rows are today's behaviour: checkpoints, proofs and hash tiles
-/// for any identified caller (anonymous 401), entry tiles for supervisors
-/// (any other role is answered 404).
+/// for every caller, anonymous included (200), but not for a token nobody
+/// holds (401); entry tiles for supervisors alone (anonymous and unknown
+/// tokens 401, every other role 403). Each tile kind is asked for in both
+/// forms, partial (`.p/W`) and full: the tree has two leaves, so a full tile
+/// does not exist yet (404) for a caller allowed to read it, and access is
+/// decided before that; the test checks that both forms are asked for.
 fn expected_page_statuses() -> std::collections::BTreeMap<&'static str, Vec<(&'static str, [u16; 7])>> {
     [
         //                                                anonymous committee provider other platform supervisor unknown platform
@@ -818,7 +914,9 @@ fn expected_page_statuses() -> std::collections::BTreeMap<&'static str, Vec<(&'s
             "/log/{*tile}",
             vec![
                 ("/log/tile/0/000.p/1", [200, 200, 200, 200, 200, 401, 200]),
+                ("/log/tile/0/000", [404, 404, 404, 404, 404, 401, 404]),
                 ("/log/tile/entries/000.p/1", [401, 403, 403, 403, 200, 401, 403]),
+                ("/log/tile/entries/000", [401, 403, 403, 403, 404, 401, 403]),
             ],
         ),
         ("/committee/enter/{link}", vec![("LINK", [303; 7])]),
@@ -839,6 +937,19 @@ async fn every_role_against_every_page_over_tls() {
     assert!(unlisted.is_empty(), "routes with no expected row in the page matrix: {unlisted:?}");
     let gone: Vec<&&str> = expected.keys().filter(|k| !routes.contains(*k)).collect();
     assert!(gone.is_empty(), "rows for routes the router does not have: {gone:?}");
+    // Each tile kind (hash tiles, entry bundles) in both forms (partial and
+    // full): the access check is per path, and a rule that read only one
+    // form would leave the other open.
+    let tiles: Vec<&str> = expected["/log/{*tile}"].iter().map(|(p, _)| *p).collect();
+    for kind in ["/log/tile/0/", "/log/tile/entries/"] {
+        for partial in [true, false] {
+            assert!(
+                tiles.iter().any(|t| t.starts_with(kind) && t.contains(".p/") == partial),
+                "the page matrix asks for no {} tile under {kind}: {tiles:?}",
+                if partial { "partial" } else { "full" }
+            );
+        }
+    }
     let db = sqlite_db();
     let certs = Certs::make();
     let server = spawn_secure_fast_log(&db, &certs).await;

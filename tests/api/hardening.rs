@@ -177,15 +177,29 @@ async fn verify_refuses_revoked_keys_statements_outside_validity_other_algorithm
     assert_eq!(out.status.code(), Some(65), "a key list the verifier cannot use is data refused");
     assert!(stderr(&out).contains("algorithm 'rsa' is not ed25519"), "{}", stderr(&out));
 
-    let mut two = envelope.clone();
-    two.signatures.push(pb::Signature { keyid: envelope.signatures[0].keyid.clone(), sig: vec![0u8; 64].into() });
-    let two_path = write("two.json", &two);
-    let out = verify(&keys, &two_path, &[]);
-    assert_eq!(out.status.code(), Some(1), "one good and one garbage signature is not valid");
-    let err = stderr(&out);
-    assert!(err.contains("1 of 2 signature(s) verify; 2 required") && err.contains("does not match"), "{err}");
-    assert!(stdout(&out).contains("Signature   valid"), "every signature's result is reported");
-    assert!(verify(&keys, &two_path, &["--threshold", "1"]).status.success());
+    // One good signature and one garbage one, of every length an Ed25519
+    // signature is not (empty, short, long) as well as the right length: a
+    // verifier that skipped a signature it could not parse would count 1 of
+    // 1 and accept.
+    for (label, junk) in [
+        ("64 zero bytes", vec![0u8; 64]),
+        ("empty", Vec::new()),
+        ("one byte", vec![7u8]),
+        ("truncated", envelope.signatures[0].sig[..32].to_vec()),
+        ("63 bytes", vec![1u8; 63]),
+        ("65 bytes", vec![1u8; 65]),
+        ("the good one and one byte more", [&envelope.signatures[0].sig[..], &[0u8]].concat()),
+    ] {
+        let mut two = envelope.clone();
+        two.signatures.push(pb::Signature { keyid: envelope.signatures[0].keyid.clone(), sig: junk.into() });
+        let two_path = write("two.json", &two);
+        let out = verify(&keys, &two_path, &[]);
+        assert_eq!(out.status.code(), Some(1), "one good and one garbage ({label}) signature is not valid: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("1 of 2 signature(s) verify; 2 required") && err.contains("does not match"), "{label}: {err}");
+        assert!(stdout(&out).contains("Signature   valid"), "every signature's result is reported");
+        assert!(verify(&keys, &two_path, &["--threshold", "1"]).status.success(), "{label}");
+    }
 }
 
 /// serde_json for the generated types, without naming each.
@@ -424,10 +438,10 @@ async fn past_the_connection_cap_new_clients_wait_until_one_closes() {
     let server = spawn_app(open(&db).await, AppOptions { server: options, ..AppOptions::default() }).await;
     let metrics = server.cache.metrics().clone();
     let check = || tonic_health::pb::HealthCheckRequest { service: String::new() };
-    let first = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).unwrap().connect().await.unwrap();
+    let first = bounded("connect", endpoint(server.addr).connect()).await.unwrap();
     tonic_health::pb::health_client::HealthClient::new(first.clone()).check(check()).await.unwrap();
     let mut waiting = metrics.waiting();
-    let second = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).unwrap().connect_lazy();
+    let second = endpoint(server.addr).connect_lazy();
     let mut client = tonic_health::pb::health_client::HealthClient::new(second);
     let call = tokio::spawn(async move { client.check(check()).await });
     let at_cap = tokio::time::timeout(std::time::Duration::from_secs(10), waiting.wait_for(|n| *n == 1)).await.is_ok();
@@ -450,7 +464,7 @@ async fn idle_connections_are_closed_and_busy_ones_kept() {
     let options = credit_tender::server::ServerOptions { idle_timeout: std::time::Duration::from_secs(1), ..Default::default() };
     let server = spawn_app(open(&db).await, AppOptions { server: options, ..AppOptions::default() }).await;
     // A client that connects and says nothing is closed (the read ends).
-    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut silent = bounded("connect", tokio::net::TcpStream::connect(server.addr)).await.unwrap();
     let mut buf = [0u8; 256];
     let closed = tokio::time::timeout(std::time::Duration::from_secs(15), async {
         while let Ok(n) = silent.read(&mut buf).await {
@@ -465,7 +479,7 @@ async fn idle_connections_are_closed_and_busy_ones_kept() {
     assert!(sample(&before, "credit_tender_connection_events_total{event=\"idle_closed\"}") >= 1.0, "{before}");
 
     // A client calling every 300 ms for 3 s keeps its one connection.
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).unwrap().connect().await.unwrap();
+    let channel = bounded("connect", endpoint(server.addr).connect()).await.unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     for _ in 0..10 {
         health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
@@ -508,7 +522,7 @@ async fn out_of_file_descriptors_the_server_backs_off_logs_and_recovers() {
     let (after_ms, retries) = (field("after_ms"), field("retries"));
     assert!(retries >= 1, "{again}");
     assert!(retries <= after_ms / 100 + 1, "{retries} failed accepts in {after_ms} ms: the loop spun instead of backing off 100 ms");
-    let fresh = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).unwrap().connect_lazy();
+    let fresh = endpoint(server.addr).connect_lazy();
     tonic_health::pb::health_client::HealthClient::new(fresh).check(check()).await.unwrap();
     let metrics = crate::cache::scrape(server.addr).await;
     let counted = crate::cache::sample(&metrics, "credit_tender_connection_events_total{event=\"accept_error\"}");

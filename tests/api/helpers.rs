@@ -22,6 +22,19 @@ use tonic::transport::Channel;
 /// instead of hanging it.
 pub const CALL_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// `fut` (a connect, a handshake, a read), failing the test naming `what`
+/// if it takes longer than [`CALL_BOUND`]: no network wait of the suite is
+/// unbounded.
+pub async fn bounded<T>(what: impl std::fmt::Display, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(CALL_BOUND, fut).await.unwrap_or_else(|_| panic!("{what}: nothing within {CALL_BOUND:?}"))
+}
+
+/// A plain HTTP/2 endpoint at `addr` whose connect and every call are
+/// bounded by [`CALL_BOUND`].
+pub fn endpoint(addr: impl std::fmt::Display) -> tonic::transport::Endpoint {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_timeout(CALL_BOUND).timeout(CALL_BOUND)
+}
+
 /// A store URL on one backend, cleaned up when dropped.
 pub struct TestDb {
     pub url: String,
@@ -185,7 +198,7 @@ pub async fn spawn_app(store: Store, mut options: AppOptions) -> TestServer {
         let _ = rx.await;
     }));
     // Lazy: the harness connects at its first call (a test may want the port to itself).
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().timeout(CALL_BOUND).connect_lazy();
+    let channel = endpoint(addr).connect_lazy();
     TestServer {
         addr,
         store,
@@ -315,14 +328,7 @@ pub const PILOT: &str = "91350100M0001TGQXM";
 
 /// GET `path` over plain HTTP/1.1: (status, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw))
-        .await
-        .unwrap_or_else(|_| panic!("GET {path}: no complete answer within {CALL_BOUND:?}"))
-        .unwrap();
+    let raw = bounded(format!("GET {path}"), raw_get(addr, path, "")).await;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
@@ -331,17 +337,21 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 
 /// GET `path` over plain HTTP/1.1: (status, body bytes).
 pub async fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(CALL_BOUND, s.read_to_end(&mut raw))
-        .await
-        .unwrap_or_else(|_| panic!("GET {path}: no complete answer within {CALL_BOUND:?}"))
-        .unwrap();
+    let raw = bounded(format!("GET {path}"), raw_get(addr, path, "")).await;
     let status = std::str::from_utf8(&raw[9..12]).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| raw[i + 4..].to_vec()).unwrap_or_default();
     (status, body)
+}
+
+/// GET `path` over plain HTTP/1.1 with `extra` header lines (each ending
+/// in CRLF), unbounded (callers bound it): the raw answer.
+pub async fn raw_get(addr: std::net::SocketAddr, path: &str, extra: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    raw
 }
 
 /// Writes `v` as JSON to `dir/name`; its path.
@@ -407,7 +417,7 @@ impl CliServer {
                 panic!("credit-tender {args:?} exited or did not say where it listens: {:?}", child.wait());
             }
         };
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().timeout(CALL_BOUND).connect_lazy();
+        let channel = endpoint(&addr).connect_lazy();
         let addr = addr.parse().expect("the printed address parses");
         CliServer { child, addr, channel, log: tokio::sync::Mutex::new(log) }
     }

@@ -5,6 +5,10 @@
 //! (`hardening::raw_bytes_to_every_rpc_get_named_errors`): `HTTP_FUZZ_CASES`
 //! paths (2,000 by default, what CI runs; 0 is refused), drawn from
 //! `FUZZ_SEED` (named in a failure); the long run is in BENCHMARKS.md.
+//! A path that fails is appended to [`KEPT`] (commit it) and asked first by
+//! every later run, as proptest keeps the other fuzz tests' failures. Every
+//! connect, write and read is bounded by `CALL_BOUND`: a handler that never
+//! answers fails the run, naming the path.
 
 use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
@@ -119,21 +123,27 @@ struct KeepAlive {
 }
 
 impl KeepAlive {
-    /// GET `path`: the status, or 0 if the server closed the connection
-    /// without an answer twice (once may be an idle connection it closed).
-    async fn get(&mut self, addr: std::net::SocketAddr, path: &str) -> u16 {
+    /// GET `path`: the status; or why there is none: the server closed the
+    /// connection without an answer twice (once may be an idle connection
+    /// it closed), or did not answer within `CALL_BOUND`.
+    async fn get(&mut self, addr: std::net::SocketAddr, path: &str) -> Result<u16, String> {
         for _ in 0..2 {
-            if let Some(status) = self.try_get(addr, path).await {
-                return status;
+            match tokio::time::timeout(CALL_BOUND, self.try_get(addr, path)).await {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) => self.stream = None,
+                Err(_) => {
+                    self.stream = None;
+                    return Err(format!("no answer within {CALL_BOUND:?} (the handler hangs)"));
+                }
             }
-            self.stream = None;
         }
-        0
+        Err("no answer: the connection was closed twice (a panic closes it)".into())
     }
 
     async fn try_get(&mut self, addr: std::net::SocketAddr, path: &str) -> Option<u16> {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         if self.stream.is_none() {
+            // Bounded with the rest of the request by the caller (`get`).
             self.stream = Some(tokio::io::BufReader::new(tokio::net::TcpStream::connect(addr).await.ok()?));
         }
         let s = self.stream.as_mut()?;
@@ -183,6 +193,36 @@ impl KeepAlive {
     }
 }
 
+/// Paths that failed an earlier run, one a line (`#` starts a comment):
+/// asked first by every run.
+const KEPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proptest-regressions/api/http_fuzz.txt");
+
+fn kept() -> Vec<String> {
+    match std::fs::read_to_string(KEPT) {
+        Ok(text) => text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("{KEPT}: {e}"),
+    }
+}
+
+/// Appends failing paths to [`KEPT`], with the seed that drew them.
+fn keep(failed: &[&str], seed: u64) {
+    use std::io::Write;
+    let known = kept();
+    let new: Vec<&&str> = failed.iter().filter(|p| !known.iter().any(|k| k == **p)).collect();
+    if new.is_empty() {
+        return;
+    }
+    if let Some(dir) = std::path::Path::new(KEPT).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(KEPT).unwrap_or_else(|e| panic!("{KEPT}: {e}"));
+    writeln!(f, "# failed with FUZZ_SEED={seed}").unwrap();
+    for p in new {
+        writeln!(f, "{p}").unwrap();
+    }
+}
+
 /// How many paths: `HTTP_FUZZ_CASES`, 2,000 by default.
 fn cases() -> usize {
     knob("HTTP_FUZZ_CASES", 2000, 1) as usize
@@ -202,8 +242,11 @@ async fn every_http_route_answers_fuzzed_paths_with_a_status_and_never_panics() 
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let strategy = path();
     let mut statuses = std::collections::BTreeMap::new();
-    let paths: Vec<String> =
-        (0..cases()).map(|_| strategy.new_tree(&mut runner).unwrap().current()).chain(MALFORMED.iter().map(|p| p.to_string())).collect();
+    let paths: Vec<String> = kept()
+        .into_iter()
+        .chain((0..cases()).map(|_| strategy.new_tree(&mut runner).unwrap().current()))
+        .chain(MALFORMED.iter().map(|p| p.to_string()))
+        .collect();
     // Four at a time: the long run is a million paths.
     let addr = server.addr;
     let chunks: Vec<Vec<String>> = paths.chunks(paths.len().div_ceil(4)).map(<[String]>::to_vec).collect();
@@ -219,13 +262,25 @@ async fn every_http_route_answers_fuzzed_paths_with_a_status_and_never_panics() 
         })
     }))
     .await;
-    for (p, status) in answers.into_iter().flat_map(Result::unwrap) {
-        assert!(status != 0, "{p}: no answer (a panic closes the connection); {replay}");
-        assert!(status < 500, "{p}: {status}; {replay}");
-        if p.starts_with("/log/") {
-            assert!(matches!(status, 200 | 400 | 404), "{p}: {status}; {replay}");
+    let mut failures = Vec::new();
+    for (p, answer) in answers.into_iter().flat_map(|a| a.unwrap_or_else(|e| panic!("a fuzzing task failed: {e}; {replay}"))) {
+        let status = match answer {
+            Ok(status) => status,
+            Err(why) => {
+                failures.push((p, why));
+                continue;
+            }
+        };
+        if status >= 500 || (p.starts_with("/log/") && !matches!(status, 200 | 400 | 404)) {
+            failures.push((p, format!("answered {status}")));
+            continue;
         }
         *statuses.entry(status).or_insert(0u64) += 1;
+    }
+    if !failures.is_empty() {
+        keep(&failures.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), seed);
+        let (p, why) = &failures[0];
+        panic!("{} path(s) failed, the first: {p}: {why}; kept in {KEPT}; {replay}", failures.len());
     }
     let panics: Vec<String> = server.lines_so_far().await.into_iter().filter(|l| l.contains("panicked")).collect();
     assert!(panics.is_empty(), "{} panic(s), the first: {}; {replay}", panics.len(), panics[0]);

@@ -52,6 +52,21 @@ async fn each_bad_input_is_named_and_changes_nothing() {
             &["2: type: unknown value 'rating'"],
         )
         .await;
+        // A line with no type, and lines that are JSON but not an object,
+        // are each an error on their line, never skipped as if blank.
+        let mut untyped = evaluation_json("e-untyped", CODE_C, json!({}));
+        untyped.as_object_mut().unwrap().remove("type");
+        rejects(
+            &db,
+            d,
+            "untyped.jsonl",
+            jsonl(&[good.clone(), untyped]).as_bytes(),
+            &["2: type: is required, one of: evaluation, list_entry"],
+        )
+        .await;
+        for (name, line) in [("array.jsonl", "[1]"), ("number.jsonl", "7"), ("string.jsonl", "\"evaluation\""), ("null.jsonl", "null")] {
+            rejects(&db, d, name, format!("{good}\n{line}\n").as_bytes(), &["2: json: expected one JSON object per line"]).await;
+        }
         rejects(&db, d, "missing.jsonl", with(json!({"entity_name": null})).as_bytes(), &["2: entity_name: is required"]).await;
         rejects(
             &db,

@@ -38,12 +38,8 @@ async fn spawn_with_principals(db: &TestDb) -> TestServer {
 
 /// GET `path` with an optional bearer token: (status, body).
 async fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
+    let raw = bounded(format!("GET {path}"), raw_get(addr, path, &auth)).await;
     let status = std::str::from_utf8(&raw[9..12]).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| raw[i + 4..].to_vec()).unwrap_or_default();
     (status, body)

@@ -82,9 +82,9 @@ async fn a_stopped_server_closes_its_port() {
     let db = sqlite_db();
     let server = spawn_app(open(&db).await, AppOptions::default()).await;
     let addr = server.addr;
-    tokio::net::TcpStream::connect(addr).await.expect("the running server accepts");
+    bounded("connect", tokio::net::TcpStream::connect(addr)).await.expect("the running server accepts");
     server.stop().await;
-    let refused = tokio::net::TcpStream::connect(addr).await;
+    let refused = bounded("connect", tokio::net::TcpStream::connect(addr)).await;
     assert!(refused.is_err(), "the port still accepts connections after the server stopped");
 }
 
