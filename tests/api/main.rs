@@ -18,6 +18,7 @@ mod log;
 mod log_access;
 mod long_values;
 mod multiprocess;
+mod outage;
 mod outside;
 mod ownership;
 mod records;
