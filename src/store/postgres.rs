@@ -74,8 +74,10 @@ pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<Guarded<SqlSto
     Ok(Guarded::new(store, reach, probe(options)))
 }
 
-/// The pool, as [`open`] says: every wait bounded by the store's timeout,
-/// connections from before an outage replaced rather than trusted.
+/// The pool, as [`open`] says: connections from before an outage replaced
+/// rather than trusted, none pinged while the store is unreachable. (sqlx
+/// 0.8 sets no TCP keepalive on its sockets and has no hook for one: a
+/// silent peer is noticed by the probe's time-out instead.)
 fn pool_options(reach: &Arc<Reachability>, connections: u32) -> PgPoolOptions {
     let (on_acquire, on_release) = (reach.clone(), reach.clone());
     PgPoolOptions::new()
