@@ -184,6 +184,7 @@ struct Refused {
 async fn keep_writing(
     mut data: pb::credit_data_service_client::CreditDataServiceClient<tonic::transport::Channel>,
     acked: Arc<AtomicUsize>,
+    refused_so_far: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 ) -> (Vec<String>, Vec<Refused>) {
     let (mut ids, mut refused) = (Vec::new(), Vec::new());
@@ -196,12 +197,15 @@ async fn keep_writing(
                 ids.push(format!("w{n}"));
                 acked.fetch_add(1, Ordering::Release);
             }
-            Err(s) => refused.push(Refused {
-                code: s.code(),
-                message: s.message().to_owned(),
-                retry: s.get_details_retry_info().and_then(|r| r.retry_delay),
-                took: started.elapsed(),
-            }),
+            Err(s) => {
+                refused.push(Refused {
+                    code: s.code(),
+                    message: s.message().to_owned(),
+                    retry: s.get_details_retry_info().and_then(|r| r.retry_delay),
+                    took: started.elapsed(),
+                });
+                refused_so_far.fetch_add(1, Ordering::Release);
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -281,9 +285,11 @@ async fn outage(cut: Link) {
         .unwrap();
     assert!(b_assess.assess(assess(&later)).await.unwrap().into_inner().statement.unwrap().eligible);
 
-    // B writes all along, through the cut and after it.
-    let (acked, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-    let writer = tokio::spawn(keep_writing(b_data.clone(), acked.clone(), stop.clone()));
+    // B writes all along, into the cut: its own writes would make it catch
+    // up, so it stops before the restore, and what B serves afterwards
+    // shows what its recovery alone did.
+    let (acked, refused_so_far, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let writer = tokio::spawn(keep_writing(b_data.clone(), acked.clone(), refused_so_far.clone(), stop.clone()));
     let mut watch = b_health.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
     health_turns(&mut watch, ServingStatus::Serving).await;
     tokio::time::timeout(AWAIT, async {
@@ -328,13 +334,30 @@ async fn outage(cut: Link) {
         .into_inner()
         .data_version;
 
+    tokio::time::timeout(AWAIT, async {
+        while refused_so_far.load(Ordering::Acquire) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("B's writer is refused during the outage");
+    stop.store(true, Ordering::Release);
+    let (ids, refusals) = tokio::time::timeout(AWAIT, writer).await.expect("the writer stops").unwrap();
+    assert!(!refusals.is_empty(), "{cut:?}: no write of B's was refused during the outage");
+    for r in &refusals {
+        assert_eq!(r.code, tonic::Code::Unavailable, "{cut:?}: {r:?}");
+        assert!(r.message.contains("the credit store cannot be reached"), "{cut:?}: {r:?}");
+        assert_eq!(r.retry, Some(Duration::from_secs(1)), "{cut:?}: {r:?}");
+        assert!(r.took <= BOUND + SLACK, "{cut:?}: a write was refused only after {:?}: {r:?}", r.took);
+    }
+
     proxy.set(Link::Open);
     let back = health_turns(&mut watch, ServingStatus::Serving).await;
     assert!(back <= BOUND + SLACK, "{cut:?}: health turned SERVING {back:?} after the restore");
-    b_data.put_records(record(2_000_000)).await.expect("the first write after the restore is taken");
     let after = b_assess.assess(assess(&firm)).await.unwrap().into_inner().statement.unwrap();
     assert!(!after.eligible, "{cut:?}: replica B answered from before the blacklisting it missed during the outage");
     assert!(after.data_version >= blacklisted, "{cut:?}: B answered at data version {} < {blacklisted}", after.data_version);
+    b_data.put_records(record(2_000_000)).await.expect("the first write after the restore is taken");
 
     // B LISTENs again: A's next write reaches it by NOTIFY (its poll is an
     // hour away, and its cache was confirmed just now, well within the
@@ -354,15 +377,6 @@ async fn outage(cut: Link) {
     .await
     .unwrap_or_else(|_| panic!("{cut:?}: B did not hear of a write made after the restore within {AWAIT:?}: no LISTEN"));
 
-    stop.store(true, Ordering::Release);
-    let (ids, refusals) = tokio::time::timeout(AWAIT, writer).await.expect("the writer stops").unwrap();
-    assert!(!refusals.is_empty(), "{cut:?}: no write of B's was refused during the outage");
-    for r in &refusals {
-        assert_eq!(r.code, tonic::Code::Unavailable, "{cut:?}: {r:?}");
-        assert!(r.message.contains("the credit store cannot be reached"), "{cut:?}: {r:?}");
-        assert_eq!(r.retry, Some(Duration::from_secs(1)), "{cut:?}: {r:?}");
-        assert!(r.took <= BOUND + SLACK, "{cut:?}: a write was refused only after {:?}: {r:?}", r.took);
-    }
     // No acknowledged write is lost: each is in the store.
     let store = sqlx::PgPool::connect(&db.url).await.unwrap();
     let stored: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT record_id FROM records").fetch_all(&store).await.unwrap();
