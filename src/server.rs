@@ -375,17 +375,22 @@ pub async fn run(
     Ok(())
 }
 
-/// Re-reads the key configuration on SIGHUP: rotation needs no restart. A
-/// configuration that fails to load leaves the current keys in use.
-/// Health tells the truth about the store: probed every second (for SQLite
-/// its file by `stat`, SQLite's descriptors of it, and a read by a fresh
-/// connection; a query for PostgreSQL); NOT_SERVING while it fails,
-/// SERVING again when it answers. A store that is only busy (another
+/// Health tells the truth about the store: probed every
+/// [`crate::store::CreditStore::probe_every`] (every second for SQLite: its
+/// file by `stat`, SQLite's descriptors of it, and a read by a fresh
+/// connection; a quarter of `--store-timeout-ms` for PostgreSQL: a query on
+/// the probe's own connection, which must answer within three quarters of
+/// it), and at once when a request saw the store fail. While it fails, the
+/// services that need the store are NOT_SERVING ([`set_health`]); SERVING
+/// again at the first probe it answers. A store that is only busy (another
 /// process writing) is serving.
 async fn watch_store(store: Store, health: tonic_health::server::HealthReporter) {
     let mut serving = true;
     loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::select! {
+            () = tokio::time::sleep(store.probe_every()) => {}
+            () = store.probe_wanted() => {}
+        }
         match store.probe().await {
             // Another process is writing (an import): the store is there.
             Err(crate::store::StoreError::Busy(why)) => tracing::debug!(%why, "the credit store is busy; still serving"),
@@ -395,7 +400,7 @@ async fn watch_store(store: Store, health: tonic_health::server::HealthReporter)
                 serving = true;
             }
             Err(e) if serving => {
-                tracing::error!(error = %e, "the credit store fails its probe: not serving");
+                tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "the credit store fails its probe: not serving");
                 set_health(&health, ServingStatus::NotServing).await;
                 serving = false;
             }
@@ -404,14 +409,18 @@ async fn watch_store(store: Store, health: tonic_health::server::HealthReporter)
     }
 }
 
+/// The services whose health follows the store: each has calls that write
+/// to it (records, tenders and bids, and every new statement is a leaf of
+/// the transparency log in the store), and so does the server as a whole
+/// (the empty service name, what a plain health probe asks). `KeyService`
+/// needs no store and stays SERVING; cached statements go on being served
+/// within `--max-staleness` whatever health says (README, "When the store
+/// cannot be reached").
+const STORE_SERVICES: [&str; 4] =
+    ["", "credit_tender.v1.CreditDataService", "credit_tender.v1.TenderService", "credit_tender.v1.AssessmentService"];
+
 async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
-    health.set_service_status("", status).await;
-    for name in [
-        "credit_tender.v1.CreditDataService",
-        "credit_tender.v1.TenderService",
-        "credit_tender.v1.AssessmentService",
-        "credit_tender.v1.KeyService",
-    ] {
+    for name in STORE_SERVICES {
         health.set_service_status(name, status).await;
     }
 }

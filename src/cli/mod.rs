@@ -176,6 +176,13 @@ pub struct ServeArgs {
     /// "the credit store is busy", with a retry hint, and nothing is stored.
     #[arg(long, default_value_t = crate::store::DEFAULT_WRITE_WAIT.as_millis() as u64, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub write_wait_ms: u64,
+    /// PostgreSQL: milliseconds the store may leave a request unanswered
+    /// before this replica counts it unreachable; then every request that
+    /// needs it is answered UNAVAILABLE "the credit store cannot be reached"
+    /// at once, with a retry hint, and health says NOT_SERVING, until it
+    /// answers again (probed every quarter of this).
+    #[arg(long, default_value_t = crate::store::DEFAULT_STORE_TIMEOUT.as_millis() as u64, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub store_timeout_ms: u64,
     #[command(flatten)]
     pub listen: ListenArgs,
     #[command(flatten)]
@@ -406,6 +413,7 @@ async fn run_command(cli: Cli) -> Result<(), Exit> {
             let options = crate::store::StoreOptions {
                 connections: args.db_connections,
                 write_wait: Duration::from_millis(args.write_wait_ms),
+                timeout: Duration::from_millis(args.store_timeout_ms),
                 mode: crate::store::OpenMode::Create,
             };
             let store = open_store_with(&args.db, options).await?;

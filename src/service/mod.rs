@@ -197,6 +197,25 @@ fn busy_status(why: &str) -> Status {
     status
 }
 
+/// What a client is told to wait before retrying a request the store could
+/// not be reached for: the store's probe runs every quarter of
+/// `--store-timeout-ms`, so a second is about when a store back from a
+/// restart has been seen again.
+pub const UNREACHABLE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The answer to a request that needs a store that cannot be reached: at
+/// once while it is known to be down, within `--store-timeout-ms` when it
+/// went down during the request. Nothing new is stored or issued (a write
+/// cut off in flight may have committed; its retry is idempotent).
+fn unreachable_status() -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_retry_info(Some(UNREACHABLE_RETRY_AFTER));
+    let mut status =
+        Status::with_error_details(Code::Unavailable, "the credit store cannot be reached; no credit answer can be given; retry", details);
+    status.metadata_mut().insert("grpc-retry-pushback-ms", UNREACHABLE_RETRY_AFTER.as_millis().to_string().parse().expect("digits"));
+    status
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
         match e {
@@ -232,7 +251,7 @@ impl From<ApiError> for Status {
             )),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(%cause, "store unavailable");
-                Status::unavailable("the credit store cannot be reached; no credit answer can be given")
+                unreachable_status()
             }
             ApiError::TooStale(why) => {
                 tracing::warn!(reason = %why, "refusing to answer from stale data");
@@ -265,7 +284,7 @@ impl From<ApiError> for Status {
             }
             ApiError::Store(e @ StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "store unavailable");
-                Status::unavailable("the credit store cannot be reached; no credit answer can be given")
+                unreachable_status()
             }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "store failure");

@@ -2,6 +2,7 @@
 //! the LISTEN loop that tells each replica of the others' writes.
 
 use super::dialect::{Backend, NewRecord};
+use super::reach::{Guarded, Probe, Reachability};
 use super::sql::SqlStore;
 use super::{ChangeSink, OpenMode, StoreError, StoreOptions};
 use futures_util::future::BoxFuture;
@@ -21,9 +22,19 @@ const COPY_RECORDS: &str = "COPY records (record_id, version, kind, credit_code,
 /// How long the first connection may take to answer at all.
 const FIRST_CONNECT: Duration = Duration::from_secs(5);
 
+/// How long a request waits for a pooled connection while the store
+/// answers: the pool is busy, not gone.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+
 /// Opens a PostgreSQL store: migrating it ([`OpenMode::Create`]), or only
 /// one at this binary's schema ([`OpenMode::Existing`]).
-pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Postgres>, StoreError> {
+///
+/// The store comes guarded ([`Guarded`]): probed on a connection of its
+/// own, and failing fast while it does not answer within `opts.timeout`.
+/// The pool never pings a connection opened before an outage (a ping on a
+/// connection to a host that went away waits for TCP to give up) but closes
+/// it, and closes what comes back to it while the store is unreachable.
+pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<Guarded<SqlStore<Postgres>>, StoreError> {
     let mode = opts.mode;
     let migrator = sqlx::migrate!("migrations/postgres");
     let mut options = PgConnectOptions::from_str(url)?;
@@ -48,7 +59,8 @@ pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Postg
             ))));
         }
     }
-    let pool = PgPoolOptions::new().max_connections(opts.connections).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
+    let reach = Reachability::new(opts.timeout);
+    let pool = pool_options(&reach, opts.connections).connect_with(options.clone()).await?;
     match mode {
         OpenMode::Create => migrator.run(&pool).await?,
         OpenMode::Existing { .. } => {
@@ -59,7 +71,62 @@ pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Postg
     }
     // Writers take connections from the same pool: the table locks below
     // wait (up to the write wait) inside PostgreSQL.
-    Ok(SqlStore::new(pool.clone(), pool, None, opts.write_wait))
+    let store = SqlStore::new(pool.clone(), pool, None, opts.write_wait);
+    Ok(Guarded::new(store, reach, probe(options)))
+}
+
+/// The pool, as [`open`] says: connections from before an outage replaced
+/// rather than trusted, none pinged while the store is unreachable. (sqlx
+/// 0.8 sets no TCP keepalive on its sockets and has no hook for one: a
+/// silent peer is noticed by the probe's time-out instead.)
+fn pool_options(reach: &Arc<Reachability>, connections: u32) -> PgPoolOptions {
+    let (on_acquire, on_release) = (reach.clone(), reach.clone());
+    PgPoolOptions::new()
+        .max_connections(connections)
+        // A wait for a connection ends sooner when the store turns
+        // unreachable (the probe's verdict); this bounds the wait for a
+        // turn in a pool busy with requests.
+        .acquire_timeout(POOL_WAIT)
+        // The ping is made below, after the age check (sqlx pings first).
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            let reach = on_acquire.clone();
+            Box::pin(async move {
+                if reach.predates_outage(meta.age) {
+                    tracing::debug!("closing a connection opened before the store's last outage");
+                    return Ok(false);
+                }
+                conn.ping().await?;
+                Ok(true)
+            })
+        })
+        .after_release(move |_, meta| {
+            // While the store is unreachable a connection coming back may
+            // be silent: sqlx's ping on release would wait on it for as long
+            // as TCP does, holding its place in the pool.
+            let keep = !on_release.is_down() && !on_release.predates_outage(meta.age);
+            Box::pin(async move { Ok(keep) })
+        })
+}
+
+/// The probe: the newest data version (the schema must be there), read on
+/// a connection of its own, opened again whenever one fails; a connection
+/// whose probe is cut short by the timeout is dropped with it.
+fn probe(options: PgConnectOptions) -> Probe {
+    let kept: Arc<tokio::sync::Mutex<Option<PgConnection>>> = Arc::default();
+    Box::new(move || {
+        let (options, kept) = (options.clone(), kept.clone());
+        Box::pin(async move {
+            let mut slot = kept.lock().await;
+            let mut conn = match slot.take() {
+                Some(conn) => conn,
+                None => PgConnection::connect_with(&options).await?,
+            };
+            sqlx::query("SELECT MAX(version) FROM data_versions").execute(&mut conn).await?;
+            *slot = Some(conn);
+            Ok::<(), StoreError>(())
+        })
+    })
 }
 
 /// Sets the transaction's lock_timeout to `wait` (at least 1 ms: 0 would

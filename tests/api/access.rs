@@ -772,7 +772,9 @@ async fn sighup_rotates_tokens_and_certificates_without_dropping_established_con
     // nothing the broken files name is accepted.
     const THIRD_TOKEN: &str = "ct_platform-gd-third";
     let third = Certs::make();
-    let cases: [(&str, String, Option<(String, String)>, &str); 4] = [
+    /// What is broken, the principals file, the certificate and key (PEM), the line the server logs.
+    type BrokenReload<'a> = (&'a str, String, Option<(String, String)>, &'a str);
+    let cases: [BrokenReload; 4] = [
         (
             "a principal with an unknown role",
             principals_toml().replace(&sha(PLATFORM_TOKEN), &sha(THIRD_TOKEN)).replace("role = \"supervisor\"", "role = \"emperor\""),

@@ -19,6 +19,7 @@ mod log;
 mod log_access;
 mod long_values;
 mod multiprocess;
+mod outage;
 mod outside;
 mod overload;
 mod ownership;
