@@ -19,6 +19,7 @@ mod log_access;
 mod long_values;
 mod multiprocess;
 mod outside;
+mod outside_again;
 mod ownership;
 mod records;
 mod rules;
