@@ -388,8 +388,14 @@ impl<'a, R: Read> CsvRows<'a, R> {
     fn row(&mut self) -> Result<Record, Vec<FieldError>> {
         // Cells under the header's trailing empty columns must be empty too.
         let filled = self.record.iter().rposition(|f| !f.trim_ascii().is_empty()).map_or(0, |i| i + 1);
-        if self.record.len() < self.columns.len() || filled > self.columns.len() {
-            return Err(one("row", format!("has {} fields, the header has {}", self.record.len().max(filled), self.columns.len())));
+        if self.record.len() < self.columns.len() {
+            return Err(one("row", format!("has {} fields, the header has {}", self.record.len(), self.columns.len())));
+        }
+        if filled > self.columns.len() {
+            return Err(one(
+                "row",
+                format!("has a value in column {filled}, which the header does not name (it names {})", self.columns.len()),
+            ));
         }
         // One object serves every row: its keys and strings are written over
         // in place, not allocated anew per row (a million rows, ten fields).

@@ -226,8 +226,29 @@ struct KeyConfig {
     /// `statement` (the default) or `log`.
     #[serde(default = "statement_role")]
     role: KeyRole,
+    #[serde(default, deserialize_with = "instant")]
     valid_from: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "instant")]
     valid_to: Option<DateTime<Utc>>,
+}
+
+/// `valid_from`/`valid_to`: a TOML date-time (`2026-11-01T00:00:00Z`) or
+/// the same as a string, with its offset.
+fn instant<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum When {
+        Text(String),
+        Toml(toml::value::Datetime),
+    }
+    let text = match <Option<When> as serde::Deserialize>::deserialize(d)? {
+        None => return Ok(None),
+        Some(When::Text(s)) => s,
+        Some(When::Toml(t)) => t.to_string(),
+    };
+    DateTime::parse_from_rfc3339(&text).map(|t| Some(t.to_utc())).map_err(|_| {
+        serde::de::Error::custom(format!("'{text}' is not a date and time with its offset (RFC 3339), such as 2026-11-01T00:00:00Z"))
+    })
 }
 
 fn statement_role() -> KeyRole {

@@ -3,9 +3,14 @@
 //! limit with OUT_OF_RANGE. gRPC's convention is INVALID_ARGUMENT and
 //! RESOURCE_EXHAUSTED; this layer rewrites those answers, so that /metrics
 //! counts them as client errors and callers can tell them from a server fault.
+//! It does so for a stream's trailers as well as for a trailers-only answer,
+//! for a message cut short or missing, and for reflection's stream, which
+//! ends quietly on a message it cannot decode (its messages are checked on
+//! their way in).
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tonic::body::Body;
 use tonic::codegen::http;
@@ -30,7 +35,9 @@ pub struct WireErrors<S> {
 fn corrected(status: &[u8], message: &str) -> Option<(&'static str, String)> {
     let not_protobuf = "the request is not a valid protobuf message of this method's type";
     match status {
-        b"13" if message.starts_with("failed to decode Protobuf message") => Some(("3", format!("{not_protobuf}{}", prost_detail(message)))),
+        b"13" if message.starts_with("failed to decode Protobuf message") => {
+            Some(("3", format!("{not_protobuf}{}", prost_detail(message))))
+        }
         b"13" if message.starts_with("Unexpected EOF decoding stream") => {
             Some(("3", format!("{not_protobuf}: it ends inside a message (the length prefix promises more bytes than came)")))
         }
@@ -65,7 +72,10 @@ fn prost_detail(message: &str) -> String {
         "a field has the wrong wire type"
     } else if reason.starts_with("invalid string value") {
         "a string field is not UTF-8"
-    } else if reason.starts_with("buffer underflow") || reason.starts_with("invalid varint") || reason.starts_with("delimited length exceeded") {
+    } else if reason.starts_with("buffer underflow")
+        || reason.starts_with("invalid varint")
+        || reason.starts_with("delimited length exceeded")
+    {
         "it ends inside a field"
     } else if reason.is_empty() {
         return String::new();
@@ -78,9 +88,9 @@ fn prost_detail(message: &str) -> String {
     }
 }
 
-impl<S, B> tower::Service<http::Request<B>> for WireErrors<S>
+impl<S> tower::Service<http::Request<Body>> for WireErrors<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<Body>>,
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>,
     S::Future: Send + 'static,
 {
     type Response = http::Response<Body>;
@@ -91,7 +101,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        // Reflection's stream ends quietly (OK, no answer) on a message it
+        // cannot decode: its messages are checked here on their way in, and
+        // the stream's status says what was wrong with them.
+        let checked = req.uri().path().starts_with("/grpc.reflection.").then(|| Arc::new(Mutex::new(None)));
+        let req = match &checked {
+            Some(fault) => req.map(|body| Body::new(CheckFrames { inner: body, buf: Vec::new(), fault: fault.clone() })),
+            None => req,
+        };
         let fut = self.inner.call(req);
         Box::pin(async move {
             let mut res = fut.await?;
@@ -103,10 +121,81 @@ where
             // status comes in the trailers.
             let grpc = res.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
             if grpc && !res.headers().contains_key("grpc-status") {
-                return Ok(res.map(|body| Body::new(FixTrailers { inner: body })));
+                return Ok(res.map(|body| Body::new(FixTrailers { inner: body, fault: checked })));
             }
             Ok(res)
         })
+    }
+}
+
+/// What was wrong with a checked request's messages, if anything.
+type Fault = Arc<Mutex<Option<String>>>;
+
+/// A request body passed through unchanged, whose gRPC messages are decoded
+/// as reflection requests on the way: the first that does not decode, or
+/// a body that ends inside a message, is noted in `fault`.
+struct CheckFrames {
+    inner: Body,
+    buf: Vec<u8>,
+    fault: Fault,
+}
+
+impl CheckFrames {
+    fn note(&self, why: String) {
+        self.fault.lock().expect("fault lock").get_or_insert(why);
+    }
+
+    /// Checks every whole message in `buf`, keeping a partial one.
+    fn check(&mut self) {
+        use prost::Message;
+        while self.buf.len() >= 5 {
+            let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+            if self.buf.len() < 5 + len {
+                return;
+            }
+            let why = match self.buf[0] {
+                0 => tonic_reflection::pb::v1::ServerReflectionRequest::decode(&self.buf[5..5 + len])
+                    .err()
+                    .map(|e| format!("the request is not a valid protobuf message of this method's type{}", prost_detail(&e.to_string()))),
+                // Compressed: tonic decompresses and decodes it.
+                1 => None,
+                _ => Some("the request is not a valid protobuf message of this method's type: a message's first byte (its compression flag) must be 0 or 1".to_owned()),
+            };
+            if let Some(why) = why {
+                self.note(why);
+            }
+            self.buf.drain(..5 + len);
+        }
+    }
+}
+
+impl http_body::Body for CheckFrames {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.buf.extend_from_slice(data);
+                    self.check();
+                }
+            }
+            Poll::Ready(None) if !self.buf.is_empty() => {
+                self.note("the request is not a valid protobuf message of this method's type: it ends inside a message (the length prefix promises more bytes than came)".into());
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -124,9 +213,11 @@ fn fix(h: &mut http::HeaderMap) -> bool {
     true
 }
 
-/// A response body whose trailers pass through [`fix`].
+/// A response body whose trailers pass through [`fix`], and, for a checked
+/// request, say what was wrong with its messages instead of OK.
 struct FixTrailers {
     inner: Body,
+    fault: Option<Fault>,
 }
 
 impl http_body::Body for FixTrailers {
@@ -137,7 +228,18 @@ impl http_body::Body for FixTrailers {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(match frame.into_trailers() {
                 Ok(mut trailers) => {
-                    fix(&mut trailers);
+                    let fault = self.fault.as_ref().and_then(|f| f.lock().expect("fault lock").clone());
+                    match fault {
+                        Some(why) if trailers.get("grpc-status").is_none_or(|s| s.as_bytes() == b"0") => {
+                            trailers.insert("grpc-status", http::HeaderValue::from_static("3"));
+                            if let Ok(v) = http::HeaderValue::from_str(&percent_encoded(&why)) {
+                                trailers.insert("grpc-message", v);
+                            }
+                        }
+                        _ => {
+                            fix(&mut trailers);
+                        }
+                    }
                     http_body::Frame::trailers(trailers)
                 }
                 Err(frame) => frame,

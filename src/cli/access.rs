@@ -75,10 +75,7 @@ fn host_name(s: &str) -> Result<String, String> {
 
 /// `--client`: a subject common name that is also safe in a file name.
 fn client_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && !s.starts_with('.')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+    let ok = !s.is_empty() && s.len() <= 64 && !s.starts_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
     if ok {
         Ok(s.to_owned())
     } else {

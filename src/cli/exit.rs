@@ -131,8 +131,7 @@ fn not_grpc(e: &tonic::Status) -> Option<String> {
         let code = message[at + "mapped from HTTP status code ".len()..].split_whitespace().next().unwrap_or("");
         return Some(format!("it answered with HTTP status {code} and no gRPC status"));
     }
-    let chain: Vec<String> =
-        std::iter::successors(std::error::Error::source(e), |c| c.source()).map(ToString::to_string).collect();
+    let chain: Vec<String> = std::iter::successors(std::error::Error::source(e), |c| c.source()).map(ToString::to_string).collect();
     let broken = |m: &str| m.contains("h2 protocol error") || m.contains("http2 error") || m.starts_with("transport error");
     if broken(message) || chain.iter().any(|m| broken(m)) {
         return Some("the connection broke off in HTTP/2's framing".into());

@@ -99,7 +99,8 @@ pub fn checkpoint_form(signed: &str) -> Result<(), String> {
     if signatures.is_empty() {
         return Err("it has no signature line".into());
     }
-    tlog_tiles::Checkpoint::from_bytes(text.as_bytes()).map_err(|_| "its text is not a C2SP checkpoint (origin, size, root hash)".to_owned())?;
+    tlog_tiles::Checkpoint::from_bytes(text.as_bytes())
+        .map_err(|_| "its text is not a C2SP checkpoint (origin, size, root hash)".to_owned())?;
     Ok(())
 }
 

@@ -41,7 +41,11 @@ fn a_keys_file_whose_key_cannot_sign_is_refused_at_start_naming_the_file_and_the
     file(d, "p256.pk8", rcgen::KeyPair::generate().unwrap().serialize_der());
     let log = "[[key]]\nfile = \"log.pk8\"\nrole = \"log\"\nstatus = \"active\"\n";
     let cases: &[(&str, String, &str)] = &[
-        ("garbage", format!("[[key]]\nfile = \"garbage.pk8\"\nstatus = \"active\"\n{log}"), "key 1 (file = \"garbage.pk8\"): is not an Ed25519 private key"),
+        (
+            "garbage",
+            format!("[[key]]\nfile = \"garbage.pk8\"\nstatus = \"active\"\n{log}"),
+            "key 1 (file = \"garbage.pk8\"): is not an Ed25519 private key",
+        ),
         ("empty", format!("[[key]]\nfile = \"empty.pk8\"\nstatus = \"active\"\n{log}"), "key 1 (file = \"empty.pk8\"): the file is empty"),
         (
             "another algorithm, as a verify-only key",
@@ -67,7 +71,8 @@ fn a_keys_file_whose_key_cannot_sign_is_refused_at_start_naming_the_file_and_the
         ),
         (
             "one key as the statement key and the log key",
-            "[[key]]\nfile = \"good.pk8\"\nstatus = \"active\"\n\n[[key]]\nfile = \"good.pk8\"\nrole = \"log\"\nstatus = \"active\"\n".into(),
+            "[[key]]\nfile = \"good.pk8\"\nstatus = \"active\"\n\n[[key]]\nfile = \"good.pk8\"\nrole = \"log\"\nstatus = \"active\"\n"
+                .into(),
             "key 2 (file = \"good.pk8\"): is the same key as key 1",
         ),
         ("no key at all", "key = []\n".into(), "lists no key"),
@@ -75,7 +80,15 @@ fn a_keys_file_whose_key_cannot_sign_is_refused_at_start_naming_the_file_and_the
     for (what, toml, says) in cases {
         let keys = file(d, "keys.toml", toml);
         let store = d.join("s.db");
-        let out = run(bin().args(["serve", "--db", &format!("sqlite://{}", store.display()), "--keys", keys.to_str().unwrap(), "--listen", "127.0.0.1:0"]));
+        let out = run(bin().args([
+            "serve",
+            "--db",
+            &format!("sqlite://{}", store.display()),
+            "--keys",
+            keys.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]));
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(78), "{what}: {err}");
         assert!(err.contains(&format!("{}: {says}", keys.display())), "{what}: names the file and the key: {err}");
@@ -112,8 +125,11 @@ async fn resident_id_numbers_are_named_and_full_width_codes_read_as_ascii_on_eve
             assert!(status.message().contains(says), "[{}] {id}: {}", db.backend, status.message());
             let status = f.data.get_profile(pb::GetProfileRequest { credit_code: id.into(), ..Default::default() }).await.unwrap_err();
             assert!(status.code() == Code::InvalidArgument && status.message().contains(says), "{id}: {}", status.message());
-            let request =
-                pb::AssessRequest { tender_id: "T1".into(), bidder: Some(pb::Bidder { credit_codes: vec![id.into()] }), contract_price_fen: None };
+            let request = pb::AssessRequest {
+                tender_id: "T1".into(),
+                bidder: Some(pb::Bidder { credit_codes: vec![id.into()] }),
+                contract_price_fen: None,
+            };
             let status = f.assess.assess(request).await.unwrap_err();
             assert!(status.code() == Code::InvalidArgument && status.message().contains(says), "{id}: {}", status.message());
             // The CLI's argument, sent on by `assess`.
@@ -152,7 +168,8 @@ async fn resident_id_numbers_are_named_and_full_width_codes_read_as_ascii_on_eve
         let out = cli(&["import", "--db", &db.url, "--document-ref", "r", path.to_str().unwrap()]);
         assert!(out.status.success(), "{}", stderr(&out));
         for (typed, stored) in [(wide.as_str(), CODE_B), (&full_width(CODE_C), CODE_C)] {
-            let p = f.data.get_profile(pb::GetProfileRequest { credit_code: typed.into(), ..Default::default() }).await.unwrap().into_inner();
+            let p =
+                f.data.get_profile(pb::GetProfileRequest { credit_code: typed.into(), ..Default::default() }).await.unwrap().into_inner();
             assert_eq!(p.credit_code, stored, "[{}] read as ASCII", db.backend);
         }
         let store = open(&db).await;
@@ -197,7 +214,7 @@ async fn csv_and_jsonl_as_spreadsheets_and_windows_write_them() {
     let text = format!("{HEADER},,\r\n{},x,\r\n", row(CODE_C, "丙公司"));
     let out = import(&db, &[], &file(d, "extra-value.csv", text));
     assert_eq!(out.status.code(), Some(65));
-    assert!(stderr(&out).contains(":2: row: has 10 fields, the header has 9"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(":2: row: has a value in column 10, which the header does not name (it names 9)"), "{}", stderr(&out));
 
     // A quote never closed: reported where it opens, nothing swallowed or stored.
     let before = snapshot(&db.url).await;
@@ -213,7 +230,11 @@ async fn csv_and_jsonl_as_spreadsheets_and_windows_write_them() {
     // A cell with a line break (CRLF inside the quotes) before a bad row: the
     // bad row's line is the one an editor shows.
     let bad = "91440300192317458X";
-    let text = format!("{HEADER}\r\n{}\r\n\"{CODE_C}\",\"第一行\r\n第二行\",highway_construction,140000,2025,A,,2026-03-01,2027-02-28\r\n{}\r\n", row(CODE_A, "甲"), row(bad, "坏"));
+    let text = format!(
+        "{HEADER}\r\n{}\r\n\"{CODE_C}\",\"第一行\r\n第二行\",highway_construction,140000,2025,A,,2026-03-01,2027-02-28\r\n{}\r\n",
+        row(CODE_A, "甲"),
+        row(bad, "坏")
+    );
     let path = file(d, "multiline.csv", &text);
     let out = import(&db, &[], &path);
     let err = stderr(&out);
@@ -350,15 +371,26 @@ async fn configuration_files_saved_by_notepad_with_a_byte_order_mark_load() {
     assert!(cli(&["keygen", "--out", d.join("l.pk8").to_str().unwrap()]).status.success());
     use base64::Engine;
     let der = std::fs::read(d.join("s.pk8")).unwrap();
-    let pem = format!("-----BEGIN PRIVATE KEY-----\r\n{}\r\n-----END PRIVATE KEY-----\r\n", base64::engine::general_purpose::STANDARD.encode(der));
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\r\n{}\r\n-----END PRIVATE KEY-----\r\n",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    );
     file(d, "s.pem", bom(&pem));
     let keys = file(
         d,
         "keys.toml",
-        bom("[[key]]\r\nfile = \"s.pem\"\r\nstatus = \"active\"\r\n\r\n[[key]]\r\nfile = \"l.pk8\"\r\nrole = \"log\"\r\nstatus = \"active\"\r\n"),
+        bom(
+            "[[key]]\r\nfile = \"s.pem\"\r\nstatus = \"active\"\r\n\r\n[[key]]\r\nfile = \"l.pk8\"\r\nrole = \"log\"\r\nstatus = \"active\"\r\n",
+        ),
     );
     // Principals, policies and the rule files.
-    let principals = file(d, "principals.toml", bom("[[principal]]\r\nname = \"s\"\r\nrole = \"supervisor\"\r\ntoken_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\r\n"));
+    let principals = file(
+        d,
+        "principals.toml",
+        bom(
+            "[[principal]]\r\nname = \"s\"\r\nrole = \"supervisor\"\r\ntoken_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\r\n",
+        ),
+    );
     let policies = d.join("policies");
     std::fs::create_dir(&policies).unwrap();
     let shipped = credit_tender::config::SHIPPED_POLICIES[0].1.replace("national-template", "bom-policy");
@@ -417,7 +449,15 @@ async fn configuration_files_saved_by_notepad_with_a_byte_order_mark_load() {
     let out = cli(&["serve", "--db", &format!("sqlite://{}", d.join("x.db").display()), "--keys", missing.to_str().unwrap()]);
     assert!(stderr(&out).contains("missing.toml: cannot read: no such file or directory"), "{}", stderr(&out));
     reads_as_a_sentence(&stderr(&out));
-    let out = cli(&["serve", "--db", &format!("sqlite://{}", d.join("x.db").display()), "--keys", keys.to_str().unwrap(), "--principals", missing.to_str().unwrap()]);
+    let out = cli(&[
+        "serve",
+        "--db",
+        &format!("sqlite://{}", d.join("x.db").display()),
+        "--keys",
+        keys.to_str().unwrap(),
+        "--principals",
+        missing.to_str().unwrap(),
+    ]);
     assert!(stderr(&out).contains("missing.toml: cannot read: no such file or directory"), "{}", stderr(&out));
     reads_as_a_sentence(&stderr(&out));
 }
@@ -451,7 +491,10 @@ async fn http_bounds_echoed_ids_and_answers_head_like_get_on_every_route() {
 
     // HEAD as GET without a body, on every route the web router serves.
     let concrete = |p: &str| {
-        p.replace("{id}", "NO-SUCH").replace("{*tile}", "tile/0/000").replace("{link}", "x").replace("/api/log/proof", "/api/log/proof?index=0")
+        p.replace("{id}", "NO-SUCH")
+            .replace("{*tile}", "tile/0/000")
+            .replace("{link}", "x")
+            .replace("/api/log/proof", "/api/log/proof?index=0")
     };
     for route in credit_tender::web::paths() {
         let path = concrete(route);
@@ -476,7 +519,7 @@ fn cert_refuses_a_bad_host_or_days_before_writing_anything() {
     let long_label = format!("{}.example", "a".repeat(64));
     let cases: &[(&[&str], &str)] = &[
         (&["--host", "credit example.gov.cn"], "is not a DNS name or an IP address"),
-        (&["--host", "-credit.example"], "is not a DNS name or an IP address"),
+        (&["--host=-credit.example"], "is not a DNS name or an IP address"),
         (&["--host", "credit..example"], "is not a DNS name or an IP address"),
         (&["--host", "credit.example/path"], "is not a DNS name or an IP address"),
         (&["--host", ""], "is not a host name"),
@@ -484,7 +527,7 @@ fn cert_refuses_a_bad_host_or_days_before_writing_anything() {
         (&["--host", "信用.中国"], "xn--"),
         (&["--host", "credit.example", "--days", "0"], "--days"),
         (&["--host", "credit.example", "--days", "100000"], "--days"),
-        (&["--host", "credit.example", "--days", "-5"], "--days"),
+        (&["--host", "credit.example", "--days=-5"], "--days"),
         (&["--host", "credit.example", "--client", "../escape"], "is not a client name"),
     ];
     for (args, says) in cases {
@@ -497,7 +540,21 @@ fn cert_refuses_a_bad_host_or_days_before_writing_anything() {
         assert!(!dir.path().join("escape.pem").exists() && !dir.path().join("client-..").exists());
     }
     // Good names and addresses still work: a wildcard, an IPv6 address.
-    let out = cli(&["cert", "--host", "credit.example.gov.cn", "--host", "*.credit.example", "--host", "::1", "--host", "10.0.0.5", "--days", "3650", "--out", out_dir.to_str().unwrap()]);
+    let out = cli(&[
+        "cert",
+        "--host",
+        "credit.example.gov.cn",
+        "--host",
+        "*.credit.example",
+        "--host",
+        "::1",
+        "--host",
+        "10.0.0.5",
+        "--days",
+        "3650",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Existing files: refused before any is written.
     let again = cli(&["cert", "--host", "x.example", "--client", "new", "--out", out_dir.to_str().unwrap()]);
