@@ -90,7 +90,7 @@ pub enum CacheError {
     /// A load shared by concurrent requests failed (one error, many waiters).
     #[error(transparent)]
     SharedLoad(Arc<StoreError>),
-    #[error("the credit store has not been reachable for {0:?}, longer than the {1:?} this replica may serve cached data")]
+    #[error("the credit store has not been reachable for {} s, longer than the {} s this replica may serve cached data", .0.as_secs(), .1.as_secs())]
     TooStale(Duration, Duration),
 }
 

@@ -13,10 +13,14 @@ pub const SHIPPED_PUBLICATION_PERIODS: &str = include_str!("../policies/publicat
 /// A rule file that could not be used, naming the file, the place and the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {}", crate::import::io_reason(source))]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    /// The file is fine; the store it is recorded in could not take it
+    /// (busy, unreachable): not a configuration fault.
+    #[error("cannot record {what} in the store: {source}")]
+    Store { what: String, source: crate::store::StoreError },
 }
 
 /// The validation rules every record passes through.
@@ -61,7 +65,7 @@ impl Rules {
 
 fn read_or(path: Option<&Path>, shipped: &str, shipped_name: &str) -> Result<(String, PathBuf), ConfigError> {
     match path {
-        Some(p) => std::fs::read_to_string(p).map(|t| (t, p.to_owned())).map_err(|source| ConfigError::Read { path: p.to_owned(), source }),
+        Some(p) => read_text(p).map(|t| (t, p.to_owned())).map_err(|source| ConfigError::Read { path: p.to_owned(), source }),
         None => Ok((shipped.to_owned(), PathBuf::from(shipped_name))),
     }
 }
@@ -71,3 +75,16 @@ pub const SHIPPED_POLICIES: &[(&str, &str)] = &[
     ("policies/national-template.toml", include_str!("../policies/national-template.toml")),
     ("policies/shanxi-highway-construction.toml", include_str!("../policies/shanxi-highway-construction.toml")),
 ];
+
+/// Reads a text configuration file (TOML, JSON, a list): UTF-8, with or
+/// without the byte-order mark Windows Notepad writes, which is removed
+/// (TOML and JSON parsers refuse it as a stray character). A file that is
+/// not UTF-8 is `InvalidData` with a sentence saying so.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).map(<[u8]>::to_vec).unwrap_or(bytes);
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("it is not UTF-8 text (byte {} is not): save it as UTF-8", at + 1))
+    })
+}

@@ -48,7 +48,14 @@ pub fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         std::io::ErrorKind::AlreadyExists => "it already exists".into(),
         std::io::ErrorKind::IsADirectory => "it is a directory".into(),
-        _ => e.to_string(),
+        // Rust's "(os error N)" is for programmers; the words are enough.
+        _ => {
+            let text = e.to_string();
+            match text.rfind(" (os error ") {
+                Some(at) if text.ends_with(')') => text[..at].to_lowercase(),
+                _ => text,
+            }
+        }
     }
 }
 
@@ -315,11 +322,13 @@ impl<R: BufRead> Iterator for JsonLines<'_, R> {
 
 /// CSV evaluation tables: a header naming [`CSV_COLUMNS`], then one result per row.
 struct CsvRows<'a, R: Read> {
-    reader: csv::Reader<BufReader<decode::Decoded<R>>>,
+    reader: csv::Reader<Quotes<BufReader<decode::Decoded<R>>>>,
     /// Editors' line numbers for the csv crate's byte offsets.
     lines: std::sync::Arc<std::sync::Mutex<decode::Lines>>,
     failure: std::sync::Arc<std::sync::Mutex<Option<decode::DecodeError>>>,
     rules: InputRules<'a>,
+    /// The header's names, without the empty columns a spreadsheet leaves
+    /// at its end (Excel writes `a,b,c,,,` for formatted empty columns).
     columns: Vec<String>,
     document_ref: Option<&'a str>,
     record: csv::ByteRecord,
@@ -336,6 +345,7 @@ impl<'a, R: Read> CsvRows<'a, R> {
         let head = inner.fill_buf().map_err(|e| (failure_line(&failure), read_error(&e)))?;
         let first = head.split(|&b| b == b'\n' || b == b'\r').next().unwrap_or_default();
         let delimiter = if first.contains(&b'\t') && !first.contains(&b',') { b'\t' } else { b',' };
+        let inner = Quotes { inner, delimiter, state: QuoteState::StartField, offset: 0, open_at: 0, eof: false };
         let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).delimiter(delimiter).from_reader(inner);
         let header = match reader.byte_headers() {
             Ok(h) => h.clone(),
@@ -350,6 +360,9 @@ impl<'a, R: Read> CsvRows<'a, R> {
             let name =
                 std::str::from_utf8(raw).map_err(|_| (line, FieldError::new("header", format!("column {} is not valid UTF-8", i + 1))))?;
             columns.push(name.trim_start_matches('\u{feff}').trim().to_ascii_lowercase());
+        }
+        while columns.last().is_some_and(String::is_empty) {
+            columns.pop();
         }
         let expected = CSV_COLUMNS.join(",");
         let head_ok = columns.len() >= CSV_COLUMNS.len()
@@ -373,8 +386,16 @@ impl<'a, R: Read> CsvRows<'a, R> {
     }
 
     fn row(&mut self) -> Result<Record, Vec<FieldError>> {
-        if self.record.len() != self.columns.len() {
+        // Cells under the header's trailing empty columns must be empty too.
+        let filled = self.record.iter().rposition(|f| !f.trim_ascii().is_empty()).map_or(0, |i| i + 1);
+        if self.record.len() < self.columns.len() {
             return Err(one("row", format!("has {} fields, the header has {}", self.record.len(), self.columns.len())));
+        }
+        if filled > self.columns.len() {
+            return Err(one(
+                "row",
+                format!("has a value in column {filled}, which the header does not name (it names {})", self.columns.len()),
+            ));
         }
         // One object serves every row: its keys and strings are written over
         // in place, not allocated anew per row (a million rows, ten fields).
@@ -459,7 +480,20 @@ impl<R: Read> Iterator for CsvRows<'_, R> {
                 // formatted but empty row: nothing to import.
                 Ok(true) if self.record.iter().all(|f| f.trim_ascii().is_empty()) => continue,
                 Ok(true) => {
-                    let line = self.record.position().map_or(0, |p| self.lines.lock().expect("lines lock").line_at(p.byte()));
+                    let start = self.record.position().map_or(0, |p| p.byte());
+                    let line = self.lines.lock().expect("lines lock").line_at(start);
+                    // A quote never closed took the rest of the file into
+                    // this record: report the quote, not what it swallowed.
+                    let quotes = self.reader.get_ref();
+                    if let Some(open) = quotes.unclosed()
+                        && start <= open
+                        && self.reader.position().byte() >= quotes.offset
+                    {
+                        self.done = true;
+                        let at = self.lines.lock().expect("lines lock").line_at(open);
+                        let why = "a quoted cell opened on this line is never closed, so the rest of the file would be one cell: close the quote (\") or remove it";
+                        return Some((at, Err(one("csv", why))));
+                    }
                     return Some((line, self.row()));
                 }
                 Err(e) => {
@@ -470,6 +504,62 @@ impl<R: Read> Iterator for CsvRows<'_, R> {
                 }
             }
         }
+    }
+}
+
+/// Where a CSV reader is in a record, as the csv crate reads one (RFC 4180,
+/// with its leniencies): only to find a quote that is never closed, which
+/// the csv crate accepts silently at the end of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    StartField,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted cell: its end, or the first of `""`.
+    QuoteInQuoted,
+}
+
+/// Passes the decoded text through to the csv reader, following quotes.
+struct Quotes<R> {
+    inner: R,
+    delimiter: u8,
+    state: QuoteState,
+    /// Bytes passed through.
+    offset: u64,
+    /// Offset of the quote that opened the current quoted cell.
+    open_at: u64,
+    eof: bool,
+}
+
+impl<R> Quotes<R> {
+    /// The offset of a quote still open at the end of the text.
+    fn unclosed(&self) -> Option<u64> {
+        (self.eof && self.state == QuoteState::Quoted).then_some(self.open_at)
+    }
+}
+
+impl<R: Read> Read for Quotes<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.eof |= n == 0;
+        for (i, &b) in buf[..n].iter().enumerate() {
+            let end = b == self.delimiter || b == b'\n' || b == b'\r';
+            self.state = match (self.state, b) {
+                (QuoteState::StartField, b'"') => {
+                    self.open_at = self.offset + i as u64;
+                    QuoteState::Quoted
+                }
+                (QuoteState::StartField | QuoteState::Unquoted, _) if end => QuoteState::StartField,
+                (QuoteState::StartField | QuoteState::Unquoted, _) => QuoteState::Unquoted,
+                (QuoteState::Quoted, b'"') => QuoteState::QuoteInQuoted,
+                (QuoteState::Quoted, _) => QuoteState::Quoted,
+                (QuoteState::QuoteInQuoted, b'"') => QuoteState::Quoted,
+                (QuoteState::QuoteInQuoted, _) if end => QuoteState::StartField,
+                (QuoteState::QuoteInQuoted, _) => QuoteState::Unquoted,
+            };
+        }
+        self.offset += n as u64;
+        Ok(n)
     }
 }
 

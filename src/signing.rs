@@ -68,7 +68,7 @@ pub struct PublicKeyInfo {
 /// Why a key or key configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {}", crate::import::io_reason(source))]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
@@ -170,6 +170,11 @@ pub fn generate_pkcs8() -> Vec<u8> {
 pub fn load_key_pair(path: &Path) -> Result<Ed25519KeyPair, KeyError> {
     let bytes = std::fs::read(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
     let invalid = |reason: String| KeyError::Invalid { path: path.to_owned(), reason };
+    // A text editor on Windows may have saved a PEM file with a byte-order mark.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).map(<[u8]>::to_vec).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Err(invalid("the file is empty: write a key with `credit-tender keygen --out FILE`".into()));
+    }
     let der = if bytes.starts_with(b"-----BEGIN") {
         let text = String::from_utf8_lossy(&bytes);
         if !text.contains("-----BEGIN PRIVATE KEY-----") {
@@ -185,8 +190,24 @@ pub fn load_key_pair(path: &Path) -> Result<Ed25519KeyPair, KeyError> {
         Ok(k) => Ok(k),
         // PKCS#8 v1, as `openssl genpkey -algorithm ED25519` writes: no public key inside.
         Err(_) => Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| {
-            invalid(format!("not an Ed25519 PKCS#8 key (tried v2 as `credit-tender keygen` writes, and v1 as openssl writes): {e}"))
+            invalid(format!(
+                "is not an Ed25519 private key in PKCS#8 (tried v2, as `credit-tender keygen` writes it, and v1, as openssl writes it): {}",
+                rejected(&e)
+            ))
         }),
+    }
+}
+
+/// ring's reason for refusing a key (its Display is a Rust-style name,
+/// "InvalidEncoding"), in words.
+fn rejected(e: &ring::error::KeyRejected) -> &'static str {
+    match e.to_string().as_str() {
+        "InvalidEncoding" => "its bytes are not a PKCS#8 document",
+        "WrongAlgorithm" => "it is a key of another algorithm",
+        "InconsistentComponents" => "its public key does not belong to its private key",
+        "VersionNotSupported" => "its PKCS#8 version is not supported",
+        "PublicKeyIsMissing" => "its public key is missing",
+        _ => "ring refused it",
     }
 }
 
@@ -205,8 +226,29 @@ struct KeyConfig {
     /// `statement` (the default) or `log`.
     #[serde(default = "statement_role")]
     role: KeyRole,
+    #[serde(default, deserialize_with = "instant")]
     valid_from: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "instant")]
     valid_to: Option<DateTime<Utc>>,
+}
+
+/// `valid_from`/`valid_to`: a TOML date-time (`2026-11-01T00:00:00Z`) or
+/// the same as a string, with its offset.
+fn instant<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum When {
+        Text(String),
+        Toml(toml::value::Datetime),
+    }
+    let text = match <Option<When> as serde::Deserialize>::deserialize(d)? {
+        None => return Ok(None),
+        Some(When::Text(s)) => s,
+        Some(When::Toml(t)) => t.to_string(),
+    };
+    DateTime::parse_from_rfc3339(&text).map(|t| Some(t.to_utc())).map_err(|_| {
+        serde::de::Error::custom(format!("'{text}' is not a date and time with its offset (RFC 3339), such as 2026-11-01T00:00:00Z"))
+    })
 }
 
 fn statement_role() -> KeyRole {
@@ -259,15 +301,66 @@ impl Keyring {
 
     /// Loads the key configuration (TOML, `[[key]]` tables with `file`,
     /// `status`, optional `role` (`statement`, the default, or `log`) and
-    /// `valid_from`/`valid_to`).
+    /// `valid_from`/`valid_to`), and refuses, naming the file and the key,
+    /// any key that could not do its work: a key file that is not an Ed25519
+    /// private key, a validity that ends before it begins, an active key
+    /// outside its validity now (what it signed would not verify), one key
+    /// listed twice, and an active key whose signature does not verify
+    /// under its own public key (checked by signing once). So a keys file
+    /// that loads is one the server can sign with; nothing fails later.
     pub fn load(config: &Path) -> Result<Keyring, KeyError> {
-        let text = std::fs::read_to_string(config).map_err(|source| KeyError::Read { path: config.to_owned(), source })?;
+        Keyring::load_at(config, Utc::now())
+    }
+
+    fn load_at(config: &Path, now: DateTime<Utc>) -> Result<Keyring, KeyError> {
+        let text = crate::config::read_text(config).map_err(|source| KeyError::Read { path: config.to_owned(), source })?;
         let invalid = |reason: String| KeyError::Invalid { path: config.to_owned(), reason };
         let file: KeysFile = toml::from_str(&text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        if file.key.is_empty() {
+            return Err(invalid("lists no key: add a [[key]] table with file and status".into()));
+        }
         let base = config.parent().unwrap_or(Path::new("."));
         let mut pairs = Vec::new();
-        for k in file.key {
-            let pair = load_key_pair(&base.join(&k.file))?;
+        let mut seen: Vec<(String, usize, PathBuf)> = Vec::new();
+        for (i, k) in file.key.iter().enumerate() {
+            let named = |why: String| invalid(format!("key {} (file = \"{}\"): {why}", i + 1, k.file.display()));
+            let pair = load_key_pair(&base.join(&k.file)).map_err(|e| match e {
+                KeyError::Read { source, .. } => named(format!("cannot read the key file: {}", crate::import::io_reason(&source))),
+                KeyError::Invalid { reason, .. } => named(reason),
+            })?;
+            let id = key_id(pair.public_key().as_ref());
+            if let Some((_, j, first)) = seen.iter().find(|(seen_id, _, _)| *seen_id == id) {
+                return Err(named(format!(
+                    "is the same key as key {} (file = \"{}\"), key id {id}: list each key once, with one role",
+                    j + 1,
+                    first.display()
+                )));
+            }
+            seen.push((id, i, k.file.clone()));
+            if let (Some(from), Some(to)) = (k.valid_from, k.valid_to)
+                && from >= to
+            {
+                return Err(named(format!("valid_from {} is not before valid_to {}", from.to_rfc3339(), to.to_rfc3339())));
+            }
+            if k.status == KeyStatus::Active {
+                if let Some(from) = k.valid_from.filter(|f| *f > now) {
+                    return Err(named(format!(
+                        "is active but valid only from {}: what it signed now would not verify; mark it verify_only until then",
+                        from.to_rfc3339()
+                    )));
+                }
+                if let Some(to) = k.valid_to.filter(|t| *t <= now) {
+                    return Err(named(format!(
+                        "is active but its validity ended {}: what it signed would not verify; make a new key (credit-tender keygen) and mark this one verify_only",
+                        to.to_rfc3339()
+                    )));
+                }
+                let probe = pae("application/vnd.credit-tender.key-check", b"");
+                let sig = pair.sign(&probe);
+                UnparsedPublicKey::new(&ED25519, pair.public_key().as_ref())
+                    .verify(&probe, sig.as_ref())
+                    .map_err(|_| named("signs, but its signature does not verify under its own public key".into()))?;
+            }
             pairs.push((pair, k.role, k.status, k.valid_from, k.valid_to));
         }
         Keyring::from_pairs(pairs).map_err(invalid)

@@ -27,18 +27,63 @@ pub struct TokenArgs {
 
 #[derive(Debug, Args)]
 pub struct CertArgs {
-    /// Host names the server certificate is for (the first is its common name).
-    #[arg(long = "host", required = true, value_name = "NAME")]
+    /// Host names the server certificate is for (the first is its common
+    /// name): DNS names (RFC 1123, `*.` first label allowed) or IP addresses.
+    #[arg(long = "host", required = true, value_name = "NAME", value_parser = host_name)]
     pub hosts: Vec<String>,
-    /// Client certificates to issue as well, one per principal subject (CN).
-    #[arg(long = "client", value_name = "CN")]
+    /// Client certificates to issue as well, one per principal subject (CN):
+    /// letters, digits and `-_.@`, as it is also part of a file name.
+    #[arg(long = "client", value_name = "CN", value_parser = client_name)]
     pub clients: Vec<String>,
     /// Directory to write ca.pem, server.pem, server.key and client-CN.pem/.key into; refused if they exist.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Days the certificates are valid.
-    #[arg(long, default_value_t = 90)]
+    /// Days the certificates are valid: 1 to 3650 (ten years).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=MAX_CERT_DAYS as i64))]
     pub days: u32,
+}
+
+/// The longest validity `cert` issues: ten years. Test certificates that
+/// outlive their deployment are a risk, and rcgen's dates end in 9999.
+const MAX_CERT_DAYS: u32 = 3650;
+
+/// `--host`: an IP address, or a DNS name of RFC 1123 labels (letters,
+/// digits, hyphens inside; 1 to 63 characters each; 253 in all), the first
+/// label possibly `*`. Anything else would be a certificate no client matches.
+fn host_name(s: &str) -> Result<String, String> {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(s.to_owned());
+    }
+    let shown = crate::domain::text::shown(s);
+    let name = s.strip_suffix('.').unwrap_or(s);
+    if name.is_empty() || name.len() > 253 {
+        return Err(format!("'{shown}' is not a host name: a DNS name has 1 to 253 characters"));
+    }
+    for (i, label) in name.split('.').enumerate() {
+        if i == 0 && label == "*" && name.contains('.') {
+            continue;
+        }
+        let ok_chars = label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if label.is_empty() || label.len() > 63 || !ok_chars || label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "'{shown}' is not a DNS name or an IP address: each dot-separated label has 1 to 63 letters, digits or inner hyphens (a Chinese name goes in its xn-- form)"
+            ));
+        }
+    }
+    Ok(s.to_owned())
+}
+
+/// `--client`: a subject common name that is also safe in a file name.
+fn client_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.len() <= 64 && !s.starts_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "'{}' is not a client name: use 1 to 64 letters, digits and -_.@ (not starting with a dot), as it names the files client-CN.pem and client-CN.key",
+            crate::domain::text::shown(s)
+        ))
+    }
 }
 
 pub fn token(cmd: &TokenCommand) -> Result<(), Exit> {
@@ -75,7 +120,13 @@ fn write_new(path: &Path, contents: &str, secret: bool) -> Result<(), Exit> {
 /// client certificates: enough for a test deployment over TLS.
 pub fn cert(args: &CertArgs) -> Result<(), Exit> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-    let failed = |e: rcgen::Error| Exit::usage(format!("cannot make certificates: {e}"));
+    let failed = |e: rcgen::Error| Exit::software(format!("cannot make certificates: {e}"));
+    // Nothing is written unless every file can be: none exists yet.
+    let mut outputs = vec!["ca.pem".to_owned(), "server.pem".into(), "server.key".into()];
+    outputs.extend(args.clients.iter().flat_map(|cn| [format!("client-{cn}.pem"), format!("client-{cn}.key")]));
+    if let Some(taken) = outputs.iter().map(|f| args.out.join(f)).find(|p| p.exists()) {
+        return Err(Exit::cant_create(format!("{}: cannot create: it already exists; nothing was written", taken.display())));
+    }
     std::fs::create_dir_all(&args.out).map_err(|e| Exit::creating(&args.out, &e))?;
     let now = time::OffsetDateTime::now_utc();
     let until = now + time::Duration::days(i64::from(args.days));

@@ -7,9 +7,30 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ServerArg {
-    /// The server to ask.
-    #[arg(long, default_value = "http://127.0.0.1:50051", env = "CREDIT_TENDER_SERVER")]
+    /// The server to ask: http://HOST:PORT or https://HOST:PORT.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "CREDIT_TENDER_SERVER", value_parser = server_url)]
     pub server: String,
+}
+
+/// `--server`: an http:// or https:// URL with a host and nothing after the
+/// port, checked before anything connects (a bare `host:port` is the usual
+/// slip, and would otherwise fail later as "unreachable").
+pub(crate) fn server_url(s: &str) -> Result<String, String> {
+    let shown = crate::domain::text::shown(s);
+    let usage = "use http://HOST:PORT, or https://HOST:PORT for a server with TLS";
+    let uri: tonic::codegen::http::Uri = s.parse().map_err(|_| format!("'{shown}' is not a URL: {usage}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("'{shown}' has the scheme '{other}': {usage}")),
+        None => return Err(format!("'{shown}' has no scheme: {usage}")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("'{shown}' names no host: {usage}"));
+    }
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err(format!("'{shown}' has a path: the gRPC methods' paths are the client's to add; {usage}"));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -36,8 +57,8 @@ pub struct KeysArgs {
 }
 
 async fn channel(server: &str) -> Result<tonic::transport::Channel, Exit> {
-    let endpoint =
-        tonic::transport::Endpoint::from_shared(server.to_owned()).map_err(|e| Exit::usage(format!("--server {server}: {e}")))?;
+    let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
+        .map_err(|_| Exit::usage(format!("--server {server}: not a URL: use http://HOST:PORT")))?;
     endpoint.connect().await.map_err(|e| super::log::unreachable(server, &e))
 }
 

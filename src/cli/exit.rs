@@ -75,13 +75,15 @@ impl Exit {
         Exit::with(Exit::CONFIG, message)
     }
 
-    /// Reading an input file failed: missing or unreadable is 66, anything else 74.
+    /// Reading an input file failed: missing or unreadable is 66, not text
+    /// (not UTF-8) is 65, anything else 74.
     pub(crate) fn reading(path: &std::path::Path, e: &std::io::Error) -> Exit {
         let message = format!("{}: cannot read: {}", path.display(), io_reason(e));
         match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::IsADirectory => {
                 Exit::no_input(message)
             }
+            std::io::ErrorKind::InvalidData => Exit::data(message),
             _ => Exit::io(message),
         }
     }
@@ -95,6 +97,11 @@ impl Exit {
     /// name (not Rust's), and the row of the table it belongs to.
     pub(crate) fn from_status(server: &str, e: &tonic::Status) -> Exit {
         use tonic::Code;
+        if let Some(why) = not_grpc(e) {
+            return Exit::unavailable(format!(
+                "{server} did not answer as a gRPC server ({why}): is it the right port, or an HTTP port or proxy that does not pass gRPC (HTTP/2)?"
+            ));
+        }
         let name = code_name(e.code());
         let message =
             if e.message().is_empty() { format!("{server} answered {name}") } else { format!("{server} answered {name}: {}", e.message()) };
@@ -114,6 +121,23 @@ impl Exit {
 }
 
 pub(crate) use crate::import::io_reason;
+
+/// Why an error is not a gRPC server's answer but the connection's: an
+/// HTTP/1 or non-gRPC HTTP/2 server at the address (tonic then makes a
+/// status from the HTTP status or the broken HTTP/2 stream).
+fn not_grpc(e: &tonic::Status) -> Option<String> {
+    let message = e.message();
+    if let Some(at) = message.find("mapped from HTTP status code ") {
+        let code = message[at + "mapped from HTTP status code ".len()..].split_whitespace().next().unwrap_or("");
+        return Some(format!("it answered with HTTP status {code} and no gRPC status"));
+    }
+    let chain: Vec<String> = std::iter::successors(std::error::Error::source(e), |c| c.source()).map(ToString::to_string).collect();
+    let broken = |m: &str| m.contains("h2 protocol error") || m.contains("http2 error") || m.starts_with("transport error");
+    if broken(message) || chain.iter().any(|m| broken(m)) {
+        return Some("the connection broke off in HTTP/2's framing".into());
+    }
+    None
+}
 
 /// gRPC's canonical name of a status code (grpc/doc/statuscodes.md).
 pub(crate) fn code_name(code: tonic::Code) -> &'static str {

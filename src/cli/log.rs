@@ -18,8 +18,8 @@ use tonic::transport::Channel;
 
 #[derive(Debug, Args)]
 pub struct Connect {
-    /// The server to ask.
-    #[arg(long, default_value = "http://127.0.0.1:50051", env = "CREDIT_TENDER_SERVER")]
+    /// The server to ask: http://HOST:PORT or https://HOST:PORT.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "CREDIT_TENDER_SERVER", value_parser = super::client::server_url)]
     pub server: String,
     /// CA certificate (PEM) to trust, for an https:// server.
     #[arg(long, value_name = "FILE")]
@@ -32,8 +32,8 @@ pub struct Connect {
 type Ch = InterceptedService<Channel, Bearer>;
 
 async fn connect(c: &Connect) -> Result<Ch, Exit> {
-    let mut endpoint =
-        tonic::transport::Endpoint::from_shared(c.server.clone()).map_err(|e| Exit::usage(format!("--server {}: {e}", c.server)))?;
+    let mut endpoint = tonic::transport::Endpoint::from_shared(c.server.clone())
+        .map_err(|_| Exit::usage(format!("--server {}: not a URL: use http://HOST:PORT", c.server)))?;
     if let Some(ca) = &c.ca {
         let pem = std::fs::read(ca).map_err(|e| Exit::reading(ca, &e))?;
         let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(pem));
@@ -415,7 +415,7 @@ pub struct RecomputeArgs {
 
 /// Recomputes a statement and shows it equals the signed one but for issuedAt.
 pub async fn recompute(args: &RecomputeArgs) -> Result<(), Exit> {
-    let text = std::fs::read_to_string(&args.envelope).map_err(|e| Exit::reading(&args.envelope, &e))?;
+    let text = crate::config::read_text(&args.envelope).map_err(|e| Exit::reading(&args.envelope, &e))?;
     let env: pb::Envelope = serde_json::from_str(&text)
         .map_err(|e| Exit::data(format!("{}:{}: not a DSSE envelope: {e}", args.envelope.display(), e.line())))?;
     let store = super::open_store(&args.db, crate::store::OpenMode::Existing { read_only: true }).await?;

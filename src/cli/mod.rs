@@ -249,7 +249,7 @@ pub enum Encoding {
     #[value(name = "utf-8", alias = "utf8")]
     Utf8,
     /// GB18030; GBK, GB2312 and code page 936 are its subsets.
-    #[value(name = "gb18030", aliases = ["gbk", "gb2312", "cp936"])]
+    #[value(name = "gb18030", aliases = ["gbk", "gb2312", "cp936", "gb-18030"])]
     Gb18030,
 }
 
@@ -277,10 +277,11 @@ pub struct ImportArgs {
     /// Document reference for CSV rows that have no document_ref column.
     #[arg(long, value_name = "REF")]
     pub document_ref: Option<String>,
-    /// The files' character encoding when they carry no byte-order mark:
-    /// UTF-8 (the default) or GB18030, a superset of GBK, which Excel writes
-    /// for "CSV" on Chinese Windows. A BOM (UTF-8 or UTF-16) always wins.
-    #[arg(long, value_enum, value_name = "ENCODING")]
+    /// The character encoding of files that are not UTF-8: GB18030, a
+    /// superset of GBK, which Excel writes for "CSV" on Chinese Windows (or
+    /// utf-8, the default); any letter case. A byte-order mark (UTF-8 or
+    /// UTF-16) always wins, and a file that is valid UTF-8 is read as UTF-8.
+    #[arg(long, value_enum, ignore_case = true, value_name = "ENCODING")]
     pub encoding: Option<Encoding>,
     /// Milliseconds each file waits for its turn while another process (a
     /// server's write, another import) holds the store's write lock.
@@ -417,7 +418,10 @@ async fn run_command(cli: Cli) -> Result<(), Exit> {
                 mode: crate::store::OpenMode::Create,
             };
             let store = open_store_with(&args.db, options).await?;
-            let policies = PolicySet::load(store.clone(), args.policies.as_deref()).await.map_err(|e| Exit::config(e.to_string()))?;
+            let policies = PolicySet::load(store.clone(), args.policies.as_deref()).await.map_err(|e| match e {
+                crate::config::ConfigError::Store { .. } => Exit::unavailable(e.to_string()),
+                e => Exit::config(e.to_string()),
+            })?;
             let state = AppState::new(store, rules, policies, keys, args.cache.config()).await.map_err(store_failed)?;
             serve(&args.listen, state, principals, tls).await
         }

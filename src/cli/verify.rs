@@ -29,12 +29,12 @@ pub struct VerifyArgs {
     pub proof: Option<PathBuf>,
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf, what: &str) -> Result<T, Exit> {
-    let text = std::fs::read_to_string(path).map_err(|e| Exit::reading(path, &e))?;
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T, Exit> {
+    let text = crate::config::read_text(path).map_err(|e| Exit::reading(path, &e))?;
     serde_json::from_str(&text).map_err(|e| Exit::data(format!("{}:{}: not {what}: {e}", path.display(), e.line())))
 }
 
-pub(crate) fn keys_file(path: &PathBuf) -> Result<Vec<PublicKeyInfo>, Exit> {
+pub(crate) fn keys_file(path: &std::path::Path) -> Result<Vec<PublicKeyInfo>, Exit> {
     keys_of(read_json(path, "a ListKeys answer")?, path)
 }
 
@@ -141,6 +141,9 @@ pub(crate) fn log_keys(keys: &[PublicKeyInfo], origin: &str) -> Vec<crate::tlog:
 pub(crate) fn verified_checkpoint(note: &str, keys: &[PublicKeyInfo], what: &str) -> Result<crate::log::VerifiedCheckpoint, Exit> {
     let origin =
         crate::log::checkpoint_origin(note).ok_or_else(|| Exit::data(format!("{what}: not a signed checkpoint (no origin line)")))?;
+    // A note that is not a signed checkpoint at all is bad input (65), not
+    // a checkpoint whose signature says no (1).
+    crate::log::checkpoint_form(note).map_err(|why| Exit::data(format!("{what}: not a signed checkpoint: {why}")))?;
     let candidates = log_keys(keys, origin);
     if candidates.is_empty() {
         return Err(Exit::data(format!("{what}: no listed key has role \"log\" (or every one is revoked): cannot check the checkpoint")));
@@ -156,8 +159,8 @@ pub(crate) fn verified_checkpoint(note: &str, keys: &[PublicKeyInfo], what: &str
 }
 
 /// Checks that the envelope is the leaf the proof places in the checkpoint's tree.
-fn check_logged(env: &pb::Envelope, keys: &[PublicKeyInfo], cp: &PathBuf, proof: &PathBuf) -> Result<(u64, u64), Exit> {
-    let note = std::fs::read_to_string(cp).map_err(|e| Exit::reading(cp, &e))?;
+fn check_logged(env: &pb::Envelope, keys: &[PublicKeyInfo], cp: &std::path::Path, proof: &std::path::Path) -> Result<(u64, u64), Exit> {
+    let note = crate::config::read_text(cp).map_err(|e| Exit::reading(cp, &e))?;
     let checkpoint = verified_checkpoint(&note, keys, &cp.display().to_string())?;
     let p: pb::InclusionProof = read_json(proof, "an inclusion proof (GetInclusionProof's answer)")?;
     if p.tree_size != checkpoint.size {
@@ -176,6 +179,24 @@ fn check_logged(env: &pb::Envelope, keys: &[PublicKeyInfo], cp: &PathBuf, proof:
             crate::tlog::tree::hash_from_bytes(h).ok_or_else(|| Exit::data(format!("{}: hashes[{i}] is not 32 bytes", proof.display())))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if p.leaf_index >= p.tree_size {
+        return Err(Exit::data(format!(
+            "{}: leaf_index {} is not in a tree of {} leaves: not an inclusion proof",
+            proof.display(),
+            p.leaf_index,
+            p.tree_size
+        )));
+    }
+    let expected = crate::tlog::tree::inclusion_proof_len(p.leaf_index, p.tree_size);
+    if hashes.len() != expected {
+        return Err(Exit::data(format!(
+            "{}: has {} hashes; an inclusion proof of leaf {} in a tree of {} has {expected} (RFC 9162 §2.1.3)",
+            proof.display(),
+            hashes.len(),
+            p.leaf_index,
+            p.tree_size
+        )));
+    }
     let leaf = crate::tlog::tree::leaf_hash(&crate::log::leaf(env));
     crate::tlog::tree::check_inclusion(&hashes, p.leaf_index, p.tree_size, checkpoint.root, leaf)
         .map_err(|e| Exit::verdict(format!("NOT LOGGED: {e}")))?;

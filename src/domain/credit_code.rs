@@ -13,6 +13,17 @@
 //! `000000000000000000`, would be stored as a firm's code. Only the province
 //! is checked, not the full GB/T 2260 list: codes issued under county codes
 //! since retired stay valid for life.
+//!
+//! A string in the shape of a resident ID number (GB 11643-1999: a
+//! six-digit region beginning with a province, an eight-digit birth date,
+//! a three-digit sequence and a check digit 0-9 or X) is refused as one,
+//! with that said: when it fails any check above, or when its ID check digit
+//! (ISO 7064 MOD 11-2) is right. A genuine code of that shape whose ID check
+//! digit happens to fit can be allow-listed.
+//!
+//! Full-width characters, as a Chinese input method types them into a
+//! spreadsheet (`９１４４…`, `ｆ`, the ideographic space), are read as
+//! their ASCII forms (the ASCII half of Unicode's NFKC), on every way in.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -46,6 +57,10 @@ pub enum CreditCodeError {
     UnknownProvince(String),
     #[error("has check character '{found}' but the checksum gives '{expected}'")]
     WrongCheckCharacter { found: char, expected: char },
+    #[error(
+        "looks like a resident ID number (GB 11643: a region, a birth date, a sequence number and a check digit), not a unified social credit code: use the firm's 18-character credit code"
+    )]
+    ResidentId,
 }
 
 /// GB 32100-2015's registration departments (position 1) and the
@@ -103,9 +118,45 @@ fn check_character(body: &[u8]) -> char {
     ALPHABET[((31 - sum % 31) % 31) as usize] as char
 }
 
-/// Strips spaces and hyphens and upper-cases, as python-stdnum's `compact()`.
+/// Strips spaces and hyphens and upper-cases, as python-stdnum's `compact()`;
+/// full-width forms (U+FF01..U+FF5E, typed with a Chinese input method) are
+/// read as the ASCII characters they stand for first.
 pub fn compact(input: &str) -> String {
-    input.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect()
+    input.chars().map(ascii_form).filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect()
+}
+
+/// A full-width ASCII form as its ASCII character (NFKC on that block);
+/// anything else as it is.
+fn ascii_form(c: char) -> char {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        _ => c,
+    }
+}
+
+/// GB 11643-1999's check digit (ISO 7064 MOD 11-2) of a resident ID number's first 17 digits.
+fn resident_id_check(body: &[u8]) -> u8 {
+    let sum: u32 = body[..17].iter().enumerate().map(|(i, d)| u32::from(d - b'0') * ((1u32 << (17 - i)) % 11)).sum();
+    b"10X98765432"[(sum % 11) as usize]
+}
+
+/// Whether `code` has a resident ID number's shape (GB 11643-1999): 17
+/// digits and a digit or X, a region beginning with a province, and a
+/// birth date from 1800 to 2099 at positions 7-14. Its check digit is
+/// returned too: whether it fits.
+fn resident_id_shape(code: &str) -> Option<bool> {
+    let b = code.as_bytes();
+    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) || !(b[17].is_ascii_digit() || b[17] == b'X') {
+        return None;
+    }
+    if code[..2] == *"10" || !PROVINCES.contains(&&code[..2]) {
+        return None;
+    }
+    let (year, month, day) = (code[6..10].parse::<i32>().ok()?, code[10..12].parse::<u32>().ok()?, code[12..14].parse::<u32>().ok()?);
+    if !(1800..=2099).contains(&year) || chrono::NaiveDate::from_ymd_opt(year, month, day).is_none() {
+        return None;
+    }
+    Some(resident_id_check(b) == b[17])
 }
 
 impl CreditCode {
@@ -128,6 +179,14 @@ impl CreditCode {
 
     fn check(code: &str) -> Result<(), CreditCodeError> {
         Self::check_form(code)?;
+        match (resident_id_shape(code), Self::check_table(code)) {
+            (Some(true), _) | (Some(false), Err(_)) => Err(CreditCodeError::ResidentId),
+            (_, result) => result,
+        }
+    }
+
+    /// GB 32100's table of departments and categories, the province and the check character.
+    fn check_table(code: &str) -> Result<(), CreditCodeError> {
         let bytes = code.as_bytes();
         let (department, category) = (bytes[0], bytes[1]);
         let Some((_, name, allowed)) = DEPARTMENTS.iter().find(|(d, _, _)| *d == department) else {
@@ -231,6 +290,7 @@ impl CreditCodeError {
                 | CreditCodeError::UnknownDepartment(_)
                 | CreditCodeError::UnknownCategory { .. }
                 | CreditCodeError::UnknownProvince(_)
+                | CreditCodeError::ResidentId
         )
     }
 }
@@ -368,10 +428,7 @@ mod tests {
     fn strings_that_pass_the_checksum_but_are_no_credit_code_are_refused() {
         // A resident ID number (Taiyuan, born 1985) whose last character fits
         // the checksum, and eighteen zeros: python-stdnum accepts both.
-        assert_eq!(
-            CreditCode::parse_strict("140105198503121539"),
-            Err(CreditCodeError::UnknownCategory { department: DEPARTMENTS[0].1, category: '4', allowed: "1239" })
-        );
+        assert_eq!(CreditCode::parse_strict("140105198503121539"), Err(CreditCodeError::ResidentId));
         assert_eq!(CreditCode::parse_strict("000000000000000000"), Err(CreditCodeError::UnknownDepartment('0')));
         let no_province = CreditCode::with_check_character("91990000192317458");
         assert_eq!(no_province, Err(CreditCodeError::UnknownProvince("990000".into())));
@@ -384,6 +441,25 @@ mod tests {
         assert!(CreditCode::parse_strict(listed).is_err());
         let allow = AllowList::new([listed]).unwrap();
         assert_eq!(CreditCode::parse(listed, &allow).unwrap().1, CodeCheck::AllowListed);
+    }
+
+    #[test]
+    fn resident_id_numbers_are_named_as_such() {
+        // GB 11643's own example (a Beijing number), with its check digit X.
+        assert_eq!(resident_id_check(b"11010519491231002X"), b'X');
+        for id in ["11010519491231002X", "440524188001010014", "140105198503121531"] {
+            assert_eq!(CreditCode::parse_strict(id), Err(CreditCodeError::ResidentId), "{id}");
+        }
+        // Not a date at positions 7-14: a genuine code's digits, judged as a code.
+        assert!(CreditCode::parse_strict("914403001922038216").is_ok());
+        assert!(CreditCode::parse_strict("91110000802100433B").is_ok());
+    }
+
+    #[test]
+    fn full_width_forms_read_as_ascii() {
+        let typed = "\u{FF19}\u{FF11}\u{FF14}\u{FF14}\u{FF10}\u{FF13}\u{FF10}\u{FF10}\u{FF11}\u{FF19}\u{FF12}\u{FF13}\u{FF11}\u{FF17}\u{FF14}\u{FF15}\u{FF18}\u{FF46}";
+        assert_eq!(CreditCode::parse_strict(typed).unwrap().as_str(), "91440300192317458F");
+        assert_eq!(compact("9144\u{3000}0300\u{FF0D}192317458F"), "91440300192317458F");
     }
 
     #[test]

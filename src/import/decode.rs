@@ -9,7 +9,10 @@
 //!
 //! - **Encoding.** A byte-order mark decides (UTF-8, UTF-16 LE or BE).
 //!   Without one the file is read as UTF-8, or as GB18030 (a superset of GBK
-//!   and GB2312) when the operator says so (`--encoding gb18030`). A file
+//!   and GB2312) when the operator says so (`--encoding gb18030`) and the
+//!   file is not UTF-8 (its first non-ASCII bytes decide: Chinese text in
+//!   GBK is practically never valid UTF-8, so a batch imported with the flag
+//!   keeps its UTF-8 files intact). A file
 //!   that is not UTF-8 but reads as GB18030 is refused with that advice
 //!   rather than decoded on a guess: the same bytes are also valid Big5 or
 //!   Shift_JIS, and a wrong guess would store garbled names for good
@@ -26,6 +29,18 @@ use std::sync::{Arc, Mutex};
 
 /// Bytes read ahead to recognise the encoding (and reused as the first input).
 const SNIFF: usize = 64 * 1024;
+/// Bytes read ahead, at most, for the first non-ASCII byte of a file given
+/// a legacy `--encoding`, to tell UTF-8 from it.
+const UTF8_LOOKAHEAD: usize = 4 * 1024 * 1024;
+
+/// Whether `head` is UTF-8, allowing a character cut off at its end when
+/// more follows.
+fn is_utf8_so_far(head: &[u8], eof: bool) -> bool {
+    match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none() && !eof,
+    }
+}
 
 /// Why a file's bytes are not text in the encoding it is read in; the line
 /// is counted on the text decoded before the bad bytes.
@@ -168,10 +183,29 @@ impl<R: Read> Decoded<R> {
                 Err(e) => return Err(DecodeError { line: 0, reason: format!("read failed: {e}") }),
             }
         }
+        let bom = encoding_rs::Encoding::for_bom(&input[..filled]);
+        // A legacy encoding applies only to a file that is not UTF-8: the
+        // operator who passes --encoding gb18030 for a whole batch must not
+        // have its UTF-8 files garbled. ASCII reads the same in both, so the
+        // decision waits for the first non-ASCII byte (read ahead up to
+        // UTF8_LOOKAHEAD; a table's names come in its first rows).
+        if bom.is_none() && chosen.is_some_and(|e| e != encoding_rs::UTF_8) {
+            while !eof && input[..filled].is_ascii() && filled < UTF8_LOOKAHEAD {
+                if filled == input.len() {
+                    input.resize(input.len() * 2, 0);
+                }
+                match inner.read(&mut input[filled..]) {
+                    Ok(0) => eof = true,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(DecodeError { line: 0, reason: format!("read failed: {e}") }),
+                }
+            }
+        }
         let head = &input[..filled];
-        let bom = encoding_rs::Encoding::for_bom(head);
         let encoding = match (bom, chosen) {
             (Some((e, _)), _) => e,
+            (None, Some(e)) if e != encoding_rs::UTF_8 && !head.is_ascii() && is_utf8_so_far(head, eof) => encoding_rs::UTF_8,
             (None, Some(e)) => e,
             (None, None) => {
                 if let Some(refusal) = not_utf8(head, eof) {

@@ -87,6 +87,21 @@ pub fn verify_checkpoint(signed: &str, key: &note::NoteKey) -> Result<VerifiedCh
     Ok(VerifiedCheckpoint { origin: c.origin().to_owned(), size: c.size(), root: *c.hash() })
 }
 
+/// Whether `signed` has the form of a signed checkpoint (a C2SP checkpoint
+/// text, a blank line, signature lines), before any key is tried: why not.
+pub fn checkpoint_form(signed: &str) -> Result<(), String> {
+    let (text, signatures) = note::split(signed).map_err(|e| match e {
+        note::NoteError::Malformed(why) => why,
+        other => other.to_string(),
+    })?;
+    if signatures.is_empty() {
+        return Err("it has no signature line".into());
+    }
+    tlog_tiles::Checkpoint::from_bytes(text.as_bytes())
+        .map_err(|_| "its text is not a C2SP checkpoint (origin, size, root hash)".to_owned())?;
+    Ok(())
+}
+
 /// The origin line of a signed checkpoint, before anything is verified.
 pub fn checkpoint_origin(signed: &str) -> Option<&str> {
     signed.lines().next().filter(|l| !l.is_empty())

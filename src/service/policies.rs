@@ -31,7 +31,7 @@ impl PolicySet {
                 .collect();
             paths.sort();
             for p in paths {
-                let text = std::fs::read_to_string(&p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+                let text = crate::config::read_text(&p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
                 files.push((p, text));
             }
         }
@@ -52,10 +52,10 @@ impl PolicySet {
             current.insert(policy.id.clone(), Arc::new(policy));
         }
         for p in current.values() {
-            store.put_policy(&p.id, &p.digest, &p.source).await.map_err(|e| ConfigError::Invalid {
-                path: PathBuf::from(&p.id),
-                reason: format!("cannot record the policy in the store: {e}"),
-            })?;
+            store
+                .put_policy(&p.id, &p.digest, &p.source)
+                .await
+                .map_err(|source| ConfigError::Store { what: format!("policy '{}'", p.id), source })?;
         }
         let by_digest = current.values().map(|p| (p.digest.clone(), p.clone())).collect();
         Ok(PolicySet { current, by_digest: RwLock::new(by_digest), store })

@@ -150,6 +150,16 @@ pub fn inclusion(index: u64, size: u64, known: &Known) -> Result<Vec<Hash>, Tree
     tlog::prove_record(size, index, known).map_err(|e| TreeError::Invalid(e.to_string()))
 }
 
+/// How many hashes an inclusion proof of leaf `index` in a tree of `size`
+/// leaves has (RFC 9162 §2.1.3.1): the levels where the leaf's path and the
+/// tree's last leaf part, plus the right-border nodes above them.
+/// `index` must be below `size`.
+pub fn inclusion_proof_len(index: u64, size: u64) -> usize {
+    let inner = (64 - (index ^ (size - 1)).leading_zeros()) as usize;
+    let border = index.checked_shr(inner as u32).unwrap_or(0).count_ones() as usize;
+    inner + border
+}
+
 /// Verifies an inclusion proof, RFC 9162 §2.1.3.2.
 pub fn check_inclusion(proof: &[Hash], index: u64, size: u64, root: Hash, leaf: Hash) -> Result<(), TreeError> {
     check_index(index, size)?;
@@ -200,6 +210,17 @@ mod tests {
     fn h(parts: &[&[u8]]) -> Hash {
         let joined: Vec<u8> = parts.concat();
         Hash(digest(&SHA256, &joined).as_ref().try_into().unwrap())
+    }
+
+    #[test]
+    fn an_inclusion_proof_has_the_length_rfc_9162_gives() {
+        for size in 1..=200u64 {
+            for index in 0..size {
+                let r = Recorder::default();
+                let proof = tlog::prove_record(size, index, &r).unwrap();
+                assert_eq!(inclusion_proof_len(index, size), proof.len(), "leaf {index} of {size}");
+            }
+        }
     }
 
     fn mth(leaves: &[Vec<u8>]) -> Hash {

@@ -186,7 +186,12 @@ impl WebError {
             WebError::Unauthenticated => unauthorized(),
             WebError::Forbidden(_) | WebError::NotFound(_) | WebError::Invalid(_) => (
                 StatusCode::NOT_FOUND,
-                Html(page::error(404, "未找到该招标项目", &format!("没有编号为「{id}」的招标项目。请核对项目编号，或从项目列表进入。"))),
+                Html(page::error(
+                    404,
+                    "未找到该招标项目",
+                    // Bounded as every echoed value is (a path may be megabytes long).
+                    &format!("没有编号为「{}」的招标项目。请核对项目编号，或从项目列表进入。", crate::domain::text::shown(id)),
+                )),
             )
                 .into_response(),
             WebError::Unavailable(e) | WebError::Internal(e) => {
@@ -251,20 +256,25 @@ async fn committee(State(s): State<WebState>, Path(id): Path<String>, ext: Optio
     }
 }
 
+/// "no tender 'ID'", the id bounded, as gRPC's NOT_FOUND says it.
+fn no_tender(id: &str) -> String {
+    format!("no tender '{}'", crate::domain::text::shown(id))
+}
+
 async fn committee_page(s: &WebState, caller: &Caller, raw_id: &str) -> Result<String, WebError> {
     // The role first, then the tender: no answer depends on whether it exists.
     match decide(caller, Action::ViewCommitteePage, Resource::AnyTender, chrono::Utc::now()) {
         Decision::Allow => {}
         Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
-        Decision::Deny(_) | Decision::NotFound => return Err(WebError::NotFound(raw_id.to_owned())),
+        Decision::Deny(_) | Decision::NotFound => return Err(WebError::NotFound(no_tender(raw_id))),
     }
     let id = TenderId::parse(raw_id).map_err(WebError::Invalid)?;
-    let cached = s.cache.tender(&id).await?.ok_or_else(|| WebError::NotFound(id.to_string()))?;
+    let cached = s.cache.tender(&id).await?.ok_or_else(|| WebError::NotFound(no_tender(id.as_str())))?;
     match may_view(caller, &cached.tender) {
         Decision::Allow => {}
         Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
         // Outside the caller's scope, or forbidden to its role: as if absent.
-        Decision::Deny(_) | Decision::NotFound => return Err(WebError::NotFound(id.to_string())),
+        Decision::Deny(_) | Decision::NotFound => return Err(WebError::NotFound(no_tender(id.as_str()))),
     }
     let version = s.cache.data_version().await?;
     let mut bidders = Vec::new();

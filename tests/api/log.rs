@@ -279,6 +279,32 @@ async fn verify_checks_inclusion_offline_and_names_every_bad_input() {
     other_env.payload = env.payload.slice(..env.payload.len() - 1);
     let out = verify(&json_file(dir.path(), "other-env.json", &other_env), &keys_path, &cp, &proof);
     assert_eq!(out.status.code(), Some(1));
+
+    // Malformed input is 65 (data), never 1 (a check that said no): a file
+    // that is no checkpoint, and proofs no tree could have (issue 19).
+    for (name, text, says) in [
+        ("not-a-note", "hello\n".to_owned(), "not a signed checkpoint"),
+        ("no-signature", format!("{}\n", note.split("\n\n").next().unwrap()), "not a signed checkpoint"),
+        ("bad-base64", note.replacen(lines[4].rsplit(' ').next().unwrap(), "!!!", 1), "not a signed checkpoint"),
+    ] {
+        let out = verify(&env_path, &keys_path, &file(dir.path(), name, text), &proof);
+        assert_eq!(out.status.code(), Some(65), "{name}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{name}: {}", stderr(&out));
+    }
+    let proven: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&proof).unwrap()).unwrap();
+    let size: u64 = proven["treeSize"].as_str().unwrap().parse().unwrap();
+    let mut p = proven.clone();
+    p["leafIndex"] = json!(size.to_string());
+    let out = verify(&env_path, &keys_path, &cp, &file(dir.path(), "index.json", p.to_string()));
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("leaf_index {size} is not in a tree of {size} leaves")), "{}", stderr(&out));
+    let mut p = proven.clone();
+    let mut hashes = p["hashes"].as_array().cloned().unwrap_or_default();
+    hashes.push(json!(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32])));
+    p["hashes"] = json!(hashes);
+    let out = verify(&env_path, &keys_path, &cp, &file(dir.path(), "long.json", p.to_string()));
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hashes; an inclusion proof of leaf"), "{}", stderr(&out));
 }
 
 #[tokio::test]

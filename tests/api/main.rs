@@ -21,6 +21,7 @@ mod long_values;
 mod multiprocess;
 mod outage;
 mod outside;
+mod outside_again;
 mod overload;
 mod ownership;
 mod records;
