@@ -358,3 +358,71 @@ async fn a_write_behind_another_processs_write_waits_and_past_its_bound_is_told_
     assert_eq!(sources, ["grpc", "import:held", "grpc"], "busy-2 was not stored");
     importer.close().await.unwrap();
 }
+
+/// A second name for the store's file made with a hard link would get a WAL
+/// and lock file of its own (SQLite names them after the path), so a server
+/// on one name and an import on the other would lose each other's writes.
+/// Every command refuses a database file with more than one hard link, or a
+/// `-wal` beside it with more than one, before anything is opened: exit 78
+/// (the store is set up wrong), naming the path and why; `serve` refuses at
+/// startup. Nothing stored changes. A symbolic link is fine.
+#[test]
+fn a_store_file_with_a_second_hard_link_is_refused_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ln.db");
+    let hard = dir.path().join("ln-hard.db");
+    let url = format!("sqlite://{}", db.display());
+    let hard_url = format!("sqlite://{}", hard.display());
+    let lines = jsonl(&[evaluation_json("ln-1", &crate::assessment::code(1_701), json!({}))]);
+    let records = file(dir.path(), "records.jsonl", &lines);
+    let records = records.to_str().unwrap();
+    let out = cli(&["import", "--db", &url, records]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let snapshot = || tokio::runtime::Runtime::new().unwrap().block_on(snapshot(&url));
+    let before = snapshot();
+
+    std::fs::hard_link(&db, &hard).unwrap();
+    let keys = keys_file(dir.path());
+    let more = file(dir.path(), "more.jsonl", jsonl(&[evaluation_json("ln-2", &crate::assessment::code(1_702), json!({}))]));
+    for (name, url) in [("ln-hard.db", &hard_url), ("ln.db", &url)] {
+        let path = dir.path().join(name);
+        // (recompute and audit open their store the same way, after reading their inputs.)
+        let commands: [Vec<&str>; 3] = [
+            vec!["import", "--db", url, more.to_str().unwrap()],
+            vec!["import", "--db", url, "--dry-run", more.to_str().unwrap()],
+            vec!["serve", "--db", url, "--keys", keys.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        ];
+        for args in commands {
+            let out = cli(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(78), "{args:?}: {err}");
+            assert!(
+                err.contains(&format!("{} has 2 hard links", path.display()))
+                    && err.contains("SQLite keeps a write-ahead log and lock file per name"),
+                "{args:?}: the refusal names the path and why: {err}"
+            );
+            assert!(!stdout(&out).contains("listening on"), "{args:?}");
+        }
+    }
+    assert_eq!(snapshot(), before, "nothing stored changed");
+    assert!(!dir.path().join("ln-hard.db-wal").exists(), "nothing opened the second name");
+
+    // A -wal beside the store that is also another file's name.
+    std::fs::remove_file(&hard).unwrap();
+    let other = file(dir.path(), "other.db-wal", b"");
+    let wal = dir.path().join("ln.db-wal");
+    std::fs::hard_link(&other, &wal).unwrap();
+    let out = cli(&["import", "--db", &url, more.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("{} has 2 hard links", wal.display())), "{}", stderr(&out));
+    std::fs::remove_file(&wal).unwrap();
+    std::fs::remove_file(&other).unwrap();
+    assert_eq!(snapshot(), before, "nothing stored changed");
+
+    // One name again, reached through a symbolic link: SQLite resolves it.
+    let sym = dir.path().join("ln-sym.db");
+    std::os::unix::fs::symlink(&db, &sym).unwrap();
+    let out = cli(&["import", "--db", &format!("sqlite://{}", sym.display()), more.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(snapshot().len(), before.len() + 3, "a version, a record and its changed code");
+}
