@@ -561,7 +561,9 @@ async fn settle_log(store: &Store) {
         Ok(Some(c)) if !c.busy => tracing::debug!("the write-ahead log is copied into the store and truncated"),
         Ok(Some(c)) => tracing::debug!(frames = c.frames, "the write-ahead log is in use by another process; left to its checkpointer"),
         Ok(None) => {}
-        Err(e) => tracing::debug!(error = %e, passive_ok = passive.is_ok(), "the write-ahead log could not be truncated; left to the server's checkpointer"),
+        Err(e) => {
+            tracing::debug!(error = %e, passive_ok = passive.is_ok(), "the write-ahead log could not be truncated; left to the server's checkpointer")
+        }
     }
 }
 

@@ -78,8 +78,9 @@ pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Sqlit
 /// only (see [`StoreFile`]).
 fn refuse_hard_links(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(m) = std::fs::metadata(path) else { return Ok(()) };
-    if m.nlink() > 1 {
+    if let Ok(m) = std::fs::metadata(path)
+        && m.nlink() > 1
+    {
         return Err(StoreError::Unsafe(format!(
             "{} has {} hard links (names for the same file): SQLite keeps a write-ahead log and lock file per name, so \
              processes opening it by different names would lose each other's writes; keep one name and remove the \
