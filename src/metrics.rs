@@ -100,6 +100,8 @@ pub struct Metrics {
     log_checkpoint_size: Gauge,
     refreshed: Counter,
     table_rows: Counter,
+    wal_checkpoints: Family<Labels, Counter>,
+    wal_frames: Gauge,
     /// Signatures made and the newest checkpoint's size, for whoever wants
     /// to await them in-process (tests, tools) rather than poll /metrics.
     signed_watch: tokio::sync::watch::Sender<u64>,
@@ -167,6 +169,17 @@ impl Metrics {
             "rows of the committee's table framed anew (the rest are sent as kept)",
             table_rows.clone(),
         );
+        let wal_checkpoints = Family::<Labels, Counter>::default();
+        registry.register(
+            "store_wal_checkpoints",
+            "SQLite write-ahead log checkpoints run by this server's background checkpointer (never in a request), by outcome: complete, or busy (stopped short by a reader)",
+            wal_checkpoints.clone(),
+        );
+        for outcome in ["complete", "busy"] {
+            let _ = wal_checkpoints.get_or_create(&vec![("outcome", outcome.to_owned())]);
+        }
+        let wal_frames = Gauge::default();
+        registry.register("store_wal_frames", "frames in the SQLite write-ahead log at the last background checkpoint", wal_frames.clone());
         for (cache, event) in CACHE_EVENTS {
             let _ = cache_events.get_or_create(&CacheEvent { cache, event });
         }
@@ -184,6 +197,8 @@ impl Metrics {
         }
         Metrics {
             table_rows,
+            wal_checkpoints,
+            wal_frames,
             signed_watch: tokio::sync::watch::Sender::new(0),
             checkpoint_watch: tokio::sync::watch::Sender::new(0),
             refreshed,
@@ -265,6 +280,13 @@ impl Metrics {
 
     pub fn table_rows_encoded(&self, n: u64) {
         self.table_rows.inc_by(n);
+    }
+
+    /// A background WAL checkpoint: whether it stopped short, and the log's frames.
+    pub fn wal_checkpoint(&self, busy: bool, frames: u64) {
+        let outcome = if busy { "busy" } else { "complete" };
+        self.wal_checkpoints.get_or_create(&vec![("outcome", outcome.to_owned())]).inc();
+        self.wal_frames.set(frames as i64);
     }
 
     pub fn logged(&self, leaves: u64) {

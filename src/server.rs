@@ -278,6 +278,7 @@ pub async fn run(
     health.set_serving::<AssessmentServiceServer<AssessmentApi>>().await;
     health.set_serving::<KeyServiceServer<KeyApi>>().await;
     let watcher = tokio::spawn(watch_store(state.store.clone(), health.clone()));
+    let checkpointer = tokio::spawn(checkpoint_wal(state.store.clone(), state.metrics.clone()));
     let reloader = tokio::spawn(reload_on_hangup(state.keys.clone(), options.principals.clone(), options.tls.clone()));
     let gate = crate::gate::Gate::new(options.principals.clone(), state.store.clone(), state.metrics.clone());
     let follower = tokio::spawn(state.cache.clone().follow());
@@ -291,6 +292,7 @@ pub async fn run(
             refresher.abort();
         }
         watcher.abort();
+        checkpointer.abort();
         reloader.abort();
         follower.abort();
         if let Some(t) = &listener_task {
@@ -418,6 +420,25 @@ async fn watch_store(store: Store, health: tonic_health::server::HealthReporter)
 /// cannot be reached").
 const STORE_SERVICES: [&str; 4] =
     ["", "credit_tender.v1.CreditDataService", "credit_tender.v1.TenderService", "credit_tender.v1.AssessmentService"];
+
+/// How often the background checkpointer copies the SQLite write-ahead log.
+const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies the SQLite write-ahead log into the database every second, off
+/// every request's path (PASSIVE: it waits for no lock and holds up no
+/// write); connections never checkpoint inside a commit (see
+/// [`crate::store::CreditStore::wal_checkpoint`]). Ends at once for a store
+/// without such a log (PostgreSQL).
+async fn checkpoint_wal(store: Store, metrics: Arc<Metrics>) {
+    loop {
+        tokio::time::sleep(WAL_CHECKPOINT_EVERY).await;
+        match store.wal_checkpoint(crate::store::WalMode::Passive).await {
+            Ok(Some(c)) => metrics.wal_checkpoint(c.busy, c.frames),
+            Ok(None) => return,
+            Err(e) => tracing::debug!(error = %e, "the background WAL checkpoint failed; tried again in a second"),
+        }
+    }
+}
 
 async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
     for name in STORE_SERVICES {

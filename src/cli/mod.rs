@@ -367,6 +367,8 @@ fn open_failed(url: &str, e: crate::store::StoreError) -> Exit {
         StoreError::UnsupportedUrl(_) => Exit::usage(format!("--db {url}: use sqlite://PATH or postgres://…")),
         StoreError::Missing(why) => Exit::no_input(format!("--db {url}: {why}")),
         StoreError::Schema(why) => Exit::unavailable(format!("--db {url}: {why}")),
+        // EX_CONFIG: the store is set up wrong, not the data in it.
+        StoreError::Unsafe(why) => Exit::config(format!("--db {url}: {why}")),
         StoreError::Unavailable(cause) => Exit::unavailable(format!("cannot open store {url}: {}", connect_reason(&cause))),
         other => {
             let cause = std::error::Error::source(&other).map(|c| format!(": {c}")).unwrap_or_default();
@@ -554,12 +556,39 @@ async fn import(args: ImportArgs) -> Result<(), Exit> {
             }
         }
     }
+    if !args.dry_run {
+        settle_log(&store).await;
+    }
     let files = args.files.len();
     match (unreadable, rejected) {
         (0, 0) => Ok(()),
         (0, n) => Err(Exit::data(format!("{n} of {files} file(s) rejected"))),
         (n, 0) => Err(Exit::no_input(format!("{n} of {files} file(s) could not be read"))),
         (n, m) => Err(Exit::no_input(format!("{n} of {files} file(s) could not be read, {m} rejected"))),
+    }
+}
+
+/// How long an import's last checkpoint waits for another process's read
+/// or write to end before leaving the log to the server's checkpointer.
+const SETTLE_WAIT: Duration = Duration::from_secs(2);
+
+/// An import's last step (SQLite): its pages copied from the write-ahead
+/// log into the database and the log cut to zero bytes, so that no later
+/// write, in the server or anywhere, is the one that copies them (see
+/// [`crate::store::CreditStore::wal_checkpoint`]). What is imported is
+/// committed already: a log still in use is left to the server's
+/// background checkpointer, and said at debug level only.
+async fn settle_log(store: &Store) {
+    use crate::store::WalMode;
+    // PASSIVE first: it copies without holding up anyone's write.
+    let passive = store.wal_checkpoint(WalMode::Passive).await;
+    match store.wal_checkpoint(WalMode::Truncate(SETTLE_WAIT)).await {
+        Ok(Some(c)) if !c.busy => tracing::debug!("the write-ahead log is copied into the store and truncated"),
+        Ok(Some(c)) => tracing::debug!(frames = c.frames, "the write-ahead log is in use by another process; left to its checkpointer"),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::debug!(error = %e, passive_ok = passive.is_ok(), "the write-ahead log could not be truncated; left to the server's checkpointer")
+        }
     }
 }
 

@@ -62,6 +62,17 @@ pub trait Backend: Database {
 
     /// A task that hears other processes' announcements, where the backend has them.
     fn listen(pool: &Pool<Self>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
+
+    /// Copies the write-ahead log into the database, where the backend has
+    /// one of its own to manage (SQLite; PostgreSQL checkpoints itself):
+    /// `None` otherwise. See [`super::WalCheckpoint`].
+    fn wal_checkpoint(
+        _pool: &Pool<Self>,
+        _mode: super::WalMode,
+        _pool_wait: Duration,
+    ) -> BoxFuture<'static, Result<Option<super::WalCheckpoint>, sqlx::Error>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A record version to store.

@@ -75,6 +75,11 @@ pub enum StoreError {
     /// The store's file is gone or replaced: nothing can be committed to it.
     #[error("the store is lost: {0}")]
     Lost(String),
+    /// The store's file may not be used as it is (a SQLite database file
+    /// with more than one hard link): a deployment error, refused before
+    /// anything is opened.
+    #[error("{0}")]
+    Unsafe(String),
     /// [`OpenMode::Existing`]: there is no store there (no file, no database,
     /// or one without credit-tender's schema).
     #[error("{0}")]
@@ -83,6 +88,15 @@ pub enum StoreError {
     /// the command may not migrate it.
     #[error("{0}")]
     Schema(String),
+}
+
+/// sqlx's statement logging, for both backends: every statement at TRACE,
+/// and one slower than a second at DEBUG, not sqlx's default WARN. A bulk
+/// write's statements carry hundreds of placeholders (an import under load
+/// printed WARN lines of 12 KB each); how long a write waited is logged by
+/// the store itself, in a sentence.
+fn statement_logging<O: sqlx::ConnectOptions>(options: O) -> O {
+    options.log_statements(::log::LevelFilter::Trace).log_slow_statements(::log::LevelFilter::Debug, std::time::Duration::from_secs(1))
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -108,6 +122,32 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Unavailable(e),
         }
     }
+}
+
+/// How [`CreditStore::wal_checkpoint`] copies the write-ahead log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalMode {
+    /// As much as no reader still needs, without waiting for any lock and
+    /// without holding up writers or readers (SQLite's PASSIVE): the
+    /// server's background checkpointer.
+    Passive,
+    /// Everything, then the log file cut to zero bytes (SQLite's
+    /// TRUNCATE), waiting at most this long for another process's write or
+    /// read to end; a log still in use is left as it is. An import's last
+    /// step, so that no later write, in any process, is the one that has
+    /// to copy the import's pages.
+    Truncate(std::time::Duration),
+}
+
+/// What a WAL checkpoint did (SQLite's `PRAGMA wal_checkpoint` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalCheckpoint {
+    /// Whether it stopped short: another connection held a lock it needed.
+    pub busy: bool,
+    /// Frames in the log; 0 after a truncation.
+    pub frames: u64,
+    /// Frames now copied into the database.
+    pub checkpointed: u64,
 }
 
 /// What a write did.
@@ -172,6 +212,20 @@ pub trait ChangeSink: Send + Sync + 'static {
 pub trait CreditStore: Send + Sync + 'static {
     /// "sqlite" or "postgres", for logs.
     fn backend_name(&self) -> &'static str;
+
+    /// Copies the store's write-ahead log into the database (SQLite only:
+    /// `None` for PostgreSQL, which checkpoints itself).
+    ///
+    /// PITFALL: a SQLite connection checkpoints on its own after a commit
+    /// once the log passes 1,000 pages (`wal_autocheckpoint`), inside the
+    /// commit's call. After an `import` of 60,000 rows beside `serve`, the
+    /// server's next commit was the one that copied the import's whole log
+    /// (seconds, synchronous=FULL), so a `PutRecords` with `--write-wait-ms
+    /// 1000` was answered after 4.7 s. So no connection checkpoints on its
+    /// own (`wal_autocheckpoint=0`): the server checkpoints in the
+    /// background ([`WalMode::Passive`], never in a request), and a
+    /// writing command before it exits ([`WalMode::Truncate`]).
+    async fn wal_checkpoint(&self, mode: WalMode) -> Result<Option<WalCheckpoint>, StoreError>;
 
     /// The newest data version (0 for an empty store).
     async fn current_version(&self) -> Result<u64, StoreError>;

@@ -37,7 +37,7 @@ const POOL_WAIT: Duration = Duration::from_secs(5);
 pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<Guarded<SqlStore<Postgres>>, StoreError> {
     let mode = opts.mode;
     let migrator = sqlx::migrate!("migrations/postgres");
-    let mut options = PgConnectOptions::from_str(url)?;
+    let mut options = super::statement_logging(PgConnectOptions::from_str(url)?);
     if let OpenMode::Existing { read_only: true } = mode {
         options = options.options([("default_transaction_read_only", "on")]);
     }

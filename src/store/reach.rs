@@ -341,6 +341,10 @@ impl<S: CreditStore> CreditStore for Guarded<S> {
         self.reach.bounded(self.inner.log_size()).await
     }
 
+    async fn wal_checkpoint(&self, mode: super::WalMode) -> Result<Option<super::WalCheckpoint>, StoreError> {
+        self.reach.bounded(self.inner.wal_checkpoint(mode)).await
+    }
+
     async fn log_hashes(&self, indexes: &[u64]) -> Result<crate::tlog::tree::Known, StoreError> {
         self.reach.bounded(self.inner.log_hashes(indexes)).await
     }

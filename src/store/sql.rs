@@ -465,6 +465,21 @@ where
                     continue;
                 }
                 if p.digest == digest {
+                    // Unchanged, but still checked for whose it is: a copy of
+                    // another owner's record is refused as a changed one would
+                    // be (else "unchanged" would answer OK to a writer with no
+                    // right to it). The operator covers every owner, and a
+                    // copy moves nothing: not checked, so that re-importing a
+                    // file stays cheap.
+                    // (A copy of a record earlier in this batch was checked as that one.)
+                    if !writer.is_operator() && p.version != version {
+                        if let Record::Event(e) = record {
+                            let target = e.target_id.as_str().to_owned();
+                            batch.events.push(PendingEvent { pos, id: id.clone(), target, code, event: e.event, versioned: true });
+                        } else {
+                            versioned.push(Versioned { pos, id: id.clone(), claimed: None, field: Owner::field(record) });
+                        }
+                    }
                     batch.unchanged += 1;
                     continue;
                 }
@@ -791,6 +806,10 @@ where
 
     async fn tender_changes_since(&self, after: u64) -> Result<Vec<(u64, TenderId)>, StoreError> {
         Tenders(&self.pool).tender_changes_since(after).await
+    }
+
+    async fn wal_checkpoint(&self, mode: super::WalMode) -> Result<Option<super::WalCheckpoint>, StoreError> {
+        Ok(DB::wal_checkpoint(&self.pool, mode, self.write_wait).await?)
     }
 
     /// The file (SQLite): its path, SQLite's descriptors of it, and a read

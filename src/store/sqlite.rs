@@ -3,7 +3,7 @@
 
 use super::dialect::{Backend, NewRecord, placeholders};
 use super::sql::{INSERT_RECORDS, SqlStore};
-use super::{ChangeSink, OpenMode, StoreError, StoreOptions};
+use super::{ChangeSink, OpenMode, StoreError, StoreOptions, WalCheckpoint, WalMode};
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Pool, Sqlite, Transaction};
@@ -25,8 +25,12 @@ use std::time::Duration;
 pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Sqlite>, StoreError> {
     let migrator = sqlx::migrate!("migrations/sqlite");
     // Pragmas go on the connect options so that every pooled connection gets them.
-    let options =
-        SqliteConnectOptions::from_str(url)?.synchronous(SqliteSynchronous::Full).busy_timeout(opts.write_wait).foreign_keys(true);
+    let options = super::statement_logging(SqliteConnectOptions::from_str(url)?)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(opts.write_wait)
+        .foreign_keys(true)
+        // Checkpoints are never run inside a commit (see CreditStore::wal_checkpoint).
+        .pragma("wal_autocheckpoint", "0");
     let options = match opts.mode {
         OpenMode::Create => options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal),
         // The journal mode is kept in the file: an existing store is in WAL already.
@@ -39,6 +43,9 @@ pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Sqlit
         && !path.is_file()
     {
         return Err(StoreError::Missing(format!("there is no SQLite store at {}", path.display())));
+    }
+    if !in_memory {
+        refuse_hard_links(&path)?;
     }
     let renewal = Renewal::default();
     let pool = renewal.pool(opts.connections).connect_with(options.clone()).await?;
@@ -55,6 +62,52 @@ pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Sqlit
     let path = options.get_filename().to_owned();
     let file = StoreFile::of(&path, options.create_if_missing(false), renewal).ok();
     Ok(SqlStore::new(pool, writer, file, opts.write_wait))
+}
+
+/// Refuses a database file with more than one name in the file system
+/// (hard links), and a `-wal` or `-shm` beside it with more than one.
+///
+/// PITFALL: SQLite names the write-ahead log and the shared-memory lock
+/// file after the path it was given (it resolves symbolic links, not hard
+/// links). Two hard-linked names of one file are one database with two
+/// WALs and two lock files: a server on one name and an `import` on the
+/// other each commit into their own WAL, reuse each other's data versions,
+/// and whichever WAL is checkpointed last loses the other's acknowledged
+/// writes, with `integrity_check` still "ok". So any second name is
+/// refused, by every command, before SQLite opens anything. By `stat`
+/// only (see [`StoreFile`]).
+fn refuse_hard_links(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(path)
+        && m.nlink() > 1
+    {
+        return Err(StoreError::Unsafe(format!(
+            "{} has {} hard links (names for the same file): SQLite keeps a write-ahead log and lock file per name, so \
+             processes opening it by different names would lose each other's writes; keep one name and remove the \
+             others (`find / -samefile {}` lists them; a symbolic link is safe)",
+            path.display(),
+            m.nlink(),
+            path.display()
+        )));
+    }
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    for suffix in ["-wal", "-shm"] {
+        let mut side = real.clone().into_os_string();
+        side.push(suffix);
+        if let Ok(m) = std::fs::symlink_metadata(&side)
+            && m.nlink() > 1
+        {
+            return Err(StoreError::Unsafe(format!(
+                "{} has {} hard links: another database, or another name of this one, would share this store's {} \
+                 file and each would overwrite the other's; stop every process using the store, remove the other names, \
+                 then start again",
+                std::path::PathBuf::from(side).display(),
+                m.nlink(),
+                &suffix[1..]
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Replaces the pools' connections after the file was repaired: a
@@ -278,5 +331,30 @@ impl Backend for Sqlite {
 
     fn listen(_pool: &Pool<Sqlite>, _sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
         None
+    }
+
+    /// `PRAGMA wal_checkpoint` on a reader connection. For a truncation,
+    /// the connection's busy timeout is the mode's wait for that statement
+    /// only, then the pool's again.
+    fn wal_checkpoint(
+        pool: &Pool<Sqlite>,
+        mode: WalMode,
+        pool_wait: Duration,
+    ) -> BoxFuture<'static, Result<Option<WalCheckpoint>, sqlx::Error>> {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let mut conn = pool.acquire().await?;
+            let row: (i64, i64, i64) = match mode {
+                WalMode::Passive => sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *conn).await?,
+                WalMode::Truncate(wait) => {
+                    sqlx::query(&format!("PRAGMA busy_timeout = {}", wait.as_millis())).execute(&mut *conn).await?;
+                    let row = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *conn).await;
+                    sqlx::query(&format!("PRAGMA busy_timeout = {}", pool_wait.as_millis())).execute(&mut *conn).await?;
+                    row?
+                }
+            };
+            // (busy, log, checkpointed); -1 for the last two when the store is not in WAL mode.
+            Ok(Some(WalCheckpoint { busy: row.0 != 0, frames: row.1.max(0) as u64, checkpointed: row.2.max(0) as u64 }))
+        })
     }
 }

@@ -309,11 +309,17 @@ pub async fn snapshot(url: &str) -> Vec<String> {
              UNION ALL SELECT record_id || '@' || CAST(version AS TEXT) || ':' || digest FROM records \
              UNION ALL SELECT 'c' || CAST(version AS TEXT) || ':' || credit_code FROM changed_codes";
     let rows: Vec<String> = if url.starts_with("sqlite:") {
+        // Closed before returning: a SQLite connection left to close on its
+        // own may be the last one, and delete the WAL, at any later moment.
         let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query(q).fetch_all(&pool).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect()
+        let rows = sqlx::query(q).fetch_all(&pool).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect();
+        pool.close().await;
+        rows
     } else {
         let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::query(q).fetch_all(&pool).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect()
+        let rows = sqlx::query(q).fetch_all(&pool).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect();
+        pool.close().await;
+        rows
     };
     let mut rows = rows;
     rows.sort();

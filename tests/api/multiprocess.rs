@@ -356,3 +356,137 @@ async fn a_write_behind_another_processs_write_waits_and_past_its_bound_is_told_
     assert_eq!(sources, ["grpc", "import:held", "grpc"], "busy-2 was not stored");
     importer.close().await.unwrap();
 }
+
+/// A second name for the store's file made with a hard link would get a WAL
+/// and lock file of its own (SQLite names them after the path), so a server
+/// on one name and an import on the other would lose each other's writes.
+/// Every command refuses a database file with more than one hard link, or a
+/// `-wal` beside it with more than one, before anything is opened: exit 78
+/// (the store is set up wrong), naming the path and why; `serve` refuses at
+/// startup. Nothing stored changes. A symbolic link is fine.
+#[test]
+fn a_store_file_with_a_second_hard_link_is_refused_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ln.db");
+    let hard = dir.path().join("ln-hard.db");
+    let url = format!("sqlite://{}", db.display());
+    let hard_url = format!("sqlite://{}", hard.display());
+    let lines = jsonl(&[evaluation_json("ln-1", &crate::assessment::code(1_701), json!({}))]);
+    let records = file(dir.path(), "records.jsonl", &lines);
+    let records = records.to_str().unwrap();
+    let out = cli(&["import", "--db", &url, records]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let snapshot = || tokio::runtime::Runtime::new().unwrap().block_on(snapshot(&url));
+    let before = snapshot();
+
+    std::fs::hard_link(&db, &hard).unwrap();
+    let keys = keys_file(dir.path());
+    let envelope = file(
+        dir.path(),
+        "st.json",
+        r#"{"payloadType":"application/vnd.credit-tender.assessment.v1+json","payload":"e30=","signatures":[]}"#,
+    );
+    let more = file(dir.path(), "more.jsonl", jsonl(&[evaluation_json("ln-2", &crate::assessment::code(1_702), json!({}))]));
+    for (name, url) in [("ln-hard.db", &hard_url), ("ln.db", &url)] {
+        let path = dir.path().join(name);
+        let commands: [Vec<&str>; 4] = [
+            vec!["import", "--db", url, more.to_str().unwrap()],
+            vec!["recompute", envelope.to_str().unwrap(), "--db", url],
+            vec!["import", "--db", url, "--dry-run", more.to_str().unwrap()],
+            vec!["serve", "--db", url, "--keys", keys.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        ];
+        for args in commands {
+            let out = cli(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(78), "{args:?}: {err}");
+            assert!(
+                err.contains(&format!("{} has 2 hard links", path.display()))
+                    && err.contains("SQLite keeps a write-ahead log and lock file per name"),
+                "{args:?}: the refusal names the path and why: {err}"
+            );
+            assert!(!stdout(&out).contains("listening on"), "{args:?}");
+        }
+    }
+    assert_eq!(snapshot(), before, "nothing stored changed");
+    assert!(!dir.path().join("ln-hard.db-wal").exists(), "nothing opened the second name");
+
+    // A -wal beside the store that is also another file's name.
+    std::fs::remove_file(&hard).unwrap();
+    let other = file(dir.path(), "other.db-wal", b"");
+    let wal = dir.path().join("ln.db-wal");
+    // (No process has the store open now: an empty log left behind may go.)
+    if let Ok(m) = std::fs::metadata(&wal) {
+        assert_eq!(m.len(), 0, "the last import truncated its log");
+        std::fs::remove_file(&wal).unwrap();
+    }
+    std::fs::hard_link(&other, &wal).unwrap();
+    let out = cli(&["import", "--db", &url, more.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("{} has 2 hard links", wal.display())), "{}", stderr(&out));
+    std::fs::remove_file(&wal).unwrap();
+    std::fs::remove_file(&other).unwrap();
+    assert_eq!(snapshot(), before, "nothing stored changed");
+
+    // One name again, reached through a symbolic link: SQLite resolves it.
+    let sym = dir.path().join("ln-sym.db");
+    std::os::unix::fs::symlink(&db, &sym).unwrap();
+    let out = cli(&["import", "--db", &format!("sqlite://{}", sym.display()), more.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(snapshot().len(), before.len() + 3, "a version, a record and its changed code");
+}
+
+/// The value of the metric line starting with `name` (labels included), if any.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
+}
+
+/// A write after a big import does not copy the import's write-ahead log:
+/// the import leaves the log copied into the database and cut to zero
+/// bytes before it exits (once, a server's next commit copied it, seconds
+/// past `--write-wait-ms`), and the server's own log is copied by its
+/// background checkpointer (counted in /metrics), never in a request.
+#[tokio::test]
+async fn an_import_leaves_the_write_ahead_log_empty_and_the_server_checkpoints_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("credit.db");
+    let wal = dir.path().join("credit.db-wal");
+    let url = format!("sqlite://{}", db.display());
+    let keys = keys_file(dir.path());
+    let server = CliServer::spawn(&["serve", "--db", &url, "--keys", keys.to_str().unwrap(), "--write-wait-ms", "1000"]).await;
+    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(server.channel.clone());
+    let put = |id: &str, n: u32| pb::PutRecordsRequest {
+        records: vec![to_proto(evaluation_json(id, &crate::assessment::code(2_000 + n), json!({})))],
+        source: String::new(),
+    };
+    data.put_records(put("wal-1", 1)).await.unwrap();
+
+    let rows = 20_000u32;
+    let mut csv = String::from("credit_code,entity_name,domain,issuer,year,grade,score,valid_from,valid_to\n");
+    for n in 0..rows {
+        csv.push_str(&format!(
+            "{},测试{n},highway_construction,440000,2025,A,,2026-03-01,2027-02-28\n",
+            crate::assessment::code(3_000_000 + n)
+        ));
+    }
+    let big = file(dir.path(), "big.csv", csv);
+    import(&url, &big).await;
+    // stat only: the test never opens the server's files.
+    let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(size, 0, "the import left {size} bytes of write-ahead log for the next writer to copy");
+
+    // A live write, then the background checkpointer's next round copies it.
+    let complete = "credit_tender_store_wal_checkpoints_total{outcome=\"complete\"}";
+    let before = metric(&http_get(server.addr, "/metrics").await.1, complete).expect("the checkpoint counter is exported");
+    data.put_records(put("wal-2", 2)).await.unwrap();
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = http_get(server.addr, "/metrics").await.1;
+        if metric(&last, complete).unwrap_or(0.0) >= before + 2.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(metric(&last, complete).unwrap_or(0.0) >= before + 2.0, "no background checkpoint ran after the write:\n{last}");
+    let profile = data.get_profile(pb::GetProfileRequest { credit_code: crate::assessment::code(2_002), ..Default::default() }).await;
+    assert_eq!(profile.unwrap().into_inner().records.len(), 1);
+}

@@ -3,7 +3,8 @@
 //! firm's grade, blacklist entry, penalty, commitment and an objection; a
 //! Guangdong provider (issuer 440000, its own authority and commitments; by
 //! token) tries to version, revoke, or put an event on each of them, with
-//! every event type each accepts. Every attempt is PERMISSION_DENIED naming
+//! every event type each accepts, or sends a byte-identical copy of one.
+//! Every attempt is PERMISSION_DENIED naming
 //! the record id and its owner, and the store is unchanged. The two
 //! overwrites reported in issue 18 are among them. Then the operator's
 //! import may version any owner's record, but not move it to another owner.
@@ -114,6 +115,13 @@ fn attempts(code: &str) -> Vec<(String, Value, &'static str, &'static str)> {
             SX_AUTHORITY,
         ),
     ];
+    // Byte-identical copies of each of Shanxi's records (and its event): no
+    // "unchanged" OK for a record that is not the writer's.
+    let owners: [(&'static str, &'static str); 5] =
+        [("SX-E1", "140000"), ("SX-BL1", SX_AUTHORITY), ("SX-P1", SX_AUTHORITY), ("SX-C1", "sx-provider"), ("SX-EV1", "140000")];
+    for (record, (id, owner)) in shanxi(code).into_iter().zip(owners) {
+        v.push((format!("a byte-identical copy of {id}"), record, id, owner));
+    }
     // Every event each of Shanxi's records accepts.
     let accepted: [(&str, &'static str, &'static str, &[&str]); 4] = [
         ("SX-E1", "SX-E1", "140000", &["objection_filed", "objection_upheld", "objection_rejected"]),
