@@ -371,6 +371,34 @@ fn histories() -> impl Strategy<Value = Vec<Vec<Value>>> {
     })
 }
 
+/// The other half of the objection `event_id` belongs to on `target`: the
+/// decision taken on a filing, or the filing a decision decided; `None` for a
+/// filing not yet decided, a decision with no pending filing, or another event.
+fn objection_partner(batches: &[Vec<Value>], target: &str, event_id: &str) -> Option<String> {
+    let mut pending: Option<String> = None;
+    for batch in batches {
+        let on_target = |kind: &'static str| {
+            batch.iter().filter(move |v| v["type"] == "event" && v["target_id"] == target && v["event"] == kind).map(|v| v["id"].as_str().unwrap())
+        };
+        let filings: Vec<&str> = on_target("objection_filed").collect();
+        let decisions: Vec<&str> = on_target("objection_upheld").chain(on_target("objection_rejected")).collect();
+        for filing in filings {
+            pending = Some(filing.to_owned());
+        }
+        for decision in decisions {
+            if let Some(filing) = pending.take() {
+                if filing == event_id {
+                    return Some(decision.to_owned());
+                }
+                if decision == event_id {
+                    return Some(filing);
+                }
+            }
+        }
+    }
+    None
+}
+
 fn assess_history(batches: &[Vec<Value>]) -> Assessment {
     let p = history(batches);
     let code = CreditCode::parse_strict(CODE).unwrap();
@@ -429,6 +457,17 @@ proptest! {
                 let target = event["target_id"].as_str().unwrap();
                 let mut rest = batches.clone();
                 rest[b].retain(|v| v["id"] != event["id"]);
+                // An objection is left out whole, its filing with the decision
+                // taken on it: a decision concerns the version its pending
+                // filing was raised against, so leaving out only one of the two
+                // would pair the other with another event and move it onto
+                // another version. Paired as the profile pairs them: in write
+                // order, filings before decisions within one write.
+                if let Some(partner) = objection_partner(&batches, target, event["id"].as_str().unwrap()) {
+                    for batch in rest.iter_mut() {
+                        batch.retain(|v| v["id"] != partner.as_str());
+                    }
+                }
                 let without = assess_history(&rest);
                 // A content version of the target written after the event,
                 // or in the same write (the target itself was written
