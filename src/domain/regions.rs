@@ -13,9 +13,7 @@ const TABLE: &str = include_str!("regions/gb2260.tsv");
 
 fn table() -> &'static HashMap<&'static str, &'static str> {
     static NAMES: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
-    NAMES.get_or_init(|| {
-        TABLE.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once('\t')).collect()
-    })
+    NAMES.get_or_init(|| TABLE.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once('\t')).collect())
 }
 
 /// The full name of a six-digit region code (province, prefecture, county:
