@@ -44,7 +44,8 @@ impl Sentence {
 /// name other variables in scope, such as a Chinese rendering of a value).
 macro_rules! sentence {
     ($en:literal, $zh:literal $(, $name:ident = $value:expr)* $(,)?) => {{
-        $(let $name = $value;)*
+        // `name = name` is the usual call: binding it again is the point (once, by name).
+        $(#[allow(clippy::redundant_locals)] let $name = $value;)*
         $crate::policy::Sentence {
             params: vec![$($crate::policy::Param::new(stringify!($name), &$name)),*],
             en: format!($en),
