@@ -20,6 +20,7 @@ mod long_values;
 mod multiprocess;
 mod outside;
 mod ownership;
+mod readme;
 mod records;
 mod rules;
 mod server;
