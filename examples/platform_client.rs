@@ -4,12 +4,15 @@
 //!
 //! ```sh
 //! cargo run --release -- demo &            # a server with the demo firms
-//! cargo run --example platform_client      # or: -- http://HOST:PORT
+//! cargo run --example platform_client      # or: -- http://HOST:PORT [TENDER_ID]
 //!
 //! # a deployed server: TLS (trusting its CA) and the platform's bearer token
 //! CREDIT_TENDER_CA=ca.pem CREDIT_TENDER_TOKEN=ct_… \
 //!   cargo run --example platform_client -- https://credit.example.gov.cn:50051
 //! ```
+//!
+//! Each run registers a new tender (`EXAMPLE-` with the time and the process
+//! id, or the TENDER_ID given), so it can be run again and again.
 
 use credit_tender::domain::Fen;
 use credit_tender::proto::Bearer;
@@ -32,7 +35,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A tender 30 days from now, in Taiyuan, under the national template.
     let deadline = chrono::Utc::now() + chrono::Duration::days(30);
-    let tender_id = format!("EXAMPLE-{}", deadline.format("%Y%m%d"));
+    let tender_id =
+        std::env::args().nth(2).unwrap_or_else(|| format!("EXAMPLE-{}-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"), std::process::id()));
     let tender = tenders
         .register_tender(pb::RegisterTenderRequest {
             tender_id: tender_id.clone(),

@@ -1,16 +1,10 @@
 //! Small gRPC clients: `assess` and `keys`, writing the JSON forms `verify` reads.
 
+use super::log::{Connect, connect};
 use super::out::{outln, outp};
 use super::{Exit, render};
 use crate::proto::v1 as pb;
 use clap::Args;
-
-#[derive(Debug, Args)]
-pub struct ServerArg {
-    /// The server to ask: http://HOST:PORT or https://HOST:PORT.
-    #[arg(long, default_value = "http://127.0.0.1:50051", env = "CREDIT_TENDER_SERVER", value_parser = server_url)]
-    pub server: String,
-}
 
 /// `--server`: an http:// or https:// URL with a host and nothing after the
 /// port, checked before anything connects (a bare `host:port` is the usual
@@ -36,7 +30,7 @@ pub(crate) fn server_url(s: &str) -> Result<String, String> {
 #[derive(Debug, Args)]
 pub struct AssessArgs {
     #[command(flatten)]
-    pub server: ServerArg,
+    pub connect: Connect,
     #[arg(long)]
     pub tender: String,
     /// The bidder's credit code; a consortium as CODE,CODE,… with the lead first.
@@ -45,7 +39,8 @@ pub struct AssessArgs {
     /// The contract price in fen, to have the performance bond given in fen too.
     #[arg(long, value_name = "FEN")]
     pub contract_price_fen: Option<i64>,
-    /// Print the DSSE envelope as JSON (what `verify` reads) instead of text.
+    /// Print the DSSE envelope as JSON (what `verify` reads), with the
+    /// statement's `logIndex` beside its fields, instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -53,35 +48,42 @@ pub struct AssessArgs {
 #[derive(Debug, Args)]
 pub struct KeysArgs {
     #[command(flatten)]
-    pub server: ServerArg,
+    pub connect: Connect,
 }
 
-async fn channel(server: &str) -> Result<tonic::transport::Channel, Exit> {
-    let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
-        .map_err(|_| Exit::usage(format!("--server {server}: not a URL: use http://HOST:PORT")))?;
-    endpoint.connect().await.map_err(|e| super::log::unreachable(server, &e))
-}
-
+/// Asks for one bidder's statement and prints it: as text with its log
+/// index, or (`--json`) as the envelope with `logIndex` added, which
+/// `verify` reads and `proof --index` takes.
 pub async fn assess(args: &AssessArgs) -> Result<(), Exit> {
-    let mut client = pb::assessment_service_client::AssessmentServiceClient::new(channel(&args.server.server).await?);
+    let server = args.connect.server.as_str();
+    let mut client = pb::assessment_service_client::AssessmentServiceClient::new(connect(&args.connect).await?);
     let bidder = pb::Bidder { credit_codes: args.bidder.split(',').map(|s| s.trim().to_owned()).collect() };
     let r = client
         .assess(pb::AssessRequest { tender_id: args.tender.clone(), bidder: Some(bidder), contract_price_fen: args.contract_price_fen })
         .await
-        .map_err(|e| Exit::from_status(&args.server.server, &e))?
+        .map_err(|e| Exit::from_status(server, &e))?
         .into_inner();
     if args.json {
         let env = r.envelope.ok_or_else(|| Exit::software("the server sent no envelope"))?;
-        outln!("{}", serde_json::to_string_pretty(&env).expect("envelopes serialise"));
+        let mut json = serde_json::to_value(&env).expect("envelopes serialise");
+        if let (Some(index), Some(fields)) = (r.log_index, json.as_object_mut()) {
+            // As a string, the JSON mapping's form for a 64-bit integer.
+            fields.insert("logIndex".into(), serde_json::Value::String(index.to_string()));
+        }
+        outln!("{}", serde_json::to_string_pretty(&json).expect("envelopes serialise"));
     } else if let Some(s) = &r.statement {
         outp!("{}", render::assessment(s));
+        match r.log_index {
+            Some(index) => outln!("Log index   {index} (credit-tender proof --index {index})"),
+            None => outln!("Log index   none (the server keeps no transparency log)"),
+        }
     }
     Ok(())
 }
 
 pub async fn keys(args: &KeysArgs) -> Result<(), Exit> {
-    let mut client = pb::key_service_client::KeyServiceClient::new(channel(&args.server.server).await?);
-    let r = client.list_keys(pb::ListKeysRequest {}).await.map_err(|e| Exit::from_status(&args.server.server, &e))?.into_inner();
+    let mut client = pb::key_service_client::KeyServiceClient::new(connect(&args.connect).await?);
+    let r = client.list_keys(pb::ListKeysRequest {}).await.map_err(|e| Exit::from_status(&args.connect.server, &e))?.into_inner();
     outln!("{}", serde_json::to_string_pretty(&r).expect("keys serialise"));
     Ok(())
 }

@@ -16,22 +16,26 @@ use std::path::{Path, PathBuf};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+/// How every client command (`assess`, `keys`, `proof`, `audit`) reaches the
+/// server: its URL, the CA to trust for https://, and the caller's token,
+/// each also from the environment as the example client reads them.
 #[derive(Debug, Args)]
 pub struct Connect {
     /// The server to ask: http://HOST:PORT or https://HOST:PORT.
     #[arg(long, default_value = "http://127.0.0.1:50051", env = "CREDIT_TENDER_SERVER", value_parser = super::client::server_url)]
     pub server: String,
     /// CA certificate (PEM) to trust, for an https:// server.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "CREDIT_TENDER_CA")]
     pub ca: Option<PathBuf>,
-    /// Bearer token (a supervisor's, to read the log's entries).
+    /// Bearer token of the caller's principal (a platform's to assess, a
+    /// supervisor's to read the log's entries).
     #[arg(long, env = "CREDIT_TENDER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
 
-type Ch = InterceptedService<Channel, Bearer>;
+pub(super) type Ch = InterceptedService<Channel, Bearer>;
 
-async fn connect(c: &Connect) -> Result<Ch, Exit> {
+pub(super) async fn connect(c: &Connect) -> Result<Ch, Exit> {
     let mut endpoint = tonic::transport::Endpoint::from_shared(c.server.clone())
         .map_err(|_| Exit::usage(format!("--server {}: not a URL: use http://HOST:PORT", c.server)))?;
     if let Some(ca) = &c.ca {
@@ -122,11 +126,27 @@ pub struct ProofArgs {
     pub proof: PathBuf,
 }
 
-/// Writes the newest checkpoint and a statement's inclusion proof in it.
+/// How long `proof` waits for a signed checkpoint that includes the index.
+const PROOF_WAIT_SECONDS: u64 = 10;
+
+/// Writes the newest checkpoint and a statement's inclusion proof in it,
+/// waiting up to [`PROOF_WAIT_SECONDS`] for a checkpoint that includes the
+/// index (a statement issued a moment ago is signed into the next one).
 pub async fn proof(args: &ProofArgs) -> Result<(), Exit> {
     let mut log = pb::log_service_client::LogServiceClient::new(connect(&args.connect).await?);
-    let request = pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(args.index)), tree_size: 0 };
     let server = args.connect.server.as_str();
+    // A statement just issued is in the tree at once, but in a signed
+    // checkpoint only at the next one (every --checkpoint-interval-ms, 1 s by
+    // default): wait for it a little rather than call the index unknown.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(PROOF_WAIT_SECONDS);
+    loop {
+        let newest = log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await.map_err(|e| Exit::from_status(server, &e))?;
+        if newest.get_ref().tree_size > args.index || std::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await; // the next checkpoint cannot be awaited over gRPC
+    }
+    let request = pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(args.index)), tree_size: 0 };
     let p = log.get_inclusion_proof(request).await.map_err(|e| Exit::from_status(server, &e))?.into_inner();
     let checkpoint = p.checkpoint.clone().ok_or_else(|| Exit::software("the server sent no checkpoint with the proof"))?;
     let write = |path: &Path, text: &str| std::fs::write(path, text).map_err(|e| Exit::creating(path, &e));

@@ -66,7 +66,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
-    /// Where to write the key; refused if the file exists.
+    /// Where to write the key; refused if the file exists. Missing parent
+    /// folders are created (mode 0700).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
@@ -596,6 +597,17 @@ fn keygen(args: &KeygenArgs) -> Result<(), Exit> {
     use std::io::Write;
     let pkcs8 = crate::signing::generate_pkcs8();
     let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8).expect("generated key is valid");
+    // Missing parent folders are made (only the owner may enter them: they hold keys).
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        let mut dirs = std::fs::DirBuilder::new();
+        dirs.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            dirs.mode(0o700);
+        }
+        dirs.create(parent).map_err(|e| Exit::creating(parent, &e))?;
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -8,22 +8,30 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "NO" }
 }
 
-/// A multi-line, plain-text rendering of an assessment statement.
+/// The Chinese sentence where the statement carries one (statements signed
+/// before they did carry only the English).
+fn zh<'a>(zh: &'a str, en: &'a str) -> &'a str {
+    if zh.is_empty() { en } else { zh }
+}
+
+/// A multi-line, plain-text rendering of an assessment statement: labels in
+/// English, the statement's sentences (evidence, reasons, warnings) in
+/// Chinese where it carries them, regions by GB/T 2260 name and code.
 pub fn assessment(s: &pb::AssessmentStatement) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Tender      {} (version {}) {}", s.tender_id, s.tender_version, s.tender_title);
-    let _ = writeln!(o, "Domain      {} in {}", s.domain, s.region);
+    let _ = writeln!(o, "Domain      {} in {}", s.domain, crate::domain::region_display(&s.region));
     for m in &s.members {
         let role = if m.lead { " (lead)" } else { "" };
         let _ = writeln!(o, "Bidder      {} {}{role}", m.credit_code, m.entity_name);
     }
     let _ = writeln!(o, "As of       {} (bid deadline), data version {}", s.as_of_date, s.data_version);
-    let _ = writeln!(o, "Policy      {} sha256:{}", s.policy_id, s.policy_digest);
+    let _ = writeln!(o, "Policy      {} {} sha256:{}", s.policy_id, s.policy_title, s.policy_digest);
     let _ = writeln!(o, "Grade       {}", s.applied_grade);
     for g in &s.member_grades {
         for e in &g.evidence {
             let rec = if e.record_id.is_empty() { String::new() } else { format!(" [{}]", e.record_id) };
-            let _ = writeln!(o, "  {} {:<11} {:<9} {}{rec}", g.credit_code, e.step, e.outcome, e.note);
+            let _ = writeln!(o, "  {} {:<11} {:<9} {}{rec}", g.credit_code, e.step, e.outcome, zh(&e.note_zh, &e.note));
         }
     }
     let _ = writeln!(o, "Eligible    {}   Qualified {}   Credit benefit {}", yes(s.eligible), yes(s.qualified), yes(s.credit_benefit));
@@ -46,10 +54,17 @@ pub fn assessment(s: &pb::AssessmentStatement) -> String {
         let _ = writeln!(o, "            {} on a contract price of {}", crate::domain::Fen(bond), crate::domain::Fen(price));
     }
     for r in &s.reasons {
-        let _ = writeln!(o, "Reason      [{}] {}: {}", r.effect, r.code, r.message);
+        let _ = writeln!(o, "Reason      [{}] {}: {}", r.effect, r.code, zh(&r.message_zh, &r.message));
     }
-    for w in &s.warnings {
-        let _ = writeln!(o, "Warning     {w}");
+    for (i, w) in s.warnings.iter().enumerate() {
+        match s.warning_details.get(i) {
+            Some(d) => {
+                let _ = writeln!(o, "Warning     {}: {}", d.code, zh(&d.message_zh, w));
+            }
+            None => {
+                let _ = writeln!(o, "Warning     {w}");
+            }
+        }
     }
     if let Some(t) = &s.issued_at
         && let Some(at) = chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
@@ -68,6 +83,6 @@ pub fn deposit_check(c: &pb::DepositCheck) -> String {
         c.form,
         if c.satisfied { "satisfies the deposit" } else { "DOES NOT satisfy the deposit" }
     );
-    let _ = writeln!(o, "            {}", c.message);
+    let _ = writeln!(o, "            {}", zh(&c.message_zh, &c.message));
     o
 }

@@ -73,7 +73,11 @@ fn issued_at(payload: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
-    let env: pb::Envelope = read_json(&args.envelope, "a DSSE envelope")?;
+    // `assess --json` adds the statement's `logIndex` beside the envelope's fields.
+    let mut json: serde_json::Value = read_json(&args.envelope, "a DSSE envelope")?;
+    let log_index = json.as_object_mut().and_then(|o| o.remove("logIndex"));
+    let env: pb::Envelope =
+        serde_json::from_value(json).map_err(|e| Exit::data(format!("{}: not a DSSE envelope: {e}", args.envelope.display())))?;
     let keys = keys_file(&args.keys)?;
     let envelope = crate::service::envelope_from_proto(&env);
     let results = verify_each(&envelope, &keys, issued_at(&env.payload));
@@ -113,6 +117,12 @@ pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
         _ => {}
     }
     let keyid = valid[0];
+    // The SHA-256 of the signed statement (the payload), as the committee's printed record lists it.
+    outln!("Statement   sha256 {}", hex::encode(ring::digest::digest(&ring::digest::SHA256, &env.payload)));
+    if let Some(index) = log_index {
+        let index = index.as_str().map(str::to_owned).unwrap_or_else(|| index.to_string());
+        outln!("Log index   {index} (as the server said; --checkpoint and --proof from `proof --index {index}` check it)");
+    }
     if let (Some(cp), Some(proof)) = (&args.checkpoint, &args.proof) {
         let (index, size) = check_logged(&env, &keys, cp, proof)?;
         outln!("Logged      leaf {index} of the tree of {size} (checkpoint {})", cp.display());

@@ -185,6 +185,26 @@ impl Profile {
         evs.into_iter()
     }
 
+    /// The event that ends a record (repair, removal or upheld objection,
+    /// of those its type accepts), with the date it ends it from: a penalty's
+    /// repair or removal no earlier than the day after its minimum
+    /// publication end. Whether it has ended at a date `d` is `on <= d`.
+    pub fn ending<'a>(&'a self, stored: &'a StoredRecord) -> Option<(&'a RecordEvent, NaiveDate)> {
+        let record = &stored.record;
+        let accepted = record.record_type().accepted_events();
+        let ending = self
+            .events_for(stored)
+            .filter(|e| accepted.contains(&e.event))
+            .find(|e| matches!(e.event, EventKind::Repair | EventKind::Removal | EventKind::ObjectionUpheld))?;
+        let on = match (record, ending.event) {
+            (Record::Penalty(p), EventKind::Repair | EventKind::Removal) if ending.effective_on <= p.min_publication_end => {
+                day_after(p.min_publication_end)
+            }
+            _ => ending.effective_on,
+        };
+        Some((ending, on))
+    }
+
     /// The state of `stored` (one version of a record) at date `d`, with the
     /// reason in plain words.
     ///
@@ -199,13 +219,7 @@ impl Profile {
         let record = &stored.record;
         let accepted = record.record_type().accepted_events();
         let events: Vec<&RecordEvent> = self.events_for(stored).filter(|e| accepted.contains(&e.event)).collect();
-        let ending = events.iter().find(|e| matches!(e.event, EventKind::Repair | EventKind::Removal | EventKind::ObjectionUpheld));
-        let ends_on = ending.map(|e| match (record, e.event) {
-            (Record::Penalty(p), EventKind::Repair | EventKind::Removal) if e.effective_on <= p.min_publication_end => {
-                day_after(p.min_publication_end)
-            }
-            _ => e.effective_on,
-        });
+        let (ending, ends_on) = self.ending(stored).unzip();
         let objection_pending = events
             .iter()
             .filter(|e| e.effective_on <= d)

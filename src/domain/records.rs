@@ -291,3 +291,32 @@ impl Record {
 pub fn digest_of(canonical_json: &str) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, canonical_json.as_bytes()))
 }
+
+impl ListKind {
+    /// The list's name as the committee reads it.
+    pub fn chinese_name(self) -> &'static str {
+        match self {
+            ListKind::TransportBlacklist => "交通运输失信黑名单",
+            ListKind::TransportRedList => "交通运输守信红名单",
+            ListKind::KeyAttention => "重点关注名单",
+            ListKind::CourtEnforcement => "失信被执行人名单",
+            ListKind::MajorTaxViolation => "重大税收违法失信主体名单",
+            ListKind::MarketSeriousViolation => "严重违法失信名单",
+            ListKind::ProcurementDebarment => "政府采购严重违法失信行为记录名单",
+            ListKind::OverloadTransport => "超限超载运输失信名单",
+        }
+    }
+}
+
+impl EventKind {
+    /// The event's name as the committee reads it.
+    pub fn chinese_name(self) -> &'static str {
+        match self {
+            EventKind::Repair => "信用修复",
+            EventKind::Removal => "移出",
+            EventKind::ObjectionFiled => "提出异议",
+            EventKind::ObjectionUpheld => "异议成立",
+            EventKind::ObjectionRejected => "异议不成立",
+        }
+    }
+}

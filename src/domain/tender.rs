@@ -20,6 +20,17 @@ vocabulary! {
     }
 }
 
+impl EvaluationMethod {
+    /// The method's name as the committee reads it.
+    pub fn chinese_name(self) -> &'static str {
+        match self {
+            EvaluationMethod::ComprehensiveScoring => "综合评分法",
+            EvaluationMethod::ReasonableLowPrice => "合理低价法",
+            EvaluationMethod::LowestEvaluatedPrice => "经评审的最低投标价法",
+        }
+    }
+}
+
 vocabulary! {
     /// How a bidder lodges its bid deposit: in cash (or a bank guarantee), or
     /// by a credit guarantee (信用保函 or guarantee insurance) where the

@@ -1,12 +1,13 @@
 //! `evaluate`: profile + tender + policy → assessment. Pure: no I/O, no clock;
 //! the same inputs give the same assessment, always.
 
-use super::{LapsedGrade, Policy, Stage, UnderObjection};
+use super::sentence::sentence;
+use super::{LapsedGrade, Policy, Sentence, Stage, UnderObjection};
 use crate::domain::date::shanghai_date;
 use crate::domain::profile::{Profile, RecordState, StoredRecord};
 use crate::domain::records::{Evaluation, EvaluationKind, EventKind, ListKind, Record, RecordId};
 use crate::domain::vocab::vocabulary;
-use crate::domain::{CreditCode, EvaluationMethod, Fen, Grade, Issuer, Points, RegionCode, Tender};
+use crate::domain::{CreditCode, EvaluationMethod, Fen, Grade, Issuer, Points, RegionCode, Tender, region_display, region_name};
 use chrono::{Months, NaiveDate};
 
 vocabulary! {
@@ -101,7 +102,9 @@ pub struct Evidence {
     pub step: GradeSource,
     pub outcome: EvidenceOutcome,
     pub record: Option<(StoredRecord, Evaluation)>,
-    pub note: String,
+    /// What the step found, machine-readable (`NO_DYNAMIC_D`, `GRADE_FOUND`, …).
+    pub note_code: &'static str,
+    pub note: Sentence,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,7 +124,19 @@ pub struct Reason {
     pub credit_code: Option<CreditCode>,
     /// The record behind it, if one is.
     pub record_id: Option<RecordId>,
-    pub message: String,
+    pub message: Sentence,
+}
+
+/// Something the committee should know that changes no figure, with a
+/// machine-readable code (`DYNAMIC_D_OVERRIDES`, `UNDER_OBJECTION`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub code: &'static str,
+    /// The member it concerns.
+    pub credit_code: Option<CreditCode>,
+    /// The record behind it, if one is.
+    pub record_id: Option<RecordId>,
+    pub message: Sentence,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -147,7 +162,7 @@ pub struct Assessment {
     pub contract_price: Option<Fen>,
     /// The performance bond owed, where the contract price is known.
     pub performance_bond: Option<Fen>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// A counting record with its state at the as-of date.
@@ -176,12 +191,16 @@ fn newest<'a>(cands: impl Iterator<Item = (&'a StoredRecord, &'a Evaluation)>) -
 #[derive(Default)]
 struct Findings {
     reasons: Vec<Reason>,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 impl Findings {
-    fn reason(&mut self, code: ReasonCode, effect: Effect, member: Option<&CreditCode>, record: Option<&RecordId>, message: String) {
+    fn reason(&mut self, code: ReasonCode, effect: Effect, member: Option<&CreditCode>, record: Option<&RecordId>, message: Sentence) {
         self.reasons.push(Reason { code, effect, credit_code: member.cloned(), record_id: record.cloned(), message });
+    }
+
+    fn warn(&mut self, code: &'static str, member: &CreditCode, record: Option<&RecordId>, message: Sentence) {
+        self.warnings.push(Warning { code, credit_code: Some(member.clone()), record_id: record.cloned(), message });
     }
 
     fn any(&self, effect: Effect) -> bool {
@@ -275,7 +294,12 @@ fn reward_list(members: &[Member]) -> Option<(ListKind, Vec<(CreditCode, RecordI
 /// beside it).
 fn withhold_reward(list: ListKind, holders: &[(CreditCode, RecordId)], found: &mut Findings) {
     for (code, record) in holders {
-        let message = format!("on the {list} list: no joint reward, because the bidder has no credit benefit (see the other reasons)");
+        let list_zh = list.chinese_name();
+        let message = sentence!(
+            "on the {list} list: no joint reward, because the bidder has no credit benefit (see the other reasons)",
+            "列入{list_zh}，但投标人不享受信用优惠（见其他原因），不给予联合激励",
+            list = list,
+        );
         found.reason(ReasonCode::RewardWithheld(list), Effect::Points, Some(code), Some(record), message);
     }
 }
@@ -295,16 +319,40 @@ fn grant_reward(
 ) {
     let cap = policy.cap;
     let extra = policy.reward_extra_evaluation_points;
-    let deposit = format!("a deposit of at most {}% of the nominal", policy.reward_deposit_share_percent_at_most);
+    let deposit_percent = policy.reward_deposit_share_percent_at_most;
     let points_part = if policy.awards(method, Stage::Evaluation) {
         let (given, cut) = extra.fit(points.total().room_under(cap));
         points.evaluation = points.evaluation + given;
-        format!("joint reward of {extra} points at bid evaluation: {given} points given, {cut} points cut by the cap of {cap}")
+        sentence!(
+            "joint reward of {extra} points at bid evaluation: {given} points given, {cut} points cut by the cap of {cap}",
+            "评标阶段联合激励加{extra}分：实际给予{given}分，因信用加分上限{cap}分扣减{cut}分",
+            extra = extra,
+            given = given,
+            cut = cut,
+            cap = cap,
+        )
     } else {
-        format!("no joint reward points: the {method} method awards no credit points at bid evaluation")
+        let method_zh = method.chinese_name();
+        sentence!(
+            "no joint reward points: the {method} method awards no credit points at bid evaluation",
+            "不给予联合激励加分：{method_zh}在评标阶段不计信用加分",
+            method = method,
+        )
     };
     for (code, record) in holders {
-        let message = format!("on the {list} list: {points_part}; and {deposit}");
+        let list_zh = list.chinese_name();
+        let head = sentence!("on the {list} list: ", "列入{list_zh}：", list = list);
+        let tail = sentence!(
+            "a deposit of at most {deposit_percent}% of the nominal",
+            "投标保证金至多为名义金额的{deposit_percent}%",
+            deposit_percent = deposit_percent,
+        );
+        let points_part = points_part.clone();
+        let message = Sentence {
+            params: [head.params, points_part.params, tail.params].concat(),
+            en: format!("{}{}; and {}", head.en, points_part.en, tail.en),
+            zh: format!("{}{}；{}", head.zh, points_part.zh, tail.zh),
+        };
         found.reason(ReasonCode::Reward(list), Effect::Reward, Some(code), Some(record), message);
     }
 }
@@ -314,9 +362,12 @@ fn grant_reward(
 fn assess_member(tender: &Tender, policy: &Policy, m: &MemberInput<'_>, d: NaiveDate, found: &mut Findings) -> Member {
     let code = m.code;
     if !code.passes_checksum() {
-        found.warnings.push(format!(
-            "credit code {code} fails the GB 32100-2015 checksum and is accepted only because it is on the operator's allow-list"
-        ));
+        let message = sentence!(
+            "credit code {credit_code} fails the GB 32100-2015 checksum and is accepted only because it is on the operator's allow-list",
+            "统一社会信用代码{credit_code}未通过GB 32100-2015校验，仅因列入运营方的例外名单而被接受",
+            credit_code = code,
+        );
+        found.warn("ALLOW_LISTED_CODE", code, None, message);
     }
     let records = counted(m.profile, d);
     warn_under_objection(policy, code, &records, d, found);
@@ -327,7 +378,11 @@ fn assess_member(tender: &Tender, policy: &Policy, m: &MemberInput<'_>, d: Naive
             Effect::Bonus,
             Some(code),
             None,
-            format!("{code} has no credit evaluation that applies: a default grade earns no credit benefit"),
+            sentence!(
+                "{credit_code} has no credit evaluation that applies: a default grade earns no credit benefit",
+                "{credit_code}无适用的信用评价结果：默认等级不享受信用加分和保证金优惠",
+                credit_code = code,
+            ),
         );
     }
     record_grounds(policy, code, &records, d, found);
@@ -341,12 +396,23 @@ fn assess_member(tender: &Tender, policy: &Policy, m: &MemberInput<'_>, d: Naive
 
 fn warn_under_objection(policy: &Policy, code: &CreditCode, records: &[Counted<'_>], d: NaiveDate, found: &mut Findings) {
     for c in records.iter().filter(|c| c.state == RecordState::UnderObjection) {
-        let treatment = match (&c.stored.record, policy.under_objection) {
-            (Record::Evaluation(_), UnderObjection::Skip) => "the policy passes over it",
-            (Record::Evaluation(_), UnderObjection::Count) => "the policy counts it until decided",
-            _ => "it counts until decided",
+        let (treatment, en, zh) = match (&c.stored.record, policy.under_objection) {
+            (Record::Evaluation(_), UnderObjection::Skip) => ("skipped", "the policy passes over it", "本规则不予采用"),
+            (Record::Evaluation(_), UnderObjection::Count) => {
+                ("counted", "the policy counts it until decided", "本规则在异议处理完毕前予以采用")
+            }
+            _ => ("counted", "it counts until decided", "异议处理完毕前仍予计入"),
         };
-        found.warnings.push(format!("record {} of {code} is under objection at {d}; {treatment}", c.stored.record.id()));
+        let id = c.stored.record.id();
+        let message = sentence!(
+            "record {record_id} of {credit_code} is under objection at {date}; {en}",
+            "{credit_code}的记录{record_id}在{date}处于异议处理期；{zh}",
+            record_id = id,
+            credit_code = code,
+            date = d,
+            treatment = treatment,
+        );
+        found.warn("UNDER_OBJECTION", code, Some(id), message);
     }
 }
 
@@ -399,71 +465,179 @@ fn choose_grade(
     let mut evidence = Vec::new();
     for step in GRADE_STEPS {
         if !step_enabled(policy, step) {
-            evidence.push(Evidence { step, outcome: EvidenceOutcome::Skipped, record: None, note: "not used by this policy".into() });
+            let note = sentence!("not used by this policy", "本规则不采用此步骤");
+            evidence.push(Evidence { step, outcome: EvidenceOutcome::Skipped, record: None, note_code: "STEP_NOT_USED", note });
             continue;
         }
         let overturned = overturned(profile, tender, step, d);
         let Some((s, e)) = newest(evaluations.iter().copied().filter(|(_, e)| step_matches(step, e, tender.terms.region))) else {
-            let note = match step {
-                GradeSource::DynamicD => format!("no dynamic D in force in {} at {d}", tender.terms.region),
-                GradeSource::Provincial => format!("no {province} grade in {domain} valid at {d}"),
-                _ => format!("no national grade in {domain} valid at {d}"),
+            let region_zh = region_display(&tender.terms.region.to_string());
+            let province_zh = region_name(&province.to_string()).unwrap_or_default();
+            let domain_zh = domain.chinese_name();
+            let (note_code, note) = match step {
+                GradeSource::DynamicD => (
+                    "NO_DYNAMIC_D",
+                    sentence!(
+                        "no dynamic D in force in {region} at {date}",
+                        "{date}在{region_zh}无有效的动态D级评价",
+                        region = tender.terms.region,
+                        date = d,
+                    ),
+                ),
+                GradeSource::Provincial => (
+                    "NO_PROVINCIAL_GRADE",
+                    sentence!(
+                        "no {province} grade in {domain} valid at {date}",
+                        "{date}无有效的{province_zh}{domain_zh}信用评价结果",
+                        province = province,
+                        domain = domain,
+                        date = d,
+                    ),
+                ),
+                _ => (
+                    "NO_NATIONAL_GRADE",
+                    sentence!(
+                        "no national grade in {domain} valid at {date}",
+                        "{date}无有效的全国{domain_zh}信用评价结果",
+                        domain = domain,
+                        date = d,
+                    ),
+                ),
             };
-            let note = note + &overturned;
-            evidence.push(Evidence { step, outcome: EvidenceOutcome::NotFound, record: None, note });
+            let note = overturned.into_iter().fold(note, Sentence::and);
+            evidence.push(Evidence { step, outcome: EvidenceOutcome::NotFound, record: None, note_code, note });
             continue;
         };
+        let note = overturned.into_iter().fold(graded(e), Sentence::and);
         evidence.push(Evidence {
             step,
             outcome: EvidenceOutcome::Chosen,
             record: Some((s.clone(), e.clone())),
-            note: format!("{} grade {} for {}, valid {} to {}", e.issuer, e.grade, e.year, e.valid_from, e.valid_to) + &overturned,
+            note_code: "GRADE_FOUND",
+            note,
         });
         if step == GradeSource::DynamicD {
-            let code = &profile.credit_code;
-            found.warnings.push(format!("{code} was set directly to D in {province}; this overrides its annual grade"));
+            let province_zh = region_display(&province.to_string());
+            let message = sentence!(
+                "{credit_code} was set directly to D in {province}; this overrides its annual grade",
+                "{credit_code}在{province_zh}被直接降为D级，覆盖其年度评价等级",
+                credit_code = &profile.credit_code,
+                province = province,
+            );
+            found.warn("DYNAMIC_D_OVERRIDES", &profile.credit_code, Some(&e.id), message);
         }
         return (e.grade, step, evidence);
     }
     if let Some((s, e)) = lapsed_grade(policy, profile, tender, d) {
         let until = e.valid_to.checked_add_months(Months::new(policy.max_carry_over_months)).unwrap_or(NaiveDate::MAX);
-        let what = format!("{} grade {} for {} expired on {}", e.issuer, e.grade, e.year, e.valid_to);
+        let issuer_zh = issuer_name(e.issuer);
+        let what = sentence!(
+            "{issuer} grade {grade} for {year} expired on {valid_to}",
+            "{issuer_zh}{year}年度评价{grade}级已于{valid_to}到期",
+            issuer = e.issuer,
+            grade = e.grade,
+            year = e.year,
+            valid_to = e.valid_to,
+        );
         let code = &profile.credit_code;
         let record = Some((s.clone(), e.clone()));
+        let (what_en, what_zh) = (&what.en, &what.zh);
+        let member = sentence!("{credit_code}: ", "{credit_code}：", credit_code = code);
+        let joined = |what: &Sentence, rest: Sentence| Sentence {
+            params: [member.params.clone(), what.params.clone(), rest.params].concat(),
+            en: format!("{}{}{}", member.en, what.en, rest.en),
+            zh: format!("{}{}{}", member.zh, what.zh, rest.zh),
+        };
         if policy.lapsed_grade == LapsedGrade::CarryOver {
-            let note = format!("{what}; carried over until the next result, at most until {until}");
-            evidence.push(Evidence { step: GradeSource::CarriedOver, outcome: EvidenceOutcome::Chosen, record, note });
-            found.warnings.push(format!("{code}: {what} and no newer result applies; the policy carries it over"));
+            let note = sentence!(
+                "{what_en}; carried over until the next result, at most until {until}",
+                "{what_zh}；在新结果发布前沿用，最迟至{until}",
+                until = until,
+            );
+            let note = Sentence { params: [what.params.clone(), note.params].concat(), ..note };
+            evidence.push(Evidence {
+                step: GradeSource::CarriedOver,
+                outcome: EvidenceOutcome::Chosen,
+                record,
+                note_code: "GRADE_CARRIED_OVER",
+                note,
+            });
+            let rest = sentence!(" and no newer result applies; the policy carries it over", "，且无更新的评价结果；本规则予以沿用");
+            found.warn("GRADE_CARRIED_OVER", code, Some(&e.id), joined(&what, rest));
             return (e.grade, GradeSource::CarriedOver, evidence);
         }
-        let note = format!("{what}; the policy treats a lapsed grade as none");
-        evidence.push(Evidence { step: GradeSource::CarriedOver, outcome: EvidenceOutcome::Skipped, record, note });
-        found.warnings.push(format!("{code}: {what}; the policy assesses it as a new entrant until the next result"));
+        let note = sentence!("{what_en}; the policy treats a lapsed grade as none", "{what_zh}；本规则不沿用过期的等级");
+        let note = Sentence { params: what.params.clone(), ..note };
+        evidence.push(Evidence {
+            step: GradeSource::CarriedOver,
+            outcome: EvidenceOutcome::Skipped,
+            record,
+            note_code: "LAPSED_GRADE_IGNORED",
+            note,
+        });
+        let rest = sentence!("; the policy assesses it as a new entrant until the next result", "；在新结果发布前按新进入企业评价");
+        found.warn("LAPSED_GRADE_IGNORED", code, Some(&e.id), joined(&what, rest));
     }
-    let (grade, note) = new_entrant_grade(policy, records);
-    evidence.push(Evidence { step: GradeSource::NewEntrant, outcome: EvidenceOutcome::Chosen, record: None, note });
+    let (grade, note_code, note) = new_entrant_grade(policy, records);
+    evidence.push(Evidence { step: GradeSource::NewEntrant, outcome: EvidenceOutcome::Chosen, record: None, note_code, note });
     if profile.records.is_empty() {
-        found.warnings.push(format!("no credit records at all for {}: assessed as a new entrant", profile.credit_code));
+        let message = sentence!(
+            "no credit records at all for {credit_code}: assessed as a new entrant",
+            "{credit_code}无任何信用记录：按新进入企业评价",
+            credit_code = &profile.credit_code,
+        );
+        found.warn("NO_CREDIT_RECORDS", &profile.credit_code, None, message);
     }
     (grade, GradeSource::NewEntrant, evidence)
 }
 
+/// A chosen evaluation, in words: "140000 grade A for 2025, valid
+/// 2026-03-01 to 2027-02-28".
+fn graded(e: &Evaluation) -> Sentence {
+    let issuer_zh = issuer_name(e.issuer);
+    sentence!(
+        "{issuer} grade {grade} for {year}, valid {valid_from} to {valid_to}",
+        "{issuer_zh}{year}年度评价为{grade}级，有效期{valid_from}至{valid_to}",
+        issuer = e.issuer,
+        grade = e.grade,
+        year = e.year,
+        valid_from = e.valid_from,
+        valid_to = e.valid_to,
+    )
+}
+
+/// An issuer's name as the committee reads it: 山西省, 全国.
+fn issuer_name(issuer: Issuer) -> String {
+    let code = issuer.to_string();
+    region_name(&code).map_or(code, str::to_owned)
+}
+
 /// The evaluations `step` would have looked at that an upheld objection
-/// ended by `d`, as a note ("; e1 does not count: objection_upheld (o1)
-/// effective 2026-07-01"): a grade changed by an objection shows why.
-fn overturned(profile: &Profile, tender: &Tender, step: GradeSource, d: NaiveDate) -> String {
-    let mut note = String::new();
+/// ended by `d`, each as a sentence to append to the step's note ("e1 does
+/// not count: objection_upheld (o1) effective 2026-07-01"): a grade changed
+/// by an objection shows why.
+fn overturned(profile: &Profile, tender: &Tender, step: GradeSource, d: NaiveDate) -> Vec<Sentence> {
+    let mut notes = Vec::new();
     for s in &profile.records {
         let Record::Evaluation(e) = &s.record else { continue };
         if e.domain != tender.terms.domain || !step_matches(step, e, tender.terms.region) {
             continue;
         }
-        let (state, why) = profile.state_at(s, d);
-        if state == RecordState::Ended {
-            note.push_str(&format!("; {} does not count: {why}", e.id));
+        if profile.state_at(s, d).0 != RecordState::Ended {
+            continue;
         }
+        let Some((ev, on)) = profile.ending(s) else { continue };
+        let event_zh = ev.event.chinese_name();
+        notes.push(sentence!(
+            "{not_counted} does not count: {event} ({event_id}) effective {effective_on}",
+            "{not_counted}不予计入：{event_zh}（{event_id}），自{effective_on}起生效",
+            not_counted = &e.id,
+            event = ev.event,
+            event_id = &ev.id,
+            effective_on = on,
+        ));
     }
-    note
+    notes
 }
 
 /// The newest annual grade in the tender's domain (the province's before the
@@ -492,7 +666,7 @@ fn lapsed_grade<'a>(policy: &Policy, profile: &'a Profile, tender: &Tender, d: N
 }
 
 /// The policy's default for a member with no grade, by whether it has bad records.
-fn new_entrant_grade(policy: &Policy, records: &[Counted<'_>]) -> (Grade, String) {
+fn new_entrant_grade(policy: &Policy, records: &[Counted<'_>]) -> (Grade, &'static str, Sentence) {
     let bad: Vec<String> = records
         .iter()
         .filter(|c| match &c.stored.record {
@@ -503,12 +677,18 @@ fn new_entrant_grade(policy: &Policy, records: &[Counted<'_>]) -> (Grade, String
         .map(|c| c.stored.record.id().to_string())
         .collect();
     if bad.is_empty() {
-        (policy.new_entrant_clean, "no grade and no bad record: the policy's default for a clean new entrant".to_owned())
+        let note = sentence!(
+            "no grade and no bad record: the policy's default for a clean new entrant",
+            "无信用等级且无不良记录：按本规则无不良记录的新进入企业的默认等级"
+        );
+        (policy.new_entrant_clean, "NEW_ENTRANT_CLEAN", note)
     } else {
-        (
-            policy.new_entrant_with_bad_records,
-            format!("no grade; bad records {}: the policy's default for a new entrant with bad records", bad.join(", ")),
-        )
+        let note = sentence!(
+            "no grade; bad records {records}: the policy's default for a new entrant with bad records",
+            "无信用等级，有不良记录{records}：按本规则有不良记录的新进入企业的默认等级",
+            records = bad.join(", "),
+        );
+        (policy.new_entrant_with_bad_records, "NEW_ENTRANT_WITH_BAD_RECORDS", note)
     }
 }
 
@@ -517,26 +697,42 @@ fn record_grounds(policy: &Policy, code: &CreditCode, records: &[Counted<'_>], d
     for c in records {
         let id = Some(c.stored.record.id());
         match &c.stored.record {
-            Record::ListEntry(l) if policy.exclusion_lists.contains(&l.list) => found.reason(
-                ReasonCode::Listed(l.list),
-                Effect::Exclusion,
-                Some(code),
-                id,
-                format!("on the {} list ({}, {}) since {}", l.list, l.authority, l.decision_number, l.listed_on),
-            ),
-            Record::ListEntry(l) if policy.withhold_lists.contains(&l.list) => found.reason(
-                ReasonCode::BonusWithheld(l.list),
-                Effect::Bonus,
-                Some(code),
-                id,
-                format!("on the {} list ({}) since {}: no credit bonus", l.list, l.decision_number, l.listed_on),
-            ),
+            Record::ListEntry(l) if policy.exclusion_lists.contains(&l.list) => {
+                found.reason(ReasonCode::Listed(l.list), Effect::Exclusion, Some(code), id, {
+                    let list_zh = l.list.chinese_name();
+                    sentence!(
+                        "on the {list} list ({authority}, {decision_number}) since {listed_on}",
+                        "自{listed_on}起列入{list_zh}（{authority}，{decision_number}），予以排除",
+                        list = l.list,
+                        authority = &l.authority,
+                        decision_number = &l.decision_number,
+                        listed_on = l.listed_on,
+                    )
+                })
+            }
+            Record::ListEntry(l) if policy.withhold_lists.contains(&l.list) => {
+                found.reason(ReasonCode::BonusWithheld(l.list), Effect::Bonus, Some(code), id, {
+                    let list_zh = l.list.chinese_name();
+                    sentence!(
+                        "on the {list} list ({decision_number}) since {listed_on}: no credit bonus",
+                        "自{listed_on}起列入{list_zh}（{decision_number}），不享受信用加分",
+                        list = l.list,
+                        decision_number = &l.decision_number,
+                        listed_on = l.listed_on,
+                    )
+                })
+            }
             Record::Penalty(p) if policy.withhold_penalty => found.reason(
                 ReasonCode::PenaltyInPublication,
                 Effect::Bonus,
                 Some(code),
                 id,
-                format!("penalty {} of {} is still in its publication period", p.decision_number, p.decided_on),
+                sentence!(
+                    "penalty {decision_number} of {decided_on} is still in its publication period",
+                    "{decided_on}作出的行政处罚{decision_number}仍在公示期内，不享受信用加分",
+                    decision_number = &p.decision_number,
+                    decided_on = p.decided_on,
+                ),
             ),
             Record::Commitment(cm) => {
                 let (Some(months), Some(breached)) = (policy.withhold_breach_months, cm.breached_on) else { continue };
@@ -547,7 +743,13 @@ fn record_grounds(policy: &Policy, code: &CreditCode, records: &[Counted<'_>], d
                         Effect::Bonus,
                         Some(code),
                         id,
-                        format!("commitment '{}' breached on {breached}, within {months} months", cm.commitment_kind),
+                        sentence!(
+                            "commitment '{commitment_kind}' breached on {breached_on}, within {months} months",
+                            "信用承诺“{commitment_kind}”于{breached_on}失信，在{months}个月内，不享受信用加分",
+                            commitment_kind = &cm.commitment_kind,
+                            breached_on = breached,
+                            months = months,
+                        ),
                     );
                 }
             }
@@ -563,14 +765,18 @@ fn consortium_grade(grades: &[MemberGrade]) -> Grade {
 
 fn exclusion_by_grade(policy: &Policy, grade: Grade, found: &mut Findings) {
     if policy.exclusion_grades.contains(&grade) {
-        let message = format!("grade {grade} is excluded by the policy");
+        let message = sentence!("grade {grade} is excluded by the policy", "信用等级{grade}级按本规则予以排除", grade = grade);
         found.reason(ReasonCode::GradeExcluded, Effect::Exclusion, None, None, message);
     }
 }
 
 fn qualification(policy: &Policy, grade: Grade, eligible: bool, found: &mut Findings) {
     if eligible && policy.refused_grades.contains(&grade) {
-        let message = format!("grade {grade} does not pass qualification review under the policy");
+        let message = sentence!(
+            "grade {grade} does not pass qualification review under the policy",
+            "信用等级{grade}级按本规则未通过资格审查",
+            grade = grade
+        );
         found.reason(ReasonCode::GradeNotQualified, Effect::Qualification, None, None, message);
     }
 }
@@ -601,7 +807,15 @@ fn points(policy: &Policy, grade: Grade, credit_benefit: bool, method: Evaluatio
     let mut pick = |stage: Stage, table: Points, room: Points| {
         if !policy.awards(method, stage) {
             if credit_benefit && table > Points::ZERO {
-                let message = format!("the {method} method awards no credit points at {stage}; grade {grade} would earn {table}");
+                let (method_zh, stage_zh) = (method.chinese_name(), stage.chinese_name());
+                let message = sentence!(
+                    "the {method} method awards no credit points at {stage}; grade {grade} would earn {table}",
+                    "{method_zh}在{stage_zh}阶段不计信用加分；{grade}级本可得{table}分",
+                    method = method,
+                    stage = stage,
+                    grade = grade,
+                    table = table,
+                );
                 found.reason(ReasonCode::NoPointsForMethod(stage), Effect::Points, None, None, message);
             }
             return Points::ZERO;
@@ -633,7 +847,11 @@ fn deposit(policy: &Policy, grade: Grade, nominal: Fen, reduction_allowed: bool,
         _ => DepositBasis::Reduced,
     };
     if !reduction_allowed && grade_share < 100 {
-        let message = format!("grade {grade} would reduce the deposit, but the bidder has no credit benefit");
+        let message = sentence!(
+            "grade {grade} would reduce the deposit, but the bidder has no credit benefit",
+            "{grade}级本可减缴投标保证金，但投标人不享受信用优惠，须全额缴纳",
+            grade = grade,
+        );
         found.reason(ReasonCode::DepositNotReduced, Effect::Deposit, None, None, message);
     }
     Deposit { owed, basis, share_percent: share }
@@ -667,7 +885,9 @@ mod tests {
         let (g, source, evidence, found) = choose(&all, "440300");
         assert_eq!((g, source), (Grade::D, GradeSource::DynamicD));
         assert_eq!(evidence.len(), 1);
-        assert!(found.warnings[0].contains("set directly to D"), "{:?}", found.warnings);
+        assert!(found.warnings[0].message.en.contains("set directly to D"), "{:?}", found.warnings);
+        assert_eq!(found.warnings[0].code, "DYNAMIC_D_OVERRIDES");
+        assert!(found.warnings[0].message.zh.contains("被直接降为D级"), "{:?}", found.warnings);
 
         let (g, source, evidence, _) = choose(&all, "140100");
         assert_eq!((g, source), (Grade::AA, GradeSource::National), "another province's grades do not apply");
@@ -684,13 +904,16 @@ mod tests {
         let (g, source, evidence, found) = choose(&clean, "440300");
         assert_eq!((g, source), (policy().new_entrant_clean, GradeSource::NewEntrant));
         assert_eq!(evidence.last().unwrap().outcome, EvidenceOutcome::Chosen);
-        assert!(found.warnings[0].contains("no credit records at all"));
+        assert!(found.warnings[0].message.en.contains("no credit records at all"));
+        assert_eq!(found.warnings[0].code, "NO_CREDIT_RECORDS");
 
         let listed = serde_json::json!({"type": "list_entry", "id": "l", "entity_name": "x", "list": "transport_blacklist",
             "authority": "a", "decision_number": "n", "listed_on": "2026-01-01"});
         let (g, _, evidence, _) = choose(&profile(&[listed]), "440300");
         assert_eq!(g, policy().new_entrant_with_bad_records);
-        assert!(evidence.last().unwrap().note.contains("bad records l"));
+        assert!(evidence.last().unwrap().note.en.contains("bad records l"));
+        assert_eq!(evidence.last().unwrap().note_code, "NEW_ENTRANT_WITH_BAD_RECORDS");
+        assert!(evidence.last().unwrap().note.zh.contains("有不良记录l"), "{:?}", evidence.last());
     }
 
     #[test]
@@ -750,20 +973,24 @@ mod tests {
             (Points(100), Points(200), Points(300)),
             "AA already fills the cap"
         );
-        assert!(found.reasons[0].message.contains("0.00 points given, 0.50 points cut by the cap of 3.00"), "{}", found.reasons[0].message);
+        assert!(
+            found.reasons[0].message.en.contains("0.00 points given, 0.50 points cut by the cap of 3.00"),
+            "{}",
+            found.reasons[0].message.en
+        );
 
         let mut found = Findings::default();
         let mut a = points(&p, Grade::A, true, scoring, &mut found);
         grant_reward(&p, ListKind::TransportRedList, &holder, scoring, &mut a, &mut found);
         assert_eq!((a.qualification, a.evaluation, a.total()), (Points(50), Points(150), Points(200)));
-        assert!(found.reasons[0].message.contains("0.50 points given, 0.00 points cut"), "{}", found.reasons[0].message);
+        assert!(found.reasons[0].message.en.contains("0.50 points given, 0.00 points cut"), "{}", found.reasons[0].message.en);
 
         let mut found = Findings::default();
         let low = EvaluationMethod::LowestEvaluatedPrice;
         let mut aa = points(&p, Grade::AA, true, low, &mut found);
         grant_reward(&p, ListKind::TransportRedList, &holder, low, &mut aa, &mut found);
         assert_eq!(aa.evaluation, Points(0));
-        assert!(found.reasons[1].message.contains("no joint reward points"), "{}", found.reasons[1].message);
+        assert!(found.reasons[1].message.en.contains("no joint reward points"), "{}", found.reasons[1].message.en);
     }
 
     #[test]

@@ -10,10 +10,13 @@ mod evaluate;
 pub(crate) mod fixtures;
 #[cfg(test)]
 mod properties;
+mod sentence;
 
 pub use evaluate::{
-    Assessment, DepositBasis, Effect, Evidence, EvidenceOutcome, GradeSource, MemberGrade, MemberInput, Reason, ReasonCode, evaluate,
+    Assessment, DepositBasis, Effect, Evidence, EvidenceOutcome, GradeSource, MemberGrade, MemberInput, Reason, ReasonCode, Warning,
+    evaluate,
 };
+pub use sentence::{Param, Sentence};
 
 use crate::domain::records::ListKind;
 use crate::domain::{CreditDomain, EvaluationMethod, Fen, Grade, Points};
@@ -58,6 +61,16 @@ pub enum LapsedGrade {
 crate::domain::vocab::vocabulary! {
     /// A stage of the tender at which credit earns points.
     Stage { Qualification => "qualification", Evaluation => "evaluation" }
+}
+
+impl Stage {
+    /// The stage's name as the committee reads it.
+    pub fn chinese_name(self) -> &'static str {
+        match self {
+            Stage::Qualification => "资格审查",
+            Stage::Evaluation => "评标",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

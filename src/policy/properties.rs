@@ -142,7 +142,7 @@ fn named(a: &Assessment) -> String {
             if let Some((stored, _)) = &e.record {
                 s.push_str(&format!(" {} ", stored.record.id()));
             }
-            s.push_str(&format!(" {} ", e.note.replace([',', ';', ':'], " ")));
+            s.push_str(&format!(" {} ", e.note.en.replace([',', ';', ':'], " ")));
         }
     }
     for r in &a.reasons {
@@ -378,7 +378,10 @@ fn objection_partner(batches: &[Vec<Value>], target: &str, event_id: &str) -> Op
     let mut pending: Option<String> = None;
     for batch in batches {
         let on_target = |kind: &'static str| {
-            batch.iter().filter(move |v| v["type"] == "event" && v["target_id"] == target && v["event"] == kind).map(|v| v["id"].as_str().unwrap())
+            batch
+                .iter()
+                .filter(move |v| v["type"] == "event" && v["target_id"] == target && v["event"] == kind)
+                .map(|v| v["id"].as_str().unwrap())
         };
         let filings: Vec<&str> = on_target("objection_filed").collect();
         let decisions: Vec<&str> = on_target("objection_upheld").chain(on_target("objection_rejected")).collect();
@@ -423,12 +426,12 @@ proptest! {
         // evaluation stage grew by exactly what was given.
         let reward = a.reasons.iter().find(|r| r.effect == super::Effect::Reward);
         if let Some(r) = reward.filter(|_| policy.awards(method, super::Stage::Evaluation)) {
-            let (given, cut) = given_and_cut(&r.message).ok_or_else(|| TestCaseError::fail(format!("no points in '{}'", r.message)))?;
-            prop_assert_eq!(given + cut, policy.reward_extra_evaluation_points.0, "{}", r.message);
+            let (given, cut) = given_and_cut(&r.message.en).ok_or_else(|| TestCaseError::fail(format!("no points in '{}'", r.message.en)))?;
+            prop_assert_eq!(given + cut, policy.reward_extra_evaluation_points.0, "{}", r.message.en);
             let mut unrewarded = policy.clone();
             unrewarded.reward_lists.clear();
             let (_, plain) = assess_consortium(&unrewarded, method, &members);
-            prop_assert_eq!(a.evaluation_points.0 - plain.evaluation_points.0, given, "{}", r.message);
+            prop_assert_eq!(a.evaluation_points.0 - plain.evaluation_points.0, given, "{}", r.message.en);
         }
 
         // The signed statement's payload, and the committee's row and CSV

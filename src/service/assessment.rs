@@ -61,6 +61,12 @@ impl AssessmentApi {
         AssessmentApi { rules, policies, keys, cache, log, tables }
     }
 
+    /// The display name (Chinese title) of the policy version `digest`, for
+    /// pages; `None` when the version cannot be loaded.
+    pub async fn policy_title(&self, digest: &str) -> Option<String> {
+        self.policies.by_digest(digest).await.ok().map(|p| p.title.clone())
+    }
+
     /// Records a signed envelope in the log; its index once durable.
     async fn record(&self, envelope: &pb::Envelope) -> Result<Option<u64>, ApiError> {
         match &self.log {
@@ -122,10 +128,19 @@ impl AssessmentApi {
             let mut statement = statement(tender, policy, bidder, &assessment, data_version, chrono::Utc::now());
             if let Some(age) = unconfirmed {
                 statement.served_from_cache_while_store_unreachable = true;
+                let seconds = age.as_secs();
                 statement.warnings.push(format!(
-                    "served from cached data at data version {data_version}: the credit store has not been reachable for {}s",
-                    age.as_secs()
+                    "served from cached data at data version {data_version}: the credit store has not been reachable for {seconds}s"
                 ));
+                statement.warning_details.push(pb::Warning {
+                    code: "SERVED_FROM_CACHE".into(),
+                    params: vec![
+                        pb::Param { name: "data_version".into(), value: data_version.to_string() },
+                        pb::Param { name: "seconds".into(), value: seconds.to_string() },
+                    ],
+                    message_zh: format!("信用数据库已{seconds}秒无法访问，本结论依据数据版本{data_version}的缓存数据出具"),
+                    ..Default::default()
+                });
             }
             let envelope = self.sign_with(&keys, ASSESSMENT_PAYLOAD_TYPE, &statement);
             let log_index = self.record(&envelope).await?;
@@ -254,15 +269,21 @@ pub(crate) fn deposit_check(statement: pb::AssessmentStatement, offered: Fen, fo
     let counted = if guarantee_refused { Fen(0) } else { offered };
     let shortfall = Fen((owed.0 - counted.0).max(0));
     let satisfied = shortfall.0 == 0;
-    let message = if guarantee_refused {
-        format!(
-            "a credit guarantee is not accepted for grade {} under policy {policy_id}: lodge {owed} in cash or another accepted form",
-            statement.applied_grade,
+    let grade = &statement.applied_grade;
+    let (message, message_zh) = if guarantee_refused {
+        (
+            format!(
+                "a credit guarantee is not accepted for grade {grade} under policy {policy_id}: lodge {owed} in cash or another accepted form"
+            ),
+            format!("按规则{policy_id}，{grade}级不可使用信用保函：须以现金或其他认可形式缴纳{owed}"),
         )
     } else if satisfied {
-        format!("the offer of {offered} covers the deposit owed, {owed}")
+        (format!("the offer of {offered} covers the deposit owed, {owed}"), format!("提交的{offered}足额覆盖应缴投标保证金{owed}"))
     } else {
-        format!("the offer of {offered} falls short of the deposit owed, {owed}, by {shortfall}")
+        (
+            format!("the offer of {offered} falls short of the deposit owed, {owed}, by {shortfall}"),
+            format!("提交的{offered}低于应缴投标保证金{owed}，差额{shortfall}"),
+        )
     };
     pb::DepositCheck {
         statement_type: "credit-tender/deposit-check/v1".into(),
@@ -272,6 +293,7 @@ pub(crate) fn deposit_check(statement: pb::AssessmentStatement, offered: Fen, fo
         satisfied,
         shortfall_fen: shortfall.0,
         message,
+        message_zh,
     }
 }
 

@@ -91,6 +91,7 @@ async fn assessment(store: &Store, signed: &pb::AssessmentStatement) -> Result<p
         // warning it carries is about that moment, not about the inputs.
         s.served_from_cache_while_store_unreachable = true;
         s.warnings.extend(signed.warnings.iter().filter(|w| w.starts_with("served from cached data")).cloned());
+        s.warning_details.extend(signed.warning_details.iter().filter(|w| w.code == "SERVED_FROM_CACHE").cloned());
     }
     Ok(s)
 }

@@ -2,7 +2,7 @@
 
 use super::tenders::timestamp;
 use crate::domain::{Bidder, Tender};
-use crate::policy::{Assessment, Evidence, MemberGrade, Policy};
+use crate::policy::{Assessment, Evidence, MemberGrade, Param, Policy, Warning};
 use crate::proto::v1 as pb;
 use crate::signing::{Envelope, Keyring};
 use chrono::{DateTime, Utc};
@@ -53,7 +53,9 @@ pub(crate) fn statement(
                 effect: r.effect.to_string(),
                 credit_code: r.credit_code.as_ref().map(ToString::to_string).unwrap_or_default(),
                 record_id: r.record_id.as_ref().map(ToString::to_string).unwrap_or_default(),
-                message: r.message.clone(),
+                message: r.message.en.clone(),
+                params: params_to_proto(&r.message.params),
+                message_zh: r.message.zh.clone(),
             })
             .collect(),
         applied_grade: a.applied_grade.to_string(),
@@ -68,12 +70,29 @@ pub(crate) fn statement(
         deposit_share_percent: a.deposit_share_percent,
         credit_guarantee_allowed: a.credit_guarantee_allowed,
         performance_bond_rate_bp: a.performance_bond_rate_bp,
-        warnings: a.warnings.clone(),
+        warnings: a.warnings.iter().map(|w| w.message.en.clone()).collect(),
         issued_at: Some(timestamp(issued_at)),
         credit_benefit: a.credit_benefit,
         served_from_cache_while_store_unreachable: false,
         contract_price_fen: a.contract_price.map(|p| p.0),
         performance_bond_fen: a.performance_bond.map(|p| p.0),
+        warning_details: a.warnings.iter().map(warning_to_proto).collect(),
+        region_name: crate::domain::region_name(&tender.terms.region.to_string()).unwrap_or_default().to_owned(),
+        policy_title: policy.title.clone(),
+    }
+}
+
+pub(crate) fn params_to_proto(params: &[Param]) -> Vec<pb::Param> {
+    params.iter().map(|p| pb::Param { name: p.name.to_owned(), value: p.value.clone() }).collect()
+}
+
+fn warning_to_proto(w: &Warning) -> pb::Warning {
+    pb::Warning {
+        code: w.code.to_owned(),
+        params: params_to_proto(&w.message.params),
+        credit_code: w.credit_code.as_ref().map(ToString::to_string).unwrap_or_default(),
+        record_id: w.record_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        message_zh: w.message.zh.clone(),
     }
 }
 
@@ -87,10 +106,19 @@ fn member_grade_to_proto(m: &MemberGrade) -> pb::MemberGrade {
 }
 
 fn evidence_to_proto(e: &Evidence) -> pb::Evidence {
-    let mut out = pb::Evidence { step: e.step.to_string(), outcome: e.outcome.to_string(), note: e.note.clone(), ..Default::default() };
+    let mut out = pb::Evidence {
+        step: e.step.to_string(),
+        outcome: e.outcome.to_string(),
+        note: e.note.en.clone(),
+        note_code: e.note_code.to_owned(),
+        note_params: params_to_proto(&e.note.params),
+        note_zh: e.note.zh.clone(),
+        ..Default::default()
+    };
     if let Some((stored, ev)) = &e.record {
         out.record_id = ev.id.to_string();
         out.issuer = ev.issuer.to_string();
+        out.issuer_name = crate::domain::region_name(&out.issuer).unwrap_or_default().to_owned();
         out.year = ev.year;
         out.grade = ev.grade.to_string();
         out.document_ref = ev.document_ref.clone();

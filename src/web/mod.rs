@@ -24,6 +24,14 @@ use std::sync::Arc;
 
 const JS: &str = include_str!("assets/committee.js");
 const CSS: &str = include_str!("assets/committee.css");
+/// @noble/ed25519 3.2.0 from npm, byte for byte (its `index.js`): the page's
+/// Ed25519 verifier where WebCrypto has none. npm integrity
+/// sha512-criDgRlnUA09hchYrTy/JUWPIEap5rZxQe6wDWzRx51oWWpDRcUpuNzlgPxDJaOK6AsW9c0wKcj3rKRv6t+bPQ==;
+/// the file's SHA-256 is [`NOBLE_ED25519_SHA256`] (checked by a test). MIT
+/// licence: `assets/noble-ed25519.LICENSE`.
+const NOBLE_ED25519: &str = include_str!("assets/noble-ed25519.js");
+/// The SHA-256 of `assets/noble-ed25519.js` as published in @noble/ed25519 3.2.0.
+pub const NOBLE_ED25519_SHA256: &str = "a4f631d1876b5d9e43a86cd71194ca27b5e1451edf4ba4db9a418f40a475569a";
 
 #[derive(Clone)]
 pub struct WebState {
@@ -52,6 +60,7 @@ fn pages() -> Vec<(&'static str, MethodRouter<WebState>)> {
         ("/committee/enter/{link}", get(enter)),
         ("/assets/committee.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) })),
         ("/assets/committee.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) })),
+        ("/assets/noble-ed25519.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], NOBLE_ED25519) })),
         ("/metrics", get(metrics)),
     ]
 }
@@ -286,7 +295,8 @@ async fn committee_page(s: &WebState, caller: &Caller, raw_id: &str) -> Result<S
         }
         bidders.push((bid.sequence, members));
     }
-    Ok(page::committee(&cached.tender, &bidders))
+    let policy_title = s.assessments.policy_title(&cached.tender.policy_digest).await;
+    Ok(page::committee(&cached.tender, policy_title.as_deref(), &bidders))
 }
 
 #[derive(serde::Deserialize)]

@@ -2,8 +2,8 @@
 //! error pages. Every value from data is escaped here; figures in the table
 //! are filled in by the browser from verified payloads only.
 
-use crate::domain::Tender;
 use crate::domain::date::shanghai;
+use crate::domain::{Tender, region_display};
 use std::fmt::Write;
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -48,7 +48,7 @@ pub fn tender_list(tenders: &[(Tender, u32)]) -> String {
             id = esc(t.tender_id.as_str()),
             title = esc(&t.terms.title),
             domain = t.terms.domain.chinese_name(),
-            region = esc(&t.terms.region.to_string()),
+            region = esc(&region_display(&t.terms.region.to_string())),
             deadline = deadline(t),
         );
     }
@@ -59,7 +59,7 @@ pub fn tender_list(tenders: &[(Tender, u32)]) -> String {
         "招标项目 · 信用评价",
         &format!(
             "<header><h1>招标项目</h1><p class=\"sub\">交通运输信用评价结果在招标投标中的应用</p></header>\
-             <main><table class=\"list\"><thead><tr><th>项目编号</th><th>项目名称</th><th>信用领域</th><th>地区代码</th>\
+             <main><table class=\"list\"><thead><tr><th>项目编号</th><th>项目名称</th><th>信用领域</th><th>地区</th>\
              <th>投标截止时间（北京时间）</th><th>投标数</th></tr></thead><tbody>{rows}</tbody></table></main>"
         ),
     )
@@ -67,7 +67,9 @@ pub fn tender_list(tenders: &[(Tender, u32)]) -> String {
 
 /// `/tenders/{id}`: the committee's page. The table is filled in by
 /// `committee.js` from signed statements it verifies itself.
-pub fn committee(t: &Tender, bidders: &[(u32, Vec<(String, String)>)]) -> String {
+/// `policy_title` is the policy's display name (its file's title), shown
+/// with its digest; the policy id, a file name, stays in a tooltip.
+pub fn committee(t: &Tender, policy_title: Option<&str>, bidders: &[(u32, Vec<(String, String)>)]) -> String {
     let mut list = String::new();
     for (seq, members) in bidders {
         let names: Vec<String> = members
@@ -80,10 +82,10 @@ pub fn committee(t: &Tender, bidders: &[(u32, Vec<(String, String)>)]) -> String
         "<header><p class=\"crumbs\"><a href=\"/\">招标项目</a> › {id}</p>\
          <h1>{title}</h1>\
          <dl class=\"facts\"><dt>项目编号</dt><dd>{id}（第 {version} 版）</dd>\
-         <dt>信用领域</dt><dd>{domain}</dd><dt>地区代码</dt><dd>{region}</dd>\
+         <dt>信用领域</dt><dd>{domain}</dd><dt>地区</dt><dd>{region}</dd>\
          <dt>投标截止时间</dt><dd>{deadline}（北京时间，信用评价以此时点为准）</dd>\
          <dt>投标保证金（名义）</dt><dd>{deposit}</dd>\
-         <dt>信用评价规则</dt><dd>{policy} <code class=\"digest\">sha256:{digest}</code></dd></dl>\
+         <dt>信用评价规则</dt><dd><span title=\"{policy}\">{policy_title}</span> <code class=\"digest\">sha256:{digest}</code></dd></dl>\
          <div class=\"actions noprint\"><button id=\"print\" type=\"button\">打印</button>\
          <a id=\"csv\" class=\"button\" href=\"#\" download=\"{id}-credit.csv\">下载 CSV</a></div></header>\
          <main>\
@@ -104,10 +106,11 @@ pub fn committee(t: &Tender, bidders: &[(u32, Vec<(String, String)>)]) -> String
         title = esc(&t.terms.title),
         version = t.version,
         domain = t.terms.domain.chinese_name(),
-        region = esc(&t.terms.region.to_string()),
+        region = esc(&region_display(&t.terms.region.to_string())),
         deadline = deadline(t),
         deposit = esc(&t.terms.nominal_deposit.to_string()),
         policy = esc(&t.policy_id),
+        policy_title = esc(policy_title.unwrap_or("（规则名称无法读取）")),
         digest = esc(&t.policy_digest),
     );
     let page = layout(&format!("{} · 评标委员会信用评价", t.terms.title), &body);

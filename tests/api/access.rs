@@ -924,6 +924,7 @@ fn expected_page_statuses() -> std::collections::BTreeMap<&'static str, Vec<(&'s
         ("/committee/enter/{link}", vec![("LINK", [303; 7])]),
         ("/assets/committee.js", vec![("/assets/committee.js", [200; 7])]),
         ("/assets/committee.css", vec![("/assets/committee.css", [200; 7])]),
+        ("/assets/noble-ed25519.js", vec![("/assets/noble-ed25519.js", [200; 7])]),
         ("/metrics", vec![("/metrics", [401, 403, 403, 403, 200, 401, 403])]),
     ]
     .into_iter()

@@ -24,6 +24,7 @@ mod outside;
 mod outside_again;
 mod overload;
 mod ownership;
+mod readme;
 mod records;
 mod rules;
 mod server;

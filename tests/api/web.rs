@@ -59,6 +59,12 @@ async fn pages_escape_data_and_say_404() {
         assert!(status == 200 && body.len() > 1000, "{asset}");
         assert!(!body.contains("http://") && !body.contains("https://"), "{asset} fetches from outside");
     }
+    // The Ed25519 fallback is @noble/ed25519 3.2.0's index.js, byte for byte
+    // (its only URLs and its one `import` are in comments), and loads nothing.
+    let (status, noble) = http_get(server.addr, "/assets/noble-ed25519.js").await;
+    assert_eq!(status, 200);
+    assert_eq!(hex::encode(ring::digest::digest(&ring::digest::SHA256, noble.as_bytes())), credit_tender::web::NOBLE_ED25519_SHA256);
+    assert!(!noble.contains("fetch(") && !noble.contains("import(") && !noble.contains("XMLHttpRequest"), "the fallback loads nothing");
 
     let (status, page) = http_get(server.addr, "/tenders/NOPE").await;
     assert_eq!(status, 404);
@@ -293,6 +299,14 @@ impl Browser {
         serde_json::from_value(v).unwrap()
     }
 
+    /// Runs `source` in every document this browser opens from now on,
+    /// before the page's own scripts (CDP `Page.addScriptToEvaluateOnNewDocument`).
+    pub async fn init_script(&self, source: &str) {
+        let body = json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": source}});
+        let r = wd(self.port, "POST", &format!("/session/{}/goog/cdp/execute", self.session), Some(body)).await;
+        assert!(r["value"]["identifier"].is_string(), "init script not installed: {r}");
+    }
+
     async fn screenshot(&self, path: &std::path::Path) {
         let r = wd(self.port, "GET", &format!("/session/{}/screenshot", self.session), None).await;
         use base64::Engine;
@@ -361,8 +375,8 @@ async fn the_committee_page_verifies_every_row_in_the_browser() {
         assert_eq!(cells[5], format!("{:.2}", s.evaluation_points));
         assert_eq!(cells[6], format!("{:.2}", s.total_points));
         assert!(cells[7].starts_with(&yuan(s.deposit_owed_fen)), "deposit of bid {seq}: {} vs {}", cells[7], yuan(s.deposit_owed_fen));
-        assert_eq!(cells[9], if s.eligible { "否" } else { "排除" });
-        assert_eq!(cells[10], if s.qualified { "通过" } else { "不通过" });
+        assert!(cells[9].starts_with(if s.eligible { "否" } else { "排除" }), "bid {seq}: {cells:?}");
+        assert!(cells[10].starts_with(if s.qualified { "通过" } else { "不通过" }), "bid {seq}: {cells:?}");
         assert_eq!(cells[cells.len() - 2], "签名有效", "bid {seq}");
     }
     let status = browser.eval("return document.getElementById('status').innerText").await;
@@ -484,4 +498,246 @@ async fn the_committee_table_and_csv_keep_per_stage_points_within_the_cap() {
             assert_eq!((q, e, t), (100, 200, 300), "{what} bid {seq}: AA fills the cap, with the reward or without");
         }
     }
+}
+
+/// The demo server with its tenders registered, the page's test hooks on
+/// (`?tamper=N`), and the committee's table of DEMO-SX-2026-001 as gRPC gives it.
+async fn demo_for_browser() -> (TestServer, pb::AssessTenderResponse, TestDb) {
+    let db = sqlite_db();
+    let store = Store::open(&db.url).await.unwrap();
+    let rules = credit_tender::config::Rules::shipped();
+    credit_tender::demo::load(&store, &rules).await.unwrap();
+    let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
+    credit_tender::demo::register_tenders(&store, &policies).await.unwrap();
+    let options = ServerOptions { web_test_hooks: true, ..ServerOptions::default() };
+    let server = spawn_app(store, AppOptions { server: options, ..AppOptions::default() }).await;
+    let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(server.channel().await);
+    let request = pb::AssessTenderRequest { tender_id: DEMO_TENDER.into(), ..Default::default() };
+    let table = assess.assess_tender(request).await.unwrap().into_inner();
+    assert!(table.bids.len() >= 5);
+    (server, table, db)
+}
+
+const DEMO_TENDER: &str = "DEMO-SX-2026-001";
+
+/// Makes WebCrypto refuse Ed25519 as a Chromium before 137 does (and the
+/// domestic browsers built on one): importKey and verify reject the
+/// algorithm as unknown; SHA-256 and SHA-512 still work.
+const NO_WEBCRYPTO_ED25519: &str = r#"(() => {
+  const ed = alg => String(typeof alg === "string" ? alg : alg && alg.name).toLowerCase() === "ed25519";
+  for (const [m, at] of [["importKey", 2], ["verify", 0], ["generateKey", 0]]) {
+    const orig = SubtleCrypto.prototype[m];
+    SubtleCrypto.prototype[m] = function (...args) {
+      return ed(args[at]) ? Promise.reject(new DOMException("Algorithm: Unrecognized name", "NotSupportedError")) : orig.apply(this, args);
+    };
+  }
+})();"#;
+
+/// Takes WebCrypto away altogether, as on a plain http:// intranet address.
+const NO_WEBCRYPTO: &str = "Object.defineProperty(Crypto.prototype, 'subtle', { get() { return undefined; }, configurable: true });";
+
+/// English as a sentence has it: two or more lower-case words in a row
+/// ("credit code", "allow-list", "no dynamic D in force").
+fn english_phrases(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let word_at = |i: usize| (i..chars.len()).take_while(|&j| chars[j].is_ascii_lowercase()).count();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_lowercase() || (i > 0 && chars[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        let (start, mut at, mut words, mut end) = (i, i, 0, i);
+        loop {
+            let n = word_at(at);
+            if n < 2 || chars.get(at + n).is_some_and(|c| c.is_ascii_alphanumeric()) {
+                break;
+            }
+            words += 1;
+            end = at + n;
+            match chars.get(end) {
+                Some(' ' | '-') if chars.get(end + 1).is_some_and(|c| c.is_ascii_lowercase()) => at = end + 1,
+                _ => break,
+            }
+        }
+        if words >= 2 {
+            out.push(chars[start..end].iter().collect());
+        }
+        i = end.max(start + 1);
+    }
+    out
+}
+
+#[test]
+fn english_phrases_are_found_and_identifiers_are_not() {
+    assert_eq!(english_phrases("无。no dynamic D in force"), vec!["no dynamic", "in force"]);
+    assert_eq!(english_phrases("见 allow-list 与 credit code"), vec!["allow-list", "credit code"]);
+    assert!(english_phrases("DEMO-SX-2026-001 sha256:ab12 签名有效 eval:440000:highway_construction").is_empty());
+}
+
+/// Every identifier the statements carry (record ids, codes, keys, document
+/// numbers): these are data, not sentences, and are taken out of the page's
+/// text before it is searched for English.
+fn identifiers(table: &pb::AssessTenderResponse) -> Vec<String> {
+    let mut ids = Vec::new();
+    for bid in &table.bids {
+        let a = bid.assessment.as_ref().unwrap();
+        let s = a.statement.as_ref().unwrap();
+        ids.extend(a.envelope.as_ref().unwrap().signatures.iter().map(|x| x.keyid.clone()));
+        ids.extend(s.members.iter().flat_map(|m| [m.credit_code.clone(), m.entity_name.clone()]));
+        for g in &s.member_grades {
+            ids.extend(g.evidence.iter().flat_map(|e| [e.record_id.clone(), e.document_ref.clone()]));
+            ids.extend(g.evidence.iter().flat_map(|e| {
+                e.note_params
+                    .iter()
+                    .filter(|p| p.name == "records")
+                    .flat_map(|p| p.value.split(", ").map(str::to_owned).collect::<Vec<_>>())
+            }));
+        }
+        ids.extend(s.reasons.iter().map(|r| r.record_id.clone()));
+        ids.extend(s.reasons.iter().flat_map(|r| {
+            r.params
+                .iter()
+                .filter(|p| p.name.contains("number") || p.name.contains("authority") || p.name.contains("kind"))
+                .map(|p| p.value.clone())
+        }));
+        ids.extend(s.warning_details.iter().map(|w| w.record_id.clone()));
+    }
+    ids.retain(|i| !i.is_empty());
+    // Longest first, so that an id containing another is taken out whole.
+    ids.sort_by_key(|i| std::cmp::Reverse(i.len()));
+    ids
+}
+
+/// Issue 22: the committee reads only Chinese. Every row opened, the page's
+/// text (table, evidence, reasons, warnings, rule name) has no English
+/// phrase once the record ids and codes are taken out; the region is named;
+/// a consortium's members each show their grade and source; 排除 and 不通过
+/// carry their reason in the row; 入账 does not wrap; and each row's printed
+/// line names its log index and the statement's SHA-256.
+#[tokio::test]
+async fn the_committee_page_speaks_chinese_names_the_region_and_prints_what_verify_checks() {
+    let Some(browser) = Browser::start().await else { return };
+    let (server, table, _dir) = demo_for_browser().await;
+    browser.goto(&format!("http://{}/tenders/{DEMO_TENDER}", server.addr)).await;
+    browser.ready().await;
+    assert_eq!(browser.logged().await, table.bids.len() as u64);
+    browser.eval("document.querySelectorAll('#table tbody tr.detail').forEach(t => t.hidden = false); return 0").await;
+    let text = browser.eval("return document.body.innerText").await.as_str().unwrap().to_owned();
+    assert!(text.contains("山西省太原市（140100）"), "the region's name: {text}");
+    assert!(text.contains("山西省公路施工招标信用评价应用示例"), "the rules' Chinese name: {text}");
+    let mut stripped = text.clone();
+    for id in identifiers(&table) {
+        stripped = stripped.replace(&id, " ");
+    }
+    let english = english_phrases(&stripped);
+    assert!(english.is_empty(), "English on the committee's page: {english:?}\n{stripped}");
+    for phrase in ["allow-list", "credit code", "clean new entrant", "shanxi-highway-construction", "dynamic D", "Unrecognized"] {
+        assert!(!stripped.contains(phrase), "'{phrase}' on the page");
+    }
+
+    let rows = browser.rows().await;
+    for (bid, (seq, cells)) in table.bids.iter().zip(&rows) {
+        let s = bid.assessment.as_ref().unwrap().statement.as_ref().unwrap();
+        assert_eq!(cells[cells.len() - 2], "签名有效", "bid {seq}");
+        if s.members.len() > 1 {
+            for (m, g) in s.members.iter().zip(&s.member_grades) {
+                assert!(cells[3].contains(&format!("{}：{}级", m.entity_name, g.grade)), "each member's grade against its name: {cells:?}");
+            }
+        }
+        let why = |effect: &str| s.reasons.iter().filter(|r| r.effect == effect).map(|r| r.message_zh.clone()).collect::<Vec<_>>();
+        if !s.eligible {
+            assert!(
+                cells[9].starts_with("排除") && why("exclusion").iter().all(|w| !w.is_empty() && cells[9].contains(w.as_str())),
+                "bid {seq}: {cells:?}"
+            );
+        } else if !s.qualified {
+            assert!(
+                cells[10].starts_with("不通过") && why("qualification").iter().all(|w| cells[10].contains(w.as_str())),
+                "bid {seq}: {cells:?}"
+            );
+        }
+    }
+    assert!(
+        table.bids.iter().any(|b| !b.assessment.as_ref().unwrap().statement.as_ref().unwrap().eligible),
+        "the demo has an excluded bid"
+    );
+    let wrap = browser.eval("return [...document.querySelectorAll('td.log')].map(td => getComputedStyle(td).whiteSpace)").await;
+    assert!(wrap.as_array().unwrap().iter().all(|w| w == "nowrap"), "{wrap}");
+    // The printed record: each row's log index and the statement's SHA-256.
+    let printed = browser.eval("return [...document.querySelectorAll('tr.printonly')].map(tr => tr.textContent)").await;
+    let printed: Vec<String> = serde_json::from_value(printed).unwrap();
+    assert_eq!(printed.len(), table.bids.len());
+    for (bid, line) in table.bids.iter().zip(&printed) {
+        let a = bid.assessment.as_ref().unwrap();
+        let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &a.envelope.as_ref().unwrap().payload));
+        assert!(line.contains(&format!("日志序号 {} ", a.log_index.unwrap())) && line.contains(&digest), "{line}");
+    }
+    let css = browser.eval("return [...document.styleSheets[0].cssRules].map(r => r.cssText).join('\\n')").await;
+    assert!(css.as_str().unwrap().contains("tr.printonly { display: table-row; }"), "printed rows are shown in print");
+}
+
+/// Issue 22: where WebCrypto has no Ed25519 (Chromium before 137), the page
+/// verifies with the vendored @noble/ed25519: every row 签名有效 and 已入账;
+/// a payload altered in transit is still 签名无效.
+#[tokio::test]
+async fn without_webcrypto_ed25519_the_page_verifies_with_the_vendored_fallback() {
+    let Some(browser) = Browser::start().await else { return };
+    let (server, table, _dir) = demo_for_browser().await;
+    browser.init_script(NO_WEBCRYPTO_ED25519).await;
+    browser.goto(&format!("http://{}/tenders/{DEMO_TENDER}", server.addr)).await;
+    browser.ready().await;
+    assert_eq!(browser.eval("return document.body.dataset.verifier").await, json!("noble"));
+    let rows = browser.rows().await;
+    assert_eq!(rows.len(), table.bids.len());
+    for (seq, cells) in &rows {
+        assert_eq!(cells[cells.len() - 2], "签名有效", "bid {seq}: {cells:?}");
+    }
+    let status = browser.eval("return document.getElementById('status').innerText").await;
+    assert!(status.as_str().unwrap().contains("全部结论签名有效"), "{status}");
+    assert_eq!(browser.logged().await, table.bids.len() as u64, "log checkpoints verified by the fallback too");
+
+    browser.goto(&format!("http://{}/tenders/{DEMO_TENDER}?tamper=2", server.addr)).await;
+    browser.ready().await;
+    assert_eq!(browser.eval("return document.body.dataset.verifier").await, json!("noble"));
+    for (seq, cells) in &browser.rows().await {
+        let want = if seq == "2" { "签名无效" } else { "签名有效" };
+        assert_eq!(cells[cells.len() - 2], want, "bid {seq}: {cells:?}");
+    }
+}
+
+/// Issue 22: where nothing can be verified (no WebCrypto at all), the page
+/// says 此浏览器无法核验签名, marks no row 签名无效, and the CSV says in the
+/// file that its rows were not checked.
+#[tokio::test]
+async fn without_webcrypto_the_page_says_it_cannot_verify_and_marks_nothing_invalid() {
+    let Some(browser) = Browser::start().await else { return };
+    let (server, table, _dir) = demo_for_browser().await;
+    browser.init_script(NO_WEBCRYPTO).await;
+    browser.goto(&format!("http://{}/tenders/{DEMO_TENDER}", server.addr)).await;
+    browser.ready().await;
+    assert_eq!(browser.eval("return document.body.dataset.verifier").await, json!("none"));
+    let status = browser.eval("return document.getElementById('status').innerText").await;
+    assert!(status.as_str().unwrap().contains("此浏览器无法核验签名"), "{status}");
+    let rows = browser.rows().await;
+    assert_eq!(rows.len(), table.bids.len());
+    for (seq, cells) in &rows {
+        assert_eq!(cells[cells.len() - 2], "未核验", "bid {seq}: {cells:?}");
+        assert_eq!(cells[cells.len() - 1], "未核验", "bid {seq}: {cells:?}");
+    }
+    let text = browser.eval("return document.body.innerText").await;
+    assert!(!text.as_str().unwrap().contains("签名无效"), "nothing is called invalid: {text}");
+    let csv = browser
+        .eval_async(
+            "const done = arguments[arguments.length - 1]; fetch(document.getElementById('csv').href).then(r => r.text()).then(done)",
+        )
+        .await;
+    let csv = csv.as_str().unwrap().trim_start_matches('\u{feff}');
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().contains("此浏览器无法核验签名"), "{csv}");
+    lines.next(); // the header
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), table.bids.len(), "{csv}");
+    assert!(rows.iter().all(|r| r.contains("\"未核验\"") && !r.contains("签名有效") && !r.contains("签名无效")), "{csv}");
 }

@@ -1,6 +1,12 @@
 // The committee's table. Every row is built from a signed statement that this
-// page verifies itself (Ed25519 over DSSE's PAE, with WebCrypto) against the
-// service's published keys; the figures shown are those of the verified payload.
+// page verifies itself (Ed25519 over DSSE's PAE) against the service's
+// published keys; the figures shown are those of the verified payload.
+// Ed25519 is verified with WebCrypto where the browser has it (Chromium 137
+// and later), else with @noble/ed25519 (vendored: /assets/noble-ed25519.js,
+// see README), which needs only WebCrypto's SHA-512. Where the browser has no
+// WebCrypto at all (a plain-HTTP intranet address is not a secure
+// context), nothing can be checked: the page says 此浏览器无法核验签名 and marks
+// each row 未核验, never 签名无效, which is kept for a signature that fails.
 // Each row is then checked to be in the service's transparency log: the leaf
 // (the envelope as compact DSSE JSON) hashed as RFC 6962 says, its inclusion
 // proof recomputed to a root (RFC 9162 §2.1.3.2), and that root found in a
@@ -8,8 +14,12 @@
 "use strict";
 
 const GRADE_RANK = { AA: 4, A: 3, B: 2, C: 1, D: 0 };
-const SOURCE_ZH = { dynamic_d: "动态降为D级", provincial: "省级评价", national: "全国评价", new_entrant: "新进入（默认等级）" };
+const SOURCE_ZH = {
+  dynamic_d: "动态降为D级", provincial: "省级评价", national: "全国评价", carried_over: "沿用上期评价", new_entrant: "新进入（默认等级）",
+};
 const BASIS_ZH = { waived: "免缴", reduced: "减缴", full: "全额" };
+const OUTCOME_ZH = { chosen: "采用", not_found: "无", skipped: "不适用" };
+// For statements signed before they carried Chinese (messageZh): the reason by its code.
 const REASON_ZH = {
   GRADE_EXCLUDED: "信用等级不符合招标文件要求，予以排除",
   GRADE_NOT_QUALIFIED: "信用等级未通过资格审查",
@@ -25,12 +35,19 @@ const LIST_ZH = {
 };
 
 function reasonZh(r) {
+  if (r.messageZh) return r.messageZh;
   if (REASON_ZH[r.code]) return REASON_ZH[r.code];
   let m = /^LISTED_(.+)$/.exec(r.code);
   if (m) return "列入" + (LIST_ZH[m[1]] || m[1]) + "，予以排除";
   m = /^BONUS_WITHHELD_(.+)$/.exec(r.code);
   if (m) return "列入" + (LIST_ZH[m[1]] || m[1]) + "，不享受信用加分";
-  return r.message;
+  return "原因代码 " + r.code;
+}
+
+// Each warning in Chinese; a statement signed before warnings had codes has only the English.
+function warningsZh(s) {
+  const details = s.warningDetails || [];
+  return (s.warnings || []).map((w, i) => (details[i] && details[i].messageZh) || "提示（仅有英文原文）：" + w);
 }
 
 function b64(s) {
@@ -39,6 +56,8 @@ function b64(s) {
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
+
+const hex = bytes => Array.from(bytes, b => b.toString(16).padStart(2, "0")).join("");
 
 // DSSE pre-authentication encoding: "DSSEv1" SP len(type) SP type SP len(body) SP body.
 function pae(type, body) {
@@ -65,35 +84,81 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
-async function importKeys(list) {
-  const keys = new Map();
-  for (const k of (list.keys || []).filter(k => (k.role || "statement") === "statement")) {
-    try {
-      keys.set(k.keyid, await crypto.subtle.importKey("raw", b64(k.publicKey), { name: "Ed25519" }, false, ["verify"]));
-    } catch (e) {
-      console.warn("key not usable", k.keyid, e);
-    }
+// A raw Ed25519 public key that WebCrypto must accept if it knows Ed25519
+// (RFC 8032 §7.1, test 1).
+const PROBE_KEY = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+
+// How this browser verifies Ed25519: { name, verify(rawKey, sig, msg) → bool },
+// or null when it cannot at all. WebCrypto first; the vendored noble fallback
+// where WebCrypto refuses Ed25519; null without WebCrypto (no SHA-512 either).
+async function ed25519() {
+  if (!window.crypto || !crypto.subtle) return null;
+  try {
+    await crypto.subtle.importKey("raw", b64(PROBE_KEY), { name: "Ed25519" }, false, ["verify"]);
+    const keys = new Map();
+    return {
+      name: "webcrypto",
+      async verify(raw, sig, msg) {
+        const id = hex(raw);
+        if (!keys.has(id)) keys.set(id, crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]));
+        return crypto.subtle.verify({ name: "Ed25519" }, await keys.get(id), sig, msg);
+      },
+    };
+  } catch (e) {
+    console.info("WebCrypto has no Ed25519; using the vendored @noble/ed25519", e);
   }
+  try {
+    const noble = await import("/assets/noble-ed25519.js");
+    return {
+      name: "noble",
+      async verify(raw, sig, msg) {
+        try {
+          // Strict RFC 8032 (not ZIP-215), as WebCrypto and the service's ring.
+          return await noble.verifyAsync(sig, msg, raw, { zip215: false });
+        } catch (e) {
+          return false;
+        }
+      },
+    };
+  } catch (e) {
+    console.warn("the Ed25519 fallback could not be loaded", e);
+    return null;
+  }
+}
+
+function statementKeys(list) {
+  const keys = new Map();
+  for (const k of (list.keys || []).filter(k => (k.role || "statement") === "statement")) keys.set(k.keyid, b64(k.publicKey));
   return keys;
 }
 
-async function check(bid, keys) {
+const sha256 = async bytes => new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+
+// One bid: "ok" (a listed key's signature verifies), "bad" (none does), or
+// "unchecked" (this browser cannot verify). Figures are read from the payload
+// only when it verified or could not be checked; an unchecked row says so.
+async function check(bid, keys, ed) {
   const env = bid.envelope;
   const payload = b64(env.payload);
-  let valid = false;
-  for (const s of env.signatures || []) {
-    const key = keys.get(s.keyid);
-    if (!key) continue;
-    if (await crypto.subtle.verify({ name: "Ed25519" }, key, b64(s.sig), pae(env.payloadType, payload))) {
-      valid = true;
-      break;
+  let sig = "unchecked";
+  if (ed) {
+    sig = "bad";
+    for (const s of env.signatures || []) {
+      const key = keys.get(s.keyid);
+      if (!key) continue;
+      if (await ed.verify(key, b64(s.sig), pae(env.payloadType, payload))) {
+        sig = "ok";
+        break;
+      }
     }
   }
   let st = null;
-  if (valid && env.payloadType === "application/vnd.credit-tender.assessment.v1+json") {
-    st = JSON.parse(new TextDecoder().decode(payload));
+  if (sig !== "bad" && env.payloadType === "application/vnd.credit-tender.assessment.v1+json") {
+    try { st = JSON.parse(new TextDecoder().decode(payload)); } catch (e) { st = null; }
   }
-  return { seq: bid.sequence, valid: valid && st !== null, st, keyid: (env.signatures[0] || {}).keyid || "", env: env, logIndex: bid.log_index };
+  if (st === null) sig = "bad";
+  const digest = window.crypto && crypto.subtle ? hex(await sha256(payload)) : "";
+  return { seq: bid.sequence, sig, st, keyid: (env.signatures[0] || {}).keyid || "", env, logIndex: bid.log_index, digest };
 }
 
 const utf8 = s => new TextEncoder().encode(s);
@@ -103,7 +168,6 @@ function concat(...parts) {
   for (const p of parts) { out.set(p, at); at += p.length; }
   return out;
 }
-const sha256 = async bytes => new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
 const nodeHash = (l, r) => sha256(concat([1], l, r));
 const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
@@ -133,7 +197,7 @@ async function rootFromProof(index, size, leaf, proof) {
 
 // A C2SP checkpoint signed as a C2SP note by one of the log keys: its size
 // and root, or null. Key id: SHA-256(name ‖ "\n" ‖ 0x01 ‖ key)[:4].
-async function verifyCheckpoint(note, logKeys) {
+async function verifyCheckpoint(note, logKeys, ed) {
   const at = note.indexOf("\n\n");
   if (at < 0) return null;
   const text = note.slice(0, at + 1);
@@ -143,33 +207,26 @@ async function verifyCheckpoint(note, logKeys) {
     const m = /^\u2014 (\S+) (\S+)$/.exec(line);
     if (!m || m[1] !== origin) continue;
     const sig = b64(m[2]);
-    for (const k of logKeys) {
-      const id = (await sha256(concat(utf8(origin + "\n"), [1], k.raw))).slice(0, 4);
+    for (const raw of logKeys) {
+      const id = (await sha256(concat(utf8(origin + "\n"), [1], raw))).slice(0, 4);
       if (!same(id, sig.slice(0, 4))) continue;
-      if (await crypto.subtle.verify({ name: "Ed25519" }, k.key, sig.slice(4), utf8(text))) return { size, root };
+      if (await ed.verify(raw, sig.slice(4), utf8(text))) return { size, root };
     }
   }
   return null;
 }
 
-async function importLogKeys(list) {
-  const out = [];
-  for (const k of (list.keys || []).filter(k => k.role === "log" && k.status !== "revoked")) {
-    const raw = b64(k.publicKey);
-    out.push({ raw, key: await crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]) });
-  }
-  return out;
-}
+const logKeysOf = list => (list.keys || []).filter(k => k.role === "log" && k.status !== "revoked").map(k => b64(k.publicKey));
 
 // 已入账 once the row's statement is proven to be in a signed checkpoint.
-async function checkLogged(d, logKeys, checkpoints) {
-  if (!d.valid || d.logIndex === undefined || d.logIndex === null) { d.log = "none"; return; }
+async function checkLogged(d, logKeys, checkpoints, ed) {
+  if (d.sig !== "ok" || d.logIndex === undefined || d.logIndex === null) { d.log = d.sig === "unchecked" ? "unchecked" : "none"; return; }
   for (let attempt = 0; attempt < 6; attempt++) {
     const r = await fetch(`/api/log/proof?index=${encodeURIComponent(d.logIndex)}`);
     if (r.status === 404 && attempt < 5) { await new Promise(ok => setTimeout(ok, 700)); continue; }
     if (!r.ok) { d.log = "bad"; return; }
     const p = await r.json();
-    if (!checkpoints.has(p.checkpoint)) checkpoints.set(p.checkpoint, await verifyCheckpoint(p.checkpoint, logKeys));
+    if (!checkpoints.has(p.checkpoint)) checkpoints.set(p.checkpoint, await verifyCheckpoint(p.checkpoint, logKeys, ed));
     const cp = checkpoints.get(p.checkpoint);
     const root = cp && cp.size === p.treeSize ? await rootFromProof(Number(p.index), p.treeSize, await leafHash(d.env), p.hashes.map(b64)) : null;
     d.log = root && same(root, cp.root) && Number(p.index) === Number(d.logIndex) ? "ok" : "bad";
@@ -179,69 +236,104 @@ async function checkLogged(d, logKeys, checkpoints) {
 
 function rowData(r) {
   const s = r.st;
-  if (!s) return { seq: r.seq, valid: false, log: "none" };
+  const base = { seq: r.seq, sig: r.sig, keyid: r.keyid, env: r.env, logIndex: r.logIndex, digest: r.digest };
+  if (!s) return { ...base, sig: "bad", log: "none" };
+  const nameOf = code => {
+    const m = s.members.find(m => m.creditCode === code);
+    return (m && m.entityName) || code;
+  };
   const names = s.members.map(m => (m.entityName || m.creditCode) + (m.lead ? "（牵头人）" : "")).join(" + ");
+  const grades = s.memberGrades.map(g => ({ name: nameOf(g.creditCode), grade: g.grade, source: SOURCE_ZH[g.source] || "来源代码 " + g.source }));
+  const consortium = s.members.length > 1;
+  const reasons = s.reasons.map(r => ({ effect: r.effect, text: reasonZh(r), recordId: r.recordId }));
   return {
-    seq: r.seq, valid: true, st: s, keyid: r.keyid, env: r.env, logIndex: r.logIndex, log: "pending",
+    ...base, st: s, log: "pending",
     names, codes: s.members.map(m => m.creditCode).join(" + "),
     grade: s.appliedGrade,
-    source: s.memberGrades.map(g => SOURCE_ZH[g.source] || g.source).join("；"),
+    // A consortium: each member's grade and source against its name.
+    source: consortium ? grades.map(g => `${g.name}：${g.grade}级（${g.source}）`).join("；") : (grades[0] || {}).source || "",
     qual: Number(s.qualificationPoints), eval: Number(s.evaluationPoints), total: Number(s.totalPoints),
     deposit: Number(s.depositOwedFen), nominal: Number(s.nominalDepositFen), basis: s.depositBasis,
     guarantee: s.creditGuaranteeAllowed, bond: Number(s.performanceBondRateBp) / 100,
     eligible: s.eligible, qualified: s.qualified,
+    exclusion: reasons.filter(r => r.effect === "exclusion").map(r => r.text),
+    refusal: reasons.filter(r => r.effect === "qualification").map(r => r.text),
+    reasons, warningsZh: warningsZh(s),
     warnings: s.warnings.length,
   };
+}
+
+function policyName(s) {
+  return s.policyTitle || "规则摘要值";
+}
+
+function regionName(s) {
+  return s.regionName ? `${s.regionName}（${s.region}）` : s.region;
 }
 
 function evidence(d) {
   const s = d.st;
   const box = el("div", { class: "evidence" });
   for (const g of s.memberGrades) {
-    box.append(el("h3", {}, `${g.creditCode} · 信用等级 ${g.grade}（${SOURCE_ZH[g.source] || g.source}）`));
+    const m = s.members.find(m => m.creditCode === g.creditCode) || {};
+    box.append(el("h3", {}, `${m.entityName || ""} ${g.creditCode} · 信用等级 ${g.grade}（${SOURCE_ZH[g.source] || g.source}）`));
     const ul = el("ul");
     for (const e of g.evidence) {
-      const ref = e.recordId ? `记录 ${e.recordId}，${e.documentRef}，有效期 ${e.validFrom} 至 ${e.validTo}，发布方 ${e.issuer === "national" ? "交通运输部" : e.issuer}，${e.year} 年度` : "";
-      ul.append(el("li", {}, `${SOURCE_ZH[e.step] || e.step}：${e.outcome === "chosen" ? "采用" : e.outcome === "not_found" ? "无" : "不适用"}。${e.note}${ref ? "（" + ref + "）" : ""}`));
+      const issuer = e.issuerName || (e.issuer === "national" ? "全国" : e.issuer);
+      const ref = e.recordId ? `记录 ${e.recordId}，${e.documentRef}，有效期 ${e.validFrom} 至 ${e.validTo}，发布方 ${issuer}，${e.year} 年度` : "";
+      const note = e.noteZh || "说明（仅有英文原文）：" + e.note;
+      ul.append(el("li", {}, `${SOURCE_ZH[e.step] || e.step}：${OUTCOME_ZH[e.outcome] || e.outcome}。${note}${ref ? "（" + ref + "）" : ""}`));
     }
     box.append(ul);
   }
-  if (s.reasons.length) {
+  if (d.reasons.length) {
     box.append(el("h3", {}, "原因"));
     const ul = el("ul");
-    for (const r of s.reasons) ul.append(el("li", {}, `${reasonZh(r)}${r.recordId ? "（记录 " + r.recordId + "）" : ""}`));
+    for (const r of d.reasons) ul.append(el("li", {}, `${r.text}${r.recordId ? "（记录 " + r.recordId + "）" : ""}`));
     box.append(ul);
   }
-  if (s.warnings.length) {
+  if (d.warningsZh.length) {
     box.append(el("h3", {}, "提示"));
     const ul = el("ul");
-    for (const w of s.warnings) ul.append(el("li", {}, w));
+    for (const w of d.warningsZh) ul.append(el("li", {}, w));
     box.append(ul);
   }
   box.append(el("p", { class: "meta" },
-    `数据版本 ${s.dataVersion} · 评价时点 ${s.asOfDate} · 规则 ${s.policyId} sha256:${s.policyDigest} · 签名密钥 ${d.keyid} · 出具时间 ${new Date(s.issuedAt).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai" })}`));
+    `地区 ${regionName(s)} · 数据版本 ${s.dataVersion} · 评价时点 ${s.asOfDate} · 规则 ${policyName(s)} 摘要值 sha256:${s.policyDigest} · 签名密钥 ${d.keyid} · 出具时间 ${new Date(s.issuedAt).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai" })}`));
   return box;
 }
 
+const LOG_ZH = { ok: "已入账", bad: "入账核验失败", pending: "核验中…", none: "未入账", unchecked: "未核验" };
+
 function logCell(d) {
-  const text = { ok: `#${d.logIndex} 已入账`, bad: "入账核验失败", pending: "核验中…", none: "未入账" }[d.log];
-  return el("td", { class: "log " + (d.log === "ok" ? "ok" : d.log === "pending" ? "" : "bad"), "data-log": d.log }, text);
+  const text = d.log === "ok" ? `#${d.logIndex} 已入账` : LOG_ZH[d.log];
+  return el("td", { class: "log " + (d.log === "ok" ? "ok" : d.log === "pending" ? "" : d.log === "unchecked" ? "warn" : "bad"), "data-log": d.log }, text);
+}
+
+const SIG_ZH = { ok: "签名有效", bad: "签名无效", unchecked: "未核验" };
+
+// Printed with every row: the statement's log index and the SHA-256 of its
+// payload, so whoever holds the paper can check it with `credit-tender verify`.
+function printRow(d) {
+  const index = d.logIndex === undefined || d.logIndex === null ? "无" : d.logIndex;
+  return el("tr", { class: "printonly", "data-seq": d.seq }, el("td", { colspan: "14", class: "code" },
+    `第 ${d.seq} 号投标 · 日志序号 ${index} · 声明 SHA-256 ${d.digest || "（此浏览器无法计算）"}`));
 }
 
 function render(rows, tbody) {
   tbody.replaceChildren();
   for (const d of rows) {
-    if (!d.valid) {
+    if (d.sig === "bad") {
       const tr = el("tr", { class: "invalid", "data-seq": d.seq },
         el("td", { class: "num" }, d.seq),
         el("td", { colspan: "11" }, "该投标人的信用评价结论未通过签名校验，内容可能被篡改，不得采信。"),
         el("td", { class: "sig bad" }, "签名无效"),
         logCell(d));
-      tbody.append(tr);
+      tbody.append(tr, printRow(d));
       continue;
     }
     const excluded = !d.eligible;
-    const tr = el("tr", { class: "row" + (excluded ? " excluded" : ""), "data-seq": d.seq, tabindex: "0" },
+    const tr = el("tr", { class: "row" + (excluded ? " excluded" : "") + (d.sig === "unchecked" ? " unchecked" : ""), "data-seq": d.seq, tabindex: "0" },
       el("td", { class: "num" }, d.seq),
       el("td", {}, el("div", {}, d.names), el("div", { class: "code" }, d.codes)),
       el("td", { class: "grade" }, d.grade),
@@ -252,15 +344,18 @@ function render(rows, tbody) {
       el("td", { class: "num" }, el("div", {}, yuan(d.deposit)),
         el("div", { class: "code" }, `${BASIS_ZH[d.basis] || d.basis}，名义 ${yuan(d.nominal)}${d.guarantee ? "，可用信用保函" : ""}`)),
       el("td", { class: "num" }, d.bond.toFixed(2) + "%"),
-      el("td", {}, excluded ? el("strong", { class: "bad" }, "排除") : "否"),
-      el("td", {}, d.qualified ? "通过" : el("strong", { class: "bad" }, "不通过")),
+      // The reason for 排除 and 不通过 stands in the row itself.
+      el("td", {}, excluded ? el("strong", { class: "bad" }, "排除") : "否",
+        ...d.exclusion.map(t => el("div", { class: "why" }, t))),
+      el("td", {}, d.qualified ? "通过" : el("strong", { class: "bad" }, "不通过"),
+        ...(d.eligible ? d.refusal : []).map(t => el("div", { class: "why" }, t))),
       el("td", {}, d.warnings ? `${d.warnings} 条` : ""),
-      el("td", { class: "sig ok" }, "签名有效"),
+      el("td", { class: "sig " + (d.sig === "ok" ? "ok" : "warn") }, SIG_ZH[d.sig]),
       logCell(d));
     const detail = el("tr", { class: "detail", hidden: "" }, el("td", { colspan: "14" }, evidence(d)));
     tr.addEventListener("click", () => { detail.hidden = !detail.hidden; });
     tr.addEventListener("keydown", e => { if (e.key === "Enter") detail.hidden = !detail.hidden; });
-    tbody.append(tr, detail);
+    tbody.append(tr, detail, printRow(d));
   }
 }
 
@@ -271,13 +366,19 @@ function neutral(v) {
   return /^[=+\-@\t\r]/.test(s) && !/^-?\d+(\.\d+)?$/.test(s) ? "'" + s : s;
 }
 
-function csv(rows) {
+function csv(rows, unchecked) {
   const q = v => `"${neutral(v).replace(/"/g, '""')}"`;
-  const lines = [["序号", "投标人", "统一社会信用代码", "信用等级", "资格审查加分", "评标加分", "合计", "应缴投标保证金(元)", "履约保证金比例(%)", "是否排除", "资格审查", "签名"].map(q).join(",")];
+  const lines = [];
+  // A file of rows nobody could check says so before anything else.
+  if (unchecked) lines.push(q("此浏览器无法核验签名：以下结论均未经签名核验，不得作为已核验的结论使用。"));
+  lines.push(["序号", "投标人", "统一社会信用代码", "信用等级", "资格审查加分", "评标加分", "合计", "应缴投标保证金(元)", "履约保证金比例(%)",
+    "是否排除", "资格审查", "签名", "原因", "日志序号", "声明SHA-256"].map(q).join(","));
   for (const d of rows) {
-    if (!d.valid) { lines.push([d.seq, "", "", "", "", "", "", "", "", "", "", "签名无效"].map(q).join(",")); continue; }
+    const index = d.logIndex === undefined || d.logIndex === null ? "" : d.logIndex;
+    if (d.sig === "bad") { lines.push([d.seq, "", "", "", "", "", "", "", "", "", "", "签名无效", "", index, d.digest].map(q).join(",")); continue; }
     lines.push([d.seq, d.names, d.codes, d.grade, d.qual.toFixed(2), d.eval.toFixed(2), d.total.toFixed(2),
-      (d.deposit / 100).toFixed(2), d.bond.toFixed(2), d.eligible ? "否" : "排除", d.qualified ? "通过" : "不通过", "签名有效"].map(q).join(","));
+      (d.deposit / 100).toFixed(2), d.bond.toFixed(2), d.eligible ? "否" : "排除", d.qualified ? "通过" : "不通过", SIG_ZH[d.sig],
+      d.reasons.map(r => r.text).join("；"), index, d.digest].map(q).join(","));
   }
   return "\ufeff" + lines.join("\r\n") + "\r\n";
 }
@@ -288,9 +389,6 @@ async function main() {
   const id = document.body.dataset.tender;
   document.getElementById("print").addEventListener("click", () => window.print());
   try {
-    if (!window.crypto || !crypto.subtle) {
-      throw new Error("此浏览器在当前连接下无法校验签名（需要 HTTPS 或本机地址）。结论未经校验，不予显示。");
-    }
     // The statements come a page at a time (AssessTender's pages).
     const base = `/api/tenders/${encodeURIComponent(id)}/statements`;
     const search = new URLSearchParams(location.search);
@@ -309,16 +407,21 @@ async function main() {
       next = more.next_page_token;
     }
     const keyList = await kr.json();
-    const keys = await importKeys(keyList);
-    const checked = await Promise.all(data.bids.map(b => check(b, keys)));
+    const ed = await ed25519();
+    document.body.dataset.verifier = ed ? ed.name : "none";
+    const keys = statementKeys(keyList);
+    const checked = await Promise.all(data.bids.map(b => check(b, keys, ed)));
     let rows = checked.map(rowData);
     const tbody = table.querySelector("tbody");
     render(rows, tbody);
-    const bad = rows.filter(r => !r.valid).length;
+    const bad = rows.filter(r => r.sig === "bad").length;
+    const unchecked = rows.filter(r => r.sig === "unchecked").length;
     status.textContent = rows.length === 0
       ? "本项目尚无投标。"
-      : bad ? `共 ${rows.length} 个投标人，其中 ${bad} 个结论签名无效，不得采信！` : `共 ${rows.length} 个投标人，全部结论签名有效。点击一行查看依据。`;
-    status.className = "status " + (bad ? "error" : "ok");
+      : bad ? `共 ${rows.length} 个投标人，其中 ${bad} 个结论签名无效，不得采信！`
+      : unchecked ? `此浏览器无法核验签名（需要 HTTPS 或本机地址，或更新浏览器）。以下 ${unchecked} 个结论未经核验，请以 credit-tender verify 核验后采信。`
+      : `共 ${rows.length} 个投标人，全部结论签名有效。点击一行查看依据。`;
+    status.className = "status " + (bad ? "error" : unchecked ? "warn" : "ok");
     table.hidden = rows.length === 0;
     let sortKey = "seq", asc = true;
     for (const th of table.querySelectorAll("th[data-key]")) {
@@ -326,7 +429,7 @@ async function main() {
         const k = th.dataset.key;
         asc = sortKey === k ? !asc : true;
         sortKey = k;
-        const val = d => !d.valid ? -Infinity : k === "grade" ? GRADE_RANK[d.grade] : d[k];
+        const val = d => d.sig === "bad" ? -Infinity : k === "grade" ? GRADE_RANK[d.grade] : d[k];
         rows = [...rows].sort((a, b) => (val(a) > val(b) ? 1 : val(a) < val(b) ? -1 : a.seq - b.seq) * (asc ? 1 : -1));
         for (const h of table.querySelectorAll("th")) h.removeAttribute("aria-sort");
         th.setAttribute("aria-sort", asc ? "ascending" : "descending");
@@ -334,11 +437,11 @@ async function main() {
       });
     }
     const link = document.getElementById("csv");
-    link.href = URL.createObjectURL(new Blob([csv(rows)], { type: "text/csv;charset=utf-8" }));
+    link.href = URL.createObjectURL(new Blob([csv(rows, unchecked > 0)], { type: "text/csv;charset=utf-8" }));
     // The log check runs after the table is shown; each cell updates when done.
-    const logKeys = await importLogKeys(keyList);
     const checkpoints = new Map();
-    Promise.all(rows.map(d => checkLogged(d, logKeys, checkpoints))).then(() => {
+    const logKeys = logKeysOf(keyList);
+    Promise.all(rows.map(d => checkLogged(d, logKeys, checkpoints, ed))).then(() => {
       render(rows, tbody);
       document.body.dataset.logged = String(rows.filter(d => d.log === "ok").length);
     });
