@@ -46,6 +46,9 @@ pub struct ServerOptions {
     pub max_in_flight: usize,
     /// The wait for its turn past which a request is refused (`crate::shed`).
     pub queue_target: Duration,
+    /// How long a request's body may take to arrive after its headers;
+    /// later, it is refused (`crate::shed`).
+    pub body_timeout: Duration,
     /// Test-only: honour `crate::shed::TEST_WAIT_HEADER`, which adds to a
     /// request's measured wait (tests inject a wait rather than sleep).
     pub queue_wait_test_hook: bool,
@@ -56,7 +59,8 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// A connection that moves nothing but keep-alives this long is closed.
     pub idle_timeout: Duration,
-    /// How long a client has to finish its TLS handshake.
+    /// How long a new connection has to send its first bytes (plain TCP)
+    /// or finish its TLS handshake (`crate::listen`).
     pub handshake_timeout: Duration,
     /// The transparency log; `None` runs without one (for measurement).
     pub log: Option<LogOptions>,
@@ -113,6 +117,7 @@ impl Default for ServerOptions {
             tls: None,
             max_in_flight: crate::shed::DEFAULT_MAX_IN_FLIGHT,
             queue_target: crate::shed::DEFAULT_QUEUE_TARGET,
+            body_timeout: crate::shed::DEFAULT_BODY_TIMEOUT,
             queue_wait_test_hook: false,
             max_streams_per_connection: 128,
             max_connections: 1024,
@@ -307,6 +312,8 @@ pub async fn run(
             crate::shed::AdmissionOptions {
                 max_in_flight: options.max_in_flight,
                 queue_target: options.queue_target,
+                body_timeout: options.body_timeout,
+                identifies: options.principals.is_some(),
                 test_hook: options.queue_wait_test_hook,
             },
             state.metrics.clone(),
