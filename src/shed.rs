@@ -324,6 +324,8 @@ where
 }
 
 /// A read body as a body again, data then trailers as they came.
-fn collected_body(c: http_body_util::Collected<bytes::Bytes>) -> http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible> {
+fn collected_body(
+    c: http_body_util::Collected<bytes::Bytes>,
+) -> http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible> {
     c.boxed()
 }
