@@ -113,6 +113,12 @@ impl<DB: Database> SqlStore<DB> {
         }
     }
 
+    /// Refused in this process's own write queue (no other process involved).
+    fn queued(&self, waited: Duration) -> StoreError {
+        tracing::info!(waited_ms = waited.as_millis() as u64, "a write gave up waiting behind this server's own writes: refused, queue full");
+        StoreError::Queued(format!("this write waited {} ms behind this server's other writes", waited.as_millis()))
+    }
+
     fn busy(&self) -> StoreError {
         StoreError::Busy(format!("this write waited {} ms for its turn", self.write_wait.as_millis()))
     }
@@ -278,11 +284,14 @@ where
     /// across processes, so it is tried again after a pause, as SQLite's busy
     /// handler would, but without holding a thread and up to one deadline
     /// however many writes of this process queue behind it. Past the wait:
-    /// [`StoreError::Busy`], never "cannot be reached".
+    /// [`StoreError::Busy`], never "cannot be reached"; past
+    /// [`super::WRITE_QUEUE_WAIT`] in this process's own queue:
+    /// [`StoreError::Queued`].
     async fn turn(&self, kind: WriteKind) -> Result<(MutexGuard<'_, ()>, Transaction<'static, DB>), StoreError> {
         use tokio::time::Instant;
         let deadline = Instant::now() + self.write_wait;
-        let queued = tokio::time::timeout_at(deadline, self.write_lock.lock()).await.map_err(|_| self.busy())?;
+        let in_queue = self.write_wait.min(super::WRITE_QUEUE_WAIT);
+        let queued = tokio::time::timeout(in_queue, self.write_lock.lock()).await.map_err(|_| self.queued(in_queue))?;
         self.check_file()?;
         let mut pause = Duration::from_millis(1);
         let mut told = false;
