@@ -115,7 +115,10 @@ impl<DB: Database> SqlStore<DB> {
 
     /// Refused in this process's own write queue (no other process involved).
     fn queued(&self, waited: Duration) -> StoreError {
-        tracing::info!(waited_ms = waited.as_millis() as u64, "a write gave up waiting behind this server's own writes: refused, queue full");
+        tracing::info!(
+            waited_ms = waited.as_millis() as u64,
+            "a write gave up waiting behind this server's own writes: refused, queue full"
+        );
         StoreError::Queued(format!("this write waited {} ms behind this server's other writes", waited.as_millis()))
     }
 
