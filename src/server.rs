@@ -26,6 +26,8 @@ use tonic_health::ServingStatus;
 /// Largest request or response message, in bytes. A full `PutRecords` batch
 /// of [`crate::service::MAX_BATCH`] records fits well inside.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+// Admission reads a whole request body of at most one such message first.
+const _: () = assert!(crate::shed::MAX_BODY_BYTES == MAX_MESSAGE_BYTES + 5);
 
 /// How the server runs, beyond what it serves.
 #[derive(Debug, Clone)]

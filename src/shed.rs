@@ -73,9 +73,10 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REFLECTION_STREAMS: usize = 16;
 
 /// The largest request body read before admission: a gRPC message of
-/// [`crate::server::MAX_MESSAGE_BYTES`] with its 5-byte frame header.
-/// A larger one is refused, as tonic would refuse its message.
-pub const MAX_BODY_BYTES: usize = crate::server::MAX_MESSAGE_BYTES + 5;
+/// `server::MAX_MESSAGE_BYTES` (16 MiB) with its 5-byte frame header (the
+/// server asserts the two agree). A larger one is refused, as tonic would
+/// refuse its message.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024 + 5;
 
 /// Ceiling slots that unidentified callers may hold together: a quarter of
 /// `max_in_flight`, at least one.
