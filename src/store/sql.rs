@@ -37,6 +37,9 @@ pub struct SqlStore<DB: Database> {
     /// would only wait for the table lock that [`Backend::begin_write`] takes.
     /// Writers in other processes are held off by that lock.
     write_lock: Mutex<()>,
+    /// The write at the head of the queue is waiting for another process's
+    /// lock: those behind it wait for that too, up to the whole write wait.
+    held_off: std::sync::atomic::AtomicBool,
     /// How long a write waits for its turn, in this queue and then for a
     /// lock another process holds, before it is answered busy.
     write_wait: Duration,
@@ -80,6 +83,7 @@ impl<DB: Database> SqlStore<DB> {
             pool,
             writer,
             write_lock: Mutex::new(()),
+            held_off: std::sync::atomic::AtomicBool::new(false),
             write_wait,
             file,
             lost: std::sync::Mutex::new(None),
@@ -294,7 +298,14 @@ where
         use tokio::time::Instant;
         let deadline = Instant::now() + self.write_wait;
         let in_queue = self.write_wait.min(super::WRITE_QUEUE_WAIT);
-        let queued = tokio::time::timeout(in_queue, self.write_lock.lock()).await.map_err(|_| self.queued(in_queue))?;
+        let queued = match tokio::time::timeout(in_queue, self.write_lock.lock()).await {
+            Ok(turn) => turn,
+            // The head of the queue waits for another process: so does this write.
+            Err(_) if self.held_off.load(std::sync::atomic::Ordering::Relaxed) => {
+                tokio::time::timeout_at(deadline, self.write_lock.lock()).await.map_err(|_| self.busy())?
+            }
+            Err(_) => return Err(self.queued(in_queue)),
+        };
         self.check_file()?;
         let mut pause = Duration::from_millis(1);
         let mut told = false;
@@ -305,7 +316,9 @@ where
                 WriteKind::Log => DB::begin_log_append(&self.writer, wait).await,
                 WriteKind::Small => DB::begin_small_write(&self.writer, wait).await,
             };
-            match begun.map_err(StoreError::from) {
+            let begun = begun.map_err(StoreError::from);
+            self.held_off.store(matches!(begun, Err(StoreError::Busy(_))), std::sync::atomic::Ordering::Relaxed);
+            match begun {
                 Ok(tx) => return Ok((queued, tx)),
                 Err(StoreError::Busy(_)) => {
                     let left = deadline.saturating_duration_since(Instant::now());
