@@ -317,7 +317,13 @@ where
                 WriteKind::Small => DB::begin_small_write(&self.writer, wait).await,
             };
             let begun = begun.map_err(StoreError::from);
-            self.held_off.store(matches!(begun, Err(StoreError::Busy(_))), std::sync::atomic::Ordering::Relaxed);
+            // Held off until a write begins without meeting another process's
+            // lock: those queued behind an import's wait are behind the import.
+            match &begun {
+                Err(StoreError::Busy(_)) => self.held_off.store(true, std::sync::atomic::Ordering::Relaxed),
+                Ok(_) if !told => self.held_off.store(false, std::sync::atomic::Ordering::Relaxed),
+                _ => {}
+            }
             match begun {
                 Ok(tx) => return Ok((queued, tx)),
                 Err(StoreError::Busy(_)) => {
