@@ -3,7 +3,10 @@
 //! place frees, counted in `credit_tender_connections_waiting`; the clients
 //! after it queue in the listen backlog), back-off when accepting fails
 //! (EMFILE, ENFILE: logged, never a spin), and TCP_NODELAY on every socket. TLS handshakes run off the loop, so a slow
-//! client delays no one, and each has `handshake_timeout` to finish.
+//! client delays no one, and each has `handshake_timeout` to finish; on
+//! plain TCP a connection has as long to send its first bytes (the HTTP/2
+//! preface or an HTTP/1 request line), so sockets that say nothing are
+//! closed and free their places under the cap.
 //!
 //! A connection that moves nothing for `idle_timeout` is closed. HTTP/2's
 //! own keep-alive traffic does not count as activity: a transfer of at most
@@ -235,9 +238,18 @@ where
 /// Pause between attempts while accepting fails.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Plain TCP connections.
+/// Plain TCP connections, each once it has sent its first bytes (within
+/// `handshake_timeout`, as a TLS handshake).
 pub fn plain(listener: TcpListener, limits: Limits, metrics: Arc<Metrics>) -> ReceiverStream<io::Result<Counted<TcpStream>>> {
-    incoming(listener, limits, metrics, |tcp| Some(Box::pin(async move { Ok(tcp) })))
+    incoming(listener, limits, metrics, |tcp| {
+        Some(Box::pin(async move {
+            let mut first = [0u8; 1];
+            match tcp.peek(&mut first).await? {
+                0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before sending anything")),
+                _ => Ok(tcp),
+            }
+        }))
+    })
 }
 
 /// TLS connections, with the certificate in use when each one arrives.

@@ -71,8 +71,18 @@ pub const CONNECTION_EVENTS: &[&str] = &["accepted", "waited", "idle_closed", "h
 /// the principal's rate or concurrency limit (rate_limited), the process's
 /// requests in flight (shed), the time the request waited for its turn
 /// (queue_wait, `crate::shed`), the role or scope (permission_denied, not_found).
-pub const DENIAL_REASONS: &[&str] =
-    &["unauthenticated", "unavailable", "rate_limited", "shed", "queue_wait", "permission_denied", "not_found"];
+pub const DENIAL_REASONS: &[&str] = &[
+    "unauthenticated",
+    "unavailable",
+    "rate_limited",
+    "shed",
+    "queue_wait",
+    "body_timeout",
+    "body_too_large",
+    "write_queue",
+    "permission_denied",
+    "not_found",
+];
 
 fn latency() -> Histogram {
     // 50 µs … ~1.6 s

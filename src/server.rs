@@ -26,6 +26,8 @@ use tonic_health::ServingStatus;
 /// Largest request or response message, in bytes. A full `PutRecords` batch
 /// of [`crate::service::MAX_BATCH`] records fits well inside.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+// Admission reads a whole request body of at most one such message first.
+const _: () = assert!(crate::shed::MAX_BODY_BYTES == MAX_MESSAGE_BYTES + 5);
 
 /// How the server runs, beyond what it serves.
 #[derive(Debug, Clone)]
@@ -46,6 +48,9 @@ pub struct ServerOptions {
     pub max_in_flight: usize,
     /// The wait for its turn past which a request is refused (`crate::shed`).
     pub queue_target: Duration,
+    /// How long a request's body may take to arrive after its headers;
+    /// later, it is refused (`crate::shed`).
+    pub body_timeout: Duration,
     /// Test-only: honour `crate::shed::TEST_WAIT_HEADER`, which adds to a
     /// request's measured wait (tests inject a wait rather than sleep).
     pub queue_wait_test_hook: bool,
@@ -56,7 +61,8 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// A connection that moves nothing but keep-alives this long is closed.
     pub idle_timeout: Duration,
-    /// How long a client has to finish its TLS handshake.
+    /// How long a new connection has to send its first bytes (plain TCP)
+    /// or finish its TLS handshake (`crate::listen`).
     pub handshake_timeout: Duration,
     /// The transparency log; `None` runs without one (for measurement).
     pub log: Option<LogOptions>,
@@ -113,6 +119,7 @@ impl Default for ServerOptions {
             tls: None,
             max_in_flight: crate::shed::DEFAULT_MAX_IN_FLIGHT,
             queue_target: crate::shed::DEFAULT_QUEUE_TARGET,
+            body_timeout: crate::shed::DEFAULT_BODY_TIMEOUT,
             queue_wait_test_hook: false,
             max_streams_per_connection: 128,
             max_connections: 1024,
@@ -309,6 +316,8 @@ pub async fn run(
             crate::shed::AdmissionOptions {
                 max_in_flight: options.max_in_flight,
                 queue_target: options.queue_target,
+                body_timeout: options.body_timeout,
+                identifies: options.principals.is_some(),
                 test_hook: options.queue_wait_test_hook,
             },
             state.metrics.clone(),

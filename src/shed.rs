@@ -24,21 +24,24 @@
 //! the service should absorb.
 //!
 //! **Hard ceiling.** Beside the wait, at most `max_in_flight` requests are
-//! served at once, process-wide (a request holds its slot until its
-//! response body ends, so a long stream counts for its whole life); one more
-//! is refused at once. This bounds the memory and store connections that
-//! slow calls (store reads, large tables) can tie up.
+//! served at once, process-wide; one more is refused at once. This bounds
+//! the memory and store connections that slow calls (store reads, large
+//! tables) can tie up. A request takes its slot only once its whole body
+//! has arrived (it is read first, within `body_timeout`, or refused), and
+//! holds it until its response body ends: a client that sends headers and
+//! never the body holds no slot, and one whose body comes later than the
+//! bound is refused rather than admitted late.
 //!
-//! **Never shed**: health checks, `/metrics` and the public keys
-//! ([`never_shed`]): an orchestrator must be able to see an overloaded
-//! server, and verifiers must be able to fetch keys.
+//! **Unidentified callers** (when principals are configured: a request
+//! with no bearer token, session cookie or client certificate) together
+//! hold at most a quarter of the ceiling ([`anonymous_share`]), so they
+//! cannot lock out the principals, whose own limits the gate applies.
 //!
-//! A refusal is RESOURCE_EXHAUSTED with a google.rpc.RetryInfo detail and
-//! `grpc-retry-pushback-ms` (503 with Retry-After on pages), sent before the
-//! gate and the handlers run: nothing is read, evaluated, signed or logged
-//! for a refused request.
-
+//! **Streams that are not work**: server reflection holds no ceiling slot;
+//! at most [`REFLECTION_STREAMS`] are open at once, process-wide.
+//!
 use crate::metrics::Metrics;
+use http_body_util::BodyExt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -60,6 +63,27 @@ pub const RETRY_AFTER: Duration = Duration::from_millis(100);
 /// Requests served at once, process-wide (`--max-in-flight`).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 
+/// How long a request's body may take to arrive after its headers
+/// (`--body-timeout-ms`): a 16 MiB batch at well under 10 Mbit/s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Server reflection streams open at once, process-wide: reflection is
+/// open to anyone, costs little per message, and a client keeps one open
+/// for as long as it likes, so it has a bound of its own, not ceiling slots.
+pub const REFLECTION_STREAMS: usize = 16;
+
+/// The largest request body read before admission: a gRPC message of
+/// `server::MAX_MESSAGE_BYTES` (16 MiB) with its 5-byte frame header (the
+/// server asserts the two agree). A larger one is refused, as tonic would
+/// refuse its message.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024 + 5;
+
+/// Ceiling slots that unidentified callers may hold together: a quarter of
+/// `max_in_flight`, at least one.
+pub fn anonymous_share(max_in_flight: usize) -> usize {
+    (max_in_flight / 4).max(1)
+}
+
 /// Test-only request header (honoured only with
 /// `ServerOptions::queue_wait_test_hook`): milliseconds added to the
 /// request's measured wait, so that tests inject a wait instead of sleeping.
@@ -74,11 +98,23 @@ pub fn never_shed(path: &str) -> bool {
         || path == "/api/keys"
 }
 
+/// Server reflection (v1 and v1alpha): a bidirectional stream, bounded by
+/// [`REFLECTION_STREAMS`] instead of the ceiling, its body never buffered.
+fn is_reflection(path: &str) -> bool {
+    path.starts_with("/grpc.reflection.")
+}
+
 /// What admission is told by the server's options.
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionOptions {
+    /// At least 1 (the CLI refuses 0; 0 here would refuse every request).
     pub max_in_flight: usize,
     pub queue_target: Duration,
+    /// How long a request's body may take to arrive after its headers.
+    pub body_timeout: Duration,
+    /// Principals are configured: a request that offers no identity is
+    /// unidentified and held to [`anonymous_share`].
+    pub identifies: bool,
     /// Honour [`TEST_WAIT_HEADER`] (tests only).
     pub test_hook: bool,
 }
@@ -87,13 +123,23 @@ pub struct AdmissionOptions {
 pub struct ShedLayer {
     /// The hard ceiling: one permit per request served at once.
     slots: Arc<Semaphore>,
+    /// Unidentified callers' share of the ceiling.
+    anonymous: Arc<Semaphore>,
+    /// Reflection streams open at once.
+    reflection: Arc<Semaphore>,
     options: AdmissionOptions,
     metrics: Arc<Metrics>,
 }
 
 impl ShedLayer {
     pub fn new(options: AdmissionOptions, metrics: Arc<Metrics>) -> ShedLayer {
-        ShedLayer { slots: Arc::new(Semaphore::new(options.max_in_flight.max(1))), options, metrics }
+        ShedLayer {
+            slots: Arc::new(Semaphore::new(options.max_in_flight)),
+            anonymous: Arc::new(Semaphore::new(anonymous_share(options.max_in_flight))),
+            reflection: Arc::new(Semaphore::new(REFLECTION_STREAMS)),
+            options,
+            metrics,
+        }
     }
 }
 
@@ -110,10 +156,10 @@ pub struct Shed<S> {
     layer: ShedLayer,
 }
 
-/// A response body that gives its slot back when it ends or is dropped.
+/// A response body that gives its slots back when it ends or is dropped.
 struct Slotted {
     inner: Body,
-    _slot: OwnedSemaphorePermit,
+    _slots: Vec<OwnedSemaphorePermit>,
 }
 
 impl http_body::Body for Slotted {
@@ -134,36 +180,55 @@ impl http_body::Body for Slotted {
 }
 
 /// The answer to a refused request: RESOURCE_EXHAUSTED with RetryInfo and
-/// `grpc-retry-pushback-ms` for gRPC, 503 with Retry-After for pages.
-fn refuse(grpc: bool, why: String, retry_after: Duration) -> http::Response<Body> {
+/// `grpc-retry-pushback-ms` for gRPC (`why` then says "retry after N ms",
+/// the pushback's value), 503 with Retry-After for pages (whole seconds, at
+/// least 1, and `why` says the same number of seconds).
+fn refuse(grpc: bool, why: &str, retry_after: Duration) -> http::Response<Body> {
     if grpc {
         use tonic_types::{ErrorDetails, StatusExt};
+        let ms = retry_after.as_millis().max(1);
         let mut details = ErrorDetails::new();
         details.set_retry_info(Some(retry_after));
-        let mut s = tonic::Status::with_error_details(tonic::Code::ResourceExhausted, why, details);
-        if let Ok(v) = retry_after.as_millis().max(1).to_string().parse() {
+        let mut s = tonic::Status::with_error_details(tonic::Code::ResourceExhausted, format!("{why}; retry after {ms} ms"), details);
+        if let Ok(v) = ms.to_string().parse() {
             s.metadata_mut().insert("grpc-retry-pushback-ms", v);
         }
         return s.into_http();
     }
-    let mut r = http::Response::new(Body::new(why));
+    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let mut r = http::Response::new(Body::new(format!("{why}; retry after {secs} s\n")));
     *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-    if let Ok(v) = http::HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
-        r.headers_mut().insert(http::header::RETRY_AFTER, v);
-    }
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
     r
 }
 
-fn millis(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1000.0)
+/// A duration for a person: milliseconds to 0.1, or microseconds below
+/// one millisecond (a target of 0.001 ms is 1.0 µs, not "0.0 ms").
+fn readable(d: Duration) -> String {
+    if d < Duration::from_millis(1) { format!("{:.1} µs", d.as_secs_f64() * 1e6) } else { format!("{:.1} ms", d.as_secs_f64() * 1000.0) }
 }
 
-impl<S, B> tower::Service<http::Request<B>> for Shed<S>
+/// "1 request", "4 requests".
+fn requests(n: usize) -> String {
+    if n == 1 { "1 request".into() } else { format!("{n} requests") }
+}
+
+/// Whether a request offers an identity the gate could check (a bearer
+/// token, a session cookie or a client certificate). One that offers a
+/// wrong one is refused by the gate at once, before any work.
+fn offers_identity(req: &http::Request<Body>) -> bool {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    req.headers().contains_key(http::header::AUTHORIZATION)
+        || req.headers().get_all(http::header::COOKIE).iter().next().is_some()
+        || req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.peer_certs()).is_some_and(|c| !c.is_empty())
+}
+
+impl<S> tower::Service<http::Request<Body>> for Shed<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -173,14 +238,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         // The stamp: hyper calls this from the connection's task as soon as
         // it has read the request's headers.
         let mut arrived = Instant::now();
         // The ready inner service serves this request; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if never_shed(req.uri().path()) {
+        let path = req.uri().path();
+        if never_shed(path) {
             return Box::pin(inner.call(req));
         }
         if self.layer.options.test_hook
@@ -190,31 +256,77 @@ where
         }
         let layer = self.layer.clone();
         let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let reflection = is_reflection(path);
+        let anonymous = layer.options.identifies && !offers_identity(&req);
         Box::pin(async move {
             // First run of this request's own task: what it waited is known.
             let waited = arrived.elapsed();
-            let retry_after = RETRY_AFTER;
-            if waited > layer.options.queue_target {
+            let options = layer.options;
+            if waited > options.queue_target {
                 layer.metrics.denied("queue_wait");
                 let why = format!(
-                    "the server is overloaded: this request waited {} ms for its turn, past the {} ms allowed; retry after {} ms",
-                    millis(waited),
-                    millis(layer.options.queue_target),
-                    retry_after.as_millis()
+                    "the server is overloaded: this request waited {} for its turn, past the {} allowed",
+                    readable(waited),
+                    readable(options.queue_target),
                 );
-                return Ok(refuse(grpc, why, retry_after));
+                return Ok(refuse(grpc, &why, RETRY_AFTER));
+            }
+            if reflection {
+                let Ok(slot) = layer.reflection.clone().try_acquire_owned() else {
+                    layer.metrics.denied("shed");
+                    let why = format!("the server already has {REFLECTION_STREAMS} reflection streams open");
+                    return Ok(refuse(grpc, &why, RETRY_AFTER));
+                };
+                let res = inner.call(req).await?;
+                return Ok(res.map(|inner| Body::new(Slotted { inner, _slots: vec![slot] })));
+            }
+            // The whole body first, within its bound: a request takes a
+            // slot only once it can be worked on.
+            let (parts, body) = req.into_parts();
+            let body = match tokio::time::timeout(options.body_timeout, http_body_util::Limited::new(body, MAX_BODY_BYTES).collect()).await
+            {
+                Ok(Ok(collected)) => collected,
+                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                    layer.metrics.denied("body_too_large");
+                    let why = format!("the request's body is larger than {MAX_BODY_BYTES} bytes");
+                    return Ok(refuse(grpc, &why, RETRY_AFTER));
+                }
+                // The client reset the stream or the connection broke: no one to answer.
+                Ok(Err(e)) => return Ok(refuse(grpc, &format!("the request's body could not be read: {e}"), RETRY_AFTER)),
+                Err(_) => {
+                    layer.metrics.denied("body_timeout");
+                    let why = format!("the request's body did not arrive within {} of its headers", readable(options.body_timeout));
+                    return Ok(refuse(grpc, &why, RETRY_AFTER));
+                }
+            };
+            let req = http::Request::from_parts(parts, Body::new(collected_body(body)));
+            let mut slots = Vec::with_capacity(2);
+            if anonymous {
+                let Ok(slot) = layer.anonymous.clone().try_acquire_owned() else {
+                    layer.metrics.denied("shed");
+                    let why = format!(
+                        "unidentified callers are at their share of {} in flight",
+                        requests(anonymous_share(options.max_in_flight))
+                    );
+                    return Ok(refuse(grpc, &why, RETRY_AFTER));
+                };
+                slots.push(slot);
             }
             let Ok(slot) = layer.slots.clone().try_acquire_owned() else {
                 layer.metrics.denied("shed");
-                let why = format!(
-                    "the server is at its limit of {} requests in flight; retry after {} ms",
-                    layer.options.max_in_flight,
-                    retry_after.as_millis()
-                );
-                return Ok(refuse(grpc, why, retry_after));
+                let why = format!("the server is at its limit of {} in flight", requests(options.max_in_flight));
+                return Ok(refuse(grpc, &why, RETRY_AFTER));
             };
+            slots.push(slot);
             let res = inner.call(req).await?;
-            Ok(res.map(|inner| Body::new(Slotted { inner, _slot: slot })))
+            Ok(res.map(|inner| Body::new(Slotted { inner, _slots: slots })))
         })
     }
+}
+
+/// A read body as a body again, data then trailers as they came.
+fn collected_body(
+    c: http_body_util::Collected<bytes::Bytes>,
+) -> http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible> {
+    c.boxed()
 }

@@ -99,12 +99,16 @@ pub struct ListenArgs {
     pub shutdown_grace: u64,
     /// Requests served at once, process-wide (health, /metrics and key
     /// listing aside); one more is answered RESOURCE_EXHAUSTED at once.
-    #[arg(long, default_value_t = crate::shed::DEFAULT_MAX_IN_FLIGHT, value_name = "N")]
+    #[arg(long, default_value_t = crate::shed::DEFAULT_MAX_IN_FLIGHT, value_name = "N", value_parser = positive_count)]
     pub max_in_flight: usize,
     /// A request that has waited longer than this for its turn is answered
     /// RESOURCE_EXHAUSTED before any work is done for it (decimals allowed).
     #[arg(long, default_value_t = crate::shed::DEFAULT_QUEUE_TARGET.as_secs_f64() * 1000.0, value_name = "MS", value_parser = positive_millis)]
     pub queue_target_ms: f64,
+    /// A request whose body has not all arrived this long after its headers
+    /// is refused (it holds no in-flight slot meanwhile).
+    #[arg(long, default_value_t = crate::shed::DEFAULT_BODY_TIMEOUT.as_secs_f64() * 1000.0, value_name = "MS", value_parser = positive_millis)]
+    pub body_timeout_ms: f64,
     /// HTTP/2 streams one connection may have open at once.
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_streams_per_connection: u32,
@@ -115,7 +119,8 @@ pub struct ListenArgs {
     /// Seconds a connection may move nothing (keep-alive pings aside) before it is closed.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub idle_timeout: u64,
-    /// Seconds a client has to finish its TLS handshake.
+    /// Seconds a new connection has to send its first bytes (plain TCP) or
+    /// finish its TLS handshake; a silent one is closed, freeing its place.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub handshake_timeout: u64,
     /// The transparency log's name: the first line of every checkpoint and
@@ -323,6 +328,13 @@ fn store_url(s: &str) -> Result<String, String> {
 /// `--listen`: an address, or a host name and port resolved now (the
 /// first address it resolves to), so that `localhost:50051` works.
 /// A duration in milliseconds, decimals allowed: above 0, at most an hour.
+fn positive_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number above 0")),
+    }
+}
+
 fn positive_millis(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(ms) if ms.is_finite() && ms > 0.0 && ms <= 3_600_000.0 => Ok(ms),
@@ -473,8 +485,9 @@ async fn serve(
         shutdown_grace: Duration::from_secs(listen.shutdown_grace),
         principals,
         tls,
-        max_in_flight: listen.max_in_flight.max(1),
+        max_in_flight: listen.max_in_flight,
         queue_target: Duration::from_secs_f64(listen.queue_target_ms / 1000.0),
+        body_timeout: Duration::from_secs_f64(listen.body_timeout_ms / 1000.0),
         max_streams_per_connection: listen.max_streams_per_connection.max(1),
         max_connections: listen.max_connections.max(1),
         idle_timeout: Duration::from_secs(listen.idle_timeout.max(1)),

@@ -380,6 +380,9 @@ async fn sequence(store: Store, mut rx: mpsc::Receiver<Pending>, metrics: Arc<Me
                 }
             }
             Err(e) => {
+                if matches!(e, StoreError::Queued(_)) {
+                    metrics.denied("write_queue");
+                }
                 tracing::error!(error = %e, leaves = leaves.len(), "the transparency log could not append; the statements are refused");
                 let why = e.to_string();
                 for p in batch {

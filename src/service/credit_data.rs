@@ -47,7 +47,7 @@ impl CreditDataApi {
                 );
                 return Err(ApiError::Store(StoreError::NotOwner(problems)));
             }
-            other => other?,
+            other => other.map_err(|e| super::count_refusal(self.cache.metrics(), e))?,
         };
         if outcome.created {
             tracing::info!(data_version = outcome.data_version, stored = outcome.stored, %source, "records stored");

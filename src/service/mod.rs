@@ -97,6 +97,7 @@ impl From<CacheError> for ApiError {
             CacheError::SharedLoad(e) => match &*e {
                 StoreError::Unavailable(cause) => ApiError::Unavailable(cause.to_string()),
                 StoreError::Busy(why) => ApiError::Store(StoreError::Busy(why.clone())),
+                StoreError::Queued(why) => ApiError::Store(StoreError::Queued(why.clone())),
                 StoreError::Lost(why) => ApiError::Store(StoreError::Lost(why.clone())),
                 other => ApiError::Internal(other.to_string()),
             },
@@ -216,6 +217,28 @@ fn unreachable_status() -> Status {
     status
 }
 
+/// The answer to a write refused in this server's own write queue
+/// ([`StoreError::Queued`]): RESOURCE_EXHAUSTED, as the admission layer
+/// answers overload, with the same retry hint as a busy store. (Logged
+/// where the store refuses it; counted by [`count_refusal`].)
+fn queued_status(why: &str) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_retry_info(Some(BUSY_RETRY_AFTER));
+    let message = format!("the server is overloaded with writes: {why}; retry after {} ms", BUSY_RETRY_AFTER.as_millis());
+    let mut status = Status::with_error_details(Code::ResourceExhausted, bounded(message, MAX_MESSAGE_BYTES), details);
+    status.metadata_mut().insert("grpc-retry-pushback-ms", BUSY_RETRY_AFTER.as_millis().to_string().parse().expect("digits"));
+    status
+}
+
+/// Counts a write refused in this server's own queue in
+/// `credit_tender_access_denials_total{reason="write_queue"}`; other errors pass.
+pub(crate) fn count_refusal(metrics: &crate::metrics::Metrics, e: StoreError) -> StoreError {
+    if matches!(e, StoreError::Queued(_)) {
+        metrics.denied("write_queue");
+    }
+    e
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
         match e {
@@ -237,6 +260,7 @@ impl From<ApiError> for Status {
                 ApiError::Store(StoreError::Unavailable(s)) => ApiError::Unavailable(s.to_string()).into(),
                 ApiError::Store(StoreError::Lost(s)) => ApiError::Store(StoreError::Lost(s.clone())).into(),
                 ApiError::Store(StoreError::Busy(s)) => busy_status(s),
+                ApiError::Store(StoreError::Queued(s)) => queued_status(s),
                 other => {
                     tracing::error!(error = %other, "internal error");
                     Status::internal("internal error")
@@ -278,6 +302,7 @@ impl From<ApiError> for Status {
                 Status::with_error_details(Code::PermissionDenied, message, violation_details(violations))
             }
             ApiError::Store(StoreError::Busy(why)) => busy_status(&why),
+            ApiError::Store(StoreError::Queued(why)) => queued_status(&why),
             ApiError::Store(StoreError::Lost(why)) => {
                 tracing::error!(%why, "the credit store is lost; refusing");
                 Status::unavailable(format!("the credit store is lost ({why}); nothing was stored"))

@@ -146,7 +146,7 @@ impl TenderApi {
                     ApiError::Store(StoreError::TenderExists(id))
                 });
             }
-            other => other?,
+            other => other.map_err(|e| super::count_refusal(self.cache.metrics(), e))?,
         };
         self.refresh().await;
         let count = self.bid_count(&stored.tender_id).await?;
@@ -166,7 +166,7 @@ impl TenderApi {
         let policy = self.policies.by_digest(&old.policy_digest).await?;
         check_against_policy(&terms, &policy)?;
         let tender = Tender { version: old.version + 1, terms, registered_at: Utc::now(), ..old };
-        let stored = self.store.insert_tender(&tender).await?;
+        let stored = self.store.insert_tender(&tender).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
         self.refresh().await;
         let count = self.bid_count(&stored.tender_id).await?;
         tracing::info!(tender = %stored.tender_id, version = stored.version, "tender amended");
@@ -190,7 +190,7 @@ impl TenderApi {
     async fn bid(&self, caller: &Caller, cmd: BidOn) -> Result<pb::Bid, ApiError> {
         let BidOn { tender_id, bidder } = cmd;
         self.visible(caller, Action::RegisterBid, &tender_id).await?;
-        let row: BidRow = self.store.register_bid(&tender_id, &bidder).await?;
+        let row: BidRow = self.store.register_bid(&tender_id, &bidder).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
         self.refresh().await;
         Ok(bid_to_proto(&tender_id, &row))
     }
@@ -237,7 +237,7 @@ impl TenderApi {
             used_at: None,
             revoked_at: None,
         };
-        self.store.insert_grant(&grant, &link_sha256).await?;
+        self.store.insert_grant(&grant, &link_sha256).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
         tracing::info!(principal = caller.label(), grant = %grant.grant_id, tender = %grant.tender_id, "committee access granted");
         Ok(grant_to_proto(&grant, format!("/committee/enter/{link}")))
     }
@@ -256,7 +256,7 @@ impl TenderApi {
             ApiError::NotFound(_) => not_found(),
             e => e,
         })?;
-        self.store.revoke_grant(&grant.grant_id, Utc::now()).await?;
+        self.store.revoke_grant(&grant.grant_id, Utc::now()).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
         tracing::info!(principal = caller.label(), grant = %grant.grant_id, tender = %grant.tender_id, "committee access revoked");
         let grant = self.store.grant(&grant.grant_id).await?.ok_or_else(not_found)?;
         Ok(grant_to_proto(&grant, String::new()))

@@ -52,6 +52,11 @@ pub enum StoreError {
     /// lock_not_available). The store is there: retry.
     #[error("the credit store is busy (another process is writing): {0}")]
     Busy(String),
+    /// This process's own writes are queued deeper than a write may wait
+    /// ([`WRITE_QUEUE_WAIT`]): the server is overloaded with writes. No
+    /// other process is involved; the write was not begun: retry later.
+    #[error("this server's write queue is full: {0}")]
+    Queued(String),
     /// Records their writer may not write: versions, events or revocations
     /// of a record another owner's, or that would move a record to another
     /// owner (see [`crate::domain::ownership`]). Every problem of the batch,
@@ -373,6 +378,15 @@ pub const DEFAULT_WRITE_WAIT: std::time::Duration = std::time::Duration::from_se
 /// (issue 28): far above a healthy round trip on a LAN, far below a
 /// client's usual deadline.
 pub const DEFAULT_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The longest a write waits behind this process's own other writes (at
+/// most the write wait): past it the write is refused as
+/// [`StoreError::Queued`] (RESOURCE_EXHAUSTED), since the queue is of this
+/// server's making, as the admission layer refuses a request that waited
+/// too long (`crate::shed`). A second holds a few hundred small writes
+/// (1–5 ms each, BENCHMARKS.md); waiting for another process's lock (an
+/// import) keeps the whole write wait.
+pub const WRITE_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How a store is opened.
 #[derive(Debug, Clone, Copy)]

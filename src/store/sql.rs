@@ -37,6 +37,9 @@ pub struct SqlStore<DB: Database> {
     /// would only wait for the table lock that [`Backend::begin_write`] takes.
     /// Writers in other processes are held off by that lock.
     write_lock: Mutex<()>,
+    /// The write at the head of the queue is waiting for another process's
+    /// lock: those behind it wait for that too, up to the whole write wait.
+    held_off: std::sync::atomic::AtomicBool,
     /// How long a write waits for its turn, in this queue and then for a
     /// lock another process holds, before it is answered busy.
     write_wait: Duration,
@@ -80,6 +83,7 @@ impl<DB: Database> SqlStore<DB> {
             pool,
             writer,
             write_lock: Mutex::new(()),
+            held_off: std::sync::atomic::AtomicBool::new(false),
             write_wait,
             file,
             lost: std::sync::Mutex::new(None),
@@ -111,6 +115,15 @@ impl<DB: Database> SqlStore<DB> {
             Err(StoreError::Lost(why)) => *lost = Some(why.clone()),
             Err(_) => {}
         }
+    }
+
+    /// Refused in this process's own write queue (no other process involved).
+    fn queued(&self, waited: Duration) -> StoreError {
+        tracing::info!(
+            waited_ms = waited.as_millis() as u64,
+            "a write gave up waiting behind this server's own writes: refused, queue full"
+        );
+        StoreError::Queued(format!("this write waited {} ms behind this server's other writes", waited.as_millis()))
     }
 
     fn busy(&self) -> StoreError {
@@ -278,11 +291,21 @@ where
     /// across processes, so it is tried again after a pause, as SQLite's busy
     /// handler would, but without holding a thread and up to one deadline
     /// however many writes of this process queue behind it. Past the wait:
-    /// [`StoreError::Busy`], never "cannot be reached".
+    /// [`StoreError::Busy`], never "cannot be reached"; past
+    /// [`super::WRITE_QUEUE_WAIT`] in this process's own queue:
+    /// [`StoreError::Queued`].
     async fn turn(&self, kind: WriteKind) -> Result<(MutexGuard<'_, ()>, Transaction<'static, DB>), StoreError> {
         use tokio::time::Instant;
         let deadline = Instant::now() + self.write_wait;
-        let queued = tokio::time::timeout_at(deadline, self.write_lock.lock()).await.map_err(|_| self.busy())?;
+        let in_queue = self.write_wait.min(super::WRITE_QUEUE_WAIT);
+        let queued = match tokio::time::timeout(in_queue, self.write_lock.lock()).await {
+            Ok(turn) => turn,
+            // The head of the queue waits for another process: so does this write.
+            Err(_) if self.held_off.load(std::sync::atomic::Ordering::Relaxed) => {
+                tokio::time::timeout_at(deadline, self.write_lock.lock()).await.map_err(|_| self.busy())?
+            }
+            Err(_) => return Err(self.queued(in_queue)),
+        };
         self.check_file()?;
         let mut pause = Duration::from_millis(1);
         let mut told = false;
@@ -293,7 +316,15 @@ where
                 WriteKind::Log => DB::begin_log_append(&self.writer, wait).await,
                 WriteKind::Small => DB::begin_small_write(&self.writer, wait).await,
             };
-            match begun.map_err(StoreError::from) {
+            let begun = begun.map_err(StoreError::from);
+            // Held off until a write begins without meeting another process's
+            // lock: those queued behind an import's wait are behind the import.
+            match &begun {
+                Err(StoreError::Busy(_)) => self.held_off.store(true, std::sync::atomic::Ordering::Relaxed),
+                Ok(_) if !told => self.held_off.store(false, std::sync::atomic::Ordering::Relaxed),
+                _ => {}
+            }
+            match begun {
                 Ok(tx) => return Ok((queued, tx)),
                 Err(StoreError::Busy(_)) => {
                     let left = deadline.saturating_duration_since(Instant::now());

@@ -463,8 +463,11 @@ async fn idle_connections_are_closed_and_busy_ones_kept() {
     let db = sqlite_db();
     let options = credit_tender::server::ServerOptions { idle_timeout: std::time::Duration::from_secs(1), ..Default::default() };
     let server = spawn_app(open(&db).await, AppOptions { server: options, ..AppOptions::default() }).await;
-    // A client that connects and says nothing is closed (the read ends).
+    // A client that opens HTTP/2 (its preface) and then says nothing is
+    // closed (the read ends). One that sends nothing at all is closed
+    // earlier, at the handshake timeout (overload.rs).
     let mut silent = bounded("connect", tokio::net::TcpStream::connect(server.addr)).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut silent, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
     let mut buf = [0u8; 256];
     let closed = tokio::time::timeout(std::time::Duration::from_secs(15), async {
         while let Ok(n) = silent.read(&mut buf).await {

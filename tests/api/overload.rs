@@ -80,18 +80,14 @@ async fn health_metrics_and_the_key_listing_are_never_refused_under_load() {
     let options = ServerOptions { max_in_flight: 1, ..hooked() };
     let mut f = fixture(&db, options).await;
     let ch = f.server.channel().await;
-    // Load: a reflection stream holds the one slot for as long as it is open.
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let mut reflection = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(ch.clone());
-    let list = tonic_reflection::pb::v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(String::new())),
-    };
-    tx.send(list.clone()).await.unwrap();
-    let mut stream = reflection.server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
-    stream.message().await.unwrap().unwrap();
+    // Load: an answer its client does not read holds the one slot until its body ends.
+    let holder = Raw::connect(f.server.addr, 0).await;
+    let (unread, request) = holder.grpc("/credit_tender.v1.AssessmentService/Assess", &[], Some(encode(&assess("T1", &code(900))))).await;
+    let unread = unread.await.unwrap();
+    assert_eq!(unread.status(), 200);
+    assert!(unread.headers().get("grpc-status").is_none(), "an answer with a body, held: {:?}", unread.headers());
     let status = f.assess.assess(assess("T1", &code(900))).await.unwrap_err();
-    assert_shed(&status, "limit of 1 requests in flight");
+    assert_shed(&status, "limit of 1 request in flight");
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
     let mut keys = pb::key_service_client::KeyServiceClient::new(ch.clone());
@@ -107,19 +103,23 @@ async fn health_metrics_and_the_key_listing_are_never_refused_under_load() {
     watch.message().await.unwrap().unwrap();
     assert_eq!(http_get(f.server.addr, "/metrics").await.0, 200);
     assert_eq!(http_get(f.server.addr, "/api/keys").await.0, 200);
-    // The page is shed like the rest, with a Retry-After.
-    assert_eq!(http_get(f.server.addr, "/").await.0, 503);
+    // The page is shed like the rest, with a Retry-After in whole seconds
+    // that its text agrees with.
+    let page = holder.get("/").await;
+    assert_eq!(page.0, 503);
+    assert_eq!(page.1.get("retry-after").unwrap(), "1");
+    assert_eq!(page.1.get("content-type").unwrap(), "text/plain; charset=utf-8");
+    assert!(page.2.contains("limit of 1 request in flight; retry after 1 s"), "{}", page.2);
 
-    // The slot comes back when the stream ends; the next call is served.
-    drop(tx);
-    while stream.message().await.unwrap().is_some() {}
+    // The slot comes back when the answer is dropped unread; the next call is served.
+    drop((unread, request, holder));
     let mut served = false;
-    for _ in 0..100 {
+    for _ in 0..1000 {
         if f.assess.assess(assess("T1", &code(900))).await.is_ok() {
             served = true;
             break;
         }
-        tokio::task::yield_now().await; // the stream's end reaches the server's body
+        tokio::time::sleep(Duration::from_millis(10)).await; // the close reaches the server's body
     }
     assert!(served, "service resumed once load dropped");
 }
@@ -165,4 +165,284 @@ fn a_queue_target_that_is_not_a_positive_duration_is_refused_naming_the_flag() {
         let err = stderr(&out);
         assert!(err.contains("--queue-target-ms") && err.contains("is not a number of milliseconds above 0"), "{err}");
     }
+}
+
+/// A raw HTTP/2 connection: requests whose bodies are sent late or never,
+/// and answers that are not read (the stream window is `window` bytes).
+struct Raw {
+    send: h2::client::SendRequest<bytes::Bytes>,
+    addr: std::net::SocketAddr,
+}
+
+type Pending = (h2::client::ResponseFuture, h2::SendStream<bytes::Bytes>);
+
+impl Raw {
+    async fn connect(addr: std::net::SocketAddr, window: u32) -> Raw {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (send, conn) = h2::client::Builder::new().initial_window_size(window).handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        Raw { send, addr }
+    }
+
+    /// Sends a gRPC request's headers (with `headers`), and its body when
+    /// `body` is given; without it the request stays half-sent.
+    async fn grpc(&self, path: &str, headers: &[(&str, &str)], body: Option<bytes::Bytes>) -> Pending {
+        let mut req = tonic::codegen::http::Request::post(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut send = self.send.clone().ready().await.unwrap();
+        let (response, mut stream) = send.send_request(req.body(()).unwrap(), false).unwrap();
+        if let Some(body) = body {
+            stream.send_data(body, true).unwrap();
+        }
+        (response, stream)
+    }
+
+    /// A page: its status, headers and text (the window must let it through).
+    async fn get(&self, path: &str) -> (u16, tonic::codegen::http::HeaderMap, String) {
+        let req = tonic::codegen::http::Request::get(format!("http://{}{path}", self.addr)).body(()).unwrap();
+        let raw = Raw::connect(self.addr, 65_535).await;
+        let mut send = raw.send.clone().ready().await.unwrap();
+        let (response, _) = send.send_request(req, true).unwrap();
+        let response = response.await.unwrap();
+        let (parts, mut body) = response.into_parts();
+        let mut text = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            text.extend_from_slice(&chunk);
+        }
+        (parts.status.as_u16(), parts.headers, String::from_utf8(text).unwrap())
+    }
+}
+
+/// A gRPC message frame: uncompressed, its length, the message.
+fn encode(m: &impl prost::Message) -> bytes::Bytes {
+    let body = m.encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&body);
+    framed.into()
+}
+
+/// The gRPC status of a trailers-only answer (a refusal), or `None` for an
+/// answer with a body.
+fn grpc_status(response: &tonic::codegen::http::Response<h2::RecvStream>) -> Option<(String, String)> {
+    let h = response.headers();
+    let status = h.get("grpc-status")?.to_str().unwrap().to_owned();
+    let message = h.get("grpc-message").map(|m| percent_decode(m.to_str().unwrap())).unwrap_or_default();
+    Some((status, message))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// A server with the test principals on plain TCP, `max_in_flight` 4.
+async fn guarded(db: &TestDb, body_timeout: Duration) -> TestServer {
+    let principals = credit_tender::access::principals::Principals::from_toml(&crate::access::principals_toml()).unwrap();
+    let server = ServerOptions {
+        max_in_flight: 4,
+        body_timeout,
+        principals: Some(std::sync::Arc::new(credit_tender::access::principals::SharedPrincipals::fixed(principals))),
+        ..hooked()
+    };
+    spawn_app(open(db).await, AppOptions { server, ..AppOptions::default() }).await
+}
+
+/// An Assess by the platform, over its own connection: answered by the
+/// service (the tender is unknown: NOT_FOUND), not refused by admission.
+async fn platform_assess_is_answered(server: &TestServer) {
+    let bearer = credit_tender::proto::Bearer::new(Some(crate::access::PLATFORM_TOKEN)).unwrap();
+    let mut client = pb::assessment_service_client::AssessmentServiceClient::with_interceptor(server.channel().await, bearer);
+    let status = client.assess(assess("T-unknown", &code(900))).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+}
+
+#[tokio::test]
+async fn half_sent_requests_and_idle_reflection_streams_hold_no_slot_and_lock_no_one_out() {
+    let db = sqlite_db();
+    let server = guarded(&db, Duration::from_secs(600)).await;
+    let raw = Raw::connect(server.addr, 65_535).await;
+    // Four Assess requests whose bodies never come, from no one in particular.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(raw.grpc("/credit_tender.v1.AssessmentService/Assess", &[], None).await);
+    }
+    // And four from a principal (who could be slow, or a bug).
+    let token = format!("Bearer {}", crate::access::PLATFORM_TOKEN);
+    for _ in 0..4 {
+        held.push(raw.grpc("/credit_tender.v1.AssessmentService/Assess", &[("authorization", &token)], None).await);
+    }
+    // Four idle reflection streams.
+    for _ in 0..4 {
+        held.push(raw.grpc("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", &[], None).await);
+    }
+    platform_assess_is_answered(&server).await;
+    // The ceiling still holds once bodies are whole: answers not read hold it.
+    let mut unread = Vec::new();
+    let slow = Raw::connect(server.addr, 0).await;
+    for _ in 0..4 {
+        let (response, _s) = slow
+            .grpc(
+                "/credit_tender.v1.TenderService/ListTenders",
+                &[("authorization", &token)],
+                Some(encode(&pb::ListTendersRequest::default())),
+            )
+            .await;
+        unread.push(response.await.unwrap());
+    }
+    let bearer = credit_tender::proto::Bearer::new(Some(crate::access::PLATFORM_TOKEN)).unwrap();
+    let mut client = pb::assessment_service_client::AssessmentServiceClient::with_interceptor(server.channel().await, bearer);
+    let status = client.assess(assess("T-unknown", &code(900))).await.unwrap_err();
+    assert_shed(&status, "limit of 4 requests in flight");
+    drop(held);
+}
+
+#[tokio::test]
+async fn reflection_streams_have_a_bound_of_their_own() {
+    let db = sqlite_db();
+    let server = guarded(&db, Duration::from_secs(600)).await;
+    let raw = Raw::connect(server.addr, 65_535).await;
+    let mut held = Vec::new();
+    for _ in 0..credit_tender::shed::REFLECTION_STREAMS {
+        held.push(raw.grpc("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", &[], None).await);
+    }
+    let (response, _stream) = raw.grpc("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", &[], None).await;
+    let (status, message) = grpc_status(&response.await.unwrap()).expect("a refusal");
+    assert_eq!(status, (Code::ResourceExhausted as i32).to_string(), "{message}");
+    assert!(message.contains("reflection streams open"), "{message}");
+    platform_assess_is_answered(&server).await;
+}
+
+#[tokio::test]
+async fn unidentified_callers_share_a_quarter_of_the_ceiling() {
+    let db = sqlite_db();
+    let server = guarded(&db, Duration::from_secs(600)).await;
+    // An anonymous page asset whose answer is not read holds the anonymous share (4 / 4 = 1).
+    let slow = Raw::connect(server.addr, 0).await;
+    let req = tonic::codegen::http::Request::get(format!("http://{}/assets/committee.css", server.addr)).body(()).unwrap();
+    let mut send = slow.send.clone().ready().await.unwrap();
+    let (response, _) = send.send_request(req, true).unwrap();
+    let held = response.await.unwrap();
+    assert_eq!(held.status(), 200);
+    let (status, _, text) = slow.get("/assets/committee.js").await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("unidentified callers are at their share of 1 request in flight"), "{text}");
+    // A principal is still served.
+    platform_assess_is_answered(&server).await;
+    drop(held);
+}
+
+#[tokio::test]
+async fn a_request_whose_body_comes_late_is_refused_not_admitted() {
+    let db = sqlite_db();
+    let server = guarded(&db, Duration::from_millis(200)).await;
+    let raw = Raw::connect(server.addr, 65_535).await;
+    let token = format!("Bearer {}", crate::access::PLATFORM_TOKEN);
+    let (response, _stream) = raw.grpc("/credit_tender.v1.AssessmentService/Assess", &[("authorization", &token)], None).await;
+    // The body never comes: past the bound, the request is refused.
+    let (status, message) = grpc_status(&response.await.unwrap()).expect("a refusal");
+    assert_eq!(status, (Code::ResourceExhausted as i32).to_string(), "{message}");
+    assert!(message.contains("the request's body did not arrive within 200.0 ms of its headers"), "{message}");
+    platform_assess_is_answered(&server).await;
+}
+
+#[tokio::test]
+async fn a_wait_target_below_a_millisecond_is_told_in_microseconds() {
+    let db = sqlite_db();
+    let options = ServerOptions { queue_target: Duration::from_micros(1), ..hooked() };
+    let mut f = fixture_no_data(&db, options).await;
+    let status = f.assess.assess(waited(assess("T1", &code(900)), 3)).await.unwrap_err();
+    assert_shed(&status, "waited 3");
+    assert!(status.message().contains(" ms for its turn, past the 1.0 µs allowed; retry after 100 ms"), "{}", status.message());
+}
+
+async fn fixture_no_data(db: &TestDb, server: ServerOptions) -> Fixture {
+    Fixture::with(spawn_app(open(db).await, AppOptions { server, ..AppOptions::default() }).await)
+}
+
+#[test]
+fn a_ceiling_of_zero_requests_is_refused_naming_the_flag() {
+    for bad in ["0", "-1", "many"] {
+        let out = cli(&["demo", &format!("--max-in-flight={bad}"), "--listen", "127.0.0.1:0"]);
+        assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("--max-in-flight") && err.contains("is not a whole number above 0"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn connections_that_send_nothing_are_closed_and_free_their_places() {
+    let db = sqlite_db();
+    let options = ServerOptions { max_connections: 4, handshake_timeout: Duration::from_millis(200), ..hooked() };
+    let server = spawn_app(open(&db).await, AppOptions { server: options, ..AppOptions::default() }).await;
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    // A new client is served once the silent ones are closed; without the
+    // bound it would wait for the idle timeout (300 s), past this guard.
+    let health = async {
+        let ch = tonic::transport::Channel::from_shared(format!("http://{}", server.addr)).unwrap().connect().await.unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
+        health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(60), health).await.expect("a health check from a new connection is answered");
+    // The silent sockets were closed by the server: each reads end of stream.
+    use tokio::io::AsyncReadExt;
+    for mut s in silent {
+        let mut buf = [0u8; 1];
+        assert_eq!(s.read(&mut buf).await.unwrap_or(0), 0);
+    }
+    let (_, metrics) = http_get(server.addr, "/metrics").await;
+    assert!(metrics.contains("event=\"handshake_timeout\"} 4"), "{metrics}");
+}
+
+/// Writes queued behind a write of this server that waits for another
+/// process's lock (an import's, held here by the test) wait for that lock
+/// too (the whole write wait), and are not refused as this server's own
+/// overload (`write_queue`): once the lock goes, both are stored.
+#[tokio::test]
+async fn writes_queued_behind_another_processs_lock_are_not_refused_as_overload() {
+    use sqlx::Connection;
+    let db = sqlite_db();
+    let server = ServerOptions { log: None, background_refresh: false, ..ServerOptions::default() };
+    let app = spawn_app(open(&db).await, AppOptions { server, ..AppOptions::default() }).await;
+    let record = |id: &str, n: u32| pb::PutRecordsRequest {
+        records: vec![crate::records::to_proto(evaluation_json(id, &code(1_900 + n), json!({})))],
+        source: String::new(),
+    };
+    let mut data = app.credit_data().await;
+    data.put_records(record("q-1", 1)).await.unwrap();
+    let file = db.url.strip_prefix("sqlite://").unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(file).create_if_missing(false);
+    let mut importer = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    let held = importer.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let mut a = data.clone();
+    let mut b = data.clone();
+    let first = tokio::spawn(async move { a.put_records(record("q-2", 2)).await });
+    let second = tokio::spawn(async move { b.put_records(record("q-3", 3)).await });
+    // Past the in-process queue's bound (1 s): the one behind is still waiting.
+    tokio::time::sleep(credit_tender::store::WRITE_QUEUE_WAIT * 2).await;
+    held.rollback().await.unwrap();
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    let (_, metrics) = http_get(app.addr, "/metrics").await;
+    assert!(metrics.contains("reason=\"write_queue\"} 0"), "{metrics}");
 }
