@@ -26,6 +26,10 @@ const FIRST_CONNECT: Duration = Duration::from_secs(5);
 /// answers: the pool is busy, not gone.
 const POOL_WAIT: Duration = Duration::from_secs(5);
 
+/// How long PostgreSQL keeps a session that sits idle inside a transaction
+/// (a replica cut off mid-write) before ending it and releasing its locks.
+const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(60);
+
 /// Opens a PostgreSQL store: migrating it ([`OpenMode::Create`]), or only
 /// one at this binary's schema ([`OpenMode::Existing`]).
 ///
@@ -37,7 +41,19 @@ const POOL_WAIT: Duration = Duration::from_secs(5);
 pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<Guarded<SqlStore<Postgres>>, StoreError> {
     let mode = opts.mode;
     let migrator = sqlx::migrate!("migrations/postgres");
-    let mut options = super::statement_logging(PgConnectOptions::from_str(url)?);
+    // A replica cut off in the middle of a write transaction leaves its
+    // backend holding the write lock, idle in transaction, for as long as
+    // PostgreSQL believes the connection alive: every other replica's
+    // writes would wait behind it (found by the outside attack on issue
+    // 28). The server ends such a session after IDLE_IN_TRANSACTION, and
+    // its keepalives notice a silent peer; no write of ours idles that
+    // long between two statements of one transaction.
+    let mut options = super::statement_logging(PgConnectOptions::from_str(url)?).options([
+        ("idle_in_transaction_session_timeout", format!("{}", IDLE_IN_TRANSACTION.as_millis())),
+        ("tcp_keepalives_idle", "10".to_owned()),
+        ("tcp_keepalives_interval", "5".to_owned()),
+        ("tcp_keepalives_count", "3".to_owned()),
+    ]);
     if let OpenMode::Existing { read_only: true } = mode {
         options = options.options([("default_transaction_read_only", "on")]);
     }
