@@ -13,14 +13,14 @@ pub const SHIPPED_PUBLICATION_PERIODS: &str = include_str!("../policies/publicat
 /// A rule file that could not be used, naming the file, the place and the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {}", crate::import::io_reason(source))]
+    #[error("{path}: cannot read: {}", crate::domain::text::io_reason(source))]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
     /// The file is fine; the store it is recorded in could not take it
     /// (busy, unreachable): not a configuration fault.
-    #[error("cannot record {what} in the store: {source}")]
-    Store { what: String, source: crate::store::StoreError },
+    #[error("cannot record {what} in the store: {reason}")]
+    Store { what: String, reason: String },
 }
 
 /// The validation rules every record passes through.

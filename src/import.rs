@@ -41,23 +41,7 @@ impl std::fmt::Display for LineError {
     }
 }
 
-/// An I/O error as a sentence, without Rust's "(os error N)".
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        std::io::ErrorKind::AlreadyExists => "it already exists".into(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
-        // Rust's "(os error N)" is for programmers; the words are enough.
-        _ => {
-            let text = e.to_string();
-            match text.rfind(" (os error ") {
-                Some(at) if text.ends_with(')') => text[..at].to_lowercase(),
-                _ => text,
-            }
-        }
-    }
-}
+pub use crate::domain::text::io_reason;
 
 /// The two file forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -68,7 +68,7 @@ pub struct PublicKeyInfo {
 /// Why a key or key configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{path}: cannot read: {}", crate::import::io_reason(source))]
+    #[error("{path}: cannot read: {}", crate::domain::text::io_reason(source))]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
@@ -304,7 +304,8 @@ impl Keyring {
     /// `valid_from`/`valid_to`), and refuses, naming the file and the key,
     /// any key that could not do its work: a key file that is not an Ed25519
     /// private key, a validity that ends before it begins, an active key
-    /// outside its validity now (what it signed would not verify), one key
+    /// whose validity has ended (what it signed would not verify; one whose
+    /// validity starts later is a scheduled rotation), one key
     /// listed twice, and an active key whose signature does not verify
     /// under its own public key (checked by signing once). So a keys file
     /// that loads is one the server can sign with; nothing fails later.
@@ -325,7 +326,7 @@ impl Keyring {
         for (i, k) in file.key.iter().enumerate() {
             let named = |why: String| invalid(format!("key {} (file = \"{}\"): {why}", i + 1, k.file.display()));
             let pair = load_key_pair(&base.join(&k.file)).map_err(|e| match e {
-                KeyError::Read { source, .. } => named(format!("cannot read the key file: {}", crate::import::io_reason(&source))),
+                KeyError::Read { source, .. } => named(format!("cannot read the key file: {}", crate::domain::text::io_reason(&source))),
                 KeyError::Invalid { reason, .. } => named(reason),
             })?;
             let id = key_id(pair.public_key().as_ref());
@@ -343,12 +344,6 @@ impl Keyring {
                 return Err(named(format!("valid_from {} is not before valid_to {}", from.to_rfc3339(), to.to_rfc3339())));
             }
             if k.status == KeyStatus::Active {
-                if let Some(from) = k.valid_from.filter(|f| *f > now) {
-                    return Err(named(format!(
-                        "is active but valid only from {}: what it signed now would not verify; mark it verify_only until then",
-                        from.to_rfc3339()
-                    )));
-                }
                 if let Some(to) = k.valid_to.filter(|t| *t <= now) {
                     return Err(named(format!(
                         "is active but its validity ended {}: what it signed would not verify; make a new key (credit-tender keygen) and mark this one verify_only",

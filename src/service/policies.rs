@@ -55,7 +55,7 @@ impl PolicySet {
             store
                 .put_policy(&p.id, &p.digest, &p.source)
                 .await
-                .map_err(|source| ConfigError::Store { what: format!("policy '{}'", p.id), source })?;
+                .map_err(|e| ConfigError::Store { what: format!("policy '{}'", p.id), reason: e.to_string() })?;
         }
         let by_digest = current.values().map(|p| (p.digest.clone(), p.clone())).collect();
         Ok(PolicySet { current, by_digest: RwLock::new(by_digest), store })

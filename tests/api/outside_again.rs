@@ -58,11 +58,6 @@ fn a_keys_file_whose_key_cannot_sign_is_refused_at_start_naming_the_file_and_the
             "key 1 (file = \"good.pk8\"): is active but its validity ended 2020-01-01",
         ),
         (
-            "an active key not yet valid",
-            format!("[[key]]\nfile = \"good.pk8\"\nstatus = \"active\"\nvalid_from = 2999-01-01T00:00:00Z\n{log}"),
-            "key 1 (file = \"good.pk8\"): is active but valid only from 2999-01-01",
-        ),
-        (
             "a validity that ends before it begins",
             format!(
                 "[[key]]\nfile = \"good.pk8\"\nstatus = \"verify_only\"\nvalid_from = 2025-01-01T00:00:00Z\nvalid_to = 2024-01-01T00:00:00Z\n{log}"
