@@ -57,6 +57,24 @@ pub fn is_tender_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-_.:".contains(c)
 }
 
+/// An I/O error as a sentence, without Rust's "(os error N)".
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::AlreadyExists => "it already exists".into(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
+        // Rust's "(os error N)" is for programmers; the words are enough.
+        _ => {
+            let text = e.to_string();
+            match text.rfind(" (os error ") {
+                Some(at) if text.ends_with(')') => text[..at].to_lowercase(),
+                _ => text,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,23 +95,5 @@ mod tests {
         assert_eq!(clean("a\u{0}b").unwrap_err(), "contains control characters");
         // Decomposed é becomes the one composed character.
         assert_eq!(clean(" e\u{0301} ").unwrap(), "\u{e9}");
-    }
-}
-
-/// An I/O error as a sentence, without Rust's "(os error N)".
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        std::io::ErrorKind::AlreadyExists => "it already exists".into(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
-        // Rust's "(os error N)" is for programmers; the words are enough.
-        _ => {
-            let text = e.to_string();
-            match text.rfind(" (os error ") {
-                Some(at) if text.ends_with(')') => text[..at].to_lowercase(),
-                _ => text,
-            }
-        }
     }
 }
