@@ -210,7 +210,21 @@ pub async fn spawn_app(store: Store, mut options: AppOptions) -> TestServer {
         channel,
         stop: Some(tx),
         handle: Some(handle),
+        _db: None,
     }
+}
+
+/// An app over a fresh SQLite store that lives as long as the app.
+///
+/// `spawn_app(open(&sqlite_db()).await, …)` is a bug: the temporary
+/// `TestDb` is dropped at the end of that statement and its directory
+/// removed under the running server, which then (rightly) finds its store
+/// lost and answers 503 at whatever moment it next checks.
+pub async fn spawn_sqlite_app(options: AppOptions) -> TestServer {
+    let db = sqlite_db();
+    let mut server = spawn_app(open(&db).await, options).await;
+    server._db = Some(db);
+    server
 }
 
 /// A running test app.
@@ -231,6 +245,9 @@ pub struct TestServer {
     pub assess: AssessmentServiceClient<Channel>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The database the app serves, when the app owns it (its directory
+    /// lives as long as the app).
+    _db: Option<TestDb>,
 }
 
 impl TestServer {

@@ -265,7 +265,7 @@ async fn a_reader_that_goes_away_changes_no_exit_status() {
     let db = sqlite_db();
     let data = file(dir.path(), "d.jsonl", jsonl(&[evaluation_json("e", CODE_A, json!({}))]));
     quiet(&with_reader_gone(bin().args(["import", "--db", &db.url, data.to_str().unwrap()])), "import", 0);
-    let server = spawn_app(open(&sqlite_db()).await, AppOptions::default()).await;
+    let server = spawn_sqlite_app(AppOptions::default()).await;
     let url = format!("http://{}", server.addr);
     quiet(&with_reader_gone(bin().args(["keys", "--server", &url])), "keys", 0);
     // A command whose stdout is a full disk fails instead: its output is lost.
@@ -607,14 +607,15 @@ async fn messages_say_what_is_wrong_in_a_sentence() {
     assert!(err.contains("connection refused") && !err.contains("pool timed out"), "{err}");
     assert!(!err.contains("secret") && err.contains("postgres://postgres:***@127.0.0.1:1/credit"), "the password stays hidden: {err}");
     // A missing import file: no line 0.
-    let out = cli(&["import", "--db", &sqlite_db().url, d.join("missing.jsonl").to_str().unwrap()]);
+    let db = sqlite_db();
+    let out = cli(&["import", "--db", &db.url, d.join("missing.jsonl").to_str().unwrap()]);
     assert!(
         stderr(&out).contains("missing.jsonl: cannot read: no such file or directory") && !stderr(&out).contains(":0"),
         "{}",
         stderr(&out)
     );
     // gRPC errors by their gRPC names, in a sentence.
-    let server = spawn_app(open(&sqlite_db()).await, AppOptions::default()).await;
+    let server = spawn_sqlite_app(AppOptions::default()).await;
     let url = format!("http://{}", server.addr);
     let out = cli(&["assess", "--server", &url, "--tender", "NO-SUCH", "--bidder", CODE_A]);
     assert_eq!(out.status.code(), Some(65));

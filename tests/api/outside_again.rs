@@ -325,7 +325,7 @@ fn framed(flag: u8, length: u32, bytes: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn requests_that_cannot_be_decoded_are_invalid_argument_on_every_method_and_stream() {
-    let server = spawn_app(open(&sqlite_db()).await, AppOptions::default()).await;
+    let server = spawn_sqlite_app(AppOptions::default()).await;
     let put = "/credit_tender.v1.CreditDataService/PutRecords";
     let reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
     let health = "/grpc.health.v1.Health/Check";
@@ -473,7 +473,7 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Str
 
 #[tokio::test]
 async fn http_bounds_echoed_ids_and_answers_head_like_get_on_every_route() {
-    let server = spawn_app(open(&sqlite_db()).await, AppOptions::default()).await;
+    let server = spawn_sqlite_app(AppOptions::default()).await;
     // A 5,000-character id: its start, an ellipsis and its length.
     let id = "A".repeat(5000);
     let (status, _, body) = http(server.addr, "GET", &format!("/tenders/{id}")).await;
