@@ -446,3 +446,57 @@ async fn writes_queued_behind_another_processs_lock_are_not_refused_as_overload(
     let (_, metrics) = http_get(app.addr, "/metrics").await;
     assert!(metrics.contains("reason=\"write_queue\"} 0"), "{metrics}");
 }
+
+/// A write that finds this server's own write queue held past
+/// [`WRITE_QUEUE_WAIT`](credit_tender::store::WRITE_QUEUE_WAIT) (another
+/// write of this process holds the store's turn; no other process is
+/// involved) is refused with RESOURCE_EXHAUSTED, a RetryInfo and
+/// `grpc-retry-pushback-ms`, counted as `write_queue`, and leaves nothing
+/// stored; the write that held the turn completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_queued_past_its_wait_behind_this_servers_own_write_is_refused_and_stores_nothing() {
+    let db = sqlite_db();
+    let server = ServerOptions { log: None, background_refresh: false, ..ServerOptions::default() };
+    let app = spawn_app(open(&db).await, AppOptions { server, ..AppOptions::default() }).await;
+    let mut data = app.credit_data().await;
+    // This process's own write holds the turn: its records come from an
+    // iterator that blocks (one worker thread) until the test lets it go.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started, mut has_started) = tokio::sync::mpsc::channel::<()>(1);
+    let store = app.store.clone();
+    let holder = tokio::spawn(async move {
+        let first = crate::records::to_record(evaluation_json("held-1", &code(2_001), json!({})));
+        let mut once = Some(first);
+        let mut items = std::iter::from_fn(move || {
+            let r = once.take()?;
+            let _ = started.try_send(());
+            let _ = held.recv();
+            Some((0u64, Ok(r)))
+        });
+        store
+            .write(&credit_tender::domain::ownership::Writer::operator("holder"), &mut items, credit_tender::store::WriteMode::Commit)
+            .await
+    });
+    has_started.recv().await.expect("the holding write began");
+    let refused = data
+        .put_records(pb::PutRecordsRequest {
+            records: vec![crate::records::to_proto(evaluation_json("queued-1", &code(2_002), json!({})))],
+            source: String::new(),
+        })
+        .await
+        .expect_err("a write queued past its wait is refused");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("overloaded with writes"), "{}", refused.message());
+    assert!(refused.get_details_retry_info().is_some(), "a RetryInfo: {refused:?}");
+    assert!(refused.metadata().get("grpc-retry-pushback-ms").is_some(), "{refused:?}");
+    release.send(()).unwrap();
+    holder.await.unwrap().expect("the write that held the turn is stored");
+    // Nothing of the refused write was kept; the holder's record was.
+    let profile = |c: String| pb::GetProfileRequest { credit_code: c, ..Default::default() };
+    let held = data.get_profile(profile(code(2_001))).await.unwrap().into_inner();
+    assert!(format!("{held:?}").contains("held-1"), "{held:?}");
+    let queued = data.get_profile(profile(code(2_002))).await.unwrap().into_inner();
+    assert!(!format!("{queued:?}").contains("queued-1"), "the refused write left a record: {queued:?}");
+    let (_, metrics) = http_get(app.addr, "/metrics").await;
+    assert!(metrics.contains("reason=\"write_queue\"} 1"), "{metrics}");
+}
