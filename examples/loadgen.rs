@@ -164,6 +164,28 @@ struct Setup {
 
 const HOT_FIRMS: u32 = 50;
 
+/// A setup call, tried again after the server's retry hint while it is shed
+/// (RESOURCE_EXHAUSTED): with a queue target set as low as the overload runs
+/// set it, even an unloaded server refuses some of the setup's large writes.
+async fn patient<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut tries = 0;
+    loop {
+        match call().await {
+            Ok(r) => return Ok(r.into_inner()),
+            Err(s) if s.code() == tonic::Code::ResourceExhausted && tries < 100 => {
+                tries += 1;
+                let ms = s.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(100);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            Err(s) => return Err(s),
+        }
+    }
+}
+
 async fn setup(args: &Args) -> Result<Setup, Box<dyn std::error::Error>> {
     let mut raw = Vec::new();
     for _ in 0..args.connections {
@@ -177,17 +199,22 @@ async fn setup(args: &Args) -> Result<Setup, Box<dyn std::error::Error>> {
     let platform = token(args.token.as_deref());
     let provider = token(args.provider_token.as_deref().or(args.token.as_deref()));
     let channels: Vec<Ch> = raw.iter().map(|c| InterceptedService::new(c.clone(), platform.clone())).collect();
-    let mut data = pb::credit_data_service_client::CreditDataServiceClient::new(InterceptedService::new(raw[0].clone(), provider));
+    let data = pb::credit_data_service_client::CreditDataServiceClient::new(InterceptedService::new(raw[0].clone(), provider));
     let total = HOT_FIRMS + args.cold_firms;
     let t = Instant::now();
     let mut n = 0;
     while n < total {
         let end = (n + 10_000).min(total);
-        data.put_records(pb::PutRecordsRequest { records: (n..end).map(firm).collect(), source: "loadgen".into() }).await?;
+        let request = pb::PutRecordsRequest { records: (n..end).map(firm).collect(), source: "loadgen".into() };
+        patient(|| {
+            let (mut data, request) = (data.clone(), request.clone());
+            async move { data.put_records(request).await }
+        })
+        .await?;
         n = end;
     }
     eprintln!("setup: {total} firms stored in {:.1}s", t.elapsed().as_secs_f64());
-    let mut tenders = pb::tender_service_client::TenderServiceClient::new(channels[0].clone());
+    let tenders = pb::tender_service_client::TenderServiceClient::new(channels[0].clone());
     let deadline = pbjson_types::Timestamp { seconds: 1_797_300_000, nanos: 0 }; // mid-December 2026
     let register = |id: String| pb::RegisterTenderRequest {
         tender_id: id,
@@ -203,16 +230,28 @@ async fn setup(args: &Args) -> Result<Setup, Box<dyn std::error::Error>> {
         }),
     };
     let hot_tender = format!("{}-HOT", args.run);
-    tenders.register_tender(register(hot_tender.clone())).await?;
+    let register_tender = |id: String| {
+        let (tenders, request) = (tenders.clone(), register(id));
+        patient(move || {
+            let (mut tenders, request) = (tenders.clone(), request.clone());
+            async move { tenders.register_tender(request).await }
+        })
+    };
+    register_tender(hot_tender.clone()).await?;
     let table_tender = format!("{}-TABLE", args.run);
-    tenders.register_tender(register(table_tender.clone())).await?;
+    register_tender(table_tender.clone()).await?;
     for i in 0..50 {
-        tenders.register_bid(pb::RegisterBidRequest { tender_id: table_tender.clone(), bidder: bidder(i) }).await?;
+        let request = pb::RegisterBidRequest { tender_id: table_tender.clone(), bidder: bidder(i) };
+        patient(|| {
+            let (mut tenders, request) = (tenders.clone(), request.clone());
+            async move { tenders.register_bid(request).await }
+        })
+        .await?;
     }
     let mut sign_tenders = Vec::new();
     for i in 0..args.sign_tenders {
         let id = format!("{}-SIGN-{i}", args.run);
-        tenders.register_tender(register(id.clone())).await?;
+        register_tender(id.clone()).await?;
         sign_tenders.push(id);
     }
     Ok(Setup { channels, hot_tender, sign_tenders, table_tender })

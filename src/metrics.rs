@@ -70,7 +70,8 @@ pub const CONNECTION_EVENTS: &[&str] = &["accepted", "waited", "idle_closed", "h
 /// (unauthenticated), the store could not check a session (unavailable),
 /// the principal's rate or concurrency limit (rate_limited), the process's
 /// requests in flight (shed), the time the request waited for its turn
-/// (queue_wait, `crate::shed`), the role or scope (permission_denied, not_found).
+/// (queue_wait, `crate::shed`), new statements already being made
+/// (signing, `--max-signing`), the role or scope (permission_denied, not_found).
 pub const DENIAL_REASONS: &[&str] = &[
     "unauthenticated",
     "unavailable",
@@ -80,6 +81,7 @@ pub const DENIAL_REASONS: &[&str] = &[
     "body_timeout",
     "body_too_large",
     "write_queue",
+    "signing",
     "permission_denied",
     "not_found",
 ];

@@ -48,6 +48,9 @@ pub struct ServerOptions {
     pub max_in_flight: usize,
     /// The wait for its turn past which a request is refused (`crate::shed`).
     pub queue_target: Duration,
+    /// New statements made at once for callers; a call that needs one more
+    /// is refused at once (`crate::shed::DEFAULT_MAX_SIGNING`).
+    pub max_signing: usize,
     /// How long a request's body may take to arrive after its headers;
     /// later, it is refused (`crate::shed`).
     pub body_timeout: Duration,
@@ -119,6 +122,7 @@ impl Default for ServerOptions {
             tls: None,
             max_in_flight: crate::shed::DEFAULT_MAX_IN_FLIGHT,
             queue_target: crate::shed::DEFAULT_QUEUE_TARGET,
+            max_signing: crate::shed::DEFAULT_MAX_SIGNING,
             body_timeout: crate::shed::DEFAULT_BODY_TIMEOUT,
             queue_wait_test_hook: false,
             max_streams_per_connection: 128,
@@ -221,7 +225,8 @@ fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> a
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let assessment_api =
-        AssessmentApi::new(state.rules.clone(), state.policies.clone(), state.keys.clone(), state.cache.clone(), log.clone());
+        AssessmentApi::new(state.rules.clone(), state.policies.clone(), state.keys.clone(), state.cache.clone(), log.clone())
+            .with_signing_limit(options.max_signing);
     let assessments = AssessmentRoutes::new(assessment_api.clone(), MAX_MESSAGE_BYTES);
     let keys = KeyServiceServer::new(KeyApi::new(state.keys.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -37,6 +37,13 @@
 //! hold at most a quarter of the ceiling ([`anonymous_share`]), so they
 //! cannot lock out the principals, whose own limits the gate applies.
 //!
+//! **New statements** are limited apart (`--max-signing`,
+//! [`DEFAULT_MAX_SIGNING`]): a call that must sign and log a statement
+//! holds its place until its leaf is durable, so a count bounds that
+//! path's latency where the wait stamp cannot (the wait is in the log's
+//! commit, after admission). The limit is applied where a statement is
+//! made (`service::assessment`), so cached answers never meet it.
+//!
 //! **Streams that are not work**: server reflection holds no ceiling slot;
 //! at most [`REFLECTION_STREAMS`] are open at once, process-wide.
 //!
@@ -62,6 +69,17 @@ pub const RETRY_AFTER: Duration = Duration::from_millis(100);
 
 /// Requests served at once, process-wide (`--max-in-flight`).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+
+/// New statements made at once for callers (`--max-signing`): each is
+/// evaluated, signed and waits for its leaf's durable commit to the
+/// transparency log. Past the log's group commit, more of them at once add
+/// only waiting (BENCHMARKS.md, "Issue 27": throughput stops growing near 8
+/// in flight on the reference 2-core machine and admitted p99 doubles at
+/// 16), and that wait is spent after admission, where the queue-wait stamp
+/// cannot see it. So a request that needs a new statement when this many are
+/// being made is refused at once, before anything is signed. Cached answers
+/// are never counted. A machine with more cores can raise it.
+pub const DEFAULT_MAX_SIGNING: usize = 16;
 
 /// How long a request's body may take to arrive after its headers
 /// (`--body-timeout-ms`): a 16 MiB batch at well under 10 Mbit/s.

@@ -101,6 +101,11 @@ pub struct ListenArgs {
     /// listing aside); one more is answered RESOURCE_EXHAUSTED at once.
     #[arg(long, default_value_t = crate::shed::DEFAULT_MAX_IN_FLIGHT, value_name = "N", value_parser = positive_count)]
     pub max_in_flight: usize,
+    /// New statements signed and logged at once for callers; a request that
+    /// needs one more is answered RESOURCE_EXHAUSTED at once, before anything
+    /// is signed (cached answers are never counted).
+    #[arg(long, default_value_t = crate::shed::DEFAULT_MAX_SIGNING, value_name = "N", value_parser = positive_count)]
+    pub max_signing: usize,
     /// A request that has waited longer than this for its turn is answered
     /// RESOURCE_EXHAUSTED before any work is done for it (decimals allowed).
     #[arg(long, default_value_t = crate::shed::DEFAULT_QUEUE_TARGET.as_secs_f64() * 1000.0, value_name = "MS", value_parser = positive_millis)]
@@ -486,6 +491,7 @@ async fn serve(
         principals,
         tls,
         max_in_flight: listen.max_in_flight,
+        max_signing: listen.max_signing,
         queue_target: Duration::from_secs_f64(listen.queue_target_ms / 1000.0),
         body_timeout: Duration::from_secs_f64(listen.body_timeout_ms / 1000.0),
         max_streams_per_connection: listen.max_streams_per_connection.max(1),

@@ -17,6 +17,7 @@ use crate::log::Log;
 use crate::policy::{MemberInput, Policy, evaluate};
 use crate::proto::v1 as pb;
 use crate::signing::SharedKeyring;
+use crate::store::StoreError;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -50,6 +51,24 @@ pub struct AssessmentApi {
     log: Option<Arc<Log>>,
     /// The committee's tables as they go on the wire.
     tables: Arc<Tables>,
+    /// Places for new statements (`--max-signing`); `None`: unbounded (the
+    /// background refresh, which waits for nobody).
+    signing: Option<(Arc<tokio::sync::Semaphore>, usize)>,
+}
+
+/// What a call that needs a new statement does when every place for one is
+/// taken.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Refused at once (RESOURCE_EXHAUSTED), before anything is signed: a
+    /// single Assess or CheckDeposit.
+    Refuse,
+    /// Waits for a place: a committee table, whose rows are all or nothing
+    /// (a table refused half-way would have signed and logged some rows).
+    Wait,
+    /// The caller holds the places already (a deposit check takes those of
+    /// both its statements before either is made).
+    Held,
 }
 
 impl AssessmentApi {
@@ -58,7 +77,29 @@ impl AssessmentApi {
         // encoded bytes (shared with the statement cache while it has them)
         // and a frame of a few hundred bytes.
         let tables = Arc::new(Tables::new(cache.config().statement_bytes / 4, cache.config().ttl, cache.metrics().clone()));
-        AssessmentApi { rules, policies, keys, cache, log, tables }
+        AssessmentApi { rules, policies, keys, cache, log, tables, signing: None }
+    }
+
+    /// At most `limit` new statements made at once for callers: a single
+    /// call that needs one more is refused, a table waits (`--max-signing`).
+    pub fn with_signing_limit(mut self, limit: usize) -> Self {
+        self.signing = Some((Arc::new(tokio::sync::Semaphore::new(limit.max(1))), limit.max(1)));
+        self
+    }
+
+    /// `n` places to make new statements in (at most the limit), as `turn`
+    /// says; `None` when unbounded or already held.
+    async fn signing_places(&self, turn: Turn, n: u32) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
+        let Some((places, limit)) = &self.signing else { return Ok(None) };
+        let n = n.min(u32::try_from(*limit).unwrap_or(u32::MAX));
+        match turn {
+            Turn::Held => Ok(None),
+            Turn::Wait => Ok(places.clone().acquire_many_owned(n).await.ok()),
+            Turn::Refuse => places.clone().try_acquire_many_owned(n).map(Some).map_err(|_| {
+                self.cache.metrics().denied("signing");
+                ApiError::Store(StoreError::Queued(format!("{limit} new statements are being signed and logged already")))
+            }),
+        }
     }
 
     /// The display name (Chinese title) of the policy version `digest`, for
@@ -103,6 +144,7 @@ impl AssessmentApi {
         policy: &Policy,
         bidder: &Bidder,
         contract_price: Option<Fen>,
+        turn: Turn,
     ) -> Result<Arc<CachedAnswer>, ApiError> {
         let version = self.cache.data_version().await?;
         if bidder.codes().len() > 1 {
@@ -121,6 +163,8 @@ impl AssessmentApi {
         let inputs = StatementInputs { tender, policy, bidder, profiles: &read, key_id: keys.active_key_id(), contract_price };
         let key = inputs.identity();
         let make = async {
+            // Only a statement to be made takes a place, before anything is signed.
+            let _place = self.signing_places(turn, 1).await?;
             let StatementInputs { tender, policy, bidder, profiles, key_id: _, contract_price } = inputs;
             let members: Vec<MemberInput<'_>> =
                 bidder.codes().iter().zip(profiles).map(|(code, profile)| MemberInput { code, profile }).collect();
@@ -189,7 +233,7 @@ impl AssessmentApi {
     /// One bidder's answer, as the cache holds it.
     async fn assess_one(&self, caller: &Caller, cmd: Assess) -> Result<Arc<CachedAnswer>, ApiError> {
         let (cached, policy) = self.tender(caller, Action::Assess, &cmd.bid.tender_id).await?;
-        self.assess(&cached.tender, &policy, &cmd.bid.bidder, cmd.contract_price).await
+        self.assess(&cached.tender, &policy, &cmd.bid.bidder, cmd.contract_price, Turn::Refuse).await
     }
 
     /// The registered bids' signed statements, in bid order, a page at a time.
@@ -245,14 +289,18 @@ impl AssessmentApi {
         let version = self.cache.data_version().await?;
         let codes: Vec<&CreditCode> = rows.iter().flat_map(|row| row.bidder.codes()).collect();
         self.cache.prefetch(&codes, version).await?;
-        let rows: Vec<_> = rows.iter().map(|row| self.assess(tender, policy, &row.bidder, None)).collect();
+        let rows: Vec<_> = rows.iter().map(|row| self.assess(tender, policy, &row.bidder, None, Turn::Wait)).collect();
         futures_util::stream::iter(rows).buffered(TABLE_CONCURRENCY).try_collect().await
     }
 
     async fn check_deposit(&self, caller: &Caller, cmd: CheckDeposit) -> Result<pb::CheckDepositResponse, ApiError> {
         let CheckDeposit { bid, offered, form, contract_price } = cmd;
         let (cached, policy) = self.tender(caller, Action::CheckDeposit, &bid.tender_id).await?;
-        let assessed = self.assess(&cached.tender, &policy, &bid.bidder, contract_price).await?;
+        // The deposit check is a new statement every time, and the
+        // assessment may be: both places are taken first, so that a refusal
+        // leaves nothing signed.
+        let _places = self.signing_places(Turn::Refuse, 2).await?;
+        let assessed = self.assess(&cached.tender, &policy, &bid.bidder, contract_price, Turn::Held).await?;
         let statement = assessed.response.statement.clone().expect("assess always returns a statement");
         let check = deposit_check(statement, offered, form, &policy.id);
         let envelope = self.sign(DEPOSIT_CHECK_PAYLOAD_TYPE, &check);

@@ -379,11 +379,13 @@ async fn fixture_no_data(db: &TestDb, server: ServerOptions) -> Fixture {
 
 #[test]
 fn a_ceiling_of_zero_requests_is_refused_naming_the_flag() {
-    for bad in ["0", "-1", "many"] {
-        let out = cli(&["demo", &format!("--max-in-flight={bad}"), "--listen", "127.0.0.1:0"]);
-        assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
-        let err = stderr(&out);
-        assert!(err.contains("--max-in-flight") && err.contains("is not a whole number above 0"), "{err}");
+    for flag in ["--max-in-flight", "--max-signing"] {
+        for bad in ["0", "-1", "many"] {
+            let out = cli(&["demo", &format!("{flag}={bad}"), "--listen", "127.0.0.1:0"]);
+            assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+            let err = stderr(&out);
+            assert!(err.contains(flag) && err.contains("is not a whole number above 0"), "{err}");
+        }
     }
 }
 
@@ -499,4 +501,65 @@ async fn a_write_queued_past_its_wait_behind_this_servers_own_write_is_refused_a
     assert!(!format!("{queued:?}").contains("queued-1"), "the refused write left a record: {queued:?}");
     let (_, metrics) = http_get(app.addr, "/metrics").await;
     assert!(metrics.contains("reason=\"write_queue\"} 1"), "{metrics}");
+}
+
+/// New statements are limited apart (`--max-signing`): while that many are
+/// being signed and logged (here held at the log's commit by another
+/// connection's write lock), a single Assess or CheckDeposit that needs one
+/// more is refused at once with the retry hint, before anything is signed;
+/// a cached answer is served; once the commit goes through, the held ones
+/// are answered and the refused one is served on its retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_statement_past_the_signing_limit_is_refused_before_signing_and_cached_answers_are_served() {
+    use sqlx::Connection;
+    let db = sqlite_db();
+    let mut f = fixture(&db, ServerOptions { max_signing: 2, ..hooked() }).await;
+    let metrics = f.server.cache.metrics().clone();
+    // A statement made and cached before the load.
+    f.assess.assess(assess("T1", &code(900))).await.unwrap();
+    let mut signatures = metrics.signatures();
+    let signed_before = *signatures.borrow_and_update();
+    // Another connection holds the store's write lock: the log cannot commit.
+    let mut lock = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.unwrap();
+    let held: Vec<_> = [code(901), code(902)]
+        .into_iter()
+        .map(|c| {
+            let mut client = f.assess.clone();
+            tokio::spawn(async move { client.assess(assess("T1", &c)).await })
+        })
+        .collect();
+    // Both have signed and wait for their leaves' commit, holding both places.
+    tokio::time::timeout(Duration::from_secs(30), signatures.wait_for(|n| *n >= signed_before + 2)).await.unwrap().unwrap();
+    // Refused as a write queue is (the statement's leaf is a write): the
+    // store's retry hint, not the admission layer's.
+    let assert_refused = |status: &tonic::Status| {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(status.message().contains("2 new statements are being signed and logged already"), "{}", status.message());
+        let retry = status.get_details_retry_info().expect("a google.rpc.RetryInfo detail").retry_delay.unwrap();
+        let pushback = status.metadata().get("grpc-retry-pushback-ms").expect("grpc-retry-pushback-ms").to_str().unwrap();
+        assert_eq!(pushback, retry.as_millis().to_string());
+    };
+    assert_refused(&f.assess.assess(assess("T1", &code(1_903))).await.unwrap_err());
+    let deposit = pb::CheckDepositRequest {
+        tender_id: "T1".into(),
+        bidder: Some(pb::Bidder { credit_codes: vec![code(1_904)] }),
+        offered_fen: 0,
+        form: "cash".into(),
+        contract_price_fen: None,
+    };
+    assert_refused(&f.assess.check_deposit(deposit.clone()).await.unwrap_err());
+    // A cached answer needs no place.
+    assert!(f.assess.assess(assess("T1", &code(900))).await.unwrap().into_inner().envelope.is_some());
+    assert_eq!(*metrics.signatures().borrow(), signed_before + 2, "nothing signed for the refused requests");
+    let (_, page) = http_get(f.server.addr, "/metrics").await;
+    assert!(page.contains("reason=\"signing\"} 2"), "{page}");
+    // The commit goes through: the held ones are answered, logged.
+    drop(lock);
+    for h in held {
+        assert!(h.await.unwrap().unwrap().into_inner().log_index.is_some());
+    }
+    // The refused ones are served when asked again.
+    f.assess.assess(assess("T1", &code(1_903))).await.unwrap();
+    assert!(f.assess.check_deposit(deposit).await.unwrap().into_inner().log_index.is_some());
 }
