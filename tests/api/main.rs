@@ -26,6 +26,7 @@ mod overload;
 mod ownership;
 mod readme;
 mod records;
+mod refusals;
 mod rules;
 mod server;
 mod signing;
