@@ -8,6 +8,7 @@ mod cache;
 mod clients;
 mod crash;
 mod credit_data;
+mod environment;
 mod golden;
 mod hardening;
 mod harness;
