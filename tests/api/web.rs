@@ -65,6 +65,19 @@ async fn pages_escape_data_and_say_404() {
     assert_eq!(status, 200);
     assert_eq!(hex::encode(ring::digest::digest(&ring::digest::SHA256, noble.as_bytes())), credit_tender::web::NOBLE_ED25519_SHA256);
     assert!(!noble.contains("fetch(") && !noble.contains("import(") && !noble.contains("XMLHttpRequest"), "the fallback loads nothing");
+    // The SHA-256 fallback is @noble/hashes 2.4.0's sha2.js and the three
+    // files it imports, byte for byte, each as recorded; they load nothing else.
+    for (name, _, sha256) in credit_tender::web::NOBLE_HASHES {
+        let (status, text) = http_get(server.addr, &format!("/assets/noble-hashes/{name}")).await;
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes())), sha256, "{name} as published");
+        assert!(!text.contains("fetch(") && !text.contains("import(") && !text.contains("XMLHttpRequest"), "{name} loads nothing");
+        for import in text.lines().filter(|l| l.starts_with("import ")) {
+            let from = import.rsplit("from ").next().unwrap().trim_matches(|c| c == '"' || c == ';' || c == '\'');
+            let target = from.strip_prefix("./").unwrap_or_else(|| panic!("{name}: an import from outside: {import}"));
+            assert!(credit_tender::web::NOBLE_HASHES.iter().any(|(n, _, _)| *n == target), "{name} imports {target}, which is not served");
+        }
+    }
 
     let (status, page) = http_get(server.addr, "/tenders/NOPE").await;
     assert_eq!(status, 404);
@@ -781,19 +794,21 @@ async fn without_webcrypto_the_page_says_it_cannot_verify_and_marks_nothing_inva
 
 /// Has the page's proof requests shed by the server (its queue-wait test
 /// hook), as a server under load sheds them: with `#shed=N` in the page's
-/// address, each index's first N tries; with `#shed=all`, every try. Each
-/// try is recorded in `window.proofTries` as [url, try, status, retry-after, time].
+/// address, each index's first N tries; with `#shed=all`, every try; with
+/// `#shed=statements`, every try of the statements themselves. Each try is
+/// recorded in `window.proofTries` as [url, try, status, retry-after, time].
 const SHED_PROOFS: &str = r#"(() => {
   const fetch0 = window.fetch.bind(window);
   const tries = new Map();
   window.proofTries = [];
   window.fetch = (url, init) => {
     const u = String(url);
-    if (!u.startsWith("/api/log/proof")) return fetch0(url, init);
+    const m = /shed=(\w+)/.exec(location.hash);
+    const statements = u.startsWith("/api/tenders/");
+    if (!u.startsWith("/api/log/proof") && !statements) return fetch0(url, init);
     const n = (tries.get(u) || 0) + 1;
     tries.set(u, n);
-    const m = /shed=(\w+)/.exec(location.hash);
-    const shed = m && (m[1] === "all" || n <= Number(m[1]));
+    const shed = m && (statements ? m[1] === "statements" : m[1] === "all" || n <= Number(m[1]));
     const at = performance.now();
     const headers = new Headers((init && init.headers) || {});
     if (shed) headers.set("x-credit-tender-test-queue-wait-ms", "60000");
@@ -863,6 +878,20 @@ async fn a_shed_proof_is_retried_as_retry_after_asks_and_one_never_given_is_not_
     let csv = browser.csv().await;
     let at = csv[0].iter().position(|h| h == "入账").unwrap();
     assert!(csv[1..].iter().all(|r| r[at] == "暂未核验"), "{csv:?}");
+
+    // The statements themselves shed every time: the page asks six times,
+    // then says so in Chinese (the server's words and code), no table.
+    browser.goto("about:blank").await;
+    browser.goto(&format!("{page}#shed=statements")).await;
+    browser.ready().await;
+    let tries: Vec<(String, u32, u16, Option<String>, f64)> =
+        serde_json::from_value(browser.eval("return window.proofTries").await).unwrap();
+    assert_eq!(tries.iter().map(|t| t.2).collect::<Vec<_>>(), [503; 6], "{tries:?}");
+    let status = browser.eval("return document.getElementById('status').innerText").await;
+    let status = status.as_str().unwrap();
+    assert!(status.starts_with("无法取得信用评价结论（HTTP 503）：服务器繁忙") && status.contains("（代码 OVERLOADED）"), "{status}");
+    assert!(english_phrases(status).is_empty(), "{status}");
+    assert_eq!(browser.eval("return document.getElementById('table').hidden").await, json!(true));
 }
 
 /// A tender with no bids offers no CSV (the link stays hidden) and says so.

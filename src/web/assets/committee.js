@@ -445,6 +445,9 @@ function csv(rows, unchecked) {
   return "\ufeff" + lines.join("\r\n") + "\r\n";
 }
 
+// An error whose message is a Chinese sentence for the committee.
+class Said extends Error {}
+
 async function main() {
   const status = document.getElementById("status");
   const table = document.getElementById("table");
@@ -457,13 +460,13 @@ async function main() {
     const page = async token => {
       if (token) search.set("page_token", token); else search.delete("page_token");
       const r = await patientFetch(`${base}?${search}`, false);
-      if (!r) throw new Error("无法连接服务器，未能取得信用评价结论。请检查网络后刷新页面。");
-      if (!r.ok) throw new Error(`无法取得信用评价结论（HTTP ${r.status}）：${await r.text()}`);
+      if (!r) throw new Said("无法连接服务器，未能取得信用评价结论。请检查网络后刷新页面。");
+      if (!r.ok) throw new Said(`无法取得信用评价结论（HTTP ${r.status}）：${await r.text()}`);
       return r.json();
     };
     const kr = await patientFetch("/api/keys", false);
-    if (!kr) throw new Error("无法连接服务器，未能取得公钥。请检查网络后刷新页面。");
-    if (!kr.ok) throw new Error(`无法取得公钥（HTTP ${kr.status}）：${await kr.text()}`);
+    if (!kr) throw new Said("无法连接服务器，未能取得公钥。请检查网络后刷新页面。");
+    if (!kr.ok) throw new Said(`无法取得公钥（HTTP ${kr.status}）：${await kr.text()}`);
     const data = await page("");
     for (let next = data.next_page_token; next; ) {
       const more = await page(next);
@@ -529,7 +532,11 @@ async function main() {
       document.body.dataset.logged = String(rows.filter(d => d.log === "ok").length);
     });
   } catch (e) {
-    status.textContent = e.message;
+    // The page's own sentences are Chinese; a browser's error (a TypeError,
+    // a SyntaxError from an answer cut short) is named by its kind only.
+    if (!(e instanceof Said)) console.error(e);
+    status.textContent = e instanceof Said ? e.message
+      : `页面未能完成核验：与服务器通信或处理答复时出错（${e && e.name ? e.name : "错误"}）。请刷新页面重试；如仍出现，请联系系统管理员。`;
     status.className = "status error";
     table.hidden = true;
   } finally {
