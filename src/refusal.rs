@@ -54,7 +54,8 @@ pub fn for_status(status: http::StatusCode) -> (&'static str, &'static str) {
         405 => ("METHOD_NOT_ALLOWED", "此地址不支持该请求方法。"),
         406 => ("NOT_ACCEPTABLE", "无法以请求的格式作答。"),
         408 => ("REQUEST_TIMEOUT", "请求未能按时送达，未被处理。请重试。"),
-        411 | 413 => ("BODY_TOO_LARGE", "请求体过大或未说明长度，未被处理。"),
+        411 => ("LENGTH_REQUIRED", "请求未说明请求体的长度，未被处理。"),
+        413 => ("BODY_TOO_LARGE", "请求体过大，未被处理。"),
         414 => ("URI_TOO_LONG", "请求地址过长，未被处理。"),
         415 => ("UNSUPPORTED_MEDIA_TYPE", "请求内容的类型不受支持。"),
         422 => ("BAD_REQUEST", "请求内容无法处理：格式正确但取值无效。"),
@@ -78,7 +79,7 @@ mod tests {
         assert_eq!(r.headers()[http::header::CONTENT_TYPE], TEXT_PLAIN);
         assert_eq!(body("服务器繁忙。", "OVERLOADED"), "服务器繁忙。（代码 OVERLOADED）\n");
         assert_eq!(retry_after_secs(Duration::from_millis(1500)), 2);
-        for s in [400, 401, 403, 404, 405, 413, 429, 500, 502, 503, 418] {
+        for s in [400, 401, 403, 404, 405, 411, 413, 429, 500, 502, 503, 418] {
             let (code, zh) = for_status(http::StatusCode::from_u16(s).unwrap());
             assert!(code.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{s}: {code}");
             assert!(zh.chars().next().is_some_and(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{s}: {zh}");
