@@ -24,12 +24,14 @@ use pb::tender_service_client::TenderServiceClient;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:50051".into());
     let mut endpoint = tonic::transport::Endpoint::from_shared(server.clone())?;
-    if let Ok(ca) = std::env::var("CREDIT_TENDER_CA") {
+    // An empty variable counts as unset, as the CLI reads it.
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(ca) = var("CREDIT_TENDER_CA") {
         let ca = tonic::transport::Certificate::from_pem(std::fs::read(ca)?);
         endpoint = endpoint.tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(ca))?;
     }
     let channel = endpoint.connect().await?;
-    let token = Bearer::new(std::env::var("CREDIT_TENDER_TOKEN").ok().as_deref())?;
+    let token = Bearer::new(var("CREDIT_TENDER_TOKEN").as_deref())?;
     let mut tenders = TenderServiceClient::with_interceptor(channel.clone(), token.clone());
     let mut assessments = AssessmentServiceClient::with_interceptor(channel, token);
 

@@ -37,12 +37,19 @@ struct Limiters {
 }
 
 /// Why a caller was stopped at the gate.
+/// Each carries `why` in English (gRPC's message) and `zh`, the Chinese
+/// sentence a page's answer carries instead.
 enum Stop {
-    Unauthenticated(String),
+    Unauthenticated {
+        why: String,
+        zh: String,
+        code: &'static str,
+    },
     /// The store could not say whether a session lives.
     Unavailable(String),
     Exhausted {
         why: String,
+        zh: String,
         retry_after_ms: u64,
     },
 }
@@ -113,13 +120,21 @@ impl Gate {
         if let Some(token) = proof.bearer {
             return match token.and_then(|t| principals.by_token(&t)) {
                 Some(f) => Ok(found(f)),
-                None => Err(Stop::Unauthenticated("unknown or revoked bearer token".into())),
+                None => Err(Stop::Unauthenticated {
+                    why: "unknown or revoked bearer token".into(),
+                    zh: "身份凭证无效：所持访问令牌未知或已被撤销。".into(),
+                    code: "UNAUTHENTICATED",
+                }),
             };
         }
         if let Some(subject) = proof.certificate_subject {
             return match principals.by_certificate_subject(&subject) {
                 Some(f) => Ok(found(f)),
-                None => Err(Stop::Unauthenticated(format!("client certificate '{subject}' is not a known principal"))),
+                None => Err(Stop::Unauthenticated {
+                    why: format!("client certificate '{subject}' is not a known principal"),
+                    zh: format!("客户端证书「{}」不属于已登记的调用方。", crate::domain::text::shown(&subject)),
+                    code: "UNAUTHENTICATED",
+                }),
             };
         }
         if let Some(session) = proof.session {
@@ -142,7 +157,11 @@ impl Gate {
                     };
                     Ok((Caller::Principal(Arc::new(principal)), Some(admission)))
                 }
-                _ => Err(Stop::Unauthenticated("the committee session has ended (expired or revoked)".into())),
+                _ => Err(Stop::Unauthenticated {
+                    why: "the committee session has ended (expired or revoked)".into(),
+                    zh: "评标委员会会话已结束（已过期或已撤销）。请向招标平台重新申请评标委员会访问链接。".into(),
+                    code: "SESSION_ENDED",
+                }),
             };
         }
         Ok((Caller::Anonymous, None))
@@ -155,44 +174,45 @@ fn admit(name: &str, a: &Admission) -> Result<OwnedSemaphorePermit, Stop> {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
         return Err(Stop::Exhausted {
             why: format!("'{name}' is over its {} requests/s", a.limits.requests_per_second),
+            zh: format!("请求过于频繁：调用方「{name}」每秒最多 {} 个请求。", a.limits.requests_per_second),
             retry_after_ms: wait.as_millis().max(1) as u64,
         });
     }
     a.in_flight.clone().try_acquire_owned().map_err(|_| Stop::Exhausted {
         why: format!("'{name}' already has {} requests in flight", a.limits.concurrent),
+        zh: format!("请求过于频繁：调用方「{name}」同时进行的请求已达上限 {} 个。", a.limits.concurrent),
         retry_after_ms: 50,
     })
 }
 
-/// The answer for a stopped request: a gRPC status, or an HTTP error for pages.
+/// The answer for a stopped request: a gRPC status, or for pages a
+/// Chinese refusal (`crate::refusal`): 401, 503 or 429, the last two with
+/// Retry-After in whole seconds.
 fn refuse(grpc: bool, stop: Stop) -> http::Response<Body> {
-    let (status, retry) = match stop {
-        Stop::Unauthenticated(why) => (tonic::Status::unauthenticated(why), None),
-        Stop::Unavailable(why) => (tonic::Status::unavailable(why), None),
-        Stop::Exhausted { why, retry_after_ms } => {
+    use crate::refusal::plain;
+    use http::StatusCode;
+    match stop {
+        Stop::Unauthenticated { why, .. } if grpc => tonic::Status::unauthenticated(why).into_http(),
+        Stop::Unauthenticated { zh, code, .. } => plain(StatusCode::UNAUTHORIZED, code, &zh, None),
+        Stop::Unavailable(why) if grpc => tonic::Status::unavailable(why).into_http(),
+        Stop::Unavailable(why) => {
+            tracing::warn!(error = %why, "gate: cannot check a committee session");
+            let zh = "暂时无法核对评标委员会会话：信用数据库当前无法访问。请 1 秒后重试。";
+            plain(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", zh, Some(std::time::Duration::from_secs(1)))
+        }
+        Stop::Exhausted { why, retry_after_ms, .. } if grpc => {
             let mut s = tonic::Status::resource_exhausted(format!("{why}; retry after {retry_after_ms} ms"));
             if let Ok(v) = retry_after_ms.to_string().parse() {
                 s.metadata_mut().insert("grpc-retry-pushback-ms", v);
             }
-            (s, Some(retry_after_ms))
+            s.into_http()
         }
-    };
-    if grpc {
-        return status.into_http();
+        Stop::Exhausted { zh, retry_after_ms, .. } => {
+            let wait = std::time::Duration::from_millis(retry_after_ms);
+            let zh = format!("{zh}请 {} 秒后重试。", crate::refusal::retry_after_secs(wait));
+            plain(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", &zh, Some(wait))
+        }
     }
-    let code = match status.code() {
-        tonic::Code::Unauthenticated => http::StatusCode::UNAUTHORIZED,
-        tonic::Code::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
-        _ => http::StatusCode::TOO_MANY_REQUESTS,
-    };
-    let mut r = http::Response::new(Body::new(status.message().to_owned()));
-    *r.status_mut() = code;
-    if let Some(ms) = retry
-        && let Ok(v) = http::HeaderValue::from_str(&ms.div_ceil(1000).to_string())
-    {
-        r.headers_mut().insert(http::header::RETRY_AFTER, v);
-    }
-    r
 }
 
 #[derive(Clone)]

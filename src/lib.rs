@@ -34,6 +34,9 @@
 //!   reaches the wire through `ApiError`'s one mapping.
 //! - [`refresh`]: the background signing of statements a new bid or a
 //!   changed bidder will be asked for.
+//! - [`refusal`]: HTTP refusals as a person reads them: a Chinese sentence
+//!   first, then a machine code (in the body and a header), for the shed,
+//!   the gate and the pages alike.
 //! - [`gate`]: the tower layer before every route: identifies the caller
 //!   (token, client certificate, committee session), applies its limits.
 //! - [`shed`]: admission control before the gate: a request that waited too
@@ -68,6 +71,7 @@ mod metrics_layer;
 pub mod policy;
 pub mod proto;
 pub mod refresh;
+pub mod refusal;
 pub mod server;
 pub mod service;
 pub mod shed;

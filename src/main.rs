@@ -1,4 +1,3 @@
-use clap::Parser;
 use credit_tender::cli::{Cli, Exit, run};
 use futures_util::FutureExt;
 use std::io::Write;
@@ -12,8 +11,9 @@ async fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // clap exits 2 on a usage error; the exit table says 64 (help and
-    // --version are not errors, and stay 0).
-    let cli = match Cli::try_parse() {
+    // --version are not errors, and stay 0). An empty CREDIT_TENDER_*
+    // variable counts as unset.
+    let cli = match Cli::try_parse_env() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

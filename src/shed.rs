@@ -197,28 +197,40 @@ impl http_body::Body for Slotted {
     }
 }
 
+/// Why a request was refused: in English for gRPC's message (programs and
+/// the CLI read it), in Chinese for a page (people and the page's script
+/// read it), and the machine code a page's answer carries.
+struct Refused {
+    why: String,
+    zh: String,
+    code: &'static str,
+}
+
 /// The answer to a refused request: RESOURCE_EXHAUSTED with RetryInfo and
 /// `grpc-retry-pushback-ms` for gRPC (`why` then says "retry after N ms",
 /// the pushback's value), 503 with Retry-After for pages (whole seconds, at
-/// least 1, and `why` says the same number of seconds).
-fn refuse(grpc: bool, why: &str, retry_after: Duration) -> http::Response<Body> {
+/// least 1, and the Chinese sentence says the same number of seconds); a
+/// page's body too large is 413, with no retry.
+fn refuse(grpc: bool, refused: Refused, retry_after: Duration) -> http::Response<Body> {
     if grpc {
         use tonic_types::{ErrorDetails, StatusExt};
         let ms = retry_after.as_millis().max(1);
         let mut details = ErrorDetails::new();
         details.set_retry_info(Some(retry_after));
-        let mut s = tonic::Status::with_error_details(tonic::Code::ResourceExhausted, format!("{why}; retry after {ms} ms"), details);
+        let mut s =
+            tonic::Status::with_error_details(tonic::Code::ResourceExhausted, format!("{}; retry after {ms} ms", refused.why), details);
         if let Ok(v) = ms.to_string().parse() {
             s.metadata_mut().insert("grpc-retry-pushback-ms", v);
         }
         return s.into_http();
     }
-    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    let mut r = http::Response::new(Body::new(format!("{why}; retry after {secs} s\n")));
-    *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
-    r
+    // A body too large stays too large: no retry is offered for it.
+    if refused.code == "BODY_TOO_LARGE" {
+        return crate::refusal::plain(http::StatusCode::PAYLOAD_TOO_LARGE, refused.code, &refused.zh, None);
+    }
+    let secs = crate::refusal::retry_after_secs(retry_after);
+    let zh = format!("{}请 {secs} 秒后重试。", refused.zh);
+    crate::refusal::plain(http::StatusCode::SERVICE_UNAVAILABLE, refused.code, &zh, Some(retry_after))
 }
 
 /// A duration for a person: milliseconds to 0.1, or microseconds below
@@ -287,13 +299,16 @@ where
                     readable(waited),
                     readable(options.queue_target),
                 );
-                return Ok(refuse(grpc, &why, RETRY_AFTER));
+                let zh =
+                    format!("服务器繁忙：本次请求排队等候 {}，超过允许的 {}，未被处理。", readable(waited), readable(options.queue_target));
+                return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, RETRY_AFTER));
             }
             if reflection {
                 let Ok(slot) = layer.reflection.clone().try_acquire_owned() else {
                     layer.metrics.denied("shed");
                     let why = format!("the server already has {REFLECTION_STREAMS} reflection streams open");
-                    return Ok(refuse(grpc, &why, RETRY_AFTER));
+                    let zh = format!("服务器繁忙：同时打开的反射流已达上限 {REFLECTION_STREAMS} 个，未被处理。");
+                    return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, RETRY_AFTER));
                 };
                 let res = inner.call(req).await?;
                 return Ok(res.map(|inner| Body::new(Slotted { inner, _slots: vec![slot] })));
@@ -307,14 +322,20 @@ where
                 Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
                     layer.metrics.denied("body_too_large");
                     let why = format!("the request's body is larger than {MAX_BODY_BYTES} bytes");
-                    return Ok(refuse(grpc, &why, RETRY_AFTER));
+                    let zh = format!("请求体超过 {MAX_BODY_BYTES} 字节，未被处理。");
+                    return Ok(refuse(grpc, Refused { why, zh, code: "BODY_TOO_LARGE" }, RETRY_AFTER));
                 }
                 // The client reset the stream or the connection broke: no one to answer.
-                Ok(Err(e)) => return Ok(refuse(grpc, &format!("the request's body could not be read: {e}"), RETRY_AFTER)),
+                Ok(Err(e)) => {
+                    let why = format!("the request's body could not be read: {e}");
+                    let zh = "无法读取请求体（连接中断，或客户端取消了请求），未被处理。".to_owned();
+                    return Ok(refuse(grpc, Refused { why, zh, code: "BODY_UNREADABLE" }, RETRY_AFTER));
+                }
                 Err(_) => {
                     layer.metrics.denied("body_timeout");
                     let why = format!("the request's body did not arrive within {} of its headers", readable(options.body_timeout));
-                    return Ok(refuse(grpc, &why, RETRY_AFTER));
+                    let zh = format!("请求体未在请求头之后 {} 内送达，未被处理。", readable(options.body_timeout));
+                    return Ok(refuse(grpc, Refused { why, zh, code: "BODY_TIMEOUT" }, RETRY_AFTER));
                 }
             };
             let req = http::Request::from_parts(parts, Body::new(collected_body(body)));
@@ -322,18 +343,18 @@ where
             if anonymous {
                 let Ok(slot) = layer.anonymous.clone().try_acquire_owned() else {
                     layer.metrics.denied("shed");
-                    let why = format!(
-                        "unidentified callers are at their share of {} in flight",
-                        requests(anonymous_share(options.max_in_flight))
-                    );
-                    return Ok(refuse(grpc, &why, RETRY_AFTER));
+                    let share = anonymous_share(options.max_in_flight);
+                    let why = format!("unidentified callers are at their share of {} in flight", requests(share));
+                    let zh = format!("服务器繁忙：未表明身份的调用方同时进行的请求已达其份额 {share} 个，未被处理。");
+                    return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, RETRY_AFTER));
                 };
                 slots.push(slot);
             }
             let Ok(slot) = layer.slots.clone().try_acquire_owned() else {
                 layer.metrics.denied("shed");
                 let why = format!("the server is at its limit of {} in flight", requests(options.max_in_flight));
-                return Ok(refuse(grpc, &why, RETRY_AFTER));
+                let zh = format!("服务器繁忙：同时处理的请求已达上限 {} 个，未被处理。", options.max_in_flight);
+                return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, RETRY_AFTER));
             };
             slots.push(slot);
             let res = inner.call(req).await?;

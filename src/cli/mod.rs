@@ -34,6 +34,30 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The command line and the environment, as clap reads them, except that
+    /// a variable set to the empty string counts as unset: `CREDIT_TENDER_CA=`
+    /// (a shell profile's or a unit file's empty line) means "no CA file",
+    /// not a file named "", and every `CREDIT_TENDER_*` a flag reads falls
+    /// back to its default or to nothing the same way.
+    pub fn try_parse_env() -> Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut cmd = without_empty_env(Cli::command());
+        let mut matches = cmd.try_get_matches_from_mut(std::env::args_os())?;
+        Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))
+    }
+}
+
+/// `cmd` and its subcommands with every argument whose variable is set but
+/// empty read as if the variable were not set.
+fn without_empty_env(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|arg| {
+        let empty = arg.get_env().and_then(std::env::var_os).is_some_and(|v| v.is_empty());
+        if empty { arg.env(None::<&'static str>) } else { arg }
+    })
+    .mut_subcommands(without_empty_env)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the gRPC API over a credit store.

@@ -13,9 +13,11 @@ use crate::access::{Action, Caller, Decision, Resource, decide};
 use crate::domain::TenderId;
 use crate::log::Log;
 use crate::proto::v1 as pb;
+use crate::refusal::{CODE_HEADER, TEXT_PLAIN};
 use crate::service::{ApiError, AssessmentApi, Cache, key_to_proto};
 use crate::signing::SharedKeyring;
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -32,6 +34,21 @@ const CSS: &str = include_str!("assets/committee.css");
 const NOBLE_ED25519: &str = include_str!("assets/noble-ed25519.js");
 /// The SHA-256 of `assets/noble-ed25519.js` as published in @noble/ed25519 3.2.0.
 pub const NOBLE_ED25519_SHA256: &str = "a4f631d1876b5d9e43a86cd71194ca27b5e1451edf4ba4db9a418f40a475569a";
+/// @noble/hashes 2.4.0 from npm, byte for byte: `sha2.js` and the three
+/// files it imports, served under `/assets/noble-hashes/` so that its
+/// relative imports resolve. The page's SHA-256 where the browser has no
+/// WebCrypto (a plain-HTTP intranet address), so that the printed record
+/// and the CSV carry each statement's SHA-256 there too. npm integrity of
+/// the package
+/// sha512-X5XaVWZIBCT7HHZGm5I7ZQXDwLG+bGXuSrMQAW+7Zvl87h1kmc1ZB1VSRJcpUfoUrGQp4Fkoxm5kZ+Ms+aW+eA==;
+/// each file's SHA-256 beside it (checked by a test). MIT licence:
+/// `assets/noble-hashes.LICENSE`.
+pub const NOBLE_HASHES: [(&str, &str, &str); 4] = [
+    ("sha2.js", include_str!("assets/noble-hashes/sha2.js"), "471746bba6ec4c6238ca41358d1d3b40b6ff31cf3363f0b4d550c649c1a8e83b"),
+    ("_md.js", include_str!("assets/noble-hashes/_md.js"), "60cf3010fda89e3e4d3f0e7ff1ce249e9c467f34b4fd41b6fd6101d9f69be763"),
+    ("_u64.js", include_str!("assets/noble-hashes/_u64.js"), "b09da8c07fe8187c07649494cdb7cd0bcf13df90b506a9473d19e4d5f8c2e102"),
+    ("utils.js", include_str!("assets/noble-hashes/utils.js"), "037ad49adb78168b6b699598fd33f85f7877456b1d28b4d032e2a1a16807947c"),
+];
 
 #[derive(Clone)]
 pub struct WebState {
@@ -61,6 +78,7 @@ fn pages() -> Vec<(&'static str, MethodRouter<WebState>)> {
         ("/assets/committee.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) })),
         ("/assets/committee.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) })),
         ("/assets/noble-ed25519.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], NOBLE_ED25519) })),
+        ("/assets/noble-hashes/{file}", get(noble_hashes)),
         ("/metrics", get(metrics)),
     ]
 }
@@ -76,8 +94,20 @@ pub fn router(state: WebState) -> Router {
     pages()
         .into_iter()
         .fold(Router::new(), |router, (path, handler)| router.route(path, handler))
+        .fallback(fallback)
         .layer(axum::middleware::map_response(harden))
         .with_state(state)
+}
+
+/// `/assets/noble-hashes/{file}`: one of [`NOBLE_HASHES`]' files.
+async fn noble_hashes(Path(file): Path<String>) -> Response {
+    match NOBLE_HASHES.iter().find(|(name, _, _)| *name == file) {
+        Some((_, text, _)) => ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], *text).into_response(),
+        None => {
+            let (code, zh) = crate::refusal::for_status(StatusCode::NOT_FOUND);
+            refusal(StatusCode::NOT_FOUND, code, zh)
+        }
+    }
 }
 
 /// `/metrics`: the Prometheus text, for supervisors.
@@ -86,8 +116,8 @@ async fn metrics(State(s): State<WebState>, ext: Option<Extension<Caller>>) -> R
         Decision::Allow => {
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.cache.metrics().render()).into_response()
         }
-        Decision::Unauthenticated(why) => (StatusCode::UNAUTHORIZED, why).into_response(),
-        _ => (StatusCode::FORBIDDEN, "metrics are for supervisors").into_response(),
+        Decision::Unauthenticated(_) => WebError::Unauthenticated.api(),
+        _ => WebError::Forbidden { why: "metrics are for supervisors".into(), zh: "运行指标只供监管方读取。" }.api(),
     }
 }
 
@@ -106,7 +136,47 @@ async fn harden(mut r: Response) -> Response {
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "no-referrer");
     set(h, "x-frame-options", "DENY");
+    let grpc = h.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    // An error this crate did not word (the framework's: a method a route
+    // does not take, a path it cannot decode, an empty 404) gets the
+    // Chinese sentence for its status; its other headers (Allow) stay.
+    if (r.status().is_client_error() || r.status().is_server_error()) && !grpc && !r.headers().contains_key(CODE_HEADER) {
+        let (code, zh) = crate::refusal::for_status(r.status());
+        tracing::debug!(status = %r.status(), code, "web: a framework's error answer, worded in Chinese");
+        let (mut parts, _) = r.into_parts();
+        parts.headers.insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static(TEXT_PLAIN));
+        parts.headers.insert(CODE_HEADER, axum::http::HeaderValue::from_static(code));
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, axum::body::Body::from(crate::refusal::body(zh, code)));
+    }
     r
+}
+
+/// What no route answers: gRPC's UNIMPLEMENTED for a gRPC call (an unknown
+/// service), else the Chinese 404.
+async fn fallback(headers: axum::http::HeaderMap) -> Response {
+    if headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")) {
+        let (parts, ()) = tonic::Status::unimplemented("no such gRPC service on this server").into_http::<()>().into_parts();
+        return Response::from_parts(parts, axum::body::Body::empty());
+    }
+    let (code, zh) = crate::refusal::for_status(StatusCode::NOT_FOUND);
+    refusal(StatusCode::NOT_FOUND, code, zh)
+}
+
+/// A plain-text refusal from a page's route: Chinese first, with its code.
+fn refusal(status: StatusCode, code: &'static str, zh: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, TEXT_PLAIN), (axum::http::header::HeaderName::from_static(CODE_HEADER), code)],
+        crate::refusal::body(zh, code),
+    )
+        .into_response()
+}
+
+/// An HTML error page from a page's route, its code in the header.
+fn error_page(status: StatusCode, code: &'static str, heading: &str, detail: &str) -> Response {
+    (status, [(axum::http::header::HeaderName::from_static(CODE_HEADER), code)], Html(page::error(status.as_u16(), heading, detail)))
+        .into_response()
 }
 
 /// The caller the gate identified (anonymous if none did).
@@ -145,36 +215,58 @@ async fn enter(State(s): State<WebState>, Path(link): Path<String>) -> Response 
 }
 
 fn unauthorized() -> Response {
-    (
+    error_page(
         StatusCode::UNAUTHORIZED,
-        Html(page::error(401, "需要授权", "此链接或会话已失效（已使用、已过期或已撤销）。请向招标平台重新申请评标委员会访问链接。")),
+        "UNAUTHENTICATED",
+        "需要授权",
+        "此链接或会话已失效（已使用、已过期或已撤销）。请向招标平台重新申请评标委员会访问链接。",
     )
-        .into_response()
 }
 
-/// Where a request went wrong, as the page or the JSON API shows it.
+/// Where a request went wrong, as the page or the JSON API shows it. The
+/// English `why` is for the log; whoever reads the answer reads Chinese.
 enum WebError {
     Unauthenticated,
     /// A known caller outside its role, where nothing is hidden by saying so
     /// (the log's entries exist for every caller; only who may read differs).
-    Forbidden(String),
-    NotFound(String),
-    Invalid(String),
+    Forbidden {
+        why: String,
+        zh: &'static str,
+    },
+    NotFound {
+        why: String,
+        zh: String,
+    },
+    Invalid {
+        why: String,
+        zh: String,
+    },
     Unavailable(String),
     /// The tender cannot be assessed as it stands (its policy version).
     Precondition(String),
     Internal(String),
 }
 
+/// What is said for a thing that is absent (or hidden from this caller).
+const ABSENT_ZH: &str = "未找到所请求的内容，或当前身份无权查看。";
+
 /// The one mapping from a service error to HTTP (gRPC's is `From<ApiError> for Status`).
 impl From<ApiError> for WebError {
     fn from(e: ApiError) -> WebError {
         match e {
-            ApiError::NotFound(m) => WebError::NotFound(m),
+            ApiError::NotFound(why) => WebError::NotFound { why, zh: ABSENT_ZH.into() },
             ApiError::Unauthenticated(_) => WebError::Unauthenticated,
             // Forbidden to the role: shown as absent, so ids are not revealed.
-            ApiError::Denied(m) => WebError::NotFound(m),
-            e @ ApiError::Invalid(_) => WebError::Invalid(e.to_string()),
+            ApiError::Denied(why) => WebError::NotFound { why, zh: ABSENT_ZH.into() },
+            ApiError::Invalid(fields) => {
+                let names: Vec<String> = fields.iter().filter(|f| !f.field.is_empty()).map(|f| format!("「{}」", f.field)).collect();
+                let zh = if names.is_empty() {
+                    "请求无效：参数不符合要求。".to_owned()
+                } else {
+                    format!("请求无效：参数{}不符合要求。", names.join("、"))
+                };
+                WebError::Invalid { why: ApiError::Invalid(fields).to_string(), zh }
+            }
             e @ ApiError::Internal(_) => WebError::Internal(e.to_string()),
             ApiError::Precondition(m) => WebError::Precondition(m),
             e => WebError::Unavailable(e.to_string()),
@@ -193,54 +285,90 @@ impl WebError {
     fn page(self, id: &str) -> Response {
         match self {
             WebError::Unauthenticated => unauthorized(),
-            WebError::Forbidden(_) | WebError::NotFound(_) | WebError::Invalid(_) => (
+            WebError::Forbidden { .. } | WebError::NotFound { .. } | WebError::Invalid { .. } => error_page(
                 StatusCode::NOT_FOUND,
-                Html(page::error(
-                    404,
-                    "未找到该招标项目",
-                    // Bounded as every echoed value is (a path may be megabytes long).
-                    &format!("没有编号为「{}」的招标项目。请核对项目编号，或从项目列表进入。", crate::domain::text::shown(id)),
-                )),
-            )
-                .into_response(),
+                "NOT_FOUND",
+                "未找到该招标项目",
+                // Bounded as every echoed value is (a path may be megabytes long).
+                &format!("没有编号为「{}」的招标项目。请核对项目编号，或从项目列表进入。", crate::domain::text::shown(id)),
+            ),
             WebError::Unavailable(e) | WebError::Internal(e) => {
                 tracing::warn!(error = %e, "page: store unavailable");
-                (
+                let mut r = error_page(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    Html(page::error(
-                        503,
-                        "信用数据暂时无法读取",
-                        "信用数据库当前无法访问，页面无法显示投标人的信用评价结论。这不表示没有投标人。请稍后刷新，或联系系统管理员。",
-                    )),
-                )
-                    .into_response()
+                    "UNAVAILABLE",
+                    "信用数据暂时无法读取",
+                    "信用数据库当前无法访问，页面无法显示投标人的信用评价结论。这不表示没有投标人。请稍后刷新，或联系系统管理员。",
+                );
+                r.headers_mut().insert(header::RETRY_AFTER, crate::refusal::retry_after_secs(crate::service::BUSY_RETRY_AFTER).into());
+                r
             }
             WebError::Precondition(e) => {
                 tracing::warn!(error = %e, "page: the tender cannot be assessed as bound");
-                (
+                error_page(
                     StatusCode::CONFLICT,
-                    Html(page::error(409, "无法按该项目绑定的信用规则出具结论", "该招标项目绑定的信用规则版本无法由当前版本的服务应用。本服务不会按与项目规则不同的方式出具结论；请招标平台按当前有效的规则版本重新登记该项目。")),
+                    "POLICY_NOT_APPLICABLE",
+                    "无法按该项目绑定的信用规则出具结论",
+                    "该招标项目绑定的信用规则版本无法由当前版本的服务应用。本服务不会按与项目规则不同的方式出具结论；请招标平台按当前有效的规则版本重新登记该项目。",
                 )
-                    .into_response()
             }
         }
     }
 
-    /// As plain text, for the JSON API.
+    /// As plain text, for the JSON API and the log's files: a Chinese
+    /// sentence and a machine code (`crate::refusal`); a 503 says when to retry.
     fn api(self) -> Response {
         match self {
-            WebError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated").into_response(),
-            WebError::Forbidden(m) => (StatusCode::FORBIDDEN, m).into_response(),
-            WebError::NotFound(m) => (StatusCode::NOT_FOUND, m).into_response(),
-            WebError::Invalid(m) => (StatusCode::BAD_REQUEST, m).into_response(),
-            WebError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, format!("信用数据暂时无法读取：{m}")).into_response(),
-            WebError::Precondition(m) => (StatusCode::CONFLICT, format!("无法按该项目绑定的信用规则出具结论：{m}")).into_response(),
+            WebError::Unauthenticated => refusal(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "需要授权：未携带有效的身份凭证，或评标委员会会话已失效（已使用、已过期或已撤销）。",
+            ),
+            WebError::Forbidden { why, zh } => {
+                tracing::info!(why = %why, "web api: forbidden to the caller's role");
+                refusal(StatusCode::FORBIDDEN, "FORBIDDEN", &format!("当前身份无权访问此内容：{zh}"))
+            }
+            WebError::NotFound { why, zh } => {
+                tracing::debug!(why = %why, "web api: not found");
+                refusal(StatusCode::NOT_FOUND, "NOT_FOUND", &zh)
+            }
+            WebError::Invalid { why, zh } => {
+                tracing::debug!(why = %why, "web api: invalid request");
+                refusal(StatusCode::BAD_REQUEST, "BAD_REQUEST", &zh)
+            }
+            WebError::Unavailable(why) => {
+                tracing::warn!(error = %why, "web api: unavailable");
+                let wait = crate::service::BUSY_RETRY_AFTER;
+                let secs = crate::refusal::retry_after_secs(wait);
+                let mut r = refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    &format!("信用数据暂时无法读取，请 {secs} 秒后重试。这不表示没有投标人或结论有误。"),
+                );
+                r.headers_mut().insert(header::RETRY_AFTER, secs.into());
+                r
+            }
+            WebError::Precondition(why) => {
+                tracing::warn!(error = %why, "web api: the tender cannot be assessed as bound");
+                refusal(
+                    StatusCode::CONFLICT,
+                    "POLICY_NOT_APPLICABLE",
+                    "无法按该项目绑定的信用规则出具结论：该项目绑定的规则版本无法由当前版本的服务应用，请招标平台按当前有效的规则版本重新登记该项目。",
+                )
+            }
             WebError::Internal(m) => {
                 tracing::error!(error = %m, "web api: internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+                let (code, zh) = crate::refusal::for_status(StatusCode::INTERNAL_SERVER_ERROR);
+                refusal(StatusCode::INTERNAL_SERVER_ERROR, code, zh)
             }
         }
     }
+}
+
+/// A query string that could not be read, said in Chinese with the
+/// parameters the route takes (`expected`); axum's English for the log.
+fn bad_query(rejection: QueryRejection, expected: &str) -> WebError {
+    WebError::Invalid { why: rejection.body_text(), zh: format!("查询参数无效：{expected}") }
 }
 
 async fn list(State(s): State<WebState>, ext: Option<Extension<Caller>>) -> Response {
@@ -265,9 +393,12 @@ async fn committee(State(s): State<WebState>, Path(id): Path<String>, ext: Optio
     }
 }
 
-/// "no tender 'ID'", the id bounded, as gRPC's NOT_FOUND says it.
-fn no_tender(id: &str) -> String {
-    format!("no tender '{}'", crate::domain::text::shown(id))
+/// No tender `id` (or none this caller may see), the id bounded.
+fn no_tender(id: &str) -> WebError {
+    let shown = crate::domain::text::shown(id);
+    WebError::NotFound {
+        why: format!("no tender '{shown}'"), zh: format!("没有编号为「{shown}」的招标项目，或当前身份无权查看。")
+    }
 }
 
 async fn committee_page(s: &WebState, caller: &Caller, raw_id: &str) -> Result<String, WebError> {
@@ -275,15 +406,15 @@ async fn committee_page(s: &WebState, caller: &Caller, raw_id: &str) -> Result<S
     match decide(caller, Action::ViewCommitteePage, Resource::AnyTender, chrono::Utc::now()) {
         Decision::Allow => {}
         Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
-        Decision::Deny(_) | Decision::NotFound => return Err(WebError::NotFound(no_tender(raw_id))),
+        Decision::Deny(_) | Decision::NotFound => return Err(no_tender(raw_id)),
     }
-    let id = TenderId::parse(raw_id).map_err(WebError::Invalid)?;
-    let cached = s.cache.tender(&id).await?.ok_or_else(|| WebError::NotFound(no_tender(id.as_str())))?;
+    let id = TenderId::parse(raw_id).map_err(|why| WebError::Invalid { why, zh: String::new() })?;
+    let cached = s.cache.tender(&id).await?.ok_or_else(|| no_tender(id.as_str()))?;
     match may_view(caller, &cached.tender) {
         Decision::Allow => {}
         Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
         // Outside the caller's scope, or forbidden to its role: as if absent.
-        Decision::Deny(_) | Decision::NotFound => return Err(WebError::NotFound(no_tender(id.as_str()))),
+        Decision::Deny(_) | Decision::NotFound => return Err(no_tender(id.as_str())),
     }
     let version = s.cache.data_version().await?;
     let mut bidders = Vec::new();
@@ -324,9 +455,13 @@ struct Statements {
 async fn statements(
     State(s): State<WebState>,
     Path(id): Path<String>,
-    Query(q): Query<StatementQuery>,
+    q: Result<Query<StatementQuery>, QueryRejection>,
     ext: Option<Extension<Caller>>,
 ) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return bad_query(e, "本接口只接受 page_token（上一页答复给出的令牌）。").api(),
+    };
     let caller = caller_of(ext);
     // The page asks for pages of the largest size, whatever the tender's size.
     let request = pb::AssessTenderRequest {
@@ -340,6 +475,10 @@ async fn statements(
     };
     let table = match table {
         Ok(t) => t,
+        Err(ApiError::NotFound(why) | ApiError::Denied(why)) => {
+            let shown = crate::domain::text::shown(&id);
+            return WebError::NotFound { why, zh: format!("没有编号为「{shown}」的招标项目，或当前身份无权查看。") }.api();
+        }
         Err(e) => return WebError::from(e).api(),
     };
     let table_next = table.next_page_token.clone();
@@ -379,7 +518,7 @@ async fn keys(State(s): State<WebState>) -> Response {
 fn json<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => WebError::Internal(e.to_string()).api(),
     }
 }
 
@@ -388,15 +527,27 @@ fn log_access(s: &WebState, caller: &Caller, action: Action) -> Result<Arc<Log>,
     match decide(caller, action, Resource::Service, chrono::Utc::now()) {
         Decision::Allow => {}
         Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
-        Decision::Deny(why) => return Err(WebError::Forbidden(why)),
-        Decision::NotFound => return Err(WebError::NotFound("not found".into())),
+        Decision::Deny(why) => {
+            let zh = if action == Action::ReadLogEntries {
+                "日志条目只供监管方读取。"
+            } else {
+                "此项内容不对当前身份开放。"
+            };
+            return Err(WebError::Forbidden { why, zh });
+        }
+        Decision::NotFound => return Err(WebError::NotFound { why: "not found".into(), zh: ABSENT_ZH.into() }),
     }
-    s.log.clone().ok_or_else(|| WebError::NotFound("this server keeps no transparency log".into()))
+    s.log.clone().ok_or_else(|| WebError::NotFound {
+        why: "this server keeps no transparency log".into(),
+        zh: "本服务未启用透明日志，无从提供入账证明。".into(),
+    })
 }
 
 fn log_error(e: crate::log::LogError) -> WebError {
     match e {
-        crate::log::LogError::OutOfRange(why) => WebError::NotFound(why),
+        crate::log::LogError::OutOfRange(why) => {
+            WebError::NotFound { why, zh: "日志中没有所请求的条目或数据块（尚未写入，或地址有误）。".into() }
+        }
         other => ApiError::from(other).into(),
     }
 }
@@ -448,12 +599,19 @@ struct ProofAnswer {
 
 /// `/api/log/proof?index=N`: an inclusion proof against the newest
 /// checkpoint, with that checkpoint, for the committee's page.
-async fn log_proof(State(s): State<WebState>, Query(q): Query<ProofQuery>, ext: Option<Extension<Caller>>) -> Response {
+async fn log_proof(State(s): State<WebState>, q: Result<Query<ProofQuery>, QueryRejection>, ext: Option<Extension<Caller>>) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return bad_query(e, "index 必须是日志序号（0 或正整数），例如 ?index=0。").api(),
+    };
     let result = async {
         let log = log_access(&s, &caller_of(ext), Action::ReadLogProofs)?;
         let checkpoint = log.checkpoint(None).await.map_err(log_error)?;
         if q.index >= checkpoint.size {
-            return Err(WebError::NotFound(format!("leaf {} is not yet covered by a checkpoint (size {})", q.index, checkpoint.size)));
+            return Err(WebError::NotFound {
+                why: format!("leaf {} is not yet covered by a checkpoint (size {})", q.index, checkpoint.size),
+                zh: format!("日志序号 {} 尚未计入已签名的检查点（当前检查点含 {} 条），请稍后重试。", q.index, checkpoint.size),
+            });
         }
         let proof = log.inclusion(q.index, checkpoint.size).await.map_err(log_error)?;
         Ok(ProofAnswer {

@@ -68,7 +68,9 @@ pub fn tender_list(tenders: &[(Tender, u32)]) -> String {
 /// `/tenders/{id}`: the committee's page. The table is filled in by
 /// `committee.js` from signed statements it verifies itself.
 /// `policy_title` is the policy's display name (its file's title), shown
-/// with its digest; the policy id, a file name, stays in a tooltip.
+/// with its digest; the tooltip repeats the title with the digest's start,
+/// the version (the policy id, an English file name, is not shown). The CSV
+/// link stays hidden until the script has rows to put in it.
 pub fn committee(t: &Tender, policy_title: Option<&str>, bidders: &[(u32, Vec<(String, String)>)]) -> String {
     let mut list = String::new();
     for (seq, members) in bidders {
@@ -85,9 +87,9 @@ pub fn committee(t: &Tender, policy_title: Option<&str>, bidders: &[(u32, Vec<(S
          <dt>信用领域</dt><dd>{domain}</dd><dt>地区</dt><dd>{region}</dd>\
          <dt>投标截止时间</dt><dd>{deadline}（北京时间，信用评价以此时点为准）</dd>\
          <dt>投标保证金（名义）</dt><dd>{deposit}</dd>\
-         <dt>信用评价规则</dt><dd><span title=\"{policy}\">{policy_title}</span> <code class=\"digest\">sha256:{digest}</code></dd></dl>\
+         <dt>信用评价规则</dt><dd><span title=\"{policy_tooltip}\">{policy_title}</span> <code class=\"digest\">sha256:{digest}</code></dd></dl>\
          <div class=\"actions noprint\"><button id=\"print\" type=\"button\">打印</button>\
-         <a id=\"csv\" class=\"button\" href=\"#\" download=\"{id}-credit.csv\">下载 CSV</a></div></header>\
+         <a id=\"csv\" class=\"button\" href=\"#\" download=\"{id}-credit.csv\" hidden>下载 CSV</a></div></header>\
          <main>\
          <div id=\"status\" class=\"status\" role=\"status\">正在读取并校验各投标人的信用评价结论…</div>\
          <table id=\"table\" class=\"committee\" hidden><thead><tr>\
@@ -109,8 +111,14 @@ pub fn committee(t: &Tender, policy_title: Option<&str>, bidders: &[(u32, Vec<(S
         region = esc(&region_display(&t.terms.region.to_string())),
         deadline = deadline(t),
         deposit = esc(&t.terms.nominal_deposit.to_string()),
-        policy = esc(&t.policy_id),
         policy_title = esc(policy_title.unwrap_or("（规则名称无法读取）")),
+        // The tooltip names the version a person can compare: the title
+        // and the digest's first twelve hex digits (the id is a file name).
+        policy_tooltip = esc(&format!(
+            "{}，版本 sha256:{}…",
+            policy_title.unwrap_or("信用评价规则"),
+            t.policy_digest.get(..12).unwrap_or(&t.policy_digest)
+        )),
         digest = esc(&t.policy_digest),
     );
     let page = layout(&format!("{} · 评标委员会信用评价", t.terms.title), &body);

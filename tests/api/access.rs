@@ -925,6 +925,7 @@ fn expected_page_statuses() -> std::collections::BTreeMap<&'static str, Vec<(&'s
         ("/assets/committee.js", vec![("/assets/committee.js", [200; 7])]),
         ("/assets/committee.css", vec![("/assets/committee.css", [200; 7])]),
         ("/assets/noble-ed25519.js", vec![("/assets/noble-ed25519.js", [200; 7])]),
+        ("/assets/noble-hashes/{file}", vec![("/assets/noble-hashes/sha2.js", [200; 7]), ("/assets/noble-hashes/none.js", [404; 7])]),
         ("/metrics", vec![("/metrics", [401, 403, 403, 403, 200, 401, 403])]),
     ]
     .into_iter()
@@ -981,8 +982,13 @@ async fn every_role_against_every_page_over_tls() {
         for (route, requests) in &expected {
             for (path, want) in requests {
                 let path = if *path == "LINK" { grant(&ch, "T-GD", 3600).await.1 } else { (*path).to_owned() };
-                let (status, _, body) = https_get(server.addr, &certs, &path, &headers).await;
+                let (status, head, body) = https_get(server.addr, &certs, &path, &headers).await;
                 assert_eq!(status, want[i], "{who} on {path} (route {route}): {body}");
+                // Every refusal reads Chinese first, with its machine code.
+                if status >= 400 {
+                    assert_chinese_first(&format!("{who} on {path}"), &body);
+                    assert!(head.to_ascii_lowercase().contains(credit_tender::refusal::CODE_HEADER), "{who} on {path}: {head}");
+                }
             }
         }
         // The list shows only what the caller may see.

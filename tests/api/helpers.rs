@@ -493,3 +493,57 @@ impl Drop for CliServer {
         let _ = self.child.wait();
     }
 }
+
+/// English as a sentence has it: two or more lower-case words in a row
+/// ("credit code", "allow-list", "no dynamic D in force").
+pub fn english_phrases(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let word_at = |i: usize| (i..chars.len()).take_while(|&j| chars[j].is_ascii_lowercase()).count();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_lowercase() || (i > 0 && chars[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        let (start, mut at, mut words, mut end) = (i, i, 0, i);
+        loop {
+            let n = word_at(at);
+            if n < 2 || chars.get(at + n).is_some_and(|c| c.is_ascii_alphanumeric()) {
+                break;
+            }
+            words += 1;
+            end = at + n;
+            match chars.get(end) {
+                Some(' ' | '-') if chars.get(end + 1).is_some_and(|c| c.is_ascii_lowercase()) => at = end + 1,
+                _ => break,
+            }
+        }
+        if words >= 2 {
+            out.push(chars[start..end].iter().collect());
+        }
+        i = end.max(start + 1);
+    }
+    out
+}
+
+/// Asserts that an HTTP error answer reads Chinese first, as a person or
+/// the page's script shows it: an HTML page's heading and first paragraph,
+/// or a text's first line, begin with a Chinese character and hold no
+/// English phrase (machine codes in capitals and ids are not phrases).
+pub fn assert_chinese_first(what: &str, body: &str) {
+    let text = if body.trim_start().to_ascii_lowercase().starts_with("<!doctype") {
+        let inner = |tag: &str| {
+            let open = format!("<{tag}>");
+            let at = body.find(&open).map(|i| i + open.len()).unwrap_or_else(|| panic!("{what}: no <{tag}> in {body}"));
+            body[at..].split('<').next().unwrap().to_owned()
+        };
+        format!("{}\n{}", inner("h1"), inner("p"))
+    } else {
+        body.lines().next().unwrap_or("").to_owned()
+    };
+    let first = text.trim_start().chars().next();
+    assert!(first.is_some_and(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{what}: does not begin in Chinese: {body:?}");
+    let english = english_phrases(&text);
+    assert!(english.is_empty(), "{what}: English in the answer: {english:?} in {text:?}");
+}

@@ -111,7 +111,8 @@ async fn proofs_and_hash_tiles_are_for_anyone_entries_for_supervisors_and_a_plat
     assert_eq!(get(server.addr, entries, None).await.0, 401);
     let (status, body) = get(server.addr, entries, Some(PLATFORM)).await;
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
-    assert!(String::from_utf8_lossy(&body).contains("may not call the log's entries"), "{}", String::from_utf8_lossy(&body));
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.starts_with("当前身份无权访问此内容：日志条目只供监管方读取。") && text.contains("（代码 FORBIDDEN）"), "{text}");
     let (status, bundle) = get(server.addr, entries, Some(SUPERVISOR)).await;
     assert_eq!(status, 200);
     assert_eq!(&bundle[..2], &(b"leaf one".len() as u16).to_be_bytes(), "a C2SP entry bundle");

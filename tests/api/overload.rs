@@ -109,7 +109,8 @@ async fn health_metrics_and_the_key_listing_are_never_refused_under_load() {
     assert_eq!(page.0, 503);
     assert_eq!(page.1.get("retry-after").unwrap(), "1");
     assert_eq!(page.1.get("content-type").unwrap(), "text/plain; charset=utf-8");
-    assert!(page.2.contains("limit of 1 request in flight; retry after 1 s"), "{}", page.2);
+    assert_eq!(page.2, "服务器繁忙：同时处理的请求已达上限 1 个，未被处理。请 1 秒后重试。（代码 OVERLOADED）\n", "Chinese for the page");
+    assert_eq!(page.1.get(credit_tender::refusal::CODE_HEADER).unwrap(), "OVERLOADED");
 
     // The slot comes back when the answer is dropped unread; the next call is served.
     drop((unread, request, holder));
@@ -343,7 +344,10 @@ async fn unidentified_callers_share_a_quarter_of_the_ceiling() {
     assert_eq!(held.status(), 200);
     let (status, _, text) = slow.get("/assets/committee.js").await;
     assert_eq!(status, 503, "{text}");
-    assert!(text.contains("unidentified callers are at their share of 1 request in flight"), "{text}");
+    assert!(
+        text.starts_with("服务器繁忙：未表明身份的调用方同时进行的请求已达其份额 1 个") && text.contains("（代码 OVERLOADED）"),
+        "{text}"
+    );
     // A principal is still served.
     platform_assess_is_answered(&server).await;
     drop(held);

@@ -65,6 +65,19 @@ async fn pages_escape_data_and_say_404() {
     assert_eq!(status, 200);
     assert_eq!(hex::encode(ring::digest::digest(&ring::digest::SHA256, noble.as_bytes())), credit_tender::web::NOBLE_ED25519_SHA256);
     assert!(!noble.contains("fetch(") && !noble.contains("import(") && !noble.contains("XMLHttpRequest"), "the fallback loads nothing");
+    // The SHA-256 fallback is @noble/hashes 2.4.0's sha2.js and the three
+    // files it imports, byte for byte, each as recorded; they load nothing else.
+    for (name, _, sha256) in credit_tender::web::NOBLE_HASHES {
+        let (status, text) = http_get(server.addr, &format!("/assets/noble-hashes/{name}")).await;
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes())), sha256, "{name} as published");
+        assert!(!text.contains("fetch(") && !text.contains("import(") && !text.contains("XMLHttpRequest"), "{name} loads nothing");
+        for import in text.lines().filter(|l| l.starts_with("import ")) {
+            let from = import.rsplit("from ").next().unwrap().trim_matches(|c| c == '"' || c == ';' || c == '\'');
+            let target = from.strip_prefix("./").unwrap_or_else(|| panic!("{name}: an import from outside: {import}"));
+            assert!(credit_tender::web::NOBLE_HASHES.iter().any(|(n, _, _)| *n == target), "{name} imports {target}, which is not served");
+        }
+    }
 
     let (status, page) = http_get(server.addr, "/tenders/NOPE").await;
     assert_eq!(status, 404);
@@ -292,6 +305,16 @@ impl Browser {
         r["value"].as_u64().unwrap_or_else(|| panic!("the page never finished its log checks: {r}"))
     }
 
+    /// The CSV the page offers, as rows of cells (its BOM removed).
+    pub async fn csv(&self) -> Vec<Vec<String>> {
+        let text = self
+            .eval_async(
+                "const done = arguments[arguments.length - 1]; fetch(document.getElementById('csv').href).then(r => r.text()).then(done)",
+            )
+            .await;
+        csv_cells(text.as_str().unwrap_or_else(|| panic!("no CSV: {text}")))
+    }
+
     pub async fn rows(&self) -> Vec<(String, Vec<String>)> {
         let v = self
             .eval("return [...document.querySelectorAll('#table tbody tr.row, #table tbody tr.invalid')].map(tr => [tr.dataset.seq, [...tr.cells].map(td => td.innerText.trim())])")
@@ -400,6 +423,8 @@ async fn the_committee_page_verifies_every_row_in_the_browser() {
     assert!(totals.windows(2).all(|w| w[0] <= w[1]), "{totals:?}");
     let csv = browser.eval("return document.getElementById('csv').href").await;
     assert!(csv.as_str().unwrap().starts_with("blob:"), "{csv}");
+    // docs/committee-demo.png (the README's picture) is a copy of this shot:
+    // run this test, then copy target/screenshots/committee-demo.png there.
     let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/committee-demo.png");
     browser.screenshot(&shot).await;
 
@@ -424,6 +449,14 @@ async fn the_committee_page_verifies_every_row_in_the_browser() {
     browser.goto(&format!("http://{}/tenders/NOPE", server.addr)).await;
     let h1 = browser.eval("return document.querySelector('h1').innerText").await;
     assert_eq!(h1, json!("未找到该招标项目"));
+}
+
+/// A CSV as the page writes it (RFC 4180: quoted cells, `""` for a quote,
+/// CRLF), its byte-order mark removed: rows of cells.
+fn csv_cells(text: &str) -> Vec<Vec<String>> {
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    reader.records().map(|r| r.unwrap().iter().map(str::to_owned).collect()).collect()
 }
 
 /// Exact hundredths of a two-decimal cell as the page writes it ("2.50").
@@ -480,17 +513,14 @@ async fn the_committee_table_and_csv_keep_per_stage_points_within_the_cap() {
     browser.ready().await;
     let rows = browser.rows().await;
     assert_eq!(rows.len(), 3, "{rows:?}");
-    let csv = browser
-        .eval_async(
-            "const done = arguments[arguments.length - 1]; fetch(document.getElementById('csv').href).then(r => r.text()).then(done)",
-        )
-        .await;
-    let csv = csv.as_str().unwrap().trim_start_matches('\u{feff}').to_owned();
-    let lines: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(|c| c.trim_matches('"').to_owned()).collect()).collect();
-    assert_eq!(lines.len(), 3, "{csv}");
-    for ((s, (seq, cells)), line) in statements.iter().zip(&rows).zip(&lines) {
+    let csv = browser.csv().await;
+    let column = |name: &str| csv[0].iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}: {:?}", csv[0]));
+    let (qc, ec, tc) = (column("资格审查加分"), column("评标加分"), column("合计"));
+    let lines = &csv[1..];
+    assert_eq!(lines.len(), 3, "{csv:?}");
+    for ((s, (seq, cells)), line) in statements.iter().zip(&rows).zip(lines) {
         let cap = (s.points_cap * 100.0).round() as i64;
-        for (what, q, e, t) in [("table", &cells[4], &cells[5], &cells[6]), ("csv", &line[4], &line[5], &line[6])] {
+        for (what, q, e, t) in [("table", &cells[4], &cells[5], &cells[6]), ("csv", &line[qc], &line[ec], &line[tc])] {
             let (q, e, t) = (hundredths(q), hundredths(e), hundredths(t));
             assert!(q >= 0 && e >= 0 && q <= cap && e <= cap - q, "{what} bid {seq}: a stage outside its limit: {cells:?} {line:?}");
             assert_eq!(q + e, t, "{what} bid {seq}: the stages add up to the total: {cells:?} {line:?}");
@@ -503,13 +533,17 @@ async fn the_committee_table_and_csv_keep_per_stage_points_within_the_cap() {
 /// The demo server with its tenders registered, the page's test hooks on
 /// (`?tamper=N`), and the committee's table of DEMO-SX-2026-001 as gRPC gives it.
 async fn demo_for_browser() -> (TestServer, pb::AssessTenderResponse, TestDb) {
+    demo_server(ServerOptions { web_test_hooks: true, ..ServerOptions::default() }).await
+}
+
+/// The demo server with `options`, and DEMO-SX-2026-001's table as gRPC gives it.
+pub async fn demo_server(options: ServerOptions) -> (TestServer, pb::AssessTenderResponse, TestDb) {
     let db = sqlite_db();
     let store = Store::open(&db.url).await.unwrap();
     let rules = credit_tender::config::Rules::shipped();
     credit_tender::demo::load(&store, &rules).await.unwrap();
     let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
     credit_tender::demo::register_tenders(&store, &policies).await.unwrap();
-    let options = ServerOptions { web_test_hooks: true, ..ServerOptions::default() };
     let server = spawn_app(store, AppOptions { server: options, ..AppOptions::default() }).await;
     let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(server.channel().await);
     let request = pb::AssessTenderRequest { tender_id: DEMO_TENDER.into(), ..Default::default() };
@@ -518,7 +552,7 @@ async fn demo_for_browser() -> (TestServer, pb::AssessTenderResponse, TestDb) {
     (server, table, db)
 }
 
-const DEMO_TENDER: &str = "DEMO-SX-2026-001";
+pub const DEMO_TENDER: &str = "DEMO-SX-2026-001";
 
 /// Makes WebCrypto refuse Ed25519 as a Chromium before 137 does (and the
 /// domestic browsers built on one): importKey and verify reject the
@@ -535,39 +569,6 @@ const NO_WEBCRYPTO_ED25519: &str = r#"(() => {
 
 /// Takes WebCrypto away altogether, as on a plain http:// intranet address.
 const NO_WEBCRYPTO: &str = "Object.defineProperty(Crypto.prototype, 'subtle', { get() { return undefined; }, configurable: true });";
-
-/// English as a sentence has it: two or more lower-case words in a row
-/// ("credit code", "allow-list", "no dynamic D in force").
-fn english_phrases(text: &str) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    let word_at = |i: usize| (i..chars.len()).take_while(|&j| chars[j].is_ascii_lowercase()).count();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        if !chars[i].is_ascii_lowercase() || (i > 0 && chars[i - 1].is_ascii_alphanumeric()) {
-            i += 1;
-            continue;
-        }
-        let (start, mut at, mut words, mut end) = (i, i, 0, i);
-        loop {
-            let n = word_at(at);
-            if n < 2 || chars.get(at + n).is_some_and(|c| c.is_ascii_alphanumeric()) {
-                break;
-            }
-            words += 1;
-            end = at + n;
-            match chars.get(end) {
-                Some(' ' | '-') if chars.get(end + 1).is_some_and(|c| c.is_ascii_lowercase()) => at = end + 1,
-                _ => break,
-            }
-        }
-        if words >= 2 {
-            out.push(chars[start..end].iter().collect());
-        }
-        i = end.max(start + 1);
-    }
-    out
-}
 
 #[test]
 fn english_phrases_are_found_and_identifiers_are_not() {
@@ -676,6 +677,49 @@ async fn the_committee_page_speaks_chinese_names_the_region_and_prints_what_veri
     }
     let css = browser.eval("return [...document.styleSheets[0].cssRules].map(r => r.cssText).join('\\n')").await;
     assert!(css.as_str().unwrap().contains("tr.printonly { display: table-row; }"), "printed rows are shown in print");
+
+    // The rules' tooltip: their Chinese title and version, not the file's English id.
+    let tooltip = browser.eval("return document.querySelector('.facts span[title]').title").await;
+    let tooltip = tooltip.as_str().unwrap();
+    let policy = &table.bids[0].assessment.as_ref().unwrap().statement.as_ref().unwrap().policy_digest;
+    assert_eq!(tooltip, format!("山西省公路施工招标信用评价应用示例，版本 sha256:{}…", &policy[..12]));
+
+    // The CSV has every column the table shows: 等级来源, each member's
+    // grade, 提示 and 入账, beside the reasons, log index and SHA-256.
+    let csv = browser.csv().await;
+    let header = &csv[0];
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}: {header:?}"));
+    assert_eq!(csv.len(), table.bids.len() + 1, "{csv:?}");
+    for ((bid, (seq, cells)), line) in table.bids.iter().zip(&rows).zip(&csv[1..]) {
+        let a = bid.assessment.as_ref().unwrap();
+        let s = a.statement.as_ref().unwrap();
+        assert_eq!(&line[column("序号")], seq);
+        assert_eq!(line[column("等级来源")], cells[3], "bid {seq}: the source as the table shows it");
+        let members = &line[column("成员信用等级")];
+        for (m, g) in s.members.iter().zip(&s.member_grades) {
+            assert!(members.contains(&format!("{}（{}）：{}级（", m.entity_name, m.credit_code, g.grade)), "bid {seq}: {members}");
+        }
+        let warnings: Vec<&str> = s.warning_details.iter().map(|w| w.message_zh.as_str()).collect();
+        assert_eq!(warnings.len(), s.warnings.len(), "bid {seq}: every warning has its Chinese");
+        assert_eq!(line[column("提示")], warnings.join("；"), "bid {seq}");
+        assert_eq!(line[column("入账")], "已入账", "bid {seq}: the CSV is made again once the log checks are done");
+        assert_eq!(line[column("日志序号")], a.log_index.unwrap().to_string());
+        let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &a.envelope.as_ref().unwrap().payload));
+        assert_eq!(line[column("声明SHA-256")], digest);
+    }
+    assert!(
+        table.bids.iter().any(|b| !b.assessment.as_ref().unwrap().statement.as_ref().unwrap().warnings.is_empty()),
+        "the demo has a bid with a warning"
+    );
+    assert!(
+        table.bids.iter().any(|b| b.assessment.as_ref().unwrap().statement.as_ref().unwrap().members.len() > 1),
+        "the demo has a consortium"
+    );
+    let mut text = csv.iter().flatten().cloned().collect::<Vec<_>>().join("\n");
+    for id in identifiers(&table) {
+        text = text.replace(&id, " ");
+    }
+    assert!(english_phrases(&text).is_empty(), "English in the CSV: {:?}", english_phrases(&text));
 }
 
 /// Issue 22: where WebCrypto has no Ed25519 (Chromium before 137), the page
@@ -728,16 +772,150 @@ async fn without_webcrypto_the_page_says_it_cannot_verify_and_marks_nothing_inva
     }
     let text = browser.eval("return document.body.innerText").await;
     assert!(!text.as_str().unwrap().contains("签名无效"), "nothing is called invalid: {text}");
-    let csv = browser
-        .eval_async(
-            "const done = arguments[arguments.length - 1]; fetch(document.getElementById('csv').href).then(r => r.text()).then(done)",
-        )
-        .await;
-    let csv = csv.as_str().unwrap().trim_start_matches('\u{feff}');
-    let mut lines = csv.lines();
-    assert!(lines.next().unwrap().contains("此浏览器无法核验签名"), "{csv}");
-    lines.next(); // the header
-    let rows: Vec<&str> = lines.collect();
-    assert_eq!(rows.len(), table.bids.len(), "{csv}");
-    assert!(rows.iter().all(|r| r.contains("\"未核验\"") && !r.contains("签名有效") && !r.contains("签名无效")), "{csv}");
+    let csv = browser.csv().await;
+    assert!(csv[0][0].contains("此浏览器无法核验签名"), "{csv:?}");
+    let header = &csv[1];
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}: {header:?}"));
+    let rows = &csv[2..];
+    assert_eq!(rows.len(), table.bids.len(), "{csv:?}");
+    assert!(rows.iter().all(|r| r[column("签名")] == "未核验" && r[column("入账")] == "未核验"), "{csv:?}");
+    assert!(!csv.iter().flatten().any(|c| c.contains("签名有效") || c.contains("签名无效")), "{csv:?}");
+    // Without WebCrypto the statement's SHA-256 still comes (the vendored
+    // @noble/hashes): in the printed record and the CSV alike.
+    let printed = browser.eval("return [...document.querySelectorAll('tr.printonly')].map(tr => tr.textContent)").await;
+    let printed: Vec<String> = serde_json::from_value(printed).unwrap();
+    for ((bid, line), row) in table.bids.iter().zip(&printed).zip(rows) {
+        let payload = &bid.assessment.as_ref().unwrap().envelope.as_ref().unwrap().payload;
+        let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, payload));
+        assert!(line.contains(&format!("声明 SHA-256 {digest}")), "{line}");
+        assert_eq!(row[column("声明SHA-256")], digest, "{row:?}");
+    }
+}
+
+/// Has the page's proof requests shed by the server (its queue-wait test
+/// hook), as a server under load sheds them: with `#shed=N` in the page's
+/// address, each index's first N tries; with `#shed=all`, every try; with
+/// `#shed=statements`, every try of the statements themselves. Each try is
+/// recorded in `window.proofTries` as [url, try, status, retry-after, time].
+const SHED_PROOFS: &str = r#"(() => {
+  const fetch0 = window.fetch.bind(window);
+  const tries = new Map();
+  window.proofTries = [];
+  window.fetch = (url, init) => {
+    const u = String(url);
+    const m = /shed=(\w+)/.exec(location.hash);
+    const statements = u.startsWith("/api/tenders/");
+    if (!u.startsWith("/api/log/proof") && !statements) return fetch0(url, init);
+    const n = (tries.get(u) || 0) + 1;
+    tries.set(u, n);
+    const shed = m && (statements ? m[1] === "statements" : m[1] === "all" || n <= Number(m[1]));
+    const at = performance.now();
+    const headers = new Headers((init && init.headers) || {});
+    if (shed) headers.set("x-credit-tender-test-queue-wait-ms", "60000");
+    return fetch0(url, { ...(init || {}), headers }).then(r => {
+      window.proofTries.push([u, n, r.status, r.headers.get("Retry-After"), at]);
+      return r;
+    });
+  };
+})();"#;
+
+/// The outside attack on issue 22: a proof the server sheds (503 with
+/// Retry-After) is asked for again, no sooner than Retry-After says, and the
+/// row ends 已入账; a proof that stays unavailable leaves the row 暂未核验,
+/// never 入账核验失败, and the status line and the CSV say so.
+#[tokio::test]
+async fn a_shed_proof_is_retried_as_retry_after_asks_and_one_never_given_is_not_a_failure() {
+    let Some(browser) = Browser::start().await else { return };
+    let options = ServerOptions {
+        queue_wait_test_hook: true,
+        // Only the injected wait is past it, on any machine.
+        queue_target: Duration::from_secs(10),
+        ..ServerOptions::default()
+    };
+    let (server, table, _db) = demo_server(options).await;
+    browser.init_script(SHED_PROOFS).await;
+    let page = format!("http://{}/tenders/{DEMO_TENDER}", server.addr);
+
+    // Each proof shed twice, then given.
+    browser.goto(&format!("{page}#shed=2")).await;
+    browser.ready().await;
+    assert_eq!(browser.logged().await, table.bids.len() as u64, "every row proven once the server answered");
+    for (seq, cells) in browser.rows().await {
+        assert!(cells.last().unwrap().ends_with("已入账"), "bid {seq}: {cells:?}");
+    }
+    let tries: Vec<(String, u32, u16, Option<String>, f64)> =
+        serde_json::from_value(browser.eval("return window.proofTries").await).unwrap();
+    for bid in &table.bids {
+        let index = bid.assessment.as_ref().unwrap().log_index.unwrap();
+        let url = format!("/api/log/proof?index={index}");
+        let mine: Vec<_> = tries.iter().filter(|t| t.0 == url).collect();
+        // Shed twice, then answered (a 404 between: its checkpoint was not signed yet).
+        let statuses: Vec<u16> = mine.iter().map(|t| t.2).collect();
+        assert!(statuses.starts_with(&[503, 503]) && statuses.last() == Some(&200), "{url}: {mine:?}");
+        assert!(statuses[2..statuses.len() - 1].iter().all(|s| *s == 404), "{url}: {mine:?}");
+        assert_eq!(mine[0].3.as_deref(), Some("1"), "the shed says when to retry: {mine:?}");
+        // Retry-After is honoured: the next try comes no sooner than 1 s later.
+        for pair in mine.windows(2) {
+            assert!(pair[1].4 - pair[0].4 >= 990.0, "{url}: a retry {} ms after a Retry-After of 1 s", pair[1].4 - pair[0].4);
+        }
+    }
+
+    // Every proof shed, every time: not one row failed, each 暂未核验 (a
+    // new document: a change of the hash alone would not load the page again).
+    browser.goto("about:blank").await;
+    browser.goto(&format!("{page}#shed=all")).await;
+    browser.ready().await;
+    assert_eq!(browser.logged().await, 0);
+    assert_eq!(browser.eval("return document.body.dataset.logUnavailable").await, json!(table.bids.len().to_string()));
+    for (seq, cells) in browser.rows().await {
+        assert_eq!(cells[cells.len() - 2], "签名有效", "bid {seq}: {cells:?}");
+        assert_eq!(cells.last().unwrap(), "暂未核验", "bid {seq}: {cells:?}");
+    }
+    let text = browser.eval("return document.body.innerText").await;
+    assert!(!text.as_str().unwrap().contains("入账核验失败"), "{text}");
+    let status = browser.eval("return document.getElementById('status').innerText").await;
+    assert!(status.as_str().unwrap().contains("入账证明暂时无法取得") && status.as_str().unwrap().contains("不是核验失败"), "{status}");
+    let csv = browser.csv().await;
+    let at = csv[0].iter().position(|h| h == "入账").unwrap();
+    assert!(csv[1..].iter().all(|r| r[at] == "暂未核验"), "{csv:?}");
+
+    // The statements themselves shed every time: the page asks six times,
+    // then says so in Chinese (the server's words and code), no table.
+    browser.goto("about:blank").await;
+    browser.goto(&format!("{page}#shed=statements")).await;
+    browser.ready().await;
+    let tries: Vec<(String, u32, u16, Option<String>, f64)> =
+        serde_json::from_value(browser.eval("return window.proofTries").await).unwrap();
+    assert_eq!(tries.iter().map(|t| t.2).collect::<Vec<_>>(), [503; 6], "{tries:?}");
+    let status = browser.eval("return document.getElementById('status').innerText").await;
+    let status = status.as_str().unwrap();
+    assert!(status.starts_with("无法取得信用评价结论（HTTP 503）：服务器繁忙") && status.contains("（代码 OVERLOADED）"), "{status}");
+    assert!(english_phrases(status).is_empty(), "{status}");
+    assert_eq!(browser.eval("return document.getElementById('table').hidden").await, json!(true));
+}
+
+/// A tender with no bids offers no CSV (the link stays hidden) and says so.
+#[tokio::test]
+async fn a_tender_without_bids_offers_no_csv() {
+    let Some(browser) = Browser::start().await else { return };
+    let (server, _table, _db) = demo_server(ServerOptions::default()).await;
+    let mut tenders = pb::tender_service_client::TenderServiceClient::new(server.channel().await);
+    tenders
+        .register_tender(pb::RegisterTenderRequest {
+            tender_id: "T-EMPTY".into(),
+            terms: Some(terms("140100", "2026-12-15")),
+            policy_id: "national-template".into(),
+        })
+        .await
+        .unwrap();
+    browser.goto(&format!("http://{}/tenders/T-EMPTY", server.addr)).await;
+    browser.ready().await;
+    let status = browser.eval("return document.getElementById('status').innerText").await;
+    assert_eq!(status, json!("本项目尚无投标。"));
+    let csv = browser.eval("const a = document.getElementById('csv'); return [a.hidden, getComputedStyle(a).display]").await;
+    assert_eq!(csv, json!([true, "none"]), "no CSV offered for a tender without bids");
+    // With bids, the link is shown.
+    browser.goto(&format!("http://{}/tenders/{DEMO_TENDER}", server.addr)).await;
+    browser.ready().await;
+    assert_eq!(browser.eval("return document.getElementById('csv').hidden").await, json!(false));
 }

@@ -10,7 +10,14 @@
 // Each row is then checked to be in the service's transparency log: the leaf
 // (the envelope as compact DSSE JSON) hashed as RFC 6962 says, its inclusion
 // proof recomputed to a root (RFC 9162 §2.1.3.2), and that root found in a
-// checkpoint signed by the log key (a C2SP signed note) — then 已入账.
+// checkpoint signed by the log key (a C2SP signed note) — then 已入账. Only a
+// proof that does not lead to a signed root is 入账核验失败; a proof the server
+// cannot give now (busy: 503 or 429, which the page waits out as Retry-After
+// asks, with a doubling back-off; not yet in a checkpoint; unreachable) leaves
+// the row 暂未核验, never failed.
+// SHA-256 (each statement's digest, the log's hashes) is WebCrypto's, else the
+// vendored @noble/hashes (/assets/noble-hashes/sha2.js), so the printed record
+// and the CSV carry every statement's SHA-256 in any browser.
 "use strict";
 
 const GRADE_RANK = { AA: 4, A: 3, B: 2, C: 1, D: 0 };
@@ -132,7 +139,49 @@ function statementKeys(list) {
   return keys;
 }
 
-const sha256 = async bytes => new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+let nobleSha256 = null;
+async function sha256(bytes) {
+  if (window.crypto && crypto.subtle) return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  if (!nobleSha256) nobleSha256 = import("/assets/noble-hashes/sha2.js").then(m => m.sha256);
+  return (await nobleSha256)(bytes);
+}
+
+// The statement's SHA-256 in hex, or "" if this browser cannot compute it.
+async function digestOf(payload) {
+  try {
+    return hex(await sha256(payload));
+  } catch (e) {
+    console.warn("SHA-256 is not available in this browser", e);
+    return "";
+  }
+}
+
+const sleep = ms => new Promise(ok => setTimeout(ok, ms));
+const TRIES = 6;
+
+// How long to wait before try `attempt + 1` after a refusal for load: what
+// the server's Retry-After asks (seconds), at least, and at least a back-off
+// that doubles from 0.5 s to at most 4 s.
+function backoff(r, attempt) {
+  const asked = r ? Number(r.headers.get("Retry-After")) : NaN;
+  const doubling = Math.min(500 * 2 ** attempt, 4000);
+  return Number.isFinite(asked) && asked > 0 ? Math.max(asked * 1000, doubling) : doubling;
+}
+
+// A GET that waits out a busy server (503, 429) and a failed connection, up
+// to TRIES times; with `notYet`, a 404 too (a proof whose checkpoint is not
+// signed yet), every 0.7 s. The last answer, or null if none came.
+async function patientFetch(url, notYet) {
+  let r = null;
+  for (let attempt = 0; attempt < TRIES; attempt++) {
+    try { r = await fetch(url); } catch (e) { r = null; }
+    if (r && r.ok) return r;
+    const busy = !r || r.status === 503 || r.status === 429;
+    if (!busy && !(notYet && r.status === 404)) return r;
+    if (attempt < TRIES - 1) await sleep(busy ? backoff(r, attempt) : 700);
+  }
+  return r;
+}
 
 // One bid: "ok" (a listed key's signature verifies), "bad" (none does), or
 // "unchecked" (this browser cannot verify). Figures are read from the payload
@@ -157,7 +206,7 @@ async function check(bid, keys, ed) {
     try { st = JSON.parse(new TextDecoder().decode(payload)); } catch (e) { st = null; }
   }
   if (st === null) sig = "bad";
-  const digest = window.crypto && crypto.subtle ? hex(await sha256(payload)) : "";
+  const digest = await digestOf(payload);
   return { seq: bid.sequence, sig, st, keyid: (env.signatures[0] || {}).keyid || "", env, logIndex: bid.log_index, digest };
 }
 
@@ -218,20 +267,23 @@ async function verifyCheckpoint(note, logKeys, ed) {
 
 const logKeysOf = list => (list.keys || []).filter(k => k.role === "log" && k.status !== "revoked").map(k => b64(k.publicKey));
 
-// 已入账 once the row's statement is proven to be in a signed checkpoint.
+// 已入账 once the row's statement is proven to be in a signed checkpoint;
+// 入账核验失败 only when the proof does not lead to a root signed by the log
+// key; 暂未核验 when no proof could be had.
 async function checkLogged(d, logKeys, checkpoints, ed) {
   if (d.sig !== "ok" || d.logIndex === undefined || d.logIndex === null) { d.log = d.sig === "unchecked" ? "unchecked" : "none"; return; }
-  for (let attempt = 0; attempt < 6; attempt++) {
-    const r = await fetch(`/api/log/proof?index=${encodeURIComponent(d.logIndex)}`);
-    if (r.status === 404 && attempt < 5) { await new Promise(ok => setTimeout(ok, 700)); continue; }
-    if (!r.ok) { d.log = "bad"; return; }
-    const p = await r.json();
-    if (!checkpoints.has(p.checkpoint)) checkpoints.set(p.checkpoint, await verifyCheckpoint(p.checkpoint, logKeys, ed));
-    const cp = checkpoints.get(p.checkpoint);
-    const root = cp && cp.size === p.treeSize ? await rootFromProof(Number(p.index), p.treeSize, await leafHash(d.env), p.hashes.map(b64)) : null;
-    d.log = root && same(root, cp.root) && Number(p.index) === Number(d.logIndex) ? "ok" : "bad";
+  const r = await patientFetch(`/api/log/proof?index=${encodeURIComponent(d.logIndex)}`, true);
+  if (!r || !r.ok) {
+    d.log = "unavailable";
+    d.logWhy = r ? `HTTP ${r.status}` : "无法连接服务器";
     return;
   }
+  let p;
+  try { p = await r.json(); } catch (e) { d.log = "unavailable"; d.logWhy = "答复无法读取"; return; }
+  if (!checkpoints.has(p.checkpoint)) checkpoints.set(p.checkpoint, await verifyCheckpoint(p.checkpoint, logKeys, ed));
+  const cp = checkpoints.get(p.checkpoint);
+  const root = cp && cp.size === p.treeSize ? await rootFromProof(Number(p.index), p.treeSize, await leafHash(d.env), p.hashes.map(b64)) : null;
+  d.log = root && same(root, cp.root) && Number(p.index) === Number(d.logIndex) ? "ok" : "bad";
 }
 
 function rowData(r) {
@@ -246,6 +298,7 @@ function rowData(r) {
   const grades = s.memberGrades.map(g => ({ name: nameOf(g.creditCode), grade: g.grade, source: SOURCE_ZH[g.source] || "来源代码 " + g.source }));
   const consortium = s.members.length > 1;
   const reasons = s.reasons.map(r => ({ effect: r.effect, text: reasonZh(r), recordId: r.recordId }));
+  const members = s.memberGrades.map(g => `${nameOf(g.creditCode)}（${g.creditCode}）：${g.grade}级（${SOURCE_ZH[g.source] || "来源代码 " + g.source}）`);
   return {
     ...base, st: s, log: "pending",
     names, codes: s.members.map(m => m.creditCode).join(" + "),
@@ -258,7 +311,7 @@ function rowData(r) {
     eligible: s.eligible, qualified: s.qualified,
     exclusion: reasons.filter(r => r.effect === "exclusion").map(r => r.text),
     refusal: reasons.filter(r => r.effect === "qualification").map(r => r.text),
-    reasons, warningsZh: warningsZh(s),
+    reasons, warningsZh: warningsZh(s), members,
     warnings: s.warnings.length,
   };
 }
@@ -303,11 +356,14 @@ function evidence(d) {
   return box;
 }
 
-const LOG_ZH = { ok: "已入账", bad: "入账核验失败", pending: "核验中…", none: "未入账", unchecked: "未核验" };
+const LOG_ZH = { ok: "已入账", bad: "入账核验失败", pending: "核验中…", none: "未入账", unchecked: "未核验", unavailable: "暂未核验" };
+const LOG_CLASS = { ok: "ok", bad: "bad", pending: "", none: "bad", unchecked: "warn", unavailable: "warn" };
 
 function logCell(d) {
   const text = d.log === "ok" ? `#${d.logIndex} 已入账` : LOG_ZH[d.log];
-  return el("td", { class: "log " + (d.log === "ok" ? "ok" : d.log === "pending" ? "" : d.log === "unchecked" ? "warn" : "bad"), "data-log": d.log }, text);
+  const attrs = { class: "log " + LOG_CLASS[d.log], "data-log": d.log };
+  if (d.log === "unavailable") attrs.title = `入账证明暂时无法取得（${d.logWhy || "服务器繁忙"}），并非核验失败。请稍后刷新页面再核验。`;
+  return el("td", attrs, text);
 }
 
 const SIG_ZH = { ok: "签名有效", bad: "签名无效", unchecked: "未核验" };
@@ -366,22 +422,31 @@ function neutral(v) {
   return /^[=+\-@\t\r]/.test(s) && !/^-?\d+(\.\d+)?$/.test(s) ? "'" + s : s;
 }
 
+// The CSV: every column the table shows (等级来源, each member's grade, 提示,
+// 入账), and the reasons, the log index and the statement's SHA-256.
 function csv(rows, unchecked) {
   const q = v => `"${neutral(v).replace(/"/g, '""')}"`;
   const lines = [];
   // A file of rows nobody could check says so before anything else.
   if (unchecked) lines.push(q("此浏览器无法核验签名：以下结论均未经签名核验，不得作为已核验的结论使用。"));
-  lines.push(["序号", "投标人", "统一社会信用代码", "信用等级", "资格审查加分", "评标加分", "合计", "应缴投标保证金(元)", "履约保证金比例(%)",
-    "是否排除", "资格审查", "签名", "原因", "日志序号", "声明SHA-256"].map(q).join(","));
+  lines.push(["序号", "投标人", "统一社会信用代码", "信用等级", "等级来源", "成员信用等级", "资格审查加分", "评标加分", "合计",
+    "应缴投标保证金(元)", "履约保证金比例(%)", "是否排除", "资格审查", "原因", "提示", "签名", "入账", "日志序号", "声明SHA-256"].map(q).join(","));
   for (const d of rows) {
     const index = d.logIndex === undefined || d.logIndex === null ? "" : d.logIndex;
-    if (d.sig === "bad") { lines.push([d.seq, "", "", "", "", "", "", "", "", "", "", "签名无效", "", index, d.digest].map(q).join(",")); continue; }
-    lines.push([d.seq, d.names, d.codes, d.grade, d.qual.toFixed(2), d.eval.toFixed(2), d.total.toFixed(2),
-      (d.deposit / 100).toFixed(2), d.bond.toFixed(2), d.eligible ? "否" : "排除", d.qualified ? "通过" : "不通过", SIG_ZH[d.sig],
-      d.reasons.map(r => r.text).join("；"), index, d.digest].map(q).join(","));
+    const log = LOG_ZH[d.log] || "";
+    if (d.sig === "bad") {
+      lines.push([d.seq, "", "", "", "", "", "", "", "", "", "", "", "", "", "", "签名无效", log, index, d.digest].map(q).join(","));
+      continue;
+    }
+    lines.push([d.seq, d.names, d.codes, d.grade, d.source, d.members.join("；"), d.qual.toFixed(2), d.eval.toFixed(2), d.total.toFixed(2),
+      (d.deposit / 100).toFixed(2), d.bond.toFixed(2), d.eligible ? "否" : "排除", d.qualified ? "通过" : "不通过",
+      d.reasons.map(r => r.text).join("；"), d.warningsZh.join("；"), SIG_ZH[d.sig], log, index, d.digest].map(q).join(","));
   }
   return "\ufeff" + lines.join("\r\n") + "\r\n";
 }
+
+// An error whose message is a Chinese sentence for the committee.
+class Said extends Error {}
 
 async function main() {
   const status = document.getElementById("status");
@@ -394,12 +459,14 @@ async function main() {
     const search = new URLSearchParams(location.search);
     const page = async token => {
       if (token) search.set("page_token", token); else search.delete("page_token");
-      const r = await fetch(`${base}?${search}`);
-      if (!r.ok) throw new Error(`无法取得信用评价结论（HTTP ${r.status}）：${await r.text()}`);
+      const r = await patientFetch(`${base}?${search}`, false);
+      if (!r) throw new Said("无法连接服务器，未能取得信用评价结论。请检查网络后刷新页面。");
+      if (!r.ok) throw new Said(`无法取得信用评价结论（HTTP ${r.status}）：${await r.text()}`);
       return r.json();
     };
-    const kr = await fetch("/api/keys");
-    if (!kr.ok) throw new Error(`无法取得公钥（HTTP ${kr.status}）：${await kr.text()}`);
+    const kr = await patientFetch("/api/keys", false);
+    if (!kr) throw new Said("无法连接服务器，未能取得公钥。请检查网络后刷新页面。");
+    if (!kr.ok) throw new Said(`无法取得公钥（HTTP ${kr.status}）：${await kr.text()}`);
     const data = await page("");
     for (let next = data.next_page_token; next; ) {
       const more = await page(next);
@@ -436,17 +503,40 @@ async function main() {
         render(rows, tbody);
       });
     }
+    // The CSV is offered only for a tender with bids; it is made again
+    // once the log checks are done, with their outcome.
     const link = document.getElementById("csv");
-    link.href = URL.createObjectURL(new Blob([csv(rows, unchecked > 0)], { type: "text/csv;charset=utf-8" }));
+    const offerCsv = () => {
+      if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+      link.href = URL.createObjectURL(new Blob([csv(rows, unchecked > 0)], { type: "text/csv;charset=utf-8" }));
+    };
+    link.hidden = rows.length === 0;
+    if (rows.length) offerCsv();
     // The log check runs after the table is shown; each cell updates when done.
     const checkpoints = new Map();
     const logKeys = logKeysOf(keyList);
-    Promise.all(rows.map(d => checkLogged(d, logKeys, checkpoints, ed))).then(() => {
+    const logged = d => checkLogged(d, logKeys, checkpoints, ed).catch(e => {
+      console.warn("log check of bid", d.seq, e);
+      d.log = "unavailable";
+      d.logWhy = "核验过程出错";
+    });
+    Promise.all(rows.map(logged)).then(() => {
       render(rows, tbody);
+      if (rows.length) offerCsv();
+      const waiting = rows.filter(d => d.log === "unavailable").length;
+      if (waiting && !bad) {
+        status.textContent += ` 其中 ${waiting} 个结论的入账证明暂时无法取得，尚未核验是否入账（不是核验失败），请稍后刷新页面再核验。`;
+        status.className = "status warn";
+      }
+      document.body.dataset.logUnavailable = String(waiting);
       document.body.dataset.logged = String(rows.filter(d => d.log === "ok").length);
     });
   } catch (e) {
-    status.textContent = e.message;
+    // The page's own sentences are Chinese; a browser's error (a TypeError,
+    // a SyntaxError from an answer cut short) is named by its kind only.
+    if (!(e instanceof Said)) console.error(e);
+    status.textContent = e instanceof Said ? e.message
+      : `页面未能完成核验：与服务器通信或处理答复时出错（${e && e.name ? e.name : "错误"}）。请刷新页面重试；如仍出现，请联系系统管理员。`;
     status.className = "status error";
     table.hidden = true;
   } finally {
