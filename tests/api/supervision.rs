@@ -251,3 +251,339 @@ async fn a_draw_verifies_offline_changes_with_any_input_and_every_draw_is_logged
     assert_eq!(commits, vec![first.commit_log_index, second.commit_log_index]);
     assert_eq!(draws, commits, "each draw names its own commit");
 }
+
+/// The figures compared three ways, in one shape.
+#[derive(Debug, Default, PartialEq)]
+struct Figures {
+    tenders: u32,
+    bids: u32,
+    benefit: u32,
+    qualification_centi: i64,
+    evaluation_centi: i64,
+    with_qualification: u32,
+    with_evaluation: u32,
+    waived: u32,
+    reduced: u32,
+    full: u32,
+    nominal: i64,
+    owed: i64,
+    saved: i64,
+    guarantees: u32,
+    guarantee_fen: i64,
+    excluded: u32,
+    not_qualified: u32,
+    exclusions: BTreeMap<String, u32>,
+    rewards: u32,
+    rewards_by: BTreeMap<String, u32>,
+}
+
+fn figures_of(f: &pb::OutcomeFigures) -> Figures {
+    let by = |v: &[pb::ReasonCount]| v.iter().map(|r| (r.code.clone(), r.count)).collect();
+    Figures {
+        tenders: f.tenders,
+        bids: f.bids_assessed,
+        benefit: f.bidders_with_credit_benefit,
+        qualification_centi: f.qualification_points_centi,
+        evaluation_centi: f.evaluation_points_centi,
+        with_qualification: f.bidders_with_qualification_points,
+        with_evaluation: f.bidders_with_evaluation_points,
+        waived: f.deposits_waived,
+        reduced: f.deposits_reduced,
+        full: f.deposits_full,
+        nominal: f.nominal_deposit_fen,
+        owed: f.deposit_owed_fen,
+        saved: f.deposit_saved_fen,
+        guarantees: f.credit_guarantees,
+        guarantee_fen: f.credit_guarantee_fen,
+        excluded: f.excluded,
+        not_qualified: f.not_qualified,
+        exclusions: by(&f.exclusions_by_reason),
+        rewards: f.rewards,
+        rewards_by: by(&f.rewards_by_reason),
+    }
+}
+
+/// The test's own sum over the log's leaves, read as plain JSON: each
+/// (tender, bidder) by its newest assessment (highest tender version, then
+/// latest leaf), tenders placed by their newest version's statements.
+fn independent_sum(leaves: &[Vec<u8>], prefix: &str, from: &str, to: &str) -> Figures {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut newest: BTreeMap<(String, String), ((u64, usize), Value)> = BTreeMap::new();
+    let mut checks: BTreeMap<(String, String), ((u64, usize), Value)> = BTreeMap::new();
+    for (i, leaf) in leaves.iter().enumerate() {
+        let leaf: Value = serde_json::from_slice(leaf).unwrap();
+        let payload: Value = serde_json::from_slice(&b64.decode(leaf["payload"].as_str().unwrap()).unwrap()).unwrap();
+        let (target, s) = match leaf["payloadType"].as_str().unwrap() {
+            "application/vnd.credit-tender.assessment.v1+json" => (&mut newest, payload.clone()),
+            "application/vnd.credit-tender.deposit-check.v1+json" => (&mut checks, payload["assessment"].clone()),
+            _ => continue,
+        };
+        let bidder: Vec<&str> = s["members"].as_array().unwrap().iter().map(|m| m["creditCode"].as_str().unwrap()).collect();
+        let key = (s["tenderId"].as_str().unwrap().to_owned(), bidder.join("+"));
+        let at = (s["tenderVersion"].as_u64().unwrap(), i);
+        if target.get(&key).is_none_or(|(seen, _)| *seen < at) {
+            target.insert(key, (at, payload));
+        }
+    }
+    let mut tender_newest: BTreeMap<&str, (u64, &Value)> = BTreeMap::new();
+    for ((tender, _), ((v, _), s)) in &newest {
+        if tender_newest.get(tender.as_str()).is_none_or(|(seen, _)| seen < v) {
+            tender_newest.insert(tender, (*v, s));
+        }
+    }
+    let fen = |v: &Value| v.as_str().map(|s| s.parse::<i64>().unwrap()).or_else(|| v.as_i64()).unwrap();
+    let mut f = Figures::default();
+    let mut tenders = BTreeSet::new();
+    for (key, (_, s)) in &newest {
+        let t = tender_newest[key.0.as_str()].1;
+        let date = t["asOfDate"].as_str().unwrap();
+        if !(t["region"].as_str().unwrap().starts_with(prefix) && from <= date && date <= to) {
+            continue;
+        }
+        tenders.insert(key.0.clone());
+        f.bids += 1;
+        f.benefit += u32::from(s["creditBenefit"] == true);
+        let q = (s["qualificationPoints"].as_f64().unwrap() * 100.0).round() as i64;
+        let e = (s["evaluationPoints"].as_f64().unwrap() * 100.0).round() as i64;
+        f.qualification_centi += q;
+        f.evaluation_centi += e;
+        f.with_qualification += u32::from(q > 0);
+        f.with_evaluation += u32::from(e > 0);
+        match s["depositBasis"].as_str().unwrap() {
+            "waived" => f.waived += 1,
+            "reduced" => f.reduced += 1,
+            _ => f.full += 1,
+        }
+        let (nominal, owed) = (fen(&s["nominalDepositFen"]), fen(&s["depositOwedFen"]));
+        f.nominal += nominal;
+        f.owed += owed;
+        f.saved += nominal - owed;
+        if let Some((_, c)) = checks.get(key)
+            && c["form"] == "credit_guarantee"
+            && c["satisfied"] == true
+        {
+            f.guarantees += 1;
+            f.guarantee_fen += fen(&c["assessment"]["depositOwedFen"]);
+        }
+        f.excluded += u32::from(s["eligible"] == false);
+        f.not_qualified += u32::from(s["eligible"] == true && s["qualified"] == false);
+        let codes = |effects: &[&str]| -> BTreeSet<String> {
+            s["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| effects.contains(&r["effect"].as_str().unwrap()))
+                .map(|r| r["code"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        for c in codes(&["exclusion", "qualification"]) {
+            *f.exclusions.entry(c).or_default() += 1;
+        }
+        let rewards = codes(&["reward"]);
+        f.rewards += u32::from(!rewards.is_empty());
+        for c in rewards {
+            *f.rewards_by.entry(c).or_default() += 1;
+        }
+    }
+    f.tenders = tenders.len() as u32;
+    f
+}
+
+/// Waits for a checkpoint covering `size` leaves; its leaves, read as a supervisor.
+async fn leaves_up_to(server: &TestServer, size: u64, token: Option<&str>) -> (u64, Vec<Vec<u8>>) {
+    let mut published = server.cache.metrics().checkpoints();
+    tokio::time::timeout(std::time::Duration::from_secs(30), published.wait_for(|n| *n >= size)).await.unwrap().unwrap();
+    let mut log = pb::log_service_client::LogServiceClient::with_interceptor(server.channel.clone(), Bearer::new(token).unwrap());
+    let size = log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await.unwrap().into_inner().tree_size;
+    let mut leaves = Vec::new();
+    while (leaves.len() as u64) < size {
+        let r = pb::GetEntriesRequest { start: leaves.len() as u64, end: size };
+        leaves.extend(log.get_entries(r).await.unwrap().into_inner().entries.into_iter().map(|e| e.to_vec()));
+    }
+    (size, leaves)
+}
+
+fn outcomes_request(prefix: &str, from: &str, to: &str) -> pb::GetOutcomesRequest {
+    pb::GetOutcomesRequest { region_prefix: prefix.into(), domain: String::new(), from: from.into(), to: to.into() }
+}
+
+/// The CLI run off the test's runtime thread, which serves the server it calls.
+async fn cli_async(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cli(&args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
+}
+
+/// `credit-tender outcomes --json` over the tree of `size` leaves.
+async fn cli_outcomes(server: &TestServer, token: Option<&str>, prefix: &str, from: &str, to: &str, size: u64) -> pb::Outcomes {
+    let url = format!("http://{}", server.addr);
+    let size = size.to_string();
+    let mut args =
+        vec!["outcomes", "--server", &url, "--region-prefix", prefix, "--from", from, "--to", to, "--tree-size", &size, "--json"];
+    if let Some(t) = token {
+        args.extend(["--token", t]);
+    }
+    let out = cli_async(args.into_iter().map(str::to_owned).collect()).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// The demo: every bid of the three demo tenders assessed, a credit
+/// guarantee lodged where allowed; GetOutcomes, the CLI over the verified
+/// log and the test's own sum agree.
+#[tokio::test]
+async fn outcomes_of_the_demo_equal_the_cli_and_an_independent_sum() {
+    use credit_tender::config::Rules;
+    let db = sqlite_db();
+    {
+        let store = open(&db).await;
+        credit_tender::demo::load(&store, &Rules::shipped()).await.unwrap();
+        let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
+        credit_tender::demo::register_tenders(&store, &policies).await.unwrap();
+    }
+    let server = spawn(&db, None).await;
+    let mut assess = server.assess.clone();
+    let mut last = 0;
+    let mut guarantees = 0;
+    for t in credit_tender::demo::TENDERS {
+        let table =
+            assess.assess_tender(pb::AssessTenderRequest { tender_id: t.id.into(), ..Default::default() }).await.unwrap().into_inner();
+        for bid in table.bids {
+            let a = bid.assessment.unwrap();
+            last = last.max(a.log_index.unwrap());
+            let s = a.statement.unwrap();
+            if s.credit_guarantee_allowed {
+                let req = pb::CheckDepositRequest {
+                    tender_id: t.id.into(),
+                    bidder: bid.bid.unwrap().bidder,
+                    offered_fen: s.deposit_owed_fen,
+                    form: "credit_guarantee".into(),
+                    contract_price_fen: None,
+                };
+                last = last.max(assess.check_deposit(req).await.unwrap().into_inner().log_index.unwrap());
+                guarantees += 1;
+            }
+        }
+    }
+    assert!(guarantees > 0, "the demo has bidders a credit guarantee is allowed for");
+    let (size, leaves) = leaves_up_to(&server, last + 1, None).await;
+    let (from, to) = ("2026-01-01", "2027-12-31");
+    let served = client(&server, None).get_outcomes(outcomes_request("", from, to)).await.unwrap().into_inner();
+    assert_eq!(served.tree_size, size);
+    let total = figures_of(served.total.as_ref().unwrap());
+    assert_eq!(total, independent_sum(&leaves, "", from, to));
+    assert_eq!((total.tenders, total.bids, total.guarantees), (3, 15, guarantees));
+    assert!(total.saved > 0 && total.excluded > 0 && total.not_qualified > 0, "{total:#?}");
+    assert_eq!(cli_outcomes(&server, None, "", from, to, size).await, served);
+    // By month and by region, each over its own tenders.
+    let months: Vec<&str> = served.by_month.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(months, ["2026-12", "2027-03"]);
+    for g in &served.by_region {
+        assert_eq!(figures_of(g.figures.as_ref().unwrap()), independent_sum(&leaves, &g.key, from, to), "{}", g.key);
+    }
+}
+
+const GD: &str = "ct_outcomes-gd";
+const SX: &str = "ct_outcomes-sx";
+const SUPERVISOR: &str = "ct_outcomes-supervisor";
+
+fn principals() -> String {
+    let sha = |t: &str| hex::encode(ring::digest::digest(&ring::digest::SHA256, t.as_bytes()));
+    format!(
+        "[[principal]]\nname = \"gd\"\nrole = \"platform\"\nregions = [\"440000\"]\ntoken_sha256 = \"{}\"\n\n\
+         [[principal]]\nname = \"sx\"\nrole = \"platform\"\nregions = [\"140000\"]\ntoken_sha256 = \"{}\"\n\n\
+         [[principal]]\nname = \"s\"\nrole = \"supervisor\"\ntoken_sha256 = \"{}\"\n",
+        sha(GD),
+        sha(SX),
+        sha(SUPERVISOR)
+    )
+}
+
+/// A generated month: 200 tenders in Shenzhen and Taiyuan, three bids each
+/// from twelve firms of every standing, a credit guarantee on every fourth;
+/// the test's own sum from the log's entries equals GetOutcomes and the CLI,
+/// and a platform sees only its regions.
+#[tokio::test]
+async fn outcomes_of_a_generated_month_of_200_tenders_equal_an_independent_sum_and_platforms_see_their_regions() {
+    let db = sqlite_db();
+    let firms: Vec<String> = (0..12).map(|i| crate::assessment::code(7000 + i)).collect();
+    let grade = ["AA", "AA", "AA", "A", "A", "A", "B", "B", "A", "AA", "C"];
+    let mut records: Vec<Value> = grade.iter().enumerate().map(|(i, g)| graded(&format!("g-{i}"), &firms[i], g, "national")).collect();
+    records.push(list_entry_json("g-black", &firms[8], "transport_blacklist"));
+    records.push(list_entry_json("g-red", &firms[9], "transport_red_list"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = file(dir.path(), "firms.jsonl", jsonl(&records));
+    let out = cli(&["import", "--db", &db.url, data.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let server = spawn(&db, Some(&principals())).await;
+    let as_platform = |t: &str| {
+        let b = Bearer::new(Some(t)).unwrap();
+        (
+            pb::tender_service_client::TenderServiceClient::with_interceptor(server.channel.clone(), b.clone()),
+            pb::assessment_service_client::AssessmentServiceClient::with_interceptor(server.channel.clone(), b),
+        )
+    };
+    let (gd, sx) = (as_platform(GD), as_platform(SX));
+    let mut last = 0;
+    for i in 0..200u32 {
+        let (region, (tenders, assess)) = if i % 2 == 0 { ("440300", &gd) } else { ("140100", &sx) };
+        let (mut tenders, mut assess) = (tenders.clone(), assess.clone());
+        let id = format!("GEN-{i:03}");
+        let mut terms = crate::assessment::terms(region, &format!("2026-12-{:02}", 1 + i % 28));
+        terms.nominal_deposit_fen = 10_000_000 + i64::from(i) * 1_000;
+        let req = pb::RegisterTenderRequest { tender_id: id.clone(), terms: Some(terms), policy_id: "national-template".into() };
+        tenders.register_tender(req).await.unwrap();
+        for k in 0..3 {
+            let code = firms[((i + k * 4) % 12) as usize].clone();
+            let bid = pb::RegisterBidRequest { tender_id: id.clone(), bidder: Some(pb::Bidder { credit_codes: vec![code] }) };
+            tenders.register_bid(bid).await.unwrap();
+        }
+        let table =
+            assess.assess_tender(pb::AssessTenderRequest { tender_id: id.clone(), ..Default::default() }).await.unwrap().into_inner();
+        for bid in &table.bids {
+            last = last.max(bid.assessment.as_ref().unwrap().log_index.unwrap());
+        }
+        if i % 4 == 0 {
+            let first = &table.bids[0];
+            let s = first.assessment.as_ref().unwrap().statement.as_ref().unwrap();
+            let req = pb::CheckDepositRequest {
+                tender_id: id.clone(),
+                bidder: first.bid.as_ref().unwrap().bidder.clone(),
+                offered_fen: s.deposit_owed_fen,
+                form: "credit_guarantee".into(),
+                contract_price_fen: None,
+            };
+            last = last.max(assess.check_deposit(req).await.unwrap().into_inner().log_index.unwrap());
+        }
+    }
+    let (size, leaves) = leaves_up_to(&server, last + 1, Some(SUPERVISOR)).await;
+    let (from, to) = ("2026-12-01", "2026-12-31");
+    let mut sup = client(&server, Some(SUPERVISOR));
+    let all = sup.get_outcomes(outcomes_request("", from, to)).await.unwrap().into_inner();
+    assert_eq!(all.tree_size, size);
+    let total = figures_of(all.total.as_ref().unwrap());
+    assert_eq!(total, independent_sum(&leaves, "", from, to));
+    assert_eq!((total.tenders, total.bids), (200, 600));
+    assert!(total.guarantees > 0 && total.excluded > 0 && total.not_qualified > 0 && total.rewards > 0, "{total:#?}");
+    assert_eq!(total.saved, total.nominal - total.owed);
+    assert_eq!(cli_outcomes(&server, Some(SUPERVISOR), "", from, to, size).await, all);
+    // A week is a part of the month.
+    let week = sup.get_outcomes(outcomes_request("", "2026-12-01", "2026-12-07")).await.unwrap().into_inner();
+    assert_eq!(figures_of(week.total.as_ref().unwrap()), independent_sum(&leaves, "", "2026-12-01", "2026-12-07"));
+
+    // The Guangdong platform: its regions only, the same figures the supervisor sees for them.
+    let mut platform = client(&server, Some(GD));
+    let own = platform.get_outcomes(outcomes_request("44", from, to)).await.unwrap().into_inner();
+    assert_eq!(own, sup.get_outcomes(outcomes_request("44", from, to)).await.unwrap().into_inner());
+    assert_eq!(figures_of(own.total.as_ref().unwrap()), independent_sum(&leaves, "44", from, to));
+    assert_eq!(own.total.as_ref().unwrap().tenders, 100);
+    assert!(own.by_region.iter().all(|g| g.key.starts_with("44")
+        && g.tender_ids.iter().all(|t| all.by_region.iter().any(|a| a.key == g.key && a.tender_ids.contains(t)))));
+    for other in ["14", "", "4"] {
+        let refused = platform.get_outcomes(outcomes_request(other, from, to)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{other}: {refused:?}");
+        assert!(refused.message().contains("reads outcomes only within its regions (440000)"), "{}", refused.message());
+    }
+    let url = format!("http://{}", server.addr);
+    let out = cli_async(["outcomes", "--server", &url, "--token", GD, "--from", from, "--to", to].map(str::to_owned).to_vec()).await;
+    assert_eq!(out.status.code(), Some(77), "a platform may not read the log's entries: {}", stderr(&out));
+}
