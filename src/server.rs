@@ -230,7 +230,9 @@ fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> a
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
+    let supervision = supervision(state, options, log.clone())?;
     let pages = crate::web::router(crate::web::WebState {
+        supervision: supervision.clone(),
         cache: state.cache.clone(),
         assessments: assessment_api,
         keys: state.keys.clone(),
@@ -244,7 +246,11 @@ fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> a
         .add_service(tenders)
         .add_service(assessments)
         .add_service(keys);
-    let routes = routes.add_service(supervision(state, options, log.clone())?);
+    let routes = routes.add_service(
+        crate::proto::v1::supervision_service_server::SupervisionServiceServer::new(supervision)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    );
     let routes = match log {
         Some(log) => routes.add_service(
             LogServiceServer::new(LogApi::new(log, state.metrics.clone()))
@@ -258,17 +264,13 @@ fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> a
 
 /// The supervision platform's service (`crate::supervision`), over the
 /// shipped risk policies and `options.risk_policies`.
-fn supervision(
-    state: &AppState,
-    options: &ServerOptions,
-    log: Option<Arc<Log>>,
-) -> anyhow::Result<crate::proto::v1::supervision_service_server::SupervisionServiceServer<crate::supervision::SupervisionApi>> {
+fn supervision(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> anyhow::Result<crate::supervision::SupervisionApi> {
     let risk = crate::supervision::policies::RiskPolicySet::load(options.risk_policies.as_deref())?;
     for (id, grade) in risk.grade_policies() {
         anyhow::ensure!(state.policies.current(grade).is_some(), "risk policy '{id}': its grade_policy '{grade}' is not loaded");
     }
     let interval = options.log.as_ref().map_or(Duration::from_secs(1), |o| o.checkpoint_interval);
-    let api = crate::supervision::SupervisionApi::new(
+    Ok(crate::supervision::SupervisionApi::new(
         state.rules.clone(),
         state.cache.clone(),
         state.policies.clone(),
@@ -276,10 +278,7 @@ fn supervision(
         state.keys.clone(),
         log,
         interval,
-    );
-    Ok(crate::proto::v1::supervision_service_server::SupervisionServiceServer::new(api)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    ))
 }
 
 /// Serves on `listener` until `shutdown` completes, then drains for at most

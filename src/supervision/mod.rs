@@ -302,7 +302,8 @@ impl SupervisionApi {
         })
     }
 
-    async fn outcomes(&self, caller: &Caller, r: &pb::GetOutcomesRequest) -> Result<pb::Outcomes, ApiError> {
+    /// GetOutcomes for `caller` (the supervisor's page asks it too).
+    pub async fn outcomes_for(&self, caller: &Caller, r: &pb::GetOutcomesRequest) -> Result<pb::Outcomes, ApiError> {
         let query = outcomes_query(r)?;
         crate::service::authorize(caller, Action::ReadOutcomes, Resource::RegionPrefix(&query.region_prefix), self.cache.metrics())?;
         let Some(log) = &self.log else {
@@ -367,6 +368,6 @@ impl pb::supervision_service_server::SupervisionService for SupervisionApi {
     }
 
     async fn get_outcomes(&self, r: Request<pb::GetOutcomesRequest>) -> Result<Response<pb::Outcomes>, Status> {
-        Ok(Response::new(self.outcomes(&caller(&r), r.get_ref()).await?))
+        Ok(Response::new(self.outcomes_for(&caller(&r), r.get_ref()).await?))
     }
 }

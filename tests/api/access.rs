@@ -949,6 +949,9 @@ fn expected_page_statuses() -> std::collections::BTreeMap<&'static str, Vec<(&'s
         ("/assets/committee.css", vec![("/assets/committee.css", [200; 7])]),
         ("/assets/noble-ed25519.js", vec![("/assets/noble-ed25519.js", [200; 7])]),
         ("/metrics", vec![("/metrics", [401, 403, 403, 403, 200, 401, 403])]),
+        // Guangdong's outcomes: the supervisor and the Guangdong platform only.
+        ("/supervision", vec![("/supervision?region_prefix=44", [401, 403, 403, 403, 200, 401, 200])]),
+        ("/supervision/outcomes.csv", vec![("/supervision/outcomes.csv?region_prefix=44", [401, 403, 403, 403, 200, 401, 200])]),
     ]
     .into_iter()
     .collect()

@@ -430,17 +430,18 @@ async fn cli_outcomes(server: &TestServer, token: Option<&str>, prefix: &str, fr
 /// The demo: every bid of the three demo tenders assessed, a credit
 /// guarantee lodged where allowed; GetOutcomes, the CLI over the verified
 /// log and the test's own sum agree.
-#[tokio::test]
-async fn outcomes_of_the_demo_equal_the_cli_and_an_independent_sum() {
+/// The demo loaded, every bid of its tenders assessed and a credit
+/// guarantee checked where allowed: the server, the last log index, and how
+/// many guarantees.
+async fn demo_assessed(db: &TestDb) -> (TestServer, u64, u32) {
     use credit_tender::config::Rules;
-    let db = sqlite_db();
     {
-        let store = open(&db).await;
+        let store = open(db).await;
         credit_tender::demo::load(&store, &Rules::shipped()).await.unwrap();
         let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
         credit_tender::demo::register_tenders(&store, &policies).await.unwrap();
     }
-    let server = spawn(&db, None).await;
+    let server = spawn(db, None).await;
     let mut assess = server.assess.clone();
     let mut last = 0;
     let mut guarantees = 0;
@@ -464,6 +465,13 @@ async fn outcomes_of_the_demo_equal_the_cli_and_an_independent_sum() {
             }
         }
     }
+    (server, last, guarantees)
+}
+
+#[tokio::test]
+async fn outcomes_of_the_demo_equal_the_cli_and_an_independent_sum() {
+    let db = sqlite_db();
+    let (server, last, guarantees) = demo_assessed(&db).await;
     assert!(guarantees > 0, "the demo has bidders a credit guarantee is allowed for");
     let (size, leaves) = leaves_up_to(&server, last + 1, None).await;
     let (from, to) = ("2026-01-01", "2027-12-31");
@@ -586,4 +594,85 @@ async fn outcomes_of_a_generated_month_of_200_tenders_equal_an_independent_sum_a
     let url = format!("http://{}", server.addr);
     let out = cli_async(["outcomes", "--server", &url, "--token", GD, "--from", from, "--to", to].map(str::to_owned).to_vec()).await;
     assert_eq!(out.status.code(), Some(77), "a platform may not read the log's entries: {}", stderr(&out));
+}
+
+/// The supervisor's page in Chromium: each month's and region's bar and
+/// point carry the figures of its table row (bids assessed, deposit saved),
+/// the tallest bar fills the chart as drawn, and the CSV holds the same
+/// figures as GetOutcomes.
+#[tokio::test]
+async fn the_supervisor_page_charts_the_table_s_figures_and_the_csv_is_correct() {
+    let db = sqlite_db();
+    let (server, last, _) = demo_assessed(&db).await;
+    leaves_up_to(&server, last + 1, None).await;
+    let (from, to) = ("2026-01-01", "2027-12-31");
+    let o = client(&server, None).get_outcomes(outcomes_request("", from, to)).await.unwrap().into_inner();
+
+    // The CSV: a row for the total, each month and each region.
+    let (status, body) = http_get(server.addr, &format!("/supervision/outcomes.csv?from={from}&to={to}")).await;
+    assert_eq!(status, 200, "{body}");
+    let body = body.strip_prefix('\u{feff}').expect("a byte-order mark for Excel");
+    let rows: Vec<Vec<&str>> = body.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0][..4], ["分组", "键", "招标项目", "已评价投标"]);
+    let yuan = |fen: i64| format!("{}.{:02}", fen / 100, fen % 100);
+    let expect = |kind: &str, key: &str, f: &pb::OutcomeFigures, tenders: &[String]| {
+        let row = rows.iter().find(|r| r[0] == kind && r[1] == key).unwrap_or_else(|| panic!("no CSV row {kind} {key}: {body}"));
+        assert_eq!(row[2..5], [f.tenders.to_string(), f.bids_assessed.to_string(), f.bidders_with_credit_benefit.to_string()]);
+        assert_eq!(row[10], yuan(f.deposit_saved_fen), "{kind} {key}");
+        assert_eq!(row[11], f.credit_guarantees.to_string());
+        assert_eq!(row[13], f.excluded.to_string());
+        assert_eq!(row[16], tenders.join(" "));
+    };
+    expect("合计", "", o.total.as_ref().unwrap(), &[]);
+    for g in &o.by_month {
+        expect("月份", &g.key, g.figures.as_ref().unwrap(), &g.tender_ids);
+    }
+    for g in &o.by_region {
+        expect("地区", &g.key, g.figures.as_ref().unwrap(), &g.tender_ids);
+    }
+    assert_eq!(rows.len(), 2 + o.by_month.len() + o.by_region.len());
+
+    let Some(browser) = crate::web::Browser::start().await else { return };
+    browser.goto(&format!("http://{}/supervision?from={from}&to={to}", server.addr)).await;
+    for (chart, table, groups) in [("chart-month", "by-month", &o.by_month), ("chart-region", "by-region", &o.by_region)] {
+        let drawn = browser
+            .eval(&format!(
+                "return [...document.querySelectorAll('#{chart} rect.bar')].map(r => [r.dataset.key, Number(r.dataset.value), r.getBBox().height])"
+            ))
+            .await;
+        let drawn: Vec<(String, u32, f64)> = serde_json::from_value(drawn).unwrap();
+        let points = browser
+            .eval(&format!(
+                "return [...document.querySelectorAll('#{chart} circle.point')].map(c => [c.dataset.key, Number(c.dataset.value)])"
+            ))
+            .await;
+        let points: Vec<(String, i64)> = serde_json::from_value(points).unwrap();
+        let rows = browser
+            .eval(&format!(
+                "return [...document.querySelectorAll('#{table} tbody tr')].map(tr => [...tr.cells].map(c => c.innerText.trim()))"
+            ))
+            .await;
+        let rows: Vec<Vec<String>> = serde_json::from_value(rows).unwrap();
+        assert_eq!(drawn.len(), groups.len(), "{chart}: {drawn:?}");
+        assert_eq!(rows.len(), groups.len(), "{table}: {rows:?}");
+        let tallest = drawn.iter().map(|d| d.2).fold(0.0, f64::max);
+        assert!((tallest - 200.0).abs() < 0.5, "{chart}: the tallest bar fills the chart: {drawn:?}");
+        for (i, g) in groups.iter().enumerate() {
+            let f = g.figures.as_ref().unwrap();
+            let max = groups.iter().map(|g| g.figures.as_ref().unwrap().bids_assessed).max().unwrap();
+            assert_eq!((drawn[i].0.as_str(), drawn[i].1), (g.key.as_str(), f.bids_assessed), "{chart}");
+            assert!((drawn[i].2 - 200.0 * f64::from(f.bids_assessed) / f64::from(max)).abs() < 0.5, "{chart}: {drawn:?}");
+            assert_eq!(points[i], (g.key.clone(), f.deposit_saved_fen), "{chart}");
+            // The table row says what the bar and the point say.
+            assert_eq!(rows[i][0], g.key);
+            assert_eq!(rows[i][2], f.bids_assessed.to_string(), "{table} {}", g.key);
+            assert_eq!(rows[i][9], yuan(f.deposit_saved_fen), "{table} {}", g.key);
+            assert_eq!(rows[i][15], g.tender_ids.join(" "), "{table}: the tenders behind the row");
+        }
+    }
+    let links = browser.eval("return [...document.querySelectorAll('#by-month td.tenders a')].map(a => a.getAttribute('href'))").await;
+    let links: Vec<String> = serde_json::from_value(links).unwrap();
+    assert!(links.contains(&"/tenders/DEMO-GD-2026-002".to_owned()), "{links:?}");
+    let csv = browser.eval("return document.querySelector('#csv').getAttribute('href')").await;
+    assert_eq!(csv, json!(format!("/supervision/outcomes.csv?region_prefix=&domain=&from={from}&to={to}")));
 }
