@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "proto/credit_tender/v1/tenders.proto",
     "proto/credit_tender/v1/assessment.proto",
     "proto/credit_tender/v1/log.proto",
+    "proto/credit_tender/v1/supervision.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

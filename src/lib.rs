@@ -32,6 +32,8 @@
 //! - [`service`]: the tonic services. Each request is parsed into a domain
 //!   command (`service/commands.rs`) before its handler acts, and every error
 //!   reaches the wire through `ApiError`'s one mapping.
+//! - [`supervision`]: the supervision platform's service: credit-risk
+//!   classes, inspection draws seeded by the log, outcomes summed from it.
 //! - [`refresh`]: the background signing of statements a new bid or a
 //!   changed bidder will be asked for.
 //! - [`refusal`]: HTTP refusals as a person reads them: a Chinese sentence
@@ -77,6 +79,7 @@ pub mod service;
 pub mod shed;
 pub mod signing;
 pub mod store;
+pub mod supervision;
 pub mod tlog;
 pub mod tls;
 pub mod web;

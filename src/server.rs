@@ -75,6 +75,8 @@ pub struct ServerOptions {
     /// Told the address once everything the server needs is loaded and it
     /// accepts connections (the CLI prints `listening on ADDR` then).
     pub ready: Ready,
+    /// A folder of risk policies besides the shipped ones (`crate::supervision`).
+    pub risk_policies: Option<std::path::PathBuf>,
 }
 
 /// A call made once the server serves: after the keys, the log, the store,
@@ -132,6 +134,7 @@ impl Default for ServerOptions {
             log: Some(LogOptions::default()),
             background_refresh: true,
             ready: Ready::default(),
+            risk_policies: None,
         }
     }
 }
@@ -232,7 +235,9 @@ fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> a
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
+    let supervision = supervision(state, options, log.clone())?;
     let pages = crate::web::router(crate::web::WebState {
+        supervision: supervision.clone(),
         cache: state.cache.clone(),
         assessments: assessment_api,
         keys: state.keys.clone(),
@@ -246,6 +251,11 @@ fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> a
         .add_service(tenders)
         .add_service(assessments)
         .add_service(keys);
+    let routes = routes.add_service(
+        crate::proto::v1::supervision_service_server::SupervisionServiceServer::new(supervision)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    );
     let routes = match log {
         Some(log) => routes.add_service(
             LogServiceServer::new(LogApi::new(log, state.metrics.clone()))
@@ -255,6 +265,25 @@ fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> a
         None => routes,
     };
     Ok(routes)
+}
+
+/// The supervision platform's service (`crate::supervision`), over the
+/// shipped risk policies and `options.risk_policies`.
+fn supervision(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> anyhow::Result<crate::supervision::SupervisionApi> {
+    let risk = crate::supervision::policies::RiskPolicySet::load(options.risk_policies.as_deref())?;
+    for (id, grade) in risk.grade_policies() {
+        anyhow::ensure!(state.policies.current(grade).is_some(), "risk policy '{id}': its grade_policy '{grade}' is not loaded");
+    }
+    let interval = options.log.as_ref().map_or(Duration::from_secs(1), |o| o.checkpoint_interval);
+    Ok(crate::supervision::SupervisionApi::new(
+        state.rules.clone(),
+        state.cache.clone(),
+        state.policies.clone(),
+        Arc::new(risk),
+        state.keys.clone(),
+        log,
+        interval,
+    ))
 }
 
 /// Serves on `listener` until `shutdown` completes, then drains for at most

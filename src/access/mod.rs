@@ -10,7 +10,7 @@
 //! | provider | PutRecords for records whose issuer (evaluations) or authority (list entries, penalties) is in its scope, commitments if its scope says so, events on such records; GetProfile of codes it has written |
 //! | platform | RegisterTender, AmendTender, RegisterBid, GetTender, ListTenders, Assess, AssessTender, CheckDeposit and GrantCommitteeAccess on tenders in its regions |
 //! | committee | its one tender's page and statements, until the grant expires |
-//! | supervisor | read everything: profiles, tenders, statements, metrics, the log's entries |
+//! | supervisor | read everything: profiles, tenders, statements, metrics, the log's entries; classify firms, draw inspections, read outcomes |
 //! | anyone | health, ListKeys, reflection, the page's assets; the log's checkpoints, proofs and hash tiles |
 //!
 //! A tender outside a caller's scope is "not found", never "forbidden", so
@@ -136,6 +136,13 @@ pub enum Action {
     ReadLogProofs,
     /// The log's entries: every statement of every tender (supervisors).
     ReadLogEntries,
+    /// A firm's signed credit-risk class (supervisors).
+    ClassifyFirm,
+    /// A signed, logged inspection draw (supervisors).
+    DrawInspection,
+    /// What credit changed in tendering, for regions (supervisors; platforms
+    /// for their own regions).
+    ReadOutcomes,
 }
 
 impl Action {
@@ -156,6 +163,9 @@ impl Action {
             Action::ReadMetrics => "metrics",
             Action::ReadLogProofs => "the log's checkpoints and proofs",
             Action::ReadLogEntries => "the log's entries",
+            Action::ClassifyFirm => "ClassifyFirm",
+            Action::DrawInspection => "DrawInspection",
+            Action::ReadOutcomes => "GetOutcomes",
         }
     }
 }
@@ -177,6 +187,8 @@ pub enum Resource<'a> {
     Records(&'a [&'a Record]),
     /// A credit code's profile, and whether the caller has written any of its records.
     Profile { code: &'a CreditCode, written_by_caller: bool },
+    /// Tenders whose region code starts with these digits ("" is every region).
+    RegionPrefix(&'a str),
 }
 
 /// The answer.
@@ -208,6 +220,8 @@ pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: Date
     let denied = || Decision::Deny(format!("{} '{}' may not call {}", p.role, p.name, action.name()));
     match (&p.scope, action) {
         (Scope::Supervisor, a) if is_read(a) => Decision::Allow,
+        // Supervision's own acts: each is signed and logged, never a write to credit data.
+        (Scope::Supervisor, Action::ClassifyFirm | Action::DrawInspection | Action::ReadOutcomes) => Decision::Allow,
         (Scope::Supervisor, _) => Decision::Deny(format!("supervisor '{}' reads only; {} writes", p.name, action.name())),
         (Scope::Provider { .. }, Action::PutRecords) => provider_records(p, resource),
         (Scope::Provider { .. }, Action::GetProfile) => match resource {
@@ -233,6 +247,15 @@ pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: Date
             Resource::Service if a == Action::ListTenders => Decision::Allow,
             _ => denied(),
         },
+        (Scope::Platform { regions }, Action::ReadOutcomes) => match resource {
+            Resource::RegionPrefix(prefix) if regions.iter().any(|r| prefix.starts_with(&significant_digits(*r))) => Decision::Allow,
+            _ => Decision::Deny(format!(
+                "platform '{}' reads outcomes only within its regions ({}): give a region_prefix starting with {}",
+                p.name,
+                regions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                regions.iter().map(|r| format!("'{}'", significant_digits(*r))).collect::<Vec<_>>().join(" or ")
+            )),
+        },
         (Scope::Platform { .. }, _) => denied(),
         (Scope::Committee { tender, expires_at, .. }, Action::ViewCommitteePage | Action::AssessTender) => {
             if now >= *expires_at {
@@ -247,6 +270,20 @@ pub fn decide(caller: &Caller, action: Action, resource: Resource<'_>, now: Date
         }
         (Scope::Committee { .. }, _) => denied(),
     }
+}
+
+/// The digits every code within `r` starts with: a province's two, a
+/// city's four, a county's six.
+pub fn significant_digits(r: RegionCode) -> String {
+    let code = r.to_string();
+    let n = if r.is_province() {
+        2
+    } else if code.ends_with("00") {
+        4
+    } else {
+        6
+    };
+    code[..n].to_owned()
 }
 
 fn is_read(a: Action) -> bool {

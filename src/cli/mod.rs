@@ -7,6 +7,7 @@ mod exit;
 mod log;
 mod out;
 mod render;
+mod supervision;
 mod verify;
 
 pub use exit::Exit;
@@ -86,6 +87,10 @@ pub enum Command {
     Audit(log::AuditArgs),
     /// Recompute a logged statement from the store and show it equals the signed one.
     Recompute(log::RecomputeArgs),
+    /// Recompute an inspection draw offline from its population, seed checkpoint and procedure.
+    VerifyDraw(supervision::VerifyDrawArgs),
+    /// Sum what credit changed in tendering from a verified copy of the log's statements.
+    Outcomes(supervision::OutcomesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -467,7 +472,9 @@ async fn run_command(cli: Cli) -> Result<(), Exit> {
                 e => Exit::config(e.to_string()),
             })?;
             let state = AppState::new(store, rules, policies, keys, args.cache.config()).await.map_err(store_failed)?;
-            serve(&args.listen, state, principals, tls).await
+            // Risk policies live in the policies folder's risk/ (tender policies beside them).
+            let risk = args.policies.as_deref().map(|d| d.join("risk")).filter(|d| d.is_dir());
+            serve(&args.listen, state, principals, tls, risk).await
         }
         Command::Demo(args) => {
             server::check_listen_address(args.listen.listen, false, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
@@ -487,7 +494,7 @@ async fn run_command(cli: Cli) -> Result<(), Exit> {
                 "demo signs with a key generated for this run only; `serve --keys` uses configured keys"
             );
             let state = AppState::new(store, rules, policies, keys, args.cache.config()).await.map_err(store_failed)?;
-            let result = serve(&args.listen, state, None, None).await;
+            let result = serve(&args.listen, state, None, None, None).await;
             drop(dir);
             result
         }
@@ -501,6 +508,8 @@ async fn run_command(cli: Cli) -> Result<(), Exit> {
         Command::Proof(args) => log::proof(&args).await,
         Command::Audit(args) => log::audit(&args).await,
         Command::Recompute(args) => log::recompute(&args).await,
+        Command::VerifyDraw(args) => supervision::verify_draw(&args),
+        Command::Outcomes(args) => supervision::outcomes(&args).await,
     }
 }
 
@@ -509,8 +518,10 @@ async fn serve(
     state: AppState,
     principals: Option<Arc<SharedPrincipals>>,
     tls: Option<Arc<SharedTls>>,
+    risk_policies: Option<PathBuf>,
 ) -> Result<(), Exit> {
     let options = ServerOptions {
+        risk_policies,
         shutdown_grace: Duration::from_secs(listen.shutdown_grace),
         principals,
         tls,

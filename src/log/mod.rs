@@ -141,6 +141,9 @@ pub struct Log {
     keys: SharedKeyring,
     queue: mpsc::Sender<Pending>,
     metrics: Arc<Metrics>,
+    /// The newest size this replica published a checkpoint at: what a
+    /// supervision draw waits on for its seed ([`Log::first_checkpoint_after`]).
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 impl Log {
@@ -153,7 +156,8 @@ impl Log {
         metrics: Arc<Metrics>,
     ) -> (Arc<Log>, impl std::future::Future<Output = ()>) {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        let log = Arc::new(Log { store: store.clone(), origin, keys, queue, metrics: metrics.clone() });
+        let published = tokio::sync::watch::Sender::new(0);
+        let log = Arc::new(Log { store: store.clone(), origin, keys, queue, metrics: metrics.clone(), published });
         (log, sequence(store, rx, metrics))
     }
 
@@ -182,8 +186,35 @@ impl Log {
             note::sign(&checkpoint_text(&self.origin, size, &root), &self.origin, pair).map_err(|e| LogError::Append(e.to_string()))?;
         self.store.put_checkpoint(&StoredCheckpoint { size, root: root.0.to_vec(), note }).await?;
         self.metrics.checkpoint(size);
+        self.published.send_replace(size);
         tracing::debug!(size, "checkpoint published");
         Ok(size)
+    }
+
+    /// The first checkpoint published after leaf `index` was appended: the
+    /// stored checkpoint of the smallest size above `index`. Its root hashes
+    /// that leaf, so nobody could know it when the leaf was written. Waits
+    /// for this replica's publisher (every `checkpoint_interval` while the
+    /// tree grows) for at most `bound`.
+    pub async fn first_checkpoint_after(&self, index: u64, bound: Duration) -> Result<StoredCheckpoint, LogError> {
+        let mut published = self.published.subscribe();
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let first = self.store.checkpoints().await?.into_iter().filter(|c| c.size > index).min_by_key(|c| c.size);
+            if let Some(c) = first {
+                return Ok(c);
+            }
+            match tokio::time::timeout_at(deadline, published.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(LogError::Append("the log is shutting down".into())),
+                Err(_) => {
+                    return Err(LogError::Append(format!(
+                        "no checkpoint covering leaf {index} was published within {} ms",
+                        bound.as_millis()
+                    )));
+                }
+            }
+        }
     }
 
     /// The checkpoint of the empty tree (RFC 6962 §2.1: its root is the

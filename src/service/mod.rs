@@ -347,6 +347,7 @@ pub(crate) fn authorize(
         Resource::AnyTender => "a tender".to_owned(),
         Resource::Profile { code, .. } => code.to_string(),
         Resource::Records(r) => format!("{} record(s)", r.len()),
+        Resource::RegionPrefix(p) => format!("region prefix '{p}'"),
         Resource::Service => String::new(),
     };
     let (outcome, result) = match decide(caller, action, resource, chrono::Utc::now()) {

@@ -356,6 +356,11 @@ pub trait CreditStore: Send + Sync + 'static {
 
     /// Every checkpoint published, smallest first.
     async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
+
+    /// Every credit code with an evaluation recorded at or before
+    /// `at_version`, in code order: who may be in a supervision draw's
+    /// population (`crate::supervision`).
+    async fn evaluated_codes(&self, at_version: u64) -> Result<Vec<CreditCode>, StoreError>;
 }
 
 /// Pooled connections to the store unless told otherwise: measured with

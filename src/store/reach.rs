@@ -368,6 +368,10 @@ impl<S: CreditStore> CreditStore for Guarded<S> {
     async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
         self.reach.bounded(self.inner.checkpoints()).await
     }
+
+    async fn evaluated_codes(&self, at_version: u64) -> Result<Vec<CreditCode>, StoreError> {
+        self.reach.bounded(self.inner.evaluated_codes(at_version)).await
+    }
 }
 
 #[cfg(test)]

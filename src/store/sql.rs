@@ -203,6 +203,10 @@ const SET_RECORD_COUNT: &str = "UPDATE data_versions SET record_count = $1 WHERE
 const INSERT_CHANGED_CODES: &str = "INSERT INTO changed_codes (version, credit_code) VALUES";
 const CHANGED_CODES_ONCE: &str = "ON CONFLICT DO NOTHING";
 
+/// Codes with an evaluation, as (first version, code) rows so that the
+/// change feed's row type reads them.
+const EVALUATED_CODES: &str = "SELECT MIN(version) AS version, credit_code FROM records \
+     WHERE kind = 'evaluation' AND version <= $1 GROUP BY credit_code ORDER BY credit_code";
 const CHANGES_SINCE: &str = "SELECT version, credit_code FROM changed_codes WHERE version > $1 ORDER BY version, credit_code LIMIT $2";
 
 /// An event waiting for its target check.
@@ -939,5 +943,11 @@ where
 
     async fn checkpoints(&self) -> Result<Vec<super::StoredCheckpoint>, StoreError> {
         LogTables(&self.pool).checkpoints().await
+    }
+
+    async fn evaluated_codes(&self, at_version: u64) -> Result<Vec<CreditCode>, StoreError> {
+        let bound = i64::try_from(at_version).unwrap_or(i64::MAX);
+        let rows: Vec<ChangedCode> = sqlx::query_as(EVALUATED_CODES).bind(bound).fetch_all(&self.pool).await?;
+        rows.into_iter().map(|r| CreditCode::try_from(r.credit_code).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
     }
 }

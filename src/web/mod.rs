@@ -6,6 +6,7 @@
 //! `/api/keys` (the ListKeys answer). Everything is served by the binary.
 
 mod page;
+mod supervision;
 
 pub use page::esc;
 
@@ -57,6 +58,8 @@ pub struct WebState {
     pub keys: SharedKeyring,
     /// The transparency log, when the server keeps one.
     pub log: Option<Arc<Log>>,
+    /// The supervision platform's figures, for `/supervision`.
+    pub supervision: crate::supervision::SupervisionApi,
     /// Lets tests have a statement's payload altered in transit
     /// (`?tamper=SEQUENCE`), to prove the page catches it. Never set by the CLI.
     pub test_hooks: bool,
@@ -80,6 +83,8 @@ fn pages() -> Vec<(&'static str, MethodRouter<WebState>)> {
         ("/assets/noble-ed25519.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], NOBLE_ED25519) })),
         ("/assets/noble-hashes/{file}", get(noble_hashes)),
         ("/metrics", get(metrics)),
+        ("/supervision", get(supervision::page)),
+        ("/supervision/outcomes.csv", get(supervision::csv)),
     ]
 }
 

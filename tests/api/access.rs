@@ -228,6 +228,10 @@ fn expected_rpc_codes() -> std::collections::BTreeMap<&'static str, [Code; 7]> {
         ("/credit_tender.v1.LogService/GetInclusionProof", [Ok, Ok, Ok, Ok, Ok, UN, Ok]),
         ("/credit_tender.v1.LogService/GetConsistencyProof", [Ok, Ok, Ok, Ok, Ok, UN, Ok]),
         ("/credit_tender.v1.LogService/GetEntries", [UN, PD, PD, PD, Ok, UN, PD]),
+        ("/credit_tender.v1.SupervisionService/ClassifyFirm", [UN, PD, PD, PD, Ok, UN, PD]),
+        ("/credit_tender.v1.SupervisionService/DrawInspection", [UN, PD, PD, PD, Ok, UN, PD]),
+        // Outcomes for Guangdong ("44"): the Shanxi platform is refused, the Guangdong one served.
+        ("/credit_tender.v1.SupervisionService/GetOutcomes", [UN, PD, PD, PD, Ok, UN, Ok]),
     ]
     .into_iter()
     .collect()
@@ -293,6 +297,25 @@ fn request_for(path: &str, c: &Call<'_>) -> Vec<u8> {
         }
         "GetConsistencyProof" => pb::GetConsistencyProofRequest { old_size: 1, new_size: 2 }.encode_to_vec(),
         "GetEntries" => pb::GetEntriesRequest { start: 0, end: 1 }.encode_to_vec(),
+        "ClassifyFirm" => pb::ClassifyFirmRequest {
+            credit_code: c.code.into(),
+            domain: "highway_construction".into(),
+            region: "440300".into(),
+            date: "2026-12-15".into(),
+            policy_id: String::new(),
+        }
+        .encode_to_vec(),
+        "DrawInspection" => pb::DrawInspectionRequest {
+            region: "440000".into(),
+            domain: "highway_construction".into(),
+            date: "2026-12-15".into(),
+            policy_id: String::new(),
+        }
+        .encode_to_vec(),
+        "GetOutcomes" => {
+            pb::GetOutcomesRequest { region_prefix: "44".into(), domain: String::new(), from: "2026-01-01".into(), to: "2026-12-31".into() }
+                .encode_to_vec()
+        }
         _ => panic!("the matrix has no request for {path}: add one here, and its row in expected_rpc_codes"),
     }
 }
@@ -927,6 +950,9 @@ fn expected_page_statuses() -> std::collections::BTreeMap<&'static str, Vec<(&'s
         ("/assets/noble-ed25519.js", vec![("/assets/noble-ed25519.js", [200; 7])]),
         ("/assets/noble-hashes/{file}", vec![("/assets/noble-hashes/sha2.js", [200; 7]), ("/assets/noble-hashes/none.js", [404; 7])]),
         ("/metrics", vec![("/metrics", [401, 403, 403, 403, 200, 401, 403])]),
+        // Guangdong's outcomes: the supervisor and the Guangdong platform only.
+        ("/supervision", vec![("/supervision?region_prefix=44", [401, 403, 403, 403, 200, 401, 200])]),
+        ("/supervision/outcomes.csv", vec![("/supervision/outcomes.csv?region_prefix=44", [401, 403, 403, 403, 200, 401, 200])]),
     ]
     .into_iter()
     .collect()

@@ -33,5 +33,6 @@ mod server;
 mod signing;
 mod store;
 mod suite;
+mod supervision;
 mod tender_access;
 mod web;
