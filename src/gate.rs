@@ -189,6 +189,32 @@ fn admit(name: &str, a: &Admission) -> Result<OwnedSemaphorePermit, Stop> {
 /// Chinese refusal (`crate::refusal`): 401, 503 or 429, the last two with
 /// Retry-After in whole seconds.
 fn refuse(grpc: bool, stop: Stop) -> http::Response<Body> {
+    let mut res = refusal(grpc, stop);
+    res.extensions_mut().insert(Refused);
+    res
+}
+
+/// Marks an answer the gate gave instead of serving the request: the
+/// admission layer (`crate::shed`) frees its in-flight places at once, so
+/// that a client that offers a wrong identity and never reads the refusal
+/// holds no place (found by the outside attack on issue 27).
+#[derive(Clone, Copy, Debug)]
+pub struct Refused;
+
+/// Put on a request by the admission layer when the caller offered an
+/// identity, and so was not counted among unidentified callers: if the
+/// identity does not hold on a public route, the gate serves the caller as
+/// unidentified only once it has a place in their share.
+#[derive(Clone)]
+pub struct UnidentifiedShare(pub Arc<tokio::sync::Semaphore>);
+
+/// The place in the unidentified callers' share the gate took, handed back
+/// on the answer for the admission layer to hold until the answer's body
+/// ends.
+#[derive(Clone)]
+pub struct SharePlace(pub Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+
+fn refusal(grpc: bool, stop: Stop) -> http::Response<Body> {
     use crate::refusal::plain;
     use http::StatusCode;
     match stop {
@@ -259,9 +285,26 @@ where
         // Without principals every caller is the local operator: nothing to read.
         let proof = self.gate.principals.is_some().then(|| Proof::of(&req));
         Box::pin(async move {
+            let mut place = None;
             let (caller, admission) = match gate.identify(proof).await {
                 Ok(found) => found,
-                Err(_) if public => (Caller::Anonymous, None),
+                Err(_) if public => {
+                    // An identity that does not hold: served as unidentified,
+                    // within their share like any caller that offers none.
+                    if let Some(UnidentifiedShare(share)) = req.extensions().get::<UnidentifiedShare>() {
+                        let Ok(p) = share.clone().try_acquire_owned() else {
+                            gate.metrics.denied("shed");
+                            let stop = Stop::Exhausted {
+                                why: "unidentified callers are at their share of requests in flight".into(),
+                                zh: "服务器繁忙：未表明身份的调用方同时进行的请求已达其份额，未被处理。".into(),
+                                retry_after_ms: 100,
+                            };
+                            return Ok(refuse(grpc, stop));
+                        };
+                        place = Some(p);
+                    }
+                    (Caller::Anonymous, None)
+                }
                 Err(stop) => {
                     let outcome = if matches!(stop, Stop::Unavailable(_)) { "unavailable" } else { "unauthenticated" };
                     gate.metrics.denied(outcome);
@@ -281,7 +324,11 @@ where
                 _ => None,
             };
             req.extensions_mut().insert(caller);
-            inner.call(req).await
+            let mut res = inner.call(req).await?;
+            if let Some(p) = place {
+                res.extensions_mut().insert(SharePlace(Arc::new(Mutex::new(Some(p)))));
+            }
+            Ok(res)
         })
     }
 }

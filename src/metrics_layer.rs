@@ -71,9 +71,20 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
-        // gRPC paths are /package.Service/Method; pages are not counted here.
-        let method =
-            path.strip_prefix('/').filter(|p| p.contains('.') && p.contains('/')).and_then(|p| p.rsplit('/').next()).map(str::to_owned);
+        // gRPC paths are /package.Service/Method; pages are not counted
+        // here. Only this server's own methods name a series: any other path
+        // (`/assets/x.js`, `/pkg.S/random`) would make one series per
+        // distinct path a client cares to send, and /metrics grow without
+        // bound (found by the outside attack on issue 22).
+        let method = if known_methods().contains(path) {
+            path.rsplit('/').next().map(str::to_owned)
+        } else if path.strip_prefix('/').is_some_and(|p| p.contains('.') && p.contains('/'))
+            && req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        {
+            Some("unknown".to_owned())
+        } else {
+            None
+        };
         let start = Instant::now();
         let fut = self.inner.call(req);
         let metrics = self.metrics.clone();
@@ -94,4 +105,28 @@ where
             res
         })
     }
+}
+
+/// Every gRPC path this server serves (`/package.Service/Method`): this
+/// crate's services, health and reflection, from their descriptor sets.
+fn known_methods() -> &'static std::collections::HashSet<String> {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        use prost::Message;
+        let mut known = std::collections::HashSet::new();
+        for bytes in [crate::proto::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET] {
+            let set = prost_types::FileDescriptorSet::decode(bytes).expect("the built-in descriptor sets decode");
+            for file in &set.file {
+                for service in &file.service {
+                    for method in &service.method {
+                        known.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+                    }
+                }
+            }
+        }
+        for reflection in ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"] {
+            known.insert(format!("/{reflection}/ServerReflectionInfo"));
+        }
+        known
+    })
 }

@@ -246,7 +246,10 @@ fn requests(n: usize) -> String {
 
 /// Whether a request offers an identity the gate could check (a bearer
 /// token, a session cookie or a client certificate). One that offers a
-/// wrong one is refused by the gate at once, before any work.
+/// wrong one is refused by the gate at once, before any work, and its
+/// refusal holds no place ([`crate::gate::Refused`]); on a public route it
+/// is served as unidentified, within their share
+/// ([`crate::gate::UnidentifiedShare`]).
 fn offers_identity(req: &http::Request<Body>) -> bool {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     req.headers().contains_key(http::header::AUTHORIZATION)
@@ -338,6 +341,11 @@ where
                     return Ok(refuse(grpc, Refused { why, zh, code: "BODY_TIMEOUT" }, RETRY_AFTER));
                 }
             };
+            let mut parts = parts;
+            if layer.options.identifies && !anonymous {
+                // Counted among unidentified callers by the gate if the identity offered does not hold.
+                parts.extensions.insert(crate::gate::UnidentifiedShare(layer.anonymous.clone()));
+            }
             let req = http::Request::from_parts(parts, Body::new(collected_body(body)));
             let mut slots = Vec::with_capacity(2);
             if anonymous {
@@ -357,7 +365,16 @@ where
                 return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, RETRY_AFTER));
             };
             slots.push(slot);
-            let res = inner.call(req).await?;
+            let mut res = inner.call(req).await?;
+            // The gate's refusals did no work and hold no place, read or not.
+            if res.extensions().get::<crate::gate::Refused>().is_some() {
+                return Ok(res);
+            }
+            if let Some(crate::gate::SharePlace(place)) = res.extensions_mut().remove::<crate::gate::SharePlace>()
+                && let Some(place) = place.lock().expect("share place lock").take()
+            {
+                slots.push(place);
+            }
             Ok(res.map(|inner| Body::new(Slotted { inner, _slots: slots })))
         })
     }

@@ -435,9 +435,8 @@ pub struct RecomputeArgs {
 
 /// Recomputes a statement and shows it equals the signed one but for issuedAt.
 pub async fn recompute(args: &RecomputeArgs) -> Result<(), Exit> {
-    let text = crate::config::read_text(&args.envelope).map_err(|e| Exit::reading(&args.envelope, &e))?;
-    let env: pb::Envelope = serde_json::from_str(&text)
-        .map_err(|e| Exit::data(format!("{}:{}: not a DSSE envelope: {e}", args.envelope.display(), e.line())))?;
+    // As `assess --json` writes it (with its logIndex), or as the log gives it.
+    let (env, _) = super::verify::read_envelope(&args.envelope)?;
     let store = super::open_store(&args.db, crate::store::OpenMode::Existing { read_only: true }).await?;
     let r = crate::service::recompute::recompute(&store, &env).await.map_err(|e| Exit::data(format!("cannot recompute: {e}")))?;
     let differences = r.differences();

@@ -362,10 +362,13 @@ fn store_url(s: &str) -> Result<String, String> {
 /// `--listen`: an address, or a host name and port resolved now (the
 /// first address it resolves to), so that `localhost:50051` works.
 /// A duration in milliseconds, decimals allowed: above 0, at most an hour.
+/// A count of places (requests, statements): above 0 and at most
+/// 1,000,000 (a semaphore holds at most `usize::MAX >> 3`; a larger value
+/// once crashed startup with exit 70, found by the outside attack).
 fn positive_count(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("'{s}' is not a whole number above 0")),
+        Ok(n) if n > 0 && n <= 1_000_000 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number above 0 and at most 1000000")),
     }
 }
 

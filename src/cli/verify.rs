@@ -72,12 +72,26 @@ fn issued_at(payload: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(at).ok().map(|t| t.to_utc())
 }
 
-pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
-    // `assess --json` adds the statement's `logIndex` beside the envelope's fields.
-    let mut json: serde_json::Value = read_json(&args.envelope, "a DSSE envelope")?;
+/// A statement's file as `assess --json`, the log or a platform gives it:
+/// a DSSE envelope (`payloadType`, `payload`, `signatures`), and the
+/// `logIndex` that `assess --json` adds beside them; the index when given.
+///
+/// Errors name the file (and the line, for JSON that does not parse) and
+/// say what a statement's file holds.
+pub(crate) fn read_envelope(path: &std::path::Path) -> Result<(pb::Envelope, Option<serde_json::Value>), Exit> {
+    let mut json: serde_json::Value = read_json(path, "a DSSE envelope")?;
     let log_index = json.as_object_mut().and_then(|o| o.remove("logIndex"));
-    let env: pb::Envelope =
-        serde_json::from_value(json).map_err(|e| Exit::data(format!("{}: not a DSSE envelope: {e}", args.envelope.display())))?;
+    let env = serde_json::from_value(json).map_err(|e| {
+        Exit::data(format!(
+            "{}: not a DSSE envelope ({e}); a statement's file holds payloadType, payload and signatures, and logIndex as `assess --json` writes it",
+            path.display()
+        ))
+    })?;
+    Ok((env, log_index))
+}
+
+pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
+    let (env, log_index) = read_envelope(&args.envelope)?;
     let keys = keys_file(&args.keys)?;
     let envelope = crate::service::envelope_from_proto(&env);
     let results = verify_each(&envelope, &keys, issued_at(&env.payload));

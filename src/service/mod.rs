@@ -18,7 +18,7 @@ pub use assessment::{AssessmentApi, AssessmentRoutes, CachedAnswer};
 pub use commands::{MAX_BATCH, MAX_TABLE_PAGE, TablePage};
 pub use credit_data::CreditDataApi;
 pub use keys::{KeyApi, key_to_proto};
-pub use log::LogApi;
+pub use log::{LogApi, MAX_ENTRIES_BYTES};
 pub use policies::PolicySet;
 pub use statement::{ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE, envelope_from_proto, envelope_to_proto};
 pub use table::Encoded;

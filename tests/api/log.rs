@@ -307,6 +307,67 @@ async fn verify_checks_inclusion_offline_and_names_every_bad_input() {
     assert!(stderr(&out).contains("hashes; an inclusion proof of leaf"), "{}", stderr(&out));
 }
 
+/// A log of more statements than 4 MiB holds (about 5 KB each): GetEntries
+/// answers fewer entries than asked, within the default message size every
+/// gRPC client decodes, and `audit` reads the whole log by asking again
+/// (it failed from about 800 statements on; found by the outside attack).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_come_in_answers_every_client_can_decode_and_audit_reads_a_large_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("credit.db").display());
+    let keys = keys_file(dir.path());
+    let server = CliServer::spawn(&["serve", "--db", &url, "--keys", keys.to_str().unwrap(), "--checkpoint-interval-ms", "50"]).await;
+    let ch = server.channel.clone();
+    const BIDS: u32 = 900;
+    let records = (0..BIDS).map(|n| to_proto(evaluation_json(&format!("e{n}"), &code(5_000 + n), json!({})))).collect();
+    pb::credit_data_service_client::CreditDataServiceClient::new(ch.clone())
+        .put_records(pb::PutRecordsRequest { records, source: String::new() })
+        .await
+        .unwrap();
+    let mut tenders = pb::tender_service_client::TenderServiceClient::new(ch.clone());
+    let register = pb::RegisterTenderRequest {
+        tender_id: "BIG".into(),
+        terms: Some(terms("440300", "2026-12-15")),
+        policy_id: "national-template".into(),
+    };
+    tenders.register_tender(register).await.unwrap();
+    for n in 0..BIDS {
+        let bidder = Some(pb::Bidder { credit_codes: vec![code(5_000 + n)] });
+        tenders.register_bid(pb::RegisterBidRequest { tender_id: "BIG".into(), bidder }).await.unwrap();
+    }
+    let mut assess = pb::assessment_service_client::AssessmentServiceClient::new(ch.clone());
+    let mut page_token = String::new();
+    loop {
+        let page = assess
+            .assess_tender(pb::AssessTenderRequest {
+                tender_id: "BIG".into(),
+                page_token: page_token.clone(),
+                page_size: 200,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        page_token = page.next_page_token;
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    checkpoint_logged(&server, u64::from(BIDS)).await;
+    let got = LogClient::new(ch.clone()).get_entries(pb::GetEntriesRequest { start: 0, end: u64::from(BIDS) }).await.unwrap().into_inner();
+    let bytes: usize = got.entries.iter().map(|e| e.len()).sum();
+    assert!(!got.entries.is_empty() && got.entries.len() < BIDS as usize, "{} entries, {bytes} bytes", got.entries.len());
+    assert!(bytes <= credit_tender::service::MAX_ENTRIES_BYTES, "{bytes} bytes in one answer");
+    let state = dir.path().join("audit");
+    let out = cli(&["audit", "--server", &format!("http://{}", server.addr), "--state", state.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("tender BIG: {BIDS} new statement(s)")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[tokio::test]
 async fn audit_follows_the_log_and_reports_forks_tampering_and_two_answers_to_one_question() {
     let dir = tempfile::tempdir().unwrap();
@@ -427,6 +488,22 @@ async fn recompute_reproduces_every_demo_statement_and_a_later_backdated_repair_
         }
     };
     recompute(&files);
+    // As `assess --json` writes a statement: the envelope with its logIndex.
+    let mut with_index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    with_index["logIndex"] = json!(0);
+    let st = dir.path().join("st.json");
+    std::fs::write(&st, serde_json::to_vec_pretty(&with_index).unwrap()).unwrap();
+    recompute(std::slice::from_ref(&st));
+    // Any other field is refused in a sentence naming the file and what it should hold.
+    with_index["note"] = json!("x");
+    std::fs::write(&st, serde_json::to_vec_pretty(&with_index).unwrap()).unwrap();
+    let out = cli(&["recompute", st.to_str().unwrap(), "--db", &url]);
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("st.json: not a DSSE envelope") && stderr(&out).contains("logIndex as `assess --json` writes it"),
+        "{}",
+        stderr(&out)
+    );
     // A repair of the demo's blacklisting, recorded now but effective before
     // the deadlines: new answers change, the logged ones still recompute.
     f.put(&[event_json("late-repair", "91320100MA000113X2", "list-1", "repair", "2026-02-01")]).await;

@@ -556,3 +556,30 @@ fn cert_refuses_a_bad_host_or_days_before_writing_anything() {
     assert_eq!(again.status.code(), Some(73), "{}", stderr(&again));
     assert!(!out_dir.join("client-new.pem").exists());
 }
+
+/// /metrics names only this server's own methods: a client that sends
+/// paths of its own choosing (`/assets/r1.js`, an RPC that does not exist)
+/// adds no series (it added one per path, so /metrics grew without bound).
+#[tokio::test]
+async fn metrics_do_not_grow_with_paths_a_client_makes_up() {
+    let server = spawn_sqlite_app(AppOptions::default()).await;
+    let (_, _, before) = http(server.addr, "GET", "/metrics").await;
+    for n in 0..20 {
+        http(server.addr, "GET", &format!("/assets/r{n}.js")).await;
+        http(server.addr, "GET", &format!("/log/tile/0/00{n}.p/9")).await;
+    }
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+    let mut raw = tonic::client::Grpc::new(server.channel().await);
+    raw.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/credit_tender.v1.AssessmentService/MadeUp");
+    let codec = tonic_prost::ProstCodec::<pb::ListKeysRequest, pb::ListKeysResponse>::default();
+    let err = raw.unary(tonic::Request::new(pb::ListKeysRequest {}), path, codec).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    let (_, _, after) = http(server.addr, "GET", "/metrics").await;
+    let after = String::from_utf8(after).unwrap();
+    assert!(!after.contains("r1.js") && !after.contains(".p/9") && !after.contains("MadeUp"), "{after}");
+    assert!(after.contains("method=\"Check\""), "{after}");
+    assert!(after.contains("method=\"unknown\""), "{after}");
+    assert!(after.len() < String::from_utf8(before).unwrap().len() + 20_000, "{after}");
+}

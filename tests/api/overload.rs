@@ -353,6 +353,59 @@ async fn unidentified_callers_share_a_quarter_of_the_ceiling() {
     drop(held);
 }
 
+/// A made-up identity is no way around the unidentified callers' share
+/// (found by the outside attack): on a public route it is served as
+/// unidentified, within their share; elsewhere the gate refuses it, and a
+/// refusal left unread holds no place, however many there are.
+#[tokio::test]
+async fn a_made_up_identity_counts_as_unidentified_and_its_unread_refusals_hold_no_place() {
+    let db = sqlite_db();
+    let server = guarded(&db, Duration::from_secs(600)).await;
+    let fake = [("authorization", "Bearer made-up")];
+    // Refused at the gate, never read (window 0): more than the whole ceiling (4).
+    let raw = Raw::connect(server.addr, 0).await;
+    let (mut refusals, mut pages) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        let (response, stream) =
+            raw.grpc("/credit_tender.v1.AssessmentService/Assess", &fake, Some(encode(&assess("T1", &code(900))))).await;
+        let response = response.await.unwrap();
+        assert_eq!(grpc_status(&response).map(|s| s.0), Some((Code::Unauthenticated as i32).to_string()));
+        refusals.push((response, stream));
+        let req = tonic::codegen::http::Request::get(format!("http://{}/tenders/T1", server.addr))
+            .header("authorization", "Bearer made-up")
+            .body(())
+            .unwrap();
+        let mut send = raw.send.clone().ready().await.unwrap();
+        let (response, _) = send.send_request(req, true).unwrap();
+        let page = response.await.unwrap();
+        assert_eq!(page.status(), 401);
+        pages.push(page);
+    }
+    platform_assess_is_answered(&server).await;
+    // On a public route, a made-up token is served as unidentified: one
+    // answer held unread takes the whole share (4 / 4 = 1), with or without it.
+    let req = tonic::codegen::http::Request::get(format!("http://{}/assets/committee.css", server.addr))
+        .header("authorization", "Bearer made-up")
+        .body(())
+        .unwrap();
+    let mut send = raw.send.clone().ready().await.unwrap();
+    let (response, _) = send.send_request(req, true).unwrap();
+    let held = response.await.unwrap();
+    assert_eq!(held.status(), 200);
+    for headers in [&fake[..], &[][..]] {
+        let mut req = tonic::codegen::http::Request::get(format!("http://{}/assets/committee.js", server.addr));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut send = raw.send.clone().ready().await.unwrap();
+        let (response, _) = send.send_request(req.body(()).unwrap(), true).unwrap();
+        let refused = response.await.unwrap();
+        assert!(refused.status() == 503 || refused.status() == 429, "{headers:?}: {}", refused.status());
+    }
+    platform_assess_is_answered(&server).await;
+    drop((held, refusals, pages));
+}
+
 #[tokio::test]
 async fn a_request_whose_body_comes_late_is_refused_not_admitted() {
     let db = sqlite_db();
@@ -384,7 +437,7 @@ async fn fixture_no_data(db: &TestDb, server: ServerOptions) -> Fixture {
 #[test]
 fn a_ceiling_of_zero_requests_is_refused_naming_the_flag() {
     for flag in ["--max-in-flight", "--max-signing"] {
-        for bad in ["0", "-1", "many"] {
+        for bad in ["0", "-1", "many", "1000001", "2305843009213693952", "18446744073709551616"] {
             let out = cli(&["demo", &format!("{flag}={bad}"), "--listen", "127.0.0.1:0"]);
             assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
             let err = stderr(&out);
