@@ -339,12 +339,7 @@ async fn entries_come_in_answers_every_client_can_decode_and_audit_reads_a_large
     let mut page_token = String::new();
     loop {
         let page = assess
-            .assess_tender(pb::AssessTenderRequest {
-                tender_id: "BIG".into(),
-                page_token: page_token.clone(),
-                page_size: 200,
-                ..Default::default()
-            })
+            .assess_tender(pb::AssessTenderRequest { tender_id: "BIG".into(), page_token: page_token.clone(), page_size: 200 })
             .await
             .unwrap()
             .into_inner();
