@@ -9,6 +9,7 @@ mod clients;
 mod crash;
 mod credit_data;
 mod golden;
+mod grpc_web;
 mod hardening;
 mod harness;
 mod helpers;
