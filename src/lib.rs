@@ -43,6 +43,8 @@
 //!   INVALID_ARGUMENT and RESOURCE_EXHAUSTED.
 //! - `grpc_web`: gRPC-Web (binary and text) by tonic-web, on the same
 //!   port and behind the same layers, every answer ending in a trailer frame.
+//! - `connect`: the Connect protocol (unary, JSON and binary) for every RPC,
+//!   turned into gRPC calls through the same layers.
 //! - `listen`: the accept loop under both transports, with its connection cap.
 //! - [`web`]: the evaluation committee's page, verified in the browser; its
 //!   errors map to HTTP in one place.
@@ -57,6 +59,7 @@ pub mod access;
 pub mod cache;
 pub mod cli;
 pub mod config;
+mod connect;
 pub mod demo;
 pub mod domain;
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Assembly: one listener serving the API over gRPC and gRPC-Web, gRPC health and server reflection (v1 and v1alpha),
+//! Assembly: one listener serving the API over gRPC, gRPC-Web and the
+//! Connect protocol, gRPC health and server reflection (v1 and v1alpha),
 //! the pages, with request limits and a bounded shutdown.
 
 use crate::access::principals::SharedPrincipals;
@@ -314,6 +315,8 @@ pub async fn run(
         .accept_http1(true)
         // Outermost: a gRPC-Web call is a gRPC call to every layer below.
         .layer(crate::grpc_web::GrpcWebLayer)
+        // Then Connect: a Connect call is a gRPC call to every layer below.
+        .layer(crate::connect::ConnectLayer::new(state.metrics.clone(), options.body_timeout))
         .layer(crate::metrics_layer::MetricsLayer::new(state.metrics.clone()))
         .layer(crate::shed::ShedLayer::new(
             crate::shed::AdmissionOptions {

@@ -26,6 +26,7 @@ pub enum Needs {
     Postgres,
     Browser,
     PythonGrpc,
+    Python,
 }
 
 impl Needs {
@@ -34,6 +35,7 @@ impl Needs {
             Needs::Postgres => ("PostgreSQL part", "PostgreSQL parts"),
             Needs::Browser => ("browser test", "browser tests"),
             Needs::PythonGrpc => ("Python grpcio test", "Python grpcio tests"),
+            Needs::Python => ("Python test", "Python tests"),
         };
         format!("{n} {}", if n == 1 { one } else { many })
     }

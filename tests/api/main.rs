@@ -6,6 +6,7 @@ mod access;
 mod assessment;
 mod cache;
 mod clients;
+mod connect;
 mod crash;
 mod credit_data;
 mod golden;

@@ -102,6 +102,12 @@ async fn the_two_host_walkthrough_runs_as_written_on_loopback() {
     assert!(printed.contains(&format!("leaf {index} in the tree of")), "proof of the printed index: {printed}");
     assert!(printed.contains(&format!("Logged      leaf {index} of the tree of")), "verified in the log: {printed}");
     assert!(printed.contains("Domain      highway_construction in 山西省太原市（140100）"), "{printed}");
+    // curl over the Connect protocol: the same statement, with its log index, in JSON.
+    let connect: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("st-connect.json")).unwrap()).unwrap();
+    assert_eq!(connect["logIndex"], json["logIndex"], "{connect}");
+    for field in ["payload", "payloadType", "signatures"] {
+        assert_eq!(connect["envelope"][field], json[field], "{field}: curl's statement is assess --json's");
+    }
     // The example client ran twice more, each time registering a tender of its own.
     let again: Vec<String> = (1..=2).map(|i| std::fs::read_to_string(dir.path().join(format!("again-{i}.txt"))).unwrap()).collect();
     let registered = |t: &str| t.lines().find(|l| l.starts_with("registered ")).map(|l| l.split(' ').nth(1).unwrap().to_owned()).unwrap();
