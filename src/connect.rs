@@ -33,8 +33,16 @@
 //! A request's body is read here, before the shedding sees it, within the
 //! same bound and time (`MAX_BODY_BYTES`, `--body-timeout-ms`) and counted
 //! in the same denials; JSON that does not parse is refused here, counted
-//! as the method's INVALID_ARGUMENT. Not served: GET, compression, Connect
-//! streaming (a streaming method's unary content type gets 415).
+//! as the method's INVALID_ARGUMENT.
+//!
+//! **Streaming, in binary** (`application/connect+proto`), on every RPC's
+//! path but a unary method's: Connect's envelopes are gRPC's messages byte
+//! for byte, so the body passes both ways as it is and only the end
+//! differs (gRPC's trailers become the end-of-stream envelope, with the
+//! error in the same JSON). Server reflection is served so, which is how
+//! `buf curl --protocol connect` learns the schema. Not served: JSON
+//! streaming, GET, compression (a streaming method's unary content type,
+//! and a unary method's streaming one, get 415).
 
 use crate::metrics::Metrics;
 use base64::Engine;
@@ -123,6 +131,8 @@ enum Wants {
     /// gRPC or gRPC-Web: not ours.
     Grpc,
     Connect(Codec),
+    /// Connect's streaming form, in binary protobuf.
+    Stream,
     /// Anything else: 415.
     Unsupported(String),
 }
@@ -135,6 +145,7 @@ fn wants(headers: &http::HeaderMap) -> Wants {
         m if m.starts_with("application/grpc") => Wants::Grpc,
         "application/json" => Wants::Connect(Codec::Json),
         "application/proto" => Wants::Connect(Codec::Proto),
+        "application/connect+proto" => Wants::Stream,
         _ => Wants::Unsupported(format!("'{}'", crate::domain::text::shown(&text))),
     }
 }
@@ -183,14 +194,31 @@ where
         // The ready inner service serves this request; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let target = (req.method() == http::Method::POST).then(|| method(req.uri().path())).flatten();
-        let Some(method) = target else { return Box::pin(inner.call(req)) };
-        let codec = match wants(req.headers()) {
-            Wants::Grpc => return Box::pin(inner.call(req)),
-            Wants::Unsupported(what) => return Box::pin(std::future::ready(Ok(unsupported(&what)))),
-            Wants::Connect(_) if method.streams => return Box::pin(std::future::ready(Ok(unsupported("a unary content type")))),
-            Wants::Connect(codec) => codec,
+        if req.method() != http::Method::POST {
+            return Box::pin(inner.call(req));
+        }
+        let path = req.uri().path();
+        let target = method(path);
+        let codec = match (wants(req.headers()), target) {
+            (Wants::Grpc, _) => return Box::pin(inner.call(req)),
+            // Streaming (server reflection's, for clients that learn the
+            // schema over Connect) on any RPC's path but a unary method's.
+            (Wants::Stream, Some(m)) if !m.streams => return Box::pin(std::future::ready(Ok(unsupported("a streaming content type")))),
+            (Wants::Stream, _) if is_rpc_path(path) => {
+                return Box::pin(async move {
+                    match grpc_stream_request(req) {
+                        Ok(req) => Ok(connect_stream_response(inner.call(req).await?)),
+                        Err(refused) => Ok(*refused),
+                    }
+                });
+            }
+            (_, None) => return Box::pin(inner.call(req)),
+            (Wants::Unsupported(what), Some(_)) => return Box::pin(std::future::ready(Ok(unsupported(&what)))),
+            (Wants::Stream, Some(_)) => return Box::pin(std::future::ready(Ok(unsupported("a streaming content type")))),
+            (Wants::Connect(_), Some(m)) if m.streams => return Box::pin(std::future::ready(Ok(unsupported("a unary content type")))),
+            (Wants::Connect(codec), Some(_)) => codec,
         };
+        let method = target.expect("matched above");
         let layer = self.layer.clone();
         Box::pin(async move {
             let start = Instant::now();
@@ -228,26 +256,7 @@ async fn grpc_request(
 ) -> Result<http::Request<Body>, Refused> {
     let (mut parts, body) = req.into_parts();
     let refuse = |code: Code, message: String| Refused { response: error(code, &message, Vec::new(), None), counted: None };
-    if let Some(encoding) = parts.headers.get(http::header::CONTENT_ENCODING)
-        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
-    {
-        let what = crate::domain::text::shown(&String::from_utf8_lossy(encoding.as_bytes())).into_owned();
-        return Err(refuse(Code::Unimplemented, format!("content-encoding '{what}' is not served: send the body uncompressed")));
-    }
-    let timeout = match parts.headers.get("connect-timeout-ms") {
-        None => None,
-        Some(v) => match std::str::from_utf8(v.as_bytes()).ok().filter(|t| (1..=10).contains(&t.len())).and_then(|t| t.parse::<u64>().ok())
-        {
-            Some(ms) => Some(ms),
-            None => {
-                let shown = crate::domain::text::shown(&String::from_utf8_lossy(v.as_bytes())).into_owned();
-                return Err(refuse(
-                    Code::InvalidArgument,
-                    format!("connect-timeout-ms '{shown}' is not a whole number of milliseconds (at most 10 digits)"),
-                ));
-            }
-        },
-    };
+    let timeout = connect_head(&parts.headers, http::header::CONTENT_ENCODING.as_str()).map_err(|(code, why)| refuse(code, why))?;
     let read =
         tokio::time::timeout(layer.body_timeout, http_body_util::Limited::new(body, crate::shed::MAX_BODY_BYTES - 5).collect()).await;
     let bytes = match read {
@@ -288,18 +297,149 @@ async fn grpc_request(
     framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
     framed.extend_from_slice(&message);
 
-    let h = &mut parts.headers;
-    for name in ["connect-protocol-version", "connect-timeout-ms", "content-length", "accept-encoding"] {
+    as_grpc(&mut parts.headers, timeout);
+    Ok(http::Request::from_parts(parts, Body::new(http_body_util::Full::new(Bytes::from(framed)))))
+}
+
+/// What a Connect request's head asks that gRPC's does not: the body's
+/// compression (`encoding_header`: identity only) and the deadline
+/// (`connect-timeout-ms`), which is returned.
+fn connect_head(h: &http::HeaderMap, encoding_header: &str) -> Result<Option<u64>, (Code, String)> {
+    if let Some(encoding) = h.get(encoding_header)
+        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        let what = crate::domain::text::shown(&String::from_utf8_lossy(encoding.as_bytes())).into_owned();
+        return Err((Code::Unimplemented, format!("{encoding_header} '{what}' is not served: send the body uncompressed")));
+    }
+    match h.get("connect-timeout-ms") {
+        None => Ok(None),
+        Some(v) => match std::str::from_utf8(v.as_bytes()).ok().filter(|t| (1..=10).contains(&t.len())).and_then(|t| t.parse::<u64>().ok())
+        {
+            Some(ms) => Ok(Some(ms)),
+            None => {
+                let shown = crate::domain::text::shown(&String::from_utf8_lossy(v.as_bytes())).into_owned();
+                Err((
+                    Code::InvalidArgument,
+                    format!("connect-timeout-ms '{shown}' is not a whole number of milliseconds (at most 10 digits)"),
+                ))
+            }
+        },
+    }
+}
+
+/// A Connect request's head as gRPC's: its content type, trailers, the deadline.
+fn as_grpc(h: &mut http::HeaderMap, timeout_ms: Option<u64>) {
+    for name in ["connect-protocol-version", "connect-timeout-ms", "connect-accept-encoding", "content-length", "accept-encoding"] {
         h.remove(name);
     }
     h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
     h.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
-    if let Some(ms) = timeout
+    if let Some(ms) = timeout_ms
         && let Ok(v) = http::HeaderValue::from_str(&format!("{ms}m"))
     {
         h.insert("grpc-timeout", v);
     }
-    Ok(http::Request::from_parts(parts, Body::new(http_body_util::Full::new(Bytes::from(framed)))))
+}
+
+/// `/package.Service/Method`, as gRPC paths are.
+fn is_rpc_path(path: &str) -> bool {
+    path.strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .is_some_and(|(service, method)| service.contains('.') && !method.is_empty() && !method.contains('/'))
+}
+
+/// A Connect streaming call as gRPC's: its envelopes are gRPC's messages,
+/// byte for byte (a flag, a 4-byte length, the message), so the body passes as it is.
+fn grpc_stream_request(req: http::Request<Body>) -> Result<http::Request<Body>, Box<http::Response<Body>>> {
+    let (mut parts, body) = req.into_parts();
+    let timeout = connect_head(&parts.headers, "connect-content-encoding").map_err(|(code, why)| {
+        let end = end_stream(&serde_json::json!({ "error": ConnectError::new(code, why).json() }));
+        Box::new(stream_answer(http::HeaderMap::new(), Body::empty(), Some(end)))
+    })?;
+    as_grpc(&mut parts.headers, timeout);
+    Ok(http::Request::from_parts(parts, body))
+}
+
+/// The Connect streaming answer to a gRPC answer: always HTTP 200, the
+/// messages as they come, then the end-of-stream envelope with the status
+/// (from the trailers, or from the head of a trailers-only answer).
+fn connect_stream_response(res: http::Response<Body>) -> http::Response<Body> {
+    let (parts, body) = res.into_parts();
+    let head_status = parts.headers.contains_key("grpc-status").then(|| end_of(&parts.headers));
+    let mut head = http::HeaderMap::new();
+    metadata(&parts.headers, None, &mut head);
+    stream_answer(head, body, head_status)
+}
+
+fn stream_answer(head: http::HeaderMap, body: Body, ended: Option<Bytes>) -> http::Response<Body> {
+    let mut res = http::Response::new(Body::new(EndStream { inner: body, ended, done: false }));
+    *res.headers_mut() = head;
+    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/connect+proto"));
+    res
+}
+
+/// The end-of-stream envelope for gRPC's status headers (or trailers).
+fn end_of(h: &http::HeaderMap) -> Bytes {
+    match ConnectError::from_grpc(h, None) {
+        None => end_stream(&serde_json::json!({})),
+        Some(e) => end_stream(&serde_json::json!({ "error": e.json() })),
+    }
+}
+
+/// Flag 0x02 (end of stream), the length, the JSON.
+fn end_stream(json: &serde_json::Value) -> Bytes {
+    let json = json.to_string().into_bytes();
+    let mut out = Vec::with_capacity(5 + json.len());
+    out.push(0x02);
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(&json);
+    Bytes::from(out)
+}
+
+/// A gRPC answer's body as Connect's: messages pass; the trailers become
+/// the end-of-stream envelope.
+struct EndStream {
+    inner: Body,
+    /// The end already known (a trailers-only answer, a refusal).
+    ended: Option<Bytes>,
+    done: bool,
+}
+
+impl http_body::Body for EndStream {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, tonic::Status>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(end) = self.ended.take() {
+            self.done = true;
+            return Poll::Ready(Some(Ok(http_body::Frame::data(end))));
+        }
+        loop {
+            let end = match std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => return Poll::Ready(Some(Ok(http_body::Frame::data(data)))),
+                    Err(frame) => match frame.into_trailers() {
+                        Ok(trailers) => end_of(&trailers),
+                        Err(_) => continue,
+                    },
+                },
+                Some(Err(status)) => end_of(&status_headers(&status)),
+                None => {
+                    let e = ConnectError::new(Code::Internal, "the answer ended without a status".into());
+                    end_stream(&serde_json::json!({ "error": e.json() }))
+                }
+            };
+            self.done = true;
+            return Poll::Ready(Some(Ok(http_body::Frame::data(end))));
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
 }
 
 /// The Connect answer to a gRPC answer: the message (re-encoded to JSON
@@ -311,13 +451,13 @@ async fn connect_response(res: http::Response<Body>, method: &Method, codec: Cod
             let trailers = c.trailers().cloned();
             (c.to_bytes(), trailers)
         }
-        Err(status) => return from_status(&status_headers(&status), None),
+        Err(status) => return ConnectError::from_grpc(&status_headers(&status), None).unwrap_or_else(ConnectError::unknown).response(),
     };
     // A trailers-only answer carries its status in the head.
     let status_at = if parts.headers.contains_key("grpc-status") { &parts.headers } else { trailers.as_ref().unwrap_or(&parts.headers) };
     let code = status_at.get("grpc-status").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).and_then(|v| v.parse::<i32>().ok());
-    if code != Some(0) {
-        return from_status(status_at, code);
+    if let Some(e) = ConnectError::from_grpc(status_at, code) {
+        return e.response();
     }
     let message = match single_message(&data) {
         Ok(m) => m,
@@ -378,21 +518,67 @@ fn status_headers(status: &tonic::Status) -> http::HeaderMap {
     h
 }
 
-/// A Connect error from gRPC's status headers (or trailers).
-fn from_status(h: &http::HeaderMap, code: Option<i32>) -> http::Response<Body> {
-    let code = code
-        .or_else(|| h.get("grpc-status").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).and_then(|v| v.parse().ok()))
-        .map_or(Code::Unknown, Code::from_i32);
-    let message =
-        h.get("grpc-message").map(|v| percent_encoding::percent_decode(v.as_bytes()).decode_utf8_lossy().into_owned()).unwrap_or_default();
-    let details = h
-        .get("grpc-status-details-bin")
-        .and_then(|v| BASE64_ANY_PADDING.decode(v.as_bytes()).ok())
-        .and_then(|b| <tonic_types::pb::Status as prost::Message>::decode(&b[..]).ok())
-        .map(|s| s.details.iter().map(Detail::from_any).collect())
-        .unwrap_or_default();
-    let retry_after_ms = h.get("grpc-retry-pushback-ms").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).and_then(|v| v.parse().ok());
-    error(code, &message, details, retry_after_ms)
+/// A Connect error: its code, message, details, and when to retry.
+struct ConnectError {
+    code: Code,
+    message: String,
+    details: Vec<Detail>,
+    retry_after_ms: Option<u64>,
+}
+
+impl ConnectError {
+    fn new(code: Code, message: String) -> ConnectError {
+        ConnectError { code, message, details: Vec::new(), retry_after_ms: None }
+    }
+
+    fn unknown() -> ConnectError {
+        ConnectError::new(Code::Unknown, "the answer carries no status".into())
+    }
+
+    /// The error gRPC's status headers (or trailers) say, if not OK
+    /// (`code` when already read).
+    fn from_grpc(h: &http::HeaderMap, code: Option<i32>) -> Option<ConnectError> {
+        let code = code
+            .or_else(|| h.get("grpc-status").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).and_then(|v| v.parse().ok()))
+            .map_or(Code::Unknown, Code::from_i32);
+        if code == Code::Ok {
+            return None;
+        }
+        let message = h
+            .get("grpc-message")
+            .map(|v| percent_encoding::percent_decode(v.as_bytes()).decode_utf8_lossy().into_owned())
+            .unwrap_or_default();
+        let details = h
+            .get("grpc-status-details-bin")
+            .and_then(|v| BASE64_ANY_PADDING.decode(v.as_bytes()).ok())
+            .and_then(|b| <tonic_types::pb::Status as prost::Message>::decode(&b[..]).ok())
+            .map(|s| s.details.iter().map(Detail::from_any).collect())
+            .unwrap_or_default();
+        let retry_after_ms =
+            h.get("grpc-retry-pushback-ms").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).and_then(|v| v.parse().ok());
+        Some(ConnectError { code, message, details, retry_after_ms })
+    }
+
+    /// `{"code", "message", "details"}`.
+    fn json(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({ "code": code_name(self.code), "message": self.message });
+        if !self.details.is_empty() {
+            body["details"] = self.details.iter().map(Detail::to_json).collect();
+        }
+        body
+    }
+
+    /// The unary answer: the JSON with the code's HTTP status, and
+    /// Retry-After (whole seconds) when the server said when to retry.
+    fn response(&self) -> http::Response<Body> {
+        let mut res = http::Response::new(Body::new(http_body_util::Full::new(Bytes::from(self.json().to_string()))));
+        *res.status_mut() = http::StatusCode::from_u16(http_status(self.code)).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        if let Some(ms) = self.retry_after_ms {
+            res.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(ms.div_ceil(1000).max(1)));
+        }
+        res
+    }
 }
 
 /// gRPC's binary headers are base64 with or without padding.
@@ -491,20 +677,9 @@ fn http_status(code: Code) -> u16 {
     }
 }
 
-/// A Connect error: `{"code", "message", "details"}` with the code's HTTP
-/// status, and Retry-After (whole seconds) when the server said when to retry.
+/// A unary Connect error answer.
 fn error(code: Code, message: &str, details: Vec<Detail>, retry_after_ms: Option<u64>) -> http::Response<Body> {
-    let mut body = serde_json::json!({ "code": code_name(code), "message": message });
-    if !details.is_empty() {
-        body["details"] = details.iter().map(Detail::to_json).collect();
-    }
-    let mut res = http::Response::new(Body::new(http_body_util::Full::new(Bytes::from(body.to_string()))));
-    *res.status_mut() = http::StatusCode::from_u16(http_status(code)).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    if let Some(ms) = retry_after_ms {
-        res.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(ms.div_ceil(1000).max(1)));
-    }
-    res
+    ConnectError { code, message: message.to_owned(), details, retry_after_ms }.response()
 }
 
 /// 415 for a content type neither gRPC nor Connect: what is served, named.

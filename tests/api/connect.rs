@@ -105,7 +105,7 @@ fn bidder(code: &str) -> Option<pb::Bidder> {
 /// A server with the test principals (the supervisor held to a small
 /// rate), and T-GD registered by its platform with one bid whose bidder
 /// the provider graded.
-async fn seeded() -> (TestServer, String, TestDb) {
+pub async fn seeded() -> (TestServer, String, TestDb) {
     let principals = Principals::from_toml(&format!("{SMALL_SUPERVISOR_LIMITS}{}", principals_toml())).unwrap();
     let options =
         credit_tender::server::ServerOptions { principals: Some(Arc::new(SharedPrincipals::fixed(principals))), ..Default::default() };

@@ -27,6 +27,7 @@ pub enum Needs {
     Browser,
     PythonGrpc,
     Python,
+    Node,
 }
 
 impl Needs {
@@ -36,6 +37,7 @@ impl Needs {
             Needs::Browser => ("browser test", "browser tests"),
             Needs::PythonGrpc => ("Python grpcio test", "Python grpcio tests"),
             Needs::Python => ("Python test", "Python tests"),
+            Needs::Node => ("npm client test", "npm client tests"),
         };
         format!("{n} {}", if n == 1 { one } else { many })
     }

@@ -4,6 +4,7 @@
 
 mod access;
 mod assessment;
+mod buf_curl;
 mod cache;
 mod clients;
 mod connect;
