@@ -310,7 +310,7 @@ async fn call_as(channel: &Channel, creds: &Creds, path: &str, body: Vec<u8>) ->
 
 /// The platform registers T-GD (Shenzhen) with one bid; the provider writes
 /// the bidder's grade.
-async fn seed(addr: std::net::SocketAddr, certs: &Certs, code: &str) {
+pub async fn seed(addr: std::net::SocketAddr, certs: &Certs, code: &str) {
     let ch = tls_channel(addr, certs, None).await;
     let mut p = clients(&ch, Some(PLATFORM_TOKEN));
     let req = pb::RegisterTenderRequest { tender_id: "T-GD".into(), terms: Some(terms("440300")), policy_id: "national-template".into() };
