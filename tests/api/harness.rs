@@ -28,6 +28,7 @@ pub enum Needs {
     PythonGrpc,
     Python,
     Node,
+    Java,
 }
 
 impl Needs {
@@ -38,6 +39,7 @@ impl Needs {
             Needs::PythonGrpc => ("Python grpcio test", "Python grpcio tests"),
             Needs::Python => ("Python test", "Python tests"),
             Needs::Node => ("npm client test", "npm client tests"),
+            Needs::Java => ("Java client test", "Java client tests"),
         };
         format!("{n} {}", if n == 1 { one } else { many })
     }

@@ -18,6 +18,7 @@ mod harness;
 mod helpers;
 mod http_fuzz;
 mod import;
+mod java_client;
 mod layers;
 mod log;
 mod log_access;
