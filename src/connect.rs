@@ -194,7 +194,9 @@ where
         // The ready inner service serves this request; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if req.method() != http::Method::POST {
+        // gRPC (and gRPC-Web, translated outside) first, at the cost of one comparison.
+        let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        if grpc || req.method() != http::Method::POST {
             return Box::pin(inner.call(req));
         }
         let path = req.uri().path();
