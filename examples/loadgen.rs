@@ -92,7 +92,9 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     warmup: u64,
     /// Scenarios to run, comma-separated: health, assess-hit, assess-hit-raw
-    /// (the same, the answer's bytes not decoded), assess-sign,
+    /// (the same, the answer's bytes not decoded), assess-hit-connect-json and
+    /// assess-hit-connect-proto (the same through the Connect door, a POST of
+    /// JSON or of binary protobuf, the answer's bytes not decoded), assess-sign,
     /// assess-cold, assess-tender, deposit-burst, log-latency (time from a new
     /// statement's answer to the first checkpoint that covers it),
     /// tender-after-write (the 50-bid table's first AssessTender right after a
@@ -258,10 +260,18 @@ async fn setup(args: &Args) -> Result<Setup, Box<dyn std::error::Error>> {
 }
 
 #[derive(Clone, Copy, PartialEq)]
+enum ConnectCodec {
+    Json,
+    Proto,
+}
+
+#[derive(Clone, Copy, PartialEq)]
 enum Scenario {
     Health,
     AssessHit,
     AssessHitRaw,
+    /// The cached Assess through the Connect door, JSON or binary.
+    AssessHitConnect(ConnectCodec),
     AssessSign,
     AssessCold,
     AssessTender,
@@ -323,6 +333,34 @@ async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_fi
             match grpc.unary(tonic::Request::new(request.encode_to_vec()), path, raw::Raw).await {
                 Ok(r) if r.get_ref().is_empty() => Outcome::Failed,
                 r => outcome(r),
+            }
+        }
+        Scenario::AssessHitConnect(codec) => {
+            // A POST as a platform's HTTP client sends it (here over the
+            // same HTTP/2 connections); the answer's bytes taken as they come.
+            use http_body_util::BodyExt;
+            use prost::Message;
+            use tower::ServiceExt;
+            let request = pb::AssessRequest {
+                tender_id: setup.hot_tender.clone(),
+                bidder: bidder((i % HOT_FIRMS as u64) as u32),
+                contract_price_fen: None,
+            };
+            let (content_type, body) = match codec {
+                ConnectCodec::Json => ("application/json", serde_json::to_vec(&request).expect("JSON")),
+                ConnectCodec::Proto => ("application/proto", request.encode_to_vec()),
+            };
+            let req = tonic::codegen::http::Request::post("/credit_tender.v1.AssessmentService/Assess")
+                .header("content-type", content_type)
+                .body(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(body))))
+                .expect("a request");
+            match ch.oneshot(req).await {
+                Ok(res) if res.status() == 200 => match res.into_body().collect().await.map(|b| b.to_bytes()) {
+                    Ok(b) if !b.is_empty() => Outcome::Answered,
+                    _ => Outcome::Failed,
+                },
+                Ok(res) if res.status() == 429 => Outcome::Shed,
+                _ => Outcome::Failed,
             }
         }
         Scenario::AssessSign => {
@@ -522,6 +560,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "health" => (Scenario::Health, "health Check (ceiling)"),
             "assess-hit" => (Scenario::AssessHit, "Assess, statement cached"),
             "assess-hit-raw" => (Scenario::AssessHitRaw, "Assess, statement cached, bytes undecoded"),
+            "assess-hit-connect-json" => (Scenario::AssessHitConnect(ConnectCodec::Json), "Assess, cached, Connect JSON, bytes undecoded"),
+            "assess-hit-connect-proto" => {
+                (Scenario::AssessHitConnect(ConnectCodec::Proto), "Assess, cached, Connect binary, bytes undecoded")
+            }
             "assess-sign" => (Scenario::AssessSign, "Assess, new statement to sign"),
             "assess-cold" => (Scenario::AssessCold, "Assess, cold (store + sign)"),
             "assess-tender" => (Scenario::AssessTender, "AssessTender, 50 bids, hot"),

@@ -46,6 +46,10 @@
 //! - `metrics_layer`: counts gRPC requests by method and code, with latency.
 //! - `wire_errors`: the client's undecodable or oversized requests named as
 //!   INVALID_ARGUMENT and RESOURCE_EXHAUSTED.
+//! - `grpc_web`: gRPC-Web (binary and text) by tonic-web, on the same
+//!   port and behind the same layers, every answer ending in a trailer frame.
+//! - `connect`: the Connect protocol (unary, JSON and binary) for every RPC,
+//!   turned into gRPC calls through the same layers.
 //! - `listen`: the accept loop under both transports, with its connection cap.
 //! - [`web`]: the evaluation committee's page, verified in the browser; its
 //!   errors map to HTTP in one place.
@@ -60,11 +64,13 @@ pub mod access;
 pub mod cache;
 pub mod cli;
 pub mod config;
+mod connect;
 pub mod demo;
 pub mod domain;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod gate;
+mod grpc_web;
 pub mod import;
 mod listen;
 pub mod log;

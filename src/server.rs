@@ -1,5 +1,6 @@
-//! Assembly: one listener serving the gRPC API, gRPC health and server
-//! reflection (v1 and v1alpha), with request limits and a bounded shutdown.
+//! Assembly: one listener serving the API over gRPC, gRPC-Web and the
+//! Connect protocol, gRPC health and server reflection (v1 and v1alpha),
+//! the pages, with request limits and a bounded shutdown.
 
 use crate::access::principals::SharedPrincipals;
 use crate::cache::CacheConfig;
@@ -344,7 +345,12 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
+        // HTTP/1.1 for the pages and for gRPC-Web, which browsers speak.
         .accept_http1(true)
+        // Outermost: a gRPC-Web call is a gRPC call to every layer below.
+        .layer(crate::grpc_web::GrpcWebLayer)
+        // Then Connect: a Connect call is a gRPC call to every layer below.
+        .layer(crate::connect::ConnectLayer::new(state.metrics.clone(), options.body_timeout))
         .layer(crate::metrics_layer::MetricsLayer::new(state.metrics.clone()))
         .layer(crate::shed::ShedLayer::new(
             crate::shed::AdmissionOptions {

@@ -320,6 +320,58 @@ fn request_for(path: &str, c: &Call<'_>) -> Vec<u8> {
     }
 }
 
+/// How a matrix call is made: gRPC, or the Connect protocol's binary form
+/// (the same message, a POST of `application/proto`).
+#[derive(Clone, Copy, Debug)]
+enum Door {
+    Grpc,
+    Connect,
+}
+
+/// Calls `path` with `body` as `creds` through `door`: the answer's code.
+async fn call_through(door: Door, channel: &Channel, creds: &Creds, path: &str, body: Vec<u8>) -> Code {
+    match door {
+        Door::Grpc => call_as(channel, creds, path, body).await,
+        Door::Connect => connect_call_as(channel, creds, path, body).await,
+    }
+}
+
+/// A Connect unary call in binary over the channel's HTTP/2 connection:
+/// OK for a 200 with `application/proto`, else the code its error body names.
+async fn connect_call_as(channel: &Channel, creds: &Creds, path: &str, body: Vec<u8>) -> Code {
+    use http_body_util::BodyExt;
+    use tonic::codegen::http;
+    use tonic::service::Interceptor;
+    use tower::ServiceExt;
+    let headers = creds.clone().call(Request::new(())).unwrap().metadata().clone().into_headers();
+    let mut req = http::Request::post(path)
+        .header("content-type", "application/proto")
+        .body(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(body))))
+        .unwrap();
+    req.headers_mut().extend(headers);
+    let res = channel.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let content_type = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    if status == 200 {
+        assert_eq!(content_type.as_deref(), Some("application/proto"), "{path}");
+        return Code::Ok;
+    }
+    let error: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{path}: {status}: not a Connect error ({e})"));
+    let name = error["code"].as_str().unwrap_or_else(|| panic!("{path}: {error}"));
+    match name {
+        "invalid_argument" => Code::InvalidArgument,
+        "not_found" => Code::NotFound,
+        "already_exists" => Code::AlreadyExists,
+        "permission_denied" => Code::PermissionDenied,
+        "resource_exhausted" => Code::ResourceExhausted,
+        "failed_precondition" => Code::FailedPrecondition,
+        "unauthenticated" => Code::Unauthenticated,
+        "unavailable" => Code::Unavailable,
+        other => panic!("{path}: an unexpected code {other}: {error}"),
+    }
+}
+
 /// Calls `path` with `body` as `creds`: the answer's code.
 async fn call_as(channel: &Channel, creds: &Creds, path: &str, body: Vec<u8>) -> Code {
     let mut grpc = tonic::client::Grpc::new(InterceptedService::new(channel.clone(), creds.clone()));
@@ -333,7 +385,7 @@ async fn call_as(channel: &Channel, creds: &Creds, path: &str, body: Vec<u8>) ->
 
 /// The platform registers T-GD (Shenzhen) with one bid; the provider writes
 /// the bidder's grade.
-async fn seed(addr: std::net::SocketAddr, certs: &Certs, code: &str) {
+pub async fn seed(addr: std::net::SocketAddr, certs: &Certs, code: &str) {
     let ch = tls_channel(addr, certs, None).await;
     let mut p = clients(&ch, Some(PLATFORM_TOKEN));
     let req = pb::RegisterTenderRequest { tender_id: "T-GD".into(), terms: Some(terms("440300")), policy_id: "national-template".into() };
@@ -344,8 +396,9 @@ async fn seed(addr: std::net::SocketAddr, certs: &Certs, code: &str) {
     prov.data.put_records(put).await.unwrap();
 }
 
-/// Every caller against every RPC the descriptors declare, over TLS: the
-/// code each gets is the one its row says.
+/// Every caller against every RPC the descriptors declare, over TLS, through
+/// gRPC and through the Connect protocol: the code each gets is the one its
+/// row says, whichever door it came in by.
 #[tokio::test]
 async fn every_role_against_every_rpc_over_tls() {
     let expected = expected_rpc_codes();
@@ -357,7 +410,12 @@ async fn every_role_against_every_rpc_over_tls() {
     for role in credit_tender::access::Role::ALL {
         assert!(CALLERS.iter().any(|c| role_of(c) == Some(*role)), "no caller of role {role} in the matrix");
     }
-    for db in backends().await {
+    // Each door on a server of its own: the matrix writes.
+    let mut runs = Vec::new();
+    for door in [Door::Grpc, Door::Connect] {
+        runs.extend(backends().await.into_iter().map(|db| (door, db)));
+    }
+    for (door, db) in runs {
         let certs = Certs::make();
         let server = spawn_secure_fast_log(&db, &certs).await;
         let code = crate::assessment::code(700);
@@ -384,8 +442,8 @@ async fn every_role_against_every_rpc_over_tls() {
             };
             let call = Call { code: &code, tag, grant_id: &revocable };
             for rpc in &rpcs {
-                let got = call_as(&ch, &creds, rpc, request_for(rpc, &call)).await;
-                assert_eq!(got, expected[rpc.as_str()][tag], "[{}] {who} calling {rpc}", db.backend);
+                let got = call_through(door, &ch, &creds, rpc, request_for(rpc, &call)).await;
+                assert_eq!(got, expected[rpc.as_str()][tag], "[{} {door:?}] {who} calling {rpc}", db.backend);
             }
         }
         // The platform of another province does not see T-GD in its list.

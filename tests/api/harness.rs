@@ -26,6 +26,9 @@ pub enum Needs {
     Postgres,
     Browser,
     PythonGrpc,
+    Python,
+    Node,
+    Java,
 }
 
 impl Needs {
@@ -34,6 +37,9 @@ impl Needs {
             Needs::Postgres => ("PostgreSQL part", "PostgreSQL parts"),
             Needs::Browser => ("browser test", "browser tests"),
             Needs::PythonGrpc => ("Python grpcio test", "Python grpcio tests"),
+            Needs::Python => ("Python test", "Python tests"),
+            Needs::Node => ("npm client test", "npm client tests"),
+            Needs::Java => ("Java client test", "Java client tests"),
         };
         format!("{n} {}", if n == 1 { one } else { many })
     }

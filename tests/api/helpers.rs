@@ -547,3 +547,72 @@ pub fn assert_chinese_first(what: &str, body: &str) {
     let english = english_phrases(&text);
     assert!(english.is_empty(), "{what}: English in the answer: {english:?} in {text:?}");
 }
+
+/// An HTTP/1.1 answer as a raw client reads it.
+#[allow(dead_code)]
+pub struct Http1Answer {
+    pub status: u16,
+    /// The head's header lines, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+#[allow(dead_code)]
+impl Http1Answer {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request over a fresh plain HTTP/1.1 connection (bounded by
+/// [`CALL_BOUND`]): `method path` with `headers` and `body`.
+#[allow(dead_code)]
+pub async fn http1(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Http1Answer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        for (n, v) in headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(body).await.unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        raw
+    };
+    let raw = bounded(format!("{method} {path} over HTTP/1.1"), exchange).await;
+    let end =
+        raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    assert!(status_line.starts_with("HTTP/1.1 "), "{status_line}");
+    let status = status_line.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
+    let mut body = raw[end + 4..].to_vec();
+    if headers.iter().any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked")) {
+        body = dechunked(&body);
+    }
+    Http1Answer { status, headers, body }
+}
+
+/// A chunked HTTP/1.1 body's bytes (RFC 9112 §7.1), trailers dropped.
+fn dechunked(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").expect("a chunk size line");
+        let size_text = String::from_utf8_lossy(&raw[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).expect("a hex chunk size");
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}

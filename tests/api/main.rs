@@ -4,17 +4,22 @@
 
 mod access;
 mod assessment;
+mod buf_curl;
 mod cache;
 mod clients;
+mod connect;
+mod connect_node;
 mod crash;
 mod credit_data;
 mod environment;
 mod golden;
+mod grpc_web;
 mod hardening;
 mod harness;
 mod helpers;
 mod http_fuzz;
 mod import;
+mod java_client;
 mod layers;
 mod log;
 mod log_access;

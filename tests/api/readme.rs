@@ -13,7 +13,12 @@ const README: &str = include_str!("../../README.md");
 
 /// The first ```sh block after the walkthrough's heading.
 fn walkthrough() -> &'static str {
-    let at = README.find("### A two-host deployment, step by step").expect("the README has the walkthrough");
+    sh_block("### A two-host deployment, step by step")
+}
+
+/// The first ```sh block after `heading`.
+fn sh_block(heading: &str) -> &'static str {
+    let at = README.find(heading).unwrap_or_else(|| panic!("the README has {heading}"));
     let rest = &README[at..];
     let start = rest.find("```sh\n").expect("the walkthrough has a sh block") + "```sh\n".len();
     let end = rest[start..].find("\n```").expect("the sh block ends");
@@ -37,6 +42,9 @@ env -u CREDIT_TENDER_SERVER -u CREDIT_TENDER_CA -u CREDIT_TENDER_TOKEN credit-te
   --tender "$TENDER" --bidder 91140100MA000101X5 > assess.txt
 "#;
 
+/// The README's curl block for every RPC, run after the walkthrough in its shell.
+const CURL_HEADING: &str = "### Every call from any HTTP client: curl";
+
 #[tokio::test]
 async fn the_two_host_walkthrough_runs_as_written_on_loopback() {
     let script = walkthrough();
@@ -54,7 +62,7 @@ async fn the_two_host_walkthrough_runs_as_written_on_loopback() {
     let path = format!("{}:{}:{}", bin.display(), examples_dir().display(), std::env::var("PATH").unwrap_or_default());
     let mut command = std::process::Command::new("bash");
     command
-        .args(["-e", "-o", "pipefail", "-c", &format!("{script}\n{EPILOGUE}")])
+        .args(["-e", "-o", "pipefail", "-c", &format!("{script}\n{EPILOGUE}\n{}", sh_block(CURL_HEADING))])
         .current_dir(dir.path())
         .env("PATH", path)
         .env("ETC", &etc)
@@ -102,6 +110,42 @@ async fn the_two_host_walkthrough_runs_as_written_on_loopback() {
     assert!(printed.contains(&format!("leaf {index} in the tree of")), "proof of the printed index: {printed}");
     assert!(printed.contains(&format!("Logged      leaf {index} of the tree of")), "verified in the log: {printed}");
     assert!(printed.contains("Domain      highway_construction in 山西省太原市（140100）"), "{printed}");
+    // curl over the Connect protocol: the same statement, with its log index, in JSON.
+    let connect: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("st-connect.json")).unwrap()).unwrap();
+    assert_eq!(connect["logIndex"], json["logIndex"], "{connect}");
+    for field in ["payload", "payloadType", "signatures"] {
+        assert_eq!(connect["envelope"][field], json[field], "{field}: curl's statement is assess --json's");
+    }
+    // curl: every RPC, each answer the JSON of its method's response.
+    let answers = dir.path().join("answers");
+    let answer = |m: &str| -> serde_json::Value {
+        let path = answers.join(format!("{m}.json"));
+        serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            .unwrap_or_else(|e| panic!("{m}: not JSON: {e}"))
+    };
+    let curl_block = sh_block(CURL_HEADING);
+    for rpc in rpc_paths() {
+        let method = rpc.rsplit('/').next().unwrap();
+        let service_method = rpc.trim_start_matches("/credit_tender.v1.");
+        assert!(curl_block.contains(service_method), "the README's curl block has no call of {rpc}");
+        answer(method);
+    }
+    use credit_tender::proto::v1 as pb;
+    let assessed: pb::AssessResponse = serde_json::from_value(answer("Assess")).unwrap();
+    let from_assess_json: serde_json::Value = json.clone();
+    assert_eq!(
+        assessed.log_index.map(|i| i.to_string()),
+        from_assess_json["logIndex"].as_str().map(str::to_owned),
+        "curl's Assess is the statement assess --json printed"
+    );
+    let amended: pb::Tender = serde_json::from_value(answer("AmendTender")).unwrap();
+    assert_eq!((amended.version, amended.terms.unwrap().estimated_price_fen), (2, 3_200_000_000));
+    let revoked: pb::CommitteeGrant = serde_json::from_value(answer("RevokeCommitteeAccess")).unwrap();
+    assert!(revoked.revoked);
+    let put: pb::PutRecordsResponse = serde_json::from_value(answer("PutRecords")).unwrap();
+    assert!(put.data_version > 0, "{put:?}");
+    let error = "{\"code\":\"not_found\",\"message\":\"no tender 'NO-SUCH'\"}\nexit 22\n";
+    assert!(printed.contains(error), "the 404's body is printed and curl exits 22: {printed}");
     // The example client ran twice more, each time registering a tender of its own.
     let again: Vec<String> = (1..=2).map(|i| std::fs::read_to_string(dir.path().join(format!("again-{i}.txt"))).unwrap()).collect();
     let registered = |t: &str| t.lines().find(|l| l.starts_with("registered ")).map(|l| l.split(' ').nth(1).unwrap().to_owned()).unwrap();
