@@ -137,7 +137,13 @@ pub struct ListenArgs {
     pub max_signing: usize,
     /// A request that has waited longer than this for its turn is answered
     /// RESOURCE_EXHAUSTED before any work is done for it (decimals allowed).
-    #[arg(long, default_value_t = crate::shed::DEFAULT_QUEUE_TARGET.as_secs_f64() * 1000.0, value_name = "MS", value_parser = positive_millis)]
+    #[arg(
+        long,
+        env = "CREDIT_TENDER_QUEUE_TARGET_MS",
+        default_value_t = crate::shed::DEFAULT_QUEUE_TARGET.as_secs_f64() * 1000.0,
+        value_name = "MS",
+        value_parser = positive_millis
+    )]
     pub queue_target_ms: f64,
     /// A request whose body has not all arrived this long after its headers
     /// is refused (it holds no in-flight slot meanwhile).

@@ -16,7 +16,7 @@ use tonic_types::StatusExt;
 
 /// The wait a test's requests are allowed: far above what a test thread
 /// descheduled on a busy machine waits, far below the waits injected.
-const TARGET: Duration = Duration::from_secs(1);
+const TARGET: Duration = Duration::from_secs(5);
 
 fn hooked() -> ServerOptions {
     ServerOptions {
@@ -62,7 +62,7 @@ async fn a_request_that_waited_past_the_target_is_refused_with_a_retry_hint_and_
     let mut f = fixture(&db, hooked()).await;
     let status = f.assess.assess(waited(assess("T1", &code(900)), 10_000)).await.unwrap_err();
     assert_shed(&status, "waited 10000.");
-    assert!(status.message().contains("past the 1000.0 ms allowed"), "{}", status.message());
+    assert!(status.message().contains("past the 5000.0 ms allowed"), "{}", status.message());
     // A wait within the target is served.
     f.assess.assess(waited(assess("T1", &code(900)), TARGET.as_millis() as u64 / 2)).await.unwrap();
     // The server counts it by reason.
