@@ -75,6 +75,12 @@ use tonic_health::pb::health_client::HealthClient;
 struct Args {
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
+    /// A worker whose call is shed waits as the server's retry hint says
+    /// (grpc-retry-pushback-ms) before its next call, as a gRPC client with
+    /// a retry policy does; without it, it calls again at once (the
+    /// harshest client).
+    #[arg(long)]
+    honour_retry: bool,
     /// HTTP/2 connections to open.
     #[arg(long, default_value_t = 4)]
     connections: usize,
@@ -292,14 +298,17 @@ struct Report {
 #[derive(Clone, Copy, PartialEq)]
 enum Outcome {
     Answered,
-    Shed,
+    /// Refused, with the wait the server asked for (ms).
+    Shed(u64),
     Failed,
 }
 
 fn outcome<T>(r: Result<T, tonic::Status>) -> Outcome {
     match r {
         Ok(_) => Outcome::Answered,
-        Err(s) if s.code() == tonic::Code::ResourceExhausted => Outcome::Shed,
+        Err(s) if s.code() == tonic::Code::ResourceExhausted => Outcome::Shed(
+            s.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(100),
+        ),
         Err(_) => Outcome::Failed,
     }
 }
@@ -359,7 +368,7 @@ async fn one(s: Scenario, ch: Ch, setup: &Setup, i: u64, cold_base: u32, cold_fi
                     Ok(b) if !b.is_empty() => Outcome::Answered,
                     _ => Outcome::Failed,
                 },
-                Ok(res) if res.status() == 429 => Outcome::Shed,
+                Ok(res) if res.status() == 429 => Outcome::Shed(100),
                 _ => Outcome::Failed,
             }
         }
@@ -436,6 +445,7 @@ async fn drive_at(
         let setup = setup.clone();
         let counter = counter.clone();
         let cold_firms = args.cold_firms.max(1);
+        let honour = args.honour_retry;
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(1 << 16);
             let (mut shed, mut failed) = (0u64, 0u64);
@@ -448,7 +458,12 @@ async fn drive_at(
                 // Latency of answered requests only: a shed one is counted apart.
                 match one(s, ch.clone(), &setup, i, cold_base, cold_firms).await {
                     Outcome::Answered => lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
-                    Outcome::Shed => shed += 1,
+                    Outcome::Shed(wait) => {
+                        shed += 1;
+                        if honour {
+                            tokio::time::sleep(Duration::from_millis(wait)).await;
+                        }
+                    }
                     Outcome::Failed => failed += 1,
                 }
             }
