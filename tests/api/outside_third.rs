@@ -66,3 +66,35 @@ fn client_commands_say_what_to_pass_for_https_and_name_a_ca_file_that_is_not_a_c
         assert!(err.contains(&format!("{}: the file is not a PEM certificate", not_pem.display())), "{name}: {err}");
     }
 }
+
+/// `platform_client` reads its server from CREDIT_TENDER_SERVER when no
+/// argument gives one (an empty argument or variable counts as unset), as
+/// the README says the other clients do, and says in a sentence why it
+/// stopped, not the transport's Debug text.
+#[test]
+fn platform_client_reads_the_server_from_the_environment_and_fails_in_a_sentence() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_credit-tender")).parent().unwrap().join("examples").join("platform_client");
+    assert!(exe.exists(), "{} is missing: `cargo test` builds the examples", exe.display());
+    let run = |args: &[&str], vars: &[(&str, &str)]| {
+        let mut c = Command::new(&exe);
+        c.args(args);
+        for v in ["CREDIT_TENDER_SERVER", "CREDIT_TENDER_CA", "CREDIT_TENDER_TOKEN"] {
+            c.env_remove(v);
+        }
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    // Port 1: nothing listens there; refused at once.
+    let out = run(&[], &[("CREDIT_TENDER_SERVER", "http://127.0.0.1:1")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("platform_client: cannot reach http://127.0.0.1:1"), "{err}");
+    assert!(!err.contains("tonic::transport") && !err.contains("ConnectError("), "{err}");
+    let out = run(&[""], &[("CREDIT_TENDER_SERVER", "http://127.0.0.1:1")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach http://127.0.0.1:1"), "an empty argument counts as unset");
+    let out = run(&[], &[("CREDIT_TENDER_SERVER", "https://127.0.0.1:1"), ("CREDIT_TENDER_CA", "")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is an https:// server: set CREDIT_TENDER_CA"), "{err}");
+}
