@@ -27,6 +27,35 @@ pub(crate) fn server_url(s: &str) -> Result<String, String> {
     Ok(s.trim_end_matches('/').to_owned())
 }
 
+/// What every client command checks of `--server` and `--ca` before it
+/// connects, so that a slip reads as a sentence saying what to pass (the
+/// transport would say "Connecting to HTTPS without TLS enabled" for a
+/// missing --ca, and "not signed by the CA" for a file that is no
+/// certificate at all).
+pub(super) fn check_connect(c: &Connect) -> Result<(), Exit> {
+    if c.server.starts_with("https://") && c.ca.is_none() {
+        return Err(Exit::usage(format!(
+            "--server {}: an https:// server needs the CA certificate it was issued from: pass --ca FILE (or set \
+             CREDIT_TENDER_CA=FILE) with that CA's certificate in PEM, as `credit-tender cert` writes it",
+            c.server
+        )));
+    }
+    if let Some(ca) = &c.ca {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let pem = std::fs::read(ca).map_err(|e| Exit::reading(ca, &e))?;
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem).collect();
+        if certs.is_empty() || certs.iter().any(Result::is_err) {
+            return Err(Exit::usage(format!(
+                "--ca {}: the file is not a PEM certificate (it has no valid -----BEGIN CERTIFICATE----- block): give the \
+                 certificate of the CA that issued the server's certificate",
+                ca.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Args)]
 pub struct AssessArgs {
     #[command(flatten)]

@@ -510,15 +510,30 @@ async fn run_command(cli: Cli) -> Result<(), Exit> {
         Command::Import(args) => import(args).await,
         Command::Keygen(args) => keygen(&args),
         Command::Verify(args) => verify::run(&args),
-        Command::Assess(args) => client::assess(&args).await,
-        Command::Keys(args) => client::keys(&args).await,
+        Command::Assess(args) => {
+            client::check_connect(&args.connect)?;
+            client::assess(&args).await
+        }
+        Command::Keys(args) => {
+            client::check_connect(&args.connect)?;
+            client::keys(&args).await
+        }
         Command::Token(cmd) => access::token(&cmd),
         Command::Cert(args) => access::cert(&args),
-        Command::Proof(args) => log::proof(&args).await,
-        Command::Audit(args) => log::audit(&args).await,
+        Command::Proof(args) => {
+            client::check_connect(&args.connect)?;
+            log::proof(&args).await
+        }
+        Command::Audit(args) => {
+            client::check_connect(&args.connect)?;
+            log::audit(&args).await
+        }
         Command::Recompute(args) => log::recompute(&args).await,
         Command::VerifyDraw(args) => supervision::verify_draw(&args),
-        Command::Outcomes(args) => supervision::outcomes(&args).await,
+        Command::Outcomes(args) => {
+            client::check_connect(&args.connect)?;
+            supervision::outcomes(&args).await
+        }
     }
 }
 

@@ -37,9 +37,10 @@ const NOBLE_ED25519: &str = include_str!("assets/noble-ed25519.js");
 pub const NOBLE_ED25519_SHA256: &str = "a4f631d1876b5d9e43a86cd71194ca27b5e1451edf4ba4db9a418f40a475569a";
 /// @noble/hashes 2.4.0 from npm, byte for byte: `sha2.js` and the three
 /// files it imports, served under `/assets/noble-hashes/` so that its
-/// relative imports resolve. The page's SHA-256 where the browser has no
-/// WebCrypto (a plain-HTTP intranet address), so that the printed record
-/// and the CSV carry each statement's SHA-256 there too. npm integrity of
+/// relative imports resolve. The page's SHA-256 and (for @noble/ed25519)
+/// SHA-512 where the browser has no WebCrypto (a plain-HTTP intranet
+/// address), so that it verifies every row there too and the printed record
+/// and the CSV carry each statement's SHA-256. npm integrity of
 /// the package
 /// sha512-X5XaVWZIBCT7HHZGm5I7ZQXDwLG+bGXuSrMQAW+7Zvl87h1kmc1ZB1VSRJcpUfoUrGQp4Fkoxm5kZ+Ms+aW+eA==;
 /// each file's SHA-256 beside it (checked by a test). MIT licence:

@@ -28,6 +28,7 @@ mod multiprocess;
 mod outage;
 mod outside;
 mod outside_again;
+mod outside_third;
 mod overload;
 mod ownership;
 mod readme;

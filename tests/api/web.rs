@@ -330,6 +330,14 @@ impl Browser {
         assert!(r["value"]["identifier"].is_string(), "init script not installed: {r}");
     }
 
+    /// Runs one Chrome DevTools Protocol command in this browser.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let body = json!({"cmd": cmd, "params": params});
+        let r = wd(self.port, "POST", &format!("/session/{}/goog/cdp/execute", self.session), Some(body)).await;
+        assert!(r["value"].is_object(), "{cmd} failed: {r}");
+        r["value"].clone()
+    }
+
     async fn screenshot(&self, path: &std::path::Path) {
         let r = wd(self.port, "GET", &format!("/session/{}/screenshot", self.session), None).await;
         use base64::Engine;
@@ -751,14 +759,61 @@ async fn without_webcrypto_ed25519_the_page_verifies_with_the_vendored_fallback(
     }
 }
 
-/// Issue 22: where nothing can be verified (no WebCrypto at all), the page
-/// says 此浏览器无法核验签名, marks no row 签名无效, and the CSV says in the
-/// file that its rows were not checked.
+/// The second outside attack on issue 22: with no WebCrypto at all (a
+/// plain-HTTP intranet address is not a secure context), the page still
+/// verifies every row, in pure JavaScript (@noble/ed25519 with @noble/hashes'
+/// SHA-512): 签名有效 and 已入账; a payload altered in transit is 签名无效.
 #[tokio::test]
-async fn without_webcrypto_the_page_says_it_cannot_verify_and_marks_nothing_invalid() {
+async fn without_webcrypto_the_page_verifies_in_pure_javascript() {
     let Some(browser) = Browser::start().await else { return };
     let (server, table, _dir) = demo_for_browser().await;
     browser.init_script(NO_WEBCRYPTO).await;
+    browser.goto(&format!("http://{}/tenders/{DEMO_TENDER}", server.addr)).await;
+    browser.ready().await;
+    assert_eq!(browser.eval("return typeof crypto.subtle").await, json!("undefined"), "the page ran without WebCrypto");
+    assert_eq!(browser.eval("return document.body.dataset.verifier").await, json!("noble-js"));
+    let rows = browser.rows().await;
+    assert_eq!(rows.len(), table.bids.len());
+    for (seq, cells) in &rows {
+        assert_eq!(cells[cells.len() - 2], "签名有效", "bid {seq}: {cells:?}");
+    }
+    let status = browser.eval("return document.getElementById('status').innerText").await;
+    assert!(status.as_str().unwrap().contains("全部结论签名有效"), "{status}");
+    assert_eq!(browser.logged().await, table.bids.len() as u64, "log checkpoints verified in pure JavaScript too");
+    let csv = browser.csv().await;
+    assert!(csv[0][0] == "序号", "no warning line when every row was checked: {csv:?}");
+    let column = |name: &str| csv[0].iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}: {:?}", csv[0]));
+    assert!(csv[1..].iter().all(|r| r[column("签名")] == "签名有效" && r[column("入账")] == "已入账"), "{csv:?}");
+    // The statement's SHA-256 (the vendored @noble/hashes) in the printed record and the CSV alike.
+    let printed = browser.eval("return [...document.querySelectorAll('tr.printonly')].map(tr => tr.textContent)").await;
+    let printed: Vec<String> = serde_json::from_value(printed).unwrap();
+    for ((bid, line), row) in table.bids.iter().zip(&printed).zip(&csv[1..]) {
+        let payload = &bid.assessment.as_ref().unwrap().envelope.as_ref().unwrap().payload;
+        let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, payload));
+        assert!(line.contains(&format!("声明 SHA-256 {digest}")), "{line}");
+        assert_eq!(row[column("声明SHA-256")], digest, "{row:?}");
+    }
+
+    browser.goto(&format!("http://{}/tenders/{DEMO_TENDER}?tamper=2", server.addr)).await;
+    browser.ready().await;
+    assert_eq!(browser.eval("return document.body.dataset.verifier").await, json!("noble-js"));
+    for (seq, cells) in &browser.rows().await {
+        let want = if seq == "2" { "签名无效" } else { "签名有效" };
+        assert_eq!(cells[cells.len() - 2], want, "bid {seq}: {cells:?}");
+    }
+}
+
+/// Issue 22: where nothing can be verified (no WebCrypto, and the vendored
+/// fallback cannot be loaded, as in a browser without BigInt or with the
+/// assets blocked), the page says 此浏览器无法核验签名, marks no row 签名无效,
+/// and the CSV says in the file that its rows were not checked.
+#[tokio::test]
+async fn where_no_verification_is_possible_the_page_says_so_and_marks_nothing_invalid() {
+    let Some(browser) = Browser::start().await else { return };
+    let (server, table, _dir) = demo_for_browser().await;
+    browser.init_script(NO_WEBCRYPTO).await;
+    browser.cdp("Network.enable", json!({})).await;
+    browser.cdp("Network.setBlockedURLs", json!({"urls": ["*/assets/noble-*"]})).await;
     browser.goto(&format!("http://{}/tenders/{DEMO_TENDER}", server.addr)).await;
     browser.ready().await;
     assert_eq!(browser.eval("return document.body.dataset.verifier").await, json!("none"));
@@ -780,16 +835,6 @@ async fn without_webcrypto_the_page_says_it_cannot_verify_and_marks_nothing_inva
     assert_eq!(rows.len(), table.bids.len(), "{csv:?}");
     assert!(rows.iter().all(|r| r[column("签名")] == "未核验" && r[column("入账")] == "未核验"), "{csv:?}");
     assert!(!csv.iter().flatten().any(|c| c.contains("签名有效") || c.contains("签名无效")), "{csv:?}");
-    // Without WebCrypto the statement's SHA-256 still comes (the vendored
-    // @noble/hashes): in the printed record and the CSV alike.
-    let printed = browser.eval("return [...document.querySelectorAll('tr.printonly')].map(tr => tr.textContent)").await;
-    let printed: Vec<String> = serde_json::from_value(printed).unwrap();
-    for ((bid, line), row) in table.bids.iter().zip(&printed).zip(rows) {
-        let payload = &bid.assessment.as_ref().unwrap().envelope.as_ref().unwrap().payload;
-        let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, payload));
-        assert!(line.contains(&format!("声明 SHA-256 {digest}")), "{line}");
-        assert_eq!(row[column("声明SHA-256")], digest, "{row:?}");
-    }
 }
 
 /// Has the page's proof requests shed by the server (its queue-wait test

@@ -3,18 +3,21 @@
 // published keys; the figures shown are those of the verified payload.
 // Ed25519 is verified with WebCrypto where the browser has it (Chromium 137
 // and later), else with @noble/ed25519 (vendored: /assets/noble-ed25519.js,
-// see README), which needs only WebCrypto's SHA-512. Where the browser has no
-// WebCrypto at all (a plain-HTTP intranet address is not a secure
-// context), nothing can be checked: the page says 此浏览器无法核验签名 and marks
-// each row 未核验, never 签名无效, which is kept for a signature that fails.
+// see README), whose SHA-512 is WebCrypto's where there is WebCrypto, else
+// the vendored @noble/hashes (/assets/noble-hashes/sha2.js): so a browser
+// with no WebCrypto at all (a plain-HTTP intranet address is not a secure
+// context) verifies every row too, in pure JavaScript. Only where even that
+// cannot run (the fallback cannot be loaded: a browser without BigInt or
+// module imports, or the assets blocked) does the page say 此浏览器无法核验签名
+// and mark each row 未核验, never 签名无效, which is kept for a signature that fails.
 // Each row is then checked to be in the service's transparency log: the leaf
 // (the envelope as compact DSSE JSON) hashed as RFC 6962 says, its inclusion
 // proof recomputed to a root (RFC 9162 §2.1.3.2), and that root found in a
 // checkpoint signed by the log key (a C2SP signed note) — then 已入账. Only a
 // proof that does not lead to a signed root is 入账核验失败; a proof the server
 // cannot give now (busy: 503 or 429, which the page waits out as Retry-After
-// asks, with a doubling back-off; not yet in a checkpoint; unreachable) leaves
-// the row 暂未核验, never failed.
+// asks, with a doubling back-off, at most 10 s a wait and 20 s in all; not yet
+// in a checkpoint; unreachable) leaves the row 暂未核验, never failed.
 // SHA-256 (each statement's digest, the log's hashes) is WebCrypto's, else the
 // vendored @noble/hashes (/assets/noble-hashes/sha2.js), so the printed record
 // and the CSV carry every statement's SHA-256 in any browser.
@@ -97,27 +100,38 @@ const PROBE_KEY = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
 
 // How this browser verifies Ed25519: { name, verify(rawKey, sig, msg) → bool },
 // or null when it cannot at all. WebCrypto first; the vendored noble fallback
-// where WebCrypto refuses Ed25519; null without WebCrypto (no SHA-512 either).
+// where WebCrypto refuses Ed25519 ("noble", SHA-512 from WebCrypto) or where
+// there is no WebCrypto at all ("noble-js", SHA-512 from @noble/hashes); null
+// only when the fallback cannot be loaded.
 async function ed25519() {
-  if (!window.crypto || !crypto.subtle) return null;
-  try {
-    await crypto.subtle.importKey("raw", b64(PROBE_KEY), { name: "Ed25519" }, false, ["verify"]);
-    const keys = new Map();
-    return {
-      name: "webcrypto",
-      async verify(raw, sig, msg) {
-        const id = hex(raw);
-        if (!keys.has(id)) keys.set(id, crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]));
-        return crypto.subtle.verify({ name: "Ed25519" }, await keys.get(id), sig, msg);
-      },
-    };
-  } catch (e) {
-    console.info("WebCrypto has no Ed25519; using the vendored @noble/ed25519", e);
+  const subtle = window.crypto && crypto.subtle;
+  if (subtle) {
+    try {
+      await subtle.importKey("raw", b64(PROBE_KEY), { name: "Ed25519" }, false, ["verify"]);
+      const keys = new Map();
+      return {
+        name: "webcrypto",
+        async verify(raw, sig, msg) {
+          const id = hex(raw);
+          if (!keys.has(id)) keys.set(id, subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]));
+          return subtle.verify({ name: "Ed25519" }, await keys.get(id), sig, msg);
+        },
+      };
+    } catch (e) {
+      console.info("WebCrypto has no Ed25519; using the vendored @noble/ed25519", e);
+    }
   }
   try {
     const noble = await import("/assets/noble-ed25519.js");
+    if (!subtle) {
+      // noble's own SHA-512 hook (README: `ed.hashes.sha512 = sha512`): its
+      // async default asks crypto.subtle, which is not there.
+      const { sha512 } = await import("/assets/noble-hashes/sha2.js");
+      noble.hashes.sha512 = sha512;
+      noble.hashes.sha512Async = async m => sha512(m);
+    }
     return {
-      name: "noble",
+      name: subtle ? "noble" : "noble-js",
       async verify(raw, sig, msg) {
         try {
           // Strict RFC 8032 (not ZIP-215), as WebCrypto and the service's ring.
@@ -158,27 +172,37 @@ async function digestOf(payload) {
 
 const sleep = ms => new Promise(ok => setTimeout(ok, ms));
 const TRIES = 6;
+// No one wait longer than this, whatever Retry-After asks (a proxy may ask
+// for a day), and no more than TOTAL_WAIT_MS of waiting for one answer: past
+// it, the row is left 暂未核验 and the committee is told to refresh later.
+const MAX_WAIT_MS = 10000;
+const TOTAL_WAIT_MS = 20000;
 
 // How long to wait before try `attempt + 1` after a refusal for load: what
 // the server's Retry-After asks (seconds), at least, and at least a back-off
-// that doubles from 0.5 s to at most 4 s.
+// that doubles from 0.5 s to at most 4 s; never more than MAX_WAIT_MS.
 function backoff(r, attempt) {
   const asked = r ? Number(r.headers.get("Retry-After")) : NaN;
   const doubling = Math.min(500 * 2 ** attempt, 4000);
-  return Number.isFinite(asked) && asked > 0 ? Math.max(asked * 1000, doubling) : doubling;
+  return Math.min(Number.isFinite(asked) && asked > 0 ? Math.max(asked * 1000, doubling) : doubling, MAX_WAIT_MS);
 }
 
 // A GET that waits out a busy server (503, 429) and a failed connection, up
-// to TRIES times; with `notYet`, a 404 too (a proof whose checkpoint is not
-// signed yet), every 0.7 s. The last answer, or null if none came.
+// to TRIES times and TOTAL_WAIT_MS of waiting; with `notYet`, a 404 too (a
+// proof whose checkpoint is not signed yet), every 0.7 s. The last answer,
+// or null if none came.
 async function patientFetch(url, notYet) {
   let r = null;
+  let waited = 0;
   for (let attempt = 0; attempt < TRIES; attempt++) {
     try { r = await fetch(url); } catch (e) { r = null; }
     if (r && r.ok) return r;
     const busy = !r || r.status === 503 || r.status === 429;
     if (!busy && !(notYet && r.status === 404)) return r;
-    if (attempt < TRIES - 1) await sleep(busy ? backoff(r, attempt) : 700);
+    const wait = busy ? backoff(r, attempt) : 700;
+    if (attempt === TRIES - 1 || waited + wait > TOTAL_WAIT_MS) break;
+    waited += wait;
+    await sleep(wait);
   }
   return r;
 }
@@ -429,11 +453,15 @@ function csv(rows, unchecked) {
   const lines = [];
   // A file of rows nobody could check says so before anything else.
   if (unchecked) lines.push(q("此浏览器无法核验签名：以下结论均未经签名核验，不得作为已核验的结论使用。"));
+  // Downloaded before the log checks ended: the file says so, and each such
+  // row reads 尚未核验 (not 核验中…, which a file cannot keep its promise of).
+  const pending = rows.filter(d => d.log === "pending").length;
+  if (pending) lines.push(q(`下载时入账核验尚未完成：${pending} 个结论尚未核验是否入账（入账列为“尚未核验”），请待页面核验完毕后重新下载。`));
   lines.push(["序号", "投标人", "统一社会信用代码", "信用等级", "等级来源", "成员信用等级", "资格审查加分", "评标加分", "合计",
     "应缴投标保证金(元)", "履约保证金比例(%)", "是否排除", "资格审查", "原因", "提示", "签名", "入账", "日志序号", "声明SHA-256"].map(q).join(","));
   for (const d of rows) {
     const index = d.logIndex === undefined || d.logIndex === null ? "" : d.logIndex;
-    const log = LOG_ZH[d.log] || "";
+    const log = d.log === "pending" ? "尚未核验" : LOG_ZH[d.log] || "";
     if (d.sig === "bad") {
       lines.push([d.seq, "", "", "", "", "", "", "", "", "", "", "", "", "", "", "签名无效", log, index, d.digest].map(q).join(","));
       continue;
@@ -486,7 +514,7 @@ async function main() {
     status.textContent = rows.length === 0
       ? "本项目尚无投标。"
       : bad ? `共 ${rows.length} 个投标人，其中 ${bad} 个结论签名无效，不得采信！`
-      : unchecked ? `此浏览器无法核验签名（需要 HTTPS 或本机地址，或更新浏览器）。以下 ${unchecked} 个结论未经核验，请以 credit-tender verify 核验后采信。`
+      : unchecked ? `此浏览器无法核验签名（页面的核验程序未能加载，请更新浏览器后刷新）。以下 ${unchecked} 个结论未经核验，请以 credit-tender verify 核验后采信。`
       : `共 ${rows.length} 个投标人，全部结论签名有效。点击一行查看依据。`;
     status.className = "status " + (bad ? "error" : unchecked ? "warn" : "ok");
     table.hidden = rows.length === 0;
