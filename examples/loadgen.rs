@@ -306,9 +306,9 @@ enum Outcome {
 fn outcome<T>(r: Result<T, tonic::Status>) -> Outcome {
     match r {
         Ok(_) => Outcome::Answered,
-        Err(s) if s.code() == tonic::Code::ResourceExhausted => Outcome::Shed(
-            s.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(100),
-        ),
+        Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+            Outcome::Shed(s.metadata().get("grpc-retry-pushback-ms").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(100))
+        }
         Err(_) => Outcome::Failed,
     }
 }
