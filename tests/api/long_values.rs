@@ -45,6 +45,25 @@ fn bases() -> Value {
         "credit_tender.v1.AssessmentService/Assess": [proto_json(&pb::AssessRequest { tender_id: "T1".into(), bidder: Some(bidder.clone()), contract_price_fen: None })],
         "credit_tender.v1.AssessmentService/AssessTender": [proto_json(&pb::AssessTenderRequest { tender_id: "T1".into(), ..Default::default() })],
         "credit_tender.v1.AssessmentService/CheckDeposit": [proto_json(&pb::CheckDepositRequest { tender_id: "T1".into(), bidder: Some(bidder), offered_fen: 1, form: "cash".into(), ..Default::default() })],
+        "credit_tender.v1.SupervisionService/ClassifyFirm": [proto_json(&pb::ClassifyFirmRequest {
+            credit_code: CODE_A.into(),
+            domain: "highway_construction".into(),
+            region: "440300".into(),
+            date: "2026-12-15".into(),
+            policy_id: "transport-risk-classes".into(),
+        })],
+        "credit_tender.v1.SupervisionService/DrawInspection": [proto_json(&pb::DrawInspectionRequest {
+            region: "440300".into(),
+            domain: "highway_construction".into(),
+            date: "2026-12-15".into(),
+            policy_id: "transport-risk-classes".into(),
+        })],
+        "credit_tender.v1.SupervisionService/GetOutcomes": [proto_json(&pb::GetOutcomesRequest {
+            region_prefix: "44".into(),
+            domain: "highway_construction".into(),
+            from: "2026-01-01".into(),
+            to: "2026-12-31".into(),
+        })],
     })
 }
 

@@ -421,7 +421,15 @@ fn a_store_file_with_a_second_hard_link_is_refused_by_every_command() {
     }
     std::fs::hard_link(&other, &wal).unwrap();
     let out = cli(&["import", "--db", &url, more.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    let links = std::fs::symlink_metadata(&wal).map(|m| std::os::unix::fs::MetadataExt::nlink(&m));
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "{} has {links:?} links now; stdout: {}; stderr: {}",
+        wal.display(),
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stderr(&out).contains(&format!("{} has 2 hard links", wal.display())), "{}", stderr(&out));
     std::fs::remove_file(&wal).unwrap();
     std::fs::remove_file(&other).unwrap();
