@@ -492,6 +492,8 @@ async fn an_import_leaves_the_write_ahead_log_empty_and_the_server_checkpoints_i
         if metric(&last, complete).unwrap_or(0.0) >= before + 2.0 {
             break;
         }
+        // A bounded poll of the server's own counter: another process's
+        // background round has no event a client can await.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(metric(&last, complete).unwrap_or(0.0) >= before + 2.0, "no background checkpoint ran after the write:\n{last}");
