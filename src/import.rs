@@ -11,7 +11,7 @@
 //! (Excel's "Unicode text") tabs. Every line number reported is the one an
 //! editor shows.
 
-mod decode;
+pub(crate) mod decode;
 
 use crate::domain::Record;
 use crate::domain::input::{FieldError, InputRules, parse_record};

@@ -9,6 +9,7 @@ use super::verify::{keys_file, keys_of, verified_checkpoint};
 use crate::proto::v1 as pb;
 use crate::signing::{PublicKeyInfo, verify_each};
 use crate::supervision::draw::{self, Member};
+use crate::supervision::inspectors::{self, Inspector};
 use crate::supervision::risk::RiskClass;
 use crate::supervision::{COMMIT_PAYLOAD_TYPE, DRAW_PAYLOAD_TYPE};
 use crate::tlog::tree::{self, Known};
@@ -29,6 +30,14 @@ pub struct VerifyDrawArgs {
     /// The signed checkpoint whose root is the seed (default: the one in the answer).
     #[arg(long, value_name = "CHECKPOINT")]
     pub checkpoint: Option<PathBuf>,
+    /// The inspector list to recompute from: the CSV file the supervisor
+    /// imported (default: the list in the answer).
+    #[arg(long, value_name = "INSPECTORS.csv")]
+    pub inspectors: Option<PathBuf>,
+    /// The inspector file's encoding when it has no byte-order mark: utf-8
+    /// (default) or gb18030 (GBK, as Excel saves "CSV" on Chinese Windows).
+    #[arg(long, value_name = "ENCODING")]
+    pub encoding: Option<String>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T, Exit> {
@@ -69,7 +78,8 @@ fn members(entries: &[pb::PopulationEntry], source: &str) -> Result<Vec<Member>,
 }
 
 /// Recomputes a draw from its population, its seed checkpoint and the
-/// procedure; IDENTICAL, or every place it differs.
+/// procedure; IDENTICAL, or every place it differs. Past 80 lines: one
+/// check after another, each adding its difference, read top to bottom.
 pub fn verify_draw(args: &VerifyDrawArgs) -> Result<(), Exit> {
     let answer: pb::DrawInspectionResponse = read_json(&args.draw, "a DrawInspection answer")?;
     let keys = keys_file(&args.keys)?;
@@ -161,6 +171,7 @@ pub fn verify_draw(args: &VerifyDrawArgs) -> Result<(), Exit> {
             extra.join(", ")
         ));
     }
+    let assignments = inspectors(args, &answer, &commit, &drawn, &seed, &mut differs)?;
     if differs.is_empty() {
         outln!(
             "IDENTICAL: {} firm(s) drawn from a population of {} (digest {}), seed {} (checkpoint of {} leaves, holding the commit at leaf {})",
@@ -173,6 +184,9 @@ pub fn verify_draw(args: &VerifyDrawArgs) -> Result<(), Exit> {
         );
         for c in &chosen {
             outln!("{} {} {}", c.credit_code, c.class, c.rank);
+            for i in assignments.iter().filter(|a| a.credit_code == c.credit_code).flat_map(|a| &a.inspectors) {
+                outln!("  inspector {} {} {}", i.inspector_id, i.name, i.rank);
+            }
         }
         return Ok(());
     }
@@ -180,6 +194,88 @@ pub fn verify_draw(args: &VerifyDrawArgs) -> Result<(), Exit> {
         errln!("DIFFERS {d}");
     }
     Err(Exit::verdict(format!("the draw does not recompute: {} difference(s)", differs.len())))
+}
+
+/// The inspector list of the answer (or `--inspectors`), as `Inspector`s.
+fn inspector_list(args: &VerifyDrawArgs, answer: &pb::DrawInspectionResponse) -> Result<Vec<Inspector>, Exit> {
+    let Some(path) = &args.inspectors else {
+        return Ok(answer
+            .inspectors
+            .iter()
+            .map(|i| Inspector {
+                id: i.inspector_id.clone(),
+                name: i.name.clone(),
+                conflicts: i.conflicted_codes.iter().cloned().collect(),
+            })
+            .collect());
+    };
+    let encoding = match args.encoding.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("utf-8" | "utf8") => None,
+        Some("gb18030" | "gbk") => Some(encoding_rs::GB18030),
+        Some(other) => return Err(Exit::usage(format!("--encoding '{other}': expected utf-8 or gb18030"))),
+    };
+    let bytes = std::fs::read(path).map_err(|e| Exit::reading(path, &e))?;
+    inspectors::parse_csv(&bytes, encoding, &crate::config::Rules::shipped().allow_list)
+        .map_err(|problems| Exit::data(problems.iter().map(|p| format!("{}: {p}", path.display())).collect::<Vec<_>>().join("\n")))
+}
+
+/// The inspector draw recomputed: the list's digest against the commit's,
+/// and who inspects each chosen firm against the signed assignments. Gives
+/// the recomputed assignments.
+fn inspectors(
+    args: &VerifyDrawArgs,
+    answer: &pb::DrawInspectionResponse,
+    commit: &pb::InspectionCommit,
+    drawn: &pb::InspectionDraw,
+    seed: &str,
+    differs: &mut Vec<String>,
+) -> Result<Vec<pb::FirmInspectors>, Exit> {
+    let committed = commit.inspectors.clone().unwrap_or_default();
+    if drawn.inspectors.clone().unwrap_or_default() != committed {
+        differs.push("inspectors: the commit's inspector list (digest, size, per firm) is not the draw's".into());
+    }
+    if commit.inspectors.is_none() && args.inspectors.is_none() {
+        if !drawn.assignments.is_empty() {
+            differs.push("inspectors: the draw assigns inspectors, but its commit names no inspector list".into());
+        }
+        return Ok(Vec::new());
+    }
+    let list = inspector_list(args, answer)?;
+    let digest = inspectors::list_digest(&list);
+    if digest != committed.digest {
+        differs.push(format!(
+            "inspectors: the list's digest is {digest} ({} inspectors), the commit's {} ({} inspectors)",
+            list.len(),
+            committed.digest,
+            committed.size
+        ));
+    }
+    let recomputed = crate::supervision::assignments(&match_chosen(drawn), &list, seed, committed.per_firm);
+    let who = |a: &pb::FirmInspectors| a.inspectors.iter().map(|i| i.inspector_id.as_str()).collect::<Vec<_>>().join(", ");
+    for r in &recomputed {
+        let signed = drawn.assignments.iter().find(|a| a.credit_code == r.credit_code);
+        let signed_who = signed.map(who).unwrap_or_default();
+        if signed_who != who(r) {
+            differs.push(format!("inspectors of {}: signed [{signed_who}], recomputed [{}]", r.credit_code, who(r)));
+        }
+    }
+    if drawn.assignments.len() != recomputed.len() {
+        differs.push(format!("inspectors: the draw assigns {} firm(s), recomputed {}", drawn.assignments.len(), recomputed.len()));
+    }
+    Ok(recomputed)
+}
+
+/// The signed chosen firms, in their order, as the procedure's input.
+fn match_chosen(drawn: &pb::InspectionDraw) -> Vec<draw::Chosen> {
+    drawn
+        .chosen
+        .iter()
+        .map(|c| draw::Chosen {
+            credit_code: c.credit_code.clone(),
+            class: RiskClass::parse(&c.risk_class).unwrap_or(RiskClass::High),
+            rank: c.rank.clone(),
+        })
+        .collect()
 }
 
 #[derive(Debug, Args)]

@@ -37,7 +37,7 @@ pub struct Chosen {
     pub rank: String,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
@@ -66,18 +66,39 @@ pub fn class_counts(population: &[Member]) -> Vec<(RiskClass, u32)> {
     RiskClass::ALL.iter().map(|c| (*c, population.iter().filter(|m| m.class == *c).count() as u32)).collect()
 }
 
+/// Step 5, shared by the firm draw and the inspector draw: the `k` items
+/// with the smallest ranks `rank(seed, key(item))`, smallest first (equal
+/// ranks, which SHA-256 makes practically impossible, by key), each with its
+/// rank.
+pub fn smallest_ranks<'a, T>(
+    items: impl IntoIterator<Item = &'a T>,
+    seed: &str,
+    key: impl Fn(&T) -> String,
+    k: usize,
+) -> Vec<(&'a T, String)> {
+    let mut ranked: Vec<(&T, String, String)> = items
+        .into_iter()
+        .map(|item| {
+            let key = key(item);
+            (item, rank(seed, &key), key)
+        })
+        .collect();
+    ranked.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.2.cmp(&b.2)));
+    ranked.truncate(k);
+    ranked.into_iter().map(|(item, rank, _)| (item, rank)).collect()
+}
+
 /// The chosen firms: per class, the `drawn_count` smallest ranks.
 pub fn choose(population: &[Member], seed: &str, ratio_percent: impl Fn(RiskClass) -> u32) -> Vec<Chosen> {
     let mut out = Vec::new();
     for class in RiskClass::ALL {
-        let mut ranked: Vec<Chosen> = population
-            .iter()
-            .filter(|m| m.class == *class)
-            .map(|m| Chosen { credit_code: m.credit_code.clone(), class: *class, rank: rank(seed, &m.credit_code) })
-            .collect();
-        ranked.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.credit_code.cmp(&b.credit_code)));
-        ranked.truncate(drawn_count(ranked.len() as u32, ratio_percent(*class)) as usize);
-        out.extend(ranked);
+        let members: Vec<&Member> = population.iter().filter(|m| m.class == *class).collect();
+        let k = drawn_count(members.len() as u32, ratio_percent(*class)) as usize;
+        out.extend(smallest_ranks(members.iter().copied(), seed, |m| m.credit_code.clone(), k).into_iter().map(|(m, rank)| Chosen {
+            credit_code: m.credit_code.clone(),
+            class: *class,
+            rank,
+        }));
     }
     out
 }

@@ -54,6 +54,8 @@ pub struct RiskPolicy {
     pub repair_months: u32,
     pub repair_class: RiskClass,
     pub graded_within_months: u32,
+    /// Inspectors drawn for each firm drawn, when the request names no count.
+    pub inspectors_per_firm: u32,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +65,7 @@ struct File {
     title: String,
     grade_policy: String,
     ratio_percent: BTreeMap<String, u32>,
+    inspectors_per_firm: u32,
     rules: Rules,
     scope: Scope,
 }
@@ -139,6 +142,9 @@ impl RiskPolicy {
                 return Err(format!("{k}: {v} months is more than ten years"));
             }
         }
+        if !(1..=super::inspectors::MAX_PER_FIRM).contains(&f.inspectors_per_firm) {
+            return Err(format!("inspectors_per_firm: {} is not 1 to {}", f.inspectors_per_firm, super::inspectors::MAX_PER_FIRM));
+        }
         let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()));
         Ok(RiskPolicy {
             id,
@@ -159,6 +165,7 @@ impl RiskPolicy {
             repair_months: r.repair_months,
             repair_class: class("rules.repair_class", &r.repair_class)?,
             graded_within_months: f.scope.graded_within_months,
+            inspectors_per_firm: f.inspectors_per_firm,
         })
     }
 

@@ -5,6 +5,7 @@
 //! every bid, nothing decoded) after verifying each signature against
 //! `/api/keys` (the ListKeys answer). Everything is served by the binary.
 
+mod ocds;
 mod page;
 mod supervision;
 
@@ -74,6 +75,7 @@ fn pages() -> Vec<(&'static str, MethodRouter<WebState>)> {
         ("/", get(list)),
         ("/tenders/{id}", get(committee)),
         ("/api/tenders/{id}/statements", get(statements)),
+        ("/tenders/{id}/ocds.json", get(ocds::release)),
         ("/api/keys", get(keys)),
         ("/api/log/proof", get(log_proof)),
         ("/log/checkpoint", get(log_checkpoint)),

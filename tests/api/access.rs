@@ -310,6 +310,7 @@ fn request_for(path: &str, c: &Call<'_>) -> Vec<u8> {
             domain: "highway_construction".into(),
             date: "2026-12-15".into(),
             policy_id: String::new(),
+            ..Default::default()
         }
         .encode_to_vec(),
         "GetOutcomes" => {
@@ -990,6 +991,8 @@ fn expected_page_statuses() -> std::collections::BTreeMap<&'static str, Vec<(&'s
         ("/", vec![("/", [401, 200, 200, 200, 200, 401, 200])]),
         ("/tenders/{id}", vec![("/tenders/T-GD", [401, 200, 404, 404, 200, 401, 200])]),
         ("/api/tenders/{id}/statements", vec![("/api/tenders/T-GD/statements", [401, 200, 404, 404, 200, 401, 200])]),
+        // The OCDS export: whoever may read the tender's statements.
+        ("/tenders/{id}/ocds.json", vec![("/tenders/T-GD/ocds.json", [401, 200, 404, 404, 200, 401, 200])]),
         ("/api/keys", vec![("/api/keys", [200; 7])]),
         ("/api/log/proof", vec![("/api/log/proof?index=0", [200, 200, 200, 200, 200, 401, 200])]),
         ("/log/checkpoint", vec![("/log/checkpoint", [200, 200, 200, 200, 200, 401, 200])]),

@@ -57,6 +57,7 @@ fn bases() -> Value {
             domain: "highway_construction".into(),
             date: "2026-12-15".into(),
             policy_id: "transport-risk-classes".into(),
+            ..Default::default()
         })],
         "credit_tender.v1.SupervisionService/GetOutcomes": [proto_json(&pb::GetOutcomesRequest {
             region_prefix: "44".into(),

@@ -24,7 +24,7 @@ pub async fn spawn(db: &TestDb, principals: Option<&str>) -> TestServer {
     spawn_app(open(db).await, AppOptions { server, ..AppOptions::default() }).await
 }
 
-fn client(server: &TestServer, token: Option<&str>) -> Client {
+pub fn client(server: &TestServer, token: Option<&str>) -> Client {
     SupervisionServiceClient::with_interceptor(server.channel.clone(), Bearer::new(token).unwrap())
 }
 
@@ -129,7 +129,7 @@ async fn classification_evidence_names_every_record_that_decided_the_class() {
 
 /// Forty firms Guangdong grades (AA, A, B, C, D in turn) and one Shanxi
 /// grades: the draw's population, in four classes.
-async fn draw_population(server: &TestServer) -> Vec<String> {
+pub async fn draw_population(server: &TestServer) -> Vec<String> {
     let grades = ["AA", "A", "B", "C", "D"];
     let codes: Vec<String> = (0..40).map(|i| crate::assessment::code(8000 + i)).collect();
     let mut records: Vec<Value> = codes.iter().enumerate().map(|(i, c)| graded(&format!("d-{i}"), c, grades[i % 5], "440000")).collect();
@@ -139,16 +139,17 @@ async fn draw_population(server: &TestServer) -> Vec<String> {
     codes
 }
 
-fn draw_request() -> pb::DrawInspectionRequest {
+pub fn draw_request() -> pb::DrawInspectionRequest {
     pb::DrawInspectionRequest {
         region: "440000".into(),
         domain: "highway_construction".into(),
         date: "2026-12-15".into(),
         policy_id: String::new(),
+        ..Default::default()
     }
 }
 
-async fn keys_json(server: &TestServer, dir: &std::path::Path) -> std::path::PathBuf {
+pub async fn keys_json(server: &TestServer, dir: &std::path::Path) -> std::path::PathBuf {
     let keys = pb::key_service_client::KeyServiceClient::new(server.channel.clone()).list_keys(pb::ListKeysRequest {}).await.unwrap();
     json_file(dir, "keys.json", &keys.into_inner())
 }
@@ -433,7 +434,7 @@ async fn cli_outcomes(server: &TestServer, token: Option<&str>, prefix: &str, fr
 /// The demo loaded, every bid of its tenders assessed and a credit
 /// guarantee checked where allowed: the server, the last log index, and how
 /// many guarantees.
-async fn demo_assessed(db: &TestDb) -> (TestServer, u64, u32) {
+pub async fn demo_assessed(db: &TestDb) -> (TestServer, u64, u32) {
     use credit_tender::config::Rules;
     {
         let store = open(db).await;
