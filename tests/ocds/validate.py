@@ -19,6 +19,7 @@ import io
 import json
 import socket
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -105,8 +106,9 @@ def main():
     with open(sys.argv[1], "rb") as f:
         data = json.load(f)
     # requests-cache would store the vendored answers; there is nothing to keep.
-    with util.session.cache_disabled():
-        result = ocds_json_output("", sys.argv[1], schema_version="1.1", json_data=data, lib_cove_ocds_config=config)
+    # It writes the extended schema into its output folder: a temporary one.
+    with util.session.cache_disabled(), tempfile.TemporaryDirectory() as out:
+        result = ocds_json_output(out, sys.argv[1], schema_version="1.1", json_data=data, lib_cove_ocds_config=config)
     extensions = result.get("extensions") or {}
     out = {
         "validation_errors": result.get("validation_errors", []),
