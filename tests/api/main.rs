@@ -41,4 +41,5 @@ mod store;
 mod suite;
 mod supervision;
 mod tender_access;
+mod watch;
 mod web;
