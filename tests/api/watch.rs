@@ -178,9 +178,34 @@ async fn watch_refuses_a_committee_answers_out_of_scope_as_assess_tender_and_end
     }
 }
 
+/// A Connect streaming body's envelopes: (flag, message).
+fn envelopes(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        assert!(body.len() >= 5, "a torn envelope: {body:?}");
+        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        out.push((body[0], body[5..5 + len].to_vec()));
+        body = &body[5 + len..];
+    }
+    out
+}
+
+/// WatchTender in Connect's JSON streaming form over plain HTTP/1.1.
+async fn connect_json_watch(addr: std::net::SocketAddr, token: &str, request: serde_json::Value) -> Http1Answer {
+    let json = request.to_string();
+    let mut body = vec![0];
+    body.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    body.extend_from_slice(json.as_bytes());
+    let auth = format!("Bearer {token}");
+    let headers = [("content-type", "application/connect+json"), ("authorization", auth.as_str())];
+    http1(addr, "POST", "/credit_tender.v1.AssessmentService/WatchTender", &headers, &body).await
+}
+
+/// After a change and the deadline, a resume from the first cursor gets
+/// the same messages through every door: Connect JSON streaming over
+/// HTTP/1.1 (raw), and `buf curl` in Connect, gRPC-Web and gRPC.
 #[tokio::test]
-async fn buf_curl_gets_the_events_over_connect_grpc_web_and_grpc() {
-    let Some(buf) = crate::buf_curl::npm_bin("buf", "--version") else { return };
+async fn connect_json_streaming_and_buf_curl_get_the_events_grpc_gets() {
     let (server, code, _db) = crate::connect::seeded().await;
     let mut platform = clients(&server.channel, Some(PLATFORM_TOKEN));
     let mut provider = clients(&server.channel, Some(PROVIDER_TOKEN));
@@ -198,6 +223,36 @@ async fn buf_curl_gets_the_events_over_connect_grpc_web_and_grpc() {
     assert_eq!(next(&mut watch).await, None);
     let typed = vec![first.clone(), pb::WatchTenderResponse { cursor: change.log_index + 1, change: Some(change) }];
 
+    // Connect JSON streaming: JSON envelopes, then the end-of-stream envelope (no error).
+    let after = json!({"tenderId": "T-GD", "after": first.cursor.to_string()});
+    let answer = connect_json_watch(server.addr, PLATFORM_TOKEN, after.clone()).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("content-type"), Some("application/connect+json"));
+    let mut got = envelopes(&answer.body);
+    assert_eq!(got.pop(), Some((2, b"{}".to_vec())), "the stream ends with OK");
+    let messages: Vec<pb::WatchTenderResponse> = got
+        .iter()
+        .map(|(flag, m)| {
+            assert_eq!(*flag, 0);
+            serde_json::from_slice(m).unwrap()
+        })
+        .collect();
+    assert_eq!(messages, typed, "Connect JSON");
+    let change = serde_json::from_slice::<serde_json::Value>(&got[1].1).unwrap();
+    assert!(change["change"]["logIndex"].is_string(), "lowerCamel names, 64-bit integers as strings: {change}");
+    // A refusal is the end-of-stream envelope's error, the HTTP status 200.
+    let refused = connect_json_watch(server.addr, crate::access::OTHER_PLATFORM_TOKEN, after).await;
+    assert_eq!(refused.status, 200);
+    let end = envelopes(&refused.body);
+    assert_eq!(end.len(), 1, "{end:?}");
+    let error: serde_json::Value = serde_json::from_slice(&end[0].1).unwrap();
+    assert_eq!((end[0].0, error["error"]["code"].as_str()), (2, Some("not_found")), "{error}");
+    let bad = connect_json_watch(server.addr, PLATFORM_TOKEN, json!({"tenderId": "T-GD", "after": "many"})).await;
+    let error: serde_json::Value = serde_json::from_slice(&envelopes(&bad.body)[0].1).unwrap();
+    assert_eq!(error["error"]["code"], "invalid_argument", "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("after"), "{error}");
+
+    let Some(buf) = crate::buf_curl::npm_bin("buf", "--version") else { return };
     for protocol in ["connect", "grpcweb", "grpc"] {
         let body = json!({"tenderId": "T-GD", "after": first.cursor.to_string()});
         let (ok, out) = crate::buf_curl::buf_curl_raw(&buf, server.addr, protocol, "AssessmentService/WatchTender", body).await;
