@@ -174,7 +174,8 @@ pub(super) fn error(code: Code, message: &str, details: Vec<Detail>, retry_after
 /// 415 for a content type neither gRPC nor Connect: what is served, named.
 pub(super) fn unsupported(what: &str) -> http::Response<Body> {
     let text = format!(
-        "content type {what} is not served on this path: send application/json or application/proto (the Connect protocol), \
+        "content type {what} is not served on this path: send application/json or application/proto (the Connect protocol; application/connect+json or \
+         application/connect+proto for a stream), \
          or application/grpc, application/grpc-web or application/grpc-web-text\n"
     );
     let mut res = http::Response::new(Body::new(http_body_util::Full::new(Bytes::from(text))));

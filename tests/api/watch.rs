@@ -264,3 +264,35 @@ async fn connect_json_streaming_and_buf_curl_get_the_events_grpc_gets() {
         assert_eq!(got, typed, "{protocol}");
     }
 }
+
+/// Replica B, which polls once a minute, hears of replica A's write by
+/// NOTIFY: its watch sends the change with no write handler of B involved.
+#[tokio::test]
+async fn a_write_on_another_replica_reaches_a_watch_through_the_change_feed() {
+    let Some(db) = pg_db().await else { return };
+    let slow_poll = credit_tender::cache::CacheConfig { poll_interval: std::time::Duration::from_secs(60), ..Default::default() };
+    let a = spawn_app(open(&db).await, AppOptions::default()).await;
+    let b = spawn_app(open(&db).await, AppOptions { cache: slow_poll, ..AppOptions::default() }).await;
+    let (c1, c2) = (code(2311), code(2312));
+    let mut a_data = a.data.clone();
+    let mut a_tenders = a.tenders.clone();
+    let records = vec![to_proto(evaluation_json("r-1", &c1, json!({}))), to_proto(evaluation_json("r-2", &c2, json!({})))];
+    a_data.put_records(pb::PutRecordsRequest { records, source: String::new() }).await.unwrap();
+    let terms = Some(crate::access::terms("440300"));
+    a_tenders
+        .register_tender(pb::RegisterTenderRequest { tender_id: TENDER.into(), terms, policy_id: "national-template".into() })
+        .await
+        .unwrap();
+    for c in [&c1, &c2] {
+        a_tenders.register_bid(pb::RegisterBidRequest { tender_id: TENDER.into(), bidder: bidder(c) }).await.unwrap();
+    }
+    let mut b_assess = b.assess.clone();
+    b_assess.assess_tender(pb::AssessTenderRequest { tender_id: TENDER.into(), ..Default::default() }).await.unwrap();
+    let mut watch = b_assess.watch_tender(watch_request(None)).await.unwrap().into_inner();
+    assert!(next(&mut watch).await.unwrap().change.is_none());
+
+    a_data.put_records(blacklist("bl-r2", &c2)).await.unwrap();
+    let (_, change) = event(&mut watch).await;
+    assert_eq!(change.bid.as_ref().unwrap().sequence, 2, "{change:?}");
+    assert!(added_codes(&change).contains(&"LISTED_TRANSPORT_BLACKLIST"), "{change:?}");
+}
