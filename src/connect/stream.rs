@@ -204,3 +204,32 @@ impl http_body::Body for EndStream {
         self.done
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to_json(proto: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(format!("{{\"n\":{}}}", proto.len()).into_bytes())
+    }
+
+    #[test]
+    fn json_reframing_cuts_whole_messages_however_the_frames_fall() {
+        let mut body = envelope(0, b"abc");
+        body.extend(envelope(0, b"hello"));
+        let mut reframe = Reframe { to_json, pending: bytes::BytesMut::new() };
+        let mut out = Vec::new();
+        // One byte at a time: nothing comes out before a message is whole.
+        for byte in &body {
+            reframe.pending.extend_from_slice(&[*byte]);
+            out.extend(reframe.take().unwrap());
+        }
+        let mut expected = envelope(0, b"{\"n\":3}");
+        expected.extend(envelope(0, b"{\"n\":5}"));
+        assert_eq!(out, expected);
+        assert!(reframe.pending.is_empty());
+        reframe.pending.extend_from_slice(&envelope(1, b"zz"));
+        assert!(reframe.take().unwrap_err().contains("flag 1"));
+        assert_eq!(&end_stream(&serde_json::json!({}))[..], &[2, 0, 0, 0, 2, b'{', b'}']);
+    }
+}
