@@ -48,8 +48,8 @@
 //!   INVALID_ARGUMENT and RESOURCE_EXHAUSTED.
 //! - `grpc_web`: gRPC-Web (binary and text) by tonic-web, on the same
 //!   port and behind the same layers, every answer ending in a trailer frame.
-//! - `connect`: the Connect protocol (unary, JSON and binary) for every RPC,
-//!   turned into gRPC calls through the same layers.
+//! - `connect`: the Connect protocol (unary and server streaming, JSON and
+//!   binary) for every RPC, turned into gRPC calls through the same layers.
 //! - `listen`: the accept loop under both transports, with its connection cap.
 //! - [`web`]: the evaluation committee's page, verified in the browser; its
 //!   errors map to HTTP in one place.

@@ -90,6 +90,11 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// for as long as it likes, so it has a bound of its own, not ceiling slots.
 pub const REFLECTION_STREAMS: usize = 16;
 
+/// WatchTender streams open at once, process-wide: each lasts until its
+/// tender's deadline, so they hold no ceiling slot but a bound of their own
+/// (one principal's share is limited by the service).
+pub const WATCH_STREAMS: usize = 256;
+
 /// The largest request body read before admission: a gRPC message of
 /// `server::MAX_MESSAGE_BYTES` (16 MiB) with its 5-byte frame header (the
 /// server asserts the two agree). A larger one is refused, as tonic would
@@ -122,6 +127,13 @@ fn is_reflection(path: &str) -> bool {
     path.starts_with("/grpc.reflection.")
 }
 
+/// WatchTender: a server stream, bounded by [`WATCH_STREAMS`] instead of
+/// the ceiling (its one request message is read by tonic, within the
+/// message bound).
+fn is_watch(path: &str) -> bool {
+    path == "/credit_tender.v1.AssessmentService/WatchTender"
+}
+
 /// What admission is told by the server's options.
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionOptions {
@@ -145,6 +157,8 @@ pub struct ShedLayer {
     anonymous: Arc<Semaphore>,
     /// Reflection streams open at once.
     reflection: Arc<Semaphore>,
+    /// WatchTender streams open at once.
+    watches: Arc<Semaphore>,
     options: AdmissionOptions,
     metrics: Arc<Metrics>,
 }
@@ -155,6 +169,7 @@ impl ShedLayer {
             slots: Arc::new(Semaphore::new(options.max_in_flight)),
             anonymous: Arc::new(Semaphore::new(anonymous_share(options.max_in_flight))),
             reflection: Arc::new(Semaphore::new(REFLECTION_STREAMS)),
+            watches: Arc::new(Semaphore::new(WATCH_STREAMS)),
             options,
             metrics,
         }
@@ -290,6 +305,7 @@ where
         let layer = self.layer.clone();
         let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let reflection = is_reflection(path);
+        let watch = is_watch(path);
         let anonymous = layer.options.identifies && !offers_identity(&req);
         Box::pin(async move {
             // First run of this request's own task: what it waited is known.
@@ -311,6 +327,16 @@ where
                     layer.metrics.denied("shed");
                     let why = format!("the server already has {REFLECTION_STREAMS} reflection streams open");
                     let zh = format!("服务器繁忙：同时打开的反射流已达上限 {REFLECTION_STREAMS} 个，未被处理。");
+                    return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, RETRY_AFTER));
+                };
+                let res = inner.call(req).await?;
+                return Ok(res.map(|inner| Body::new(Slotted { inner, _slots: vec![slot] })));
+            }
+            if watch {
+                let Ok(slot) = layer.watches.clone().try_acquire_owned() else {
+                    layer.metrics.denied("shed");
+                    let why = format!("the server already has {WATCH_STREAMS} WatchTender streams open");
+                    let zh = format!("服务器繁忙：同时打开的招标项目变更订阅已达上限 {WATCH_STREAMS} 个，未被处理。");
                     return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, RETRY_AFTER));
                 };
                 let res = inner.call(req).await?;

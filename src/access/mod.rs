@@ -8,7 +8,7 @@
 //! | role | may |
 //! | --- | --- |
 //! | provider | PutRecords for records whose issuer (evaluations) or authority (list entries, penalties) is in its scope, commitments if its scope says so, events on such records; GetProfile of codes it has written |
-//! | platform | RegisterTender, AmendTender, RegisterBid, GetTender, ListTenders, Assess, AssessTender, CheckDeposit and GrantCommitteeAccess on tenders in its regions |
+//! | platform | RegisterTender, AmendTender, RegisterBid, GetTender, ListTenders, Assess, AssessTender, WatchTender, CheckDeposit and GrantCommitteeAccess on tenders in its regions |
 //! | committee | its one tender's page and statements, until the grant expires |
 //! | supervisor | read everything: profiles, tenders, statements, metrics, the log's entries; classify firms, draw inspections, read outcomes |
 //! | anyone | health, ListKeys, reflection, the page's assets; the log's checkpoints, proofs and hash tiles |
@@ -127,6 +127,8 @@ pub enum Action {
     ListTenders,
     Assess,
     AssessTender,
+    /// WatchTender: AssessTender's statements as they change (no committee).
+    WatchTender,
     CheckDeposit,
     GrantCommitteeAccess,
     ViewCommitteePage,
@@ -157,6 +159,7 @@ impl Action {
             Action::ListTenders => "ListTenders",
             Action::Assess => "Assess",
             Action::AssessTender => "AssessTender",
+            Action::WatchTender => "WatchTender",
             Action::CheckDeposit => "CheckDeposit",
             Action::GrantCommitteeAccess => "GrantCommitteeAccess",
             Action::ViewCommitteePage => "the committee page",
@@ -294,6 +297,7 @@ fn is_read(a: Action) -> bool {
             | Action::ListTenders
             | Action::Assess
             | Action::AssessTender
+            | Action::WatchTender
             | Action::CheckDeposit
             | Action::ViewCommitteePage
             | Action::ReadMetrics
@@ -311,6 +315,7 @@ fn platform_action(a: Action) -> bool {
             | Action::ListTenders
             | Action::Assess
             | Action::AssessTender
+            | Action::WatchTender
             | Action::CheckDeposit
             | Action::GrantCommitteeAccess
             | Action::ViewCommitteePage

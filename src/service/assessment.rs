@@ -21,6 +21,8 @@ use crate::store::StoreError;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
+mod watch;
+
 /// A signed answer as the cache keeps it: the message, and its encoded
 /// protobuf bytes, which a cache hit on Assess sends as they are (no
 /// decoding, cloning or re-encoding).
@@ -54,6 +56,8 @@ pub struct AssessmentApi {
     /// Places for new statements (`--max-signing`); `None`: unbounded (the
     /// background refresh, which waits for nobody).
     signing: Option<(Arc<tokio::sync::Semaphore>, usize)>,
+    /// Open WatchTender streams, by principal.
+    watches: Arc<watch::Watches>,
 }
 
 /// What a call that needs a new statement does when every place for one is
@@ -77,7 +81,7 @@ impl AssessmentApi {
         // encoded bytes (shared with the statement cache while it has them)
         // and a frame of a few hundred bytes.
         let tables = Arc::new(Tables::new(cache.config().statement_bytes / 4, cache.config().ttl, cache.metrics().clone()));
-        AssessmentApi { rules, policies, keys, cache, log, tables, signing: None }
+        AssessmentApi { rules, policies, keys, cache, log, tables, signing: None, watches: Default::default() }
     }
 
     /// At most `limit` new statements made at once for callers: a single
@@ -360,6 +364,12 @@ impl pb::assessment_service_server::AssessmentService for AssessmentApi {
     async fn check_deposit(&self, r: Request<pb::CheckDepositRequest>) -> Result<Response<pb::CheckDepositResponse>, Status> {
         let cmd = CheckDeposit::parse(r.get_ref(), &self.rules)?;
         Ok(Response::new(self.check_deposit(&caller(&r), cmd).await?))
+    }
+
+    type WatchTenderStream = watch::WatchStream;
+
+    async fn watch_tender(&self, r: Request<pb::WatchTenderRequest>) -> Result<Response<watch::WatchStream>, Status> {
+        Ok(Response::new(self.watch_tender(&caller(&r), r.get_ref()).await?))
     }
 }
 

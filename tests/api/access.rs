@@ -224,6 +224,8 @@ fn expected_rpc_codes() -> std::collections::BTreeMap<&'static str, [Code; 7]> {
         ("/credit_tender.v1.AssessmentService/Assess", [UN, PD, PD, NF, Ok, UN, Ok]),
         ("/credit_tender.v1.AssessmentService/AssessTender", [UN, Ok, PD, NF, Ok, UN, Ok]),
         ("/credit_tender.v1.AssessmentService/CheckDeposit", [UN, PD, PD, NF, Ok, UN, Ok]),
+        // A committee may read its tender's table, not watch it.
+        ("/credit_tender.v1.AssessmentService/WatchTender", [UN, PD, PD, NF, Ok, UN, Ok]),
         ("/credit_tender.v1.LogService/GetCheckpoint", [Ok, Ok, Ok, Ok, Ok, UN, Ok]),
         ("/credit_tender.v1.LogService/GetInclusionProof", [Ok, Ok, Ok, Ok, Ok, UN, Ok]),
         ("/credit_tender.v1.LogService/GetConsistencyProof", [Ok, Ok, Ok, Ok, Ok, UN, Ok]),
@@ -282,6 +284,7 @@ fn request_for(path: &str, c: &Call<'_>) -> Vec<u8> {
         "RevokeCommitteeAccess" => pb::RevokeCommitteeAccessRequest { grant_id: c.grant_id.into() }.encode_to_vec(),
         "Assess" => pb::AssessRequest { tender_id: "T-GD".into(), bidder: bidder(), contract_price_fen: None }.encode_to_vec(),
         "AssessTender" => pb::AssessTenderRequest { tender_id: "T-GD".into(), ..Default::default() }.encode_to_vec(),
+        "WatchTender" => pb::WatchTenderRequest { tender_id: "T-GD".into(), after: None }.encode_to_vec(),
         "CheckDeposit" => pb::CheckDepositRequest {
             tender_id: "T-GD".into(),
             bidder: bidder(),
@@ -331,6 +334,9 @@ enum Door {
 
 /// Calls `path` with `body` as `creds` through `door`: the answer's code.
 async fn call_through(door: Door, channel: &Channel, creds: &Creds, path: &str, body: Vec<u8>) -> Code {
+    if path.ends_with("/WatchTender") {
+        return watch_as(door, channel, creds, path, body).await;
+    }
     match door {
         Door::Grpc => call_as(channel, creds, path, body).await,
         Door::Connect => connect_call_as(channel, creds, path, body).await,
@@ -370,6 +376,59 @@ async fn connect_call_as(channel: &Channel, creds: &Creds, path: &str, body: Vec
         "unauthenticated" => Code::Unauthenticated,
         "unavailable" => Code::Unavailable,
         other => panic!("{path}: an unexpected code {other}: {error}"),
+    }
+}
+
+/// Opens the server stream `path` with `body` as `creds`: OK once its
+/// first message came (a watch runs until its tender's deadline), else the
+/// code it ended with. Connect's streaming form in binary for that door.
+async fn watch_as(door: Door, channel: &Channel, creds: &Creds, path: &str, body: Vec<u8>) -> Code {
+    use http_body_util::BodyExt;
+    use tonic::codegen::http;
+    use tonic::service::Interceptor;
+    use tower::ServiceExt;
+    if let Door::Grpc = door {
+        let mut grpc = tonic::client::Grpc::new(InterceptedService::new(channel.clone(), creds.clone()));
+        grpc.ready().await.unwrap();
+        let path = tonic::codegen::http::uri::PathAndQuery::try_from(path).unwrap();
+        return match grpc.server_streaming(Request::new(body), path, crate::hardening::raw::Raw).await {
+            Ok(stream) => match bounded("a watch's first message", stream.into_inner().message()).await {
+                Ok(Some(_)) => Code::Ok,
+                Ok(None) => Code::Unknown,
+                Err(s) => s.code(),
+            },
+            Err(s) => s.code(),
+        };
+    }
+    let headers = creds.clone().call(Request::new(())).unwrap().metadata().clone().into_headers();
+    let mut framed = vec![0];
+    framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&body);
+    let mut req = http::Request::post(path)
+        .header("content-type", "application/connect+proto")
+        .body(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(framed))))
+        .unwrap();
+    req.headers_mut().extend(headers);
+    let res = channel.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200, "{path}: Connect streams answer 200");
+    let mut body = res.into_body();
+    let mut got = Vec::new();
+    // The first envelope: a message (OK) or the end of the stream (its error).
+    while got.len() < 5 || got.len() < 5 + u32::from_be_bytes([got[1], got[2], got[3], got[4]]) as usize {
+        let frame = bounded("a Connect stream's first envelope", body.frame()).await.expect("an envelope").unwrap();
+        if let Ok(data) = frame.into_data() {
+            got.extend_from_slice(&data);
+        }
+    }
+    if got[0] == 0 {
+        return Code::Ok;
+    }
+    let end: serde_json::Value = serde_json::from_slice(&got[5..]).unwrap();
+    match end["error"]["code"].as_str() {
+        Some("not_found") => Code::NotFound,
+        Some("permission_denied") => Code::PermissionDenied,
+        Some("unauthenticated") => Code::Unauthenticated,
+        other => panic!("{path}: an unexpected end {other:?}: {end}"),
     }
 }
 
@@ -666,7 +725,7 @@ pub async fn grant(ch: &Channel, tender: &str, seconds: i64) -> (String, String)
     (g.grant_id, g.link_path)
 }
 
-fn session_cookie(head: &str) -> String {
+pub fn session_cookie(head: &str) -> String {
     let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect("a session cookie");
     for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/", "Max-Age="] {
         assert!(line.contains(attr), "cookie lacks {attr}: {line}");

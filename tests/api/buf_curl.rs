@@ -28,6 +28,20 @@ pub fn npm_bin(bin: &str, version_arg: &str) -> Option<PathBuf> {
 /// `buf curl` of `method` with `request` in `protocol`: (it succeeded, its
 /// JSON output: the answer, or the error).
 async fn buf_curl(buf: &std::path::Path, addr: std::net::SocketAddr, protocol: &str, method: &str, request: Value) -> (bool, Value) {
+    let (ok, text) = buf_curl_raw(buf, addr, protocol, method, request).await;
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{protocol} {method}: not JSON ({e}): {text}"));
+    (ok, v)
+}
+
+/// `buf curl` as [`buf_curl`], its output as text: a stream's messages
+/// come one JSON object after another.
+pub async fn buf_curl_raw(
+    buf: &std::path::Path,
+    addr: std::net::SocketAddr,
+    protocol: &str,
+    method: &str,
+    request: Value,
+) -> (bool, String) {
     let mut args = vec!["curl".to_owned(), "--protocol".into(), protocol.into()];
     if protocol == "grpc" {
         args.push("--http2-prior-knowledge".into());
@@ -37,10 +51,8 @@ async fn buf_curl(buf: &std::path::Path, addr: std::net::SocketAddr, protocol: &
     let buf = buf.to_path_buf();
     let run = move || std::process::Command::new(buf).args(args).output().unwrap();
     let out = bounded(format!("buf curl {method}"), tokio::task::spawn_blocking(run)).await.unwrap();
-    let text = if out.status.success() { &out.stdout } else { &out.stderr };
-    let v =
-        serde_json::from_slice(text).unwrap_or_else(|e| panic!("{protocol} {method}: not JSON ({e}): {}{}", stdout(&out), stderr(&out)));
-    (out.status.success(), v)
+    let text = if out.status.success() { stdout(&out) } else { stderr(&out) };
+    (out.status.success(), text)
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ fn bases() -> Value {
         "credit_tender.v1.TenderService/RevokeCommitteeAccess": [proto_json(&pb::RevokeCommitteeAccessRequest { grant_id: "0123456789abcdef".into() })],
         "credit_tender.v1.AssessmentService/Assess": [proto_json(&pb::AssessRequest { tender_id: "T1".into(), bidder: Some(bidder.clone()), contract_price_fen: None })],
         "credit_tender.v1.AssessmentService/AssessTender": [proto_json(&pb::AssessTenderRequest { tender_id: "T1".into(), ..Default::default() })],
+        "credit_tender.v1.AssessmentService/WatchTender": [proto_json(&pb::WatchTenderRequest { tender_id: "T1".into(), after: None })],
         "credit_tender.v1.AssessmentService/CheckDeposit": [proto_json(&pb::CheckDepositRequest { tender_id: "T1".into(), bidder: Some(bidder), offered_fen: 1, form: "cash".into(), ..Default::default() })],
         "credit_tender.v1.SupervisionService/ClassifyFirm": [proto_json(&pb::ClassifyFirmRequest {
             credit_code: CODE_A.into(),

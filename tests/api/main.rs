@@ -43,4 +43,5 @@ mod suite;
 mod supervision;
 mod supervision_inspectors;
 mod tender_access;
+mod watch;
 mod web;

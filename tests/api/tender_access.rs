@@ -22,13 +22,14 @@ const KNOWN: &str = "SX-T1";
 const UNKNOWN: &str = "SX-T9";
 
 /// The tender RPCs, by name (ListTenders lists only what the caller may see).
-const RPCS: [&str; 9] = [
+const RPCS: [&str; 10] = [
     "GetTender",
     "GetTender@1",
     "AmendTender",
     "RegisterBid",
     "Assess",
     "AssessTender",
+    "WatchTender",
     "CheckDeposit",
     "GrantCommitteeAccess",
     "RevokeCommitteeAccess",
@@ -49,6 +50,7 @@ async fn call(t: &mut Tenders, a: &mut Assessments, rpc: &str, id: &str, code: &
         "RegisterBid" => t.register_bid(pb::RegisterBidRequest { tender_id: tid, bidder: bidder() }).await.map(drop),
         "Assess" => a.assess(pb::AssessRequest { tender_id: tid, bidder: bidder(), contract_price_fen: None }).await.map(drop),
         "AssessTender" => a.assess_tender(pb::AssessTenderRequest { tender_id: tid, ..Default::default() }).await.map(drop),
+        "WatchTender" => a.watch_tender(pb::WatchTenderRequest { tender_id: tid, after: None }).await.map(drop),
         "CheckDeposit" => a
             .check_deposit(pb::CheckDepositRequest {
                 tender_id: tid,
