@@ -54,6 +54,8 @@
 //! - [`web`]: the evaluation committee's page, verified in the browser; its
 //!   errors map to HTTP in one place.
 //! - [`demo`]: the shipped demo data, loaded through the importer.
+//! - `background`: the server's background tasks as one set, drained with a
+//!   bounded grace at shutdown.
 //! - [`server`]: one listener with gRPC, health, reflection, the page and /metrics; shutdown.
 //! - [`cli`]: the `credit-tender` command.
 //! - `fuzz_tests` (tests only): fuzzing of every decoder and verifier.
@@ -61,6 +63,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+mod background;
 pub mod cache;
 pub mod cli;
 pub mod config;

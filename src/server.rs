@@ -3,14 +3,15 @@
 //! the pages, with request limits and a bounded shutdown.
 
 use crate::access::principals::SharedPrincipals;
+use crate::background::Background;
 use crate::cache::CacheConfig;
 use crate::config::Rules;
 use crate::log::Log;
 use crate::metrics::Metrics;
-use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
 use crate::proto::v1::credit_data_service_server::CreditDataServiceServer;
 use crate::proto::v1::key_service_server::KeyServiceServer;
 use crate::proto::v1::log_service_server::LogServiceServer;
+use crate::proto::v1::supervision_service_server::SupervisionServiceServer;
 use crate::proto::v1::tender_service_server::TenderServiceServer;
 use crate::service::{AssessmentApi, AssessmentRoutes, Cache, CreditDataApi, KeyApi, LogApi, PolicySet, TenderApi};
 use crate::signing::SharedKeyring;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tower::layer::util::{Identity, Stack};
 
 /// Largest request or response message, in bytes. A full `PutRecords` batch
 /// of [`crate::service::MAX_BATCH`] records fits well inside.
@@ -208,64 +210,96 @@ pub fn check_options(state: &AppState, options: &ServerOptions) -> Result<(), St
     Ok(())
 }
 
+/// The API's services, each listed once: the router serves them, and health
+/// reports each by name, following the store for those that need it.
+struct Services {
+    routes: Routes,
+    /// Every service's health name, with whether it needs the store.
+    names: Vec<(&'static str, NeedsStore)>,
+}
+
+/// Whether a service's health follows the store's ([`watch_store`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum NeedsStore {
+    Yes,
+    No,
+}
+
+impl Services {
+    fn new(pages: axum::Router) -> Services {
+        Services { routes: Routes::from(pages), names: Vec::new() }
+    }
+
+    /// Serves `service` and reports its health under its gRPC name.
+    fn add<S>(mut self, service: S, store: NeedsStore) -> Services
+    where
+        S: tower::Service<tonic::codegen::http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+            + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.names.push((S::NAME, store));
+        self.routes = self.routes.add_service(service);
+        self
+    }
+
+    /// The names health reports: the server as a whole (the empty name, what
+    /// a plain health probe asks) needs the store, then every service.
+    fn health_names(&self) -> impl Iterator<Item = (&'static str, NeedsStore)> + '_ {
+        std::iter::once(("", NeedsStore::Yes)).chain(self.names.iter().copied())
+    }
+}
+
+/// Sets every limit a generated service takes, the same for all.
+macro_rules! limited {
+    ($server:expr) => {
+        $server.max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES)
+    };
+}
+
 /// Every service and page on the one port: the gRPC services (each with its
 /// message size limits), reflection, and the web routes (the committee's
 /// page, the log's tiles, /metrics: `crate::web::paths`).
-fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> anyhow::Result<Routes> {
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-
-    let credit_data = CreditDataServiceServer::new(CreditDataApi::new(state.rules.clone(), state.cache.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-
-    let tenders = TenderServiceServer::new(TenderApi::new(state.rules.clone(), state.policies.clone(), state.cache.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+fn services(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> anyhow::Result<Services> {
     let assessment_api =
         AssessmentApi::new(state.rules.clone(), state.policies.clone(), state.keys.clone(), state.cache.clone(), log.clone())
             .with_signing_limit(options.max_signing);
-    let assessments = AssessmentRoutes::new(assessment_api.clone(), MAX_MESSAGE_BYTES);
-    let keys = KeyServiceServer::new(KeyApi::new(state.keys.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-
     let supervision = supervision(state, options, log.clone())?;
     let pages = crate::web::router(crate::web::WebState {
         supervision: supervision.clone(),
         cache: state.cache.clone(),
-        assessments: assessment_api,
+        assessments: assessment_api.clone(),
         keys: state.keys.clone(),
         log: log.clone(),
         test_hooks: options.web_test_hooks,
     });
-    let routes = Routes::from(pages)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(credit_data)
-        .add_service(tenders)
-        .add_service(assessments)
-        .add_service(keys);
-    let routes = routes.add_service(
-        crate::proto::v1::supervision_service_server::SupervisionServiceServer::new(supervision)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-    );
-    let routes = match log {
-        Some(log) => routes.add_service(
-            LogServiceServer::new(LogApi::new(log, state.metrics.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        ),
-        None => routes,
+    let rules = &state.rules;
+    let mut services = Services::new(pages)
+        .add(limited!(CreditDataServiceServer::new(CreditDataApi::new(rules.clone(), state.cache.clone()))), NeedsStore::Yes)
+        .add(
+            limited!(TenderServiceServer::new(TenderApi::new(rules.clone(), state.policies.clone(), state.cache.clone()))),
+            NeedsStore::Yes,
+        )
+        .add(AssessmentRoutes::new(assessment_api, MAX_MESSAGE_BYTES), NeedsStore::Yes)
+        // Key listing needs no store: it answers while the store is away.
+        .add(limited!(KeyServiceServer::new(KeyApi::new(state.keys.clone()))), NeedsStore::No)
+        .add(limited!(SupervisionServiceServer::new(supervision)), NeedsStore::Yes);
+    if let Some(log) = log {
+        // The log's proofs and entries are read from the store.
+        services = services.add(limited!(LogServiceServer::new(LogApi::new(log, state.metrics.clone()))), NeedsStore::Yes);
+    }
+    // Reflection describes the services; it is not one and has no health.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    Ok(routes)
+    services.routes = services.routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
+    Ok(services)
 }
 
 /// The supervision platform's service (`crate::supervision`), over the
@@ -295,56 +329,111 @@ pub async fn run(
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<CreditDataServiceServer<CreditDataApi>>().await;
-
     check_options(&state, &options).map_err(anyhow::Error::msg)?;
-    let (log, log_tasks) = match &options.log {
-        Some(o) => {
-            let (log, sequencer) = Log::new(state.store.clone(), o.origin.clone(), state.keys.clone(), state.metrics.clone());
-            let sequencer = tokio::spawn(sequencer);
-            let publisher = tokio::spawn(log.clone().publish_every(o.checkpoint_interval));
-            (Some(log), Some((sequencer, publisher)))
-        }
-        None => (None, None),
-    };
-    let refresher = (options.background_refresh && state.cache.enabled()).then(|| {
+    let mut background = Background::new();
+    let log = options.log.as_ref().map(|o| {
+        let (log, sequencer) = Log::new(state.store.clone(), o.origin.clone(), state.keys.clone(), state.metrics.clone());
+        // The sequencer is not in the set: it ends once every handle of the
+        // log is gone, after appending what it was handed.
+        tokio::spawn(sequencer);
+        background.spawn("checkpoint publisher", log.clone().publish_every(o.checkpoint_interval));
+        log
+    });
+    // The background signing is drained first at shutdown: nothing is
+    // signed in the background once shutdown has begun (it ends at its
+    // next await: a store read, a log append).
+    let mut signing = Background::new();
+    if options.background_refresh && state.cache.enabled() {
         let (tx, rx) = tokio::sync::mpsc::channel(crate::refresh::QUEUE);
         state.cache.tell_changes_to(tx);
         let api = AssessmentApi::new(state.rules.clone(), state.policies.clone(), state.keys.clone(), state.cache.clone(), log.clone());
-        tokio::spawn(crate::refresh::run(api, state.cache.clone(), rx))
-    });
-    let refresher_abort = refresher.as_ref().map(tokio::task::JoinHandle::abort_handle);
-    let routes = routes(&state, &options, log)?.add_service(health_service);
-    health.set_serving::<TenderServiceServer<TenderApi>>().await;
-    health.set_serving::<AssessmentServiceServer<AssessmentApi>>().await;
-    health.set_serving::<KeyServiceServer<KeyApi>>().await;
-    let watcher = tokio::spawn(watch_store(state.store.clone(), health.clone()));
-    let checkpointer = tokio::spawn(checkpoint_wal(state.store.clone(), state.metrics.clone()));
-    let reloader = tokio::spawn(reload_on_hangup(state.keys.clone(), options.principals.clone(), options.tls.clone()));
-    let gate = crate::gate::Gate::new(options.principals.clone(), state.store.clone(), state.metrics.clone());
-    let follower = tokio::spawn(state.cache.clone().follow());
+        signing.spawn("background signing", crate::refresh::run(api, state.cache.clone(), rx));
+    }
+    let services = services(&state, &options, log)?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let health_names: Vec<_> = services.health_names().collect();
+    set_health(&health, &health_names, |_| true, ServingStatus::Serving).await;
+    background.spawn("store probe", watch_store(state.store.clone(), health.clone(), health_names.clone()));
+    background.spawn("WAL checkpointer", checkpoint_wal(state.store.clone(), state.metrics.clone()));
+    background.spawn("SIGHUP reloader", reload_on_hangup(state.keys.clone(), options.principals.clone(), options.tls.clone()));
+    background.spawn("cache follower", state.cache.clone().follow());
     let sink: Arc<dyn crate::store::ChangeSink> = state.cache.clone();
-    let listener_task = state.cache.enabled().then(|| state.store.listen(sink)).flatten().map(tokio::spawn);
-    let background = move || {
-        if let Some((_, publisher)) = &log_tasks {
-            publisher.abort();
-        }
-        if let Some(refresher) = &refresher_abort {
-            refresher.abort();
-        }
-        watcher.abort();
-        checkpointer.abort();
-        reloader.abort();
-        follower.abort();
-        if let Some(t) = &listener_task {
-            t.abort();
-        }
-    };
+    if let Some(listen) = state.cache.enabled().then(|| state.store.listen(sink)).flatten() {
+        background.spawn("change feed listener", listen);
+    }
 
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder()
+    let stopped = async {
+        let _ = stop_rx.await;
+    };
+    let router = edge(&state, &options).add_routes(services.routes.add_service(health_service));
+    // Our own accept loop (crate::listen): a connection cap, back-off on
+    // EMFILE, and TCP_NODELAY — small writes must not wait on Nagle's
+    // algorithm and the peer's delayed ACK (~40 ms).
+    let limits = crate::listen::Limits {
+        max_connections: options.max_connections,
+        handshake_timeout: options.handshake_timeout,
+        idle_timeout: options.idle_timeout,
+    };
+    let metrics = state.metrics.clone();
+    let mut server = match &options.tls {
+        Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(crate::listen::tls(listener, limits, metrics, tls.clone()), stopped)),
+        None => tokio::spawn(router.serve_with_incoming_shutdown(crate::listen::plain(listener, limits, metrics), stopped)),
+    };
+    tracing::info!(%addr, store = state.store.backend_name(), signing_key = state.keys.get().active_key_id(), "serving gRPC");
+    if let Some(ready) = &options.ready.0 {
+        ready(addr);
+    }
+
+    tokio::select! {
+        result = &mut server => {
+            signing.drain(options.shutdown_grace).await;
+            background.drain(options.shutdown_grace).await;
+            result??;
+            return Ok(());
+        }
+        () = shutdown => {}
+    }
+    tracing::info!(grace = ?options.shutdown_grace, "shutting down: no longer serving, draining requests");
+    set_health(&health, &health_names, |_| true, ServingStatus::NotServing).await;
+    signing.drain(options.shutdown_grace).await;
+    let background = tokio::spawn(background.drain(options.shutdown_grace));
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(options.shutdown_grace, &mut server).await {
+        Ok(result) => {
+            result??;
+            tracing::info!("shut down cleanly");
+        }
+        Err(_) => {
+            server.abort();
+            tracing::warn!(grace = ?options.shutdown_grace, "shutdown grace ran out: closing remaining connections");
+        }
+    }
+    let _ = background.await;
+    Ok(())
+}
+
+/// The layers of [`edge`], innermost first as tower nests them (each
+/// `.layer` call wraps the ones before it).
+type EdgeLayers = Stack<
+    crate::wire_errors::WireErrorsLayer,
+    Stack<
+        crate::gate::GateLayer,
+        Stack<
+            crate::shed::ShedLayer,
+            Stack<crate::metrics_layer::MetricsLayer, Stack<crate::connect::ConnectLayer, Stack<crate::grpc_web::GrpcWebLayer, Identity>>>,
+        >,
+    >,
+>;
+
+/// The edge every request crosses before its service, outermost first: the
+/// protocols turned into gRPC (gRPC-Web, Connect), metrics, admission
+/// (`crate::shed`), identity and limits (`crate::gate`), the client's
+/// undecodable requests named (`crate::wire_errors`), and HTTP/2's limits.
+fn edge(state: &AppState, options: &ServerOptions) -> tonic::transport::Server<EdgeLayers> {
+    let gate = crate::gate::Gate::new(options.principals.clone(), state.store.clone(), state.metrics.clone());
+    tonic::transport::Server::builder()
         // HTTP/1.1 for the pages and for gRPC-Web, which browsers speak.
         .accept_http1(true)
         // Outermost: a gRPC-Web call is a gRPC call to every layer below.
@@ -370,60 +459,6 @@ pub async fn run(
         .tcp_keepalive(Some(Duration::from_secs(60)))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_routes(routes);
-    let stopped = async {
-        let _ = stop_rx.await;
-    };
-    // Our own accept loop (crate::listen): a connection cap, back-off on
-    // EMFILE, and TCP_NODELAY — small writes must not wait on Nagle's
-    // algorithm and the peer's delayed ACK (~40 ms).
-    let limits = crate::listen::Limits {
-        max_connections: options.max_connections,
-        handshake_timeout: options.handshake_timeout,
-        idle_timeout: options.idle_timeout,
-    };
-    let metrics = state.metrics.clone();
-    let mut server = match &options.tls {
-        Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(crate::listen::tls(listener, limits, metrics, tls.clone()), stopped)),
-        None => tokio::spawn(router.serve_with_incoming_shutdown(crate::listen::plain(listener, limits, metrics), stopped)),
-    };
-    tracing::info!(%addr, store = state.store.backend_name(), signing_key = state.keys.get().active_key_id(), "serving gRPC");
-    if let Some(ready) = &options.ready.0 {
-        ready(addr);
-    }
-
-    tokio::select! {
-        result = &mut server => {
-            background();
-            result??;
-            return Ok(());
-        }
-        () = shutdown => {}
-    }
-    tracing::info!(grace = ?options.shutdown_grace, "shutting down: no longer serving, draining requests");
-    health.set_service_status("", ServingStatus::NotServing).await;
-    health.set_not_serving::<CreditDataServiceServer<CreditDataApi>>().await;
-    health.set_not_serving::<TenderServiceServer<TenderApi>>().await;
-    health.set_not_serving::<AssessmentServiceServer<AssessmentApi>>().await;
-    health.set_not_serving::<KeyServiceServer<KeyApi>>().await;
-    background();
-    // Nothing is signed in the background once shutdown has begun: the
-    // refresh ends at its next await (a store read, a log append).
-    if let Some(refresher) = refresher {
-        let _ = refresher.await;
-    }
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(options.shutdown_grace, &mut server).await {
-        Ok(result) => {
-            result??;
-            tracing::info!("shut down cleanly");
-        }
-        Err(_) => {
-            server.abort();
-            tracing::warn!(grace = ?options.shutdown_grace, "shutdown grace ran out: closing remaining connections");
-        }
-    }
-    Ok(())
 }
 
 /// Health tells the truth about the store: probed every
@@ -435,7 +470,7 @@ pub async fn run(
 /// services that need the store are NOT_SERVING ([`set_health`]); SERVING
 /// again at the first probe it answers. A store that is only busy (another
 /// process writing) is serving.
-async fn watch_store(store: Store, health: tonic_health::server::HealthReporter) {
+async fn watch_store(store: Store, health: tonic_health::server::HealthReporter, names: Vec<(&'static str, NeedsStore)>) {
     let mut serving = true;
     loop {
         tokio::select! {
@@ -447,28 +482,18 @@ async fn watch_store(store: Store, health: tonic_health::server::HealthReporter)
             Err(crate::store::StoreError::Busy(why)) => tracing::debug!(%why, "the credit store is busy; still serving"),
             Ok(()) if !serving => {
                 tracing::info!("the credit store answers again: serving");
-                set_health(&health, ServingStatus::Serving).await;
+                set_health(&health, &names, |n| n == NeedsStore::Yes, ServingStatus::Serving).await;
                 serving = true;
             }
             Err(e) if serving => {
                 tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "the credit store fails its probe: not serving");
-                set_health(&health, ServingStatus::NotServing).await;
+                set_health(&health, &names, |n| n == NeedsStore::Yes, ServingStatus::NotServing).await;
                 serving = false;
             }
             _ => {}
         }
     }
 }
-
-/// The services whose health follows the store: each has calls that write
-/// to it (records, tenders and bids, and every new statement is a leaf of
-/// the transparency log in the store), and so does the server as a whole
-/// (the empty service name, what a plain health probe asks). `KeyService`
-/// needs no store and stays SERVING; cached statements go on being served
-/// within `--max-staleness` whatever health says (README, "When the store
-/// cannot be reached").
-const STORE_SERVICES: [&str; 4] =
-    ["", "credit_tender.v1.CreditDataService", "credit_tender.v1.TenderService", "credit_tender.v1.AssessmentService"];
 
 /// How often the background checkpointer copies the SQLite write-ahead log.
 const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -489,9 +514,23 @@ async fn checkpoint_wal(store: Store, metrics: Arc<Metrics>) {
     }
 }
 
-async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
-    for name in STORE_SERVICES {
-        health.set_service_status(name, status).await;
+/// Sets the health of the services `which` picks among `names`. The
+/// services that need the store each have calls that read or write it
+/// (records, tenders and bids, the log's leaves and proofs, supervision's
+/// figures), and so does the server as a whole; `KeyService` needs none and
+/// stays SERVING while the store is away, and cached statements go on being
+/// served within `--max-staleness` whatever health says (README, "When the
+/// store cannot be reached").
+async fn set_health(
+    health: &tonic_health::server::HealthReporter,
+    names: &[(&'static str, NeedsStore)],
+    which: impl Fn(NeedsStore) -> bool,
+    status: ServingStatus,
+) {
+    for &(name, needs) in names {
+        if which(needs) {
+            health.set_service_status(name, status).await;
+        }
     }
 }
 

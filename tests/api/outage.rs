@@ -307,6 +307,8 @@ async fn outage(cut: Link) {
     assert_eq!(check(&mut b_health, "credit_tender.v1.CreditDataService").await, not_serving);
     assert_eq!(check(&mut b_health, "credit_tender.v1.TenderService").await, not_serving);
     assert_eq!(check(&mut b_health, "credit_tender.v1.AssessmentService").await, not_serving);
+    assert_eq!(check(&mut b_health, "credit_tender.v1.SupervisionService").await, not_serving);
+    assert_eq!(check(&mut b_health, "credit_tender.v1.LogService").await, not_serving, "the log's proofs are read from the store");
     assert_eq!(check(&mut b_health, "credit_tender.v1.KeyService").await, ServingStatus::Serving as i32, "keys need no store");
 
     // A write now is refused at once, saying why and when to retry.

@@ -28,6 +28,14 @@ async fn health_reports_serving_and_reflection_lists_services() {
     for want in ["credit_tender.v1.CreditDataService", "grpc.health.v1.Health"] {
         assert!(names.iter().any(|n| n == want), "{names:?}");
     }
+    // Health reports every service reflection describes, LogService and
+    // SupervisionService included: a service added without health fails here.
+    let services: Vec<&String> = names.iter().filter(|n| n.starts_with("credit_tender.")).collect();
+    assert!(services.len() >= 6, "{names:?}");
+    for service in services {
+        let r = health.check(HealthCheckRequest { service: service.clone() }).await;
+        assert_eq!(r.map(|r| r.into_inner().status()).ok(), Some(ServingStatus::Serving), "health of {service}");
+    }
 
     // Older clients use v1alpha.
     use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaMsg;
