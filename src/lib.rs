@@ -16,10 +16,12 @@
 //! - [`signing`]: Ed25519 keys and DSSE envelopes.
 //! - [`proto`]: the generated gRPC API (`proto/credit_tender/v1`).
 //! - [`metrics`]: Prometheus metrics, served as text on `/metrics`.
-//! - [`store`]: the versioned credit store. [`store::CreditStore`] is the
-//!   trait; one generic SQL implementation serves SQLite and PostgreSQL, with
-//!   only the dialect differences (write lock, NOTIFY/LISTEN, one query plan)
-//!   per backend.
+//! - [`store`]: the versioned credit store. [`store::CreditStore`] is the sum
+//!   of one narrow trait per table family (records, tenders, policies,
+//!   grants, the log's tables, upkeep); one generic SQL implementation, a
+//!   file per family over the dialect at the bottom, serves SQLite and
+//!   PostgreSQL, with only the dialect differences (write lock,
+//!   NOTIFY/LISTEN, one query plan) per backend.
 //! - [`cache`]: moka caches of profiles, tenders, the tender list and signed
 //!   statements, following the store's change feed.
 //! - [`import`]: JSON Lines and CSV files into the store, all or nothing.
