@@ -7,8 +7,9 @@
 //! generated code. `cargo test --test api layers` checks the order.
 //! - [`domain`]: credit codes, grades, records, tenders and bidders, and their
 //!   validation (one [`domain::FieldError`] for every bad field); no I/O.
-//! - [`config`]: the rule files read at start-up (credit-code allow-list,
-//!   score bands), shipped in `policies/` and compiled in as defaults.
+//! - [`rules`]: the rule files read at start-up (credit-code allow-list,
+//!   score bands, publication periods), shipped in `policies/` and compiled
+//!   in as defaults.
 //! - [`policy`]: policy files and the pure `evaluate`, a pipeline of named
 //!   steps (grade choice, grounds, exclusion, qualification, points, deposit).
 //! - [`tlog`]: the transparency log's mathematics: the RFC 9162 Merkle tree
@@ -65,7 +66,6 @@
 pub mod access;
 pub mod cache;
 pub mod cli;
-pub mod config;
 mod connect;
 pub mod demo;
 pub mod domain;
@@ -82,6 +82,7 @@ pub mod policy;
 pub mod proto;
 pub mod refresh;
 pub mod refusal;
+pub mod rules;
 pub mod server;
 pub mod service;
 pub mod shed;
@@ -92,3 +93,8 @@ pub mod tlog;
 pub mod tls;
 pub mod web;
 mod wire_errors;
+
+/// The rule files' module under its former name, `config` (it holds rule
+/// files, not configuration), kept while other branches move to [`rules`].
+#[doc(hidden)]
+pub use rules as config;

@@ -4,7 +4,6 @@
 
 use crate::access::principals::SharedPrincipals;
 use crate::cache::CacheConfig;
-use crate::config::Rules;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
@@ -12,6 +11,7 @@ use crate::proto::v1::credit_data_service_server::CreditDataServiceServer;
 use crate::proto::v1::key_service_server::KeyServiceServer;
 use crate::proto::v1::log_service_server::LogServiceServer;
 use crate::proto::v1::tender_service_server::TenderServiceServer;
+use crate::rules::Rules;
 use crate::service::{AssessmentApi, AssessmentRoutes, Cache, CreditDataApi, KeyApi, LogApi, PolicySet, TenderApi};
 use crate::signing::SharedKeyring;
 use crate::store::Store;
@@ -325,7 +325,7 @@ pub async fn run(
     let gate = crate::gate::Gate::new(options.principals.clone(), state.store.clone(), state.metrics.clone());
     let follower = tokio::spawn(state.cache.clone().follow());
     let sink: Arc<dyn crate::store::ChangeSink> = state.cache.clone();
-    let listener_task = state.cache.enabled().then(|| state.store.listen(sink)).flatten().map(tokio::spawn);
+    let listener_task = state.cache.enabled().then(|| state.store.change_listener(sink)).flatten().map(tokio::spawn);
     let background = move || {
         if let Some((_, publisher)) = &log_tasks {
             publisher.abort();
@@ -427,7 +427,7 @@ pub async fn run(
 }
 
 /// Health tells the truth about the store: probed every
-/// [`crate::store::CreditStore::probe_every`] (every second for SQLite: its
+/// [`crate::store::StoreUpkeep::probe_every`] (every second for SQLite: its
 /// file by `stat`, SQLite's descriptors of it, and a read by a fresh
 /// connection; a quarter of `--store-timeout-ms` for PostgreSQL: a query on
 /// the probe's own connection, which must answer within three quarters of
@@ -476,7 +476,7 @@ const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Copies the SQLite write-ahead log into the database every second, off
 /// every request's path (PASSIVE: it waits for no lock and holds up no
 /// write); connections never checkpoint inside a commit (see
-/// [`crate::store::CreditStore::wal_checkpoint`]). Ends at once for a store
+/// [`crate::store::StoreUpkeep::wal_checkpoint`]). Ends at once for a store
 /// without such a log (PostgreSQL).
 async fn checkpoint_wal(store: Store, metrics: Arc<Metrics>) {
     loop {

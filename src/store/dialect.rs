@@ -62,7 +62,7 @@ pub trait Backend: Database {
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
     /// A task that hears other processes' announcements, where the backend has them.
-    fn listen(pool: &Pool<Self>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
+    fn change_listener(pool: &Pool<Self>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
 
     /// Copies the write-ahead log into the database, where the backend has
     /// one of its own to manage (SQLite; PostgreSQL checkpoints itself):

@@ -251,8 +251,8 @@ impl Backend for Postgres {
         result.rows_affected()
     }
 
-    fn listen(pool: &Pool<Postgres>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
-        Some(Box::pin(listen(pool.clone(), sink)))
+    fn change_listener(pool: &Pool<Postgres>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
+        Some(Box::pin(follow_changes(pool.clone(), sink)))
     }
 }
 
@@ -260,7 +260,7 @@ impl Backend for Postgres {
 /// reported as lost notifications, so that the next request catches up from
 /// the change table first (PgListener reconnects, but drops what was sent
 /// while it was away).
-async fn listen(pool: PgPool, sink: Arc<dyn ChangeSink>) {
+async fn follow_changes(pool: PgPool, sink: Arc<dyn ChangeSink>) {
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,

@@ -377,15 +377,15 @@ impl<S: CreditStore> StoreUpkeep for Guarded<S> {
     /// and would hear nothing) and the cache told that notifications were
     /// lost; once the store answers again a new listener LISTENs and the
     /// cache catches up from the change table.
-    fn listen(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
+    fn change_listener(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
         // Only a backend that can announce has a listener.
-        let _unpolled = self.inner.listen(sink.clone())?;
+        let _unpolled = self.inner.change_listener(sink.clone())?;
         let inner = self.inner.clone();
         let reach = self.reach.clone();
         Some(Box::pin(async move {
             loop {
                 reach.until_up().await;
-                let Some(listening) = inner.listen(sink.clone()) else { return };
+                let Some(listening) = inner.change_listener(sink.clone()) else { return };
                 tokio::select! {
                     () = listening => {}
                     () = reach.until_down() => {

@@ -178,7 +178,7 @@ impl Backend for Sqlite {
         result.rows_affected()
     }
 
-    fn listen(_pool: &Pool<Sqlite>, _sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
+    fn change_listener(_pool: &Pool<Sqlite>, _sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
         None
     }
 

@@ -186,7 +186,7 @@ pub trait StoreUpkeep: Send + Sync + 'static {
 
     /// A task that hears other processes' commits and tells `sink`, for a
     /// backend that can announce them (PostgreSQL); `None` for one that cannot.
-    fn listen(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
+    fn change_listener(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
 }
 
 /// Everything the service asks of a credit store: the sum of the table

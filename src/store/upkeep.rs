@@ -47,8 +47,8 @@ sql_impl! {
             self.file.as_ref().is_some_and(|f| f.is(path))
         }
 
-        fn listen(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
-            DB::listen(&self.pool, sink)
+        fn change_listener(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
+            DB::change_listener(&self.pool, sink)
         }
     }
 }
