@@ -2,8 +2,8 @@
 //! firms (names start with 演示, "demo") with valid credit codes, loaded
 //! through the same importer users run.
 
-use crate::config::Rules;
 use crate::import::{FileOutcome, ImportOptions, import_file};
+use crate::rules::Rules;
 use crate::store::{Store, WriteMode};
 
 /// The demo files, compiled in so that `credit-tender demo` works from anywhere.

@@ -14,8 +14,8 @@
 //!   (proptest's file; commit it) and replayed first by every later run.
 
 use crate::access::principals::Principals;
-use crate::config::Rules;
 use crate::policy::Policy;
+use crate::rules::Rules;
 use crate::tlog::tree;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;

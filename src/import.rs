@@ -572,7 +572,7 @@ mod tests {
     /// The row object is reused: nothing of one row shows through in the next.
     #[test]
     fn each_row_stands_alone() {
-        let rules = crate::config::Rules::shipped();
+        let rules = crate::rules::Rules::shipped();
         let header = "credit_code,entity_name,domain,issuer,year,grade,score,valid_from,valid_to,id,document_ref\n";
         let rows = "91440300192317458F,甲,highway_construction,440000,2025,A,,2026-03-01,2027-02-28,given-id,doc-1\n\
                     91110000100000000R,乙,highway_construction,440000,2025,B,,2026-03-01,2027-02-28,,\n";

@@ -7,8 +7,9 @@
 //! generated code. `cargo test --test api layers` checks the order.
 //! - [`domain`]: credit codes, grades, records, tenders and bidders, and their
 //!   validation (one [`domain::FieldError`] for every bad field); no I/O.
-//! - [`config`]: the rule files read at start-up (credit-code allow-list,
-//!   score bands), shipped in `policies/` and compiled in as defaults.
+//! - [`rules`]: the rule files read at start-up (credit-code allow-list,
+//!   score bands, publication periods), shipped in `policies/` and compiled
+//!   in as defaults.
 //! - [`policy`]: policy files and the pure `evaluate`, a pipeline of named
 //!   steps (grade choice, grounds, exclusion, qualification, points, deposit).
 //! - [`tlog`]: the transparency log's mathematics: the RFC 9162 Merkle tree
@@ -16,10 +17,12 @@
 //! - [`signing`]: Ed25519 keys and DSSE envelopes.
 //! - [`proto`]: the generated gRPC API (`proto/credit_tender/v1`).
 //! - [`metrics`]: Prometheus metrics, served as text on `/metrics`.
-//! - [`store`]: the versioned credit store. [`store::CreditStore`] is the
-//!   trait; one generic SQL implementation serves SQLite and PostgreSQL, with
-//!   only the dialect differences (write lock, NOTIFY/LISTEN, one query plan)
-//!   per backend.
+//! - [`store`]: the versioned credit store. [`store::CreditStore`] is the sum
+//!   of one narrow trait per table family (records, tenders, policies,
+//!   grants, the log's tables, upkeep); one generic SQL implementation, a
+//!   file per family over the dialect at the bottom, serves SQLite and
+//!   PostgreSQL, with only the dialect differences (write lock,
+//!   NOTIFY/LISTEN, one query plan) per backend.
 //! - [`cache`]: moka caches of profiles, tenders, the tender list and signed
 //!   statements, following the store's change feed.
 //! - [`import`]: JSON Lines and CSV files into the store, all or nothing.
@@ -66,7 +69,6 @@ pub mod access;
 mod background;
 pub mod cache;
 pub mod cli;
-pub mod config;
 mod connect;
 pub mod demo;
 pub mod domain;
@@ -83,6 +85,7 @@ pub mod policy;
 pub mod proto;
 pub mod refresh;
 pub mod refusal;
+pub mod rules;
 pub mod server;
 pub mod service;
 pub mod shed;
@@ -93,3 +96,8 @@ pub mod tlog;
 pub mod tls;
 pub mod web;
 mod wire_errors;
+
+/// The rule files' module under its former name, `config` (it holds rule
+/// files, not configuration), kept while other branches move to [`rules`].
+#[doc(hidden)]
+pub use rules as config;

@@ -5,7 +5,6 @@
 use crate::access::principals::SharedPrincipals;
 use crate::background::Background;
 use crate::cache::CacheConfig;
-use crate::config::Rules;
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::proto::v1::credit_data_service_server::CreditDataServiceServer;
@@ -13,6 +12,7 @@ use crate::proto::v1::key_service_server::KeyServiceServer;
 use crate::proto::v1::log_service_server::LogServiceServer;
 use crate::proto::v1::supervision_service_server::SupervisionServiceServer;
 use crate::proto::v1::tender_service_server::TenderServiceServer;
+use crate::rules::Rules;
 use crate::service::{AssessmentApi, AssessmentRoutes, Cache, CreditDataApi, KeyApi, LogApi, PolicySet, TenderApi};
 use crate::signing::SharedKeyring;
 use crate::store::Store;
@@ -358,7 +358,7 @@ pub async fn run(
     background.spawn("SIGHUP reloader", reload_on_hangup(state.keys.clone(), options.principals.clone(), options.tls.clone()));
     background.spawn("cache follower", state.cache.clone().follow());
     let sink: Arc<dyn crate::store::ChangeSink> = state.cache.clone();
-    if let Some(listen) = state.cache.enabled().then(|| state.store.listen(sink)).flatten() {
+    if let Some(listen) = state.cache.enabled().then(|| state.store.change_listener(sink)).flatten() {
         background.spawn("change feed listener", listen);
     }
 
@@ -462,7 +462,7 @@ fn edge(state: &AppState, options: &ServerOptions) -> tonic::transport::Server<E
 }
 
 /// Health tells the truth about the store: probed every
-/// [`crate::store::CreditStore::probe_every`] (every second for SQLite: its
+/// [`crate::store::StoreUpkeep::probe_every`] (every second for SQLite: its
 /// file by `stat`, SQLite's descriptors of it, and a read by a fresh
 /// connection; a quarter of `--store-timeout-ms` for PostgreSQL: a query on
 /// the probe's own connection, which must answer within three quarters of
@@ -501,7 +501,7 @@ const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Copies the SQLite write-ahead log into the database every second, off
 /// every request's path (PASSIVE: it waits for no lock and holds up no
 /// write); connections never checkpoint inside a commit (see
-/// [`crate::store::CreditStore::wal_checkpoint`]). Ends at once for a store
+/// [`crate::store::StoreUpkeep::wal_checkpoint`]). Ends at once for a store
 /// without such a log (PostgreSQL).
 async fn checkpoint_wal(store: Store, metrics: Arc<Metrics>) {
     loop {

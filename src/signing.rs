@@ -314,7 +314,7 @@ impl Keyring {
     }
 
     fn load_at(config: &Path, now: DateTime<Utc>) -> Result<Keyring, KeyError> {
-        let text = crate::config::read_text(config).map_err(|source| KeyError::Read { path: config.to_owned(), source })?;
+        let text = crate::rules::read_text(config).map_err(|source| KeyError::Read { path: config.to_owned(), source })?;
         let invalid = |reason: String| KeyError::Invalid { path: config.to_owned(), reason };
         let file: KeysFile = toml::from_str(&text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
         if file.key.is_empty() {

@@ -290,6 +290,6 @@ impl SharedPrincipals {
 }
 
 fn read(path: &Path) -> Result<Principals, String> {
-    let text = crate::config::read_text(path).map_err(|e| format!("{}: cannot read: {}", path.display(), crate::import::io_reason(&e)))?;
+    let text = crate::rules::read_text(path).map_err(|e| format!("{}: cannot read: {}", path.display(), crate::import::io_reason(&e)))?;
     Principals::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
 }

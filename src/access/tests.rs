@@ -24,7 +24,7 @@ fn provider() -> Caller {
 }
 
 fn record(v: serde_json::Value) -> Record {
-    let rules = crate::config::Rules::shipped();
+    let rules = crate::rules::Rules::shipped();
     parse_record(v.as_object().unwrap(), rules.input()).unwrap().record
 }
 

@@ -14,8 +14,8 @@ pub use exit::Exit;
 use out::{errln, outln};
 
 use crate::access::principals::SharedPrincipals;
-use crate::config::Rules;
 use crate::import::{FileOutcome, ImportOptions, import_file};
+use crate::rules::Rules;
 use crate::server::{self, AppState, ServerOptions};
 use crate::service::PolicySet;
 use crate::signing::{Keyring, SharedKeyring};
@@ -341,7 +341,7 @@ pub struct ImportArgs {
 /// minutes, about sixty million rows at the rate in BENCHMARKS.md.
 const IMPORT_WRITE_WAIT_MS: u64 = 600_000;
 fn load_rules(args: &RuleArgs) -> Result<Rules, Exit> {
-    let paths = crate::config::RulePaths {
+    let paths = crate::rules::RulePaths {
         allow_list: args.allow_list.as_deref(),
         score_bands: args.score_bands.as_deref(),
         publication_periods: args.publication_periods.as_deref(),
@@ -477,7 +477,7 @@ async fn run_command(cli: Cli) -> Result<(), Exit> {
             };
             let store = open_store_with(&args.db, options).await?;
             let policies = PolicySet::load(store.clone(), args.policies.as_deref()).await.map_err(|e| match e {
-                crate::config::ConfigError::Store { .. } => Exit::unavailable(e.to_string()),
+                crate::rules::ConfigError::Store { .. } => Exit::unavailable(e.to_string()),
                 e => Exit::config(e.to_string()),
             })?;
             let state = AppState::new(store, rules, policies, keys, args.cache.config()).await.map_err(store_failed)?;
@@ -654,7 +654,7 @@ const SETTLE_WAIT: Duration = Duration::from_secs(2);
 /// An import's last step (SQLite): its pages copied from the write-ahead
 /// log into the database and the log cut to zero bytes, so that no later
 /// write, in the server or anywhere, is the one that copies them (see
-/// [`crate::store::CreditStore::wal_checkpoint`]). What is imported is
+/// [`crate::store::StoreUpkeep::wal_checkpoint`]). What is imported is
 /// committed already: a log still in use is left to the server's
 /// background checkpointer, and said at debug level only.
 async fn settle_log(store: &Store) {

@@ -41,7 +41,7 @@ pub struct VerifyDrawArgs {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T, Exit> {
-    let text = crate::config::read_text(path).map_err(|e| Exit::reading(path, &e))?;
+    let text = crate::rules::read_text(path).map_err(|e| Exit::reading(path, &e))?;
     serde_json::from_str(&text).map_err(|e| Exit::data(format!("{}:{}: not {what}: {e}", path.display(), e.line())))
 }
 
@@ -117,7 +117,7 @@ pub fn verify_draw(args: &VerifyDrawArgs) -> Result<(), Exit> {
 
     // The seed: the root of a signed checkpoint whose tree holds the commit.
     let (note, note_source) = match &args.checkpoint {
-        Some(p) => (crate::config::read_text(p).map_err(|e| Exit::reading(p, &e))?, p.display().to_string()),
+        Some(p) => (crate::rules::read_text(p).map_err(|e| Exit::reading(p, &e))?, p.display().to_string()),
         None => (answer.seed_checkpoint.clone(), "the answer's seed checkpoint".to_owned()),
     };
     let checkpoint = verified_checkpoint(&note, &keys, &note_source)?;

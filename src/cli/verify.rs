@@ -30,7 +30,7 @@ pub struct VerifyArgs {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T, Exit> {
-    let text = crate::config::read_text(path).map_err(|e| Exit::reading(path, &e))?;
+    let text = crate::rules::read_text(path).map_err(|e| Exit::reading(path, &e))?;
     serde_json::from_str(&text).map_err(|e| Exit::data(format!("{}:{}: not {what}: {e}", path.display(), e.line())))
 }
 
@@ -184,7 +184,7 @@ pub(crate) fn verified_checkpoint(note: &str, keys: &[PublicKeyInfo], what: &str
 
 /// Checks that the envelope is the leaf the proof places in the checkpoint's tree.
 fn check_logged(env: &pb::Envelope, keys: &[PublicKeyInfo], cp: &std::path::Path, proof: &std::path::Path) -> Result<(u64, u64), Exit> {
-    let note = crate::config::read_text(cp).map_err(|e| Exit::reading(cp, &e))?;
+    let note = crate::rules::read_text(cp).map_err(|e| Exit::reading(cp, &e))?;
     let checkpoint = verified_checkpoint(&note, keys, &cp.display().to_string())?;
     let p: pb::InclusionProof = read_json(proof, "an inclusion proof (GetInclusionProof's answer)")?;
     if p.tree_size != checkpoint.size {

@@ -48,7 +48,7 @@ pub fn profile(lines: &[serde_json::Value]) -> Profile {
 }
 
 fn profile_with(code: &str, lines: &[serde_json::Value]) -> Profile {
-    let rules = crate::config::Rules::shipped();
+    let rules = crate::rules::Rules::shipped();
     let (mut records, mut events) = (Vec::new(), Vec::new());
     for (i, line) in lines.iter().enumerate() {
         let mut line = line.clone();
@@ -68,7 +68,7 @@ fn profile_with(code: &str, lines: &[serde_json::Value]) -> Profile {
 /// ([`crate::store::build_profile`]), so current versions, superseded ones
 /// and events are what a read at the last version gives.
 pub fn history(batches: &[Vec<serde_json::Value>]) -> Profile {
-    let rules = crate::config::Rules::shipped();
+    let rules = crate::rules::Rules::shipped();
     let mut rows = Vec::new();
     for (i, batch) in batches.iter().enumerate() {
         for line in batch {

@@ -3,12 +3,12 @@
 //! every problem found is a [`FieldError`] naming the request field.
 
 use super::ApiError;
-use crate::config::Rules;
 use crate::domain::input::InputRules;
 use crate::domain::tender::DepositForm;
 use crate::domain::text::shown;
 use crate::domain::{Bidder, CreditCode, CreditDomain, EvaluationMethod, Fen, FieldError, Record, RegionCode, TenderId, TenderTerms};
 use crate::proto::v1 as pb;
+use crate::rules::Rules;
 use chrono::{DateTime, Utc};
 
 /// Most records one `PutRecords` call may carry; larger loads use `import`

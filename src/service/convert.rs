@@ -76,7 +76,7 @@ pub(crate) fn record_to_proto(record: &Record) -> pb::Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Rules;
+    use crate::rules::Rules;
 
     #[test]
     fn round_trip_through_proto() {

@@ -1,8 +1,8 @@
 //! The policies a server offers, and every version it has ever bound a tender to.
 
 use super::ApiError;
-use crate::config::{ConfigError, SHIPPED_POLICIES};
 use crate::policy::Policy;
+use crate::rules::{ConfigError, SHIPPED_POLICIES};
 use crate::store::{Store, StoredPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ impl PolicySet {
                 .collect();
             paths.sort();
             for p in paths {
-                let text = crate::config::read_text(&p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+                let text = crate::rules::read_text(&p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
                 files.push((p, text));
             }
         }

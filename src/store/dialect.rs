@@ -1,9 +1,10 @@
 //! The SQL dialect at the bottom of the store: what differs between SQLite
-//! and PostgreSQL ([`Backend`]), and the few helpers every table family
-//! uses to write statements for either (parameters, IN lists, the newest
-//! version). Everything else in the store is written once above this.
+//! and PostgreSQL ([`Backend`]), the few helpers every table family uses to
+//! write statements for either (parameters, IN lists, the newest version),
+//! and [`sql_impl!`], the one statement of what sqlx must be able to do with
+//! a backend's types. Everything else in the store is written once above this.
 
-use super::ChangeSink;
+use super::types::{ChangeSink, WalCheckpoint, WalMode};
 use futures_util::future::BoxFuture;
 use sqlx::{Database, FromRow, Pool, Transaction};
 use std::future::Future;
@@ -61,16 +62,16 @@ pub trait Backend: Database {
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
     /// A task that hears other processes' announcements, where the backend has them.
-    fn listen(pool: &Pool<Self>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
+    fn change_listener(pool: &Pool<Self>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
 
     /// Copies the write-ahead log into the database, where the backend has
     /// one of its own to manage (SQLite; PostgreSQL checkpoints itself):
-    /// `None` otherwise. See [`super::WalCheckpoint`].
+    /// `None` otherwise. See [`WalCheckpoint`].
     fn wal_checkpoint(
         _pool: &Pool<Self>,
-        _mode: super::WalMode,
+        _mode: WalMode,
         _pool_wait: Duration,
-    ) -> BoxFuture<'static, Result<Option<super::WalCheckpoint>, sqlx::Error>> {
+    ) -> BoxFuture<'static, Result<Option<WalCheckpoint>, sqlx::Error>> {
         Box::pin(async { Ok(None) })
     }
 }
@@ -109,3 +110,52 @@ pub(super) fn placeholders<DB: Backend>(rows: usize, cols: usize) -> String {
 pub(super) fn in_list<DB: Backend>(n: usize) -> String {
     (1..=n).map(param::<DB>).collect::<Vec<_>>().join(", ")
 }
+
+/// The newest data version (`None` in an empty store).
+pub(super) const NEWEST_VERSION: &str = "SELECT MAX(version) AS newest FROM data_versions";
+
+/// Followed by a VALUES list of six columns per record: what
+/// [`Backend::insert_records`] does where the backend has no COPY.
+pub(super) const INSERT_RECORDS: &str = "INSERT INTO records (record_id, version, kind, credit_code, digest, body) VALUES";
+
+/// An `impl` block over every [`Backend`], with the one statement of what
+/// sqlx must be able to do with the backend's types: run statements on a
+/// connection (and so on a pool or in a transaction), bind integers, text,
+/// instants and bytes, and read [`Newest`] and each row struct the block
+/// names after `reading`, its table family's own. Both sqlx drivers meet
+/// these bounds, and the compiler checks it for each. Written once here so
+/// that a table family names only its own rows (the bounds cannot be a
+/// trait's: Rust does not carry a trait's where-clauses to its users):
+///
+/// ```ignore
+/// sql_impl! {
+///     #[async_trait::async_trait]
+///     impl TenderStore for SqlStore<DB>, reading [TenderRow, StoredBid] {
+///         /* methods */
+///     }
+/// }
+/// ```
+///
+/// An inherent block is `impl SqlStore<DB>, reading [...] { ... }`. The
+/// type's one generic parameter is always `DB`.
+macro_rules! sql_impl {
+    ($(#[$attr:meta])* impl $($head:ident)* <DB>, reading [$($row:ty),* $(,)?] { $($body:tt)* }) => {
+        $(#[$attr])*
+        impl<DB> $($head)* <DB>
+        where
+            DB: super::dialect::Backend,
+            for<'c> &'c mut <DB as ::sqlx::Database>::Connection: ::sqlx::Executor<'c, Database = DB>,
+            for<'q> <DB as ::sqlx::Database>::Arguments<'q>: ::sqlx::IntoArguments<'q, DB>,
+            for<'q> i64: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            for<'q> &'q str: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            for<'q> String: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            for<'q> Vec<u8>: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            for<'q> ::chrono::DateTime<::chrono::Utc>: ::sqlx::Encode<'q, DB> + ::sqlx::Type<DB>,
+            for<'r> super::dialect::Newest: ::sqlx::FromRow<'r, <DB as ::sqlx::Database>::Row>,
+            $(for<'r> $row: ::sqlx::FromRow<'r, <DB as ::sqlx::Database>::Row>,)*
+        {
+            $($body)*
+        }
+    };
+}
+pub(super) use sql_impl;

@@ -2,9 +2,11 @@
 //! the LISTEN loop that tells each replica of the others' writes.
 
 use super::dialect::{Backend, NewRecord};
+use super::error::StoreError;
+use super::options::{OpenMode, StoreOptions, statement_logging};
 use super::reach::{Guarded, Probe, Reachability};
 use super::sql::SqlStore;
-use super::{ChangeSink, OpenMode, StoreError, StoreOptions};
+use super::types::ChangeSink;
 use futures_util::future::BoxFuture;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPoolOptions};
@@ -48,7 +50,7 @@ pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<Guarded<SqlSto
     // 28). The server ends such a session after IDLE_IN_TRANSACTION, and
     // its keepalives notice a silent peer; no write of ours idles that
     // long between two statements of one transaction.
-    let mut options = super::statement_logging(PgConnectOptions::from_str(url)?).options([
+    let mut options = statement_logging(PgConnectOptions::from_str(url)?).options([
         ("idle_in_transaction_session_timeout", format!("{}", IDLE_IN_TRANSACTION.as_millis())),
         ("tcp_keepalives_idle", "10".to_owned()),
         ("tcp_keepalives_interval", "5".to_owned()),
@@ -249,8 +251,8 @@ impl Backend for Postgres {
         result.rows_affected()
     }
 
-    fn listen(pool: &Pool<Postgres>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
-        Some(Box::pin(listen(pool.clone(), sink)))
+    fn change_listener(pool: &Pool<Postgres>, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
+        Some(Box::pin(follow_changes(pool.clone(), sink)))
     }
 }
 
@@ -258,7 +260,7 @@ impl Backend for Postgres {
 /// reported as lost notifications, so that the next request catches up from
 /// the change table first (PgListener reconnects, but drops what was sent
 /// while it was away).
-async fn listen(pool: PgPool, sink: Arc<dyn ChangeSink>) {
+async fn follow_changes(pool: PgPool, sink: Arc<dyn ChangeSink>) {
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,

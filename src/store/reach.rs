@@ -23,7 +23,9 @@
 //! no longer timer); connections opened before the outage are then closed
 //! as they come back to the pool or out of it, never pinged.
 
-use super::{BidRow, ChangeSink, CreditStore, RecordSource, StoreError, StoredCheckpoint, StoredPolicy, WriteMode, WriteOutcome};
+use super::error::StoreError;
+use super::traits::{CreditStore, GrantStore, LogStore, PolicyStore, RecordStore, StoreUpkeep, TenderStore};
+use super::types::{BidRow, ChangeSink, RecordSource, StoredCheckpoint, StoredPolicy, WalCheckpoint, WalMode, WriteMode, WriteOutcome};
 use crate::domain::ownership::Writer;
 use crate::domain::profile::Profile;
 use crate::domain::tender::{Bidder, TenderId};
@@ -187,11 +189,7 @@ impl<S: CreditStore> Guarded<S> {
 }
 
 #[async_trait::async_trait]
-impl<S: CreditStore> CreditStore for Guarded<S> {
-    fn backend_name(&self) -> &'static str {
-        self.inner.backend_name()
-    }
-
+impl<S: CreditStore> RecordStore for Guarded<S> {
     async fn current_version(&self) -> Result<u64, StoreError> {
         self.reach.bounded(self.inner.current_version()).await
     }
@@ -212,14 +210,17 @@ impl<S: CreditStore> CreditStore for Guarded<S> {
         self.reach.bounded(self.inner.changes_since(after, limit)).await
     }
 
-    async fn put_policy(&self, id: &str, digest: &str, source: &str) -> Result<(), StoreError> {
-        self.reach.bounded(self.inner.put_policy(id, digest, source)).await
+    async fn written_by(&self, code: &CreditCode, source: &str) -> Result<bool, StoreError> {
+        self.reach.bounded(self.inner.written_by(code, source)).await
     }
 
-    async fn policy_source(&self, digest: &str) -> Result<Option<StoredPolicy>, StoreError> {
-        self.reach.bounded(self.inner.policy_source(digest)).await
+    async fn evaluated_codes(&self, at_version: u64) -> Result<Vec<CreditCode>, StoreError> {
+        self.reach.bounded(self.inner.evaluated_codes(at_version)).await
     }
+}
 
+#[async_trait::async_trait]
+impl<S: CreditStore> TenderStore for Guarded<S> {
     async fn tender(&self, id: &TenderId, version: Option<u32>) -> Result<Option<Tender>, StoreError> {
         self.reach.bounded(self.inner.tender(id, version)).await
     }
@@ -246,6 +247,91 @@ impl<S: CreditStore> CreditStore for Guarded<S> {
 
     async fn tender_changes_since(&self, after: u64) -> Result<Vec<(u64, TenderId)>, StoreError> {
         self.reach.bounded(self.inner.tender_changes_since(after)).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: CreditStore> PolicyStore for Guarded<S> {
+    async fn put_policy(&self, id: &str, digest: &str, source: &str) -> Result<(), StoreError> {
+        self.reach.bounded(self.inner.put_policy(id, digest, source)).await
+    }
+
+    async fn policy_source(&self, digest: &str) -> Result<Option<StoredPolicy>, StoreError> {
+        self.reach.bounded(self.inner.policy_source(digest)).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: CreditStore> GrantStore for Guarded<S> {
+    async fn insert_grant(&self, grant: &CommitteeGrant, link_sha256: &str) -> Result<(), StoreError> {
+        self.reach.bounded(self.inner.insert_grant(grant, link_sha256)).await
+    }
+
+    async fn redeem_grant(
+        &self,
+        link_sha256: &str,
+        session_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CommitteeGrant>, StoreError> {
+        self.reach.bounded(self.inner.redeem_grant(link_sha256, session_sha256, now)).await
+    }
+
+    async fn grant_by_session(&self, session_sha256: &str) -> Result<Option<CommitteeGrant>, StoreError> {
+        self.reach.bounded(self.inner.grant_by_session(session_sha256)).await
+    }
+
+    async fn grant(&self, grant_id: &str) -> Result<Option<CommitteeGrant>, StoreError> {
+        self.reach.bounded(self.inner.grant(grant_id)).await
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.reach.bounded(self.inner.revoke_grant(grant_id, now)).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: CreditStore> LogStore for Guarded<S> {
+    async fn log_append(&self, leaves: &[Vec<u8>]) -> Result<u64, StoreError> {
+        self.reach.bounded(self.inner.log_append(leaves)).await
+    }
+
+    async fn log_size(&self) -> Result<u64, StoreError> {
+        self.reach.bounded(self.inner.log_size()).await
+    }
+
+    async fn log_hashes(&self, indexes: &[u64]) -> Result<crate::tlog::tree::Known, StoreError> {
+        self.reach.bounded(self.inner.log_hashes(indexes)).await
+    }
+
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.reach.bounded(self.inner.log_entries(start, end)).await
+    }
+
+    async fn log_index_of(&self, leaf_hash: &[u8]) -> Result<Option<u64>, StoreError> {
+        self.reach.bounded(self.inner.log_index_of(leaf_hash)).await
+    }
+
+    async fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        self.reach.bounded(self.inner.put_checkpoint(checkpoint)).await
+    }
+
+    async fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.reach.bounded(self.inner.checkpoint(size)).await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        self.reach.bounded(self.inner.checkpoints()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: CreditStore> StoreUpkeep for Guarded<S> {
+    fn backend_name(&self) -> &'static str {
+        self.inner.backend_name()
+    }
+
+    async fn wal_checkpoint(&self, mode: WalMode) -> Result<Option<WalCheckpoint>, StoreError> {
+        self.reach.bounded(self.inner.wal_checkpoint(mode)).await
     }
 
     /// The probe, within three quarters of the bound; its verdict marks the
@@ -286,49 +372,20 @@ impl<S: CreditStore> CreditStore for Guarded<S> {
         self.inner.is_own_file(path)
     }
 
-    async fn insert_grant(&self, grant: &CommitteeGrant, link_sha256: &str) -> Result<(), StoreError> {
-        self.reach.bounded(self.inner.insert_grant(grant, link_sha256)).await
-    }
-
-    async fn redeem_grant(
-        &self,
-        link_sha256: &str,
-        session_sha256: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<CommitteeGrant>, StoreError> {
-        self.reach.bounded(self.inner.redeem_grant(link_sha256, session_sha256, now)).await
-    }
-
-    async fn grant_by_session(&self, session_sha256: &str) -> Result<Option<CommitteeGrant>, StoreError> {
-        self.reach.bounded(self.inner.grant_by_session(session_sha256)).await
-    }
-
-    async fn grant(&self, grant_id: &str) -> Result<Option<CommitteeGrant>, StoreError> {
-        self.reach.bounded(self.inner.grant(grant_id)).await
-    }
-
-    async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.reach.bounded(self.inner.revoke_grant(grant_id, now)).await
-    }
-
-    async fn written_by(&self, code: &CreditCode, source: &str) -> Result<bool, StoreError> {
-        self.reach.bounded(self.inner.written_by(code, source)).await
-    }
-
     /// The inner listener while the store is reachable. When it turns
     /// unreachable the listener is dropped (its connection may be silent,
     /// and would hear nothing) and the cache told that notifications were
     /// lost; once the store answers again a new listener LISTENs and the
     /// cache catches up from the change table.
-    fn listen(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
+    fn change_listener(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
         // Only a backend that can announce has a listener.
-        let _unpolled = self.inner.listen(sink.clone())?;
+        let _unpolled = self.inner.change_listener(sink.clone())?;
         let inner = self.inner.clone();
         let reach = self.reach.clone();
         Some(Box::pin(async move {
             loop {
                 reach.until_up().await;
-                let Some(listening) = inner.listen(sink.clone()) else { return };
+                let Some(listening) = inner.change_listener(sink.clone()) else { return };
                 tokio::select! {
                     () = listening => {}
                     () = reach.until_down() => {
@@ -338,46 +395,6 @@ impl<S: CreditStore> CreditStore for Guarded<S> {
                 sink.notifications_lost();
             }
         }))
-    }
-
-    async fn log_append(&self, leaves: &[Vec<u8>]) -> Result<u64, StoreError> {
-        self.reach.bounded(self.inner.log_append(leaves)).await
-    }
-
-    async fn log_size(&self) -> Result<u64, StoreError> {
-        self.reach.bounded(self.inner.log_size()).await
-    }
-
-    async fn wal_checkpoint(&self, mode: super::WalMode) -> Result<Option<super::WalCheckpoint>, StoreError> {
-        self.reach.bounded(self.inner.wal_checkpoint(mode)).await
-    }
-
-    async fn log_hashes(&self, indexes: &[u64]) -> Result<crate::tlog::tree::Known, StoreError> {
-        self.reach.bounded(self.inner.log_hashes(indexes)).await
-    }
-
-    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.reach.bounded(self.inner.log_entries(start, end)).await
-    }
-
-    async fn log_index_of(&self, leaf_hash: &[u8]) -> Result<Option<u64>, StoreError> {
-        self.reach.bounded(self.inner.log_index_of(leaf_hash)).await
-    }
-
-    async fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
-        self.reach.bounded(self.inner.put_checkpoint(checkpoint)).await
-    }
-
-    async fn checkpoint(&self, size: Option<u64>) -> Result<Option<StoredCheckpoint>, StoreError> {
-        self.reach.bounded(self.inner.checkpoint(size)).await
-    }
-
-    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        self.reach.bounded(self.inner.checkpoints()).await
-    }
-
-    async fn evaluated_codes(&self, at_version: u64) -> Result<Vec<CreditCode>, StoreError> {
-        self.reach.bounded(self.inner.evaluated_codes(at_version)).await
     }
 }
 

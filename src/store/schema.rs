@@ -2,7 +2,7 @@
 //! migration table without changing anything: commands that only read
 //! must never migrate a store (nor create one).
 
-use super::StoreError;
+use super::error::StoreError;
 use sqlx::migrate::Migrator;
 use sqlx::{PgPool, SqlitePool};
 

@@ -1,14 +1,17 @@
 //! The embedded backend: one SQLite file in WAL mode, safe to share with
 //! `credit-tender import` (and any other process) running on the same file.
 
-use super::dialect::{Backend, NewRecord, placeholders};
-use super::sql::{INSERT_RECORDS, SqlStore};
-use super::{ChangeSink, OpenMode, StoreError, StoreOptions, WalCheckpoint, WalMode};
+use super::dialect::{Backend, INSERT_RECORDS, NewRecord, placeholders};
+use super::error::StoreError;
+use super::options::{OpenMode, StoreOptions, statement_logging};
+use super::sql::SqlStore;
+use super::sqlite_file::{Renewal, StoreFile};
+use super::types::{ChangeSink, WalCheckpoint, WalMode};
 use futures_util::future::BoxFuture;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Pool, Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Pool, Sqlite, Transaction};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +28,7 @@ use std::time::Duration;
 pub(super) async fn open(url: &str, opts: StoreOptions) -> Result<SqlStore<Sqlite>, StoreError> {
     let migrator = sqlx::migrate!("migrations/sqlite");
     // Pragmas go on the connect options so that every pooled connection gets them.
-    let options = super::statement_logging(SqliteConnectOptions::from_str(url)?)
+    let options = statement_logging(SqliteConnectOptions::from_str(url)?)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(opts.write_wait)
         .foreign_keys(true)
@@ -110,160 +113,6 @@ fn refuse_hard_links(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Replaces the pools' connections after the file was repaired: a
-/// connection that read a damaged first page keeps it in its page cache,
-/// and SQLite reads it again only when the WAL changes, which a store
-/// refusing writes does not do. Each connection opened before the last
-/// renewal is closed when next taken from its pool, and a new one opened.
-#[derive(Clone)]
-struct Renewal {
-    base: std::time::Instant,
-    /// Microseconds after `base` of the last renewal; 0: none yet.
-    at: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Default for Renewal {
-    fn default() -> Self {
-        Renewal { base: std::time::Instant::now(), at: Arc::default() }
-    }
-}
-
-impl Renewal {
-    fn pool(&self, connections: u32) -> SqlitePoolOptions {
-        let renewal = self.clone();
-        SqlitePoolOptions::new().max_connections(connections).before_acquire(move |_conn, meta| {
-            let keep = renewal.keeps(meta.age);
-            Box::pin(async move { Ok(keep) })
-        })
-    }
-
-    /// Whether a connection of this age was opened after the last renewal.
-    fn keeps(&self, age: Duration) -> bool {
-        use std::sync::atomic::Ordering;
-        match self.at.load(Ordering::Acquire) {
-            0 => true,
-            at => self.base.elapsed().saturating_sub(age) >= Duration::from_micros(at),
-        }
-    }
-
-    fn renew(&self) {
-        use std::sync::atomic::Ordering;
-        self.at.store((self.base.elapsed().as_micros() as u64).max(1), Ordering::Release);
-    }
-}
-
-/// The store's file, watched without this process ever opening it.
-///
-/// PITFALL (SQLite's "How To Corrupt", §2.2): on POSIX, closing *any*
-/// descriptor of a file drops *all* of the process's advisory locks on it.
-/// This check once opened the database file to read its header, on every
-/// write and every probe: the server then held none of SQLite's locks, the
-/// next `import` to close believed it was the last connection and deleted
-/// the WAL under the server, and both went on committing the same data
-/// versions into different files until the store was malformed. So the
-/// files are looked at only through `stat` (which opens nothing), through
-/// the links in `/proc/self/fd` (the descriptors SQLite itself holds), and
-/// through SQLite (a connection of its own, whose close SQLite defers while
-/// other connections of the process hold locks).
-pub(crate) struct StoreFile {
-    /// As the kernel names it in /proc/self/fd (canonical).
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-    /// A fresh connection's options (never creating the file): the probe
-    /// reads the file as a new reader, or a restart, would.
-    fresh: SqliteConnectOptions,
-    renewal: Renewal,
-}
-
-impl StoreFile {
-    fn of(path: &Path, fresh: SqliteConnectOptions, renewal: Renewal) -> std::io::Result<StoreFile> {
-        use std::os::unix::fs::MetadataExt;
-        // realpath and stat: neither opens the file.
-        let path = std::fs::canonicalize(path)?;
-        let m = std::fs::metadata(&path)?;
-        Ok(StoreFile { path, dev: m.dev(), ino: m.ino(), fresh, renewal })
-    }
-
-    /// After a repair: every pooled connection is replaced before its next use.
-    pub(crate) fn renew_connections(&self) {
-        self.renewal.renew();
-    }
-
-    /// Whether the file at the path is still the one opened (by `stat`):
-    /// cheap enough for every write.
-    pub(crate) fn check_path(&self) -> Result<(), StoreError> {
-        use std::os::unix::fs::MetadataExt;
-        match std::fs::metadata(&self.path) {
-            Ok(m) if (m.dev(), m.ino()) == (self.dev, self.ino) => Ok(()),
-            Ok(_) => Err(StoreError::Lost(format!("{} was replaced by another file", self.path.display()))),
-            Err(e) => Err(StoreError::Lost(format!("{}: {e}", self.path.display()))),
-        }
-    }
-
-    /// Whether every descriptor SQLite holds on the database is the file
-    /// at the path, and none on its `-wal` or `-shm` was deleted under it
-    /// (which happens only when another process believed it was the last
-    /// connection: writes since then went to a file nobody else sees).
-    /// Reads the links of /proc/self/fd and `stat`s through them; opens
-    /// nothing. Where there is no /proc, only the path is checked.
-    pub(crate) fn check_descriptors(&self) -> Result<(), StoreError> {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return Ok(()) };
-        let db = self.path.to_string_lossy();
-        let deleted = format!("{db} (deleted)");
-        let gone = [format!("{db}-wal (deleted)"), format!("{db}-shm (deleted)")];
-        for entry in dir.flatten() {
-            let Ok(target) = std::fs::read_link(entry.path()) else { continue };
-            let target = target.to_string_lossy();
-            if target == db {
-                // stat through the link is fstat of SQLite's descriptor. A
-                // descriptor closed meanwhile is simply gone.
-                if let Ok(m) = std::fs::metadata(entry.path())
-                    && (m.dev(), m.ino()) != (self.dev, self.ino)
-                {
-                    return Err(StoreError::Lost(format!("{db} is open here as another file than the one at its path")));
-                }
-            } else if target == deleted {
-                return Err(StoreError::Lost(format!("{db} was deleted while open")));
-            } else if gone.iter().any(|g| *g == target) {
-                let file = target.trim_end_matches(" (deleted)");
-                return Err(StoreError::Lost(format!(
-                    "{file} was deleted by another process while this one had it open: writes since then may be in a file no other process sees; stop every process using the store, then restart"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether `other` is this database or its `-wal` or `-shm` (by `stat`).
-    pub(crate) fn is(&self, other: &Path) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(m) = std::fs::metadata(other) else { return false };
-        let id = (m.dev(), m.ino());
-        let mut ours = vec![(self.dev, self.ino)];
-        for suffix in ["-wal", "-shm"] {
-            let mut p = self.path.clone().into_os_string();
-            p.push(suffix);
-            if let Ok(m) = std::fs::metadata(&p) {
-                ours.push((m.dev(), m.ino()));
-            }
-        }
-        ours.contains(&id)
-    }
-
-    /// Whether SQLite can read the file as a fresh connection would (its
-    /// header and schema; a file overwritten in place fails here even
-    /// while this process's connections still hold its first page).
-    pub(crate) async fn check_readable(&self) -> Result<(), StoreError> {
-        let mut conn = SqliteConnection::connect_with(&self.fresh).await?;
-        let read = sqlx::query(super::sql::NEWEST_VERSION).fetch_one(&mut conn).await;
-        let _ = conn.close().await;
-        read?;
-        Ok(())
-    }
-}
-
 impl Backend for Sqlite {
     const NAME: &'static str = "sqlite";
 
@@ -329,7 +178,7 @@ impl Backend for Sqlite {
         result.rows_affected()
     }
 
-    fn listen(_pool: &Pool<Sqlite>, _sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
+    fn change_listener(_pool: &Pool<Sqlite>, _sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
         None
     }
 

@@ -58,7 +58,7 @@ const SEED_WAIT_INTERVALS: u32 = 10;
 
 #[derive(Clone)]
 pub struct SupervisionApi {
-    rules: Arc<crate::config::Rules>,
+    rules: Arc<crate::rules::Rules>,
     cache: Arc<Cache>,
     policies: Arc<PolicySet>,
     risk: Arc<RiskPolicySet>,
@@ -83,7 +83,7 @@ struct Params {
 
 impl SupervisionApi {
     pub fn new(
-        rules: Arc<crate::config::Rules>,
+        rules: Arc<crate::rules::Rules>,
         cache: Arc<Cache>,
         policies: Arc<PolicySet>,
         risk: Arc<RiskPolicySet>,

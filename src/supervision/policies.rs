@@ -4,7 +4,7 @@
 //! store with the tender policies when first used.
 
 use super::risk::RiskPolicy;
-use crate::config::ConfigError;
+use crate::rules::ConfigError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ impl RiskPolicySet {
                 .collect();
             paths.sort();
             for p in paths {
-                let text = crate::config::read_text(&p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+                let text = crate::rules::read_text(&p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
                 files.push((p, text, false));
             }
         }
