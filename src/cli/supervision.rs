@@ -215,7 +215,7 @@ fn inspector_list(args: &VerifyDrawArgs, answer: &pb::DrawInspectionResponse) ->
         Some(other) => return Err(Exit::usage(format!("--encoding '{other}': expected utf-8 or gb18030"))),
     };
     let bytes = std::fs::read(path).map_err(|e| Exit::reading(path, &e))?;
-    inspectors::parse_csv(&bytes, encoding, &crate::config::Rules::shipped().allow_list)
+    inspectors::parse_csv(&bytes, encoding, &crate::rules::Rules::shipped().allow_list)
         .map_err(|problems| Exit::data(problems.iter().map(|p| format!("{}: {p}", path.display())).collect::<Vec<_>>().join("\n")))
 }
 
