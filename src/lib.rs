@@ -7,6 +7,8 @@
 //! generated code. `cargo test --test api layers` checks the order.
 //! - [`domain`]: credit codes, grades, records, tenders and bidders, and their
 //!   validation (one [`domain::FieldError`] for every bad field); no I/O.
+//! - [`clock`]: what time it is, as the replica reads it: the wall clock,
+//!   or in tests a manual clock moved forward instead of sleeping.
 //! - [`config`]: the rule files read at start-up (credit-code allow-list,
 //!   score bands), shipped in `policies/` and compiled in as defaults.
 //! - [`policy`]: policy files and the pure `evaluate`, a pipeline of named
@@ -63,6 +65,7 @@
 pub mod access;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod config;
 mod connect;
 pub mod demo;

@@ -162,15 +162,7 @@ impl AppState {
         cache: CacheConfig,
     ) -> Result<AppState, crate::store::StoreError> {
         let metrics = Arc::new(Metrics::new());
-        let weigh = |a: &crate::service::CachedAnswer| {
-            let r = &a.response;
-            let payload = r.envelope.as_ref().map_or(0, |e| e.payload.len()) + a.encoded.len();
-            // The envelope's payload, the decoded copy (its strings and
-            // vectors: more than as large again, measured with RSS under
-            // 200,000 distinct bidders, tests/api/cache.rs), and the signatures.
-            (payload * 3 + 1024).min(u32::MAX as usize) as u32
-        };
-        let cache = Cache::new(store.clone(), cache, metrics.clone(), weigh).await?;
+        let cache = Cache::new(store.clone(), cache, metrics.clone(), crate::service::CachedAnswer::weight).await?;
         Ok(AppState { store, rules: Arc::new(rules), policies: Arc::new(policies), keys, metrics, cache })
     }
 }
@@ -259,7 +251,7 @@ fn routes(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> a
     );
     let routes = match log {
         Some(log) => routes.add_service(
-            LogServiceServer::new(LogApi::new(log, state.metrics.clone()))
+            LogServiceServer::new(LogApi::new(log, state.metrics.clone(), state.cache.clock().clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         ),
@@ -322,7 +314,7 @@ pub async fn run(
     let watcher = tokio::spawn(watch_store(state.store.clone(), health.clone()));
     let checkpointer = tokio::spawn(checkpoint_wal(state.store.clone(), state.metrics.clone()));
     let reloader = tokio::spawn(reload_on_hangup(state.keys.clone(), options.principals.clone(), options.tls.clone()));
-    let gate = crate::gate::Gate::new(options.principals.clone(), state.store.clone(), state.metrics.clone());
+    let gate = crate::gate::Gate::new(options.principals.clone(), state.store.clone(), state.metrics.clone(), state.cache.clock().clone());
     let follower = tokio::spawn(state.cache.clone().follow());
     let sink: Arc<dyn crate::store::ChangeSink> = state.cache.clone();
     let listener_task = state.cache.enabled().then(|| state.store.listen(sink)).flatten().map(tokio::spawn);

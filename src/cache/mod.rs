@@ -24,11 +24,11 @@ use crate::store::{BidRow, ChangeSink, Store, StoreError};
 mod window;
 mod write;
 use moka::future::Cache;
-use window::ChangeWindow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use window::ChangeWindow;
 
 /// How the caches behave.
 #[derive(Debug, Clone)]

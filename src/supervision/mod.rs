@@ -138,7 +138,7 @@ impl SupervisionApi {
     }
 
     async fn classify(&self, caller: &Caller, r: &pb::ClassifyFirmRequest) -> Result<pb::ClassifyFirmResponse, ApiError> {
-        crate::service::authorize(caller, Action::ClassifyFirm, Resource::Service, self.cache.metrics())?;
+        crate::service::authorize(caller, Action::ClassifyFirm, Resource::Service, self.cache.metrics(), self.cache.clock())?;
         let mut errors = Vec::new();
         let code = CreditCode::parse(&r.credit_code, &self.rules.allow_list)
             .map_err(|e| errors.push(FieldError::new("credit_code", format!("credit code {e}"))))
@@ -181,7 +181,7 @@ impl SupervisionApi {
                     message_zh: i.message_zh.clone(),
                 })
                 .collect(),
-            issued_at: Some(timestamp(chrono::Utc::now())),
+            issued_at: Some(timestamp(self.cache.clock().now())),
         };
         self.keep_policy(&p.policy).await?;
         let (envelope, log_index) = self.sign_and_log(CLASSIFICATION_PAYLOAD_TYPE, &classification).await?;
@@ -206,7 +206,7 @@ impl SupervisionApi {
     }
 
     async fn draw(&self, caller: &Caller, r: &pb::DrawInspectionRequest) -> Result<pb::DrawInspectionResponse, ApiError> {
-        crate::service::authorize(caller, Action::DrawInspection, Resource::Service, self.cache.metrics())?;
+        crate::service::authorize(caller, Action::DrawInspection, Resource::Service, self.cache.metrics(), self.cache.clock())?;
         let mut errors = Vec::new();
         let params = self.params(&r.domain, &r.region, &r.date, &r.policy_id, &mut errors);
         let Some(p) = params else { return Err(ApiError::Invalid(errors)) };
@@ -244,7 +244,7 @@ impl SupervisionApi {
             population_size: population.len() as u32,
             ratios: ratios(None),
             requested_by: caller.label().to_owned(),
-            issued_at: Some(timestamp(chrono::Utc::now())),
+            issued_at: Some(timestamp(self.cache.clock().now())),
         };
         self.keep_policy(&p.policy).await?;
         let (commit_envelope, commit_index) = self.sign_and_log(COMMIT_PAYLOAD_TYPE, &commit).await?;
@@ -274,7 +274,7 @@ impl SupervisionApi {
                 .map(|c| pb::ChosenFirm { credit_code: c.credit_code.clone(), risk_class: c.class.to_string(), rank: c.rank.clone() })
                 .collect(),
             seed_inclusion_proof: inclusion.iter().map(|h| hex::encode(h.0)).collect(),
-            issued_at: Some(timestamp(chrono::Utc::now())),
+            issued_at: Some(timestamp(self.cache.clock().now())),
         };
         let (draw_envelope, draw_index) = self.sign_and_log(DRAW_PAYLOAD_TYPE, &statement).await?;
         tracing::info!(
@@ -305,7 +305,13 @@ impl SupervisionApi {
     /// GetOutcomes for `caller` (the supervisor's page asks it too).
     pub async fn outcomes_for(&self, caller: &Caller, r: &pb::GetOutcomesRequest) -> Result<pb::Outcomes, ApiError> {
         let query = outcomes_query(r)?;
-        crate::service::authorize(caller, Action::ReadOutcomes, Resource::RegionPrefix(&query.region_prefix), self.cache.metrics())?;
+        crate::service::authorize(
+            caller,
+            Action::ReadOutcomes,
+            Resource::RegionPrefix(&query.region_prefix),
+            self.cache.metrics(),
+            self.cache.clock(),
+        )?;
         let Some(log) = &self.log else {
             return Err(ApiError::Precondition("outcomes are summed from the transparency log, and this server runs without one".into()));
         };
