@@ -60,6 +60,8 @@ pub struct Gate {
     store: Store,
     metrics: Arc<Metrics>,
     limiters: Limiters,
+    /// The replica's clock: a committee session ends when its grant expires by it.
+    clock: crate::clock::Clock,
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -109,8 +111,8 @@ fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl Gate {
-    pub fn new(principals: Option<Arc<SharedPrincipals>>, store: Store, metrics: Arc<Metrics>) -> Arc<Gate> {
-        Arc::new(Gate { principals, store, metrics, limiters: Limiters::default() })
+    pub fn new(principals: Option<Arc<SharedPrincipals>>, store: Store, metrics: Arc<Metrics>, clock: crate::clock::Clock) -> Arc<Gate> {
+        Arc::new(Gate { principals, store, metrics, limiters: Limiters::default(), clock })
     }
 
     async fn identify(&self, proof: Option<Proof>) -> Result<(Caller, Option<Arc<Admission>>), Stop> {
@@ -143,7 +145,7 @@ impl Gate {
                 .grant_by_session(&sha256_hex(&session))
                 .await
                 .map_err(|e| Stop::Unavailable(format!("cannot check the committee session: {e}")))?;
-            let now = chrono::Utc::now();
+            let now = self.clock.now();
             return match grant {
                 Some(g) if g.is_live(now) => {
                     let admission = {

@@ -7,6 +7,8 @@
 //! generated code. `cargo test --test api layers` checks the order.
 //! - [`domain`]: credit codes, grades, records, tenders and bidders, and their
 //!   validation (one [`domain::FieldError`] for every bad field); no I/O.
+//! - [`clock`]: what time it is, as the replica reads it: the wall clock,
+//!   or in tests a manual clock moved forward instead of sleeping.
 //! - [`rules`]: the rule files read at start-up (credit-code allow-list,
 //!   score bands, publication periods), shipped in `policies/` and compiled
 //!   in as defaults.
@@ -69,6 +71,7 @@ pub mod access;
 mod background;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 mod connect;
 pub mod demo;
 pub mod domain;

@@ -33,7 +33,7 @@ pub async fn run(api: AssessmentApi, cache: Arc<Cache>, mut changes: mpsc::Recei
         }
         let codes: HashSet<CreditCode> = codes.into_iter().collect();
         let Ok(list) = cache.tender_list().await else { continue };
-        let now = chrono::Utc::now();
+        let now = cache.clock().now();
         for (tender, bids) in list.iter() {
             if *bids > 0 && tender.terms.bid_deadline > now {
                 note(api.refresh_tender(&tender.tender_id, Some(&codes)).await, &cache);

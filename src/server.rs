@@ -164,15 +164,7 @@ impl AppState {
         cache: CacheConfig,
     ) -> Result<AppState, crate::store::StoreError> {
         let metrics = Arc::new(Metrics::new());
-        let weigh = |a: &crate::service::CachedAnswer| {
-            let r = &a.response;
-            let payload = r.envelope.as_ref().map_or(0, |e| e.payload.len()) + a.encoded.len();
-            // The envelope's payload, the decoded copy (its strings and
-            // vectors: more than as large again, measured with RSS under
-            // 200,000 distinct bidders, tests/api/cache.rs), and the signatures.
-            (payload * 3 + 1024).min(u32::MAX as usize) as u32
-        };
-        let cache = Cache::new(store.clone(), cache, metrics.clone(), weigh).await?;
+        let cache = Cache::new(store.clone(), cache, metrics.clone(), crate::service::CachedAnswer::weight).await?;
         Ok(AppState { store, rules: Arc::new(rules), policies: Arc::new(policies), keys, metrics, cache })
     }
 }
@@ -290,7 +282,7 @@ fn services(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) ->
         .add(limited!(SupervisionServiceServer::new(supervision)), NeedsStore::Yes);
     if let Some(log) = log {
         // The log's proofs and entries are read from the store.
-        services = services.add(limited!(LogServiceServer::new(LogApi::new(log, state.metrics.clone()))), NeedsStore::Yes);
+        services = services.add(limited!(LogServiceServer::new(LogApi::new(log, state.metrics.clone(), state.cache.clock().clone()))), NeedsStore::Yes);
     }
     // Reflection describes the services; it is not one and has no health.
     let reflection = || {
@@ -432,7 +424,7 @@ type EdgeLayers = Stack<
 /// (`crate::shed`), identity and limits (`crate::gate`), the client's
 /// undecodable requests named (`crate::wire_errors`), and HTTP/2's limits.
 fn edge(state: &AppState, options: &ServerOptions) -> tonic::transport::Server<EdgeLayers> {
-    let gate = crate::gate::Gate::new(options.principals.clone(), state.store.clone(), state.metrics.clone());
+    let gate = crate::gate::Gate::new(options.principals.clone(), state.store.clone(), state.metrics.clone(), state.cache.clock().clone());
     tonic::transport::Server::builder()
         // HTTP/1.1 for the pages and for gRPC-Web, which browsers speak.
         .accept_http1(true)

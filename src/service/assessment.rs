@@ -1,6 +1,7 @@
 //! `credit_tender.v1.AssessmentService`: signed assessments as of the bid deadline.
 
 use super::Cache;
+use super::answer::CachedAnswer;
 use super::commands::{Assess, CheckDeposit, TablePage};
 use super::identity::{Stamp, StatementInputs};
 use super::policies::PolicySet;
@@ -23,21 +24,12 @@ use tonic::{Request, Response, Status};
 
 mod watch;
 
-/// A signed answer as the cache keeps it: the message, and its encoded
-/// protobuf bytes, which a cache hit on Assess sends as they are (no
-/// decoding, cloning or re-encoding).
-#[derive(Debug, Clone)]
-pub struct CachedAnswer {
-    pub response: pb::AssessResponse,
-    pub encoded: prost::bytes::Bytes,
-}
-
-impl CachedAnswer {
-    fn new(response: pb::AssessResponse) -> CachedAnswer {
-        use prost::Message;
-        let encoded = response.encode_to_vec().into();
-        CachedAnswer { response, encoded }
-    }
+/// A committee table's stamp, checked against each row's inputs as the row
+/// is made ([`Stamp::covers`]); any row it does not cover marks the table
+/// not to be kept.
+struct TableCheck<'a> {
+    stamp: &'a Stamp,
+    uncovered: std::sync::atomic::AtomicBool,
 }
 
 /// Rows of one AssessTender page computed at once at most.
@@ -132,10 +124,10 @@ impl AssessmentApi {
     /// The tender and its policy, once `caller` may do `action` on it.
     async fn tender(&self, caller: &Caller, action: Action, id: &TenderId) -> Result<(Arc<CachedTender>, Arc<Policy>), ApiError> {
         // The role first, then the tender: no refusal depends on whether it exists.
-        authorize(caller, action, Resource::AnyTender, self.cache.metrics())?;
+        authorize(caller, action, Resource::AnyTender, self.cache.metrics(), self.cache.clock())?;
         let cached = self.cache.tender(id).await?.ok_or_else(|| super::no_tender(id.as_str()))?;
         let resource = Resource::Tender { id, region: cached.tender.terms.region };
-        authorize(caller, action, resource, self.cache.metrics())?;
+        authorize(caller, action, resource, self.cache.metrics(), self.cache.clock())?;
         let policy = self.policies.by_digest(&cached.tender.policy_digest).await?;
         Ok((cached, policy))
     }
@@ -149,6 +141,7 @@ impl AssessmentApi {
         bidder: &Bidder,
         contract_price: Option<Fen>,
         turn: Turn,
+        table: Option<&TableCheck<'_>>,
     ) -> Result<Arc<CachedAnswer>, ApiError> {
         let version = self.cache.data_version().await?;
         if bidder.codes().len() > 1 {
@@ -166,6 +159,11 @@ impl AssessmentApi {
         // The statement is made from these inputs alone, and cached by their identity.
         let inputs = StatementInputs { tender, policy, bidder, profiles: &read, key_id: keys.active_key_id(), contract_price };
         let key = inputs.identity();
+        if let Some(check) = table
+            && !check.stamp.covers(&inputs)
+        {
+            check.uncovered.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let make = async {
             // Only a statement to be made takes a place, before anything is signed.
             let _place = self.signing_places(turn, 1).await?;
@@ -173,7 +171,7 @@ impl AssessmentApi {
             let members: Vec<MemberInput<'_>> =
                 bidder.codes().iter().zip(profiles).map(|(code, profile)| MemberInput { code, profile }).collect();
             let assessment = evaluate(tender, policy, &members, contract_price);
-            let mut statement = statement(tender, policy, bidder, &assessment, data_version, chrono::Utc::now());
+            let mut statement = statement(tender, policy, bidder, &assessment, data_version, self.cache.clock().now());
             if let Some(age) = unconfirmed {
                 statement.served_from_cache_while_store_unreachable = true;
                 let seconds = age.as_secs();
@@ -218,7 +216,7 @@ impl AssessmentApi {
         codes: Option<&std::collections::HashSet<crate::domain::CreditCode>>,
     ) -> Result<u32, ApiError> {
         let Some(cached) = self.cache.tender(id).await? else { return Ok(0) };
-        if cached.tender.terms.bid_deadline <= chrono::Utc::now() {
+        if cached.tender.terms.bid_deadline <= self.cache.clock().now() {
             return Ok(0);
         }
         let policy = self.policies.by_digest(&cached.tender.policy_digest).await?;
@@ -229,7 +227,7 @@ impl AssessmentApi {
             .cloned()
             .collect();
         for page in rows.chunks(super::MAX_TABLE_PAGE) {
-            self.table_answers(&cached.tender, &policy, page).await?;
+            self.table_answers(&cached.tender, &policy, page, None).await?;
         }
         Ok(rows.len() as u32)
     }
@@ -237,14 +235,14 @@ impl AssessmentApi {
     /// One bidder's answer, as the cache holds it.
     async fn assess_one(&self, caller: &Caller, cmd: Assess) -> Result<Arc<CachedAnswer>, ApiError> {
         let (cached, policy) = self.tender(caller, Action::Assess, &cmd.bid.tender_id).await?;
-        self.assess(&cached.tender, &policy, &cmd.bid.bidder, cmd.contract_price, Turn::Refuse).await
+        self.assess(&cached.tender, &policy, &cmd.bid.bidder, cmd.contract_price, Turn::Refuse, None).await
     }
 
     /// The registered bids' signed statements, in bid order, a page at a time.
     pub async fn assess_tender_table(&self, caller: &Caller, req: &TablePage) -> Result<pb::AssessTenderResponse, ApiError> {
         let (cached, policy) = self.tender(caller, Action::AssessTender, &req.tender_id).await?;
         let (rows, next) = req.page(&cached.bids)?;
-        let answers = self.table_answers(&cached.tender, &policy, rows).await?;
+        let answers = self.table_answers(&cached.tender, &policy, rows, None).await?;
         let bids = rows
             .iter()
             .zip(answers)
@@ -275,7 +273,11 @@ impl AssessmentApi {
         {
             return Ok(page);
         }
-        let answers = self.table_answers(&cached.tender, &policy, rows).await?;
+        let check = stamp.as_ref().map(|stamp| TableCheck { stamp, uncovered: Default::default() });
+        let answers = self.table_answers(&cached.tender, &policy, rows, check.as_ref()).await?;
+        // The table is kept only if its stamp names every row's inputs.
+        let covered = check.is_some_and(|c| !c.uncovered.into_inner());
+        let stamp = stamp.filter(|_| covered);
         Ok(self.tables.build(stamp, &cached, rows, &answers, &next).await)
     }
 
@@ -287,13 +289,14 @@ impl AssessmentApi {
         tender: &Tender,
         policy: &Policy,
         rows: &[crate::store::BidRow],
+        table: Option<&TableCheck<'_>>,
     ) -> Result<Vec<Arc<CachedAnswer>>, ApiError> {
         use futures_util::{StreamExt, TryStreamExt};
         // Every bidder's profile not cached, in one store round trip.
         let version = self.cache.data_version().await?;
         let codes: Vec<&CreditCode> = rows.iter().flat_map(|row| row.bidder.codes()).collect();
         self.cache.prefetch(&codes, version).await?;
-        let rows: Vec<_> = rows.iter().map(|row| self.assess(tender, policy, &row.bidder, None, Turn::Wait)).collect();
+        let rows: Vec<_> = rows.iter().map(|row| self.assess(tender, policy, &row.bidder, None, Turn::Wait, table)).collect();
         futures_util::stream::iter(rows).buffered(TABLE_CONCURRENCY).try_collect().await
     }
 
@@ -304,7 +307,7 @@ impl AssessmentApi {
         // assessment may be: both places are taken first, so that a refusal
         // leaves nothing signed.
         let _places = self.signing_places(Turn::Refuse, 2).await?;
-        let assessed = self.assess(&cached.tender, &policy, &bid.bidder, contract_price, Turn::Held).await?;
+        let assessed = self.assess(&cached.tender, &policy, &bid.bidder, contract_price, Turn::Held, None).await?;
         let statement = assessed.response.statement.clone().expect("assess always returns a statement");
         let check = deposit_check(statement, offered, form, &policy.id);
         let envelope = self.sign(DEPOSIT_CHECK_PAYLOAD_TYPE, &check);

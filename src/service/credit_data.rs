@@ -30,11 +30,11 @@ impl CreditDataApi {
         // What the records name is checked here; whose stored records they
         // version or target, by the store as it writes (domain::ownership).
         let named: Vec<&Record> = records.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
-        authorize(caller, Action::PutRecords, Resource::Records(&named), self.cache.metrics())?;
+        authorize(caller, Action::PutRecords, Resource::Records(&named), self.cache.metrics(), self.cache.clock())?;
         // What is kept with the data version: the authenticated principal, never caller-written text.
         let writer = caller.writer(&source).ok_or_else(|| ApiError::Denied(format!("'{}' may not write records", caller.label())))?;
         let source = writer.source().to_owned();
-        let outcome = match self.store.write(&writer, &mut records.into_iter(), WriteMode::Commit).await {
+        let outcome = match self.cache.write_records(&writer, &mut records.into_iter(), WriteMode::Commit).await {
             Err(StoreError::NotOwner(problems)) => {
                 // Refused by the ownership rule in the store's write path: an access decision too.
                 self.cache.metrics().denied("permission_denied");
@@ -51,11 +51,6 @@ impl CreditDataApi {
         };
         if outcome.created {
             tracing::info!(data_version = outcome.data_version, stored = outcome.stored, %source, "records stored");
-            // The next request on this replica must see the write.
-            if let Err(e) = self.cache.catch_up().await {
-                tracing::warn!(error = %e, "stored, but could not refresh the cache; the follower will retry");
-                self.cache.notifications_lost();
-            }
         }
         Ok(pb::PutRecordsResponse {
             data_version: outcome.data_version,
@@ -73,7 +68,7 @@ impl CreditDataApi {
             _ => false,
         };
         let resource = Resource::Profile { code: &code, written_by_caller };
-        authorize(caller, Action::GetProfile, resource, self.cache.metrics())?;
+        authorize(caller, Action::GetProfile, resource, self.cache.metrics(), self.cache.clock())?;
         let date = shanghai_date(as_of);
         let profile = self.store.profile(&code, data_version).await?;
         let mut warnings = Vec::new();

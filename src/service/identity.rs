@@ -12,7 +12,11 @@
 //! tender entry, the data version and the active key are those it was checked
 //! at, every input of every row's identity is unchanged (the policy is the
 //! tender's, the profiles are those of the data version, the table asks with
-//! no contract price), so every row stands.
+//! no contract price), so every row stands. That claim is not a second rule:
+//! [`Stamp::covers`] checks it against each row's [`StatementInputs`] as the
+//! row is made, destructuring them as [`StatementInputs::identity`] does, and
+//! a table is kept only when the stamp covers every row. The tests vary each
+//! input in turn against both.
 
 use crate::cache::CachedTender;
 use crate::domain::profile::Profile;
@@ -83,6 +87,24 @@ impl Stamp {
     /// Whether `other` was taken at the same inputs.
     pub fn same(&self, other: &Stamp) -> bool {
         Arc::ptr_eq(&self.tender, &other.tender) && self.data_version == other.data_version && self.key_id == other.key_id
+    }
+
+    /// Whether a row made from `inputs` is one this stamp vouches for: each
+    /// input of the row's identity is one the stamp names (the tender
+    /// version and its policy, a bid of the tender, profiles read at or
+    /// after the stamp's data version, the stamp's key, no contract price).
+    pub(crate) fn covers(&self, inputs: &StatementInputs<'_>) -> bool {
+        let StatementInputs { tender, policy, bidder, profiles, key_id, contract_price } = inputs;
+        let entry = &self.tender.tender;
+        let members = bidder.codes();
+        tender.tender_id == entry.tender_id
+            && tender.version == entry.version
+            && policy.digest == entry.policy_digest
+            && self.tender.bids.iter().any(|bid| bid.bidder == **bidder)
+            && profiles.len() == members.len()
+            && profiles.iter().zip(members).all(|(p, code)| p.credit_code == *code && p.data_version >= self.data_version)
+            && *key_id == self.key_id
+            && contract_price.is_none()
     }
 }
 
@@ -163,5 +185,61 @@ mod tests {
         assert_ne!(priced, variations.last().unwrap().1);
         let all: std::collections::HashSet<&String> = variations.iter().map(|(_, v)| v).collect();
         assert_eq!(all.len(), variations.len(), "two different variations gave one identity: {variations:?}");
+    }
+
+    /// A committee table's stamp covers a row only while every input of the
+    /// row's identity is one the stamp names: each input varied in turn is
+    /// refused. Removing any check from `Stamp::covers` makes this fail.
+    #[test]
+    fn a_tables_stamp_covers_a_row_only_at_every_input_of_its_identity() {
+        let mut tender = fixtures::tender("140100");
+        let mut policy = fixtures::policy();
+        policy.digest = "a".repeat(64);
+        tender.policy_digest = policy.digest.clone();
+        let lead = code(fixtures::CODE);
+        let bidder = Bidder::new(vec![lead.clone()]).unwrap();
+        let grade = json!({"type": "evaluation", "id": "g", "entity_name": "x", "domain": "highway_construction",
+            "issuer": "national", "year": 2025, "grade": "A", "valid_from": "2026-01-01", "valid_to": "2027-12-31"});
+        let profile = fixtures::profile(&[grade.clone()]);
+        let profiles = [&profile];
+        let bid = |n: u32, bidder: &Bidder| crate::store::BidRow {
+            sequence: n,
+            bidder: bidder.clone(),
+            registered_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let entry = Arc::new(CachedTender::new(tender.clone(), vec![bid(1, &bidder)], 0));
+        let stamp = Stamp { tender: entry, data_version: profile.data_version, key_id: "k1".into() };
+        let base =
+            StatementInputs { tender: &tender, policy: &policy, bidder: &bidder, profiles: &profiles, key_id: "k1", contract_price: None };
+        assert!(stamp.covers(&base), "the stamp covers the row it was taken for");
+
+        let StatementInputs { tender: _, policy: _, bidder: _, profiles: _, key_id: _, contract_price: _ } = base;
+        let mut other_id = tender.clone();
+        other_id.tender_id = crate::domain::TenderId::parse("T2").unwrap();
+        let mut amended = tender.clone();
+        amended.version += 1;
+        let mut other_policy = policy.clone();
+        other_policy.digest = "b".repeat(64);
+        let member = code("914403001922038216");
+        let not_a_bid = Bidder::new(vec![member.clone()]).unwrap();
+        let member_profile = fixtures::profile_of(&member, &[grade.clone()]);
+        let member_profiles = [&member_profile];
+        let mut older = profile.clone();
+        older.data_version -= 1;
+        let older_profiles = [&older];
+        let misread = [&member_profile];
+        let variations = [
+            ("tender id", StatementInputs { tender: &other_id, ..base }),
+            ("tender version", StatementInputs { tender: &amended, ..base }),
+            ("policy digest", StatementInputs { policy: &other_policy, ..base }),
+            ("bidder", StatementInputs { bidder: &not_a_bid, profiles: &member_profiles, ..base }),
+            ("a member's records, read before the stamp", StatementInputs { profiles: &older_profiles, ..base }),
+            ("a member's profile, of another firm", StatementInputs { profiles: &misread, ..base }),
+            ("signing key", StatementInputs { key_id: "k2", ..base }),
+            ("contract price", StatementInputs { contract_price: Some(Fen(100)), ..base }),
+        ];
+        for (what, varied) in &variations {
+            assert!(!stamp.covers(varied), "varying the {what} left the row covered by the table's stamp");
+        }
     }
 }

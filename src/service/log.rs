@@ -25,11 +25,13 @@ pub const MAX_ENTRIES_BYTES: usize = 2 * 1024 * 1024;
 pub struct LogApi {
     log: Arc<Log>,
     metrics: Arc<Metrics>,
+    /// The replica's clock, for access decisions (a committee grant's expiry).
+    clock: crate::clock::Clock,
 }
 
 impl LogApi {
-    pub fn new(log: Arc<Log>, metrics: Arc<Metrics>) -> Self {
-        LogApi { log, metrics }
+    pub fn new(log: Arc<Log>, metrics: Arc<Metrics>, clock: crate::clock::Clock) -> Self {
+        LogApi { log, metrics, clock }
     }
 }
 
@@ -74,7 +76,7 @@ impl LogApi {
 #[tonic::async_trait]
 impl pb::log_service_server::LogService for LogApi {
     async fn get_checkpoint(&self, r: Request<pb::GetCheckpointRequest>) -> Result<Response<pb::Checkpoint>, Status> {
-        authorize(&caller(&r), Action::ReadLogProofs, Resource::Service, &self.metrics)?;
+        authorize(&caller(&r), Action::ReadLogProofs, Resource::Service, &self.metrics, &self.clock)?;
         // Size 0, or none given, is the newest: on an empty log, the empty tree's.
         let size = r.get_ref().tree_size.filter(|n| *n > 0);
         let c = self.log.checkpoint(size).await.map_err(|e| match e {
@@ -85,12 +87,12 @@ impl pb::log_service_server::LogService for LogApi {
     }
 
     async fn get_inclusion_proof(&self, r: Request<pb::GetInclusionProofRequest>) -> Result<Response<pb::InclusionProof>, Status> {
-        authorize(&caller(&r), Action::ReadLogProofs, Resource::Service, &self.metrics)?;
+        authorize(&caller(&r), Action::ReadLogProofs, Resource::Service, &self.metrics, &self.clock)?;
         Ok(Response::new(self.inclusion(r.get_ref()).await?))
     }
 
     async fn get_consistency_proof(&self, r: Request<pb::GetConsistencyProofRequest>) -> Result<Response<pb::ConsistencyProof>, Status> {
-        authorize(&caller(&r), Action::ReadLogProofs, Resource::Service, &self.metrics)?;
+        authorize(&caller(&r), Action::ReadLogProofs, Resource::Service, &self.metrics, &self.clock)?;
         let new = self.log.size_for(r.get_ref().new_size).await.map_err(named("new_size"))?;
         let old = r.get_ref().old_size;
         let proof = self.log.consistency(old, new).await.map_err(named("old_size"))?;
@@ -98,7 +100,7 @@ impl pb::log_service_server::LogService for LogApi {
     }
 
     async fn get_entries(&self, r: Request<pb::GetEntriesRequest>) -> Result<Response<pb::GetEntriesResponse>, Status> {
-        authorize(&caller(&r), Action::ReadLogEntries, Resource::Service, &self.metrics)?;
+        authorize(&caller(&r), Action::ReadLogEntries, Resource::Service, &self.metrics, &self.clock)?;
         let (start, end) = (r.get_ref().start, r.get_ref().end);
         if end <= start {
             return Err(ApiError::field("end", format!("{end} is not after start {start}")).into());

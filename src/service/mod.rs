@@ -1,6 +1,7 @@
 //! The tonic services. Proto messages become domain values here and nowhere
 //! else, and every error reaches the wire through [`ApiError`]'s one mapping.
 
+mod answer;
 mod assessment;
 mod commands;
 mod convert;
@@ -14,7 +15,8 @@ pub(crate) mod statement;
 mod table;
 mod tenders;
 
-pub use assessment::{AssessmentApi, AssessmentRoutes, CachedAnswer};
+pub use answer::CachedAnswer;
+pub use assessment::{AssessmentApi, AssessmentRoutes};
 pub use commands::{MAX_BATCH, MAX_TABLE_PAGE, TablePage};
 pub use credit_data::CreditDataApi;
 pub use keys::{KeyApi, key_to_proto};
@@ -26,7 +28,7 @@ pub use tenders::{TenderApi, check_against_policy};
 
 /// The cache as the services use it: each statement is kept as the answer
 /// and as that answer's encoded protobuf bytes.
-pub type Cache = crate::cache::CreditCache<assessment::CachedAnswer>;
+pub type Cache = crate::cache::CreditCache<answer::CachedAnswer>;
 
 use crate::access::{Action, Caller, Decision, Resource, decide};
 use crate::cache::CacheError;
@@ -341,6 +343,7 @@ pub(crate) fn authorize(
     action: Action,
     resource: Resource<'_>,
     metrics: &crate::metrics::Metrics,
+    clock: &crate::clock::Clock,
 ) -> Result<(), ApiError> {
     let concerns = || match resource {
         Resource::Tender { id, .. } | Resource::Placement { id, .. } => id.to_string(),
@@ -350,7 +353,7 @@ pub(crate) fn authorize(
         Resource::RegionPrefix(p) => format!("region prefix '{p}'"),
         Resource::Service => String::new(),
     };
-    let (outcome, result) = match decide(caller, action, resource, chrono::Utc::now()) {
+    let (outcome, result) = match decide(caller, action, resource, clock.now()) {
         Decision::Allow => {
             if !matches!(caller, Caller::Local) {
                 tracing::debug!(principal = caller.label(), action = ?action, concerns = concerns(), outcome = "allowed", "access");

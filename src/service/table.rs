@@ -12,7 +12,7 @@
 //! key are those a table was checked at, every row stands as it is and the
 //! page is served without asking the statement cache at all.
 
-use super::assessment::CachedAnswer;
+use super::answer::CachedAnswer;
 use super::identity::Stamp;
 use crate::cache::{CachedTender, ENTRY_OVERHEAD};
 use crate::domain::TenderId;

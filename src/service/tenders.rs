@@ -82,37 +82,29 @@ impl TenderApi {
         TenderApi { store: cache.store().clone(), rules, policies, cache }
     }
 
-    /// This replica sees its own tender writes at once.
-    async fn refresh(&self) {
-        if let Err(e) = self.cache.catch_up().await {
-            tracing::warn!(error = %e, "tender stored, but the cache could not be refreshed; the follower will retry");
-            self.cache.notifications_lost();
-        }
-    }
-
     async fn bid_count(&self, id: &TenderId) -> Result<u32, ApiError> {
         Ok(self.store.bids(id).await?.len() as u32)
     }
 
     fn on(&self, caller: &Caller, action: Action, t: &Tender) -> Result<(), ApiError> {
         let resource = Resource::Tender { id: &t.tender_id, region: t.terms.region };
-        authorize(caller, action, resource, self.cache.metrics())
+        authorize(caller, action, resource, self.cache.metrics(), self.cache.clock())
     }
 
     /// The newest version of a tender `caller` may do `action` on: its role
     /// is asked first, before the lookup, and then an id out of its scope
     /// is answered exactly as an unknown one.
     async fn visible(&self, caller: &Caller, action: Action, id: &TenderId) -> Result<Tender, ApiError> {
-        authorize(caller, action, Resource::AnyTender, self.cache.metrics())?;
+        authorize(caller, action, Resource::AnyTender, self.cache.metrics(), self.cache.clock())?;
         let t = self.store.tender(id, None).await?.ok_or_else(|| super::no_tender(id.as_str()))?;
         self.on(caller, action, &t)?;
         Ok(t)
     }
 
     async fn register(&self, caller: &Caller, cmd: RegisterTender) -> Result<pb::Tender, ApiError> {
-        authorize(caller, Action::RegisterTender, Resource::AnyTender, self.cache.metrics())?;
+        authorize(caller, Action::RegisterTender, Resource::AnyTender, self.cache.metrics(), self.cache.clock())?;
         let resource = Resource::Placement { id: &cmd.tender_id, region: cmd.terms.region };
-        authorize(caller, Action::RegisterTender, resource, self.cache.metrics())?;
+        authorize(caller, Action::RegisterTender, resource, self.cache.metrics(), self.cache.clock())?;
         let policy = self.policies.current(&cmd.policy_id).ok_or_else(|| {
             ApiError::field(
                 "policy_id",
@@ -126,16 +118,16 @@ impl TenderApi {
             terms: cmd.terms,
             policy_id: policy.id.clone(),
             policy_digest: policy.digest.clone(),
-            registered_at: Utc::now(),
+            registered_at: self.cache.clock().now(),
         };
-        let stored = match self.store.insert_tender(&tender).await {
+        let stored = match self.cache.insert_tender(&tender).await {
             // Ids are one namespace: a taken id is said to be taken, never
             // where or by whom, and an id taken out of the caller's scope is
             // not offered for AmendTender (which would answer "no tender").
             Err(StoreError::TenderExists(id)) => {
                 let theirs = match self.store.tender(&id, None).await? {
                     Some(t) => {
-                        decide(caller, Action::ReadTender, Resource::Tender { id: &id, region: t.terms.region }, Utc::now())
+                        decide(caller, Action::ReadTender, Resource::Tender { id: &id, region: t.terms.region }, self.cache.clock().now())
                             != Decision::Allow
                     }
                     None => true,
@@ -148,7 +140,6 @@ impl TenderApi {
             }
             other => other.map_err(|e| super::count_refusal(self.cache.metrics(), e))?,
         };
-        self.refresh().await;
         let count = self.bid_count(&stored.tender_id).await?;
         Ok(tender_to_proto(&stored, count))
     }
@@ -159,15 +150,14 @@ impl TenderApi {
         // Moving a tender is allowed only within the caller's regions: the
         // caller's own tender, so refused naming the rule.
         let resource = Resource::Placement { id: &tender_id, region: terms.region };
-        authorize(caller, Action::AmendTender, resource, self.cache.metrics())?;
+        authorize(caller, Action::AmendTender, resource, self.cache.metrics(), self.cache.clock())?;
         if old.terms.domain != terms.domain {
             return Err(ApiError::field("terms.domain", format!("cannot change from {} to {}", old.terms.domain, terms.domain)));
         }
         let policy = self.policies.by_digest(&old.policy_digest).await?;
         check_against_policy(&terms, &policy)?;
-        let tender = Tender { version: old.version + 1, terms, registered_at: Utc::now(), ..old };
-        let stored = self.store.insert_tender(&tender).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
-        self.refresh().await;
+        let tender = Tender { version: old.version + 1, terms, registered_at: self.cache.clock().now(), ..old };
+        let stored = self.cache.insert_tender(&tender).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
         let count = self.bid_count(&stored.tender_id).await?;
         tracing::info!(tender = %stored.tender_id, version = stored.version, "tender amended");
         Ok(tender_to_proto(&stored, count))
@@ -190,17 +180,16 @@ impl TenderApi {
     async fn bid(&self, caller: &Caller, cmd: BidOn) -> Result<pb::Bid, ApiError> {
         let BidOn { tender_id, bidder } = cmd;
         self.visible(caller, Action::RegisterBid, &tender_id).await?;
-        let row: BidRow = self.store.register_bid(&tender_id, &bidder).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
-        self.refresh().await;
+        let row: BidRow = self.cache.register_bid(&tender_id, &bidder).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
         Ok(bid_to_proto(&tender_id, &row))
     }
 }
 
 impl TenderApi {
     async fn list(&self, caller: &Caller) -> Result<pb::ListTendersResponse, ApiError> {
-        authorize(caller, Action::ListTenders, Resource::Service, self.cache.metrics())?;
+        authorize(caller, Action::ListTenders, Resource::Service, self.cache.metrics(), self.cache.clock())?;
         let list = self.cache.tender_list().await?;
-        let now = Utc::now();
+        let now = self.cache.clock().now();
         let tenders = list
             .iter()
             .filter(|(t, _)| {
@@ -221,7 +210,7 @@ impl TenderApi {
             return Err(ApiError::field("member_ref", "is required: at most 128 printable characters"));
         }
         let expires_at = super::commands::instant("expires_at", req.expires_at.as_ref())?;
-        let now = Utc::now();
+        let now = self.cache.clock().now();
         if expires_at <= now || expires_at > now + chrono::Duration::hours(24) {
             return Err(ApiError::field("expires_at", "must be in the future and at most 24 hours ahead"));
         }
@@ -237,13 +226,13 @@ impl TenderApi {
             used_at: None,
             revoked_at: None,
         };
-        self.store.insert_grant(&grant, &link_sha256).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
+        self.cache.insert_grant(&grant, &link_sha256).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
         tracing::info!(principal = caller.label(), grant = %grant.grant_id, tender = %grant.tender_id, "committee access granted");
         Ok(grant_to_proto(&grant, format!("/committee/enter/{link}")))
     }
 
     async fn revoke(&self, caller: &Caller, req: pb::RevokeCommitteeAccessRequest) -> Result<pb::CommitteeGrant, ApiError> {
-        authorize(caller, Action::GrantCommitteeAccess, Resource::AnyTender, self.cache.metrics())?;
+        authorize(caller, Action::GrantCommitteeAccess, Resource::AnyTender, self.cache.metrics(), self.cache.clock())?;
         let grant_id = req.grant_id.trim();
         // Grant ids are what GrantCommitteeAccess answered: 16 hexadecimal characters.
         if grant_id.len() != 16 || !grant_id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -256,7 +245,10 @@ impl TenderApi {
             ApiError::NotFound(_) => not_found(),
             e => e,
         })?;
-        self.store.revoke_grant(&grant.grant_id, Utc::now()).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
+        self.cache
+            .revoke_grant(&grant.grant_id, self.cache.clock().now())
+            .await
+            .map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
         tracing::info!(principal = caller.label(), grant = %grant.grant_id, tender = %grant.tender_id, "committee access revoked");
         let grant = self.store.grant(&grant.grant_id).await?.ok_or_else(not_found)?;
         Ok(grant_to_proto(&grant, String::new()))

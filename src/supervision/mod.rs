@@ -143,7 +143,7 @@ impl SupervisionApi {
     }
 
     async fn classify(&self, caller: &Caller, r: &pb::ClassifyFirmRequest) -> Result<pb::ClassifyFirmResponse, ApiError> {
-        crate::service::authorize(caller, Action::ClassifyFirm, Resource::Service, self.cache.metrics())?;
+        crate::service::authorize(caller, Action::ClassifyFirm, Resource::Service, self.cache.metrics(), self.cache.clock())?;
         let mut errors = Vec::new();
         let code = CreditCode::parse(&r.credit_code, &self.rules.allow_list)
             .map_err(|e| errors.push(FieldError::new("credit_code", format!("credit code {e}"))))
@@ -186,7 +186,7 @@ impl SupervisionApi {
                     message_zh: i.message_zh.clone(),
                 })
                 .collect(),
-            issued_at: Some(timestamp(chrono::Utc::now())),
+            issued_at: Some(timestamp(self.cache.clock().now())),
         };
         self.keep_policy(&p.policy).await?;
         let (envelope, log_index) = self.sign_and_log(CLASSIFICATION_PAYLOAD_TYPE, &classification).await?;
@@ -215,7 +215,7 @@ impl SupervisionApi {
     /// README gives, in its order, and splitting them would scatter the
     /// fields the two statements must share.
     async fn draw(&self, caller: &Caller, r: &pb::DrawInspectionRequest) -> Result<pb::DrawInspectionResponse, ApiError> {
-        crate::service::authorize(caller, Action::DrawInspection, Resource::Service, self.cache.metrics())?;
+        crate::service::authorize(caller, Action::DrawInspection, Resource::Service, self.cache.metrics(), self.cache.clock())?;
         let mut errors = Vec::new();
         let params = self.params(&r.domain, &r.region, &r.date, &r.policy_id, &mut errors);
         let list = self.inspector_list(r, params.as_ref(), &mut errors);
@@ -267,7 +267,7 @@ impl SupervisionApi {
             population_size: population.len() as u32,
             ratios: ratios(None),
             requested_by: caller.label().to_owned(),
-            issued_at: Some(timestamp(chrono::Utc::now())),
+            issued_at: Some(timestamp(self.cache.clock().now())),
             inspectors: committed.clone(),
         };
         self.keep_policy(&p.policy).await?;
@@ -298,7 +298,7 @@ impl SupervisionApi {
                 .map(|c| pb::ChosenFirm { credit_code: c.credit_code.clone(), risk_class: c.class.to_string(), rank: c.rank.clone() })
                 .collect(),
             seed_inclusion_proof: inclusion.iter().map(|h| hex::encode(h.0)).collect(),
-            issued_at: Some(timestamp(chrono::Utc::now())),
+            issued_at: Some(timestamp(self.cache.clock().now())),
             inspectors: committed,
             assignments: list.as_ref().map(|(l, per_firm)| assignments(&chosen, l, &seed, *per_firm)).unwrap_or_default(),
         };
@@ -374,7 +374,13 @@ impl SupervisionApi {
     /// GetOutcomes for `caller` (the supervisor's page asks it too).
     pub async fn outcomes_for(&self, caller: &Caller, r: &pb::GetOutcomesRequest) -> Result<pb::Outcomes, ApiError> {
         let query = outcomes_query(r)?;
-        crate::service::authorize(caller, Action::ReadOutcomes, Resource::RegionPrefix(&query.region_prefix), self.cache.metrics())?;
+        crate::service::authorize(
+            caller,
+            Action::ReadOutcomes,
+            Resource::RegionPrefix(&query.region_prefix),
+            self.cache.metrics(),
+            self.cache.clock(),
+        )?;
         let Some(log) = &self.log else {
             return Err(ApiError::Precondition("outcomes are summed from the transparency log, and this server runs without one".into()));
         };

@@ -7,6 +7,7 @@
 
 mod ocds;
 mod page;
+mod proofs;
 mod supervision;
 
 pub use page::esc;
@@ -24,6 +25,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
+use proofs::{log_checkpoint, log_proof, log_tile};
 use std::sync::Arc;
 
 const JS: &str = include_str!("assets/committee.js");
@@ -120,7 +122,7 @@ async fn noble_hashes(Path(file): Path<String>) -> Response {
 
 /// `/metrics`: the Prometheus text, for supervisors.
 async fn metrics(State(s): State<WebState>, ext: Option<Extension<Caller>>) -> Response {
-    match decide(&caller_of(ext), Action::ReadMetrics, Resource::Service, chrono::Utc::now()) {
+    match decide(&caller_of(ext), Action::ReadMetrics, Resource::Service, s.cache.clock().now()) {
         Decision::Allow => {
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.cache.metrics().render()).into_response()
         }
@@ -193,9 +195,9 @@ fn caller_of(ext: Option<Extension<Caller>>) -> Caller {
 }
 
 /// Whether `caller` may see `tender`'s page.
-fn may_view(caller: &Caller, tender: &crate::domain::Tender) -> Decision {
+fn may_view(caller: &Caller, tender: &crate::domain::Tender, now: chrono::DateTime<chrono::Utc>) -> Decision {
     let resource = Resource::Tender { id: &tender.tender_id, region: tender.terms.region };
-    decide(caller, Action::ViewCommitteePage, resource, chrono::Utc::now())
+    decide(caller, Action::ViewCommitteePage, resource, now)
 }
 
 /// A committee member's single-use link: binds a session cookie to the
@@ -205,7 +207,7 @@ async fn enter(State(s): State<WebState>, Path(link): Path<String>) -> Response 
     use crate::access::principals::new_token;
     let link_sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, link.as_bytes()));
     let (session, session_sha256) = new_token();
-    let now = chrono::Utc::now();
+    let now = s.cache.clock().now();
     match s.cache.store().redeem_grant(&link_sha256, &session_sha256, now).await {
         Ok(Some(grant)) => {
             tracing::info!(grant = %grant.grant_id, tender = %grant.tender_id, "committee link used");
@@ -386,7 +388,8 @@ async fn list(State(s): State<WebState>, ext: Option<Extension<Caller>>) -> Resp
     }
     match s.cache.tender_list().await {
         Ok(tenders) => {
-            let visible: Vec<_> = tenders.iter().filter(|(t, _)| may_view(&caller, t) == Decision::Allow).cloned().collect();
+            let now = s.cache.clock().now();
+            let visible: Vec<_> = tenders.iter().filter(|(t, _)| may_view(&caller, t, now) == Decision::Allow).cloned().collect();
             Html(page::tender_list(&visible)).into_response()
         }
         Err(e) => WebError::from(e).page(""),
@@ -411,14 +414,14 @@ fn no_tender(id: &str) -> WebError {
 
 async fn committee_page(s: &WebState, caller: &Caller, raw_id: &str) -> Result<String, WebError> {
     // The role first, then the tender: no answer depends on whether it exists.
-    match decide(caller, Action::ViewCommitteePage, Resource::AnyTender, chrono::Utc::now()) {
+    match decide(caller, Action::ViewCommitteePage, Resource::AnyTender, s.cache.clock().now()) {
         Decision::Allow => {}
         Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
         Decision::Deny(_) | Decision::NotFound => return Err(no_tender(raw_id)),
     }
     let id = TenderId::parse(raw_id).map_err(|why| WebError::Invalid { why, zh: String::new() })?;
     let cached = s.cache.tender(&id).await?.ok_or_else(|| no_tender(id.as_str()))?;
-    match may_view(caller, &cached.tender) {
+    match may_view(caller, &cached.tender, s.cache.clock().now()) {
         Decision::Allow => {}
         Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
         // Outside the caller's scope, or forbidden to its role: as if absent.
@@ -527,110 +530,5 @@ fn json<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => WebError::Internal(e.to_string()).api(),
-    }
-}
-
-/// Allows `action` on the log to `caller`, or says why not.
-fn log_access(s: &WebState, caller: &Caller, action: Action) -> Result<Arc<Log>, WebError> {
-    match decide(caller, action, Resource::Service, chrono::Utc::now()) {
-        Decision::Allow => {}
-        Decision::Unauthenticated(_) => return Err(WebError::Unauthenticated),
-        Decision::Deny(why) => {
-            let zh = if action == Action::ReadLogEntries {
-                "日志条目只供监管方读取。"
-            } else {
-                "此项内容不对当前身份开放。"
-            };
-            return Err(WebError::Forbidden { why, zh });
-        }
-        Decision::NotFound => return Err(WebError::NotFound { why: "not found".into(), zh: ABSENT_ZH.into() }),
-    }
-    s.log.clone().ok_or_else(|| WebError::NotFound {
-        why: "this server keeps no transparency log".into(),
-        zh: "本服务未启用透明日志，无从提供入账证明。".into(),
-    })
-}
-
-fn log_error(e: crate::log::LogError) -> WebError {
-    match e {
-        crate::log::LogError::OutOfRange(why) => {
-            WebError::NotFound { why, zh: "日志中没有所请求的条目或数据块（尚未写入，或地址有误）。".into() }
-        }
-        other => ApiError::from(other).into(),
-    }
-}
-
-/// `/log/checkpoint`: the newest signed checkpoint (C2SP tlog-tiles).
-async fn log_checkpoint(State(s): State<WebState>, ext: Option<Extension<Caller>>) -> Response {
-    let result = async {
-        let log = log_access(&s, &caller_of(ext), Action::ReadLogProofs)?;
-        log.checkpoint(None).await.map_err(log_error)
-    };
-    match result.await {
-        Ok(c) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], c.note).into_response(),
-        Err(e) => e.api(),
-    }
-}
-
-/// `/log/tile/…`: hash tiles and entry bundles (C2SP tlog-tiles). Full
-/// tiles never change and are cacheable for ever; entries are for supervisors.
-async fn log_tile(State(s): State<WebState>, Path(tile): Path<String>, ext: Option<Extension<Caller>>) -> Response {
-    let action = if tile.starts_with("tile/entries/") { Action::ReadLogEntries } else { Action::ReadLogProofs };
-    let result = async {
-        let log = log_access(&s, &caller_of(ext), action)?;
-        log.tile(&tile).await.map_err(log_error)
-    };
-    match result.await {
-        Ok(bytes) => {
-            let cache = if tile.contains(".p/") { "no-store" } else { "public, max-age=31536000, immutable" };
-            ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response()
-        }
-        Err(e) => e.api(),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct ProofQuery {
-    index: u64,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ProofAnswer {
-    index: u64,
-    tree_size: u64,
-    /// Base64 hashes of the audit path, leaf to root.
-    hashes: Vec<String>,
-    /// The signed checkpoint of `tree_size`.
-    checkpoint: String,
-}
-
-/// `/api/log/proof?index=N`: an inclusion proof against the newest
-/// checkpoint, with that checkpoint, for the committee's page.
-async fn log_proof(State(s): State<WebState>, q: Result<Query<ProofQuery>, QueryRejection>, ext: Option<Extension<Caller>>) -> Response {
-    let Query(q) = match q {
-        Ok(q) => q,
-        Err(e) => return bad_query(e, "index 必须是日志序号（0 或正整数），例如 ?index=0。").api(),
-    };
-    let result = async {
-        let log = log_access(&s, &caller_of(ext), Action::ReadLogProofs)?;
-        let checkpoint = log.checkpoint(None).await.map_err(log_error)?;
-        if q.index >= checkpoint.size {
-            return Err(WebError::NotFound {
-                why: format!("leaf {} is not yet covered by a checkpoint (size {})", q.index, checkpoint.size),
-                zh: format!("日志序号 {} 尚未计入已签名的检查点（当前检查点含 {} 条），请稍后重试。", q.index, checkpoint.size),
-            });
-        }
-        let proof = log.inclusion(q.index, checkpoint.size).await.map_err(log_error)?;
-        Ok(ProofAnswer {
-            index: q.index,
-            tree_size: checkpoint.size,
-            hashes: proof.iter().map(crate::tlog::tree::hash_b64).collect(),
-            checkpoint: checkpoint.note,
-        })
-    };
-    match result.await {
-        Ok(a) => json(&a),
-        Err(e) => e.api(),
     }
 }

@@ -106,13 +106,20 @@ pub async fn spawn_secure(db: &TestDb, certs: &Certs) -> TestServer {
 }
 
 pub async fn spawn_secure_with(db: &TestDb, certs: &Certs, principals: &str) -> TestServer {
+    spawn_secure_at(db, certs, principals, credit_tender::clock::Clock::system()).await
+}
+
+/// As [`spawn_secure_with`], the server reading the time from `clock` (a
+/// test moves a manual clock past an expiry instead of sleeping).
+pub async fn spawn_secure_at(db: &TestDb, certs: &Certs, principals: &str, clock: credit_tender::clock::Clock) -> TestServer {
     let principals = Principals::from_toml(principals).unwrap();
     let server = credit_tender::server::ServerOptions {
         principals: Some(Arc::new(SharedPrincipals::fixed(principals))),
         tls: Some(SharedTls::load(certs.files()).unwrap()),
         ..Default::default()
     };
-    spawn_app(open(db).await, AppOptions { server, ..AppOptions::default() }).await
+    let cache = credit_tender::cache::CacheConfig { clock, ..Default::default() };
+    spawn_app(open(db).await, AppOptions { server, cache }).await
 }
 
 /// A channel that trusts the test CA, optionally presenting a client certificate.
@@ -737,7 +744,8 @@ pub fn session_cookie(head: &str) -> String {
 async fn a_committee_link_works_once_shows_one_tender_and_ends_with_its_grant() {
     for db in backends().await {
         let certs = Certs::make();
-        let server = spawn_secure(&db, &certs).await;
+        let clock = credit_tender::clock::Clock::manual();
+        let server = spawn_secure_at(&db, &certs, &principals_toml(), clock.clone()).await;
         let code = crate::assessment::code(704);
         seed(server.addr, &certs, &code).await;
         let ch = tls_channel(server.addr, &certs, None).await;
@@ -780,7 +788,7 @@ async fn a_committee_link_works_once_shows_one_tender_and_ends_with_its_grant() 
         let (_, head, _) = https_get(server.addr, &certs, &link, &[]).await;
         let cookie = session_cookie(&head);
         assert_eq!(https_get(server.addr, &certs, "/tenders/T-GD", &[("cookie", cookie.as_str())]).await.0, 200);
-        tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // waits out the grant's expiry, the behaviour under test
+        clock.advance(std::time::Duration::from_millis(2100)); // past the grant's expiry, on the server's clock
         assert_eq!(https_get(server.addr, &certs, "/tenders/T-GD", &[("cookie", cookie.as_str())]).await.0, 401);
         // Supervisors read metrics; grants and refusals are counted.
         let (s, _, metrics) = https_get(server.addr, &certs, "/metrics", &[("authorization", &format!("Bearer {SUPERVISOR_TOKEN}"))]).await;

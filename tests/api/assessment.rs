@@ -500,9 +500,11 @@ async fn an_unreachable_store_serves_cache_within_the_bound_then_is_unavailable(
 async fn unreachable_store_case(logged: bool) {
     let Some(db) = pg_db().await else { return };
     let store = credit_tender::store::Store::open(&db.url).await.unwrap();
+    let clock = credit_tender::clock::Clock::manual();
     let config = credit_tender::cache::CacheConfig {
         max_staleness: std::time::Duration::from_secs(2),
         poll_interval: std::time::Duration::from_millis(100),
+        clock: clock.clone(),
         ..Default::default()
     };
     let server = credit_tender::server::ServerOptions {
@@ -533,7 +535,7 @@ async fn unreachable_store_case(logged: bool) {
     let status = f.assess.assess(request(&uncached)).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     // A cached one is served until the bound; then UNAVAILABLE.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // waits for the follower to miss two polls
+    clock.advance(std::time::Duration::from_millis(300)); // two polls' time without the store, on the replica's clock
     let served = f.assess.assess(request(&c)).await.unwrap().into_inner();
     let s = served.statement.unwrap();
     assert_eq!(s.data_version, fresh.data_version);
@@ -544,7 +546,7 @@ async fn unreachable_store_case(logged: bool) {
         assert!(s.served_from_cache_while_store_unreachable, "no statement said it was served from cache");
         assert!(s.warnings.iter().any(|w| w.contains("has not been reachable")), "{:?}", s.warnings);
     }
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await; // waits out the freshness bound under test
+    clock.advance(std::time::Duration::from_secs(2)); // past the freshness bound under test, on the replica's clock
     let status = f.assess.assess(request(&c)).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("has not been reachable"), "{}", status.message());

@@ -486,7 +486,8 @@ async fn idle_connections_are_closed_and_busy_ones_kept() {
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     for _ in 0..10 {
         health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
-        // waits: spacing calls closer than the idle timeout is what is tested
+        // The wall clock is the subject: a real socket's idle timer, with
+        // calls spaced closer than the idle timeout, is what is tested.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
     let after = scrape(server.addr).await;

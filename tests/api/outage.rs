@@ -180,12 +180,14 @@ struct Refused {
 }
 
 /// Writes one record after another through `data` until `stop`; the ids
-/// acknowledged, and how every refused write was refused.
+/// acknowledged, and how every refused write was refused. `progress` is
+/// told after every answer, so that the test awaits counts, not time.
 async fn keep_writing(
     mut data: pb::credit_data_service_client::CreditDataServiceClient<tonic::transport::Channel>,
     acked: Arc<AtomicUsize>,
     refused_so_far: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    progress: Arc<tokio::sync::Notify>,
 ) -> (Vec<String>, Vec<Refused>) {
     let (mut ids, mut refused) = (Vec::new(), Vec::new());
     let mut n = 0;
@@ -207,6 +209,8 @@ async fn keep_writing(
                 refused_so_far.fetch_add(1, Ordering::Release);
             }
         }
+        progress.notify_one();
+        // Paces the writer (a client writing now and then), not a wait for time to pass.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     (ids, refused)
@@ -289,12 +293,13 @@ async fn outage(cut: Link) {
     // up, so it stops before the restore, and what B serves afterwards
     // shows what its recovery alone did.
     let (acked, refused_so_far, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-    let writer = tokio::spawn(keep_writing(b_data.clone(), acked.clone(), refused_so_far.clone(), stop.clone()));
+    let progress = Arc::new(tokio::sync::Notify::new());
+    let writer = tokio::spawn(keep_writing(b_data.clone(), acked.clone(), refused_so_far.clone(), stop.clone(), progress.clone()));
     let mut watch = b_health.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
     health_turns(&mut watch, ServingStatus::Serving).await;
     tokio::time::timeout(AWAIT, async {
         while acked.load(Ordering::Acquire) < 3 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            progress.notified().await;
         }
     })
     .await
@@ -338,7 +343,7 @@ async fn outage(cut: Link) {
 
     tokio::time::timeout(AWAIT, async {
         while refused_so_far.load(Ordering::Acquire) < 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            progress.notified().await;
         }
     })
     .await
@@ -373,6 +378,7 @@ async fn outage(cut: Link) {
         .unwrap();
     tokio::time::timeout(AWAIT, async {
         while b_assess.assess(assess(&later)).await.unwrap().into_inner().statement.unwrap().eligible {
+            // B is another process: its hearing the NOTIFY has no event a client can await.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })

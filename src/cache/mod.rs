@@ -7,20 +7,28 @@
 //! this process's own writes, by PostgreSQL NOTIFY, and by a poll interval as
 //! a backstop, so a lost notification only delays an invalidation.
 //!
+//! Writes that change what is cached go through the cache too (`write.rs`):
+//! each returns once this replica has applied it.
+//!
 //! A profile load that was in flight while its code changed can still land in
 //! moka after the eviction (moka cannot know); every entry therefore carries
 //! the version it was read at, and a hit is only used when the change window
 //! shows no change to that code since.
 
+use crate::clock::Clock;
 use crate::domain::profile::Profile;
 use crate::domain::{CreditCode, Tender, TenderId};
 use crate::metrics::Metrics;
 use crate::store::{BidRow, ChangeSink, Store, StoreError};
+
+mod window;
+mod write;
 use moka::future::Cache;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use window::ChangeWindow;
 
 /// How the caches behave.
 #[derive(Debug, Clone)]
@@ -39,6 +47,10 @@ pub struct CacheConfig {
     /// Changes remembered for telling stale entries; a catch-up with more
     /// than this many invalidates every profile instead of reading them all.
     pub change_window: usize,
+    /// The time this replica reads: its freshness bound here, and through
+    /// [`CreditCache::clock`] grants, sessions, deadlines and `issuedAt`
+    /// (tests hand in [`Clock::manual`] to move it without sleeping).
+    pub clock: Clock,
 }
 
 impl Default for CacheConfig {
@@ -51,6 +63,7 @@ impl Default for CacheConfig {
             poll_interval: Duration::from_secs(1),
             ttl: Duration::from_secs(3600),
             change_window: CHANGE_WINDOW,
+            clock: Clock::system(),
         }
     }
 }
@@ -69,6 +82,13 @@ pub struct CachedTender {
     pub tender: Tender,
     pub bids: Vec<BidRow>,
     read_at: u64,
+}
+
+impl CachedTender {
+    /// An entry as the cache keeps it, read at tender change `read_at`.
+    pub fn new(tender: Tender, bids: Vec<BidRow>, read_at: u64) -> CachedTender {
+        CachedTender { tender, bids, read_at }
+    }
 }
 
 /// Every tender's newest version with its bid count.
@@ -94,61 +114,9 @@ pub enum CacheError {
     TooStale(Duration, Duration),
 }
 
-/// Recent changes, for telling whether an entry read at version `v` is stale.
-///
-/// Codes are kept as 64-bit hashes (16 bytes per change instead of ~150):
-/// a collision only makes an unchanged code look changed, which costs one
-/// reload and never serves stale data.
-struct ChangeWindow {
-    /// Changes are known for versions above `floor`.
-    floor: u64,
-    log: VecDeque<(u64, u64)>,
-    last: HashMap<u64, u64>,
-    capacity: usize,
-    hasher: std::collections::hash_map::RandomState,
-}
-
 /// Changes remembered by default; past it the oldest are forgotten and
 /// entries read before them are reloaded.
 pub const CHANGE_WINDOW: usize = 100_000;
-
-impl ChangeWindow {
-    fn new(floor: u64, capacity: usize) -> ChangeWindow {
-        ChangeWindow { floor, log: VecDeque::new(), last: HashMap::new(), capacity: capacity.max(1), hasher: Default::default() }
-    }
-
-    fn key(&self, code: &CreditCode) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, code)
-    }
-
-    fn record(&mut self, version: u64, code: &CreditCode) {
-        let key = self.key(code);
-        self.last.insert(key, version);
-        self.log.push_back((version, key));
-        while self.log.len() > self.capacity {
-            if let Some((v, k)) = self.log.pop_front() {
-                self.floor = self.floor.max(v);
-                if self.last.get(&k) == Some(&v) {
-                    self.last.remove(&k);
-                }
-            }
-        }
-        if self.log.capacity() > 2 * self.capacity {
-            self.log.shrink_to(self.capacity);
-        }
-    }
-
-    /// Every entry read before `version` counts as changed.
-    fn forget_before(&mut self, version: u64) {
-        self.floor = self.floor.max(version);
-        self.log = VecDeque::new();
-        self.last = HashMap::new();
-    }
-
-    fn changed_since(&self, code: &CreditCode, read_at: u64) -> bool {
-        read_at < self.floor || self.last.get(&self.key(code)).is_some_and(|v| *v > read_at)
-    }
-}
 
 /// Profiles and statements for one replica.
 pub struct CreditCache<S: Clone + Send + Sync + 'static> {
@@ -168,7 +136,7 @@ pub struct CreditCache<S: Clone + Send + Sync + 'static> {
     applied: AtomicU64,
     /// The same, for whoever wants to await a version (tests, tools).
     applied_watch: tokio::sync::watch::Sender<u64>,
-    /// When the store last answered the follower.
+    /// When the store last answered the follower (read from the config's clock).
     confirmed_at: Mutex<Instant>,
     window: RwLock<ChangeWindow>,
     /// Set when the change notifications may have been missed: the next
@@ -240,6 +208,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         let applied = store.current_version().await?;
         let tender_seq = store.tender_change_seq().await?;
         let change_window = config.change_window;
+        let confirmed_at = config.clock.instant();
         metrics.store_query("current_version", start.elapsed());
         Ok(Arc::new(CreditCache {
             store,
@@ -253,7 +222,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
             tender_list: Mutex::new(None),
             applied: AtomicU64::new(applied),
             applied_watch: tokio::sync::watch::Sender::new(applied),
-            confirmed_at: Mutex::new(Instant::now()),
+            confirmed_at: Mutex::new(confirmed_at),
             window: RwLock::new(ChangeWindow::new(applied, change_window)),
             must_catch_up: AtomicBool::new(false),
             catching_up: tokio::sync::Mutex::new(()),
@@ -264,6 +233,11 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
 
     pub fn config(&self) -> &CacheConfig {
         &self.config
+    }
+
+    /// The time this replica reads (the config's [`Clock`]).
+    pub fn clock(&self) -> &Clock {
+        &self.config.clock
     }
 
     pub fn enabled(&self) -> bool {
@@ -287,7 +261,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
             self.metrics.store_query("current_version", start.elapsed());
             return Ok(v);
         }
-        let age = self.confirmed_at.lock().expect("clock lock").elapsed();
+        let age = self.config.clock.since(*self.confirmed_at.lock().expect("clock lock"));
         if (self.must_catch_up.load(Ordering::Acquire) || age > self.config.max_staleness)
             && let Err(e) = self.catch_up().await
         {
@@ -303,7 +277,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
     /// How long ago the store last confirmed the applied version, when that
     /// is longer than two poll intervals (the statement then says so).
     pub fn unconfirmed_for(&self) -> Option<Duration> {
-        let age = self.confirmed_at.lock().expect("clock lock").elapsed();
+        let age = self.config.clock.since(*self.confirmed_at.lock().expect("clock lock"));
         (self.config.enabled && age > self.config.poll_interval * 2).then_some(age)
     }
 
@@ -525,7 +499,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         self.applied.store(newest, Ordering::Release);
         self.applied_watch.send_replace(newest);
         self.must_catch_up.store(false, Ordering::Release);
-        *self.confirmed_at.lock().expect("clock lock") = Instant::now();
+        *self.confirmed_at.lock().expect("clock lock") = self.config.clock.instant();
         self.metrics.versions(newest, newest);
         self.profiles.run_pending_tasks().await;
         self.statements.run_pending_tasks().await;
