@@ -1,8 +1,21 @@
 //! The gate every request passes: who is calling, and whether that caller
-//! is within its rate and concurrency limits. A tower layer in front of the
-//! whole router (gRPC and pages alike); it puts a [`Caller`] into the
-//! request's extensions for the handlers, which ask [`crate::access::decide`]
-//! what the caller may do.
+//! is within its rate and concurrency limits. It puts a [`Caller`] into the
+//! request's extensions for the admission layer and the handlers, which ask
+//! [`crate::access::decide`] what the caller may do.
+//!
+//! **Two layers, either side of admission** (`crate::shed`, which reads the
+//! body). [`GateLayer`] identifies the caller from the request's headers
+//! alone, before a byte of its body is read: an unknown token or
+//! certificate, an ended committee session, and an unidentified caller of
+//! an RPC that needs an identity are refused at once, so that no one can
+//! make the server hold a body it would refuse anyway (the outside attack
+//! on issue 23 held GiBs so). [`LimitsLayer`] applies the principal's
+//! rate and concurrency once the body is whole, as the ceiling's slots
+//! are: a principal whose bodies come slowly (or never) holds none of its
+//! own places meanwhile. Admission sits between the two because it needs
+//! to know who is unidentified (their share of the ceiling and of the body
+//! budget) and because the limits are for work, which begins with a whole
+//! body.
 //!
 //! - No principals configured: every caller is [`Caller::Local`] (the server
 //!   listens on loopback only; this is how `demo` runs).
@@ -68,6 +81,14 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()))
 }
 
+/// The credentials of an `authorization` value, if its scheme is Bearer:
+/// schemes are case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER`
+/// are Bearer too; one or more spaces part the scheme from the token.
+fn bearer_token(value: &str) -> Option<String> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
 /// What a request offers as identity, read before the gate awaits anything.
 struct Proof {
     /// `Some(None)`: an authorization header that is not a bearer token.
@@ -78,10 +99,7 @@ struct Proof {
 
 impl Proof {
     fn of<B>(req: &http::Request<B>) -> Proof {
-        let bearer = req
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(|t| t.trim().to_owned()));
+        let bearer = req.headers().get(http::header::AUTHORIZATION).map(|v| v.to_str().ok().and_then(bearer_token));
         let certs = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.peer_certs());
         let certificate_subject = certs.as_ref().and_then(|c| c.first()).map(|c| crate::tls::certificate_subject(c).unwrap_or_default());
         let session = cookie(req.headers(), SESSION_COOKIE).map(str::to_owned);
@@ -98,6 +116,23 @@ fn is_public(path: &str) -> bool {
         || path.starts_with("/assets/")
         || path == "/api/keys"
         || path.starts_with("/committee/enter/")
+}
+
+/// The log's checkpoints and proofs: hashes only, open to anyone
+/// (`crate::access::decide`, `Action::ReadLogProofs`).
+const LOG_PROOFS: [&str; 3] = [
+    "/credit_tender.v1.LogService/GetCheckpoint",
+    "/credit_tender.v1.LogService/GetInclusionProof",
+    "/credit_tender.v1.LogService/GetConsistencyProof",
+];
+
+/// Whether an unidentified caller's gRPC call to `path` is refused from its
+/// headers: every method of this API needs an identity but the public ones
+/// and the log's proofs (the access matrix in tests/api/access.rs holds the
+/// same answers, so the two cannot part unnoticed). Other paths are not
+/// this API's: they go on to be answered UNIMPLEMENTED.
+fn needs_identity(path: &str) -> bool {
+    path.starts_with("/credit_tender.") && !is_public(path) && !LOG_PROOFS.contains(&path)
 }
 
 fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
@@ -198,23 +233,22 @@ fn refuse(grpc: bool, stop: Stop) -> http::Response<Body> {
 
 /// Marks an answer the gate gave instead of serving the request: the
 /// admission layer (`crate::shed`) frees its in-flight places at once, so
-/// that a client that offers a wrong identity and never reads the refusal
-/// holds no place (found by the outside attack on issue 27).
+/// that a client that never reads the refusal holds no place (found by the
+/// outside attack on issue 27).
 #[derive(Clone, Copy, Debug)]
 pub struct Refused;
 
-/// Put on a request by the admission layer when the caller offered an
-/// identity, and so was not counted among unidentified callers: if the
-/// identity does not hold on a public route, the gate serves the caller as
-/// unidentified only once it has a place in their share.
-#[derive(Clone)]
-pub struct UnidentifiedShare(pub Arc<tokio::sync::Semaphore>);
+/// When the request's headers were read, for admission's wait
+/// (`crate::shed`): stamped here, by the first layer that awaits anything,
+/// so that the wait admission measures is the request's own in the run
+/// queue, not a committee session's lookup.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrived(pub std::time::Instant);
 
-/// The place in the unidentified callers' share the gate took, handed back
-/// on the answer for the admission layer to hold until the answer's body
-/// ends.
+/// The identified principal's limits, put on the request by [`GateLayer`]
+/// for [`LimitsLayer`] to apply once the body is whole.
 #[derive(Clone)]
-pub struct SharePlace(pub Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+struct Limited(Arc<Admission>);
 
 fn refusal(grpc: bool, stop: Stop) -> http::Response<Body> {
     use crate::refusal::plain;
@@ -228,12 +262,9 @@ fn refusal(grpc: bool, stop: Stop) -> http::Response<Body> {
             let zh = "暂时无法核对评标委员会会话：信用数据库当前无法访问。请 1 秒后重试。";
             plain(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", zh, Some(std::time::Duration::from_secs(1)))
         }
+        // The same hint the shedding gives: RetryInfo and the pushback.
         Stop::Exhausted { why, retry_after_ms, .. } if grpc => {
-            let mut s = tonic::Status::resource_exhausted(format!("{why}; retry after {retry_after_ms} ms"));
-            if let Ok(v) = retry_after_ms.to_string().parse() {
-                s.metadata_mut().insert("grpc-retry-pushback-ms", v);
-            }
-            s.into_http()
+            crate::refusal::retry_status(tonic::Code::ResourceExhausted, &why, std::time::Duration::from_millis(retry_after_ms)).into_http()
         }
         Stop::Exhausted { zh, retry_after_ms, .. } => {
             let wait = std::time::Duration::from_millis(retry_after_ms);
@@ -243,6 +274,11 @@ fn refusal(grpc: bool, stop: Stop) -> http::Response<Body> {
     }
 }
 
+fn is_grpc<B>(req: &http::Request<B>) -> bool {
+    req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Who is calling, from the headers; outside admission (see the module's doc).
 #[derive(Clone)]
 pub struct GateLayer(pub Arc<Gate>);
 
@@ -275,38 +311,29 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // Admission's stamp: hyper calls this from the connection's task as
+        // soon as it has read the request's headers (a session's lookup
+        // below must not count as the request's wait in the run queue).
+        req.extensions_mut().insert(Arrived(std::time::Instant::now()));
         // The ready inner service serves this request; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let gate = self.gate.clone();
-        let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let grpc = is_grpc(&req);
         let public = is_public(req.uri().path());
+        let needs_identity = grpc && needs_identity(req.uri().path());
         // A committee link is a secret: never in a log line.
         let path =
             if req.uri().path().starts_with("/committee/enter/") { "/committee/enter/…".to_owned() } else { req.uri().path().to_owned() };
         // Without principals every caller is the local operator: nothing to read.
         let proof = self.gate.principals.is_some().then(|| Proof::of(&req));
         Box::pin(async move {
-            let mut place = None;
             let (caller, admission) = match gate.identify(proof).await {
                 Ok(found) => found,
-                Err(_) if public => {
-                    // An identity that does not hold: served as unidentified,
-                    // within their share like any caller that offers none.
-                    if let Some(UnidentifiedShare(share)) = req.extensions().get::<UnidentifiedShare>() {
-                        let Ok(p) = share.clone().try_acquire_owned() else {
-                            gate.metrics.denied("shed");
-                            let stop = Stop::Exhausted {
-                                why: "unidentified callers are at their share of requests in flight".into(),
-                                zh: "服务器繁忙：未表明身份的调用方同时进行的请求已达其份额，未被处理。".into(),
-                                retry_after_ms: 100,
-                            };
-                            return Ok(refuse(grpc, stop));
-                        };
-                        place = Some(p);
-                    }
-                    (Caller::Anonymous, None)
-                }
+                // An identity that does not hold, on a public route: served
+                // as unidentified, within their share like any caller that
+                // offers none.
+                Err(_) if public => (Caller::Anonymous, None),
                 Err(stop) => {
                     let outcome = if matches!(stop, Stop::Unavailable(_)) { "unavailable" } else { "unauthenticated" };
                     gate.metrics.denied(outcome);
@@ -314,23 +341,83 @@ where
                     return Ok(refuse(grpc, stop));
                 }
             };
-            let _permit = match (&caller, &admission) {
-                (Caller::Principal(p), Some(a)) => match admit(&p.name, a) {
+            if caller == Caller::Anonymous && needs_identity {
+                // What the method's handler would answer, before its body is read.
+                gate.metrics.denied("unauthenticated");
+                tracing::info!(path = %path, outcome = "unauthenticated", "refused at the gate");
+                let method = path.rsplit('/').next().unwrap_or_default();
+                let stop = Stop::Unauthenticated {
+                    why: format!("{method} needs a caller identity: a bearer token or a client certificate"),
+                    zh: "需要表明调用方身份：请附上访问令牌或客户端证书。".into(),
+                    code: "UNAUTHENTICATED",
+                };
+                return Ok(refuse(grpc, stop));
+            }
+            req.extensions_mut().insert(caller);
+            if let Some(a) = admission {
+                req.extensions_mut().insert(Limited(a));
+            }
+            inner.call(req).await
+        })
+    }
+}
+
+/// The principal's rate and concurrency, once its body is whole; inside
+/// admission (see the module's doc).
+#[derive(Clone)]
+pub struct LimitsLayer(pub Arc<Metrics>);
+
+impl<S> tower::Layer<S> for LimitsLayer {
+    type Service = Limits<S>;
+    fn layer(&self, inner: S) -> Limits<S> {
+        Limits { inner, metrics: self.0.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Limits<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Limits<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limited = req.extensions_mut().remove::<Limited>();
+        let principal = match req.extensions().get::<Caller>() {
+            Some(Caller::Principal(p)) => Some(p.clone()),
+            _ => None,
+        };
+        let grpc = is_grpc(&req);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let _permit = match (principal, limited) {
+                (Some(p), Some(Limited(a))) => match admit(&p.name, &a) {
                     Ok(permit) => Some(permit),
                     Err(stop) => {
-                        gate.metrics.denied("rate_limited");
-                        tracing::info!(principal = %p.name, path = %path, outcome = "rate_limited", "refused at the gate");
+                        metrics.denied("rate_limited");
+                        tracing::info!(principal = %p.name, path = %req.uri().path(), outcome = "rate_limited", "refused at the gate");
                         return Ok(refuse(grpc, stop));
                     }
                 },
                 _ => None,
             };
-            req.extensions_mut().insert(caller);
-            let mut res = inner.call(req).await?;
-            if let Some(p) = place {
-                res.extensions_mut().insert(SharePlace(Arc::new(Mutex::new(Some(p)))));
-            }
-            Ok(res)
+            inner.call(req).await
         })
     }
 }

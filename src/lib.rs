@@ -44,10 +44,12 @@
 //! - [`refusal`]: HTTP refusals as a person reads them: a Chinese sentence
 //!   first, then a machine code (in the body and a header), for the shed,
 //!   the gate and the pages alike.
-//! - [`gate`]: the tower layer before every route: identifies the caller
-//!   (token, client certificate, committee session), applies its limits.
-//! - [`shed`]: admission control before the gate: a request that waited too
-//!   long for its turn or past the in-flight ceiling is refused.
+//! - [`gate`]: two tower layers around admission: one identifies the
+//!   caller from the headers (token, client certificate, committee
+//!   session) before any body is read, the other applies its limits.
+//! - [`shed`]: admission control between them: a request that waited too
+//!   long for its turn, past the in-flight ceiling, or whose body would
+//!   pass the bodies' budget is refused.
 //! - `metrics_layer`: counts gRPC requests by method and code, with latency.
 //! - `wire_errors`: the client's undecodable or oversized requests named as
 //!   INVALID_ARGUMENT and RESOURCE_EXHAUSTED.

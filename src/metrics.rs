@@ -80,6 +80,7 @@ pub const DENIAL_REASONS: &[&str] = &[
     "queue_wait",
     "body_timeout",
     "body_too_large",
+    "body_budget",
     "write_queue",
     "signing",
     "permission_denied",

@@ -57,6 +57,9 @@ pub struct ServerOptions {
     /// How long a request's body may take to arrive after its headers;
     /// later, it is refused (`crate::shed`).
     pub body_timeout: Duration,
+    /// Bytes of request bodies held at once, process-wide; a body that
+    /// would pass it is refused (`crate::shed::DEFAULT_BODY_BUDGET`).
+    pub body_budget: usize,
     /// Test-only: honour `crate::shed::TEST_WAIT_HEADER`, which adds to a
     /// request's measured wait (tests inject a wait rather than sleep).
     pub queue_wait_test_hook: bool,
@@ -129,6 +132,7 @@ impl Default for ServerOptions {
             queue_target: crate::shed::DEFAULT_QUEUE_TARGET,
             max_signing: crate::shed::DEFAULT_MAX_SIGNING,
             body_timeout: crate::shed::DEFAULT_BODY_TIMEOUT,
+            body_budget: crate::shed::DEFAULT_BODY_BUDGET,
             queue_wait_test_hook: false,
             max_streams_per_connection: 128,
             max_connections: 1024,
@@ -433,17 +437,21 @@ fn edge(state: &AppState, options: &ServerOptions) -> tonic::transport::Server<E
         // Then Connect: a Connect call is a gRPC call to every layer below.
         .layer(crate::connect::ConnectLayer::new(state.metrics.clone(), options.body_timeout))
         .layer(crate::metrics_layer::MetricsLayer::new(state.metrics.clone()))
+        // Who is calling, from the headers, before admission reads a body
+        // (`crate::gate`: an identity that does not hold reads none).
+        .layer(crate::gate::GateLayer(gate))
         .layer(crate::shed::ShedLayer::new(
             crate::shed::AdmissionOptions {
                 max_in_flight: options.max_in_flight,
                 queue_target: options.queue_target,
                 body_timeout: options.body_timeout,
-                identifies: options.principals.is_some(),
+                body_budget: options.body_budget,
                 test_hook: options.queue_wait_test_hook,
             },
             state.metrics.clone(),
         ))
-        .layer(crate::gate::GateLayer(gate))
+        // The principal's rate and concurrency, once its body is whole.
+        .layer(crate::gate::LimitsLayer(state.metrics.clone()))
         .layer(crate::wire_errors::WireErrorsLayer)
         .timeout(options.request_timeout)
         .max_concurrent_streams(options.max_streams_per_connection)

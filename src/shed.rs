@@ -32,10 +32,30 @@
 //! never the body holds no slot, and one whose body comes later than the
 //! bound is refused rather than admitted late.
 //!
-//! **Unidentified callers** (when principals are configured: a request
-//! with no bearer token, session cookie or client certificate) together
-//! hold at most a quarter of the ceiling ([`anonymous_share`]), so they
-//! cannot lock out the principals, whose own limits the gate applies.
+//! **Who is calling is known before the body is read.** The gate
+//! (`crate::gate::GateLayer`) sits outside this layer and identifies the
+//! caller from the headers alone: an identity that does not hold, or an
+//! unidentified caller of an RPC that needs one, is refused there, its
+//! body never read. It also stamps the request's arrival
+//! ([`crate::gate::Arrived`]),
+//! as it is the first to see it. The principal's own rate and concurrency
+//! are applied inside this layer (`crate::gate::LimitsLayer`), once the
+//! body is whole.
+//!
+//! **Unidentified callers** (when principals are configured: the gate
+//! found no identity, or one that does not hold on a public route)
+//! together hold at most a quarter of the ceiling ([`anonymous_share`]),
+//! so they cannot lock out the principals.
+//!
+//! **Request bodies held at once** are bounded process-wide by a budget
+//! of bytes (`--body-budget-mib`, [`DEFAULT_BODY_BUDGET`]): each chunk of a
+//! body takes its bytes from the budget as it arrives, and gives them back
+//! when the service has read the body (or the request is dropped). A chunk
+//! that does not fit has its request refused at once (RESOURCE_EXHAUSTED,
+//! with the retry hint), and what it held is freed. Unidentified callers'
+//! bodies hold at most a quarter of it together. Without it, bodies of
+//! 16 MiB that each take up to `body_timeout` to arrive, on many streams
+//! and connections, held GiBs (the outside attack on issue 23).
 //!
 //! **New statements** are limited apart (`--max-signing`,
 //! [`DEFAULT_MAX_SIGNING`]): a call that must sign and log a statement
@@ -47,8 +67,10 @@
 //! **Streams that are not work**: server reflection holds no ceiling slot;
 //! at most [`REFLECTION_STREAMS`] are open at once, process-wide.
 //!
+use crate::access::Caller;
 use crate::metrics::Metrics;
 use http_body_util::BodyExt;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -101,8 +123,15 @@ pub const WATCH_STREAMS: usize = 256;
 /// refuse its message.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024 + 5;
 
+/// Bytes of request bodies held at once, process-wide (`--body-budget-mib`):
+/// four of the largest messages, so that a few full `PutRecords` batches
+/// arrive together; unidentified callers hold a quarter of it (16 MiB), far
+/// more than any call open to them needs.
+pub const DEFAULT_BODY_BUDGET: usize = 64 * 1024 * 1024;
+
 /// Ceiling slots that unidentified callers may hold together: a quarter of
-/// `max_in_flight`, at least one.
+/// `max_in_flight`, at least one. Their share of the body budget is a
+/// quarter of it too.
 pub fn anonymous_share(max_in_flight: usize) -> usize {
     (max_in_flight / 4).max(1)
 }
@@ -142,9 +171,8 @@ pub struct AdmissionOptions {
     pub queue_target: Duration,
     /// How long a request's body may take to arrive after its headers.
     pub body_timeout: Duration,
-    /// Principals are configured: a request that offers no identity is
-    /// unidentified and held to [`anonymous_share`].
-    pub identifies: bool,
+    /// Bytes of request bodies held at once (at least 1).
+    pub body_budget: usize,
     /// Honour [`TEST_WAIT_HEADER`] (tests only).
     pub test_hook: bool,
 }
@@ -159,6 +187,9 @@ pub struct ShedLayer {
     reflection: Arc<Semaphore>,
     /// WatchTender streams open at once.
     watches: Arc<Semaphore>,
+    /// Bytes of request bodies held at once, and unidentified callers' share.
+    bodies: Arc<Semaphore>,
+    anonymous_bodies: Arc<Semaphore>,
     options: AdmissionOptions,
     metrics: Arc<Metrics>,
 }
@@ -170,6 +201,8 @@ impl ShedLayer {
             anonymous: Arc::new(Semaphore::new(anonymous_share(options.max_in_flight))),
             reflection: Arc::new(Semaphore::new(REFLECTION_STREAMS)),
             watches: Arc::new(Semaphore::new(WATCH_STREAMS)),
+            bodies: Arc::new(Semaphore::new(options.body_budget.min(Semaphore::MAX_PERMITS))),
+            anonymous_bodies: Arc::new(Semaphore::new((options.body_budget / 4).clamp(1, Semaphore::MAX_PERMITS))),
             options,
             metrics,
         }
@@ -224,24 +257,18 @@ struct Refused {
 /// The answer to a refused request: RESOURCE_EXHAUSTED with RetryInfo and
 /// `grpc-retry-pushback-ms` for gRPC (`why` then says "retry after N ms",
 /// the pushback's value), 503 with Retry-After for pages (whole seconds, at
-/// least 1, and the Chinese sentence says the same number of seconds); a
-/// page's body too large is 413, with no retry.
+/// least 1, and the Chinese sentence says the same number of seconds). A
+/// body too large stays too large: RESOURCE_EXHAUSTED with no retry hint
+/// for gRPC, 413 for pages.
 fn refuse(grpc: bool, refused: Refused, retry_after: Duration) -> http::Response<Body> {
-    if grpc {
-        use tonic_types::{ErrorDetails, StatusExt};
-        let ms = retry_after.as_millis().max(1);
-        let mut details = ErrorDetails::new();
-        details.set_retry_info(Some(retry_after));
-        let mut s =
-            tonic::Status::with_error_details(tonic::Code::ResourceExhausted, format!("{}; retry after {ms} ms", refused.why), details);
-        if let Ok(v) = ms.to_string().parse() {
-            s.metadata_mut().insert("grpc-retry-pushback-ms", v);
+    let too_large = refused.code == "BODY_TOO_LARGE";
+    match (grpc, too_large) {
+        (true, true) => return tonic::Status::resource_exhausted(refused.why).into_http(),
+        (true, false) => {
+            return crate::refusal::retry_status(tonic::Code::ResourceExhausted, &refused.why, retry_after).into_http();
         }
-        return s.into_http();
-    }
-    // A body too large stays too large: no retry is offered for it.
-    if refused.code == "BODY_TOO_LARGE" {
-        return crate::refusal::plain(http::StatusCode::PAYLOAD_TOO_LARGE, refused.code, &refused.zh, None);
+        (false, true) => return crate::refusal::plain(http::StatusCode::PAYLOAD_TOO_LARGE, refused.code, &refused.zh, None),
+        (false, false) => {}
     }
     let secs = crate::refusal::retry_after_secs(retry_after);
     let zh = format!("{}请 {secs} 秒后重试。", refused.zh);
@@ -257,19 +284,6 @@ fn readable(d: Duration) -> String {
 /// "1 request", "4 requests".
 fn requests(n: usize) -> String {
     if n == 1 { "1 request".into() } else { format!("{n} requests") }
-}
-
-/// Whether a request offers an identity the gate could check (a bearer
-/// token, a session cookie or a client certificate). One that offers a
-/// wrong one is refused by the gate at once, before any work, and its
-/// refusal holds no place ([`crate::gate::Refused`]); on a public route it
-/// is served as unidentified, within their share
-/// ([`crate::gate::UnidentifiedShare`]).
-fn offers_identity(req: &http::Request<Body>) -> bool {
-    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-    req.headers().contains_key(http::header::AUTHORIZATION)
-        || req.headers().get_all(http::header::COOKIE).iter().next().is_some()
-        || req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.peer_certs()).is_some_and(|c| !c.is_empty())
 }
 
 impl<S> tower::Service<http::Request<Body>> for Shed<S>
@@ -289,7 +303,7 @@ where
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         // The stamp: hyper calls this from the connection's task as soon as
         // it has read the request's headers.
-        let mut arrived = Instant::now();
+        let mut arrived = req.extensions().get::<crate::gate::Arrived>().map_or_else(Instant::now, |a| a.0);
         // The ready inner service serves this request; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -306,7 +320,7 @@ where
         let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let reflection = is_reflection(path);
         let watch = is_watch(path);
-        let anonymous = layer.options.identifies && !offers_identity(&req);
+        let anonymous = req.extensions().get::<Caller>() == Some(&Caller::Anonymous);
         Box::pin(async move {
             // First run of this request's own task: what it waited is known.
             let waited = arrived.elapsed();
@@ -342,37 +356,14 @@ where
                 let res = inner.call(req).await?;
                 return Ok(res.map(|inner| Body::new(Slotted { inner, _slots: vec![slot] })));
             }
-            // The whole body first, within its bound: a request takes a
+            // The whole body first, within its bounds: a request takes a
             // slot only once it can be worked on.
             let (parts, body) = req.into_parts();
-            let body = match tokio::time::timeout(options.body_timeout, http_body_util::Limited::new(body, MAX_BODY_BYTES).collect()).await
-            {
-                Ok(Ok(collected)) => collected,
-                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                    layer.metrics.denied("body_too_large");
-                    let why = format!("the request's body is larger than {MAX_BODY_BYTES} bytes");
-                    let zh = format!("请求体超过 {MAX_BODY_BYTES} 字节，未被处理。");
-                    return Ok(refuse(grpc, Refused { why, zh, code: "BODY_TOO_LARGE" }, RETRY_AFTER));
-                }
-                // The client reset the stream or the connection broke: no one to answer.
-                Ok(Err(e)) => {
-                    let why = format!("the request's body could not be read: {e}");
-                    let zh = "无法读取请求体（连接中断，或客户端取消了请求），未被处理。".to_owned();
-                    return Ok(refuse(grpc, Refused { why, zh, code: "BODY_UNREADABLE" }, RETRY_AFTER));
-                }
-                Err(_) => {
-                    layer.metrics.denied("body_timeout");
-                    let why = format!("the request's body did not arrive within {} of its headers", readable(options.body_timeout));
-                    let zh = format!("请求体未在请求头之后 {} 内送达，未被处理。", readable(options.body_timeout));
-                    return Ok(refuse(grpc, Refused { why, zh, code: "BODY_TIMEOUT" }, RETRY_AFTER));
-                }
+            let body = match read_body(&layer, body, anonymous).await {
+                Ok(held) => held,
+                Err(fault) => return Ok(fault.refusal(&layer, grpc)),
             };
-            let mut parts = parts;
-            if layer.options.identifies && !anonymous {
-                // Counted among unidentified callers by the gate if the identity offered does not hold.
-                parts.extensions.insert(crate::gate::UnidentifiedShare(layer.anonymous.clone()));
-            }
-            let req = http::Request::from_parts(parts, Body::new(collected_body(body)));
+            let req = http::Request::from_parts(parts, Body::new(body));
             let mut slots = Vec::with_capacity(2);
             if anonymous {
                 let Ok(slot) = layer.anonymous.clone().try_acquire_owned() else {
@@ -391,24 +382,146 @@ where
                 return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, RETRY_AFTER));
             };
             slots.push(slot);
-            let mut res = inner.call(req).await?;
-            // The gate's refusals did no work and hold no place, read or not.
+            let res = inner.call(req).await?;
+            // The principal limits' refusals did no work and hold no place, read or not.
             if res.extensions().get::<crate::gate::Refused>().is_some() {
                 return Ok(res);
-            }
-            if let Some(crate::gate::SharePlace(place)) = res.extensions_mut().remove::<crate::gate::SharePlace>()
-                && let Some(place) = place.lock().expect("share place lock").take()
-            {
-                slots.push(place);
             }
             Ok(res.map(|inner| Body::new(Slotted { inner, _slots: slots })))
         })
     }
 }
 
-/// A read body as a body again, data then trailers as they came.
-fn collected_body(
-    c: http_body_util::Collected<bytes::Bytes>,
-) -> http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible> {
-    c.boxed()
+/// Why a body was not read whole.
+enum BodyFault {
+    TooLarge,
+    /// The body budget (`anonymous`: unidentified callers' share of it) is spent.
+    Budget {
+        anonymous: bool,
+    },
+    /// The client's own bytes are wrong (gRPC-Web text that is not base64):
+    /// its status, INVALID_ARGUMENT.
+    Malformed(tonic::Status),
+    /// The client reset the stream or the connection broke: no one to answer.
+    Unreadable(tonic::Status),
+    Late,
+}
+
+impl BodyFault {
+    fn refusal(self, layer: &ShedLayer, grpc: bool) -> http::Response<Body> {
+        let options = &layer.options;
+        let (why, zh, code) = match self {
+            BodyFault::TooLarge => {
+                layer.metrics.denied("body_too_large");
+                let limit = MAX_BODY_BYTES - 5;
+                let why = format!(
+                    "the request's message is too large: this server takes messages of at most {limit} bytes (16 MiB); \
+                     send less at once"
+                );
+                (why, format!("请求体超过 {MAX_BODY_BYTES} 字节，未被处理。"), "BODY_TOO_LARGE")
+            }
+            BodyFault::Budget { anonymous } => {
+                layer.metrics.denied("body_budget");
+                let (whose, zh_whose, budget) = if anonymous {
+                    ("unidentified callers' request bodies are", "未表明身份的调用方的请求体", options.body_budget / 4)
+                } else {
+                    ("the request bodies the server holds are", "服务器同时接收的请求体", options.body_budget)
+                };
+                let why = format!("the server is overloaded: {whose} at their limit of {budget} bytes at once");
+                (why, format!("服务器繁忙：{zh_whose}已达上限 {budget} 字节，未被处理。"), "OVERLOADED")
+            }
+            BodyFault::Malformed(status) => {
+                return if grpc {
+                    status.into_http()
+                } else {
+                    crate::refusal::plain(http::StatusCode::BAD_REQUEST, "BAD_REQUEST", "请求体格式不正确，未被处理。", None)
+                };
+            }
+            BodyFault::Unreadable(e) => (
+                format!("the request's body could not be read: {}", e.message()),
+                "无法读取请求体（连接中断，或客户端取消了请求），未被处理。".to_owned(),
+                "BODY_UNREADABLE",
+            ),
+            BodyFault::Late => {
+                layer.metrics.denied("body_timeout");
+                let why = format!("the request's body did not arrive within {} of its headers", readable(options.body_timeout));
+                let zh = format!("请求体未在请求头之后 {} 内送达，未被处理。", readable(options.body_timeout));
+                (why, zh, "BODY_TIMEOUT")
+            }
+        };
+        refuse(grpc, Refused { why, zh, code }, RETRY_AFTER)
+    }
+}
+
+/// Reads `body` whole within `body_timeout` and [`MAX_BODY_BYTES`], each
+/// chunk taking its bytes from the body budget (and, for an unidentified
+/// caller, from their share of it) as it arrives.
+async fn read_body(layer: &ShedLayer, body: Body, anonymous: bool) -> Result<Held, BodyFault> {
+    let read = async {
+        let mut body = body;
+        let mut held = Held::default();
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(e) if e.code() == tonic::Code::InvalidArgument => return Err(BodyFault::Malformed(e)),
+                Err(e) => return Err(BodyFault::Unreadable(e)),
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    if let Ok(t) = frame.into_trailers() {
+                        held.trailers.get_or_insert_with(http::HeaderMap::new).extend(t);
+                    }
+                    continue;
+                }
+            };
+            total += data.len();
+            if total > MAX_BODY_BYTES {
+                return Err(BodyFault::TooLarge);
+            }
+            // A DATA frame is at most 16 MiB (HTTP/2's largest frame size).
+            let n = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            if anonymous {
+                let share = layer.anonymous_bodies.clone().try_acquire_many_owned(n).map_err(|_| BodyFault::Budget { anonymous: true })?;
+                held.budget.push(share);
+            }
+            let place = layer.bodies.clone().try_acquire_many_owned(n).map_err(|_| BodyFault::Budget { anonymous: false })?;
+            held.budget.push(place);
+            held.chunks.push_back(data);
+        }
+        Ok(held)
+    };
+    tokio::time::timeout(layer.options.body_timeout, read).await.unwrap_or(Err(BodyFault::Late))
+}
+
+/// A body read whole, as a body again: its data then its trailers, as they
+/// came. Its bytes' places in the body budget are given back once it has
+/// been read to its end, or when it is dropped.
+#[derive(Default)]
+struct Held {
+    chunks: VecDeque<bytes::Bytes>,
+    trailers: Option<http::HeaderMap>,
+    budget: Vec<OwnedSemaphorePermit>,
+}
+
+impl http_body::Body for Held {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if let Some(data) = self.chunks.pop_front() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+        }
+        self.budget.clear();
+        Poll::Ready(self.trailers.take().map(|t| Ok(http_body::Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.chunks.iter().map(|c| c.len() as u64).sum())
+    }
 }

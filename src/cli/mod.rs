@@ -151,6 +151,10 @@ pub struct ListenArgs {
     /// is refused (it holds no in-flight slot meanwhile).
     #[arg(long, default_value_t = crate::shed::DEFAULT_BODY_TIMEOUT.as_secs_f64() * 1000.0, value_name = "MS", value_parser = positive_millis)]
     pub body_timeout_ms: f64,
+    /// MiB of request bodies held at once, process-wide (unidentified
+    /// callers a quarter); a body past it is answered RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = crate::shed::DEFAULT_BODY_BUDGET >> 20, value_name = "MIB", value_parser = body_budget_mib)]
+    pub body_budget_mib: usize,
     /// HTTP/2 streams one connection may have open at once.
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_streams_per_connection: u32,
@@ -380,6 +384,14 @@ fn positive_count(s: &str) -> Result<usize, String> {
     }
 }
 
+/// At least 17 MiB, so that one largest message (16 MiB) fits; at most 1 TiB.
+fn body_budget_mib(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (17..=1 << 20).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number of MiB from 17 (one 16 MiB message must fit) to 1048576")),
+    }
+}
+
 fn positive_millis(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(ms) if ms.is_finite() && ms > 0.0 && ms <= 3_600_000.0 => Ok(ms),
@@ -555,6 +567,7 @@ async fn serve(
         max_signing: listen.max_signing,
         queue_target: Duration::from_secs_f64(listen.queue_target_ms / 1000.0),
         body_timeout: Duration::from_secs_f64(listen.body_timeout_ms / 1000.0),
+        body_budget: listen.body_budget_mib << 20,
         max_streams_per_connection: listen.max_streams_per_connection.max(1),
         max_connections: listen.max_connections.max(1),
         idle_timeout: Duration::from_secs(listen.idle_timeout.max(1)),

@@ -11,6 +11,7 @@ mod connect;
 mod connect_node;
 mod crash;
 mod credit_data;
+mod doors;
 mod environment;
 mod golden;
 mod grpc_web;
