@@ -40,5 +40,6 @@ mod signing;
 mod store;
 mod suite;
 mod supervision;
+mod supervision_attack;
 mod tender_access;
 mod web;

@@ -129,7 +129,7 @@ async fn classification_evidence_names_every_record_that_decided_the_class() {
 
 /// Forty firms Guangdong grades (AA, A, B, C, D in turn) and one Shanxi
 /// grades: the draw's population, in four classes.
-async fn draw_population(server: &TestServer) -> Vec<String> {
+pub async fn draw_population(server: &TestServer) -> Vec<String> {
     let grades = ["AA", "A", "B", "C", "D"];
     let codes: Vec<String> = (0..40).map(|i| crate::assessment::code(8000 + i)).collect();
     let mut records: Vec<Value> = codes.iter().enumerate().map(|(i, c)| graded(&format!("d-{i}"), c, grades[i % 5], "440000")).collect();
@@ -139,7 +139,7 @@ async fn draw_population(server: &TestServer) -> Vec<String> {
     codes
 }
 
-fn draw_request() -> pb::DrawInspectionRequest {
+pub fn draw_request() -> pb::DrawInspectionRequest {
     pb::DrawInspectionRequest {
         region: "440000".into(),
         domain: "highway_construction".into(),
@@ -148,7 +148,7 @@ fn draw_request() -> pb::DrawInspectionRequest {
     }
 }
 
-async fn keys_json(server: &TestServer, dir: &std::path::Path) -> std::path::PathBuf {
+pub async fn keys_json(server: &TestServer, dir: &std::path::Path) -> std::path::PathBuf {
     let keys = pb::key_service_client::KeyServiceClient::new(server.channel.clone()).list_keys(pb::ListKeysRequest {}).await.unwrap();
     json_file(dir, "keys.json", &keys.into_inner())
 }
