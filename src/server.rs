@@ -306,7 +306,7 @@ fn supervision(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>)
         anyhow::ensure!(state.policies.current(grade).is_some(), "risk policy '{id}': its grade_policy '{grade}' is not loaded");
     }
     let interval = options.log.as_ref().map_or(Duration::from_secs(1), |o| o.checkpoint_interval);
-    Ok(crate::supervision::SupervisionApi::new(
+    let api = crate::supervision::SupervisionApi::new(
         state.rules.clone(),
         state.cache.clone(),
         state.policies.clone(),
@@ -314,7 +314,9 @@ fn supervision(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>)
         state.keys.clone(),
         log,
         interval,
-    ))
+    );
+    api.complete_orphans_at_start();
+    Ok(api)
 }
 
 /// Serves on `listener` until `shutdown` completes, then drains for at most

@@ -173,6 +173,10 @@ pub struct AuditArgs {
     /// server the first time and keep them in DIR (trust on first use).
     #[arg(long, value_name = "KEYS.json")]
     pub keys: Option<PathBuf>,
+    /// How long an inspection commit may wait for its draw before it is an
+    /// alarm (a warning until then).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub draw_grace_seconds: i64,
 }
 
 /// What the auditor keeps between runs.
@@ -183,6 +187,9 @@ struct AuditState {
     /// For each (tender, version, bidder, inputs) seen: each distinct
     /// answer's digest and the first leaf that gave it.
     answers: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Inspection commits and draws seen (`audit_draws`).
+    #[serde(default)]
+    supervision: super::audit_draws::DrawState,
 }
 
 struct Alarm(String);
@@ -324,6 +331,12 @@ pub async fn audit(args: &AuditArgs) -> Result<(), Exit> {
             tampered.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
         )));
     }
+    let mut log = log;
+    let found = super::audit_draws::check(&mut state.supervision, &hashes, &mut log, &keys, args.draw_grace_seconds).await?;
+    for w in &found.warnings {
+        outln!("WARNING: {w}");
+    }
+    alarms.extend(found.alarms.into_iter().map(Alarm));
     for (tender, n) in &per_tender {
         outln!("tender {tender}: {n} new statement(s)");
     }
@@ -391,6 +404,12 @@ fn check_entry(
             "leaf {index}: a signature does not verify: {}",
             if why.is_empty() { "unsigned".into() } else { why.join("; ") }
         )));
+    }
+    if let Some(read) = super::audit_draws::statement(index, leaf, &env, &mut state.supervision) {
+        if let Err(why) = read {
+            alarms.push(Alarm(format!("leaf {index}: {why}")));
+        }
+        return;
     }
     let Some((tender, question, digest)) = question_and_answer(&env) else {
         return alarms.push(Alarm(format!("leaf {index}: the statement does not parse")));

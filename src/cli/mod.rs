@@ -2,6 +2,7 @@
 //! `verify`, and the small clients `assess` and `keys`.
 
 mod access;
+mod audit_draws;
 mod client;
 mod exit;
 mod log;

@@ -77,9 +77,62 @@ fn members(entries: &[pb::PopulationEntry], source: &str) -> Result<Vec<Member>,
         .collect()
 }
 
+/// The top-level fields where `copy` and `signed` differ, as JSON (every
+/// field, `chosen` and `ratios` included, compared whole).
+fn differing_fields<T: serde::Serialize>(copy: &T, signed: &T) -> Vec<String> {
+    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) =
+        (serde_json::to_value(copy).expect("serialises"), serde_json::to_value(signed).expect("serialises"))
+    else {
+        return vec!["(whole)".into()];
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
+}
+
+/// The answer's unsigned copies (`commit`, `draw`, `commitLogIndex`,
+/// `drawLogIndex`) against the signed statements: each disagreement names
+/// its field. A reader of the file sees those copies, so a file whose
+/// copies were edited is not IDENTICAL, whatever the signed part says.
+fn unsigned_copies(answer: &pb::DrawInspectionResponse, commit: &pb::InspectionCommit, drawn: &pb::InspectionDraw) -> Vec<String> {
+    let mut differs = Vec::new();
+    match &answer.commit {
+        None => differs.push("commit: the answer has no unsigned copy of the commit statement".to_owned()),
+        Some(copy) => differs.extend(
+            differing_fields(copy, commit).into_iter().map(|f| format!("commit.{f}: the unsigned copy differs from the signed commit")),
+        ),
+    }
+    match &answer.draw {
+        None => differs.push("draw: the answer has no unsigned copy of the draw statement".to_owned()),
+        Some(copy) => differs
+            .extend(differing_fields(copy, drawn).into_iter().map(|f| format!("draw.{f}: the unsigned copy differs from the signed draw"))),
+    }
+    if answer.commit_log_index != drawn.commit_log_index {
+        differs.push(format!(
+            "commitLogIndex: the answer says {}, the signed draw names commit leaf {}",
+            answer.commit_log_index, drawn.commit_log_index
+        ));
+    }
+    // The draw's own index is signed nowhere; it can still be impossible:
+    // the draw is appended after the checkpoint that seeds it.
+    if answer.draw_log_index < drawn.seed_tree_size {
+        differs.push(format!(
+            "drawLogIndex: the answer says {}, but the draw was appended after its seed checkpoint of {} leaves",
+            answer.draw_log_index, drawn.seed_tree_size
+        ));
+    }
+    differs
+}
+
 /// Recomputes a draw from its population, its seed checkpoint and the
+<<<<<<< ours
 /// procedure; IDENTICAL, or every place it differs. Past 80 lines: one
 /// check after another, each adding its difference, read top to bottom.
+=======
+/// procedure; IDENTICAL, or every place it differs. Long, but one straight
+/// pass, check after check in the order the README lists them.
+>>>>>>> theirs
 pub fn verify_draw(args: &VerifyDrawArgs) -> Result<(), Exit> {
     let answer: pb::DrawInspectionResponse = read_json(&args.draw, "a DrawInspection answer")?;
     let keys = keys_file(&args.keys)?;
@@ -91,6 +144,7 @@ pub fn verify_draw(args: &VerifyDrawArgs) -> Result<(), Exit> {
     if drawn.procedure != draw::PROCEDURE {
         return Err(Exit::data(format!("the draw follows procedure '{}'; this release knows {}", drawn.procedure, draw::PROCEDURE)));
     }
+    differs.extend(unsigned_copies(&answer, &commit, &drawn));
     let commit_leaf = crate::log::leaf(answer.commit_envelope.as_ref().expect("checked above"));
     let commit_hash = tree::leaf_hash(&commit_leaf);
     if hex::encode(commit_hash.0) != drawn.commit_leaf_hash {
@@ -188,6 +242,11 @@ pub fn verify_draw(args: &VerifyDrawArgs) -> Result<(), Exit> {
                 outln!("  inspector {} {} {}", i.inspector_id, i.name, i.rank);
             }
         }
+        outln!(
+            "not checked here: drawLogIndex {} is signed nowhere; `credit-tender proof --index {}` and `verify` show the draw is that leaf",
+            answer.draw_log_index,
+            answer.draw_log_index
+        );
         return Ok(());
     }
     for d in &differs {
@@ -331,6 +390,11 @@ pub async fn outcomes(args: &OutcomesArgs) -> Result<(), Exit> {
             e.into_field_errors().iter().map(|f| format!("--{}: {}", f.field.replace('_', "-"), f.reason)).collect();
         Exit::usage(problems.join("; "))
     })?;
+    if args.tree_size == Some(0) {
+        return Err(Exit::usage(
+            "--tree-size 0: the empty tree holds no statement; give the tree_size of an earlier answer, or leave it out for the newest checkpoint",
+        ));
+    }
     let status = |e: tonic::Status| Exit::from_status(&args.connect.server, &e);
     let ch = connect(&args.connect).await?;
     let keys = outcome_keys(args, &ch).await?;

@@ -31,6 +31,10 @@ use tokio::sync::{mpsc, oneshot};
 /// Leaves appended in one transaction at most.
 const MAX_BATCH: usize = 512;
 
+/// How often a wait for a checkpoint looks at the store for one another
+/// replica published.
+const STORE_LOOK: Duration = Duration::from_millis(200);
+
 /// Times the sequencer yields to other tasks before it closes a batch.
 const BATCH_YIELDS: usize = 4;
 
@@ -204,9 +208,13 @@ impl Log {
             if let Some(c) = first {
                 return Ok(c);
             }
-            match tokio::time::timeout_at(deadline, published.changed()).await {
+            // Another replica may publish it: look at the store again at
+            // least every STORE_LOOK, not only when this replica publishes.
+            let look = deadline.min(tokio::time::Instant::now() + STORE_LOOK);
+            match tokio::time::timeout_at(look, published.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(LogError::Append("the log is shutting down".into())),
+                Err(_) if tokio::time::Instant::now() < deadline => {}
                 Err(_) => {
                     return Err(LogError::Append(format!(
                         "no checkpoint covering leaf {index} was published within {} ms",
@@ -272,16 +280,27 @@ impl Log {
     }
 
     /// The tree size to answer for: `requested`, or the newest checkpoint's;
-    /// never beyond the tree.
+    /// never beyond the newest checkpoint. The log shows no tree state past
+    /// what it has signed: a proof or an entry of a larger tree would let a
+    /// caller compute the next checkpoint's root before it is published,
+    /// and that root is an inspection draw's seed (`crate::supervision`).
     pub async fn size_for(&self, requested: u64) -> Result<u64, LogError> {
+        let newest = self.checkpoint(None).await?.size;
         if requested == 0 {
-            return Ok(self.checkpoint(None).await?.size);
+            return Ok(newest);
         }
-        let size = self.store.log_size().await?;
-        if requested > size {
-            return Err(LogError::OutOfRange(format!("tree_size {requested} is beyond the tree, which has {size} leaves")));
+        if requested > newest {
+            return Err(LogError::OutOfRange(format!(
+                "tree_size {requested} is beyond the newest signed checkpoint ({newest} leaves): the log answers only for trees it \
+                 has signed; a checkpoint is published every checkpoint interval while the tree grows, ask again after the next"
+            )));
         }
         Ok(requested)
+    }
+
+    /// The newest signed checkpoint's size: how far entries and proofs go.
+    pub async fn published_size(&self) -> Result<u64, LogError> {
+        Ok(self.checkpoint(None).await?.size)
     }
 
     pub async fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {

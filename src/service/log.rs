@@ -65,7 +65,19 @@ impl LogApi {
             None => return Err(ApiError::field("leaf", "give leaf_index or leaf_hash")),
         };
         if index >= size {
-            return Err(ApiError::field("leaf_index", format!("{index} is not in the tree of size {size}")));
+            let newest = self.log.published_size().await?;
+            return Err(if index >= newest && r.tree_size == 0 {
+                // In the tree, perhaps, but not yet under a signed checkpoint.
+                ApiError::field(
+                    "leaf_index",
+                    format!(
+                        "{index} is not in the newest signed checkpoint's tree ({newest} leaves): a statement just issued is \
+                         signed into the next checkpoint (at most one checkpoint interval away); ask again then"
+                    ),
+                )
+            } else {
+                ApiError::field("leaf_index", format!("{index} is not in the tree of size {size}"))
+            });
         }
         let proof = self.log.inclusion(index, size).await.map_err(named("leaf_index"))?;
         let checkpoint = self.log.checkpoint(Some(size)).await.ok().map(checkpoint_to_proto);
@@ -105,7 +117,21 @@ impl pb::log_service_server::LogService for LogApi {
         if end <= start {
             return Err(ApiError::field("end", format!("{end} is not after start {start}")).into());
         }
-        let end = end.min(start.saturating_add(MAX_ENTRIES));
+        // Only entries a signed checkpoint holds: the newest leaves would
+        // let a caller compute the next checkpoint's root, a draw's seed,
+        // before it is published.
+        let published = self.log.published_size().await.map_err(ApiError::from)?;
+        if start >= published {
+            return Err(ApiError::field(
+                "start",
+                format!(
+                    "{start} is not in the newest signed checkpoint's tree ({published} leaves): entries are served up to the \
+                     newest checkpoint; ask again after the next (at most one checkpoint interval away)"
+                ),
+            )
+            .into());
+        }
+        let end = end.min(published).min(start.saturating_add(MAX_ENTRIES));
         let mut bytes = 0;
         let entries: Vec<_> = self
             .log

@@ -4,11 +4,11 @@
 //!
 //! - [`risk`]: the risk policy file and the pure `classify` (pure).
 //! - [`draw`]: the draw's procedure, `sha256-rank/v1` (pure).
+//! - [`outcomes`]: the figures, summed from the log's statements (pure).
+//! - [`policies`]: the risk policies a server offers, by id and digest.
 //! - [`inspectors`]: the inspector list a draw imports, and who inspects
 //!   each firm drawn, by the same procedure (pure).
 //! - [`ocds`]: one tender's credit facts as an OCDS release package (pure).
-//! - [`outcomes`]: the figures, summed from the log's statements (pure).
-//! - [`policies`]: the risk policies a server offers, by id and digest.
 //!
 //! Every classification and draw is a signed statement in the transparency
 //! log, made and recorded as assessments are (`crate::service`).
@@ -16,6 +16,7 @@
 pub mod draw;
 pub mod inspectors;
 pub mod ocds;
+mod orphans;
 pub mod outcomes;
 pub mod policies;
 pub mod risk;
@@ -66,6 +67,11 @@ pub struct SupervisionApi {
     log: Option<Arc<Log>>,
     /// How long a draw may wait for its seed.
     seed_wait: Duration,
+    /// Commits of draws this replica is running: not orphans ([`orphans`]).
+    in_flight: Arc<std::sync::Mutex<std::collections::BTreeSet<u64>>>,
+    /// Held while orphaned commits are looked for and completed, so that
+    /// two requests never complete one twice.
+    orphan_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn timestamp(t: chrono::DateTime<chrono::Utc>) -> pbjson_types::Timestamp {
@@ -91,7 +97,17 @@ impl SupervisionApi {
         log: Option<Arc<Log>>,
         checkpoint_interval: Duration,
     ) -> Self {
-        SupervisionApi { rules, cache, policies, risk, keys, log, seed_wait: checkpoint_interval * SEED_WAIT_INTERVALS }
+        SupervisionApi {
+            rules,
+            cache,
+            policies,
+            risk,
+            keys,
+            log,
+            seed_wait: checkpoint_interval * SEED_WAIT_INTERVALS,
+            in_flight: Arc::default(),
+            orphan_lock: Arc::default(),
+        }
     }
 
     fn params(&self, domain: &str, region: &str, date: &str, policy_id: &str, errors: &mut Vec<FieldError>) -> Option<Params> {
@@ -109,8 +125,15 @@ impl SupervisionApi {
                 None
             }
         };
-        let region = RegionCode::parse(region).map_err(|e| errors.push(FieldError::new("region", e.to_string()))).ok();
-        let date = parse_date(date).map_err(|e| errors.push(FieldError::new("date", e))).ok();
+        let region = RegionCode::parse(region)
+            .map_err(|e| e.to_string())
+            .and_then(|r| match crate::domain::regions::region_name(&r.to_string()) {
+                Some(_) => Ok(r),
+                None => Err(format!("'{r}' is not a region code of GB/T 2260 (the table this server ships)")),
+            })
+            .map_err(|e| errors.push(FieldError::new("region", e)))
+            .ok();
+        let date = strict_date(date).map_err(|e| errors.push(FieldError::new("date", e))).ok();
         let id = if policy_id.trim().is_empty() { DEFAULT_RISK_POLICY } else { policy_id.trim() };
         let policy = self.risk.current(id);
         if policy.is_none() {
@@ -210,10 +233,6 @@ impl SupervisionApi {
         Ok(out)
     }
 
-    /// Commit, wait for the seed, draw firms and inspectors, sign. One
-    /// function past 80 lines on purpose: the steps are the procedure the
-    /// README gives, in its order, and splitting them would scatter the
-    /// fields the two statements must share.
     async fn draw(&self, caller: &Caller, r: &pb::DrawInspectionRequest) -> Result<pb::DrawInspectionResponse, ApiError> {
         crate::service::authorize(caller, Action::DrawInspection, Resource::Service, self.cache.metrics(), self.cache.clock())?;
         let mut errors = Vec::new();
@@ -225,6 +244,12 @@ impl SupervisionApi {
                 "an inspection draw takes its seed from the transparency log, and this server runs without one".into(),
             ));
         };
+        // A commit with these parameters left without its draw (a crash, a
+        // seed that came too late) is drawn first, and is the answer: a
+        // fresh commit would hide it.
+        if let Some(done) = self.complete_orphans(Some((&p, list.as_ref()))).await? {
+            return Ok(done);
+        }
         let version = self.cache.data_version().await?;
         let population = self.population(&p, version).await?;
         if let Some((list, per_firm)) = &list
@@ -235,26 +260,6 @@ impl SupervisionApi {
                 format!("firm {code} of the population has {free} inspector(s) it is not conflicted with; {per_firm} per firm are drawn"),
             )]));
         }
-        let committed = list.as_ref().map(|(l, per_firm)| pb::InspectorList {
-            digest: inspectors::list_digest(l),
-            size: l.len() as u32,
-            per_firm: *per_firm,
-        });
-        let ratios = |drawn: Option<&[draw::Chosen]>| -> Vec<pb::ClassRatio> {
-            draw::class_counts(&population)
-                .into_iter()
-                .map(|(class, n)| pb::ClassRatio {
-                    risk_class: class.to_string(),
-                    ratio_percent: p.policy.ratio(class),
-                    population: n,
-                    drawn: drawn.map_or_else(
-                        || draw::drawn_count(n, p.policy.ratio(class)),
-                        |d| d.iter().filter(|c| c.class == class).count() as u32,
-                    ),
-                })
-                .collect()
-        };
-        let population_digest = draw::population_digest(&population);
         let commit = pb::InspectionCommit {
             statement_type: "credit-tender/inspection-commit/v1".into(),
             region: p.region.to_string(),
@@ -263,20 +268,53 @@ impl SupervisionApi {
             data_version: version,
             policy_id: p.policy.id.clone(),
             policy_digest: p.policy.digest.clone(),
-            population_digest: population_digest.clone(),
+            population_digest: draw::population_digest(&population),
             population_size: population.len() as u32,
-            ratios: ratios(None),
+            ratios: ratios(&p.policy, &population, None),
             requested_by: caller.label().to_owned(),
             issued_at: Some(timestamp(self.cache.clock().now())),
-            inspectors: committed.clone(),
+            inspectors: list.as_ref().map(|(l, per_firm)| pb::InspectorList {
+                digest: inspectors::list_digest(l),
+                size: l.len() as u32,
+                per_firm: *per_firm,
+            }),
         };
         self.keep_policy(&p.policy).await?;
         let (commit_envelope, commit_index) = self.sign_and_log(COMMIT_PAYLOAD_TYPE, &commit).await?;
         let commit_index = commit_index.expect("the log is on");
+        self.in_flight.lock().expect("not poisoned").insert(commit_index);
+        let drawn = self.finish(&log, &p.policy, commit, commit_envelope, commit_index, population, list).await;
+        self.in_flight.lock().expect("not poisoned").remove(&commit_index);
+        let drawn = drawn?;
+        tracing::info!(
+            principal = caller.label(),
+            region = %p.region,
+            domain = %p.domain,
+            date = %p.date,
+            population = drawn.population.len(),
+            chosen = drawn.draw.as_ref().map_or(0, |d| d.chosen.len()),
+            commit_index,
+            "inspection drawn"
+        );
+        Ok(drawn)
+    }
+
+    /// The draw's second step for a logged commit: the seed from the first
+    /// checkpoint after it, the choice, the signed and logged draw.
+    async fn finish(
+        &self,
+        log: &Log,
+        policy: &RiskPolicy,
+        commit: pb::InspectionCommit,
+        commit_envelope: pb::Envelope,
+        commit_index: u64,
+        population: Vec<Member>,
+        list: Option<(Vec<inspectors::Inspector>, u32)>,
+    ) -> Result<pb::DrawInspectionResponse, ApiError> {
         let commit_leaf = crate::log::leaf(&commit_envelope);
         let seed_checkpoint = log.first_checkpoint_after(commit_index, self.seed_wait).await?;
         let seed = hex::encode(&seed_checkpoint.root);
-        let chosen = draw::choose(&population, &seed, |c| p.policy.ratio(c));
+        let chosen = draw::choose(&population, &seed, |c| policy.ratio(c));
         let inclusion = log.inclusion(commit_index, seed_checkpoint.size).await?;
         let statement = pb::InspectionDraw {
             statement_type: "credit-tender/inspection-draw/v1".into(),
@@ -287,9 +325,9 @@ impl SupervisionApi {
             date: commit.date.clone(),
             policy_id: commit.policy_id.clone(),
             policy_digest: commit.policy_digest.clone(),
-            population_digest,
+            population_digest: commit.population_digest.clone(),
             population_size: commit.population_size,
-            ratios: ratios(Some(&chosen)),
+            ratios: ratios(policy, &population, Some(&chosen)),
             seed_tree_size: seed_checkpoint.size,
             seed: seed.clone(),
             procedure: draw::PROCEDURE.into(),
@@ -299,20 +337,10 @@ impl SupervisionApi {
                 .collect(),
             seed_inclusion_proof: inclusion.iter().map(|h| hex::encode(h.0)).collect(),
             issued_at: Some(timestamp(self.cache.clock().now())),
-            inspectors: committed,
+            inspectors: commit.inspectors.clone(),
             assignments: list.as_ref().map(|(l, per_firm)| assignments(&chosen, l, &seed, *per_firm)).unwrap_or_default(),
         };
         let (draw_envelope, draw_index) = self.sign_and_log(DRAW_PAYLOAD_TYPE, &statement).await?;
-        tracing::info!(
-            principal = caller.label(),
-            region = %p.region,
-            domain = %p.domain,
-            date = %p.date,
-            population = population.len(),
-            chosen = chosen.len(),
-            commit_index,
-            "inspection drawn"
-        );
         Ok(pb::DrawInspectionResponse {
             commit_envelope: Some(commit_envelope),
             commit: Some(commit),
@@ -374,13 +402,7 @@ impl SupervisionApi {
     /// GetOutcomes for `caller` (the supervisor's page asks it too).
     pub async fn outcomes_for(&self, caller: &Caller, r: &pb::GetOutcomesRequest) -> Result<pb::Outcomes, ApiError> {
         let query = outcomes_query(r)?;
-        crate::service::authorize(
-            caller,
-            Action::ReadOutcomes,
-            Resource::RegionPrefix(&query.region_prefix),
-            self.cache.metrics(),
-            self.cache.clock(),
-        )?;
+        crate::service::authorize(caller, Action::ReadOutcomes, Resource::RegionPrefix(&query.region_prefix), self.cache.metrics(), self.cache.clock())?;
         let Some(log) = &self.log else {
             return Err(ApiError::Precondition("outcomes are summed from the transparency log, and this server runs without one".into()));
         };
@@ -422,6 +444,30 @@ fn inspector_entries(mut list: Vec<inspectors::Inspector>) -> Vec<pb::Inspector>
         .collect()
 }
 
+/// Per class: its ratio, its firms, and how many are (or are to be) drawn.
+fn ratios(policy: &RiskPolicy, population: &[Member], drawn: Option<&[draw::Chosen]>) -> Vec<pb::ClassRatio> {
+    draw::class_counts(population)
+        .into_iter()
+        .map(|(class, n)| pb::ClassRatio {
+            risk_class: class.to_string(),
+            ratio_percent: policy.ratio(class),
+            population: n,
+            drawn: drawn
+                .map_or_else(|| draw::drawn_count(n, policy.ratio(class)), |d| d.iter().filter(|c| c.class == class).count() as u32),
+        })
+        .collect()
+}
+
+/// A date written `YYYY-MM-DD` exactly (not `2026-12-1`, not `+2026-12-01`).
+fn strict_date(s: &str) -> Result<NaiveDate, String> {
+    let t = s.trim();
+    let form = t.len() == 10 && t.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    if !t.is_empty() && !form {
+        return Err(format!("'{}' is not a date written YYYY-MM-DD (four-digit year, two-digit month and day)", shown(t)));
+    }
+    parse_date(t)
+}
+
 /// A GetOutcomes request as a query; every bad field named.
 pub fn outcomes_query(r: &pb::GetOutcomesRequest) -> Result<outcomes::Query, ApiError> {
     let mut errors = Vec::new();
@@ -439,8 +485,8 @@ pub fn outcomes_query(r: &pb::GetOutcomesRequest) -> Result<outcomes::Query, Api
             None
         }),
     };
-    let from = parse_date(&r.from).map_err(|e| errors.push(FieldError::new("from", e))).ok();
-    let to = parse_date(&r.to).map_err(|e| errors.push(FieldError::new("to", e))).ok();
+    let from = strict_date(&r.from).map_err(|e| errors.push(FieldError::new("from", e))).ok();
+    let to = strict_date(&r.to).map_err(|e| errors.push(FieldError::new("to", e))).ok();
     if let (Some(f), Some(t)) = (from, to)
         && t < f
     {

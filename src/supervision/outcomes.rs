@@ -30,8 +30,12 @@ pub struct Query {
 /// A (tender, bidder) pair's newest statement: (tender version, log index).
 type Newest<T> = BTreeMap<(String, String), ((u32, u64), T)>;
 
+/// A bidder as its member codes, sorted: a consortium is one bidder in any
+/// member order.
 fn bidder_key(s: &pb::AssessmentStatement) -> String {
-    s.members.iter().map(|m| m.credit_code.as_str()).collect::<Vec<_>>().join("+")
+    let mut codes: Vec<&str> = s.members.iter().map(|m| m.credit_code.as_str()).collect();
+    codes.sort_unstable();
+    codes.join("+")
 }
 
 fn keep<T>(map: &mut Newest<T>, key: (String, String), at: (u32, u64), value: T) {

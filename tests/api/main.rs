@@ -42,6 +42,7 @@ mod signing;
 mod store;
 mod suite;
 mod supervision;
+mod supervision_attack;
 mod supervision_inspectors;
 mod tender_access;
 mod watch;
