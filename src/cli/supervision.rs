@@ -126,13 +126,8 @@ fn unsigned_copies(answer: &pb::DrawInspectionResponse, commit: &pb::InspectionC
 }
 
 /// Recomputes a draw from its population, its seed checkpoint and the
-<<<<<<< ours
-/// procedure; IDENTICAL, or every place it differs. Past 80 lines: one
-/// check after another, each adding its difference, read top to bottom.
-=======
 /// procedure; IDENTICAL, or every place it differs. Long, but one straight
 /// pass, check after check in the order the README lists them.
->>>>>>> theirs
 pub fn verify_draw(args: &VerifyDrawArgs) -> Result<(), Exit> {
     let answer: pb::DrawInspectionResponse = read_json(&args.draw, "a DrawInspection answer")?;
     let keys = keys_file(&args.keys)?;
