@@ -171,11 +171,12 @@ pub(super) fn error(code: Code, message: &str, details: Vec<Detail>, retry_after
     ConnectError { code, message: message.to_owned(), details, retry_after_ms }.response()
 }
 
-/// 415 for a content type neither gRPC nor Connect: what is served, named.
-pub(super) fn unsupported(what: &str) -> http::Response<Body> {
+/// 415 for a content type this path does not serve: which it was, why,
+/// and what is served (in the text and in `Accept-Post`).
+pub(super) fn unsupported(content_type: &str, why: &str) -> http::Response<Body> {
     let text = format!(
-        "content type {what} is not served on this path: send application/json or application/proto (the Connect protocol; application/connect+json or \
-         application/connect+proto for a stream), \
+        "content type {content_type} is not served on this path{why}: send application/json or application/proto (the Connect protocol; \
+         application/connect+json or application/connect+proto for a streaming method), \
          or application/grpc, application/grpc-web or application/grpc-web-text\n"
     );
     let mut res = http::Response::new(Body::new(http_body_util::Full::new(Bytes::from(text))));
@@ -185,9 +186,33 @@ pub(super) fn unsupported(what: &str) -> http::Response<Body> {
     h.insert(
         "accept-post",
         http::HeaderValue::from_static(
-            "application/json, application/proto, application/grpc, application/grpc+proto, application/grpc-web, \
-             application/grpc-web+proto, application/grpc-web-text",
+            "application/json, application/proto, application/connect+json, application/connect+proto, application/grpc, \
+             application/grpc+proto, application/grpc-web, application/grpc-web+proto, application/grpc-web-text",
         ),
     );
+    res
+}
+
+/// The methods an RPC's path answers to.
+const ALLOWED: &str = "POST";
+
+/// 405 for a method other than POST on an RPC's path, before anything runs.
+pub(super) fn not_allowed(method: &http::Method) -> http::Response<Body> {
+    let shown = crate::domain::text::shown(method.as_str()).into_owned();
+    let text = format!("method {shown} is not served on an RPC's path: send a POST\n");
+    let mut res = http::Response::new(Body::new(http_body_util::Full::new(Bytes::from(text))));
+    *res.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    res.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(ALLOWED));
+    res
+}
+
+/// A CORS preflight (OPTIONS) on an RPC's path: 204 with the methods
+/// allowed and no `Access-Control-Allow-Origin`: calls are same-origin
+/// only, and a browser on another origin is told no before it sends one.
+pub(super) fn preflight() -> http::Response<Body> {
+    let mut res = http::Response::new(Body::empty());
+    *res.status_mut() = http::StatusCode::NO_CONTENT;
+    res.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(ALLOWED));
     res
 }

@@ -49,6 +49,7 @@
 //! method table, the content-type switch, the layer).
 
 mod errors;
+mod health;
 mod stream;
 mod unary;
 
@@ -84,8 +85,9 @@ pub(crate) struct Method {
 /// Every RPC of the API (build.rs writes it from the descriptor set).
 const METHODS: &[Method] = include!(concat!(env!("OUT_DIR"), "/connect_methods.rs"));
 
+/// The API's method on `path`, or gRPC health's.
 fn method(path: &str) -> Option<&'static Method> {
-    METHODS.iter().find(|m| m.path == path)
+    METHODS.iter().chain(health::HEALTH).find(|m| m.path == path)
 }
 
 /// Why a request's JSON is not a message of its method's type: where
@@ -207,20 +209,39 @@ where
         // The ready inner service serves this request; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        // gRPC (and gRPC-Web, translated outside) first, at the cost of one comparison.
+        // gRPC (and gRPC-Web, translated outside) first, at the cost of two comparisons.
         let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        if grpc || req.method() != http::Method::POST {
+        if grpc && req.method() == http::Method::POST {
             return Box::pin(inner.call(req));
         }
         let path = req.uri().path();
+        if !is_rpc_path(path) {
+            // The pages, /metrics, the log's tiles.
+            return Box::pin(inner.call(req));
+        }
+        // An RPC's path: POST only, refused before anything runs (a gRPC
+        // content type on another method included).
+        let ready = |res: http::Response<Body>| -> Self::Future { Box::pin(std::future::ready(Ok(res))) };
+        match *req.method() {
+            http::Method::POST => {}
+            http::Method::OPTIONS => return ready(preflight()),
+            ref other => return ready(not_allowed(other)),
+        }
         let target = method(path);
+        let shown = || {
+            let ct = req.headers().get(http::header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            format!("'{}'", crate::domain::text::shown(&ct.unwrap_or_default()))
+        };
         let codec = match (wants(req.headers()), target) {
             (Wants::Grpc, _) => return Box::pin(inner.call(req)),
+            (Wants::Unsupported(what), _) => return ready(unsupported(&what, "")),
+            (Wants::Stream(_), Some(m)) if !m.streams => {
+                return ready(unsupported(&shown(), " (a streaming content type; this method is unary)"));
+            }
             // Streaming on any RPC's path but a unary method's: in binary
             // (server reflection's too, for clients that learn the schema
             // over Connect) as it is, in JSON re-encoded.
-            (Wants::Stream(_), Some(m)) if !m.streams => return Box::pin(std::future::ready(Ok(unsupported("a streaming content type")))),
-            (Wants::Stream(Codec::Proto), _) if is_rpc_path(path) => {
+            (Wants::Stream(Codec::Proto), _) => {
                 return Box::pin(async move {
                     match grpc_stream_request(req) {
                         Ok(req) => Ok(connect_stream_response(inner.call(req).await?, Codec::Proto, None)),
@@ -237,15 +258,21 @@ where
                     }
                 });
             }
-            (_, None) => return Box::pin(inner.call(req)),
-            (Wants::Unsupported(what), Some(_)) => return Box::pin(std::future::ready(Ok(unsupported(&what)))),
-            (Wants::Stream(_), Some(_)) => return Box::pin(std::future::ready(Ok(unsupported("a streaming content type")))),
-            (Wants::Connect(_), Some(m)) if m.streams => return Box::pin(std::future::ready(Ok(unsupported("a unary content type")))),
+            (Wants::Stream(Codec::Json), None) => return ready(*unknown_stream(path)),
+            (Wants::Connect(_), None) => return ready(unknown_method(path)),
+            (Wants::Connect(_), Some(m)) if m.streams => {
+                return ready(unsupported(&shown(), " (a unary content type; this method streams)"));
+            }
             (Wants::Connect(codec), Some(_)) => codec,
         };
         let method = target.expect("matched above");
         let layer = self.layer.clone();
-        Box::pin(async move {
+        // The deadline (`connect-timeout-ms`) counts from here and covers
+        // the body's arrival too; tonic's own deadline (`grpc-timeout`) is
+        // read outside every layer, so it is kept here. Past it the call is
+        // dropped and answers `deadline_exceeded`.
+        let deadline = req.headers().get("connect-timeout-ms").and_then(connect_timeout);
+        let call = async move {
             let start = Instant::now();
             let name = method.path.rsplit('/').next().unwrap_or_default();
             let req = match grpc_request(req, method, codec, &layer).await {
@@ -259,8 +286,27 @@ where
             };
             let res = inner.call(req).await?;
             Ok(connect_response(res, method, codec).await)
-        })
+        };
+        match deadline {
+            None => Box::pin(call),
+            Some(ms) => Box::pin(async move {
+                match tokio::time::timeout(Duration::from_millis(ms), call).await {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        let why = format!("the call did not finish within its connect-timeout-ms ({ms} ms)");
+                        Ok(error(Code::DeadlineExceeded, &why, Vec::new(), None))
+                    }
+                }
+            }),
+        }
     }
+}
+
+/// A unary Connect call to a method this server does not serve over
+/// Connect: `unimplemented` (HTTP 501), as gRPC answers it.
+fn unknown_method(path: &str) -> http::Response<Body> {
+    let shown = crate::domain::text::shown(path);
+    error(Code::Unimplemented, &format!("{shown} is not a unary method served here over Connect"), Vec::new(), None)
 }
 
 /// A Connect call refused before it became a gRPC call.

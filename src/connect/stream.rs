@@ -23,7 +23,15 @@ pub(super) fn grpc_stream_request(req: http::Request<Body>) -> Result<http::Requ
 /// The streaming answer to a refusal made before the call.
 fn refused(codec: Codec, code: Code, why: String) -> Box<http::Response<Body>> {
     let end = end_stream(&serde_json::json!({ "error": ConnectError::new(code, bounded(why)).json() }));
-    Box::new(stream_answer(http::HeaderMap::new(), Body::empty(), Some(end), codec, None))
+    let mut res = Box::new(stream_answer(http::HeaderMap::new(), Body::empty(), Some(end), codec, None));
+    accept_identity(code, &mut res, "connect-accept-encoding");
+    res
+}
+
+/// A JSON stream to a method this server does not serve over Connect.
+pub(super) fn unknown_stream(path: &str) -> Box<http::Response<Body>> {
+    let shown = crate::domain::text::shown(path);
+    refused(Codec::Json, Code::Unimplemented, format!("{shown} is not a streaming method served here over Connect in JSON"))
 }
 
 /// A Connect JSON streaming call (server streaming: one request envelope)

@@ -11,7 +11,11 @@ pub(super) async fn grpc_request(
 ) -> Result<http::Request<Body>, Refused> {
     let (mut parts, body) = req.into_parts();
     let refuse = |code: Code, message: String| Refused { response: error(code, &message, Vec::new(), None), counted: None };
-    let timeout = connect_head(&parts.headers, http::header::CONTENT_ENCODING.as_str()).map_err(|(code, why)| refuse(code, why))?;
+    let timeout = connect_head(&parts.headers, http::header::CONTENT_ENCODING.as_str()).map_err(|(code, why)| {
+        let mut refused = refuse(code, why);
+        accept_identity(code, &mut refused.response, "accept-encoding");
+        refused
+    })?;
     let read =
         tokio::time::timeout(layer.body_timeout, http_body_util::Limited::new(body, crate::shed::MAX_BODY_BYTES - 5).collect()).await;
     let bytes = match read {
@@ -56,29 +60,46 @@ pub(super) async fn grpc_request(
     Ok(http::Request::from_parts(parts, Body::new(http_body_util::Full::new(Bytes::from(framed)))))
 }
 
-/// What a Connect request's head asks that gRPC's does not: the body's
-/// compression (`encoding_header`: identity only) and the deadline
-/// (`connect-timeout-ms`), which is returned.
+/// What a Connect request's head asks that gRPC's does not: the protocol's
+/// version (1, if said), the body's compression (`encoding_header`:
+/// identity only; refused as `unimplemented`, the answer saying
+/// `Accept-Encoding: identity`) and the deadline (`connect-timeout-ms`, a
+/// positive number of at most 10 digits), which is returned.
 pub(super) fn connect_head(h: &http::HeaderMap, encoding_header: &str) -> Result<Option<u64>, (Code, String)> {
+    let shown = |v: &http::HeaderValue| crate::domain::text::shown(&String::from_utf8_lossy(v.as_bytes())).into_owned();
+    if let Some(version) = h.get("connect-protocol-version")
+        && version.as_bytes() != b"1"
+    {
+        let why = format!("connect-protocol-version '{}' is not served: this server speaks version 1", shown(version));
+        return Err((Code::InvalidArgument, why));
+    }
     if let Some(encoding) = h.get(encoding_header)
         && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
     {
-        let what = crate::domain::text::shown(&String::from_utf8_lossy(encoding.as_bytes())).into_owned();
-        return Err((Code::Unimplemented, format!("{encoding_header} '{what}' is not served: send the body uncompressed")));
+        return Err((Code::Unimplemented, format!("{encoding_header} '{}' is not served: send the body uncompressed", shown(encoding))));
     }
     match h.get("connect-timeout-ms") {
         None => Ok(None),
-        Some(v) => match std::str::from_utf8(v.as_bytes()).ok().filter(|t| (1..=10).contains(&t.len())).and_then(|t| t.parse::<u64>().ok())
-        {
+        Some(v) => match connect_timeout(v) {
             Some(ms) => Ok(Some(ms)),
-            None => {
-                let shown = crate::domain::text::shown(&String::from_utf8_lossy(v.as_bytes())).into_owned();
-                Err((
-                    Code::InvalidArgument,
-                    format!("connect-timeout-ms '{shown}' is not a whole number of milliseconds (at most 10 digits)"),
-                ))
-            }
+            None => Err((
+                Code::InvalidArgument,
+                format!("connect-timeout-ms '{}' is not a positive whole number of milliseconds (at most 10 digits)", shown(v)),
+            )),
         },
+    }
+}
+
+/// `connect-timeout-ms`'s value, if it is one: 1 to 10 digits, not 0.
+pub(super) fn connect_timeout(v: &http::HeaderValue) -> Option<u64> {
+    let text = std::str::from_utf8(v.as_bytes()).ok().filter(|t| (1..=10).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()))?;
+    text.parse::<u64>().ok().filter(|ms| *ms > 0)
+}
+
+/// The answer's header naming the one encoding served, on a refusal of another.
+pub(super) fn accept_identity(code: Code, res: &mut http::Response<Body>, name: &'static str) {
+    if code == Code::Unimplemented {
+        res.headers_mut().insert(name, http::HeaderValue::from_static("identity"));
     }
 }
 

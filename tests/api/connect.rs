@@ -42,12 +42,12 @@ impl Answer {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
-    fn content_type(&self) -> &str {
+    pub fn content_type(&self) -> &str {
         self.headers.get("content-type").map_or("", String::as_str)
     }
 
     /// A Connect error's body, checked: (code, message, details).
-    fn error(&self, status: u16, code: &str) -> (String, Vec<Value>) {
+    pub fn error(&self, status: u16, code: &str) -> (String, Vec<Value>) {
         assert_eq!(self.status, status, "{code}: {}", String::from_utf8_lossy(&self.body));
         assert_eq!(self.content_type(), "application/json");
         let v = self.json();

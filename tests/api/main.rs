@@ -8,6 +8,7 @@ mod buf_curl;
 mod cache;
 mod clients;
 mod connect;
+mod connect_doors;
 mod connect_node;
 mod crash;
 mod credit_data;
