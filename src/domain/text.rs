@@ -32,6 +32,40 @@ pub fn clean(s: &str) -> Result<String, String> {
     Ok(t)
 }
 
+/// An identifier (an inspector's certificate number) in its one canonical
+/// form: NFKC (full-width `ＧＤ０００１` is `GD0001`), trimmed, upper-cased,
+/// as credit codes are ([`crate::domain::credit_code::compact`]). Refused
+/// when it holds a format or control character (general category Cf or Cc:
+/// U+200B, U+FEFF, bidirectional controls, tabs), which would make two ids
+/// that look the same differ, or when it starts with `=`, `+`, `-` or `@`,
+/// which a spreadsheet opening a CSV file runs as a formula.
+pub fn canonical_id(s: &str) -> Result<String, String> {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    if let Some(c) = s.chars().find(|c| matches!(c.general_category(), GeneralCategory::Format | GeneralCategory::Control)) {
+        return Err(format!("contains the invisible character U+{:04X}", c as u32));
+    }
+    let id: String = s.nfkc().collect::<String>().trim().to_uppercase();
+    if let Some(c) = id.chars().find(|c| matches!(c.general_category(), GeneralCategory::Format | GeneralCategory::Control)) {
+        return Err(format!("contains the invisible character U+{:04X}", c as u32));
+    }
+    if id.starts_with(['=', '+', '-', '@']) {
+        return Err("starts with =, +, - or @, which spreadsheets read as a formula".into());
+    }
+    Ok(id)
+}
+
+/// A value with its invisible characters (Cf, Cc) written as `\u{200b}`,
+/// so that an error about them shows where they are.
+pub fn visible(s: &str) -> String {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    s.chars()
+        .map(|c| match c.general_category() {
+            GeneralCategory::Format | GeneralCategory::Control => c.escape_unicode().to_string(),
+            _ => c.to_string(),
+        })
+        .collect()
+}
+
 /// Characters of a value echoed in an error at most.
 pub const SHOWN_CHARS: usize = 64;
 
@@ -95,5 +129,16 @@ mod tests {
         assert_eq!(clean("a\u{0}b").unwrap_err(), "contains control characters");
         // Decomposed é becomes the one composed character.
         assert_eq!(clean(" e\u{0301} ").unwrap(), "\u{e9}");
+    }
+
+    #[test]
+    fn ids_are_one_form_and_invisible_or_formula_ids_are_refused() {
+        assert_eq!(canonical_id(" ＧＤ０００１ ").unwrap(), "GD0001");
+        assert_eq!(canonical_id("gd0001").unwrap(), "GD0001");
+        assert_eq!(canonical_id("GD0001\u{200B}").unwrap_err(), "contains the invisible character U+200B");
+        assert_eq!(canonical_id("\u{FEFF}GD1").unwrap_err(), "contains the invisible character U+FEFF");
+        assert!(canonical_id("GD\u{7}1").is_err());
+        assert!(canonical_id("=cmd|' /C calc'!A0").unwrap_err().contains("formula"));
+        assert!(canonical_id("＠SUM(1)").unwrap_err().contains("formula"), "full-width @ is @");
     }
 }

@@ -30,7 +30,7 @@
 //! after the seed is known.
 
 use super::draw::{sha256_hex, smallest_ranks};
-use crate::domain::text::shown;
+use crate::domain::text::{canonical_id, clean, shown, visible};
 use crate::domain::{CreditCode, FieldError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -95,17 +95,37 @@ pub fn short_of<'a>(population: impl IntoIterator<Item = &'a str>, list: &[Inspe
 
 /// Which of the header's columns holds what.
 struct Columns {
+    /// The header's columns: a row's cells beyond them must be empty.
+    width: usize,
     id: usize,
     name: usize,
     conflicts: Option<usize>,
 }
 
 fn columns(header: &csv::StringRecord) -> Result<Columns, String> {
+    let mut named = BTreeMap::new();
+    for (i, h) in header.iter().enumerate().filter(|(_, h)| !h.trim().is_empty()) {
+        if let Some(first) = named.insert(h.trim(), i) {
+            return Err(format!("line 1: the header names the column '{}' twice (columns {} and {})", shown(h.trim()), first + 1, i + 1));
+        }
+    }
+    for names in [["inspector_id", "执法证号"], ["name", "姓名"], ["conflicted_codes", "回避企业"]] {
+        if let [Some(a), Some(b)] = names.map(|n| named.get(n)) {
+            return Err(format!(
+                "line 1: the header names the column {} twice, as '{}' and '{}' (columns {} and {})",
+                names[0],
+                names[0],
+                names[1],
+                a + 1,
+                b + 1
+            ));
+        }
+    }
     let find = |names: &[&str]| header.iter().position(|h| names.contains(&h.trim()));
     let id = find(&["inspector_id", "执法证号"]);
     let name = find(&["name", "姓名"]);
     match (id, name) {
-        (Some(id), Some(name)) => Ok(Columns { id, name, conflicts: find(&["conflicted_codes", "回避企业"]) }),
+        (Some(id), Some(name)) => Ok(Columns { width: header.len(), id, name, conflicts: find(&["conflicted_codes", "回避企业"]) }),
         _ => Err(format!(
             "line 1: the header must name the columns inspector_id (or 执法证号) and name (or 姓名), and may name conflicted_codes (or 回避企业); it has: {}",
             shown(&header.iter().collect::<Vec<_>>().join(","))
@@ -113,10 +133,35 @@ fn columns(header: &csv::StringRecord) -> Result<Columns, String> {
     }
 }
 
-/// Decodes the list's bytes: a byte-order mark decides, else UTF-8, else
-/// GB18030 when `encoding` says so (as `import --encoding` does).
+/// Decodes the list's bytes. Without `encoding`: a byte-order mark decides,
+/// else UTF-8 (a GBK file is refused with advice). With one (GB18030):
+/// exactly that, never UTF-8 first — a short GBK list can be valid UTF-8
+/// too (史伟 reads as ʷΰ) — and a byte-order mark contradicts it.
 fn decode(bytes: &[u8], encoding: Option<&'static encoding_rs::Encoding>) -> Result<String, String> {
-    let mut decoded = crate::import::decode::Decoded::open(bytes, encoding).map_err(|e| e.reason)?;
+    if let Some(enc) = encoding.filter(|e| *e != encoding_rs::UTF_8) {
+        if let Some((bom, _)) = encoding_rs::Encoding::for_bom(bytes) {
+            return Err(format!(
+                "line 1: the file starts with a {} byte-order mark, but inspectors_encoding says {}; leave inspectors_encoding empty",
+                bom.name(),
+                enc.name()
+            ));
+        }
+        return match enc.decode_without_bom_handling_and_without_replacement(bytes) {
+            Some(text) => Ok(text.into_owned()),
+            None => {
+                // The line is that of the first bytes that are not GB18030.
+                let mut decoder = enc.new_decoder_without_bom_handling();
+                let mut text = String::with_capacity(bytes.len() * 2);
+                let (_, read) = decoder.decode_to_string_without_replacement(bytes, &mut text, true);
+                let mut lines = crate::import::decode::Lines::default();
+                lines.scan(text.as_bytes());
+                lines.finish();
+                let line = lines.line_at(text.len() as u64);
+                Err(format!("line {line}: byte {} is not {} text", read + 1, enc.name()))
+            }
+        };
+    }
+    let mut decoded = crate::import::decode::Decoded::open(bytes, None).map_err(|e| e.reason)?;
     let mut text = String::new();
     if let Err(e) = decoded.read_to_string(&mut text) {
         let failure = decoded.failure().lock().expect("failure lock").clone();
@@ -135,14 +180,37 @@ fn row(
 ) -> Option<Inspector> {
     let cell = |i: usize| record.get(i).unwrap_or("").trim();
     let before = problems.len();
-    let id = cell(c.id);
-    if id.is_empty() || id.chars().count() > 64 || id.chars().any(char::is_control) {
-        problems.push(format!("line {line}: inspector_id '{}' must be 1 to 64 characters, none a tab or line break", shown(id)));
+    if let Some(extra) = (c.width..record.len()).find(|&i| !cell(i).is_empty()) {
+        problems.push(format!(
+            "line {line}: field {} '{}' is beyond the header's {} columns (a comma in a value? quote it)",
+            extra + 1,
+            shown(cell(extra)),
+            c.width
+        ));
     }
-    let name = cell(c.name);
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        problems.push(format!("line {line}: name '{}' must be 1 to 64 characters, none a tab or line break", shown(name)));
-    }
+    let raw = cell(c.id);
+    let id = match canonical_id(raw) {
+        Ok(id) if !id.is_empty() && id.chars().count() <= 64 => id,
+        Ok(_) => {
+            problems.push(format!("line {line}: inspector_id '{}' must be 1 to 64 characters", shown(raw)));
+            String::new()
+        }
+        Err(why) => {
+            problems.push(format!("line {line}: inspector_id '{}' {why}", visible(&shown(raw))));
+            String::new()
+        }
+    };
+    let name = match clean(cell(c.name)) {
+        Ok(name) if !name.is_empty() && name.chars().count() <= 64 => name,
+        Ok(name) => {
+            problems.push(format!("line {line}: name '{}' must be 1 to 64 characters", shown(&name)));
+            String::new()
+        }
+        Err(why) => {
+            problems.push(format!("line {line}: name '{}' {why}", visible(&shown(cell(c.name)))));
+            String::new()
+        }
+    };
     let mut conflicts = BTreeSet::new();
     let text = c.conflicts.map_or("", cell);
     for code in text.split(|ch: char| ch == ';' || ch == '；' || ch == '、' || ch.is_whitespace()).filter(|s| !s.is_empty()) {
@@ -153,7 +221,7 @@ fn row(
             Err(e) => problems.push(format!("line {line}: conflicted_codes '{}': credit code {e}", shown(code))),
         }
     }
-    (problems.len() == before).then(|| Inspector { id: id.to_owned(), name: name.to_owned(), conflicts })
+    (problems.len() == before).then_some(Inspector { id, name, conflicts })
 }
 
 /// Reads an imported list; every problem (up to 20) with its line, as
@@ -189,9 +257,10 @@ pub fn parse_csv(
             continue;
         }
         if let Some(i) = row(line, &record, &c, allow, &mut problems) {
-            if let Some(first) = seen.insert(i.id.clone(), line) {
+            if let Some(&first) = seen.get(&i.id) {
                 problems.push(format!("line {line}: inspector_id '{}' is listed already on line {first}", shown(&i.id)));
             } else {
+                seen.insert(i.id.clone(), line);
                 list.push(i);
             }
         }

@@ -39,8 +39,47 @@ pub struct AssessedBid<'a> {
     pub assessment: &'a pb::AssessResponse,
 }
 
-fn money(fen: i64) -> Value {
-    json!({ "amount": fen as f64 / 100.0, "currency": "CNY" })
+/// The largest amount, in fen, the export writes: a JSON number with at
+/// most 15 significant digits reads back as exactly the decimal written
+/// (an IEEE double holds 15), so every amount up to 9,999,999,999,999.99
+/// yuan is exact in yuan with two decimals. Contract prices are far below;
+/// a tender beyond it is not exported rather than rounded.
+pub const MAX_FEN: i64 = 999_999_999_999_999;
+
+/// An amount beyond [`MAX_FEN`], as the export refuses it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} is {fen} fen, beyond the {MAX_FEN} fen a JSON number carries exactly in yuan")]
+pub struct TooLarge {
+    pub what: &'static str,
+    pub fen: i64,
+}
+
+/// Fen as OCDS's Value in yuan: `fen / 100` to the nearest double, which
+/// JSON writes as the shortest decimal reading back to it — the two-decimal
+/// yuan amount itself, within [`MAX_FEN`].
+fn money(what: &'static str, fen: i64) -> Result<Value, TooLarge> {
+    if fen.unsigned_abs() > MAX_FEN as u64 {
+        return Err(TooLarge { what, fen });
+    }
+    Ok(json!({ "amount": fen as f64 / 100.0, "currency": "CNY" }))
+}
+
+/// The value without what is empty: OCDS omits a field rather than set it
+/// to `""`, `[]`, `{}` or null (lib-cove-ocds' `empty_field` check).
+fn pruned(v: Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::Array(a) => {
+            let a: Vec<Value> = a.into_iter().filter_map(pruned).collect();
+            (!a.is_empty()).then_some(Value::Array(a))
+        }
+        Value::Object(o) => {
+            let o: serde_json::Map<String, Value> = o.into_iter().filter_map(|(k, v)| Some((k, pruned(v)?))).collect();
+            (!o.is_empty()).then_some(Value::Object(o))
+        }
+        v => Some(v),
+    }
 }
 
 fn rfc3339(t: &pbjson_types::Timestamp) -> String {
@@ -53,7 +92,7 @@ fn party_id(code: &str) -> String {
     format!("{SCHEME}-{code}")
 }
 
-fn bid(tender_id: &str, b: &AssessedBid<'_>, s: &pb::AssessmentStatement) -> Value {
+fn bid(tender_id: &str, b: &AssessedBid<'_>, s: &pb::AssessmentStatement) -> Result<Value, TooLarge> {
     let tenderers: Vec<Value> = s.members.iter().map(|m| json!({ "id": party_id(&m.credit_code), "name": m.entity_name })).collect();
     let reasons: Vec<Value> = s
         .reasons
@@ -84,9 +123,9 @@ fn bid(tender_id: &str, b: &AssessedBid<'_>, s: &pb::AssessmentStatement) -> Val
             "logIndex": b.assessment.log_index.map(|i| i.to_string()),
         },
         "bidDeposit": {
-            "nominal": money(s.nominal_deposit_fen),
-            "owed": money(s.deposit_owed_fen),
-            "saved": money(s.nominal_deposit_fen - s.deposit_owed_fen),
+            "nominal": money("a bid's nominal deposit", s.nominal_deposit_fen)?,
+            "owed": money("a bid's deposit owed", s.deposit_owed_fen)?,
+            "saved": money("a bid's deposit saved", s.nominal_deposit_fen.saturating_sub(s.deposit_owed_fen))?,
             "basis": s.deposit_basis,
             "creditGuaranteeAllowed": s.credit_guarantee_allowed,
         },
@@ -94,11 +133,21 @@ fn bid(tender_id: &str, b: &AssessedBid<'_>, s: &pb::AssessmentStatement) -> Val
     if let Some(t) = b.registered_at {
         detail["date"] = json!(rfc3339(t));
     }
-    detail
+    Ok(detail)
+}
+
+/// The release's id: the tender's version and the first 16 hex digits of
+/// the SHA-256 of the release's content without its id. A release id must
+/// be unique within its ocid: any change (a bid registered or assessed
+/// again, the tender amended) is a new id, and the same content is the same
+/// id, so a republisher sees one release once.
+fn release_id(tender: &Tender, release: &Value) -> String {
+    let digest = super::draw::sha256_hex(release.to_string().as_bytes());
+    format!("{}-v{}-{}", tender.tender_id.as_str(), tender.version, &digest[..16])
 }
 
 /// The release package for `tender` and its assessed bids (by sequence).
-pub fn release_package(tender: &Tender, bids: &[AssessedBid<'_>]) -> Value {
+pub fn release_package(tender: &Tender, bids: &[AssessedBid<'_>]) -> Result<Value, TooLarge> {
     let id = tender.tender_id.as_str();
     let statements: Vec<(&AssessedBid<'_>, &pb::AssessmentStatement)> =
         bids.iter().filter_map(|b| Some((b, b.assessment.statement.as_ref()?))).collect();
@@ -123,9 +172,15 @@ pub fn release_package(tender: &Tender, bids: &[AssessedBid<'_>]) -> Value {
     }
     let tenderers: Vec<Value> = parties.iter().map(|p| json!({ "id": p["id"], "name": p["name"] })).collect();
     let terms = &tender.terms;
+    let details = statements.iter().map(|(b, s)| bid(id, b, s)).collect::<Result<Vec<_>, _>>()?;
+    let award_criteria = format!(
+        "评标办法：{}；信用评价依据政策 {}（摘要 {}）",
+        terms.evaluation_method.chinese_name(),
+        tender.policy_id,
+        tender.policy_digest
+    );
     let release = json!({
         "ocid": format!("{OCID_PREFIX}{id}"),
-        "id": format!("{id}-v{}-credit", tender.version),
         "date": date,
         "tag": ["tender"],
         "initiationType": "tender",
@@ -134,23 +189,25 @@ pub fn release_package(tender: &Tender, bids: &[AssessedBid<'_>]) -> Value {
         "tender": {
             "id": id,
             "title": terms.title,
-            "value": money(terms.estimated_price.0),
+            "value": money("the estimated price", terms.estimated_price.0)?,
             "tenderPeriod": { "endDate": terms.bid_deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) },
-            "awardCriteriaDetails": terms.evaluation_method.to_string(),
+            "awardCriteriaDetails": award_criteria,
             "numberOfTenderers": statements.len(),
             "tenderers": tenderers,
-            "bidDeposit": { "nominal": money(terms.nominal_deposit.0) },
+            "bidDeposit": { "nominal": money("the nominal deposit", terms.nominal_deposit.0)? },
             "creditPolicy": { "id": tender.policy_id, "digest": tender.policy_digest },
             "regionCode": terms.region.to_string(),
         },
-        "bids": { "details": statements.iter().map(|(b, s)| bid(id, b, s)).collect::<Vec<_>>() },
+        "bids": { "details": details },
     });
-    json!({
+    let mut release = pruned(release).unwrap_or_default();
+    release["id"] = json!(release_id(tender, &release));
+    Ok(json!({
         "uri": format!("urn:credit-tender:tender:{id}:v{}:ocds", tender.version),
         "version": "1.1",
         "extensions": [BID_EXTENSION],
         "publishedDate": date,
         "publisher": { "name": "credit-tender" },
         "releases": [release],
-    })
+    }))
 }

@@ -63,5 +63,10 @@ pub(super) async fn release(State(s): State<WebState>, Path(id): Path<String>, e
             Some(AssessedBid { sequence: bid.sequence, registered_at: bid.registered_at.as_ref(), assessment: b.assessment.as_ref()? })
         })
         .collect();
-    json(&release_package(&tender, &assessed))
+    match release_package(&tender, &assessed) {
+        Ok(package) => json(&package),
+        Err(e) => {
+            WebError::Invalid { zh: format!("该项目的金额超出 OCDS 导出可精确表示的范围：{e}"), why: e.to_string() }.api()
+        }
+    }
 }

@@ -35,6 +35,7 @@ mod outside_third;
 mod overload;
 mod ownership;
 mod readme;
+mod readme_hand_checks;
 mod records;
 mod refusals;
 mod rules;

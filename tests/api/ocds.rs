@@ -94,6 +94,7 @@ async fn the_ocds_export_of_each_demo_tender_validates_with_lib_cove_ocds_and_sa
         }
         let found = cove(dir.path(), &format!("{}.json", t.id), &package).await;
         assert_eq!(found["validation_errors"], json!([]), "{}: {found:#}", t.id);
+        assert_eq!(found["additional_checks"], json!({}), "no empty field: {found:#}");
         assert_eq!(found["invalid_extension"], json!({}), "{found:#}");
         assert_eq!(found["is_extended_schema"], json!(true), "the bids extension applied: {found:#}");
         let extra: BTreeSet<&str> = found["additional_fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
@@ -118,4 +119,65 @@ async fn the_ocds_export_of_each_demo_tender_validates_with_lib_cove_ocds_and_sa
     }
     let (status, body) = http_get(server.addr, "/tenders/NO-SUCH/ocds.json").await;
     assert_eq!(status, 404, "{body}");
+}
+
+/// A release's id changes with its content and only with it: RegisterBid
+/// then GET is a new id, two GETs with nothing changed the same one, and
+/// both releases in one package validate (release ids unique within the
+/// ocid). A tender with no bid exports no empty array or object.
+#[tokio::test]
+async fn the_release_id_changes_with_the_content_and_a_tender_without_bids_has_no_empty_fields() {
+    let db = sqlite_db();
+    let (server, _, _) = crate::supervision::demo_assessed(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let check = libcoveocds();
+    let get = |id: &'static str| async move {
+        let (status, body) = http_get(server.addr, &format!("/tenders/{id}/ocds.json")).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    let mut tenders = server.tenders.clone();
+    let terms = pb::TenderTerms { nominal_deposit_fen: 1_234_567, ..crate::assessment::terms("440300", "2026-12-20") };
+    let req = pb::RegisterTenderRequest { tender_id: "OCDS-1".into(), terms: Some(terms), policy_id: "national-template".into() };
+    tenders.register_tender(req).await.unwrap();
+
+    let empty = get("OCDS-1").await;
+    let release = &empty["releases"][0];
+    let absent = [release.get("parties"), release.get("bids"), release["tender"].get("tenderers")];
+    assert!(absent.iter().all(Option::is_none), "no empty parties, bids or tenderers: {release:#}");
+    assert_eq!(release["tender"]["numberOfTenderers"], json!(0));
+    assert_eq!(release["tender"]["bidDeposit"]["nominal"]["amount"], json!(12345.67), "fen to yuan, exactly");
+    let criteria = release["tender"]["awardCriteriaDetails"].as_str().unwrap();
+    assert!(criteria.starts_with("评标办法：") && criteria.contains("national-template"), "{criteria}");
+    assert_eq!(get("OCDS-1").await["releases"][0]["id"], release["id"], "nothing changed, the same id");
+
+    let demo = server
+        .assess
+        .clone()
+        .assess_tender(pb::AssessTenderRequest { tender_id: credit_tender::demo::TENDERS[0].id.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let bidder = demo.bids[0].bid.as_ref().unwrap().bidder.clone();
+    tenders.register_bid(pb::RegisterBidRequest { tender_id: "OCDS-1".into(), bidder }).await.unwrap();
+    let one = get("OCDS-1").await;
+    let again = get("OCDS-1").await;
+    assert_ne!(one["releases"][0]["id"], release["id"], "a bid more: a new release id");
+    assert_eq!(again["releases"][0]["id"], one["releases"][0]["id"], "nothing changed since: the same id");
+    assert!(one["releases"][0]["id"].as_str().unwrap().starts_with("OCDS-1-v1-"), "{one:#}");
+
+    if !check {
+        return;
+    }
+    let found = cove(dir.path(), "empty.json", &empty).await;
+    assert_eq!((&found["validation_errors"], &found["additional_checks"]), (&json!([]), &json!({})), "{found:#}");
+    let mut both = one.clone();
+    both["releases"] = json!([release, one["releases"][0]]);
+    let found = cove(dir.path(), "both.json", &both).await;
+    assert_eq!((&found["validation_errors"], &found["additional_checks"]), (&json!([]), &json!({})), "{found:#}");
+    // The check can fail: the same id twice is lib-cove-ocds' uniqueItems error.
+    let mut twice = both.clone();
+    twice["releases"][1]["id"] = release["id"].clone();
+    let found = cove(dir.path(), "twice.json", &twice).await;
+    assert_ne!(found["validation_errors"], json!([]), "{found:#}");
 }

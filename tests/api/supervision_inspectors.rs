@@ -195,3 +195,73 @@ async fn a_bad_inspector_list_is_refused_with_its_lines_and_nothing_is_logged() 
     assert_eq!(violations(e)[0].0, "inspectors_per_firm");
     assert_eq!(size(&mut log).await, before, "nothing logged");
 }
+
+/// Inspector ids are one canonical form (NFKC, trimmed, upper-case) before
+/// the digest, the dedupe and the draw: a full-width or lower-case copy of
+/// an id is a duplicate naming both lines; invisible characters and
+/// formula-like ids are refused with their line; a header naming a column
+/// twice and a row with more fields than the header are refused.
+#[tokio::test]
+async fn inspector_ids_are_canonical_and_lookalikes_invisible_or_formula_ids_are_refused() {
+    let db = sqlite_db();
+    let server = spawn(&db, None).await;
+    draw_population(&server).await;
+    let mut sup = client(&server, None);
+    let mut log = pb::log_service_client::LogServiceClient::new(server.channel.clone());
+    let before = log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await.unwrap().into_inner().tree_size;
+    let refused = |e: tonic::Status| -> Vec<String> {
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        let v = e.get_details_bad_request().unwrap().field_violations;
+        assert!(v.iter().all(|v| v.field == "inspectors_csv"), "{v:?}");
+        v.into_iter().map(|v| v.description).collect()
+    };
+    let csv = |text: &str| pb::DrawInspectionRequest { inspectors_csv: text.as_bytes().to_vec().into(), ..draw_request() };
+
+    let text =
+        "inspector_id,name\nGD0001,甲\nＧＤ０００１,乙\n gd0001 ,丙\nGD0002\u{200B},丁\n=cmd|' /C calc'!A0,戊\nGD0003,己,多余\nGD0004,庚\n";
+    let v = refused(sup.draw_inspection(csv(text)).await.unwrap_err());
+    assert_eq!(v[0], "line 3: inspector_id 'GD0001' is listed already on line 2", "{v:?}");
+    assert_eq!(v[1], "line 4: inspector_id 'GD0001' is listed already on line 2", "{v:?}");
+    assert!(v[2].starts_with("line 5: inspector_id 'GD0002\\u{200b}' contains the invisible character U+200B"), "{v:?}");
+    assert!(v[3].starts_with("line 6: inspector_id '=cmd") && v[3].contains("formula"), "{v:?}");
+    assert!(v[4].starts_with("line 7: field 3 '多余' is beyond the header's 2 columns"), "{v:?}");
+    assert_eq!(v.len(), 5, "{v:?}");
+
+    let v = refused(sup.draw_inspection(csv("inspector_id,name,name\nGD1,甲,乙\nGD2,丙,丁\n")).await.unwrap_err());
+    assert_eq!(v, ["line 1: the header names the column 'name' twice (columns 2 and 3)"]);
+    let v = refused(sup.draw_inspection(csv("inspector_id,执法证号,name\nGD1,GD9,甲\nGD2,GD8,乙\n")).await.unwrap_err());
+    assert!(v[0].starts_with("line 1: the header names the column inspector_id twice"), "{v:?}");
+    let after = log.get_checkpoint(pb::GetCheckpointRequest { tree_size: None }).await.unwrap().into_inner().tree_size;
+    assert_eq!(after, before, "nothing logged");
+
+    // The canonical form is what is committed and drawn: ids as typed in
+    // full width or lower case come back upper-case ASCII.
+    let ok = "inspector_id,name\nｇｄ０００１,甲\ngd0002,乙\nGD0003,丙\n,,\n";
+    let r = sup.draw_inspection(csv(ok)).await.unwrap().into_inner();
+    let ids: Vec<&str> = r.inspectors.iter().map(|i| i.inspector_id.as_str()).collect();
+    assert_eq!(ids, ["GD0001", "GD0002", "GD0003"], "a row of only separators is skipped");
+    assert!(assigned(r.draw.as_ref().unwrap()).iter().flat_map(|(_, ids)| ids).all(|id| id.starts_with("GD000")));
+}
+
+/// A list said to be GB18030 is read as GB18030, even when its bytes
+/// happen to be valid UTF-8 too: 史伟 in GBK is the UTF-8 of ʷΰ.
+#[tokio::test]
+async fn a_list_labelled_gb18030_is_read_as_gb18030_even_when_its_bytes_are_valid_utf8() {
+    let db = sqlite_db();
+    let server = spawn(&db, None).await;
+    draw_population(&server).await;
+    let mut sup = client(&server, None);
+    let gbk = encoding_rs::GBK.encode("inspector_id,name\r\nGD1,史伟\r\nGD2,史伟\r\nGD3,史伟\r\n").0.into_owned();
+    assert!(std::str::from_utf8(&gbk).is_ok(), "the bytes are valid UTF-8 as well");
+    let r = sup.draw_inspection(request(gbk.clone())).await.unwrap().into_inner();
+    assert!(r.inspectors.iter().all(|i| i.name == "史伟"), "{:?}", r.inspectors);
+    // Unlabelled, the same bytes are UTF-8 (today's default, unchanged).
+    let r = sup.draw_inspection(pb::DrawInspectionRequest { inspectors_csv: gbk.into(), ..draw_request() }).await.unwrap().into_inner();
+    assert!(r.inspectors.iter().all(|i| i.name == "ʷΰ"), "{:?}", r.inspectors);
+    // A byte-order mark contradicts the label: refused, not guessed.
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice("inspector_id,name\nGD1,甲\nGD2,乙\n".as_bytes());
+    let e = sup.draw_inspection(request(bom)).await.unwrap_err();
+    let v = e.get_details_bad_request().unwrap().field_violations;
+    assert!(v[0].description.contains("UTF-8 byte-order mark, but inspectors_encoding says gb18030"), "{v:?}");
+}

@@ -11,7 +11,8 @@ fetches extensions with, for the exact URL the package names. Any other
 network use fails, so nothing is checked against files other than these.
 
 Prints one JSON object: the validation errors, the additional fields, the
-extensions and whether each loaded. Exits 0 whatever it found (the caller
+extensions and whether each loaded, and the additional checks' findings
+(fields set but empty). Exits 0 whatever it found (the caller
 judges), 2 if the tool itself could not run.
 """
 
@@ -117,6 +118,8 @@ def main():
         "invalid_extension": extensions.get("invalid_extension", {}),
         "is_extended_schema": extensions.get("is_extended_schema", False),
         "version_used": result.get("version_used"),
+        # lib-cove-ocds' additional checks (empty_field: "", [] or {} set).
+        "additional_checks": result.get("additional_checks") or {},
     }
     json.dump(out, sys.stdout, ensure_ascii=False, indent=1, default=str)
     print()
