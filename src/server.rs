@@ -286,7 +286,8 @@ fn services(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) ->
         .add(limited!(SupervisionServiceServer::new(supervision)), NeedsStore::Yes);
     if let Some(log) = log {
         // The log's proofs and entries are read from the store.
-        services = services.add(limited!(LogServiceServer::new(LogApi::new(log, state.metrics.clone(), state.cache.clock().clone()))), NeedsStore::Yes);
+        services = services
+            .add(limited!(LogServiceServer::new(LogApi::new(log, state.metrics.clone(), state.cache.clock().clone()))), NeedsStore::Yes);
     }
     // Reflection describes the services; it is not one and has no health.
     let reflection = || {
@@ -422,7 +423,10 @@ type EdgeLayers = Stack<
             crate::shed::ShedLayer,
             Stack<
                 crate::gate::GateLayer,
-                Stack<crate::metrics_layer::MetricsLayer, Stack<crate::connect::ConnectLayer, Stack<crate::grpc_web::GrpcWebLayer, Identity>>>,
+                Stack<
+                    crate::metrics_layer::MetricsLayer,
+                    Stack<crate::connect::ConnectLayer, Stack<crate::grpc_web::GrpcWebLayer, Identity>>,
+                >,
             >,
         >,
     >,

@@ -17,8 +17,8 @@ use offline::{import, keygen};
 use out::{errln, outln};
 
 use crate::access::principals::SharedPrincipals;
-use crate::rules::Rules;
 use crate::import::{FileOutcome, ImportOptions, import_file};
+use crate::rules::Rules;
 use crate::server::{self, AppState, ServerOptions};
 use crate::service::PolicySet;
 use crate::signing::{Keyring, SharedKeyring};

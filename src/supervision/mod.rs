@@ -402,7 +402,13 @@ impl SupervisionApi {
     /// GetOutcomes for `caller` (the supervisor's page asks it too).
     pub async fn outcomes_for(&self, caller: &Caller, r: &pb::GetOutcomesRequest) -> Result<pb::Outcomes, ApiError> {
         let query = outcomes_query(r)?;
-        crate::service::authorize(caller, Action::ReadOutcomes, Resource::RegionPrefix(&query.region_prefix), self.cache.metrics(), self.cache.clock())?;
+        crate::service::authorize(
+            caller,
+            Action::ReadOutcomes,
+            Resource::RegionPrefix(&query.region_prefix),
+            self.cache.metrics(),
+            self.cache.clock(),
+        )?;
         let Some(log) = &self.log else {
             return Err(ApiError::Precondition("outcomes are summed from the transparency log, and this server runs without one".into()));
         };
