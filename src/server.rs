@@ -286,7 +286,8 @@ fn services(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) ->
         .add(limited!(SupervisionServiceServer::new(supervision)), NeedsStore::Yes);
     if let Some(log) = log {
         // The log's proofs and entries are read from the store.
-        services = services.add(limited!(LogServiceServer::new(LogApi::new(log, state.metrics.clone(), state.cache.clock().clone()))), NeedsStore::Yes);
+        services = services
+            .add(limited!(LogServiceServer::new(LogApi::new(log, state.metrics.clone(), state.cache.clock().clone()))), NeedsStore::Yes);
     }
     // Reflection describes the services; it is not one and has no health.
     let reflection = || {
@@ -417,18 +418,26 @@ pub async fn run(
 type EdgeLayers = Stack<
     crate::wire_errors::WireErrorsLayer,
     Stack<
-        crate::gate::GateLayer,
+        crate::gate::LimitsLayer,
         Stack<
             crate::shed::ShedLayer,
-            Stack<crate::metrics_layer::MetricsLayer, Stack<crate::connect::ConnectLayer, Stack<crate::grpc_web::GrpcWebLayer, Identity>>>,
+            Stack<
+                crate::gate::GateLayer,
+                Stack<
+                    crate::metrics_layer::MetricsLayer,
+                    Stack<crate::connect::ConnectLayer, Stack<crate::grpc_web::GrpcWebLayer, Identity>>,
+                >,
+            >,
         >,
     >,
 >;
 
 /// The edge every request crosses before its service, outermost first: the
-/// protocols turned into gRPC (gRPC-Web, Connect), metrics, admission
-/// (`crate::shed`), identity and limits (`crate::gate`), the client's
-/// undecodable requests named (`crate::wire_errors`), and HTTP/2's limits.
+/// protocols turned into gRPC (gRPC-Web, Connect), metrics, identity from
+/// the headers alone (`crate::gate`: an unknown caller is refused before its
+/// body is read), admission (`crate::shed`: waiting time, in-flight ceiling,
+/// the body budget), the caller's own limits, the client's undecodable
+/// requests named (`crate::wire_errors`), and HTTP/2's limits.
 fn edge(state: &AppState, options: &ServerOptions) -> tonic::transport::Server<EdgeLayers> {
     let gate = crate::gate::Gate::new(options.principals.clone(), state.store.clone(), state.metrics.clone(), state.cache.clock().clone());
     tonic::transport::Server::builder()
