@@ -80,10 +80,25 @@ fn issued_at(payload: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
 /// say what a statement's file holds.
 pub(crate) fn read_envelope(path: &std::path::Path) -> Result<(pb::Envelope, Option<serde_json::Value>), Exit> {
     let mut json: serde_json::Value = read_json(path, "a DSSE envelope")?;
+    // A WatchTender event (`change.assessment`) or an Assess answer as the
+    // API gives it (`envelope` and `logIndex` side by side) holds the same
+    // envelope one or two levels down.
+    if let Some(answer) = json.pointer_mut("/change/assessment").map(serde_json::Value::take) {
+        json = answer;
+    }
+    if let Some(o) = json.as_object_mut()
+        && let Some(envelope) = o.remove("envelope")
+    {
+        let log_index = o.remove("logIndex");
+        json = envelope;
+        if let (Some(i), Some(e)) = (log_index, json.as_object_mut()) {
+            e.insert("logIndex".into(), i);
+        }
+    }
     let log_index = json.as_object_mut().and_then(|o| o.remove("logIndex"));
     let env = serde_json::from_value(json).map_err(|e| {
         Exit::data(format!(
-            "{}: not a DSSE envelope ({e}); a statement's file holds payloadType, payload and signatures, and logIndex as `assess --json` writes it",
+            "{}: not a DSSE envelope ({e}); a statement's file holds payloadType, payload and signatures, and logIndex as `assess --json` writes it, or is an Assess answer or a WatchTender event that holds one",
             path.display()
         ))
     })?;

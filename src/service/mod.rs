@@ -72,6 +72,11 @@ pub enum ApiError {
     /// cache's single-flight loads).
     #[error(transparent)]
     Shared(std::sync::Arc<ApiError>),
+    /// A caller's share of a bounded resource is in use (its open
+    /// WatchTender streams): RESOURCE_EXHAUSTED with the busy retry hint;
+    /// the sentence is Chinese first, then English.
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl From<std::sync::Arc<ApiError>> for ApiError {
@@ -232,6 +237,17 @@ fn queued_status(why: &str) -> Status {
     status
 }
 
+/// The answer to a caller whose share of a bounded resource is in use
+/// ([`ApiError::Limit`]): RESOURCE_EXHAUSTED with the busy retry hint.
+fn limit_status(why: &str) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_retry_info(Some(BUSY_RETRY_AFTER));
+    let message = format!("{why}; retry after {} ms", BUSY_RETRY_AFTER.as_millis());
+    let mut status = Status::with_error_details(Code::ResourceExhausted, bounded(message, MAX_MESSAGE_BYTES), details);
+    status.metadata_mut().insert("grpc-retry-pushback-ms", BUSY_RETRY_AFTER.as_millis().to_string().parse().expect("digits"));
+    status
+}
+
 /// Counts a write refused in this server's own queue in
 /// `credit_tender_access_denials_total{reason="write_queue"}`; other errors pass.
 pub(crate) fn count_refusal(metrics: &crate::metrics::Metrics, e: StoreError) -> StoreError {
@@ -305,6 +321,7 @@ impl From<ApiError> for Status {
             }
             ApiError::Store(StoreError::Busy(why)) => busy_status(&why),
             ApiError::Store(StoreError::Queued(why)) => queued_status(&why),
+            ApiError::Limit(why) => limit_status(&why),
             ApiError::Store(StoreError::Lost(why)) => {
                 tracing::error!(%why, "the credit store is lost; refusing");
                 Status::unavailable(format!("the credit store is lost ({why}); nothing was stored"))

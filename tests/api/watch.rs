@@ -1,6 +1,5 @@
 //! WatchTender over TLS with tokens, as platforms call it: a write that
-//! changes two of five bidders gives exactly those two events, in bid
-//! order, each pointing at a logged statement that verifies; a reconnect
+//! changes two of five bidders gives exactly those two events, each pointing at a logged statement that verifies; a reconnect
 //! from the cursor gets what happened while disconnected and nothing twice;
 //! a committee session is refused and another province's platform gets
 //! AssessTender's "no tender"; the stream ends with OK at the deadline
@@ -54,8 +53,18 @@ async fn check_logged(server: &TestServer, ch: &Channel, change: &pb::BidChange)
     assert_eq!(answer.log_index, Some(change.log_index));
     let creds = Creds::Token(Bearer::new(Some(SUPERVISOR_TOKEN)).unwrap());
     let mut log = pb::log_service_client::LogServiceClient::with_interceptor(ch.clone(), creds);
-    let entries =
-        log.get_entries(pb::GetEntriesRequest { start: change.log_index, end: change.log_index + 1 }).await.unwrap().into_inner().entries;
+    // Entries are served once a signed checkpoint covers them.
+    let request = pb::GetEntriesRequest { start: change.log_index, end: change.log_index + 1 };
+    let entries = bounded("a checkpoint covering the event's entry", async {
+        loop {
+            match log.get_entries(request.clone()).await {
+                Ok(r) => break r.into_inner().entries,
+                Err(s) if s.code() == Code::InvalidArgument => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                Err(s) => panic!("{s:?}"),
+            }
+        }
+    })
+    .await;
     assert_eq!(entries, vec![credit_tender::log::leaf(e)], "the log's entry at {} is the event's statement", change.log_index);
     assert_eq!(s.members[0].credit_code, change.bid.as_ref().unwrap().bidder.as_ref().unwrap().credit_codes[0]);
 }
@@ -102,8 +111,11 @@ async fn a_write_changing_two_of_five_bidders_sends_two_events_in_bid_order_and_
         let mut both = blacklist("bl-4", &codes[3]);
         both.records.extend(blacklist("bl-2", &codes[1]).records);
         provider.data.put_records(both).await.unwrap();
-        let (_, second) = event(&mut watch).await;
-        let (cursor, fourth) = event(&mut watch).await;
+        // Events come in log order; bid order within a write is usual, not promised.
+        let (_, one) = event(&mut watch).await;
+        let (cursor, other) = event(&mut watch).await;
+        assert!(one.log_index < other.log_index);
+        let (second, fourth) = if one.bid.as_ref().unwrap().sequence == 2 { (one, other) } else { (other, one) };
         for (change, sequence) in [(&second, 2), (&fourth, 4)] {
             assert_eq!(change.bid.as_ref().unwrap().sequence, sequence, "[{}] bid order: {change:?}", db.backend);
             assert!(added_codes(change).contains(&"LISTED_TRANSPORT_BLACKLIST"), "[{}] {change:?}", db.backend);
@@ -111,8 +123,18 @@ async fn a_write_changing_two_of_five_bidders_sends_two_events_in_bid_order_and_
             assert!(!change.assessment.as_ref().unwrap().statement.as_ref().unwrap().eligible);
             check_logged(&server, &ch, change).await;
         }
-        assert!(second.log_index < fourth.log_index);
         drop(watch);
+
+        // The event as a platform saves it verifies offline with `credit-tender verify`.
+        let dir = tempfile::tempdir().unwrap();
+        let saved = json!({ "cursor": cursor.to_string(), "change": serde_json::to_value(&fourth).unwrap() });
+        let saved = json_file(dir.path(), "event.json", &saved);
+        let mut keys = pb::key_service_client::KeyServiceClient::new(ch.clone());
+        let listed = keys.list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner();
+        let keys_file = json_file(dir.path(), "keys.json", &listed);
+        let out = cli(&["verify", saved.to_str().unwrap(), "--keys", keys_file.to_str().unwrap()]);
+        assert!(out.status.success(), "[{}] {}", db.backend, stderr(&out));
+        assert!(stdout(&out).contains("Signature   valid"), "{}", stdout(&out));
 
         // While disconnected, the first bidder is blacklisted.
         provider.data.put_records(blacklist("bl-1", &codes[0])).await.unwrap();
@@ -295,4 +317,82 @@ async fn a_write_on_another_replica_reaches_a_watch_through_the_change_feed() {
     let (_, change) = event(&mut watch).await;
     assert_eq!(change.bid.as_ref().unwrap().sequence, 2, "{change:?}");
     assert!(added_codes(&change).contains(&"LISTED_TRANSPORT_BLACKLIST"), "{change:?}");
+}
+
+/// Replica B, which has not caught up (SQLite: no NOTIFY, a poll once a
+/// minute) and keeps no statements, logs the first bidder's statement made
+/// from data older than replica A's newer one: A's watch sends no event for
+/// it (the bidder did not go back), and its next event is the next change.
+#[tokio::test]
+async fn a_statement_made_from_older_data_after_a_newer_one_is_no_event() {
+    let db = sqlite_db();
+    let a = spawn_app(open(&db).await, AppOptions::default()).await;
+    let (c1, c2) = (code(2321), code(2322));
+    let mut a_data = a.data.clone();
+    let mut a_tenders = a.tenders.clone();
+    let records = vec![to_proto(evaluation_json("s-1", &c1, json!({}))), to_proto(evaluation_json("s-2", &c2, json!({})))];
+    a_data.put_records(pb::PutRecordsRequest { records, source: String::new() }).await.unwrap();
+    let terms = Some(crate::access::terms("440300"));
+    a_tenders
+        .register_tender(pb::RegisterTenderRequest { tender_id: TENDER.into(), terms, policy_id: "national-template".into() })
+        .await
+        .unwrap();
+    for c in [&c1, &c2] {
+        a_tenders.register_bid(pb::RegisterBidRequest { tender_id: TENDER.into(), bidder: bidder(c) }).await.unwrap();
+    }
+    let behind =
+        credit_tender::cache::CacheConfig { poll_interval: std::time::Duration::from_secs(60), statement_bytes: 0, ..Default::default() };
+    let b = spawn_app(open(&db).await, AppOptions { cache: behind, ..AppOptions::default() }).await;
+    let mut b_assess = b.assess.clone();
+    let table = pb::AssessTenderRequest { tender_id: TENDER.into(), ..Default::default() };
+    let old = b_assess.assess_tender(table.clone()).await.unwrap().into_inner();
+
+    let mut a_assess = a.assess.clone();
+    let mut watch = a_assess.watch_tender(watch_request(None)).await.unwrap().into_inner();
+    assert!(next(&mut watch).await.unwrap().change.is_none());
+    a_data.put_records(blacklist("bl-s1", &c1)).await.unwrap();
+    let (_, newer) = event(&mut watch).await;
+    assert_eq!(newer.bid.as_ref().unwrap().sequence, 1, "{newer:?}");
+    assert!(added_codes(&newer).contains(&"LISTED_TRANSPORT_BLACKLIST"), "{newer:?}");
+    let newer_version = newer.assessment.as_ref().unwrap().statement.as_ref().unwrap().data_version;
+
+    // B, behind, signs and logs the first bidder's statement again from its older data.
+    let stale = b_assess.assess_tender(table).await.unwrap().into_inner();
+    let stale_first = stale.bids.iter().find(|b| b.bid.as_ref().unwrap().sequence == 1).unwrap();
+    let stale_statement = stale_first.assessment.as_ref().unwrap();
+    assert!(stale_statement.statement.as_ref().unwrap().data_version < newer_version, "B is behind: {stale:?}");
+    assert!(stale_statement.log_index.unwrap() > newer.log_index, "B logged it after A's newer one: {stale:?} {old:?}");
+
+    // The next write, to the second bidder, wakes A's watch: its event is the next one.
+    a_data.put_records(blacklist("bl-s2", &c2)).await.unwrap();
+    let (_, next_event) = event(&mut watch).await;
+    assert_eq!(next_event.bid.as_ref().unwrap().sequence, 2, "the stale statement was sent as a change: {next_event:?}");
+    assert!(next_event.log_index > stale_statement.log_index.unwrap());
+}
+
+/// A principal's ninth open watch is refused with RESOURCE_EXHAUSTED in
+/// words about watches (not writes), Chinese first, with a retry hint.
+#[tokio::test]
+async fn a_principals_ninth_watch_is_refused_in_words_about_watches() {
+    let db = sqlite_db();
+    let certs = Certs::make();
+    let server = spawn_secure(&db, &certs).await;
+    let ch = tls_channel(server.addr, &certs, None).await;
+    five_bidders(&ch).await;
+    let mut platform = clients(&ch, Some(PLATFORM_TOKEN));
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        // WATCHES_PER_PRINCIPAL
+        let mut watch = platform.assess.watch_tender(watch_request(None)).await.unwrap().into_inner();
+        assert!(next(&mut watch).await.unwrap().change.is_none());
+        open.push(watch);
+    }
+    let refused = platform.assess.watch_tender(watch_request(None)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let message = refused.message();
+    assert!(!message.contains("writes"), "{message}");
+    assert!(message.contains("WatchTender") && message.contains("订阅"), "{message}");
+    assert!(message.starts_with("订阅已达上限"), "Chinese first: {message}");
+    assert!(refused.metadata().get("grpc-retry-pushback-ms").is_some(), "{refused:?}");
+    drop(open);
 }

@@ -67,9 +67,11 @@ impl Watches {
         let mut open = self.open.lock().expect("watches lock");
         let n = open.entry(name.clone()).or_default();
         if *n >= WATCHES_PER_PRINCIPAL {
-            return Err(ApiError::Store(crate::store::StoreError::Queued(format!(
-                "'{name}' already has {WATCHES_PER_PRINCIPAL} WatchTender streams open"
-            ))));
+            return Err(ApiError::Limit(format!(
+                "订阅已达上限：'{name}' 已打开 {WATCHES_PER_PRINCIPAL} 个 WatchTender 订阅（每个身份的上限，服务器另有总上限），\
+                 关闭一个后再试 / '{name}' already has {WATCHES_PER_PRINCIPAL} WatchTender streams open, the most one principal \
+                 may have (the server has its own bound on all of them)"
+            )));
         }
         *n += 1;
         Ok(Place { watches: self.clone(), name })
@@ -94,6 +96,8 @@ pub type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::WatchTe
 /// A bid's newest statement as the watch has seen it.
 struct Seen {
     tender_version: u32,
+    /// The store's data version the statement was made from.
+    data_version: u64,
     outcome: String,
     reasons: Vec<pb::Reason>,
 }
@@ -259,9 +263,17 @@ impl Watcher {
     fn change(&mut self, key: Vec<String>, statement: &pb::AssessmentStatement) -> Option<(Vec<pb::Reason>, Vec<pb::Reason>)> {
         let new = seen(statement);
         let (added, removed) = match self.seen.get(&key) {
-            // A statement for a version before the newest seen (a replica
-            // behind) says nothing new.
-            Some(old) if old.tender_version > new.tender_version || old.outcome == new.outcome => return None,
+            // A statement made from an older tender version or older data
+            // than the newest seen (a replica behind logged it after another
+            // one's newer statement) says nothing new: sending it would tell
+            // the client the bid went back.
+            Some(old) if old.tender_version > new.tender_version || old.data_version > new.data_version => return None,
+            // The same decision made again (from newer data): nothing to send,
+            // but an older statement logged after it is now behind it.
+            Some(old) if old.outcome == new.outcome => {
+                self.seen.insert(key, new);
+                return None;
+            }
             Some(old) => (
                 new.reasons.iter().filter(|r| !old.reasons.iter().any(|o| same_reason(o, r))).cloned().collect(),
                 old.reasons.iter().filter(|o| !new.reasons.iter().any(|r| same_reason(o, r))).cloned().collect(),
@@ -326,5 +338,5 @@ fn seen(s: &pb::AssessmentStatement) -> Seen {
         s.credit_benefit,
         reasons.join(",")
     );
-    Seen { tender_version: s.tender_version, outcome, reasons: s.reasons.clone() }
+    Seen { tender_version: s.tender_version, data_version: s.data_version, outcome, reasons: s.reasons.clone() }
 }
