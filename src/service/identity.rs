@@ -200,7 +200,7 @@ mod tests {
         let bidder = Bidder::new(vec![lead.clone()]).unwrap();
         let grade = json!({"type": "evaluation", "id": "g", "entity_name": "x", "domain": "highway_construction",
             "issuer": "national", "year": 2025, "grade": "A", "valid_from": "2026-01-01", "valid_to": "2027-12-31"});
-        let profile = fixtures::profile(&[grade.clone()]);
+        let profile = fixtures::profile(std::slice::from_ref(&grade));
         let profiles = [&profile];
         let bid = |n: u32, bidder: &Bidder| crate::store::BidRow {
             sequence: n,
@@ -222,7 +222,7 @@ mod tests {
         other_policy.digest = "b".repeat(64);
         let member = code("914403001922038216");
         let not_a_bid = Bidder::new(vec![member.clone()]).unwrap();
-        let member_profile = fixtures::profile_of(&member, &[grade.clone()]);
+        let member_profile = fixtures::profile_of(&member, std::slice::from_ref(&grade));
         let member_profiles = [&member_profile];
         let mut older = profile.clone();
         older.data_version -= 1;

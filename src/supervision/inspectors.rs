@@ -37,8 +37,7 @@ use std::io::Read;
 
 /// The most inspectors a list may hold.
 pub const MAX_INSPECTORS: usize = 10_000;
-/// The most inspectors a firm may be given.
-pub const MAX_PER_FIRM: u32 = 10;
+pub use super::risk::MAX_PER_FIRM;
 /// Problems reported at once for a bad list.
 const MAX_PROBLEMS: usize = 20;
 /// The request field the list comes in, as errors name it.

@@ -283,7 +283,8 @@ impl SupervisionApi {
         let (commit_envelope, commit_index) = self.sign_and_log(COMMIT_PAYLOAD_TYPE, &commit).await?;
         let commit_index = commit_index.expect("the log is on");
         self.in_flight.lock().expect("not poisoned").insert(commit_index);
-        let drawn = self.finish(&log, &p.policy, commit, commit_envelope, commit_index, population, list).await;
+        let committed = Committed { index: commit_index, envelope: commit_envelope, commit };
+        let drawn = self.finish(&log, &p.policy, committed, population, list).await;
         self.in_flight.lock().expect("not poisoned").remove(&commit_index);
         let drawn = drawn?;
         tracing::info!(
@@ -305,12 +306,11 @@ impl SupervisionApi {
         &self,
         log: &Log,
         policy: &RiskPolicy,
-        commit: pb::InspectionCommit,
-        commit_envelope: pb::Envelope,
-        commit_index: u64,
+        committed: Committed,
         population: Vec<Member>,
-        list: Option<(Vec<inspectors::Inspector>, u32)>,
+        list: Option<InspectorDraw>,
     ) -> Result<pb::DrawInspectionResponse, ApiError> {
+        let Committed { index: commit_index, envelope: commit_envelope, commit } = committed;
         let commit_leaf = crate::log::leaf(&commit_envelope);
         let seed_checkpoint = log.first_checkpoint_after(commit_index, self.seed_wait).await?;
         let seed = hex::encode(&seed_checkpoint.root);
@@ -449,6 +449,16 @@ fn inspector_entries(mut list: Vec<inspectors::Inspector>) -> Vec<pb::Inspector>
         .map(|i| pb::Inspector { inspector_id: i.id, name: i.name, conflicted_codes: i.conflicts.into_iter().collect() })
         .collect()
 }
+
+/// A logged inspection commit: its leaf index, envelope and statement.
+struct Committed {
+    index: u64,
+    envelope: pb::Envelope,
+    commit: pb::InspectionCommit,
+}
+
+/// An inspector list and how many inspectors each chosen firm gets.
+type InspectorDraw = (Vec<inspectors::Inspector>, u32);
 
 /// Per class: its ratio, its firms, and how many are (or are to be) drawn.
 fn ratios(policy: &RiskPolicy, population: &[Member], drawn: Option<&[draw::Chosen]>) -> Vec<pb::ClassRatio> {

@@ -16,8 +16,8 @@
 //! the commit stays an orphan, said in the server's log, and `credit-tender
 //! audit` raises it.
 
-use super::inspectors::{Inspector, list_digest};
-use super::{COMMIT_PAYLOAD_TYPE, DRAW_PAYLOAD_TYPE, ENTRIES_PER_READ, Params, SupervisionApi};
+use super::inspectors::list_digest;
+use super::{COMMIT_PAYLOAD_TYPE, Committed, DRAW_PAYLOAD_TYPE, ENTRIES_PER_READ, InspectorDraw, Params, SupervisionApi};
 use crate::domain::date::parse_date;
 use crate::domain::{CreditDomain, RegionCode};
 use crate::proto::v1 as pb;
@@ -26,11 +26,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// A commit without a draw, as logged.
-struct Orphan {
-    index: u64,
-    envelope: pb::Envelope,
-    commit: pb::InspectionCommit,
-}
+type Orphan = Committed;
 
 impl SupervisionApi {
     /// Every commit in the log that no draw names, oldest first.
@@ -72,7 +68,7 @@ impl SupervisionApi {
     /// brings a list of the same digest, never at start.
     pub(super) async fn complete_orphans(
         &self,
-        only: Option<(&Params, Option<&(Vec<Inspector>, u32)>)>,
+        only: Option<(&Params, Option<&InspectorDraw>)>,
     ) -> Result<Option<pb::DrawInspectionResponse>, ApiError> {
         let _one_at_a_time = self.orphan_lock.lock().await;
         loop {
@@ -121,7 +117,7 @@ impl SupervisionApi {
     }
 
     /// Draws one orphaned commit from its own population and policy.
-    async fn complete(&self, o: Orphan, list: Option<(Vec<Inspector>, u32)>) -> Result<pb::DrawInspectionResponse, ApiError> {
+    async fn complete(&self, o: Orphan, list: Option<InspectorDraw>) -> Result<pb::DrawInspectionResponse, ApiError> {
         let log = self.log.clone().expect("orphans come from the log");
         let c = &o.commit;
         let bad = |why: String| ApiError::Precondition(format!("the inspection commit at leaf {}: {why}", o.index));
@@ -147,7 +143,7 @@ impl SupervisionApi {
                 c.data_version, c.population_digest
             )));
         }
-        self.finish(&log, &policy, o.commit, o.envelope, o.index, population, list).await
+        self.finish(&log, &policy, o, population, list).await
     }
 
     /// At start: completes the orphans an earlier run left, once a draw in

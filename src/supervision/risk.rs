@@ -29,6 +29,9 @@ impl RiskClass {
     }
 }
 
+/// The most inspectors a firm may be given (`inspectors_per_firm`).
+pub const MAX_PER_FIRM: u32 = 10;
+
 /// A risk policy: which indicators raise a firm to which class, and the
 /// share of each class drawn for inspection.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,8 +145,8 @@ impl RiskPolicy {
                 return Err(format!("{k}: {v} months is more than ten years"));
             }
         }
-        if !(1..=super::inspectors::MAX_PER_FIRM).contains(&f.inspectors_per_firm) {
-            return Err(format!("inspectors_per_firm: {} is not 1 to {}", f.inspectors_per_firm, super::inspectors::MAX_PER_FIRM));
+        if !(1..=MAX_PER_FIRM).contains(&f.inspectors_per_firm) {
+            return Err(format!("inspectors_per_firm: {} is not 1 to {}", f.inspectors_per_firm, MAX_PER_FIRM));
         }
         let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()));
         Ok(RiskPolicy {

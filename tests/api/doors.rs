@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::codegen::http;
 
+/// Each stream's answer as it arrives: its number, and what `status_of` reads from it.
+type Answers = tokio::sync::mpsc::UnboundedReceiver<(usize, (String, String, Option<String>))>;
+
 /// A bound on waiting for an answer that must come: a hung test fails
 /// rather than hangs. Never what a test asserts.
 const SAFETY: Duration = Duration::from_secs(60);
@@ -167,7 +170,7 @@ fn send_open(stream: &mut h2::SendStream<bytes::Bytes>, frame: &[u8]) {
 }
 
 /// Streams whose answers come back over a channel, tagged with their index.
-fn answers(pending: Vec<h2::client::ResponseFuture>) -> tokio::sync::mpsc::UnboundedReceiver<(usize, (String, String, Option<String>))> {
+fn answers(pending: Vec<h2::client::ResponseFuture>) -> Answers {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     for (i, response) in pending.into_iter().enumerate() {
         let tx = tx.clone();
@@ -182,9 +185,7 @@ fn answers(pending: Vec<h2::client::ResponseFuture>) -> tokio::sync::mpsc::Unbou
     rx
 }
 
-async fn next(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, (String, String, Option<String>))>,
-) -> (usize, (String, String, Option<String>)) {
+async fn next(rx: &mut Answers) -> (usize, (String, String, Option<String>)) {
     tokio::time::timeout(SAFETY, rx.recv()).await.expect("an answer").expect("an open channel")
 }
 

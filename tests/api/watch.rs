@@ -57,7 +57,7 @@ async fn check_logged(server: &TestServer, ch: &Channel, change: &pb::BidChange)
     let request = pb::GetEntriesRequest { start: change.log_index, end: change.log_index + 1 };
     let entries = bounded("a checkpoint covering the event's entry", async {
         loop {
-            match log.get_entries(request.clone()).await {
+            match log.get_entries(request).await {
                 Ok(r) => break r.into_inner().entries,
                 Err(s) if s.code() == Code::InvalidArgument => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
                 Err(s) => panic!("{s:?}"),
