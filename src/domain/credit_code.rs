@@ -41,22 +41,50 @@ pub struct CreditCode(String);
 /// callers can report it precisely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CreditCodeError {
+    /// Nothing was left after spaces and hyphens were stripped.
     #[error("is empty")]
     Empty,
+    /// The code, once compacted, is not 18 characters long; holds the count.
     #[error("has {0} characters, a credit code has 18")]
     WrongLength(usize),
     #[error("has forbidden character '{ch}' at position {position} (I, O, Z, S, V and punctuation are not used)")]
-    ForbiddenCharacter { ch: char, position: usize },
+    /// A character outside GB 32100's alphabet of 31 (`0-9`, `A-Z` less I, O, Z, S, V).
+    ForbiddenCharacter {
+        /// The character, after upper-casing and full-width folding.
+        ch: char,
+        /// Its position, counted from 1.
+        position: usize,
+    },
+    /// Positions 3-8, the GB/T 2260 region code, are not all digits; holds them.
     #[error("has a non-digit region code '{0}' at positions 3-8")]
     NonDigitRegion(String),
+    /// Position 1 is no registration department of GB 32100; holds it.
     #[error("has '{0}' at position 1, which is no registration department of GB 32100 (1-9, A, N or Y)")]
     UnknownDepartment(char),
+    /// Position 2 is no organisation category that position 1's department issues.
     #[error("has '{category}' at position 2, which is no category the {department} department registers ({allowed})")]
-    UnknownCategory { department: &'static str, category: char, allowed: &'static str },
+    UnknownCategory {
+        /// The department's name, from [`DEPARTMENTS`].
+        department: &'static str,
+        /// The character found at position 2.
+        category: char,
+        /// The categories that department issues, e.g. `"123"`.
+        allowed: &'static str,
+    },
+    /// The region (positions 3-8) does not begin with a province-level
+    /// division of GB/T 2260, nor with `10` (national); holds the region.
     #[error("has region '{0}' at positions 3-8, which does not begin with a province-level division code of GB/T 2260 (or 10, national)")]
     UnknownProvince(String),
+    /// The check character (position 18) disagrees with the checksum.
     #[error("has check character '{found}' but the checksum gives '{expected}'")]
-    WrongCheckCharacter { found: char, expected: char },
+    WrongCheckCharacter {
+        /// The 18th character as given.
+        found: char,
+        /// The one the weights 3^(i-1) mod 31 give for the first 17.
+        expected: char,
+    },
+    /// The string has the shape of a GB 11643 resident ID number and fails
+    /// as a credit code, or its ID check digit is right (see the module doc).
     #[error(
         "looks like a resident ID number (GB 11643: a region, a birth date, a sequence number and a check digit), not a unified social credit code: use the firm's 18-character credit code"
     )]
@@ -93,6 +121,7 @@ const PROVINCES: &[&str] = &[
 /// How a code passed: on its checksum, or only through the operator's allow-list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeCheck {
+    /// The check character is right.
     Valid,
     /// A genuine early pilot-region code that fails the checksum; every
     /// statement that uses it must carry a warning.
@@ -226,6 +255,7 @@ impl CreditCode {
         Ok(())
     }
 
+    /// The canonical form: 18 upper-case ASCII characters.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -333,10 +363,12 @@ impl AllowList {
         Ok(AllowList(set))
     }
 
+    /// How many codes the list holds.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether the list holds no code.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -69,11 +69,14 @@ fn iso_date(t: &str) -> Option<NaiveDate> {
 /// An inclusive range of calendar dates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Validity {
+    /// The first day in force.
     pub from: NaiveDate,
+    /// The last day in force (inclusive).
     pub to: NaiveDate,
 }
 
 impl Validity {
+    /// Whether `d` lies within `from..=to`.
     pub fn contains(&self, d: NaiveDate) -> bool {
         self.from <= d && d <= self.to
     }

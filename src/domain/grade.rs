@@ -6,10 +6,15 @@ vocabulary! {
     /// A transport credit grade. Declared best first; use [`Grade::rank`] to
     /// compare, where a higher rank is a better grade.
     Grade {
+        /// The best grade.
         AA => "AA",
+        /// Second best; also the default for a new entrant with no bad record (DOMAIN.md).
         A => "A",
+        /// Middle grade.
         B => "B",
+        /// Poor; also national C for a firm set to D by one province.
         C => "C",
+        /// The worst grade; also what a dynamic downgrade sets.
         D => "D",
     }
 }
@@ -43,11 +48,17 @@ pub const WATER_RESOURCES_WORDS: &[&str] = &["water_resources", "水利", "AAA"]
 vocabulary! {
     /// A credit domain in which the Ministry of Transport and the provinces grade firms.
     CreditDomain {
+        /// 公路施工.
         HighwayConstruction => "highway_construction",
+        /// 公路设计.
         HighwayDesign => "highway_design",
+        /// 水运工程施工.
         WaterwayConstruction => "waterway_construction",
+        /// 水运工程设计.
         WaterwayDesign => "waterway_design",
+        /// 监理 (交质监发〔2012〕774号).
         Supervision => "supervision",
+        /// 公路水运工程试验检测.
         TestingInspection => "testing_inspection",
     }
 }

@@ -19,11 +19,15 @@ use std::collections::BTreeSet;
 /// One problem with one field of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
+    /// The field's path as the caller wrote it, e.g. `valid_to` or
+    /// `records[2].credit_code`.
     pub field: String,
+    /// What is wrong with it, in words for the person who wrote it.
     pub reason: String,
 }
 
 impl FieldError {
+    /// An error naming `field` and `reason`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         FieldError { field: field.into(), reason: reason.into() }
     }
@@ -44,15 +48,21 @@ impl std::fmt::Display for FieldError {
 /// What validation needs to know beyond the record itself.
 #[derive(Debug, Clone, Copy)]
 pub struct InputRules<'a> {
+    /// Genuine credit codes that fail the GB 32100 checksum.
     pub allow_list: &'a AllowList,
+    /// Which score each grade covers per domain; an evaluation whose score
+    /// and grade disagree is refused.
     pub score_bands: &'a ScoreBands,
+    /// Shortest and longest publication of a penalty, in months (双公示).
     pub publication: &'a PublicationPeriods,
 }
 
 /// A valid record, and warnings to pass on (e.g. an allow-listed code).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
+    /// The record, valid by construction.
     pub record: Record,
+    /// Sentences to carry into statements that use it; empty for most.
     pub warnings: Vec<String>,
 }
 

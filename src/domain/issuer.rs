@@ -10,8 +10,10 @@ pub struct RegionCode(u32);
 /// Why a region code was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegionError {
+    /// Not six ASCII digits after trimming; holds the input as shown.
     #[error("must be six digits (GB/T 2260), got '{0}'")]
     NotSixDigits(String),
+    /// The first two digits name no GB/T 2260 province; holds them.
     #[error("province part '{0}' is not a GB/T 2260 province (11-65, 71, 81, 82)")]
     UnknownProvince(String),
 }
@@ -22,6 +24,9 @@ const PROVINCES: &[u32] = &[
 ];
 
 impl RegionCode {
+    /// Parses six digits (surrounding space trimmed) whose first two name a
+    /// GB/T 2260 province-level division. Whether the full code is still in
+    /// GB/T 2260 is not checked: retired codes stay in old records.
     pub fn parse(s: &str) -> Result<RegionCode, RegionError> {
         let s = s.trim();
         if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -51,6 +56,7 @@ impl RegionCode {
         }
     }
 
+    /// Whether this is a province-level code (`xx0000`).
     pub fn is_province(self) -> bool {
         self.0.is_multiple_of(10_000)
     }
@@ -88,13 +94,18 @@ pub enum Issuer {
 /// Why an issuer was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IssuerError {
+    /// Not a region code at all.
     #[error("{0}")]
     Region(#[from] RegionError),
+    /// A valid region below province level; holds the input.
     #[error("'{0}' is a city or county; grades are issued nationally or by a province (use its code ending in 0000)")]
     NotProvince(String),
 }
 
 impl Issuer {
+    /// Parses `national` (any case) or a province-level region code
+    /// (`140000`); a city or county code is refused, since grades are issued
+    /// only nationally or by a province (DOMAIN.md, "Who grades whom").
     pub fn parse(s: &str) -> Result<Issuer, IssuerError> {
         let t = s.trim();
         if t.eq_ignore_ascii_case("national") {

@@ -8,6 +8,7 @@ use std::fmt;
 pub struct Fen(pub i64);
 
 impl Fen {
+    /// `yuan` whole yuan, as fen (×100). Overflows past about 9.2e16 yuan.
     pub fn yuan(yuan: i64) -> Fen {
         Fen(yuan * 100)
     }

@@ -89,16 +89,30 @@ impl Owner {
 pub enum Writer {
     /// The operator: a CLI import or a server without principals. Covers
     /// every owner; `source` is what the data version records.
-    Operator { source: String },
+    Operator {
+        /// What the data version records as its source (e.g. the import file).
+        source: String,
+    },
     /// A provider principal and its scope (the principals file).
-    Provider { name: String, issuers: Vec<Issuer>, authorities: Vec<String>, commitments: bool },
+    Provider {
+        /// The principal's name, recorded as the data version's source.
+        name: String,
+        /// The issuers whose evaluations it may write.
+        issuers: Vec<Issuer>,
+        /// The authorities whose list entries and penalties it may write.
+        authorities: Vec<String>,
+        /// Whether it may write commitments (then only its own).
+        commitments: bool,
+    },
 }
 
 impl Writer {
+    /// The operator, recording `source` as the data version's source.
     pub fn operator(source: impl Into<String>) -> Writer {
         Writer::Operator { source: source.into() }
     }
 
+    /// Whether this is the operator, whose scope covers every owner.
     pub fn is_operator(&self) -> bool {
         matches!(self, Writer::Operator { .. })
     }

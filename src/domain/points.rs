@@ -10,6 +10,7 @@
 pub struct Points(pub i32);
 
 impl Points {
+    /// No points.
     pub const ZERO: Points = Points(0);
 
     /// The most points a policy value may be: 10,000.00 (refused above, so
@@ -29,6 +30,7 @@ impl Points {
         Ok(Points(h as i32))
     }
 
+    /// As a decimal number of points, exact to two places (for JSON and display).
     pub fn as_f64(self) -> f64 {
         f64::from(self.0) / 100.0
     }

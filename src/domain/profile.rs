@@ -9,23 +9,29 @@ use chrono::{Days, NaiveDate};
 /// A record as stored: its content, when it was recorded and its digest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRecord {
+    /// The record's content.
     pub record: Record,
     /// The data version at which this version of the record was written.
     pub recorded_version: u64,
+    /// [`Record::digest`]: hex SHA-256 of its canonical JSON.
     pub digest: String,
 }
 
 /// An earlier version of a record id, replaced at `superseded_at`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Superseded {
+    /// The replaced version, as it was stored.
     pub stored: StoredRecord,
+    /// The data version whose write replaced it.
     pub superseded_at: u64,
 }
 
 /// One credit code's records, read at `data_version`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
+    /// The firm.
     pub credit_code: CreditCode,
+    /// The data version read: nothing written after it is included.
     pub data_version: u64,
     /// Newest version of each non-event record id, in recording order.
     pub records: Vec<StoredRecord>,
@@ -38,13 +44,17 @@ pub struct Profile {
 vocabulary! {
     /// A record's state at a date.
     RecordState {
+        /// Counts at the date.
         InForce => "in_force",
         /// In force, but an objection against it is pending.
         UnderObjection => "under_objection",
+        /// Starts after the date (`valid_from`, `listed_on`, `decided_on`, `made_on`).
         NotYet => "not_yet",
+        /// Its end (`valid_to`, `expires_on`, `max_publication_end`) is before the date.
         Expired => "expired",
         /// Ended by repair, removal or an upheld objection.
         Ended => "ended",
+        /// An evaluation its issuer revoked.
         Revoked => "revoked",
         /// A commitment that was breached on or before the date.
         Breached => "breached",

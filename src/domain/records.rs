@@ -10,24 +10,45 @@ use serde::{Deserialize, Serialize};
 
 vocabulary! {
     /// Whether an evaluation is the annual result or a dynamic downgrade to D.
-    EvaluationKind { Annual => "annual", DynamicD => "dynamic_d" }
+    EvaluationKind {
+        /// The yearly grade, valid for its `valid_from..=valid_to`.
+        Annual => "annual",
+        /// A direct downgrade to D after a serious breach, in force in its
+        /// region and overriding the annual grade (DOMAIN.md, "Dynamic downgrade").
+        DynamicD => "dynamic_d",
+    }
 }
 
 vocabulary! {
     /// Publication status of an evaluation as the provider reports it.
-    EvaluationStatus { Published => "published", UnderObjection => "under_objection", Revoked => "revoked" }
+    EvaluationStatus {
+        /// In effect (the default when a provider gives none).
+        Published => "published",
+        /// Contested by the firm; counts, with a warning, until decided.
+        UnderObjection => "under_objection",
+        /// Withdrawn by its issuer; never counts.
+        Revoked => "revoked",
+    }
 }
 
 vocabulary! {
     /// The lists a transport tender checks.
     ListKind {
+        /// 交通运输失信黑名单 (交政研发〔2018〕181号).
         TransportBlacklist => "transport_blacklist",
+        /// 交通运输守信红名单, the same measures' reward list.
         TransportRedList => "transport_red_list",
+        /// 重点关注名单: serious cases below the blacklist.
         KeyAttention => "key_attention",
+        /// 失信被执行人, kept by the courts.
         CourtEnforcement => "court_enforcement",
+        /// 重大税收违法失信主体, kept by the tax authority.
         MajorTaxViolation => "major_tax_violation",
+        /// 严重违法失信名单, kept by the market regulator.
         MarketSeriousViolation => "market_serious_violation",
+        /// 政府采购严重违法失信行为记录.
         ProcurementDebarment => "procurement_debarment",
+        /// 超限超载运输失信名单 (overloaded transport).
         OverloadTransport => "overload_transport",
     }
 }
@@ -35,12 +56,26 @@ vocabulary! {
 vocabulary! {
     /// Penalty categories; work safety, fire and special equipment have a
     /// minimum publication of one year instead of three months.
-    PenaltyCategory { General => "general", WorkSafety => "work_safety", Fire => "fire", SpecialEquipment => "special_equipment" }
+    PenaltyCategory {
+        /// Any other penalty: published at least three months.
+        General => "general",
+        /// Work safety (安全生产).
+        WorkSafety => "work_safety",
+        /// Fire safety (消防).
+        Fire => "fire",
+        /// Special equipment (特种设备).
+        SpecialEquipment => "special_equipment",
+    }
 }
 
 vocabulary! {
     /// Whether a credit commitment was kept.
-    CommitmentStatus { Kept => "kept", Breached => "breached" }
+    CommitmentStatus {
+        /// Kept, or not (yet) found breached.
+        Kept => "kept",
+        /// Breached on the commitment's `breached_on` date.
+        Breached => "breached",
+    }
 }
 
 vocabulary! {
@@ -76,6 +111,8 @@ impl EventKind {
 pub struct RecordId(pub(crate) String);
 
 impl RecordId {
+    /// Trims `s` and checks it: 1 to 128 characters, NFC, nothing invisible
+    /// ([`super::text::clean`]); the error is a reason for the `id` field.
     pub fn parse(s: &str) -> Result<RecordId, String> {
         let t = s.trim();
         if t.is_empty() {
@@ -87,6 +124,7 @@ impl RecordId {
         Ok(RecordId(super::text::clean(t)?))
     }
 
+    /// The id as stored.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -98,77 +136,134 @@ impl std::fmt::Display for RecordId {
     }
 }
 
+/// A credit evaluation result: an annual grade in one credit domain, or a
+/// dynamic downgrade to D (DOMAIN.md, "Who grades whom").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
+    /// Provider-assigned id; one namespace across providers and record types.
     pub id: RecordId,
+    /// The provider's reference to the source document (announcement number
+    /// or URL), at most 512 characters.
     pub document_ref: String,
+    /// The graded firm.
     pub credit_code: CreditCode,
+    /// The firm's name as the issuer published it, at most 256 characters.
     pub entity_name: String,
+    /// The credit domain graded; the grade says nothing about the others.
     pub domain: CreditDomain,
+    /// The Ministry (national) or the province that issued the grade.
     pub issuer: Issuer,
+    /// The year whose conduct was graded, 1990 to 2100.
     pub year: i32,
+    /// AA to D; always D for a dynamic downgrade.
     pub grade: Grade,
+    /// The published score, if any; for an annual result it lies within the
+    /// grade's band of [`super::score_bands::ScoreBands`].
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub score: Option<f64>,
+    /// First day the result applies (inclusive).
     pub valid_from: NaiveDate,
+    /// Last day the result applies (inclusive); not before `valid_from`.
     pub valid_to: NaiveDate,
+    /// Annual result or dynamic downgrade.
     pub evaluation_kind: EvaluationKind,
     /// Set exactly when `evaluation_kind` is `dynamic_d`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub region: Option<RegionCode>,
+    /// Publication status as the provider reports it.
     pub status: EvaluationStatus,
 }
 
+/// An entry on a list that bars or rewards (DOMAIN.md, "Lists that bar or reward").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListEntry {
+    /// Provider-assigned id; one namespace across providers and record types.
     pub id: RecordId,
+    /// The provider's reference to the source document, at most 512 characters.
     pub document_ref: String,
+    /// The listed firm.
     pub credit_code: CreditCode,
+    /// The firm's name as the list gives it, at most 256 characters.
     pub entity_name: String,
+    /// Which list.
     pub list: ListKind,
+    /// The listing authority; it owns the entry (see [`super::ownership`]).
     pub authority: String,
+    /// The number of the listing decision.
     pub decision_number: String,
+    /// First day on the list.
     pub listed_on: NaiveDate,
     /// `None`: in force until removed or repaired.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub expires_on: Option<NaiveDate>,
 }
 
+/// An administrative penalty in its publication period (双公示).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Penalty {
+    /// Provider-assigned id; one namespace across providers and record types.
     pub id: RecordId,
+    /// The provider's reference to the source document, at most 512 characters.
     pub document_ref: String,
+    /// The penalised firm.
     pub credit_code: CreditCode,
+    /// The firm's name as the decision gives it, at most 256 characters.
     pub entity_name: String,
+    /// The number of the penalty decision.
     pub decision_number: String,
+    /// The deciding authority; it owns the record (see [`super::ownership`]).
     pub authority: String,
+    /// The date of the decision, from which publication runs.
     pub decided_on: NaiveDate,
+    /// Sets the shortest publication (one year for work safety, fire and
+    /// special equipment, else three months).
     pub category: PenaltyCategory,
+    /// Earliest end of publication; removal can be asked only after it.
+    /// Checked against `decided_on` and the category by
+    /// [`super::publication::PublicationPeriods`].
     pub min_publication_end: NaiveDate,
+    /// Latest end of publication (at most three years from `decided_on`);
+    /// not before `min_publication_end`.
     pub max_publication_end: NaiveDate,
 }
 
+/// A credit commitment (信用承诺) and whether it was kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commitment {
+    /// Provider-assigned id; one namespace across providers and record types.
     pub id: RecordId,
+    /// The provider's reference to the source document, at most 512 characters.
     pub document_ref: String,
+    /// The committing firm.
     pub credit_code: CreditCode,
+    /// The firm's name as the commitment gives it, at most 256 characters.
     pub entity_name: String,
+    /// Free text naming the commitment, e.g. "投标信用承诺".
     pub commitment_kind: String,
+    /// The date the commitment was made.
     pub made_on: NaiveDate,
+    /// Kept or breached.
     pub status: CommitmentStatus,
     /// Set exactly when `status` is `breached`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub breached_on: Option<NaiveDate>,
 }
 
+/// An event that ends or suspends another record (its target) from a date
+/// on; which events a target accepts is [`RecordType::accepted_events`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordEvent {
+    /// Provider-assigned id; one namespace across providers and record types.
     pub id: RecordId,
+    /// The provider's reference to the source document, at most 512 characters.
     pub document_ref: String,
+    /// Must equal the target's credit code.
     pub credit_code: CreditCode,
+    /// The id of the record concerned: an evaluation, list entry, penalty or commitment.
     pub target_id: RecordId,
+    /// What the event does to its target.
     pub event: EventKind,
+    /// The first day the event takes effect.
     pub effective_on: NaiveDate,
 }
 
@@ -176,20 +271,30 @@ pub struct RecordEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
+    /// `"type": "evaluation"`.
     Evaluation(Evaluation),
+    /// `"type": "list_entry"`.
     ListEntry(ListEntry),
+    /// `"type": "penalty"`.
     Penalty(Penalty),
+    /// `"type": "commitment"`.
     Commitment(Commitment),
+    /// `"type": "event"`.
     Event(RecordEvent),
 }
 
 vocabulary! {
     /// The `type` word of each record kind.
     RecordType {
+        /// [`Evaluation`].
         Evaluation => "evaluation",
+        /// [`ListEntry`].
         ListEntry => "list_entry",
+        /// [`Penalty`].
         Penalty => "penalty",
+        /// [`Commitment`].
         Commitment => "commitment",
+        /// [`RecordEvent`].
         Event => "event",
     }
 }
@@ -235,6 +340,7 @@ impl RecordType {
 }
 
 impl Record {
+    /// The provider-assigned id, whatever the type.
     pub fn id(&self) -> &RecordId {
         match self {
             Record::Evaluation(r) => &r.id,
@@ -245,6 +351,7 @@ impl Record {
         }
     }
 
+    /// The firm the record is about (for an event, its target's firm).
     pub fn credit_code(&self) -> &CreditCode {
         match self {
             Record::Evaluation(r) => &r.credit_code,
@@ -266,6 +373,7 @@ impl Record {
         }
     }
 
+    /// The `type` word of this record.
     pub fn record_type(&self) -> RecordType {
         match self {
             Record::Evaluation(_) => RecordType::Evaluation,

@@ -35,29 +35,51 @@ vocabulary! {
     /// How a bidder lodges its bid deposit: in cash (or a bank guarantee), or
     /// by a credit guarantee (信用保函 or guarantee insurance) where the
     /// policy accepts one for its grade.
-    DepositForm { Cash => "cash", CreditGuarantee => "credit_guarantee" }
+    DepositForm {
+        /// Cash or a bank guarantee, as the tender documents ask.
+        Cash => "cash",
+        /// A credit guarantee (信用保函 or guarantee insurance) in place of the deposit.
+        CreditGuarantee => "credit_guarantee",
+    }
 }
 
 /// The terms of one tender version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenderTerms {
+    /// The tender's title, 1 to 256 characters, shown to the committee.
     pub title: String,
+    /// The credit domain whose grades apply to its bidders.
     pub domain: CreditDomain,
+    /// Where the works are (GB/T 2260); picks the province's grades and the
+    /// dynamic downgrades in force there.
     pub region: RegionCode,
+    /// The instant at which a bidder's grade is read (DOMAIN.md: "at the bid deadline").
     pub bid_deadline: DateTime<Utc>,
+    /// Estimated price (招标控制价 or estimate), positive.
     pub estimated_price: Fen,
+    /// The bid deposit the documents ask before any credit reduction: at most
+    /// 2% of `estimated_price` (招标投标法实施条例 Art. 26).
     pub nominal_deposit: Fen,
+    /// How bids are evaluated; policies may give points only under some methods.
     pub evaluation_method: EvaluationMethod,
 }
 
 /// A registered tender version, bound to one policy version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tender {
+    /// The platform's id for the tender, the same in every version.
     pub tender_id: TenderId,
+    /// 1 for the first registration, one more for each amendment; older
+    /// versions stay in the store.
     pub version: u32,
+    /// The terms of this version.
     pub terms: TenderTerms,
+    /// The id of the credit policy the tender applies.
     pub policy_id: String,
+    /// The digest of that policy's exact text, so a later edit of the
+    /// policy does not change what this version applies.
     pub policy_digest: String,
+    /// When this version was registered.
     pub registered_at: DateTime<Utc>,
 }
 
@@ -105,6 +127,7 @@ impl TenderId {
         Ok(TenderId(t.to_owned()))
     }
 
+    /// The id as the platform gave it, trimmed.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -143,10 +166,12 @@ impl Bidder {
         Ok(Bidder(codes))
     }
 
+    /// The members' codes, lead first; one for a single firm.
     pub fn codes(&self) -> &[CreditCode] {
         &self.0
     }
 
+    /// Whether this is a joint bid (联合体) of two or more firms.
     pub fn is_consortium(&self) -> bool {
         self.0.len() > 1
     }
@@ -173,15 +198,21 @@ impl Bidder {
 /// `expires_at`. Its link works once; its session ends at expiry or revocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitteeGrant {
+    /// A random id (16 characters) by which the platform revokes the grant.
     pub grant_id: String,
+    /// The tender whose committee page it opens.
     pub tender_id: TenderId,
     /// The platform's own reference for the member (never shown to others).
     pub member_ref: String,
     /// The principal that granted it.
     pub granted_by: String,
+    /// When it was granted.
     pub granted_at: DateTime<Utc>,
+    /// When its link and its session stop working.
     pub expires_at: DateTime<Utc>,
+    /// When its one-use link was redeemed for a session; `None` until then.
     pub used_at: Option<DateTime<Utc>>,
+    /// When the platform revoked it; `None` while not revoked.
     pub revoked_at: Option<DateTime<Utc>>,
 }
 

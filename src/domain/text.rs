@@ -87,6 +87,7 @@ pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
 /// two ids that look alike are alike.
 pub const TENDER_ID_ALPHABET: &str = "A-Z a-z 0-9 - _ . :";
 
+/// Whether `c` is in [`TENDER_ID_ALPHABET`].
 pub fn is_tender_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-_.:".contains(c)
 }
