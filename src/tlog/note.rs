@@ -13,17 +13,22 @@ const ED25519_TYPE: u8 = 0x01;
 /// A verifier key: a name and a public key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoteKey {
+    /// The key name, e.g. the log's origin line; no spaces and no `+`.
     pub name: String,
+    /// The raw 32-byte Ed25519 public key.
     pub public_key: Vec<u8>,
 }
 
 /// Why a note does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NoteError {
+    /// The note, or a verifier key, breaks the signed-note grammar; holds what is wrong.
     #[error("the note is malformed: {0}")]
     Malformed(String),
+    /// No signature line carries the key's name and key ID; holds the name.
     #[error("no signature by the log key '{0}' is on the note")]
     NotSigned(String),
+    /// A signature with the key's name and ID is there but does not verify; holds the name.
     #[error("the signature by '{0}' does not match the note's text")]
     BadSignature(String),
 }

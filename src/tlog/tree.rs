@@ -15,10 +15,18 @@ use tlog_tiles::{HashReader, tlog};
 /// Why a proof cannot be given or does not check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TreeError {
+    /// A tree size or leaf index the request cannot have: a leaf beyond the
+    /// tree, an older tree larger than the newer, or a size past the largest
+    /// this log supports; holds the sentence saying which.
     #[error("{0}")]
     OutOfRange(String),
+    /// A proof that could not be built from the hashes given, or that does
+    /// not lead to the root it claims (RFC 9162 §2.1.3.2, §2.1.4.2).
     #[error("the proof does not check: {0}")]
     Invalid(String),
+    /// A hash the operation needs was not among those read from the store;
+    /// holds the first stored-hash index concerned (`tlog`'s numbering), or
+    /// 0 when a root could not be computed.
     #[error("stored hash {0} is missing")]
     Missing(u64),
 }
@@ -35,6 +43,7 @@ impl HashReader for Recorder {
 }
 
 impl Recorder {
+    /// The stored-hash indexes asked for, sorted, each once.
     pub fn indexes(self) -> Vec<u64> {
         let mut v = self.0.into_inner();
         v.sort_unstable();
