@@ -26,7 +26,10 @@ pub fn key_id(public_key: &[u8]) -> String {
 /// A signed payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
+    /// The DSSE payload type, a media type such as
+    /// `application/vnd.credit-tender.assessment.v1+json`; signed with the payload.
     pub payload_type: String,
+    /// The exact bytes signed; never re-encoded.
     pub payload: Vec<u8>,
     /// (key id, signature)
     pub signatures: Vec<(String, Vec<u8>)>,
@@ -57,11 +60,17 @@ crate::domain::vocab::vocabulary! {
 /// A public key as published by `ListKeys`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKeyInfo {
+    /// Lowercase hex SHA-256 of `public_key` ([`key_id`]).
     pub keyid: String,
+    /// The raw 32-byte Ed25519 public key.
     pub public_key: Vec<u8>,
+    /// Whether it signs, only verifies, or is revoked.
     pub status: KeyStatus,
+    /// Whether it signs statements or log checkpoints.
     pub role: KeyRole,
+    /// Statements issued before this instant do not verify under it; `None`: no bound.
     pub valid_from: Option<DateTime<Utc>>,
+    /// Statements issued after this instant do not verify under it; `None`: no bound.
     pub valid_to: Option<DateTime<Utc>>,
 }
 
@@ -69,24 +78,52 @@ pub struct PublicKeyInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("{path}: cannot read: {}", crate::domain::text::io_reason(source))]
-    Read { path: PathBuf, source: std::io::Error },
+    /// A key file or the key configuration could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A key file or the configuration was read but is unusable (bad TOML,
+    /// not an Ed25519 key, no or two active statement keys, an active key
+    /// whose validity has ended…).
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong, naming the key entry where there is one.
+        reason: String,
+    },
 }
 
 /// Why an envelope does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// The envelope carries no signature at all.
     #[error("the envelope has no signatures")]
     Unsigned,
+    /// No listed statement key has this key id (log keys do not count).
     #[error("no listed key has id {0}")]
     UnknownKey(String),
+    /// The signature does not verify over PAE(payload_type, payload); holds the key id.
     #[error("the signature by key {0} does not match the payload and payload type")]
     BadSignature(String),
+    /// The key is listed as revoked; holds its id.
     #[error("key {0} is revoked: what it signed is not to be trusted")]
     Revoked(String),
     #[error("key {keyid} was not valid when the statement was issued ({issued_at}; key valid {from} to {to})")]
-    OutsideValidity { keyid: String, issued_at: DateTime<Utc>, from: String, to: String },
+    /// The statement's `issued_at` lies outside the key's validity.
+    OutsideValidity {
+        /// The key's id.
+        keyid: String,
+        /// When the statement says it was issued.
+        issued_at: DateTime<Utc>,
+        /// The key's `valid_from` in RFC 3339, or `-` when unbounded.
+        from: String,
+        /// The key's `valid_to` in RFC 3339, or `-` when unbounded.
+        to: String,
+    },
 }
 
 /// Checks each signature on `env` on its own: the key must be listed, not
@@ -361,6 +398,7 @@ impl Keyring {
         Keyring::from_pairs(pairs).map_err(invalid)
     }
 
+    /// The id of the one active key, which [`Keyring::sign`] uses.
     pub fn active_key_id(&self) -> &str {
         &self.keys[self.active].info.keyid
     }
@@ -373,6 +411,7 @@ impl Keyring {
         Envelope { payload_type: payload_type.to_owned(), payload, signatures: vec![(key.info.keyid.clone(), sig)] }
     }
 
+    /// Every key of the ring, of both roles and every status, for `ListKeys`.
     pub fn public_keys(&self) -> Vec<PublicKeyInfo> {
         self.keys.iter().map(|k| k.info.clone()).collect()
     }
@@ -386,10 +425,13 @@ pub struct SharedKeyring {
 }
 
 impl SharedKeyring {
+    /// Serves `keyring`; `source` is the configuration file [`SharedKeyring::reload`]
+    /// re-reads, `None` for a ring with nothing to reload (the demo's ephemeral key).
     pub fn new(keyring: Keyring, source: Option<PathBuf>) -> SharedKeyring {
         SharedKeyring { current: Arc::new(RwLock::new(Arc::new(keyring))), source }
     }
 
+    /// The keyring now in use; a reload does not change a ring already got.
     pub fn get(&self) -> Arc<Keyring> {
         self.current.read().expect("keyring lock").clone()
     }
