@@ -32,7 +32,16 @@ use std::sync::Arc;
 
 vocabulary! {
     /// What a principal is.
-    Role { Provider => "provider", Platform => "platform", Committee => "committee", Supervisor => "supervisor" }
+    Role {
+        /// Writes credit records for its issuers and authorities.
+        Provider => "provider",
+        /// A tendering platform: runs tenders in its regions.
+        Platform => "platform",
+        /// A bid evaluation committee member, through a grant for one tender.
+        Committee => "committee",
+        /// Reads everything and runs supervision (classes, draws, outcomes).
+        Supervisor => "supervisor",
+    }
 }
 
 /// What a principal may act on, by role.
@@ -40,19 +49,26 @@ vocabulary! {
 pub enum Scope {
     /// Issuers of evaluations and authorities of list entries and penalties it writes for.
     Provider {
+        /// Issuers (national or a province) whose evaluations it writes.
         issuers: Vec<Issuer>,
+        /// Authorities whose list entries and penalties it writes, by name.
         authorities: Vec<String>,
+        /// Whether it may write commitments (then only its own).
         commitments: bool,
     },
     /// GB/T 2260 regions whose tenders it runs (a province covers its cities and counties).
     Platform {
+        /// The regions; a tender is in scope when one of them contains its region.
         regions: Vec<RegionCode>,
     },
     /// One tender until the grant expires.
     Committee {
+        /// The tender whose page and statements it may read.
         tender: TenderId,
+        /// The grant's expiry; from then on it is answered UNAUTHENTICATED.
         expires_at: DateTime<Utc>,
     },
+    /// Every region and tender, for reading and for supervision's signed acts.
     Supervisor,
 }
 
@@ -61,7 +77,10 @@ pub enum Scope {
 pub struct Principal {
     /// Unique in the principals file; kept as the source of what it writes.
     pub name: String,
+    /// What it is; `scope` is the same kind (a committee member's comes
+    /// from its grant, never from the principals file).
     pub role: Role,
+    /// What it may act on.
     pub scope: Scope,
 }
 
@@ -73,6 +92,8 @@ pub enum Caller {
     Local,
     /// Principals are configured, and the caller proved none.
     Anonymous,
+    /// A principal proved by a bearer token, a client certificate or a
+    /// committee session.
     Principal(Arc<Principal>),
 }
 
@@ -118,20 +139,33 @@ impl Caller {
 /// What the caller wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Write credit records (PutRecords).
     PutRecords,
+    /// Read one credit code's records (GetProfile).
     GetProfile,
+    /// Register a tender (RegisterTender).
     RegisterTender,
+    /// Register a new version of a tender (AmendTender).
     AmendTender,
+    /// Register a bidder on a tender (RegisterBid).
     RegisterBid,
+    /// Read a tender and its bidders (GetTender).
     ReadTender,
+    /// List tenders in scope (ListTenders).
     ListTenders,
+    /// Assess one bidder under a tender's policy (Assess).
     Assess,
+    /// Assess every bidder of a tender (AssessTender).
     AssessTender,
     /// WatchTender: AssessTender's statements as they change (no committee).
     WatchTender,
+    /// Check a bidder's deposit against its credit (CheckDeposit).
     CheckDeposit,
+    /// Grant a committee member one tender's page (GrantCommitteeAccess).
     GrantCommitteeAccess,
+    /// Open the committee page of a tender and its statements.
     ViewCommitteePage,
+    /// Read the Prometheus metrics.
     ReadMetrics,
     /// Checkpoints, inclusion and consistency proofs, hash tiles: hashes
     /// only, for anyone who holds a statement to check it was logged.
@@ -183,13 +217,28 @@ pub enum Resource<'a> {
     /// which tender ids exist.
     AnyTender,
     /// A tender, by id and region (its newest version's).
-    Tender { id: &'a TenderId, region: RegionCode },
+    Tender {
+        /// The tender's id.
+        id: &'a TenderId,
+        /// Its newest version's region.
+        region: RegionCode,
+    },
     /// Where a tender is to be after a registration or an amendment.
-    Placement { id: &'a TenderId, region: RegionCode },
+    Placement {
+        /// The tender's id.
+        id: &'a TenderId,
+        /// The region it is to be in.
+        region: RegionCode,
+    },
     /// A batch of records.
     Records(&'a [&'a Record]),
     /// A credit code's profile, and whether the caller has written any of its records.
-    Profile { code: &'a CreditCode, written_by_caller: bool },
+    Profile {
+        /// The firm.
+        code: &'a CreditCode,
+        /// Whether the caller wrote any record of it (a provider may read only those).
+        written_by_caller: bool,
+    },
     /// Tenders whose region code starts with these digits ("" is every region).
     RegionPrefix(&'a str),
 }
@@ -197,6 +246,7 @@ pub enum Resource<'a> {
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
+    /// Go ahead.
     Allow,
     /// No identity, or one that no longer holds (UNAUTHENTICATED).
     Unauthenticated(String),

@@ -36,8 +36,14 @@ use subtle::ConstantTimeEq;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
+    /// Sustained requests per second per principal; over it a request is
+    /// refused at once as exhausted, with the wait as its retry-after.
     pub requests_per_second: u32,
+    /// Requests a principal may make at once above the sustained rate (the
+    /// token bucket's size).
     pub burst: u32,
+    /// Requests a principal may have in flight at once; one more is refused
+    /// at once rather than queued.
     pub concurrent: u32,
 }
 
@@ -62,12 +68,20 @@ struct Credentials {
 /// One principal's share of the server: its request rate and the requests
 /// it may have in flight, made when the file is read (a reload starts them afresh).
 pub struct Admission {
+    /// The limits the two below were made from, for refusal messages.
     pub limits: Limits,
+    /// A token bucket of `requests_per_second` refilled, `burst` deep: one
+    /// per principal, not per connection, so opening more connections buys
+    /// no more rate.
     pub rate: governor::DefaultDirectRateLimiter,
+    /// `concurrent` permits; a request holds one until the service returns
+    /// its response, and a request that finds none is refused (never queued).
     pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Admission {
+    /// A fresh share for `limits`; a rate or burst of 0 counts as 1, a
+    /// `concurrent` of 0 refuses every request.
     pub fn new(limits: Limits) -> Arc<Admission> {
         let per_second = std::num::NonZeroU32::new(limits.requests_per_second).unwrap_or(std::num::NonZeroU32::MIN);
         let burst = std::num::NonZeroU32::new(limits.burst).unwrap_or(std::num::NonZeroU32::MIN);
@@ -184,14 +198,17 @@ impl Principals {
         self.entries.iter().find(|(_, c, _)| c.certificate_subject.as_deref() == Some(subject)).map(|(p, _, a)| (p.clone(), a.clone()))
     }
 
+    /// The limits for `role`: the file's `[limits.ROLE]`, else the default.
     pub fn limits(&self, role: Role) -> Limits {
         self.limits.get(&role).copied().unwrap_or_else(|| Limits::default_for(role))
     }
 
+    /// How many principals the file lists.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the file lists none.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -275,6 +292,7 @@ impl SharedPrincipals {
         SharedPrincipals { current: RwLock::new(Arc::new(p)), path: None }
     }
 
+    /// The principals in use now; a reload does not change a set already got.
     pub fn get(&self) -> Arc<Principals> {
         self.current.read().expect("principals lock").clone()
     }
