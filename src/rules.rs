@@ -1,41 +1,72 @@
-//! Operator-supplied rule files read at start-up: the credit-code allow-list
-//! and the score bands. Both ship in `policies/` and are compiled in as
-//! defaults; a path on the command line replaces them.
+//! Operator-supplied rule files read at start-up: the credit-code allow-list,
+//! the score bands and the publication periods of penalties. Each ships in
+//! `policies/` and is compiled in as a default; a path on the command line
+//! replaces it.
 
 use crate::domain::input::InputRules;
 use crate::domain::{AllowList, PublicationPeriods, ScoreBands};
 use std::path::{Path, PathBuf};
 
+/// `policies/score-bands.toml` as shipped: the lowest score of each grade per
+/// domain (DOMAIN.md: highway construction's bands are [W]; see the file).
 pub const SHIPPED_SCORE_BANDS: &str = include_str!("../policies/score-bands.toml");
+/// `policies/allow-list.txt` as shipped: genuine credit codes that fail the
+/// GB 32100 checksum (Fujian pilot codes, DOMAIN.md), one per line.
 pub const SHIPPED_ALLOW_LIST: &str = include_str!("../policies/allow-list.txt");
+/// `policies/publication-periods.toml` as shipped: a penalty's shortest
+/// publication per category and the longest, in months (双公示).
 pub const SHIPPED_PUBLICATION_PERIODS: &str = include_str!("../policies/publication-periods.toml");
 
 /// A rule file that could not be used, naming the file, the place and the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {}", crate::domain::text::io_reason(source))]
-    Read { path: PathBuf, source: std::io::Error },
+    /// The file could not be read.
+    Read {
+        /// The file named on the command line (or in the configuration).
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file was read but is not valid; a shipped default is named by
+    /// its `policies/` path.
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong, with the line where there is one ("line 3: …").
+        reason: String,
+    },
     /// The file is fine; the store it is recorded in could not take it
     /// (busy, unreachable): not a configuration fault.
     #[error("cannot record {what} in the store: {reason}")]
-    Store { what: String, reason: String },
+    Store {
+        /// What was being recorded, e.g. "policy 'national-template'".
+        what: String,
+        /// The store's error, as a sentence.
+        reason: String,
+    },
 }
 
 /// The validation rules every record passes through.
 #[derive(Debug, Clone)]
 pub struct Rules {
+    /// Genuine credit codes that fail the GB 32100 checksum.
     pub allow_list: AllowList,
+    /// Which score each grade covers, per credit domain.
     pub score_bands: ScoreBands,
+    /// Shortest and longest publication of a penalty, in months.
     pub publication: PublicationPeriods,
 }
 
 /// Where each rule file comes from: a path, or the shipped default.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RulePaths<'a> {
+    /// Replaces [`SHIPPED_ALLOW_LIST`]: one code per line, `#` comments.
     pub allow_list: Option<&'a Path>,
+    /// Replaces [`SHIPPED_SCORE_BANDS`] (TOML).
     pub score_bands: Option<&'a Path>,
+    /// Replaces [`SHIPPED_PUBLICATION_PERIODS`] (TOML).
     pub publication_periods: Option<&'a Path>,
 }
 
@@ -45,6 +76,8 @@ impl Rules {
         Rules::load(RulePaths::default()).expect("shipped rule files are valid")
     }
 
+    /// Reads each file given, or the shipped default, and checks it; the
+    /// first file at fault is the error. Nothing is half-loaded.
     pub fn load(paths: RulePaths<'_>) -> Result<Rules, ConfigError> {
         let (allow_text, allow_name) = read_or(paths.allow_list, SHIPPED_ALLOW_LIST, "policies/allow-list.txt")?;
         let allow_list = AllowList::parse_file(&allow_text)
@@ -58,6 +91,7 @@ impl Rules {
         Ok(Rules { allow_list, score_bands, publication })
     }
 
+    /// The rules as [`crate::domain::input`] takes them.
     pub fn input(&self) -> InputRules<'_> {
         InputRules { allow_list: &self.allow_list, score_bands: &self.score_bands, publication: &self.publication }
     }
