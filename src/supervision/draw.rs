@@ -25,15 +25,20 @@ pub const PROCEDURE: &str = "sha256-rank/v1";
 /// One firm of a population.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Member {
+    /// The firm's credit code, canonical.
     pub credit_code: String,
+    /// Its class on the draw's date under the draw's risk policy.
     pub class: RiskClass,
 }
 
 /// One chosen firm, with the rank that chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chosen {
+    /// The firm's credit code.
     pub credit_code: String,
+    /// The class it was drawn in.
     pub class: RiskClass,
+    /// Its [`rank`]: 64 lower-case hex digits.
     pub rank: String,
 }
 
@@ -48,6 +53,7 @@ pub fn population_text(population: &[Member]) -> String {
     sorted.iter().map(|m| format!("{} {}\n", m.credit_code, m.class)).collect()
 }
 
+/// Step 1: hex SHA-256 of [`population_text`].
 pub fn population_digest(population: &[Member]) -> String {
     sha256_hex(population_text(population).as_bytes())
 }
@@ -57,6 +63,7 @@ pub fn drawn_count(n: u32, ratio_percent: u32) -> u32 {
     ((u64::from(n) * u64::from(ratio_percent)).div_ceil(100)) as u32
 }
 
+/// Step 4: hex SHA-256 of `SEED:CODE`.
 pub fn rank(seed: &str, credit_code: &str) -> String {
     sha256_hex(format!("{seed}:{credit_code}").as_bytes())
 }

@@ -46,7 +46,9 @@ pub const FIELD: &str = "inspectors_csv";
 /// One inspector of the imported list.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Inspector {
+    /// `inspector_id` (执法证号), unique in the list.
     pub id: String,
+    /// `name` (姓名), as the list gives it.
     pub name: String,
     /// Credit codes of the firms the inspector must not inspect.
     pub conflicts: BTreeSet<String>,
@@ -55,7 +57,10 @@ pub struct Inspector {
 /// The inspectors given to one chosen firm, each with the rank that chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
+    /// The chosen firm.
     pub credit_code: String,
+    /// Its `per_firm` inspectors, smallest rank first, each with its rank
+    /// (hex SHA-256 of `SEED:CODE:ID`).
     pub inspectors: Vec<(Inspector, String)>,
 }
 
@@ -66,6 +71,7 @@ pub fn list_text(list: &[Inspector]) -> String {
     sorted.iter().map(|i| format!("{}\t{}\t{}\n", i.id, i.name, i.conflicts.iter().cloned().collect::<Vec<_>>().join(","))).collect()
 }
 
+/// Step 1: hex SHA-256 of [`list_text`], as the commit records it.
 pub fn list_digest(list: &[Inspector]) -> String {
     sha256_hex(list_text(list).as_bytes())
 }

@@ -39,8 +39,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
+/// DSSE payload type of a signed risk classification of one firm.
 pub const CLASSIFICATION_PAYLOAD_TYPE: &str = "application/vnd.credit-tender.risk-classification.v1+json";
+/// DSSE payload type of a draw's commit: its parameters and population
+/// digest, logged before the seed exists ([`draw`], step 2).
 pub const COMMIT_PAYLOAD_TYPE: &str = "application/vnd.credit-tender.inspection-commit.v1+json";
+/// DSSE payload type of a draw's result: the seed, the firms chosen and
+/// their inspectors, logged after its commit.
 pub const DRAW_PAYLOAD_TYPE: &str = "application/vnd.credit-tender.inspection-draw.v1+json";
 
 /// The risk policy a request without one uses.
@@ -57,6 +62,9 @@ const POPULATION_CHUNK: usize = 500;
 /// tree grows; the commit just grew it).
 const SEED_WAIT_INTERVALS: u32 = 10;
 
+/// The `SupervisionService` handlers: classification, draws and outcomes,
+/// each authorised, signed with the statement key and appended to the log.
+/// Cheap to clone; clones share the draws in flight.
 #[derive(Clone)]
 pub struct SupervisionApi {
     rules: Arc<crate::rules::Rules>,
@@ -88,6 +96,10 @@ struct Params {
 }
 
 impl SupervisionApi {
+    /// The service over the server's shared parts. With `log` `None`,
+    /// classifications are signed but not logged and a draw is refused
+    /// (FAILED_PRECONDITION: its seed is a checkpoint). A draw waits up to
+    /// ten `checkpoint_interval`s for its seed.
     pub fn new(
         rules: Arc<crate::rules::Rules>,
         cache: Arc<Cache>,

@@ -34,8 +34,12 @@ pub const OCID_PREFIX: &str = "ocds-xxxxxx-";
 
 /// One bid of the tender with its newest assessment.
 pub struct AssessedBid<'a> {
+    /// 1-based order of registration within the tender; the bid's OCDS id
+    /// is `TENDER-SEQUENCE`.
     pub sequence: u32,
+    /// When the bid was registered, as the bid's `date`.
     pub registered_at: Option<&'a pbjson_types::Timestamp>,
+    /// The newest signed assessment of the bidder for the tender.
     pub assessment: &'a pb::AssessResponse,
 }
 
@@ -50,7 +54,9 @@ pub const MAX_FEN: i64 = 999_999_999_999_999;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} is {fen} fen, beyond the {MAX_FEN} fen a JSON number carries exactly in yuan")]
 pub struct TooLarge {
+    /// Which amount, e.g. the estimated price or a bid's nominal deposit.
     pub what: &'static str,
+    /// The amount in fen.
     pub fen: i64,
 }
 

@@ -22,8 +22,12 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct Query {
     /// Digits a tender's region starts with ("" for all).
     pub region_prefix: String,
+    /// Only tenders in this credit domain; `None` for all.
     pub domain: Option<CreditDomain>,
+    /// First as-of date counted (inclusive): a statement's bid deadline as
+    /// an Asia/Shanghai date.
     pub from: NaiveDate,
+    /// Last as-of date counted (inclusive).
     pub to: NaiveDate,
 }
 

@@ -55,10 +55,12 @@ impl RiskPolicySet {
         Ok(RiskPolicySet { current })
     }
 
+    /// The risk policy with this id as loaded now, if there is one.
     pub fn current(&self, id: &str) -> Option<Arc<RiskPolicy>> {
         self.current.get(id).cloned()
     }
 
+    /// The ids offered, sorted, for error messages that list them.
     pub fn ids(&self) -> Vec<&str> {
         self.current.keys().map(String::as_str).collect()
     }

@@ -14,7 +14,16 @@ use std::collections::BTreeMap;
 
 vocabulary! {
     /// A credit-risk class, lowest risk first.
-    RiskClass { Low => "low", General => "general", FairlyHigh => "fairly_high", High => "high" }
+    RiskClass {
+        /// 低风险: class A of 国市监信发〔2022〕6号.
+        Low => "low",
+        /// 一般风险 (B); also the class when no rule gives one.
+        General => "general",
+        /// 较高风险 (C).
+        FairlyHigh => "fairly_high",
+        /// 高风险 (D).
+        High => "high",
+    }
 }
 
 impl RiskClass {
@@ -36,26 +45,50 @@ pub const MAX_PER_FIRM: u32 = 10;
 /// share of each class drawn for inspection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RiskPolicy {
+    /// The policy's id, 1-64 characters of `a-z`, `0-9`, `-`, `_`; requests name it.
     pub id: String,
+    /// A title for people, shown with the policy.
     pub title: String,
     /// Hex SHA-256 of the file's bytes.
     pub digest: String,
+    /// The file's text as read, kept so that a statement's policy can be shown.
     pub source: String,
     /// The tender policy whose grade choice gives the grade.
     pub grade_policy: String,
     /// Percent of each class drawn, by class.
     pub ratio_percent: BTreeMap<RiskClass, u32>,
+    /// `rules.grade`: the class each grade gives; every grade has one.
     pub grade: BTreeMap<Grade, RiskClass>,
+    /// `rules.new_entrant`: the class when no evaluation applies and the
+    /// grade is the new-entrant default.
     pub new_entrant: RiskClass,
+    /// `rules.carried_over`: the class when the grade is an evaluation used
+    /// past its validity until a new result is published.
     pub carried_over: RiskClass,
+    /// `rules.lists`: the class a list entry in force gives, per list; a
+    /// list not named raises nothing.
     pub lists: BTreeMap<ListKind, RiskClass>,
+    /// `rules.penalty_class`: the class each penalty in publication gives,
+    /// while there are fewer than `many_penalties`.
     pub penalty_class: RiskClass,
+    /// `rules.many_penalties`: from this many penalties in publication (at
+    /// least 2), each gives `many_penalties_class` instead.
     pub many_penalties: u32,
+    /// `rules.many_penalties_class`: see `many_penalties`.
     pub many_penalties_class: RiskClass,
+    /// `rules.breached_commitment_months`: a commitment breached within
+    /// this many months before the date counts (at most 120).
     pub breached_commitment_months: u32,
+    /// `rules.breached_commitment_class`: the class such a breach gives.
     pub breached_commitment_class: RiskClass,
+    /// `rules.repair_months`: a credit repair effective within this many
+    /// months before the date counts (at most 120).
     pub repair_months: u32,
+    /// `rules.repair_class`: the class such a repair gives.
     pub repair_class: RiskClass,
+    /// `scope.graded_within_months`: a firm is in a draw's population when
+    /// the province graded it by a result valid within this many months
+    /// before the date ([`in_scope`]); at most 120.
     pub graded_within_months: u32,
     /// Inspectors drawn for each firm drawn, when the request names no count.
     pub inspectors_per_firm: u32,
@@ -172,6 +205,7 @@ impl RiskPolicy {
         })
     }
 
+    /// The percent of class `c` drawn for inspection (0 to 100).
     pub fn ratio(&self, c: RiskClass) -> u32 {
         self.ratio_percent.get(&c).copied().unwrap_or(0)
     }
@@ -180,11 +214,17 @@ impl RiskPolicy {
 vocabulary! {
     /// The rule of a risk policy that read an indicator.
     Rule {
+        /// `rules.grade`: the grade the tender policy's grade choice gives.
         Grade => "grade",
+        /// `rules.new_entrant` or `rules.carried_over`: where the grade came from.
         GradeSource => "grade_source",
+        /// `rules.lists`: a list entry in force.
         List => "list",
+        /// `rules.penalty_class` / `many_penalties_class`: a penalty in publication.
         PenaltiesInPublication => "penalties_in_publication",
+        /// `rules.breached_commitment_*`: a recent breach of a commitment.
         BreachedCommitment => "breached_commitment",
+        /// `rules.repair_*`: a recent credit repair.
         Repair => "repair",
     }
 }
@@ -192,22 +232,32 @@ vocabulary! {
 /// One indicator and the class its rule gives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Indicator {
+    /// The rule that read it.
     pub rule: Rule,
+    /// The class the rule gives for it.
     pub class: RiskClass,
     /// evaluation | list_entry | penalty | commitment | event; empty when no record.
     pub record_type: &'static str,
+    /// The record read; empty when no record (a new entrant's default grade).
     pub record_id: String,
+    /// The data version of the record's version read; 0 when no record.
     pub recorded_version: u64,
+    /// What was read, in English, e.g. "grade B (provincial)".
     pub detail: String,
+    /// The same for the supervisor, in Chinese.
     pub message_zh: String,
 }
 
 /// A firm's class and everything that was read to reach it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classified {
+    /// The highest class any indicator gives; `general` when none.
     pub class: RiskClass,
+    /// The grade the tender policy's grade choice gives on the date.
     pub grade: Grade,
+    /// Which step of the grade choice gave it (DOMAIN.md, "Who grades whom").
     pub grade_source: GradeSource,
+    /// The firm's name from the evidence read.
     pub entity_name: String,
     /// Every indicator, in the order the rules read them; the decisive ones
     /// are those whose class is `class`.
