@@ -12,7 +12,15 @@ pub enum StoreError {
     #[error("{} record problem(s)", .0.len())]
     Rejected(Vec<(u64, FieldError)>),
     #[error("data version {requested} is ahead of the store's current version {current}")]
-    FutureVersion { requested: u64, current: u64 },
+    /// A read at a data version the store has not reached yet.
+    FutureVersion {
+        /// The version asked for.
+        requested: u64,
+        /// The store's newest version.
+        current: u64,
+    },
+    /// Any other database error: the connection failed, timed out, or the
+    /// database refused the statement. Retry, or see the source.
     #[error("the store cannot be reached")]
     Unavailable(#[source] sqlx::Error),
     /// Another process holds the store's write lock (a long import) past
@@ -31,18 +39,25 @@ pub enum StoreError {
     /// by position, as in `Rejected`.
     #[error("{} record(s) not the writer's to change", .0.len())]
     NotOwner(Vec<(u64, FieldError)>),
+    /// A stored row that does not parse back (a record's JSON, a tender's
+    /// words); says which row. Not retryable.
     #[error("stored row is unreadable: {0}")]
     Corrupt(String),
+    /// Bringing the schema up to this binary's failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A first registration of a tender id already registered with other
+    /// terms (the same terms again return the stored tender).
     #[error("tender '{0}' is already registered with other terms; use AmendTender to change it")]
     TenderExists(TenderId),
     /// A registration of an id another platform's tender has: tender ids
     /// are one namespace, so that much is said, and nothing more.
     #[error("tender id '{0}' is taken; register the tender under another id")]
     TenderIdTaken(TenderId),
+    /// An amendment or bid for a tender id never registered.
     #[error("no tender '{0}'")]
     UnknownTender(TenderId),
+    /// A database URL that is neither `sqlite:…` nor `postgres://…`/`postgresql://…`.
     #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     /// The store's file is gone or replaced: nothing can be committed to it.

@@ -103,6 +103,7 @@ pub trait GrantStore: Send + Sync + 'static {
     /// The grant a session belongs to (live or not: the caller checks).
     async fn grant_by_session(&self, session_sha256: &str) -> Result<Option<CommitteeGrant>, StoreError>;
 
+    /// The grant with this id (live or not: the caller checks); `None` if unknown.
     async fn grant(&self, grant_id: &str) -> Result<Option<CommitteeGrant>, StoreError>;
 
     /// Revokes a grant; false if it was unknown or already revoked.

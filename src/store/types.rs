@@ -42,13 +42,16 @@ pub struct WriteOutcome {
     pub data_version: u64,
     /// Whether this write created `data_version`.
     pub created: bool,
+    /// Records stored as new ids or new versions (in a dry run: that would be).
     pub stored: u32,
+    /// Records identical (same digest) to their id's newest version: not stored again.
     pub unchanged: u32,
     /// The credit codes whose records changed: every one when there are at
     /// most [`CHANGED_CODES_LISTED`] (any `PutRecords` batch), otherwise
     /// none, and `changed_count` says how many (an import of millions of
     /// firms keeps flat memory; replicas learn the codes from the change feed).
     pub changed_codes: Vec<CreditCode>,
+    /// How many credit codes' records changed, listed or not.
     pub changed_count: u64,
 }
 
@@ -64,6 +67,7 @@ pub type RecordSource<'a> = dyn Iterator<Item = (u64, Result<Record, Vec<FieldEr
 /// Whether to keep a write or only check it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
+    /// Check everything and keep the write.
     Commit,
     /// Check everything, including conflicts with stored records, then roll back.
     DryRun,
@@ -72,15 +76,20 @@ pub enum WriteMode {
 /// A stored bid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BidRow {
+    /// 1-based order of registration within the tender.
     pub sequence: u32,
+    /// The firm or consortium, lead first.
     pub bidder: Bidder,
+    /// When the bid was registered.
     pub registered_at: DateTime<Utc>,
 }
 
 /// A policy version as stored: its id and the file's text.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredPolicy {
+    /// The policy's `id` as its file declares it.
     pub policy_id: String,
+    /// The file's exact text; its hex SHA-256 is the key it is stored under.
     pub source: String,
 }
 
@@ -95,17 +104,24 @@ pub trait ChangeSink: Send + Sync + 'static {
 /// A checkpoint as stored: tree size, root hash, signed note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCheckpoint {
+    /// Leaves in the tree it commits to.
     pub size: u64,
+    /// The 32-byte RFC 9162 root hash of those leaves.
     pub root: Vec<u8>,
+    /// The checkpoint as published: a C2SP tlog-checkpoint body in a signed note.
     pub note: String,
 }
 
 /// A record version as read back, before grouping into a [`Profile`].
 #[derive(Debug, sqlx::FromRow)]
 pub struct RecordRow {
+    /// The provider's record id.
     pub record_id: String,
+    /// The data version that wrote this version of the record.
     pub version: i64,
+    /// Hex SHA-256 of `body`.
     pub digest: String,
+    /// The record's canonical JSON ([`Record::canonical_json`]).
     pub body: String,
 }
 
@@ -113,11 +129,18 @@ pub struct RecordRow {
 /// was read for and the store's newest data version.
 #[derive(Debug, sqlx::FromRow)]
 pub struct ProfileRow {
+    /// The credit code asked for, which this row belongs to.
     pub origin: String,
+    /// The provider's record id.
     pub record_id: String,
+    /// The data version that wrote this version of the record.
     pub version: i64,
+    /// Hex SHA-256 of `body`.
     pub digest: String,
+    /// The record's canonical JSON ([`Record::canonical_json`]).
     pub body: String,
+    /// The store's newest data version, read in the same statement so that
+    /// rows and version agree; `None` in an empty store.
     pub newest: Option<i64>,
 }
 
