@@ -36,7 +36,10 @@ pub struct CacheConfig {
     /// `false` reads the store on every request (`--no-cache`, for diagnosis
     /// and for measuring what the cache buys).
     pub enabled: bool,
+    /// Most bytes of profiles kept, by each entry's estimated size (64 MiB by default).
     pub profile_bytes: u64,
+    /// Most bytes of signed statements kept, by each entry's estimated size
+    /// (64 MiB by default).
     pub statement_bytes: u64,
     /// How long cached data may be served after the store was last reached.
     pub max_staleness: Duration,
@@ -71,7 +74,10 @@ impl Default for CacheConfig {
 /// A profile and the data version it was read at.
 #[derive(Debug)]
 pub struct CachedProfile {
+    /// The profile as read.
     pub profile: Profile,
+    /// The data version it was read at; a hit is used only when no change
+    /// to its code is known since.
     pub read_at: u64,
     weight: u32,
 }
@@ -79,7 +85,9 @@ pub struct CachedProfile {
 /// A tender's newest version and its bids, as read at a tender change sequence.
 #[derive(Debug)]
 pub struct CachedTender {
+    /// The tender's newest version.
     pub tender: Tender,
+    /// Its bids, by sequence.
     pub bids: Vec<BidRow>,
     read_at: u64,
 }
@@ -98,18 +106,23 @@ pub type TenderList = Arc<Vec<(Tender, u32)>>;
 /// (`crate::refresh`).
 #[derive(Debug, Default, Clone)]
 pub struct Changed {
+    /// Credit codes whose records changed.
     pub codes: Vec<CreditCode>,
+    /// Tenders registered, amended or bid on (the tender change feed).
     pub tenders: Vec<TenderId>,
 }
 
 /// Why the cache could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
+    /// The store failed a read the cache could not answer from memory.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A load shared by concurrent requests failed (one error, many waiters).
     #[error(transparent)]
     SharedLoad(Arc<StoreError>),
+    /// The store has not been reached for longer than `max_staleness`:
+    /// (time since it was last reached, the bound).
     #[error("the credit store has not been reachable for {} s, longer than the {} s this replica may serve cached data", .0.as_secs(), .1.as_secs())]
     TooStale(Duration, Duration),
 }
@@ -231,6 +244,7 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         }))
     }
 
+    /// The configuration it was built with.
     pub fn config(&self) -> &CacheConfig {
         &self.config
     }
@@ -240,14 +254,19 @@ impl<S: Clone + Send + Sync + 'static> CreditCache<S> {
         &self.config.clock
     }
 
+    /// Whether the caches are on (`false` with `--no-cache`).
     pub fn enabled(&self) -> bool {
         self.config.enabled
     }
 
+    /// The store behind the caches. A write that changes cached data goes
+    /// through the cache's own write methods instead, which return once
+    /// this replica has applied it.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// The server's metrics, which the cache counts hits, misses and evictions in.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
