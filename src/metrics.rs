@@ -130,6 +130,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric registered under the `credit_tender_` prefix, labelled
+    /// series that must show before their first event already at zero.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("credit_tender");
         let requests = Family::<Request, Counter>::default();
@@ -235,6 +237,9 @@ impl Metrics {
         }
     }
 
+    /// One gRPC request answered: `method` names the RPC, `code` is its
+    /// status code's name (`OK`, `NOT_FOUND`…); counts it and observes
+    /// `elapsed` in `grpc_request_seconds`.
     pub fn request(&self, method: String, code: &'static str, elapsed: Duration) {
         let method = Method { method };
         self.request_seconds.get_or_create(&method).observe(elapsed.as_secs_f64());
@@ -247,6 +252,7 @@ impl Metrics {
         self.cache_events.get_or_create(&CacheEvent { cache, event }).inc();
     }
 
+    /// Sets `cache_weight_bytes` for `cache` (one of [`WEIGHED_CACHES`]).
     pub fn cache_weight(&self, cache: &'static str, bytes: u64) {
         debug_assert!(WEIGHED_CACHES.contains(&cache), "cache '{cache}' is not in WEIGHED_CACHES");
         self.cache_weight.get_or_create(&vec![("cache", cache.to_owned())]).set(bytes as i64);
@@ -287,10 +293,12 @@ impl Metrics {
         self.waiting_watch.subscribe()
     }
 
+    /// `n` statements of open tenders made ready in the background.
     pub fn refreshed(&self, n: u64) {
         self.refreshed.inc_by(n);
     }
 
+    /// `n` rows of a committee table framed anew rather than sent as kept.
     pub fn table_rows_encoded(&self, n: u64) {
         self.table_rows.inc_by(n);
     }
@@ -302,15 +310,19 @@ impl Metrics {
         self.wal_frames.set(frames as i64);
     }
 
+    /// `leaves` statements appended to the transparency log by this replica.
     pub fn logged(&self, leaves: u64) {
         self.log_leaves.inc_by(leaves);
     }
 
+    /// This replica published a checkpoint of tree size `size`; also wakes
+    /// [`Metrics::checkpoints`] watchers.
     pub fn checkpoint(&self, size: u64) {
         self.log_checkpoint_size.set(size as i64);
         self.checkpoint_watch.send_replace(size);
     }
 
+    /// One statement signed; also wakes [`Metrics::signatures`] watchers.
     pub fn signed(&self) {
         self.signatures.inc();
         self.signed_watch.send_modify(|n| *n += 1);
@@ -326,10 +338,13 @@ impl Metrics {
         self.checkpoint_watch.subscribe()
     }
 
+    /// `n` changes read from the change feed, each evicting its credit code.
     pub fn invalidated(&self, n: u64) {
         self.invalidations.inc_by(n);
     }
 
+    /// The newest data version this replica has applied and the store's
+    /// newest; sets `applied_data_version` and `replica_lag_versions`.
     pub fn versions(&self, applied: u64, store: u64) {
         self.applied_version.set(applied as i64);
         self.replica_lag.set(store.saturating_sub(applied) as i64);
