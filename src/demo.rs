@@ -34,13 +34,19 @@ pub async fn load(store: &Store, rules: &Rules) -> anyhow::Result<u64> {
 
 /// A demo tender as written below.
 pub struct DemoTender {
+    /// The tender id, `DEMO-…`.
     pub id: &'static str,
+    /// The title, marked 演示 (demo).
     pub title: &'static str,
+    /// Six-digit GB/T 2260 code of where the works are.
     pub region: &'static str,
+    /// A shipped policy's id; its current version is bound at registration.
     pub policy_id: &'static str,
     /// RFC 3339.
     pub deadline: &'static str,
+    /// Estimated price in fen.
     pub estimated_price_fen: i64,
+    /// Bid deposit before any credit reduction, in fen; at most 2% of the price.
     pub nominal_deposit_fen: i64,
     /// Each bidder's key: codes joined by '+', lead first.
     pub bidders: &'static [&'static str],

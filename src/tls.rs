@@ -16,7 +16,9 @@ use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 /// Where the server's certificate, key and (optionally) client CA come from.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// PEM certificate chain, the server's own certificate first.
     pub cert: PathBuf,
+    /// PEM private key matching the first certificate.
     pub key: PathBuf,
     /// Client certificates signed by this CA identify their callers; a
     /// caller may still come without one and use a token.
@@ -96,6 +98,8 @@ pub struct SharedTls {
 }
 
 impl SharedTls {
+    /// Reads and checks the files ([`server_config`]); the error is one
+    /// sentence naming the file at fault ("PATH: not a PEM private key: …").
     pub fn load(files: TlsFiles) -> Result<Arc<SharedTls>, String> {
         let config = server_config(&files)?;
         Ok(Arc::new(SharedTls { files, current: RwLock::new(config) }))
