@@ -33,6 +33,7 @@ pub const LEGAL_MAX_PERFORMANCE_BOND_BP: u32 = 1000;
 pub struct PerGrade<T>([T; 5]);
 
 impl<T: Copy> PerGrade<T> {
+    /// The value for grade `g`.
     pub fn get(&self, g: Grade) -> T {
         self.0[g.rank() as usize]
     }
@@ -60,7 +61,12 @@ pub enum LapsedGrade {
 
 crate::domain::vocab::vocabulary! {
     /// A stage of the tender at which credit earns points.
-    Stage { Qualification => "qualification", Evaluation => "evaluation" }
+    Stage {
+        /// 资格审查: qualification review.
+        Qualification => "qualification",
+        /// 评标: bid evaluation.
+        Evaluation => "evaluation",
+    }
 }
 
 impl Stage {
@@ -73,48 +79,104 @@ impl Stage {
     }
 }
 
+/// One version of a tender credit policy, parsed from its TOML file
+/// ([`Policy::from_toml`]) and checked against the legal caps. Field docs
+/// name the file key each comes from; the shipped files say the source
+/// ([S], [W], [U] or ASSUMED) of every value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
+    /// `id`: 1-64 characters of `a-z`, `0-9`, `-`, `_`; tenders name it.
     pub id: String,
+    /// `title`: for people, shown with the policy.
     pub title: String,
     /// Hex SHA-256 of the file's bytes.
     pub digest: String,
     /// The file's text, kept so that old versions stay loadable.
     pub source: String,
+    /// `domain`: the credit domain whose grades the policy reads.
     pub domain: CreditDomain,
+    /// `grade_choice.use_dynamic_d`: a dynamic D in force in the tender's
+    /// region overrides every other grade (DOMAIN.md's first step).
     pub use_dynamic_d: bool,
+    /// `grade_choice.use_provincial`: the tender province's newest valid grade.
     pub use_provincial: bool,
+    /// `grade_choice.use_national`: the national grade, when no provincial one applies.
     pub use_national: bool,
+    /// `grade_choice.under_objection`: whether an evaluation under objection counts.
     pub under_objection: UnderObjection,
+    /// `grade_choice.lapsed_grade`: what an expired annual grade counts for
+    /// before the next is published.
     pub lapsed_grade: LapsedGrade,
+    /// `grade_choice.max_carry_over_months`: how long after expiry a lapsed
+    /// grade may be carried over.
     pub max_carry_over_months: u32,
+    /// `new_entrant.clean_grade`: the default grade with no bad record (DOMAIN.md: A).
     pub new_entrant_clean: Grade,
+    /// `new_entrant.with_bad_records_grade`: the default grade with one.
     pub new_entrant_with_bad_records: Grade,
+    /// `new_entrant.bad_record_lists`: lists whose entries in force are bad records.
     pub new_entrant_bad_lists: Vec<ListKind>,
+    /// `new_entrant.penalty_is_bad_record`: whether a penalty in publication is one.
     pub new_entrant_penalty_is_bad: bool,
+    /// `new_entrant.credit_benefit`: whether a default grade earns points,
+    /// deposit reduction and a lower bond; `false` fails closed.
     pub new_entrant_benefit: bool,
+    /// `exclusion.lists`: an entry in force on one of these excludes the
+    /// bidder (eligible = false).
     pub exclusion_lists: Vec<ListKind>,
+    /// `exclusion.grades`: grades that exclude the bidder.
     pub exclusion_grades: Vec<Grade>,
+    /// `qualification.refused_grades`: grades that pass exclusion but fail
+    /// qualification review (qualified = false).
     pub refused_grades: Vec<Grade>,
+    /// `bonus.cap`: the credit factor's weight; no grade's stages, nor the
+    /// joint reward, may take the total above it.
     pub cap: Points,
+    /// `bonus.qualification`: points at qualification review per grade, each at least 0.
     pub qualification_points: PerGrade<Points>,
+    /// `bonus.evaluation`: points at bid evaluation per grade, each at least 0.
     pub evaluation_points: PerGrade<Points>,
+    /// `bonus.withheld_by_lists`: an entry in force on one of these
+    /// withholds the bonus without excluding.
     pub withhold_lists: Vec<ListKind>,
+    /// `bonus.withheld_by_penalty_in_publication`: whether a penalty in
+    /// publication withholds the bonus.
     pub withhold_penalty: bool,
+    /// `bonus.withheld_by_breached_commitment_months`: a commitment breached
+    /// within this many months of the deadline withholds the bonus; `None`: never.
     pub withhold_breach_months: Option<u32>,
+    /// `bonus.withholding_also_denies_deposit_reduction`: whether a withheld
+    /// bonus also means the full deposit and the no-benefit bond rate.
     pub withhold_denies_deposit_reduction: bool,
     /// The stages that award points, per evaluation method.
     pub stages_by_method: BTreeMap<EvaluationMethod, Vec<Stage>>,
     /// Lists whose holders earn the joint reward.
     pub reward_lists: Vec<ListKind>,
+    /// `reward.extra_evaluation_points`: the joint reward's points at bid
+    /// evaluation, within the cap and only where the method awards them.
     pub reward_extra_evaluation_points: Points,
+    /// `reward.deposit_share_percent_at_most`: the most of the nominal
+    /// deposit a rewarded bidder owes, in percent.
     pub reward_deposit_share_percent_at_most: u32,
+    /// `deposit.max_nominal_rate_bp`: the most nominal deposit a tender may
+    /// ask, in basis points of its estimated price; at most
+    /// [`LEGAL_MAX_DEPOSIT_BP`] (招标投标法实施条例 Art. 26).
     pub max_nominal_deposit_bp: u32,
     /// An absolute ceiling on the nominal deposit besides the rate.
     pub max_nominal_deposit: Fen,
+    /// `deposit.share_percent`: the share of the nominal deposit owed per
+    /// grade, in percent (0 waives it, 100 is the full deposit).
     pub deposit_share_percent: PerGrade<u32>,
+    /// `deposit.credit_guarantee_grades`: grades that may lodge a credit
+    /// guarantee (信用保函 or guarantee insurance) instead of the deposit.
     pub guarantee_grades: Vec<Grade>,
+    /// `performance_bond.rate_bp`: the performance bond per grade, in basis
+    /// points of the contract price; each at most
+    /// [`LEGAL_MAX_PERFORMANCE_BOND_BP`] (Art. 58).
     pub bond_rate_bp: PerGrade<u32>,
+    /// `performance_bond.no_benefit_rate_bp`: the bond rate when the bidder
+    /// gets no credit benefit (not qualified, a new entrant without benefit,
+    /// or withheld where that denies reductions).
     pub no_benefit_bond_rate_bp: u32,
 }
 

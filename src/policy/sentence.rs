@@ -9,11 +9,14 @@
 /// written elsewhere in the statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Param {
+    /// The parameter's fixed lower-case name, as the sentence's texts use it.
     pub name: &'static str,
+    /// The value as its `Display` writes it.
     pub value: String,
 }
 
 impl Param {
+    /// `value` by its `Display` form, under `name`.
     pub fn new(name: &'static str, value: &impl std::fmt::Display) -> Param {
         Param { name, value: value.to_string() }
     }
@@ -22,8 +25,11 @@ impl Param {
 /// A sentence: its parameters, and its text in English and in Chinese.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Sentence {
+    /// Its parameters, in the order the sentence binds them.
     pub params: Vec<Param>,
+    /// The sentence in English.
     pub en: String,
+    /// The sentence in Chinese (zh-CN).
     pub zh: String,
 }
 
