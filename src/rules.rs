@@ -8,7 +8,7 @@ use crate::domain::{AllowList, PublicationPeriods, ScoreBands};
 use std::path::{Path, PathBuf};
 
 /// `policies/score-bands.toml` as shipped: the lowest score of each grade per
-/// domain (DOMAIN.md: highway construction's bands are [W]; see the file).
+/// domain (DOMAIN.md: highway construction's bands are `[W]`; see the file).
 pub const SHIPPED_SCORE_BANDS: &str = include_str!("../policies/score-bands.toml");
 /// `policies/allow-list.txt` as shipped: genuine credit codes that fail the
 /// GB 32100 checksum (Fujian pilot codes, DOMAIN.md), one per line.

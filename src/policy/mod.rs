@@ -82,7 +82,7 @@ impl Stage {
 /// One version of a tender credit policy, parsed from its TOML file
 /// ([`Policy::from_toml`]) and checked against the legal caps. Field docs
 /// name the file key each comes from; the shipped files say the source
-/// ([S], [W], [U] or ASSUMED) of every value.
+/// (`[S]`, `[W]`, `[U]` or ASSUMED) of every value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     /// `id`: 1-64 characters of `a-z`, `0-9`, `-`, `_`; tenders name it.

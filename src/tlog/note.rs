@@ -34,7 +34,7 @@ pub enum NoteError {
 }
 
 impl NoteKey {
-    /// The 4-byte key ID: SHA-256(name ‖ 0x0A ‖ type ‖ public key)[:4]
+    /// The 4-byte key ID: `SHA-256(name ‖ 0x0A ‖ type ‖ public key)[:4]`
     /// (signed-note §"Signatures").
     pub fn key_id(&self) -> [u8; 4] {
         let mut m = self.name.as_bytes().to_vec();
