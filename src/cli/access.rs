@@ -1,7 +1,7 @@
 //! `credit-tender token create` and `credit-tender cert`: what an operator
 //! needs to give callers an identity.
 
-use super::Exit;
+use super::exit::Exit;
 use super::out::{errln, outln};
 use crate::access::Role;
 use crate::access::principals::new_token;

@@ -12,8 +12,8 @@
 //! (`--draw-grace-seconds`), an alarm after: the server completes an
 //! orphaned commit at its next start or the next draw with its parameters.
 
-use super::Exit;
-use super::log::Ch;
+use super::exit::Exit;
+use super::remote::Ch;
 use super::verify::verified_checkpoint;
 use crate::proto::v1 as pb;
 use crate::signing::PublicKeyInfo;

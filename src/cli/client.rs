@@ -1,60 +1,11 @@
 //! Small gRPC clients: `assess` and `keys`, writing the JSON forms `verify` reads.
 
-use super::log::{Connect, connect};
+use super::exit::Exit;
 use super::out::{outln, outp};
-use super::{Exit, render};
+use super::remote::{Connect, connect};
+use super::render;
 use crate::proto::v1 as pb;
 use clap::Args;
-
-/// `--server`: an http:// or https:// URL with a host and nothing after the
-/// port, checked before anything connects (a bare `host:port` is the usual
-/// slip, and would otherwise fail later as "unreachable").
-pub(crate) fn server_url(s: &str) -> Result<String, String> {
-    let shown = crate::domain::text::shown(s);
-    let usage = "use http://HOST:PORT, or https://HOST:PORT for a server with TLS";
-    let uri: tonic::codegen::http::Uri = s.parse().map_err(|_| format!("'{shown}' is not a URL: {usage}"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        Some(other) => return Err(format!("'{shown}' has the scheme '{other}': {usage}")),
-        None => return Err(format!("'{shown}' has no scheme: {usage}")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("'{shown}' names no host: {usage}"));
-    }
-    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
-        return Err(format!("'{shown}' has a path: the gRPC methods' paths are the client's to add; {usage}"));
-    }
-    Ok(s.trim_end_matches('/').to_owned())
-}
-
-/// What every client command checks of `--server` and `--ca` before it
-/// connects, so that a slip reads as a sentence saying what to pass (the
-/// transport would say "Connecting to HTTPS without TLS enabled" for a
-/// missing --ca, and "not signed by the CA" for a file that is no
-/// certificate at all).
-pub(super) fn check_connect(c: &Connect) -> Result<(), Exit> {
-    if c.server.starts_with("https://") && c.ca.is_none() {
-        return Err(Exit::usage(format!(
-            "--server {}: an https:// server needs the CA certificate it was issued from: pass --ca FILE (or set \
-             CREDIT_TENDER_CA=FILE) with that CA's certificate in PEM, as `credit-tender cert` writes it",
-            c.server
-        )));
-    }
-    if let Some(ca) = &c.ca {
-        use rustls_pki_types::CertificateDer;
-        use rustls_pki_types::pem::PemObject;
-        let pem = std::fs::read(ca).map_err(|e| Exit::reading(ca, &e))?;
-        let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem).collect();
-        if certs.is_empty() || certs.iter().any(Result::is_err) {
-            return Err(Exit::usage(format!(
-                "--ca {}: the file is not a PEM certificate (it has no valid -----BEGIN CERTIFICATE----- block): give the \
-                 certificate of the CA that issued the server's certificate",
-                ca.display()
-            )));
-        }
-    }
-    Ok(())
-}
 
 #[derive(Debug, Args)]
 pub struct AssessArgs {

@@ -2,114 +2,17 @@
 //! `verify --checkpoint --proof` checks, `audit` follows the log and raises
 //! alarms, `recompute` explains a logged statement from the store.
 
-use super::Exit;
+use super::exit::Exit;
 use super::out::{errln, outln};
+use super::remote::{Ch, Connect, connect};
 use super::verify::{keys_file, keys_of, verified_checkpoint};
 use crate::log::VerifiedCheckpoint;
-use crate::proto::Bearer;
 use crate::proto::v1 as pb;
 use crate::signing::{PublicKeyInfo, verify_each};
 use crate::tlog::tree::{self, Hash, Known};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-
-/// How every client command (`assess`, `keys`, `proof`, `audit`) reaches the
-/// server: its URL, the CA to trust for https://, and the caller's token,
-/// each also from the environment as the example client reads them.
-#[derive(Debug, Args)]
-pub struct Connect {
-    /// The server to ask: http://HOST:PORT or https://HOST:PORT.
-    #[arg(long, default_value = "http://127.0.0.1:50051", env = "CREDIT_TENDER_SERVER", value_parser = super::client::server_url)]
-    pub server: String,
-    /// CA certificate (PEM) to trust, for an https:// server.
-    #[arg(long, value_name = "FILE", env = "CREDIT_TENDER_CA")]
-    pub ca: Option<PathBuf>,
-    /// Bearer token of the caller's principal (a platform's to assess, a
-    /// supervisor's to read the log's entries).
-    #[arg(long, env = "CREDIT_TENDER_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-}
-
-pub(super) type Ch = InterceptedService<Channel, Bearer>;
-
-pub(super) async fn connect(c: &Connect) -> Result<Ch, Exit> {
-    let mut endpoint = tonic::transport::Endpoint::from_shared(c.server.clone())
-        .map_err(|_| Exit::usage(format!("--server {}: not a URL: use http://HOST:PORT", c.server)))?;
-    if let Some(ca) = &c.ca {
-        let pem = std::fs::read(ca).map_err(|e| Exit::reading(ca, &e))?;
-        let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(pem));
-        endpoint = endpoint.tls_config(tls).map_err(|e| Exit::usage(format!("--ca {}: {e}", ca.display())))?;
-    }
-    let channel = endpoint.connect().await.map_err(|e| unreachable(&c.server, &e))?;
-    let bearer = Bearer::new(c.token.as_deref()).map_err(|_| Exit::usage("--token is not a valid header value"))?;
-    Ok(InterceptedService::new(channel, bearer))
-}
-
-/// Why `server` could not be reached, in a sentence: a certificate for
-/// another name says so and what to do, instead of rustls' Debug dump.
-pub(super) fn unreachable(server: &str, e: &tonic::transport::Error) -> Exit {
-    use tokio_rustls::rustls::{CertificateError, Error as TlsError};
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(cause) = source {
-        // tokio-rustls hands rustls' error up inside an io::Error.
-        let tls = cause.downcast_ref::<TlsError>().or_else(|| {
-            cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref::<TlsError>())
-        });
-        if let Some(tls) = tls {
-            return Exit::unavailable(match tls {
-                TlsError::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }) => {
-                    let host = server_host(server);
-                    let names = match tls {
-                        TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { presented, .. })
-                            if !presented.is_empty() =>
-                        {
-                            // rustls describes each name as Debug (`DnsName("x")`): keep the name.
-                            let names: Vec<&str> = presented
-                                .iter()
-                                .map(|n| n.split_once('(').map_or(n.as_str(), |(_, rest)| rest.trim_end_matches(')').trim_matches('"')))
-                                .collect();
-                            format!(" (it is for {})", names.join(", "))
-                        }
-                        _ => String::new(),
-                    };
-                    format!(
-                        "cannot reach {server}: the server's certificate is not valid for '{host}'{names}. Connect with --server \
-                         to a name the certificate lists, or issue the certificate for this name (`credit-tender cert --host {host}`)"
-                    )
-                }
-                TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => {
-                    format!("cannot reach {server}: the server's certificate is not signed by the CA given with --ca (or --ca is missing)")
-                }
-                TlsError::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
-                    format!("cannot reach {server}: the server's certificate has expired")
-                }
-                other => format!("cannot reach {server}: TLS failed: {other}"),
-            });
-        }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
-        {
-            return Exit::unavailable(format!("cannot reach {server}: connection refused (is the server running, on that port?)"));
-        }
-        source = cause.source();
-    }
-    let chain =
-        std::iter::successors(Some(e as &dyn std::error::Error), |c| c.source()).map(ToString::to_string).collect::<Vec<_>>().join(": ");
-    Exit::unavailable(format!("cannot reach {server}: {chain}"))
-}
-
-/// The host part of a server URL.
-fn server_host(server: &str) -> &str {
-    let rest = server.split_once("://").map_or(server, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    }
-}
 
 #[derive(Debug, Args)]
 pub struct ProofArgs {
@@ -448,7 +351,7 @@ pub struct RecomputeArgs {
     pub envelope: PathBuf,
     /// The credit store the statement was computed from; it must exist (it
     /// is opened read-only, never created or migrated).
-    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db", value_parser = super::store_url)]
+    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db", value_parser = super::open::store_url)]
     pub db: String,
 }
 
@@ -456,7 +359,7 @@ pub struct RecomputeArgs {
 pub async fn recompute(args: &RecomputeArgs) -> Result<(), Exit> {
     // As `assess --json` writes it (with its logIndex), or as the log gives it.
     let (env, _) = super::verify::read_envelope(&args.envelope)?;
-    let store = super::open_store(&args.db, crate::store::OpenMode::Existing { read_only: true }).await?;
+    let store = super::open::open_store(&args.db, crate::store::OpenMode::Existing { read_only: true }).await?;
     let r = crate::service::recompute::recompute(&store, &env).await.map_err(|e| Exit::data(format!("cannot recompute: {e}")))?;
     let differences = r.differences();
     if differences.is_empty() {

@@ -7,22 +7,26 @@ mod client;
 mod exit;
 mod log;
 mod offline;
+mod open;
 mod out;
+mod remote;
 mod render;
 mod supervision;
 mod verify;
 
 pub use exit::Exit;
+pub use offline::{Encoding, ImportArgs, KeygenArgs};
+pub use open::RuleArgs;
+
 use offline::{import, keygen};
-use out::{errln, outln};
+use open::{load_rules, open_store, open_store_with, store_failed, store_url};
+use out::outln;
 
 use crate::access::principals::SharedPrincipals;
-use crate::import::{FileOutcome, ImportOptions, import_file};
 use crate::rules::Rules;
 use crate::server::{self, AppState, ServerOptions};
 use crate::service::PolicySet;
 use crate::signing::{Keyring, SharedKeyring};
-use crate::store::{Store, WriteMode};
 use crate::tls::{SharedTls, TlsFiles};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -94,28 +98,6 @@ pub enum Command {
     VerifyDraw(supervision::VerifyDrawArgs),
     /// Sum what credit changed in tendering from a verified copy of the log's statements.
     Outcomes(supervision::OutcomesArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct KeygenArgs {
-    /// Where to write the key; refused if the file exists. Missing parent
-    /// folders are created (mode 0700).
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct RuleArgs {
-    /// Allow-list of genuine credit codes that fail the checksum (default: the shipped list).
-    #[arg(long, value_name = "FILE")]
-    pub allow_list: Option<PathBuf>,
-    /// Score bands per domain (default: the shipped policies/score-bands.toml).
-    #[arg(long, value_name = "FILE")]
-    pub score_bands: Option<PathBuf>,
-    /// Penalty publication periods per category (default: the shipped
-    /// policies/publication-periods.toml).
-    #[arg(long, value_name = "FILE")]
-    pub publication_periods: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -296,82 +278,6 @@ pub struct DemoArgs {
     pub cache: CacheArgs,
 }
 
-/// `import --encoding`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Encoding {
-    #[value(name = "utf-8", alias = "utf8")]
-    Utf8,
-    /// GB18030; GBK, GB2312 and code page 936 are its subsets.
-    #[value(name = "gb18030", aliases = ["gbk", "gb2312", "cp936", "gb-18030"])]
-    Gb18030,
-}
-
-impl Encoding {
-    fn get(self) -> &'static encoding_rs::Encoding {
-        match self {
-            Encoding::Utf8 => encoding_rs::UTF_8,
-            Encoding::Gb18030 => encoding_rs::GB18030,
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// Files to import: .jsonl/.ndjson (records tagged by "type") or .csv (evaluation tables).
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-    /// Credit store: sqlite://PATH (created if missing, except by --dry-run) or postgres://…
-    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db", value_parser = store_url)]
-    pub db: String,
-    /// Check every line, including conflicts with stored records, and store
-    /// nothing. Only reads: the store must exist, and is never migrated.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Document reference for CSV rows that have no document_ref column.
-    #[arg(long, value_name = "REF")]
-    pub document_ref: Option<String>,
-    /// The character encoding of files that are not UTF-8: GB18030, a
-    /// superset of GBK, which Excel writes for "CSV" on Chinese Windows (or
-    /// utf-8, the default); any letter case. A byte-order mark (UTF-8 or
-    /// UTF-16) always wins, and a file that is valid UTF-8 is read as UTF-8.
-    #[arg(long, value_enum, ignore_case = true, value_name = "ENCODING")]
-    pub encoding: Option<Encoding>,
-    /// Milliseconds each file waits for its turn while another process (a
-    /// server's write, another import) holds the store's write lock.
-    #[arg(long, default_value_t = IMPORT_WRITE_WAIT_MS, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
-    pub write_wait_ms: u64,
-    #[command(flatten)]
-    pub rules: RuleArgs,
-}
-
-/// How long an import waits for another import to finish by default: ten
-/// minutes, about sixty million rows at the rate in BENCHMARKS.md.
-const IMPORT_WRITE_WAIT_MS: u64 = 600_000;
-fn load_rules(args: &RuleArgs) -> Result<Rules, Exit> {
-    let paths = crate::rules::RulePaths {
-        allow_list: args.allow_list.as_deref(),
-        score_bands: args.score_bands.as_deref(),
-        publication_periods: args.publication_periods.as_deref(),
-    };
-    Rules::load(paths).map_err(|e| Exit::config(e.to_string()))
-}
-
-fn store_failed(e: crate::store::StoreError) -> Exit {
-    Exit::unavailable(format!("store failed: {e}"))
-}
-
-/// `--db`: a URL with a scheme this build knows, or a usage error that says
-/// how to write it (a bare path is the usual slip).
-fn store_url(s: &str) -> Result<String, String> {
-    if crate::store::supported_url(s) {
-        return Ok(s.to_owned());
-    }
-    match s.split_once("://") {
-        Some((scheme, _)) => Err(format!("'{scheme}' is not a store this build has: use sqlite://PATH or postgres://…")),
-        None => Err(format!("'{s}' has no scheme: use sqlite://{s} for a SQLite file, or postgres://… for PostgreSQL")),
-    }
-}
-
 /// `--listen`: an address, or a host name and port resolved now (the
 /// first address it resolves to), so that `localhost:50051` works.
 /// A duration in milliseconds, decimals allowed: above 0, at most an hour.
@@ -415,58 +321,6 @@ fn listen_address(s: &str) -> Result<SocketAddr, String> {
         Ok(mut addrs) => addrs.next().ok_or_else(|| format!("'{host}' resolves to no address")),
         Err(e) => Err(format!("cannot resolve '{host}': {e}")),
     }
-}
-
-/// A store URL with its password hidden, for messages.
-fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, _)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{}", &rest[userinfo.len() + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Why a store could not be opened, in words, with its row of the exit table.
-fn open_failed(url: &str, e: crate::store::StoreError) -> Exit {
-    use crate::store::StoreError;
-    let url = redacted(url);
-    match e {
-        StoreError::UnsupportedUrl(_) => Exit::usage(format!("--db {url}: use sqlite://PATH or postgres://…")),
-        StoreError::Missing(why) => Exit::no_input(format!("--db {url}: {why}")),
-        StoreError::Schema(why) => Exit::unavailable(format!("--db {url}: {why}")),
-        // EX_CONFIG: the store is set up wrong, not the data in it.
-        StoreError::Unsafe(why) => Exit::config(format!("--db {url}: {why}")),
-        StoreError::Unavailable(cause) => Exit::unavailable(format!("cannot open store {url}: {}", connect_reason(&cause))),
-        other => {
-            let cause = std::error::Error::source(&other).map(|c| format!(": {c}")).unwrap_or_default();
-            Exit::unavailable(format!("cannot open store {url}: {other}{cause}"))
-        }
-    }
-}
-
-/// A connection error as a sentence: "connection refused", not sqlx's wrapping.
-fn connect_reason(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            "connection refused: nothing listens there (is PostgreSQL running, on that host and port?)".into()
-        }
-        sqlx::Error::Io(io) => io.to_string(),
-        sqlx::Error::Database(d) => d.message().to_owned(),
-        sqlx::Error::PoolTimedOut => "no connection within the time-out".into(),
-        other => other.to_string(),
-    }
-}
-
-async fn open_store(url: &str, mode: crate::store::OpenMode) -> Result<Store, Exit> {
-    open_store_with(url, crate::store::StoreOptions { mode, ..crate::store::StoreOptions::default() }).await
-}
-
-async fn open_store_with(url: &str, options: crate::store::StoreOptions) -> Result<Store, Exit> {
-    Store::open_options(url, options).await.map_err(|e| open_failed(url, e))
 }
 
 /// Runs a parsed command line; whatever it printed is flushed, and a write
@@ -526,27 +380,27 @@ async fn run_command(cli: Cli) -> Result<(), Exit> {
         Command::Keygen(args) => keygen(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Assess(args) => {
-            client::check_connect(&args.connect)?;
+            remote::check_connect(&args.connect)?;
             client::assess(&args).await
         }
         Command::Keys(args) => {
-            client::check_connect(&args.connect)?;
+            remote::check_connect(&args.connect)?;
             client::keys(&args).await
         }
         Command::Token(cmd) => access::token(&cmd),
         Command::Cert(args) => access::cert(&args),
         Command::Proof(args) => {
-            client::check_connect(&args.connect)?;
+            remote::check_connect(&args.connect)?;
             log::proof(&args).await
         }
         Command::Audit(args) => {
-            client::check_connect(&args.connect)?;
+            remote::check_connect(&args.connect)?;
             log::audit(&args).await
         }
         Command::Recompute(args) => log::recompute(&args).await,
         Command::VerifyDraw(args) => supervision::verify_draw(&args),
         Command::Outcomes(args) => {
-            client::check_connect(&args.connect)?;
+            remote::check_connect(&args.connect)?;
             supervision::outcomes(&args).await
         }
     }

@@ -1,7 +1,74 @@
 //! The commands that work on files and the store without a server:
 //! `import` (all or nothing, then the write-ahead log settled) and `keygen`.
 
-use super::*;
+use super::exit::Exit;
+use super::open::{RuleArgs, load_rules, open_store_with, store_url};
+use super::out::{errln, outln};
+use crate::import::{FileOutcome, ImportOptions, import_file};
+use crate::store::{Store, WriteMode};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key; refused if the file exists. Missing parent
+    /// folders are created (mode 0700).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `import --encoding`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Encoding {
+    #[value(name = "utf-8", alias = "utf8")]
+    Utf8,
+    /// GB18030; GBK, GB2312 and code page 936 are its subsets.
+    #[value(name = "gb18030", aliases = ["gbk", "gb2312", "cp936", "gb-18030"])]
+    Gb18030,
+}
+
+impl Encoding {
+    fn get(self) -> &'static encoding_rs::Encoding {
+        match self {
+            Encoding::Utf8 => encoding_rs::UTF_8,
+            Encoding::Gb18030 => encoding_rs::GB18030,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files to import: .jsonl/.ndjson (records tagged by "type") or .csv (evaluation tables).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Credit store: sqlite://PATH (created if missing, except by --dry-run) or postgres://…
+    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db", value_parser = store_url)]
+    pub db: String,
+    /// Check every line, including conflicts with stored records, and store
+    /// nothing. Only reads: the store must exist, and is never migrated.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Document reference for CSV rows that have no document_ref column.
+    #[arg(long, value_name = "REF")]
+    pub document_ref: Option<String>,
+    /// The character encoding of files that are not UTF-8: GB18030, a
+    /// superset of GBK, which Excel writes for "CSV" on Chinese Windows (or
+    /// utf-8, the default); any letter case. A byte-order mark (UTF-8 or
+    /// UTF-16) always wins, and a file that is valid UTF-8 is read as UTF-8.
+    #[arg(long, value_enum, ignore_case = true, value_name = "ENCODING")]
+    pub encoding: Option<Encoding>,
+    /// Milliseconds each file waits for its turn while another process (a
+    /// server's write, another import) holds the store's write lock.
+    #[arg(long, default_value_t = IMPORT_WRITE_WAIT_MS, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub write_wait_ms: u64,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+/// How long an import waits for another import to finish by default: ten
+/// minutes, about sixty million rows at the rate in BENCHMARKS.md.
+const IMPORT_WRITE_WAIT_MS: u64 = 600_000;
 
 pub(super) async fn import(args: ImportArgs) -> Result<(), Exit> {
     let rules = load_rules(&args.rules)?;
@@ -123,7 +190,7 @@ pub(super) fn keygen(args: &KeygenArgs) -> Result<(), Exit> {
     let mut file = options.open(&args.out).map_err(|e| Exit::creating(&args.out, &e))?;
     file.write_all(&pkcs8)
         .and_then(|()| file.sync_all())
-        .map_err(|e| Exit::io(format!("{}: cannot write: {}", args.out.display(), exit::io_reason(&e))))?;
+        .map_err(|e| Exit::io(format!("{}: cannot write: {}", args.out.display(), super::exit::io_reason(&e))))?;
     use ring::signature::KeyPair;
     outln!("{}", crate::signing::key_id(pair.public_key().as_ref()));
     errln!(

@@ -8,7 +8,7 @@
 //! is kept, and [`finish`] turns it into exit status 74, so that output
 //! lost is never reported as done.
 
-use super::Exit;
+use super::exit::Exit;
 use std::io::Write;
 use std::sync::Mutex;
 

@@ -2,9 +2,9 @@
 //! recomputes an inspection draw offline, `outcomes` sums what credit
 //! changed from a verified copy of the log's entries.
 
-use super::Exit;
-use super::log::{Ch, Connect, connect};
+use super::exit::Exit;
 use super::out::{errln, outln};
+use super::remote::{Ch, Connect, connect};
 use super::verify::{keys_file, keys_of, verified_checkpoint};
 use crate::proto::v1 as pb;
 use crate::signing::{PublicKeyInfo, verify_each};

@@ -1,7 +1,8 @@
 //! `credit-tender verify`: check a DSSE envelope offline against published keys.
 
+use super::exit::Exit;
 use super::out::{errln, outln, outp};
-use super::{Exit, render};
+use super::render;
 use crate::proto::v1 as pb;
 use crate::service::{ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE};
 use crate::signing::{KeyRole, KeyStatus, PublicKeyInfo, verify_each};

@@ -1,4 +1,8 @@
-use super::*;
+use base64::Engine;
+use bytes::Bytes;
+use tonic::Code;
+use tonic::body::Body;
+use tonic::codegen::http;
 
 /// A status's gRPC headers (for a status that ended a body).
 pub(super) fn status_headers(status: &tonic::Status) -> http::HeaderMap {

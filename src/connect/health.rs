@@ -6,7 +6,7 @@
 //! come from tonic-health without a JSON mapping; theirs is written here
 //! (one string field one way, one enum the other).
 
-use super::*;
+use super::method::{BadJson, Method};
 use prost::Message;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus};
 

@@ -50,37 +50,24 @@
 
 mod errors;
 mod health;
+mod method;
 mod stream;
 mod unary;
 
-use errors::*;
-use stream::*;
-use unary::*;
+pub use method::ConnectLayer;
 
-use crate::metrics::Metrics;
-use base64::Engine;
-use bytes::Bytes;
-use http_body_util::BodyExt;
+use errors::{error, not_allowed, preflight, unsupported};
+use method::{Codec, Method, Wants, from_json, to_json, wants};
+use stream::{connect_stream_response, grpc_json_stream_request, grpc_stream_request, unknown_stream};
+use unary::{connect_response, connect_timeout, grpc_request};
+
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic::body::Body;
 use tonic::codegen::http;
-
-/// One RPC as the Connect door serves it.
-pub(crate) struct Method {
-    /// `/package.Service/Method`.
-    pub(crate) path: &'static str,
-    /// Client or server streaming: not served as unary.
-    pub(crate) streams: bool,
-    /// The request's JSON to its protobuf encoding.
-    pub(crate) request_from_json: fn(&[u8]) -> Result<Vec<u8>, BadJson>,
-    /// The response's protobuf encoding to its JSON.
-    pub(crate) response_to_json: fn(&[u8]) -> Result<Vec<u8>, String>,
-}
 
 /// Every RPC of the API (build.rs writes it from the descriptor set).
 const METHODS: &[Method] = include!(concat!(env!("OUT_DIR"), "/connect_methods.rs"));
@@ -88,94 +75,6 @@ const METHODS: &[Method] = include!(concat!(env!("OUT_DIR"), "/connect_methods.r
 /// The API's method on `path`, or gRPC health's.
 fn method(path: &str) -> Option<&'static Method> {
     METHODS.iter().chain(health::HEALTH).find(|m| m.path == path)
-}
-
-/// Why a request's JSON is not a message of its method's type: where
-/// (a JSON path such as `bidder.creditCodes[0]`, empty for the whole) and what.
-#[derive(Debug)]
-pub(crate) struct BadJson {
-    at: String,
-    why: String,
-}
-
-fn from_json<T: serde::de::DeserializeOwned + prost::Message>(json: &[u8]) -> Result<Vec<u8>, BadJson> {
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let message: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
-        BadJson { at: if at == "." { String::new() } else { at }, why: e.into_inner().to_string() }
-    })?;
-    de.end().map_err(|e| BadJson { at: String::new(), why: e.to_string() })?;
-    Ok(message.encode_to_vec())
-}
-
-fn to_json<T: serde::Serialize + prost::Message + Default>(proto: &[u8]) -> Result<Vec<u8>, String> {
-    let message = T::decode(proto).map_err(|e| e.to_string())?;
-    serde_json::to_vec(&message).map_err(|e| e.to_string())
-}
-
-/// A message cut to [`MAX_MESSAGE_CHARS`] characters: serde's reasons echo
-/// the value they refuse.
-fn bounded(message: String) -> String {
-    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
-        None => message,
-        Some((cut, _)) => format!("{}…", &message[..cut]),
-    }
-}
-
-const MAX_MESSAGE_CHARS: usize = 512;
-
-/// The two codecs of a unary Connect call.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Codec {
-    Json,
-    Proto,
-}
-
-impl Codec {
-    fn content_type(self) -> &'static str {
-        match self {
-            Codec::Json => "application/json",
-            Codec::Proto => "application/proto",
-        }
-    }
-}
-
-/// What a POST to an RPC's path asks for, by its content type.
-enum Wants {
-    /// gRPC or gRPC-Web: not ours.
-    Grpc,
-    Connect(Codec),
-    /// Connect's streaming form.
-    Stream(Codec),
-    /// Anything else: 415.
-    Unsupported(String),
-}
-
-fn wants(headers: &http::HeaderMap) -> Wants {
-    let Some(value) = headers.get(http::header::CONTENT_TYPE) else { return Wants::Unsupported("(none)".into()) };
-    let text = String::from_utf8_lossy(value.as_bytes());
-    let media = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    match media.as_str() {
-        m if m.starts_with("application/grpc") => Wants::Grpc,
-        "application/json" => Wants::Connect(Codec::Json),
-        "application/proto" => Wants::Connect(Codec::Proto),
-        "application/connect+proto" => Wants::Stream(Codec::Proto),
-        "application/connect+json" => Wants::Stream(Codec::Json),
-        _ => Wants::Unsupported(format!("'{}'", crate::domain::text::shown(&text))),
-    }
-}
-
-/// What the Connect door is told by the server's options.
-#[derive(Clone)]
-pub struct ConnectLayer {
-    metrics: Arc<Metrics>,
-    body_timeout: Duration,
-}
-
-impl ConnectLayer {
-    pub fn new(metrics: Arc<Metrics>, body_timeout: Duration) -> ConnectLayer {
-        ConnectLayer { metrics, body_timeout }
-    }
 }
 
 impl<S> tower::Layer<S> for ConnectLayer {
@@ -309,13 +208,6 @@ fn unknown_method(path: &str) -> http::Response<Body> {
     error(Code::Unimplemented, &format!("{shown} is not a unary method served here over Connect"), Vec::new(), None)
 }
 
-/// A Connect call refused before it became a gRPC call.
-struct Refused {
-    response: http::Response<Body>,
-    /// The code it is counted under in the method's requests, if it is.
-    counted: Option<&'static str>,
-}
-
 /// `/package.Service/Method`, as gRPC paths are.
 fn is_rpc_path(path: &str) -> bool {
     path.strip_prefix('/')
@@ -326,6 +218,7 @@ fn is_rpc_path(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use errors::{code_name, http_status};
 
     #[test]
     fn every_rpc_of_the_api_is_in_the_table_and_codes_map_as_the_protocol_says() {

@@ -10,7 +10,16 @@
 //! re-encoded in JSON as it comes ([`Reframe`]), nothing held but the
 //! message being cut out.
 
-use super::*;
+use super::errors::{ConnectError, status_headers};
+use super::method::{Codec, ConnectLayer, Method, bounded};
+use super::unary::{accept_identity, as_grpc, connect_head, metadata, single_message};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tonic::Code;
+use tonic::body::Body;
+use tonic::codegen::http;
 
 /// A Connect binary streaming call as gRPC's: the body passes as it is.
 pub(super) fn grpc_stream_request(req: http::Request<Body>) -> Result<http::Request<Body>, Box<http::Response<Body>>> {

@@ -1,4 +1,10 @@
-use super::*;
+use super::errors::{ConnectError, Detail, error, status_headers};
+use super::method::{Codec, ConnectLayer, Method, Refused, bounded};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tonic::Code;
+use tonic::body::Body;
+use tonic::codegen::http;
 
 /// The gRPC call a Connect call stands for: the same head (identity,
 /// connection details) with gRPC's content type and deadline, and the

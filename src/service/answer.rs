@@ -32,3 +32,7 @@ impl CachedAnswer {
         (payload * 3 + 1024).min(u32::MAX as usize) as u32
     }
 }
+
+/// The cache as the services use it: each statement is kept as the answer
+/// and as that answer's encoded protobuf bytes.
+pub type Cache = crate::cache::CreditCache<CachedAnswer>;

@@ -1,14 +1,14 @@
 //! `credit_tender.v1.AssessmentService`: signed assessments as of the bid deadline.
 
-use super::Cache;
-use super::answer::CachedAnswer;
-use super::commands::{Assess, CheckDeposit, TablePage};
+use super::answer::{Cache, CachedAnswer};
+use super::authorize::{authorize, caller};
+use super::commands::{Assess, CheckDeposit, TablePage, tender_id};
+use super::error::{ApiError, no_tender};
 use super::identity::{Stamp, StatementInputs};
 use super::policies::PolicySet;
 use super::statement::{ASSESSMENT_PAYLOAD_TYPE, DEPOSIT_CHECK_PAYLOAD_TYPE, sign, statement};
 use super::table::{Encoded, Tables};
 use super::tenders::bid_to_proto;
-use super::{ApiError, authorize, caller};
 use crate::access::{Action, Caller, Resource};
 use crate::cache::CachedTender;
 use crate::domain::tender::DepositForm;
@@ -23,6 +23,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 mod watch;
+
+use watch::{Start, Statements, WatchStream, Watches};
 
 /// A committee table's stamp, checked against each row's inputs as the row
 /// is made ([`Stamp::covers`]); any row it does not cover marks the table
@@ -49,7 +51,7 @@ pub struct AssessmentApi {
     /// background refresh, which waits for nobody).
     signing: Option<(Arc<tokio::sync::Semaphore>, usize)>,
     /// Open WatchTender streams, by principal.
-    watches: Arc<watch::Watches>,
+    watches: Arc<Watches>,
 }
 
 /// What a call that needs a new statement does when every place for one is
@@ -125,7 +127,7 @@ impl AssessmentApi {
     async fn tender(&self, caller: &Caller, action: Action, id: &TenderId) -> Result<(Arc<CachedTender>, Arc<Policy>), ApiError> {
         // The role first, then the tender: no refusal depends on whether it exists.
         authorize(caller, action, Resource::AnyTender, self.cache.metrics(), self.cache.clock())?;
-        let cached = self.cache.tender(id).await?.ok_or_else(|| super::no_tender(id.as_str()))?;
+        let cached = self.cache.tender(id).await?.ok_or_else(|| no_tender(id.as_str()))?;
         let resource = Resource::Tender { id, region: cached.tender.terms.region };
         authorize(caller, action, resource, self.cache.metrics(), self.cache.clock())?;
         let policy = self.policies.by_digest(&cached.tender.policy_digest).await?;
@@ -203,6 +205,15 @@ impl AssessmentApi {
         self.cache.statement(key, make).await
     }
 
+    /// Opens a WatchTender stream (see `watch`): refusals come back here,
+    /// before the stream starts.
+    pub(crate) async fn watch_tender(&self, caller: &Caller, req: &pb::WatchTenderRequest) -> Result<WatchStream, ApiError> {
+        let id = tender_id(&req.tender_id)?;
+        let (cached, _) = self.tender(caller, Action::WatchTender, &id).await?;
+        let start = Start { api: self.clone(), cache: &self.cache, log: self.log.clone(), watches: &self.watches };
+        watch::open(start, caller, &cached, req.after).await
+    }
+
     /// Makes sure the statement of every bid of an open tender is signed and
     /// cached (only the bids with a member in `codes`, when given), as the
     /// committee's table would: profiles in one read, up to TABLE_CONCURRENCY
@@ -226,7 +237,7 @@ impl AssessmentApi {
             .filter(|bid| codes.is_none_or(|c| bid.bidder.codes().iter().any(|code| c.contains(code))))
             .cloned()
             .collect();
-        for page in rows.chunks(super::MAX_TABLE_PAGE) {
+        for page in rows.chunks(super::commands::MAX_TABLE_PAGE) {
             self.table_answers(&cached.tender, &policy, page, None).await?;
         }
         Ok(rows.len() as u32)
@@ -369,10 +380,16 @@ impl pb::assessment_service_server::AssessmentService for AssessmentApi {
         Ok(Response::new(self.check_deposit(&caller(&r), cmd).await?))
     }
 
-    type WatchTenderStream = watch::WatchStream;
+    type WatchTenderStream = WatchStream;
 
-    async fn watch_tender(&self, r: Request<pb::WatchTenderRequest>) -> Result<Response<watch::WatchStream>, Status> {
+    async fn watch_tender(&self, r: Request<pb::WatchTenderRequest>) -> Result<Response<WatchStream>, Status> {
         Ok(Response::new(self.watch_tender(&caller(&r), r.get_ref()).await?))
+    }
+}
+
+impl Statements for AssessmentApi {
+    async fn make_statements(&self, id: &TenderId) -> Result<u32, ApiError> {
+        self.refresh_tender(id, None).await
     }
 }
 
@@ -434,8 +451,11 @@ where
 /// The codec under Assess and AssessTender: requests decoded by prost,
 /// answers written as the bytes the caches keep.
 mod wire {
-    use super::{Assess, AssessmentApi, Encoded, TablePage, caller};
     use crate::proto::v1 as pb;
+    use crate::service::assessment::AssessmentApi;
+    use crate::service::authorize::caller;
+    use crate::service::commands::{Assess, TablePage};
+    use crate::service::table::Encoded;
     use prost::Message;
     use prost::bytes::BufMut;
     use std::marker::PhantomData;

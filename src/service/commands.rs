@@ -2,7 +2,7 @@
 //! ("parse, don't validate"): once a command exists its fields are valid, and
 //! every problem found is a [`FieldError`] naming the request field.
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::domain::input::InputRules;
 use crate::domain::tender::DepositForm;
 use crate::domain::text::shown;

@@ -1,8 +1,10 @@
 //! `credit_tender.v1.CreditDataService`: records in, profiles out.
 
+use super::answer::Cache;
+use super::authorize::{authorize, caller};
 use super::commands::{GetProfile, PutRecords};
 use super::convert::record_to_proto;
-use super::{ApiError, authorize, caller};
+use super::error::{ApiError, count_refusal};
 use crate::access::{Action, Caller, Resource};
 use crate::domain::Record;
 use crate::domain::date::shanghai_date;
@@ -17,11 +19,11 @@ use tonic::{Request, Response, Status};
 pub struct CreditDataApi {
     store: Store,
     rules: Arc<Rules>,
-    cache: Arc<super::Cache>,
+    cache: Arc<Cache>,
 }
 
 impl CreditDataApi {
-    pub fn new(rules: Arc<Rules>, cache: Arc<super::Cache>) -> Self {
+    pub fn new(rules: Arc<Rules>, cache: Arc<Cache>) -> Self {
         CreditDataApi { store: cache.store().clone(), rules, cache }
     }
 
@@ -47,7 +49,7 @@ impl CreditDataApi {
                 );
                 return Err(ApiError::Store(StoreError::NotOwner(problems)));
             }
-            other => other.map_err(|e| super::count_refusal(self.cache.metrics(), e))?,
+            other => other.map_err(|e| count_refusal(self.cache.metrics(), e))?,
         };
         if outcome.created {
             tracing::info!(data_version = outcome.data_version, stored = outcome.stored, %source, "records stored");

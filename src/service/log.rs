@@ -1,7 +1,8 @@
 //! `credit_tender.v1.LogService`: checkpoints, proofs and entries of the
 //! transparency log.
 
-use super::{ApiError, authorize, caller};
+use super::authorize::{authorize, caller};
+use super::error::ApiError;
 use crate::access::{Action, Resource};
 use crate::log::{Log, LogError};
 use crate::metrics::Metrics;

@@ -1,6 +1,6 @@
 //! The policies a server offers, and every version it has ever bound a tender to.
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::policy::Policy;
 use crate::rules::{ConfigError, SHIPPED_POLICIES};
 use crate::store::{Store, StoredPolicy};

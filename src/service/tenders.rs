@@ -1,8 +1,10 @@
 //! `credit_tender.v1.TenderService`: tenders and bids as the platform registers them.
 
+use super::answer::Cache;
+use super::authorize::{authorize, caller};
 use super::commands::{AmendTender, BidOn, GetTender, RegisterTender};
+use super::error::{ApiError, count_refusal, no_tender};
 use super::policies::PolicySet;
-use super::{ApiError, authorize, caller};
 use crate::access::{Action, Caller, Decision, Resource, decide};
 use crate::domain::{Bidder, CommitteeGrant, Tender, TenderId, TenderTerms};
 use crate::proto::v1 as pb;
@@ -17,7 +19,7 @@ pub struct TenderApi {
     store: Store,
     rules: Arc<Rules>,
     policies: Arc<PolicySet>,
-    cache: Arc<super::Cache>,
+    cache: Arc<Cache>,
 }
 
 pub(crate) fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
@@ -78,7 +80,7 @@ pub fn check_against_policy(terms: &TenderTerms, policy: &crate::policy::Policy)
 }
 
 impl TenderApi {
-    pub fn new(rules: Arc<Rules>, policies: Arc<PolicySet>, cache: Arc<super::Cache>) -> Self {
+    pub fn new(rules: Arc<Rules>, policies: Arc<PolicySet>, cache: Arc<Cache>) -> Self {
         TenderApi { store: cache.store().clone(), rules, policies, cache }
     }
 
@@ -96,7 +98,7 @@ impl TenderApi {
     /// is answered exactly as an unknown one.
     async fn visible(&self, caller: &Caller, action: Action, id: &TenderId) -> Result<Tender, ApiError> {
         authorize(caller, action, Resource::AnyTender, self.cache.metrics(), self.cache.clock())?;
-        let t = self.store.tender(id, None).await?.ok_or_else(|| super::no_tender(id.as_str()))?;
+        let t = self.store.tender(id, None).await?.ok_or_else(|| no_tender(id.as_str()))?;
         self.on(caller, action, &t)?;
         Ok(t)
     }
@@ -138,7 +140,7 @@ impl TenderApi {
                     ApiError::Store(StoreError::TenderExists(id))
                 });
             }
-            other => other.map_err(|e| super::count_refusal(self.cache.metrics(), e))?,
+            other => other.map_err(|e| count_refusal(self.cache.metrics(), e))?,
         };
         let count = self.bid_count(&stored.tender_id).await?;
         Ok(tender_to_proto(&stored, count))
@@ -157,7 +159,7 @@ impl TenderApi {
         let policy = self.policies.by_digest(&old.policy_digest).await?;
         check_against_policy(&terms, &policy)?;
         let tender = Tender { version: old.version + 1, terms, registered_at: self.cache.clock().now(), ..old };
-        let stored = self.cache.insert_tender(&tender).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
+        let stored = self.cache.insert_tender(&tender).await.map_err(|e| count_refusal(self.cache.metrics(), e))?;
         let count = self.bid_count(&stored.tender_id).await?;
         tracing::info!(tender = %stored.tender_id, version = stored.version, "tender amended");
         Ok(tender_to_proto(&stored, count))
@@ -180,7 +182,7 @@ impl TenderApi {
     async fn bid(&self, caller: &Caller, cmd: BidOn) -> Result<pb::Bid, ApiError> {
         let BidOn { tender_id, bidder } = cmd;
         self.visible(caller, Action::RegisterBid, &tender_id).await?;
-        let row: BidRow = self.cache.register_bid(&tender_id, &bidder).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
+        let row: BidRow = self.cache.register_bid(&tender_id, &bidder).await.map_err(|e| count_refusal(self.cache.metrics(), e))?;
         Ok(bid_to_proto(&tender_id, &row))
     }
 }
@@ -226,7 +228,7 @@ impl TenderApi {
             used_at: None,
             revoked_at: None,
         };
-        self.cache.insert_grant(&grant, &link_sha256).await.map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
+        self.cache.insert_grant(&grant, &link_sha256).await.map_err(|e| count_refusal(self.cache.metrics(), e))?;
         tracing::info!(principal = caller.label(), grant = %grant.grant_id, tender = %grant.tender_id, "committee access granted");
         Ok(grant_to_proto(&grant, format!("/committee/enter/{link}")))
     }
@@ -245,10 +247,7 @@ impl TenderApi {
             ApiError::NotFound(_) => not_found(),
             e => e,
         })?;
-        self.cache
-            .revoke_grant(&grant.grant_id, self.cache.clock().now())
-            .await
-            .map_err(|e| super::count_refusal(self.cache.metrics(), e))?;
+        self.cache.revoke_grant(&grant.grant_id, self.cache.clock().now()).await.map_err(|e| count_refusal(self.cache.metrics(), e))?;
         tracing::info!(principal = caller.label(), grant = %grant.grant_id, tender = %grant.tender_id, "committee access revoked");
         let grant = self.store.grant(&grant.grant_id).await?.ok_or_else(not_found)?;
         Ok(grant_to_proto(&grant, String::new()))

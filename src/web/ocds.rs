@@ -3,7 +3,7 @@
 //! the tender's table: the same access as `/api/tenders/{id}/statements`,
 //! which the committee's page reads.
 
-use super::{WebError, WebState, caller_of, json};
+use super::reply::{WebError, WebState, caller_of, json};
 use crate::access::Caller;
 use crate::domain::TenderId;
 use crate::proto::v1 as pb;

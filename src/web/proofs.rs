@@ -1,7 +1,15 @@
 //! The transparency log over HTTP: the checkpoint, C2SP tiles and
 //! inclusion proofs, for whoever the access rules let read them.
 
-use super::*;
+use super::reply::{ABSENT_ZH, WebError, WebState, bad_query, caller_of, json};
+use crate::access::{Action, Caller, Decision, Resource, decide};
+use crate::log::Log;
+use crate::service::ApiError;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 
 /// Allows `action` on the log to `caller`, or says why not.
 fn log_access(s: &WebState, caller: &Caller, action: Action) -> Result<Arc<Log>, WebError> {

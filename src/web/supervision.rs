@@ -4,7 +4,8 @@
 //! GetOutcomes' (`crate::supervision`), asked with the caller's identity, so
 //! a platform sees only its regions here too.
 
-use super::{WebState, caller_of, esc};
+use super::page::esc;
+use super::reply::{WebState, caller_of};
 use crate::access::Caller;
 use crate::proto::v1 as pb;
 use crate::service::ApiError;

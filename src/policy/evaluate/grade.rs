@@ -2,10 +2,17 @@
 //! national), a lapsed grade carried over, else the new-entrant default;
 //! every step tried is kept as evidence.
 
-use super::*;
+use super::findings::{Counted, Findings, newest};
+use crate::domain::profile::{Profile, RecordState, StoredRecord};
+use crate::domain::records::{Evaluation, Record};
 use crate::domain::records::{EvaluationKind, EventKind};
+use crate::domain::{Grade, Tender};
 use crate::domain::{Issuer, RegionCode, region_display, region_name};
-use crate::policy::LapsedGrade;
+use crate::policy::assessment::{Evidence, EvidenceOutcome, GradeSource};
+use crate::policy::sentence::{Sentence, sentence};
+use crate::policy::terms::LapsedGrade;
+use crate::policy::terms::{Policy, UnderObjection};
+use chrono::{Months, NaiveDate};
 
 /// The steps of the grade choice before the new-entrant default, in DOMAIN.md's order.
 pub(super) const GRADE_STEPS: [GradeSource; 3] = [GradeSource::DynamicD, GradeSource::Provincial, GradeSource::National];

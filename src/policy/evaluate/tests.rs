@@ -1,6 +1,8 @@
 //! `evaluate`'s steps, each on its own.
 
 use super::*;
+use crate::domain::profile::Profile;
+use crate::policy::assessment::*;
 
 use crate::policy::fixtures::{CODE, policy, profile, tender};
 

@@ -24,18 +24,18 @@
 //! ([`WATCHES_PER_PRINCIPAL`]) here and per server by the admission layer
 //! (`crate::shed::WATCH_STREAMS`), where they hold no in-flight place.
 
-use super::AssessmentApi;
-use crate::access::{Action, Caller};
+use crate::access::Caller;
 use crate::cache::CachedTender;
 use crate::domain::TenderId;
 use crate::log::Log;
 use crate::proto::v1 as pb;
-use crate::service::ApiError;
-use crate::service::commands::tender_id;
+use crate::service::answer::Cache;
+use crate::service::error::{ApiError, no_tender};
 use crate::service::statement::ASSESSMENT_PAYLOAD_TYPE;
 use crate::service::tenders::bid_to_proto;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -102,9 +102,18 @@ struct Seen {
     reasons: Vec<pb::Reason>,
 }
 
+/// What a watch asks of the assessment service: the statements of every
+/// bid of an open tender made (signed and logged, or found cached) as the
+/// committee's table would make them. A trait, so that the watch is handed
+/// the service rather than importing it (the service holds the watches).
+pub(super) trait Statements: Clone + Send + Sync + 'static {
+    fn make_statements(&self, id: &TenderId) -> impl Future<Output = Result<u32, ApiError>> + Send;
+}
+
 /// One watch: the tender, the cursor, each bid's newest outcome.
-struct Watcher {
-    api: AssessmentApi,
+struct Watcher<A> {
+    api: A,
+    cache: Arc<Cache>,
     log: Arc<Log>,
     id: TenderId,
     cursor: u64,
@@ -114,49 +123,59 @@ struct Watcher {
     _place: Place,
 }
 
-impl AssessmentApi {
-    /// Opens a watch: refusals (access, a cursor beyond the log, limits)
-    /// come back here, before the stream starts.
-    pub(crate) async fn watch_tender(&self, caller: &Caller, req: &pb::WatchTenderRequest) -> Result<WatchStream, ApiError> {
-        let id = tender_id(&req.tender_id)?;
-        let (cached, _) = self.tender(caller, Action::WatchTender, &id).await?;
-        let Some(log) = self.log.clone() else {
-            return Err(ApiError::Precondition(
-                "WatchTender reads the transparency log, and this server runs without it (--no-log)".into(),
-            ));
-        };
-        let place = self.watches.take(caller)?;
-        let cursor = match req.after {
-            Some(after) => {
-                let size = self.cache.store().log_size().await?;
-                if after > size {
-                    return Err(ApiError::field("after", format!("{after} is beyond the log, which has {size} entries")));
-                }
-                after
-            }
-            None => {
-                // Now: once the current statements are logged, so that
-                // they are "previous" and not events.
-                if cached.tender.terms.bid_deadline > Utc::now() {
-                    self.refresh_tender(&id, None).await?;
-                }
-                self.cache.store().log_size().await?
-            }
-        };
-        let (tx, rx) = mpsc::channel(BUFFER);
-        let mut watcher = Watcher { api: self.clone(), log, id, cursor, seen: HashMap::new(), tx, _place: place };
-        watcher.previous(&cached).await?;
-        let versions = self.cache.applied_versions();
-        tokio::spawn(async move {
-            if watcher.send(pb::WatchTenderResponse { cursor: watcher.cursor, change: None }).await {
-                watcher.run(versions).await;
-            }
-        });
-        Ok(WatchStream::new(rx))
-    }
+/// Where a watch starts: the pieces of the assessment service it reads.
+pub(super) struct Start<'a, A> {
+    pub(super) api: A,
+    pub(super) cache: &'a Arc<Cache>,
+    pub(super) log: Option<Arc<Log>>,
+    pub(super) watches: &'a Arc<Watches>,
 }
 
-impl Watcher {
+/// Opens a watch on `cached` (a tender `caller` may watch): refusals (no
+/// log, a cursor beyond the log, limits) come back here, before the stream
+/// starts.
+pub(super) async fn open<A: Statements>(
+    start: Start<'_, A>,
+    caller: &Caller,
+    cached: &CachedTender,
+    after: Option<u64>,
+) -> Result<WatchStream, ApiError> {
+    let Start { api, cache, log, watches } = start;
+    let Some(log) = log else {
+        return Err(ApiError::Precondition("WatchTender reads the transparency log, and this server runs without it (--no-log)".into()));
+    };
+    let place = watches.take(caller)?;
+    let cursor = match after {
+        Some(after) => {
+            let size = cache.store().log_size().await?;
+            if after > size {
+                return Err(ApiError::field("after", format!("{after} is beyond the log, which has {size} entries")));
+            }
+            after
+        }
+        None => {
+            // Now: once the current statements are logged, so that
+            // they are "previous" and not events.
+            if cached.tender.terms.bid_deadline > cache.clock().now() {
+                api.make_statements(&cached.tender.tender_id).await?;
+            }
+            cache.store().log_size().await?
+        }
+    };
+    let (tx, rx) = mpsc::channel(BUFFER);
+    let id = cached.tender.tender_id.clone();
+    let mut watcher = Watcher { api, cache: cache.clone(), log, id, cursor, seen: HashMap::new(), tx, _place: place };
+    watcher.previous(cached).await?;
+    let versions = cache.applied_versions();
+    tokio::spawn(async move {
+        if watcher.send(pb::WatchTenderResponse { cursor: watcher.cursor, change: None }).await {
+            watcher.run(versions).await;
+        }
+    });
+    Ok(WatchStream::new(rx))
+}
+
+impl<A: Statements> Watcher<A> {
     /// Sends one message; `false` once the client has gone.
     async fn send(&self, message: pb::WatchTenderResponse) -> bool {
         self.tx.send(Ok(message)).await.is_ok()
@@ -171,17 +190,17 @@ impl Watcher {
     /// this returns without having sent an error.
     async fn run(mut self, mut versions: tokio::sync::watch::Receiver<u64>) {
         loop {
-            let cached = match self.api.cache.tender(&self.id).await {
+            let cached = match self.cache.tender(&self.id).await {
                 Ok(Some(c)) => c,
-                Ok(None) => return self.fail(crate::service::no_tender(self.id.as_str())).await,
+                Ok(None) => return self.fail(no_tender(self.id.as_str())).await,
                 Err(e) => return self.fail(e.into()).await,
             };
             let deadline = cached.tender.terms.bid_deadline;
-            let open = Utc::now() < deadline;
-            if open && let Err(e) = self.api.refresh_tender(&self.id, None).await {
+            let open = self.cache.clock().now() < deadline;
+            if open && let Err(e) = self.api.make_statements(&self.id).await {
                 return self.fail(e).await;
             }
-            let size = match self.api.cache.store().log_size().await {
+            let size = match self.cache.store().log_size().await {
                 Ok(size) => size,
                 Err(e) => return self.fail(e.into()).await,
             };
@@ -193,7 +212,7 @@ impl Watcher {
             if !open {
                 return;
             }
-            let wait = (deadline - Utc::now()).to_std().unwrap_or_default();
+            let wait = (deadline - self.cache.clock().now()).to_std().unwrap_or_default();
             tokio::select! {
                 changed = versions.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(wait) => {}
