@@ -169,6 +169,7 @@ impl<T: Connected> Connected for Counted<T> {
 
 /// Accepts up to `limits.max_connections` at once and yields each
 /// connection, handshaken first when the transport has a handshake.
+// Long because: the accept loop and each connection's handshake task share the places, the metrics and the channel in one async block.
 pub fn incoming<T>(
     listener: TcpListener,
     limits: Limits,

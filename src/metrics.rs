@@ -130,6 +130,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    // Long because: a table, one registration per metric.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("credit_tender");
         let requests = Family::<Request, Counter>::default();

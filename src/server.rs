@@ -312,6 +312,7 @@ fn supervision(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>)
 
 /// Serves on `listener` until `shutdown` completes, then drains for at most
 /// `options.shutdown_grace` before stopping regardless.
+// Long because: the assembly in the order it must happen (log, services, background tasks, accept loop, drain), read top to bottom.
 pub async fn run(
     listener: TcpListener,
     state: AppState,

@@ -104,6 +104,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    // Long because: one match over every content type and kind of method a request on an RPC's path can ask for; each arm is a line or a call.
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         // The ready inner service serves this request; a fresh clone waits for the next.
         let clone = self.inner.clone();
