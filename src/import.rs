@@ -92,6 +92,7 @@ pub struct ImportOptions<'a> {
 }
 
 /// Imports one file as one data version, or not at all.
+// Long because: one file as one data version (read, check each line, stage, commit or roll back), with each step's progress and errors.
 pub async fn import_file(store: &Store, path: &Path, opts: &ImportOptions<'_>) -> Result<FileOutcome, StoreError> {
     let reject = |line: u64, field: &str, reason: String| {
         Ok(FileOutcome::Rejected(vec![LineError { file: path.to_owned(), line, violation: FieldError::new(field, reason) }]))

@@ -42,6 +42,29 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
+/// Connections open at once, unless told (`--max-connections`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// How long a connection may move nothing, unless told (`--idle-timeout`).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a new connection has for its first bytes or its TLS handshake,
+/// unless told (`--handshake-timeout`).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Refuses addresses other callers could reach while callers are not
+/// authenticated, unless the operator says otherwise.
+/// Beyond loopback, callers must come over TLS and prove who they are,
+/// unless the operator says a trusted proxy in front does that.
+pub fn check_listen_address(addr: std::net::SocketAddr, secured: bool, allow_remote: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || secured || allow_remote {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {addr} without --tls-cert/--tls-key and --principals: anyone who can reach this \
+         address could write credit records. Give both, listen on 127.0.0.1, or pass --insecure-allow-remote if a \
+         trusted network or proxy in front of it does TLS and authentication."
+    ))
+}
+
 /// A connection that frees its place under the cap when it closes, and
 /// ends (as if the peer had closed it) once idle for too long.
 pub struct Counted<T> {
@@ -146,6 +169,7 @@ impl<T: Connected> Connected for Counted<T> {
 
 /// Accepts up to `limits.max_connections` at once and yields each
 /// connection, handshaken first when the transport has a handshake.
+// Long because: the accept loop and each connection's handshake task share the places, the metrics and the channel in one async block.
 pub fn incoming<T>(
     listener: TcpListener,
     limits: Limits,

@@ -132,6 +132,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Every metric registered under the `credit_tender_` prefix, labelled
     /// series that must show before their first event already at zero.
+    // Long because: a table, one registration per metric.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("credit_tender");
         let requests = Family::<Request, Counter>::default();

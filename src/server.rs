@@ -113,17 +113,22 @@ pub struct LogOptions {
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions { origin: DEFAULT_LOG_ORIGIN.into(), checkpoint_interval: Duration::from_secs(1) }
+        LogOptions { origin: DEFAULT_LOG_ORIGIN.into(), checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL }
     }
 }
 
 /// The origin of a log whose operator did not name it.
 pub const DEFAULT_LOG_ORIGIN: &str = "credit-tender.local/statements";
+/// Defaults the CLI offers too (`serve --help`): the shutdown grace, the
+/// HTTP/2 streams per connection, the checkpoints' interval.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 128;
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
-            shutdown_grace: Duration::from_secs(10),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             request_timeout: Duration::from_secs(30),
             web_test_hooks: false,
             principals: None,
@@ -134,10 +139,10 @@ impl Default for ServerOptions {
             body_timeout: crate::shed::DEFAULT_BODY_TIMEOUT,
             body_budget: crate::shed::DEFAULT_BODY_BUDGET,
             queue_wait_test_hook: false,
-            max_streams_per_connection: 128,
-            max_connections: 1024,
-            idle_timeout: Duration::from_secs(300),
-            handshake_timeout: Duration::from_secs(10),
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
+            max_connections: crate::listen::DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: crate::listen::DEFAULT_IDLE_TIMEOUT,
+            handshake_timeout: crate::listen::DEFAULT_HANDSHAKE_TIMEOUT,
             log: Some(LogOptions::default()),
             background_refresh: true,
             ready: Ready::default(),
@@ -171,21 +176,6 @@ impl AppState {
         let cache = Cache::new(store.clone(), cache, metrics.clone(), crate::service::CachedAnswer::weight).await?;
         Ok(AppState { store, rules: Arc::new(rules), policies: Arc::new(policies), keys, metrics, cache })
     }
-}
-
-/// Refuses addresses other callers could reach while callers are not
-/// authenticated, unless the operator says otherwise.
-/// Beyond loopback, callers must come over TLS and prove who they are,
-/// unless the operator says a trusted proxy in front does that.
-pub fn check_listen_address(addr: SocketAddr, secured: bool, allow_remote: bool) -> Result<(), String> {
-    if addr.ip().is_loopback() || secured || allow_remote {
-        return Ok(());
-    }
-    Err(format!(
-        "refusing to listen on {addr} without --tls-cert/--tls-key and --principals: anyone who can reach this \
-         address could write credit records. Give both, listen on 127.0.0.1, or pass --insecure-allow-remote if a \
-         trusted network or proxy in front of it does TLS and authentication."
-    ))
 }
 
 /// What `run` refuses before it serves anything: a log without its key, a
@@ -306,7 +296,7 @@ fn supervision(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>)
     for (id, grade) in risk.grade_policies() {
         anyhow::ensure!(state.policies.current(grade).is_some(), "risk policy '{id}': its grade_policy '{grade}' is not loaded");
     }
-    let interval = options.log.as_ref().map_or(Duration::from_secs(1), |o| o.checkpoint_interval);
+    let interval = options.log.as_ref().map_or(DEFAULT_CHECKPOINT_INTERVAL, |o| o.checkpoint_interval);
     let api = crate::supervision::SupervisionApi::new(
         state.rules.clone(),
         state.cache.clone(),
@@ -322,6 +312,7 @@ fn supervision(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>)
 
 /// Serves on `listener` until `shutdown` completes, then drains for at most
 /// `options.shutdown_grace` before stopping regardless.
+// Long because: the assembly in the order it must happen (log, services, background tasks, accept loop, drain), read top to bottom.
 pub async fn run(
     listener: TcpListener,
     state: AppState,

@@ -300,6 +300,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    // Long because: one request's admission in the order it happens (stamp, wait, body within its bounds, slot, principal limits), each step using what the ones before found.
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         // The stamp: hyper calls this from the connection's task as soon as
         // it has read the request's headers.

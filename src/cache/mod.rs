@@ -60,10 +60,10 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             enabled: true,
-            profile_bytes: 64 << 20,
-            statement_bytes: 64 << 20,
-            max_staleness: Duration::from_secs(60),
-            poll_interval: Duration::from_secs(1),
+            profile_bytes: DEFAULT_CACHE_BYTES,
+            statement_bytes: DEFAULT_CACHE_BYTES,
+            max_staleness: DEFAULT_MAX_STALENESS,
+            poll_interval: DEFAULT_POLL_INTERVAL,
             ttl: Duration::from_secs(3600),
             change_window: CHANGE_WINDOW,
             clock: Clock::system(),
@@ -126,6 +126,14 @@ pub enum CacheError {
     #[error("the credit store has not been reachable for {} s, longer than the {} s this replica may serve cached data", .0.as_secs(), .1.as_secs())]
     TooStale(Duration, Duration),
 }
+
+/// The memory bound of each cache (profiles, statements), unless told (`--cache-mib`).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+/// How long cached data may be served while the store cannot be reached,
+/// unless told (`--max-staleness`).
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(60);
+/// The backstop poll of the change table, unless told (`--poll-ms`).
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Changes remembered by default; past it the oldest are forgotten and
 /// entries read before them are reloaded.

@@ -351,7 +351,7 @@ pub struct RecomputeArgs {
     pub envelope: PathBuf,
     /// The credit store the statement was computed from; it must exist (it
     /// is opened read-only, never created or migrated).
-    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db", value_parser = super::open::store_url)]
+    #[arg(long, env = "CREDIT_TENDER_DB", default_value = super::open::DEFAULT_DB, value_parser = super::open::store_url)]
     pub db: String,
 }
 

@@ -14,12 +14,15 @@ mod render;
 mod supervision;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use exit::Exit;
 pub use offline::{Encoding, ImportArgs, KeygenArgs};
 pub use open::RuleArgs;
 
 use offline::{import, keygen};
-use open::{load_rules, open_store, open_store_with, store_failed, store_url};
+use open::{DEFAULT_DB, load_rules, open_store, open_store_with, store_failed, store_url};
 use out::outln;
 
 use crate::access::principals::SharedPrincipals;
@@ -109,7 +112,7 @@ pub struct ListenArgs {
     #[arg(long)]
     pub insecure_allow_remote: bool,
     /// Seconds in-flight requests get to finish on shutdown.
-    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    #[arg(long, default_value_t = server::DEFAULT_SHUTDOWN_GRACE.as_secs(), value_name = "SECONDS")]
     pub shutdown_grace: u64,
     /// Requests served at once, process-wide (health, /metrics and key
     /// listing aside); one more is answered RESOURCE_EXHAUSTED at once.
@@ -139,25 +142,25 @@ pub struct ListenArgs {
     #[arg(long, default_value_t = crate::shed::DEFAULT_BODY_BUDGET >> 20, value_name = "MIB", value_parser = body_budget_mib)]
     pub body_budget_mib: usize,
     /// HTTP/2 streams one connection may have open at once.
-    #[arg(long, default_value_t = 128, value_name = "N")]
+    #[arg(long, default_value_t = server::DEFAULT_MAX_STREAMS_PER_CONNECTION, value_name = "N")]
     pub max_streams_per_connection: u32,
     /// Connections open at once; past it, the next client waits accepted but
     /// unserved and the others in the listen backlog.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    #[arg(long, default_value_t = crate::listen::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
     /// Seconds a connection may move nothing (keep-alive pings aside) before it is closed.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    #[arg(long, default_value_t = crate::listen::DEFAULT_IDLE_TIMEOUT.as_secs(), value_name = "SECONDS")]
     pub idle_timeout: u64,
     /// Seconds a new connection has to send its first bytes (plain TCP) or
     /// finish its TLS handshake; a silent one is closed, freeing its place.
-    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    #[arg(long, default_value_t = crate::listen::DEFAULT_HANDSHAKE_TIMEOUT.as_secs(), value_name = "SECONDS")]
     pub handshake_timeout: u64,
     /// The transparency log's name: the first line of every checkpoint and
     /// the name of the note key that signs them (a URL without scheme).
     #[arg(long, default_value = crate::server::DEFAULT_LOG_ORIGIN, value_name = "ORIGIN")]
     pub log_origin: String,
     /// Milliseconds between checkpoints while the log grows.
-    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    #[arg(long, default_value_t = server::DEFAULT_CHECKPOINT_INTERVAL.as_millis() as u64, value_name = "MS")]
     pub checkpoint_interval_ms: u64,
     /// Run without the transparency log: statements are signed but not
     /// recorded (for measuring what the log costs; not for production).
@@ -169,19 +172,44 @@ pub struct ListenArgs {
     pub no_background_refresh: bool,
 }
 
+impl ListenArgs {
+    /// The server's options as these flags set them (who may call, TLS,
+    /// risk policies and the ready call aside).
+    fn options(&self) -> ServerOptions {
+        ServerOptions {
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            max_in_flight: self.max_in_flight,
+            max_signing: self.max_signing,
+            queue_target: Duration::from_secs_f64(self.queue_target_ms / 1000.0),
+            body_timeout: Duration::from_secs_f64(self.body_timeout_ms / 1000.0),
+            body_budget: self.body_budget_mib << 20,
+            max_streams_per_connection: self.max_streams_per_connection.max(1),
+            max_connections: self.max_connections.max(1),
+            idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+            handshake_timeout: Duration::from_secs(self.handshake_timeout.max(1)),
+            background_refresh: !self.no_background_refresh,
+            log: (!self.no_transparency_log).then(|| crate::server::LogOptions {
+                origin: self.log_origin.clone(),
+                checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms.max(10)),
+            }),
+            ..ServerOptions::default()
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CacheArgs {
     /// Read the store on every request: no profile or statement cache (for diagnosis).
     #[arg(long)]
     pub no_cache: bool,
     /// Memory bound of each cache (profiles, statements), in MiB.
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    #[arg(long, default_value_t = crate::cache::DEFAULT_CACHE_BYTES >> 20, value_name = "MIB")]
     pub cache_mib: u64,
     /// Seconds cached data may still be served while the store cannot be reached.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    #[arg(long, default_value_t = crate::cache::DEFAULT_MAX_STALENESS.as_secs(), value_name = "SECONDS")]
     pub max_staleness: u64,
     /// Milliseconds between backstop polls of the change table.
-    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    #[arg(long, default_value_t = crate::cache::DEFAULT_POLL_INTERVAL.as_millis() as u64, value_name = "MS")]
     pub poll_ms: u64,
 }
 
@@ -201,7 +229,7 @@ impl CacheArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Credit store: sqlite://PATH (created if missing) or postgres://…
-    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db", value_parser = store_url)]
+    #[arg(long, env = "CREDIT_TENDER_DB", default_value = DEFAULT_DB, value_parser = store_url)]
     pub db: String,
     /// Connections to the credit store held open (the pool's size).
     #[arg(long, default_value_t = crate::store::DEFAULT_CONNECTIONS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -335,7 +363,7 @@ async fn run_command(cli: Cli) -> Result<(), Exit> {
             let rules = load_rules(&args.rules)?;
             let (principals, tls) = args.access.load()?;
             let secured = principals.is_some() && tls.is_some();
-            server::check_listen_address(args.listen.listen, secured, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
+            crate::listen::check_listen_address(args.listen.listen, secured, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
             let keyring = Keyring::load(&args.keys).map_err(|e| Exit::config(e.to_string()))?;
             let keys = SharedKeyring::new(keyring, Some(args.keys.clone()));
             let options = crate::store::StoreOptions {
@@ -355,7 +383,7 @@ async fn run_command(cli: Cli) -> Result<(), Exit> {
             serve(&args.listen, state, principals, tls, risk).await
         }
         Command::Demo(args) => {
-            server::check_listen_address(args.listen.listen, false, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
+            crate::listen::check_listen_address(args.listen.listen, false, args.listen.insecure_allow_remote).map_err(Exit::usage)?;
             let dir = tempfile::tempdir().map_err(|e| Exit::cant_create(format!("cannot create a temporary directory: {e}")))?;
             let url = format!("sqlite://{}", dir.path().join("demo.db").display());
             let store = open_store(&url, crate::store::OpenMode::Create).await?;
@@ -415,29 +443,14 @@ async fn serve(
 ) -> Result<(), Exit> {
     let options = ServerOptions {
         risk_policies,
-        shutdown_grace: Duration::from_secs(listen.shutdown_grace),
         principals,
         tls,
-        max_in_flight: listen.max_in_flight,
-        max_signing: listen.max_signing,
-        queue_target: Duration::from_secs_f64(listen.queue_target_ms / 1000.0),
-        body_timeout: Duration::from_secs_f64(listen.body_timeout_ms / 1000.0),
-        body_budget: listen.body_budget_mib << 20,
-        max_streams_per_connection: listen.max_streams_per_connection.max(1),
-        max_connections: listen.max_connections.max(1),
-        idle_timeout: Duration::from_secs(listen.idle_timeout.max(1)),
-        handshake_timeout: Duration::from_secs(listen.handshake_timeout.max(1)),
-        background_refresh: !listen.no_background_refresh,
-        log: (!listen.no_transparency_log).then(|| crate::server::LogOptions {
-            origin: listen.log_origin.clone(),
-            checkpoint_interval: Duration::from_millis(listen.checkpoint_interval_ms.max(10)),
-        }),
         // One line on stdout once the server serves, so that a supervisor
         // (or a test) that asked for port 0 learns the port, and knows that
         // everything the server needs loaded: it is never printed by a
         // server that is about to exit.
         ready: server::Ready::new(|addr| outln!("listening on {addr}")),
-        ..ServerOptions::default()
+        ..listen.options()
     };
     server::check_options(&state, &options).map_err(Exit::config)?;
     let listener = tokio::net::TcpListener::bind(listen.listen)

@@ -2,7 +2,7 @@
 //! `import` (all or nothing, then the write-ahead log settled) and `keygen`.
 
 use super::exit::Exit;
-use super::open::{RuleArgs, load_rules, open_store_with, store_url};
+use super::open::{DEFAULT_DB, RuleArgs, load_rules, open_store_with, store_url};
 use super::out::{errln, outln};
 use crate::import::{FileOutcome, ImportOptions, import_file};
 use crate::store::{Store, WriteMode};
@@ -43,7 +43,7 @@ pub struct ImportArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Credit store: sqlite://PATH (created if missing, except by --dry-run) or postgres://…
-    #[arg(long, env = "CREDIT_TENDER_DB", default_value = "sqlite://credit-tender.db", value_parser = store_url)]
+    #[arg(long, env = "CREDIT_TENDER_DB", default_value = DEFAULT_DB, value_parser = store_url)]
     pub db: String,
     /// Check every line, including conflicts with stored records, and store
     /// nothing. Only reads: the store must exist, and is never migrated.

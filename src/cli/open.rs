@@ -7,6 +7,10 @@ use crate::store::Store;
 use clap::Args;
 use std::path::PathBuf;
 
+/// `--db` when neither it nor `CREDIT_TENDER_DB` is given: a SQLite file
+/// in the working folder.
+pub(super) const DEFAULT_DB: &str = "sqlite://credit-tender.db";
+
 #[derive(Debug, Args)]
 pub struct RuleArgs {
     /// Allow-list of genuine credit codes that fail the checksum (default: the shipped list).

@@ -45,7 +45,9 @@
 //! method's unary content type, and a unary method's streaming one, get 415).
 //!
 //! Files: `unary.rs` (a unary call both ways), `stream.rs` (streams),
-//! `errors.rs` (Connect errors, codes and HTTP statuses), this one (the
+//! `errors.rs` (Connect errors, codes and HTTP statuses), `health.rs` (gRPC
+//! health's two methods), `method.rs` (what they share: a method's entry,
+//! JSON both ways, content types, the layer's settings), this one (the
 //! method table, the content-type switch, the layer).
 
 mod errors;
@@ -104,6 +106,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    // Long because: one match over every content type and kind of method a request on an RPC's path can ask for; each arm is a line or a call.
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         // The ready inner service serves this request; a fresh clone waits for the next.
         let clone = self.inner.clone();

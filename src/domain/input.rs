@@ -235,6 +235,7 @@ fn grade(f: &mut Fields<'_>) -> Option<Grade> {
     }
 }
 
+// Long because: one line per field of an evaluation, read and checked in the input format's order.
 fn evaluation(f: &mut Fields<'_>, rules: InputRules<'_>) -> Option<Record> {
     let id = f.id("id");
     let document_ref = f.required_text("document_ref", 512);

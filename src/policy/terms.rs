@@ -318,6 +318,7 @@ impl Policy {
     }
 
     /// Parses and validates a policy file; errors name the key and the reason.
+    // Long because: one check per key of the policy file, each naming its key, in the file's order.
     pub fn from_toml(text: &str) -> Result<Policy, String> {
         let f: File = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
         let id = f.id.trim().to_owned();

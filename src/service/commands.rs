@@ -247,11 +247,12 @@ pub(crate) struct GetProfile {
 }
 
 impl GetProfile {
-    pub fn parse(req: &pb::GetProfileRequest, rules: &Rules) -> Result<GetProfile, ApiError> {
+    /// `now` (the replica's clock) is the instant when the request names none.
+    pub fn parse(req: &pb::GetProfileRequest, rules: &Rules, now: DateTime<Utc>) -> Result<GetProfile, ApiError> {
         let (code, _) = CreditCode::parse(&req.credit_code, &rules.allow_list)
             .map_err(|e| ApiError::field("credit_code", format!("credit code {e}")))?;
         let as_of = match req.as_of {
-            None => Utc::now(),
+            None => now,
             Some(ts) => instant("as_of", Some(&ts))?,
         };
         Ok(GetProfile { code, as_of, data_version: req.data_version })

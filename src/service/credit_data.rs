@@ -143,7 +143,7 @@ impl pb::credit_data_service_server::CreditDataService for CreditDataApi {
 
     async fn get_profile(&self, request: Request<pb::GetProfileRequest>) -> Result<Response<pb::GetProfileResponse>, Status> {
         let caller = caller(&request);
-        let cmd = GetProfile::parse(request.get_ref(), &self.rules)?;
+        let cmd = GetProfile::parse(request.get_ref(), &self.rules, self.cache.clock().now())?;
         Ok(Response::new(self.profile(&caller, cmd).await?))
     }
 }

@@ -310,6 +310,7 @@ sql_impl! {
         /// statements (the newest version of every id, the evaluations of every
         /// code, one multi-row insert) instead of three per record, with the
         /// same answers as record by record in order.
+        // Long because: the chunk's few statements and the record-by-record answers they must equal, kept in one place to be read together.
         async fn stage_chunk(
             &self,
             conn: &mut DB::Connection,

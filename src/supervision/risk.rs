@@ -295,6 +295,7 @@ fn months_before(d: NaiveDate, months: u32) -> NaiveDate {
 /// The class of the firm whose records are `profile`, on date `d`, for
 /// tenders in `region` and `domain`: the highest class any rule of `policy`
 /// gives (the rules only raise).
+// Long because: one arm per rule the risk policy can hold (grade source, grade, lists, commitments, penalties, repairs), in the policy file's order.
 pub fn classify(
     policy: &RiskPolicy,
     grade_policy: &Policy,

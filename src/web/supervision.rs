@@ -28,8 +28,9 @@ pub struct OutcomesQuery {
 }
 
 impl OutcomesQuery {
-    fn request(&self) -> pb::GetOutcomesRequest {
-        let year = crate::domain::date::shanghai_date(chrono::Utc::now()).format("%Y").to_string();
+    /// The request, the current year (in Shanghai, at `now`) where no dates are given.
+    fn request(&self, now: chrono::DateTime<chrono::Utc>) -> pb::GetOutcomesRequest {
+        let year = crate::domain::date::shanghai_date(now).format("%Y").to_string();
         let or = |v: &str, d: String| if v.trim().is_empty() { d } else { v.to_owned() };
         pb::GetOutcomesRequest {
             region_prefix: self.region_prefix.clone(),
@@ -41,7 +42,7 @@ impl OutcomesQuery {
 }
 
 async fn outcomes(s: &WebState, caller: &Caller, q: &OutcomesQuery) -> Result<(pb::GetOutcomesRequest, pb::Outcomes), Response> {
-    let request = q.request();
+    let request = q.request(s.cache.clock().now());
     match s.supervision.outcomes_for(caller, &request).await {
         Ok(o) => Ok((request, o)),
         Err(e) => Err(refusal(e)),

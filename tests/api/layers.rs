@@ -348,3 +348,194 @@ fn the_file_check_finds_a_cycle_and_only_a_cycle() {
     assert_eq!(module_of(Path::new("store/mod.rs")), Some(vec!["store".to_owned()]));
     assert_eq!(file_of(&["store".to_owned(), "sql".to_owned(), "SqlStore".to_owned()]), Some(src().join("store/sql.rs")));
 }
+
+/// The longest a function may be, in lines from its `fn` to its closing
+/// brace, without a comment above it that says why (`// Long because: …`).
+const LONG_FN_LINES: usize = 80;
+
+/// `text` with the insides of strings, chars and comments blanked out (line
+/// breaks kept), so that braces can be counted.
+fn blank_literals(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied().unwrap_or(' ');
+        if c == '/' && next == '/' {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == '*' {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r'
+            && (next == '"' || next == '#')
+            && !chars.get(i.wrapping_sub(1)).is_some_and(|p| p.is_alphanumeric() || *p == '_')
+        {
+            // A raw string: r"…", r#"…"#, …
+            let hashes = chars[i + 1..].iter().take_while(|c| **c == '#').count();
+            if chars.get(i + 1 + hashes) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            out.push(' ');
+            i += 2 + hashes;
+            let close: String = std::iter::once('"').chain(std::iter::repeat_n('#', hashes)).collect();
+            while i < chars.len() && !chars[i..].iter().take(close.len()).copied().eq(close.chars()) {
+                out.push(blank(chars[i]));
+                i += 1;
+            }
+            i += close.len();
+        } else if c == '"' {
+            out.push(' ');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if i < chars.len() {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+            i += 1;
+        } else if c == '\'' && (chars.get(i + 2) == Some(&'\'') || (next == '\\' && chars[i + 2..].iter().take(10).any(|c| *c == '\''))) {
+            // A char literal ('{', '\n', '\u{7b}'), not a lifetime.
+            out.push(' ');
+            i += 1;
+            while i < chars.len() && chars[i] != '\'' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                out.push(' ');
+                i += 1;
+            }
+            i += 1;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Each function of `text` longer than [`LONG_FN_LINES`] with no `Long
+/// because` in the comments and attributes right above it: its name, first
+/// line (from 1) and length in lines.
+fn long_functions(text: &str) -> Vec<(String, usize, usize)> {
+    let code = blank_literals(text);
+    let lines: Vec<&str> = code.lines().collect();
+    let original: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let Some(pos) = line.find("fn ") else { continue };
+        if pos > 0 && line[..pos].chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let name: String = line[pos + 3..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        if name.is_empty() {
+            continue;
+        }
+        // The body: the first `{` at depth 0 of the signature (a `;` first is a declaration).
+        let (mut depth, mut opened, mut end) = (0i32, false, None);
+        'scan: for (k, l) in lines.iter().enumerate().skip(at) {
+            let from = if k == at { pos } else { 0 };
+            for c in l[from..].chars() {
+                match c {
+                    '(' | '[' | '<' if !opened => {}
+                    ';' if !opened && depth == 0 => break 'scan,
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => {
+                        depth -= 1;
+                        if opened && depth == 0 {
+                            end = Some(k);
+                            break 'scan;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let Some(end) = end else { continue };
+        let length = end - at + 1;
+        if length <= LONG_FN_LINES {
+            continue;
+        }
+        let above = original[..at].iter().rev().map(|l| l.trim()).take_while(|l| l.starts_with("//") || l.starts_with("#["));
+        if !above.into_iter().any(|l| l.contains("Long because")) {
+            found.push((name, at + 1, length));
+        }
+    }
+    found
+}
+
+/// No function in `src/` is longer than [`LONG_FN_LINES`] lines unless a
+/// comment right above it says why (`// Long because: …`): a long one is
+/// usually steps that want names.
+#[test]
+fn no_function_is_long_without_saying_why() {
+    let mut all = Vec::new();
+    files_all(&src(), &mut all);
+    let mut long = Vec::new();
+    for path in all {
+        let text = std::fs::read_to_string(&path).expect("a source file");
+        for (name, line, length) in long_functions(&text) {
+            long.push(format!("{}:{line} fn {name}: {length} lines", path.strip_prefix(src()).unwrap_or(&path).display()));
+        }
+    }
+    assert!(long.is_empty(), "functions over {LONG_FN_LINES} lines with no `// Long because:` above them:\n{}", long.join("\n"));
+}
+
+/// Every `.rs` file under `dir`, tests included.
+fn files_all(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("a source folder") {
+        let path = entry.expect("a folder entry").path();
+        if path.is_dir() {
+            files_all(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The length check counts a body's lines, sees past braces in strings,
+/// chars and comments, skips declarations, and takes a reason above.
+#[test]
+fn the_length_check_counts_bodies_and_reads_reasons() {
+    let body = |n: usize| "    let x = 1;\n".repeat(n);
+    let long = format!("fn long() {{\n{}}}\n", body(LONG_FN_LINES - 1));
+    assert_eq!(long_functions(&long), [("long".to_owned(), 1, LONG_FN_LINES + 1)]);
+    let fits = format!("fn fits() {{\n{}}}\n", body(LONG_FN_LINES - 2));
+    assert!(long_functions(&fits).is_empty());
+    let tricky =
+        format!("fn tricky() {{\n    let s = \"}}\"; let c = '}}'; // }}\n    let r = r#\"}}\"#;\n{}}}\n", body(LONG_FN_LINES - 3));
+    assert_eq!(long_functions(&tricky), [("tricky".to_owned(), 1, LONG_FN_LINES + 1)]);
+    let said = format!("// Long because: one arm per variant.\n#[allow(dead_code)]\n{long}");
+    assert!(long_functions(&said).is_empty());
+    assert!(long_functions("trait T {\n    fn f(&self) -> u32;\n}\n").is_empty());
+}

@@ -69,39 +69,7 @@ pub(super) fn choose_grade(
         }
         let overturned = overturned(profile, tender, step, d);
         let Some((s, e)) = newest(evaluations.iter().copied().filter(|(_, e)| step_matches(step, e, tender.terms.region))) else {
-            let region_zh = region_display(&tender.terms.region.to_string());
-            let province_zh = region_name(&province.to_string()).unwrap_or_default();
-            let domain_zh = domain.chinese_name();
-            let (note_code, note) = match step {
-                GradeSource::DynamicD => (
-                    "NO_DYNAMIC_D",
-                    sentence!(
-                        "no dynamic D in force in {region} at {date}",
-                        "{date}在{region_zh}无有效的动态D级评价",
-                        region = tender.terms.region,
-                        date = d,
-                    ),
-                ),
-                GradeSource::Provincial => (
-                    "NO_PROVINCIAL_GRADE",
-                    sentence!(
-                        "no {province} grade in {domain} valid at {date}",
-                        "{date}无有效的{province_zh}{domain_zh}信用评价结果",
-                        province = province,
-                        domain = domain,
-                        date = d,
-                    ),
-                ),
-                _ => (
-                    "NO_NATIONAL_GRADE",
-                    sentence!(
-                        "no national grade in {domain} valid at {date}",
-                        "{date}无有效的全国{domain_zh}信用评价结果",
-                        domain = domain,
-                        date = d,
-                    ),
-                ),
-            };
+            let (note_code, note) = not_found(tender, step, d);
             let note = overturned.into_iter().fold(note, Sentence::and);
             evidence.push(Evidence { step, outcome: EvidenceOutcome::NotFound, record: None, note_code, note });
             continue;
@@ -126,55 +94,10 @@ pub(super) fn choose_grade(
         }
         return (e.grade, step, evidence);
     }
-    if let Some((s, e)) = lapsed_grade(policy, profile, tender, d) {
-        let until = e.valid_to.checked_add_months(Months::new(policy.max_carry_over_months)).unwrap_or(NaiveDate::MAX);
-        let issuer_zh = issuer_name(e.issuer);
-        let what = sentence!(
-            "{issuer} grade {grade} for {year} expired on {valid_to}",
-            "{issuer_zh}{year}年度评价{grade}级已于{valid_to}到期",
-            issuer = e.issuer,
-            grade = e.grade,
-            year = e.year,
-            valid_to = e.valid_to,
-        );
-        let code = &profile.credit_code;
-        let record = Some((s.clone(), e.clone()));
-        let (what_en, what_zh) = (&what.en, &what.zh);
-        let member = sentence!("{credit_code}: ", "{credit_code}：", credit_code = code);
-        let joined = |what: &Sentence, rest: Sentence| Sentence {
-            params: [member.params.clone(), what.params.clone(), rest.params].concat(),
-            en: format!("{}{}{}", member.en, what.en, rest.en),
-            zh: format!("{}{}{}", member.zh, what.zh, rest.zh),
-        };
-        if policy.lapsed_grade == LapsedGrade::CarryOver {
-            let note = sentence!(
-                "{what_en}; carried over until the next result, at most until {until}",
-                "{what_zh}；在新结果发布前沿用，最迟至{until}",
-                until = until,
-            );
-            let note = Sentence { params: [what.params.clone(), note.params].concat(), ..note };
-            evidence.push(Evidence {
-                step: GradeSource::CarriedOver,
-                outcome: EvidenceOutcome::Chosen,
-                record,
-                note_code: "GRADE_CARRIED_OVER",
-                note,
-            });
-            let rest = sentence!(" and no newer result applies; the policy carries it over", "，且无更新的评价结果；本规则予以沿用");
-            found.warn("GRADE_CARRIED_OVER", code, Some(&e.id), joined(&what, rest));
-            return (e.grade, GradeSource::CarriedOver, evidence);
-        }
-        let note = sentence!("{what_en}; the policy treats a lapsed grade as none", "{what_zh}；本规则不沿用过期的等级");
-        let note = Sentence { params: what.params.clone(), ..note };
-        evidence.push(Evidence {
-            step: GradeSource::CarriedOver,
-            outcome: EvidenceOutcome::Skipped,
-            record,
-            note_code: "LAPSED_GRADE_IGNORED",
-            note,
-        });
-        let rest = sentence!("; the policy assesses it as a new entrant until the next result", "；在新结果发布前按新进入企业评价");
-        found.warn("LAPSED_GRADE_IGNORED", code, Some(&e.id), joined(&what, rest));
+    if let Some(lapsed_grade) = lapsed_grade(policy, profile, tender, d)
+        && let Some(grade) = lapsed(policy, profile, lapsed_grade, &mut evidence, found)
+    {
+        return (grade, GradeSource::CarriedOver, evidence);
     }
     let (grade, note_code, note) = new_entrant_grade(policy, records);
     evidence.push(Evidence { step: GradeSource::NewEntrant, outcome: EvidenceOutcome::Chosen, record: None, note_code, note });
@@ -187,6 +110,106 @@ pub(super) fn choose_grade(
         found.warn("NO_CREDIT_RECORDS", &profile.credit_code, None, message);
     }
     (grade, GradeSource::NewEntrant, evidence)
+}
+
+/// What a step that found no grade says, in the tender's region and domain.
+fn not_found(tender: &Tender, step: GradeSource, d: NaiveDate) -> (&'static str, Sentence) {
+    let province = tender.terms.region.province();
+    let domain = tender.terms.domain;
+    let region_zh = region_display(&tender.terms.region.to_string());
+    let province_zh = region_name(&province.to_string()).unwrap_or_default();
+    let domain_zh = domain.chinese_name();
+    match step {
+        GradeSource::DynamicD => (
+            "NO_DYNAMIC_D",
+            sentence!(
+                "no dynamic D in force in {region} at {date}",
+                "{date}在{region_zh}无有效的动态D级评价",
+                region = tender.terms.region,
+                date = d,
+            ),
+        ),
+        GradeSource::Provincial => (
+            "NO_PROVINCIAL_GRADE",
+            sentence!(
+                "no {province} grade in {domain} valid at {date}",
+                "{date}无有效的{province_zh}{domain_zh}信用评价结果",
+                province = province,
+                domain = domain,
+                date = d,
+            ),
+        ),
+        _ => (
+            "NO_NATIONAL_GRADE",
+            sentence!(
+                "no national grade in {domain} valid at {date}",
+                "{date}无有效的全国{domain_zh}信用评价结果",
+                domain = domain,
+                date = d,
+            ),
+        ),
+    }
+}
+
+/// A lapsed grade as the policy treats it: carried over (its grade), or
+/// ignored (`None`: the member is then a new entrant); either with evidence
+/// and a warning.
+fn lapsed(
+    policy: &Policy,
+    profile: &Profile,
+    (s, e): (&StoredRecord, &Evaluation),
+    evidence: &mut Vec<Evidence>,
+    found: &mut Findings,
+) -> Option<Grade> {
+    let until = e.valid_to.checked_add_months(Months::new(policy.max_carry_over_months)).unwrap_or(NaiveDate::MAX);
+    let issuer_zh = issuer_name(e.issuer);
+    let what = sentence!(
+        "{issuer} grade {grade} for {year} expired on {valid_to}",
+        "{issuer_zh}{year}年度评价{grade}级已于{valid_to}到期",
+        issuer = e.issuer,
+        grade = e.grade,
+        year = e.year,
+        valid_to = e.valid_to,
+    );
+    let code = &profile.credit_code;
+    let record = Some((s.clone(), e.clone()));
+    let (what_en, what_zh) = (&what.en, &what.zh);
+    let member = sentence!("{credit_code}: ", "{credit_code}：", credit_code = code);
+    let joined = |what: &Sentence, rest: Sentence| Sentence {
+        params: [member.params.clone(), what.params.clone(), rest.params].concat(),
+        en: format!("{}{}{}", member.en, what.en, rest.en),
+        zh: format!("{}{}{}", member.zh, what.zh, rest.zh),
+    };
+    if policy.lapsed_grade == LapsedGrade::CarryOver {
+        let note = sentence!(
+            "{what_en}; carried over until the next result, at most until {until}",
+            "{what_zh}；在新结果发布前沿用，最迟至{until}",
+            until = until,
+        );
+        let note = Sentence { params: [what.params.clone(), note.params].concat(), ..note };
+        evidence.push(Evidence {
+            step: GradeSource::CarriedOver,
+            outcome: EvidenceOutcome::Chosen,
+            record,
+            note_code: "GRADE_CARRIED_OVER",
+            note,
+        });
+        let rest = sentence!(" and no newer result applies; the policy carries it over", "，且无更新的评价结果；本规则予以沿用");
+        found.warn("GRADE_CARRIED_OVER", code, Some(&e.id), joined(&what, rest));
+        return Some(e.grade);
+    }
+    let note = sentence!("{what_en}; the policy treats a lapsed grade as none", "{what_zh}；本规则不沿用过期的等级");
+    let note = Sentence { params: what.params.clone(), ..note };
+    evidence.push(Evidence {
+        step: GradeSource::CarriedOver,
+        outcome: EvidenceOutcome::Skipped,
+        record,
+        note_code: "LAPSED_GRADE_IGNORED",
+        note,
+    });
+    let rest = sentence!("; the policy assesses it as a new entrant until the next result", "；在新结果发布前按新进入企业评价");
+    found.warn("LAPSED_GRADE_IGNORED", code, Some(&e.id), joined(&what, rest));
+    None
 }
 
 /// A chosen evaluation, in words: "140000 grade A for 2025, valid
