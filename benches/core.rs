@@ -2,7 +2,7 @@
 //! and a profile cache hit. `cargo bench --bench core`.
 
 use credit_tender::cache::{CacheConfig, CreditCache};
-use credit_tender::config::{Rules, SHIPPED_POLICIES};
+use credit_tender::rules::{Rules, SHIPPED_POLICIES};
 use credit_tender::domain::input::parse_record;
 use credit_tender::domain::profile::{Profile, StoredRecord};
 use credit_tender::domain::*;

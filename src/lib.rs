@@ -69,9 +69,18 @@
 
 #![forbid(unsafe_code)]
 
+// The library surface, documented item by item (`missing_docs` in
+// Cargo.toml's [lints]): the pure core (domain, rules, policy, tlog), the
+// keys, the generated API, the store and its cache, access, TLS, metrics,
+// supervision, the demo data, import and the log. The server's own parts
+// (the CLI, the services, the edge's layers, the pages) are `pub` only so
+// the binary and the integration tests can reach them: `#[doc(hidden)]`,
+// documented where they are written, not as an API.
+
 pub mod access;
 mod background;
 pub mod cache;
+#[doc(hidden)]
 pub mod cli;
 pub mod clock;
 mod connect;
@@ -79,6 +88,7 @@ pub mod demo;
 pub mod domain;
 #[cfg(test)]
 mod fuzz_tests;
+#[doc(hidden)]
 pub mod gate;
 mod grpc_web;
 pub mod import;
@@ -88,21 +98,22 @@ pub mod metrics;
 mod metrics_layer;
 pub mod policy;
 pub mod proto;
+#[doc(hidden)]
 pub mod refresh;
+#[doc(hidden)]
 pub mod refusal;
 pub mod rules;
+#[doc(hidden)]
 pub mod server;
+#[doc(hidden)]
 pub mod service;
+#[doc(hidden)]
 pub mod shed;
 pub mod signing;
 pub mod store;
 pub mod supervision;
 pub mod tlog;
 pub mod tls;
+#[doc(hidden)]
 pub mod web;
 mod wire_errors;
-
-/// The rule files' module under its former name, `config` (it holds rule
-/// files, not configuration), kept while other branches move to [`rules`].
-#[doc(hidden)]
-pub use rules as config;

@@ -997,7 +997,7 @@ async fn the_committee_verifies_every_row_over_tls_at_an_intranet_name() {
     let Some(browser) = crate::web::Browser::start_with(&browser_args).await else { return };
     let db = sqlite_db();
     let store = open(&db).await;
-    let rules = credit_tender::config::Rules::shipped();
+    let rules = credit_tender::rules::Rules::shipped();
     credit_tender::demo::load(&store, &rules).await.unwrap();
     let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
     credit_tender::demo::register_tenders(&store, &policies).await.unwrap();

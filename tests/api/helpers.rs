@@ -1,7 +1,7 @@
 //! Test harness: fresh stores per test on each backend, a server on an
 //! ephemeral loopback port, and the CLI binary.
 
-use credit_tender::config::Rules;
+use credit_tender::rules::Rules;
 use credit_tender::proto::v1::assessment_service_client::AssessmentServiceClient;
 use credit_tender::proto::v1::credit_data_service_client::CreditDataServiceClient;
 use credit_tender::proto::v1::tender_service_client::TenderServiceClient;

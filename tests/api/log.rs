@@ -447,7 +447,7 @@ async fn recompute_reproduces_every_demo_statement_and_a_later_backdated_repair_
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("demo.db").display());
     let store = credit_tender::store::Store::open(&url).await.unwrap();
-    credit_tender::demo::load(&store, &credit_tender::config::Rules::shipped()).await.unwrap();
+    credit_tender::demo::load(&store, &credit_tender::rules::Rules::shipped()).await.unwrap();
     let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
     credit_tender::demo::register_tenders(&store, &policies).await.unwrap();
     let mut f = Fixture::with(spawn_app(store.clone(), AppOptions::default()).await);

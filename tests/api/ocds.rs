@@ -87,7 +87,7 @@ async fn the_ocds_export_of_each_demo_tender_validates_with_lib_cove_ocds_and_sa
             assert_eq!(p["identifier"]["scheme"], "CN-USCI");
             let code = p["identifier"]["id"].as_str().unwrap();
             assert_eq!(p["id"], json!(format!("CN-USCI-{code}")));
-            credit_tender::domain::CreditCode::parse(code, &credit_tender::config::Rules::shipped().allow_list).unwrap();
+            credit_tender::domain::CreditCode::parse(code, &credit_tender::rules::Rules::shipped().allow_list).unwrap();
         }
         if !check {
             continue;

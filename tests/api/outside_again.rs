@@ -388,11 +388,11 @@ async fn configuration_files_saved_by_notepad_with_a_byte_order_mark_load() {
     );
     let policies = d.join("policies");
     std::fs::create_dir(&policies).unwrap();
-    let shipped = credit_tender::config::SHIPPED_POLICIES[0].1.replace("national-template", "bom-policy");
+    let shipped = credit_tender::rules::SHIPPED_POLICIES[0].1.replace("national-template", "bom-policy");
     file(&policies, "bom.toml", bom(&shipped));
     let allow = file(d, "allow.txt", bom(&format!("{PILOT}\r\n")));
-    let bands = file(d, "bands.toml", bom(credit_tender::config::SHIPPED_SCORE_BANDS));
-    let periods = file(d, "periods.toml", bom(credit_tender::config::SHIPPED_PUBLICATION_PERIODS));
+    let bands = file(d, "bands.toml", bom(credit_tender::rules::SHIPPED_SCORE_BANDS));
+    let periods = file(d, "periods.toml", bom(credit_tender::rules::SHIPPED_PUBLICATION_PERIODS));
     let db = format!("sqlite://{}", d.join("s.db").display());
     let server = CliServer::spawn(&[
         "serve",

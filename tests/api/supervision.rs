@@ -435,7 +435,7 @@ async fn cli_outcomes(server: &TestServer, token: Option<&str>, prefix: &str, fr
 /// guarantee checked where allowed: the server, the last log index, and how
 /// many guarantees.
 pub async fn demo_assessed(db: &TestDb) -> (TestServer, u64, u32) {
-    use credit_tender::config::Rules;
+    use credit_tender::rules::Rules;
     {
         let store = open(db).await;
         credit_tender::demo::load(&store, &Rules::shipped()).await.unwrap();

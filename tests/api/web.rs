@@ -381,7 +381,7 @@ async fn the_committee_page_verifies_every_row_in_the_browser() {
     // The demo: its data, its tenders and bids.
     let db = sqlite_db();
     let store = Store::open(&db.url).await.unwrap();
-    let rules = credit_tender::config::Rules::shipped();
+    let rules = credit_tender::rules::Rules::shipped();
     credit_tender::demo::load(&store, &rules).await.unwrap();
     let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
     credit_tender::demo::register_tenders(&store, &policies).await.unwrap();
@@ -550,7 +550,7 @@ async fn demo_for_browser() -> (TestServer, pb::AssessTenderResponse, TestDb) {
 pub async fn demo_server(options: ServerOptions) -> (TestServer, pb::AssessTenderResponse, TestDb) {
     let db = sqlite_db();
     let store = Store::open(&db.url).await.unwrap();
-    let rules = credit_tender::config::Rules::shipped();
+    let rules = credit_tender::rules::Rules::shipped();
     credit_tender::demo::load(&store, &rules).await.unwrap();
     let policies = credit_tender::service::PolicySet::load(store.clone(), None).await.unwrap();
     credit_tender::demo::register_tenders(&store, &policies).await.unwrap();
