@@ -2,12 +2,12 @@
 //! and a profile cache hit. `cargo bench --bench core`.
 
 use credit_tender::cache::{CacheConfig, CreditCache};
-use credit_tender::rules::{Rules, SHIPPED_POLICIES};
 use credit_tender::domain::input::parse_record;
 use credit_tender::domain::profile::{Profile, StoredRecord};
 use credit_tender::domain::*;
 use credit_tender::metrics::Metrics;
 use credit_tender::policy::{MemberInput, Policy, evaluate};
+use credit_tender::rules::{Rules, SHIPPED_POLICIES};
 use credit_tender::signing::Keyring;
 use credit_tender::store::{Store, WriteMode};
 use criterion::{Criterion, black_box, criterion_group, criterion_main};

@@ -103,6 +103,7 @@ impl Store {
         }
     }
 
+    /// A handle on `store`, shared by clones (one `Arc`).
     pub fn new(store: impl CreditStore) -> Store {
         Store(Arc::new(store))
     }

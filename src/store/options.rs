@@ -69,7 +69,10 @@ pub enum OpenMode {
     /// With `read_only`, the connections cannot write at all (SQLite
     /// `mode=ro`, PostgreSQL `default_transaction_read_only`); a dry run
     /// needs a transaction it rolls back, so it opens with `read_only: false`.
-    Existing { read_only: bool },
+    Existing {
+        /// Open connections that cannot write.
+        read_only: bool,
+    },
 }
 
 /// Whether `url` names a backend this build has: `sqlite:…`, `postgres://…`

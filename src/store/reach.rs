@@ -87,6 +87,8 @@ impl Reachability {
         self.timeout - self.probe_every()
     }
 
+    /// Whether the store is taken to be down: a call or probe failed to reach
+    /// it within the bound, and no probe has reached it since.
     pub fn is_down(&self) -> bool {
         *self.down.borrow()
     }

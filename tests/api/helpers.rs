@@ -1,10 +1,10 @@
 //! Test harness: fresh stores per test on each backend, a server on an
 //! ephemeral loopback port, and the CLI binary.
 
-use credit_tender::rules::Rules;
 use credit_tender::proto::v1::assessment_service_client::AssessmentServiceClient;
 use credit_tender::proto::v1::credit_data_service_client::CreditDataServiceClient;
 use credit_tender::proto::v1::tender_service_client::TenderServiceClient;
+use credit_tender::rules::Rules;
 use credit_tender::server::{self, AppState, ServerOptions};
 use credit_tender::service::Cache;
 use credit_tender::service::PolicySet;

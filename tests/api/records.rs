@@ -3,10 +3,10 @@
 //! by `extra`), and becomes a gRPC message ([`to_proto`]) or a domain record
 //! ([`to_record`]) from there, so every way in sees the same record.
 
-use credit_tender::rules::Rules;
 use credit_tender::domain::Record;
 use credit_tender::domain::input::parse_record;
 use credit_tender::proto::v1 as pb;
+use credit_tender::rules::Rules;
 use serde_json::{Value, json};
 
 /// `base` with `extra`'s fields set (a `null` removes the field).
