@@ -177,6 +177,51 @@ async fn every_statement_is_logged_once_and_proven_in_a_signed_checkpoint() {
     assert_eq!(http_get_bytes(f.server.addr, "/log/tile/nonsense").await.0, 404);
 }
 
+/// A deposit check for a bidder never assessed makes two statements, the
+/// assessment and the check, logged together: the assessment's leaf just
+/// before the check's, and the assessment is the one a later Assess answers
+/// with (the cached statement, not a second one), the same the check embeds.
+#[tokio::test]
+async fn a_first_deposit_check_logs_its_assessment_just_before_it_and_assess_answers_that_one() {
+    let db = sqlite_db();
+    let mut f = Fixture::with(spawn_app(open(&db).await, AppOptions { server: fast_log(), ..AppOptions::default() }).await);
+    let codes: Vec<String> = (0..3).map(|n| code(760 + n)).collect();
+    f.put(&codes.iter().enumerate().map(|(i, c)| evaluation_json(&format!("e{i}"), c, json!({}))).collect::<Vec<_>>()).await;
+    f.tender("T1", "national-template", "440300", "2026-12-15").await;
+    let bidder = |c: &str| Some(pb::Bidder { credit_codes: vec![c.into()] });
+    let mut leaves = Vec::new();
+    for c in &codes {
+        let check = f
+            .assess
+            .check_deposit(pb::CheckDepositRequest {
+                tender_id: "T1".into(),
+                bidder: bidder(c),
+                offered_fen: 1,
+                form: "cash".into(),
+                contract_price_fen: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let assessed =
+            f.assess.assess(pb::AssessRequest { tender_id: "T1".into(), bidder: bidder(c), contract_price_fen: None }).await.unwrap();
+        let assessed = assessed.into_inner();
+        let (a, k) = (assessed.log_index.unwrap(), check.log_index.unwrap());
+        assert_eq!(k, a + 1, "the check's leaf follows its assessment's");
+        assert_eq!(check.check.unwrap().assessment, assessed.statement, "the check embeds the statement Assess answers with");
+        leaves.push((a, assessed.envelope.unwrap()));
+        leaves.push((k, check.envelope.unwrap()));
+    }
+    // Every answer came after its leaf was durable: the first checkpoint covering 6 leaves covers them all.
+    let cp = checkpoint_covering(&f.server, 6).await;
+    assert_eq!(cp.tree_size, 6, "two leaves per new bidder, no more");
+    let mut log = LogClient::new(f.server.channel.clone());
+    let entries = log.get_entries(pb::GetEntriesRequest { start: 0, end: 6 }).await.unwrap().into_inner().entries;
+    for (index, env) in &leaves {
+        assert_eq!(entries[*index as usize].to_vec(), tlog::leaf(env), "leaf {index}");
+    }
+}
+
 /// A statement's envelope and log index, for the CLI tests.
 async fn a_logged_statement(channel: tonic::transport::Channel) -> (u64, pb::Envelope) {
     pb::credit_data_service_client::CreditDataServiceClient::new(channel.clone())
