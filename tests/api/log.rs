@@ -792,3 +792,35 @@ async fn the_log_key_rotates_with_sighup_like_the_statement_keys() {
     assert!(tlog::verify_checkpoint(&second.note, &old_key).is_err());
     tlog::verify_checkpoint(&first.note, &old_key).unwrap();
 }
+
+/// Appends of any size, from two handles on one store taking turns, make
+/// the tree an in-memory computation of the same leaves makes: a batch
+/// larger than one statement's share is written in several, and a handle
+/// that did not make the last append reads the tree's edge back rather than
+/// trust what its own last append left.
+#[tokio::test]
+async fn appends_of_any_size_from_two_handles_make_the_tree_computed_in_memory() {
+    let mut dbs = vec![sqlite_db()];
+    dbs.extend(pg_db().await);
+    for db in &dbs {
+        let (one, two) = (open(db).await, open(db).await);
+        let leaves: Vec<Vec<u8>> = (0..2_100u32).map(|i| format!("leaf {i} {}", "x".repeat(i as usize % 97)).into_bytes()).collect();
+        let mut at = 0;
+        for (k, n) in [1_300, 5, 1, 700, 3, 91].into_iter().enumerate() {
+            let store = if k % 2 == 0 { &one } else { &two };
+            assert_eq!(store.log_append(&leaves[at..at + n]).await.unwrap(), at as u64, "{}: batch {k}", db.backend);
+            at += n;
+        }
+        let hashes: Vec<tree::Hash> = leaves[..at].iter().map(|l| tree::leaf_hash(l)).collect();
+        let all = tree::Known(tree::append(0, &hashes, tree::Known::default()).unwrap().into_iter().collect());
+        let size = at as u64;
+        let stored = one.log_hashes(&tree::root_reads(size)).await.unwrap();
+        assert_eq!(tree::root(size, &stored).unwrap(), tree::root(size, &all).unwrap(), "{}", db.backend);
+        assert_eq!(one.log_size().await.unwrap(), size);
+        assert_eq!(two.log_entries(1_295, 1_310).await.unwrap(), leaves[1_295..1_310].to_vec(), "{}", db.backend);
+        // Every stored hash, not only the root's: proofs read them all.
+        let every: Vec<u64> = all.0.keys().copied().collect();
+        let stored = two.log_hashes(&every).await.unwrap();
+        assert!(every.iter().all(|i| stored.0[i] == all.0[i]), "{}", db.backend);
+    }
+}
