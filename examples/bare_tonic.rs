@@ -152,10 +152,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{}", incoming.local_addr()?);
     eprintln!("bare_tonic: answering Assess with {} bytes", answer.len());
     let (_health, health_service) = tonic_health::server::health_reporter();
-    tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(Bare(answer))
-        .serve_with_incoming(incoming)
-        .await?;
+    tonic::transport::Server::builder().add_service(health_service).add_service(Bare(answer)).serve_with_incoming(incoming).await?;
     Ok(())
 }

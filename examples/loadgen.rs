@@ -725,9 +725,23 @@ async fn bare(setup: &Arc<Setup>, args: &Args) -> Result<Report, Box<dyn std::er
     drive(Scenario::AssessHit, &bare, args, Duration::from_secs(args.warmup), None, &counter, 0).await;
     let (mut lat, errors, seconds) = drive(Scenario::AssessHit, &bare, args, Duration::from_secs(args.duration), None, &counter, 0).await;
     lat.sort_unstable();
-    let r =
-        Report { name: BARE_LABEL, requests: lat.len(), errors, seconds, p50: pct(&lat, 0.5), p99: pct(&lat, 0.99), p999: pct(&lat, 0.999) };
-    eprintln!("{:<36} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  ({} errors)", r.name, r.requests as f64 / r.seconds, r.p50, r.p99, r.errors);
+    let r = Report {
+        name: BARE_LABEL,
+        requests: lat.len(),
+        errors,
+        seconds,
+        p50: pct(&lat, 0.5),
+        p99: pct(&lat, 0.99),
+        p999: pct(&lat, 0.999),
+    };
+    eprintln!(
+        "{:<36} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  ({} errors)",
+        r.name,
+        r.requests as f64 / r.seconds,
+        r.p50,
+        r.p99,
+        r.errors
+    );
     Ok(r)
 }
 
