@@ -57,29 +57,6 @@ const CHECKPOINTS: &str = "SELECT size, root, note FROM log_checkpoints ORDER BY
 const LEAVES_PER_STATEMENT: usize = 512;
 const HASHES_PER_STATEMENT: usize = 1_200;
 
-/// The stored hashes the next append of this process reads, kept from its
-/// last one: the frontier of the tree it left `end` leaves long.
-pub struct LogTail {
-    end: u64,
-    known: Known,
-}
-
-impl LogTail {
-    /// The tail after an append that left the tree `end` leaves long, from
-    /// every hash that append read or wrote: only the ones a next append reads.
-    fn after(end: u64, mut all: Known) -> LogTail {
-        let reads = tree::edge(end);
-        all.0.retain(|i, _| reads.contains(i));
-        LogTail { end, known: all }
-    }
-
-    /// The hashes `reads` names, if the tree still ends where this process
-    /// left it (no other replica appended since) and each is kept.
-    fn known_for(self, first: u64, reads: &[u64]) -> Option<Known> {
-        (self.end == first && reads.iter().all(|i| self.known.0.contains_key(i))).then_some(self.known)
-    }
-}
-
 /// One statement writing `leaves` leaves (idx, leaf_hash, leaf) and `hashes`
 /// stored hashes (idx, hash), parameters in that order: for SQLite two
 /// INSERTs in one query (sqlx binds its parameters across them); for
@@ -157,7 +134,7 @@ sql_impl! {
             let end = first + leaves.len() as u64;
             let mut all = known;
             all.0.extend(added);
-            *self.log_tail.lock().expect("log tail") = Some(LogTail::after(end, all));
+            *self.log_tail.lock().expect("log tail") = Some(tree::Edge::after(end, all));
             Ok(first)
         }
 

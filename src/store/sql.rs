@@ -45,7 +45,7 @@ pub struct SqlStore<DB: Database> {
     /// The transparency log's frontier as this process's last append left
     /// it, so that the next append need not read it back while no other
     /// replica appended in between (`log_tables.rs`).
-    pub(super) log_tail: std::sync::Mutex<Option<super::log_tables::LogTail>>,
+    pub(super) log_tail: std::sync::Mutex<Option<crate::tlog::tree::Edge>>,
 }
 
 /// Which lock a write takes.

@@ -81,6 +81,30 @@ pub fn edge(size: u64) -> Vec<u64> {
     (0..64u8).filter(|l| (size >> l) & 1 == 1).map(|l| tlog::stored_hash_index(l, (size >> l) - 1)).collect()
 }
 
+/// The edge of a tree as an append left it: its size and the hashes
+/// [`edge`] names, so that the next append to that tree need not read them
+/// back from the store.
+pub struct Edge {
+    size: u64,
+    known: Known,
+}
+
+impl Edge {
+    /// The edge of the tree an append left `size` leaves long, from every
+    /// hash that append read or wrote: only the ones a next append reads.
+    pub fn after(size: u64, mut all: Known) -> Edge {
+        let edge = edge(size);
+        all.0.retain(|i, _| edge.contains(i));
+        Edge { size, known: all }
+    }
+
+    /// The hashes `reads` names, if the tree is still `size` leaves long
+    /// (nobody appended since) and each is kept.
+    pub fn known_for(self, size: u64, reads: &[u64]) -> Option<Known> {
+        (self.size == size && reads.iter().all(|i| self.known.0.contains_key(i))).then_some(self.known)
+    }
+}
+
 /// The stored hashes (index, hash) that appending the leaves adds, given
 /// the hashes [`append_reads`] named.
 pub fn append(first: u64, leaf_hashes: &[Hash], mut known: Known) -> Result<Vec<(u64, Hash)>, TreeError> {
