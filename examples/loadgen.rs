@@ -107,7 +107,9 @@ struct Args {
     /// write touching 10 of its bidders; needs a server without principals,
     /// or a --token that may also write), overload-hit and overload-sign
     /// (cached Assess and new statements at 1×, 2×, 4×, 8× --sustainable and
-    /// 1× again: admitted p99 against the unloaded one, and the share shed).
+    /// 1× again: admitted p99 against the unloaded one, and the share shed),
+    /// assess-bare (assess-hit against a bare tonic server answering the
+    /// same bytes from memory, `examples/bare_tonic.rs`; see --bare).
     #[arg(long, default_value = "health,assess-hit,assess-sign,assess-cold,assess-tender,deposit-burst")]
     mix: String,
     /// Distinct firms created for the cold scenario.
@@ -131,6 +133,11 @@ struct Args {
     /// hot firm) pair is asked once, so there are 50 fresh pairs per tender.
     #[arg(long, default_value_t = 2_000)]
     sign_tenders: usize,
+    /// For assess-bare: a bare tonic server already running (bare_tonic);
+    /// without it, loadgen starts target/…/examples/bare_tonic itself, next
+    /// to its own executable, with the server's cached answer.
+    #[arg(long)]
+    bare: Option<String>,
     /// A prefix for ids, so repeated runs on one store do not collide.
     #[arg(long, default_value_t = format!("LG{}", std::process::id()))]
     run: String,
@@ -571,6 +578,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             overload(Scenario::AssessSign, "Assess, new statement to sign", &setup, &args).await;
             continue;
         }
+        if name == "assess-bare" {
+            reports.push(bare(&setup, &args).await?);
+            continue;
+        }
         let (s, label) = match name {
             "health" => (Scenario::Health, "health Check (ceiling)"),
             "assess-hit" => (Scenario::AssessHit, "Assess, statement cached"),
@@ -641,7 +652,97 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         println!("| {} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {} | {} |", r.name, rate, r.p50, r.p99, r.p999, vs_rate, vs_p99, r.errors);
     }
+    let rate = |prefix: &str| reports.iter().find(|r| r.name.starts_with(prefix)).map(|r| r.requests as f64 / r.seconds);
+    if let (Some(cached), Some(bare)) = (rate("Assess, statement cached"), rate(BARE_LABEL)) {
+        println!("\ncached Assess vs bare tonic (same bytes from memory): {:.0}%", 100.0 * cached / bare);
+    }
     Ok(())
+}
+
+const BARE_LABEL: &str = "bare tonic, Assess's cached bytes from memory";
+
+/// A bare tonic server answering Assess with the bytes of the measured
+/// server's cached answer, started here unless --bare names one; kills it
+/// when dropped.
+struct BareServer(Option<std::process::Child>);
+
+impl Drop for BareServer {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The assess-hit scenario against a bare tonic server that answers the
+/// same bytes the measured server answers for a cached Assess.
+async fn bare(setup: &Arc<Setup>, args: &Args) -> Result<Report, Box<dyn std::error::Error>> {
+    use prost::Message;
+    // The measured server's cached answer, as bytes (asked twice: the second is a hit).
+    let request = pb::AssessRequest { tender_id: setup.hot_tender.clone(), bidder: bidder(0), contract_price_fen: None };
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/credit_tender.v1.AssessmentService/Assess");
+    let mut answer = prost::bytes::Bytes::new();
+    for _ in 0..2 {
+        let mut grpc = tonic::client::Grpc::new(setup.channels[0].clone());
+        grpc.ready().await?;
+        answer = grpc.unary(tonic::Request::new(request.encode_to_vec()), path.clone(), raw::Raw).await?.into_inner();
+    }
+    let (_server, url) = match &args.bare {
+        Some(url) => (BareServer(None), url.clone()),
+        None => {
+            let file = std::env::temp_dir().join(format!("loadgen-answer-{}.bin", std::process::id()));
+            std::fs::write(&file, &answer)?;
+            let exe = std::env::current_exe()?.with_file_name("bare_tonic");
+            let mut child = std::process::Command::new(&exe)
+                .args(["--listen", "127.0.0.1:0", "--answer"])
+                .arg(&file)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("{}: {e} (cargo build --release --example bare_tonic)", exe.display()))?;
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("piped")), &mut line)?;
+            let _ = std::fs::remove_file(&file);
+            (BareServer(Some(child)), format!("http://{}", line.trim()))
+        }
+    };
+    let mut channels = Vec::new();
+    for _ in 0..args.connections {
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())?.connect().await?;
+        channels.push(InterceptedService::new(channel, token(None)));
+    }
+    let mut grpc = tonic::client::Grpc::new(channels[0].clone());
+    grpc.ready().await?;
+    let theirs = grpc.unary(tonic::Request::new(request.encode_to_vec()), path, raw::Raw).await?.into_inner();
+    eprintln!("assess-bare: the server's cached answer is {} bytes, the bare server's {}", answer.len(), theirs.len());
+    let bare = Arc::new(Setup {
+        channels,
+        hot_tender: setup.hot_tender.clone(),
+        sign_tenders: setup.sign_tenders.clone(),
+        table_tender: setup.table_tender.clone(),
+    });
+    let counter = Arc::new(AtomicU64::new(0));
+    drive(Scenario::AssessHit, &bare, args, Duration::from_secs(args.warmup), None, &counter, 0).await;
+    let (mut lat, errors, seconds) = drive(Scenario::AssessHit, &bare, args, Duration::from_secs(args.duration), None, &counter, 0).await;
+    lat.sort_unstable();
+    let r = Report {
+        name: BARE_LABEL,
+        requests: lat.len(),
+        errors,
+        seconds,
+        p50: pct(&lat, 0.5),
+        p99: pct(&lat, 0.99),
+        p999: pct(&lat, 0.999),
+    };
+    eprintln!(
+        "{:<36} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  ({} errors)",
+        r.name,
+        r.requests as f64 / r.seconds,
+        r.p50,
+        r.p99,
+        r.errors
+    );
+    Ok(r)
 }
 
 /// Fresh statements at the tender concurrency for `--duration` seconds, and

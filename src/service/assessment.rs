@@ -34,6 +34,27 @@ struct TableCheck<'a> {
     uncovered: std::sync::atomic::AtomicBool,
 }
 
+/// What a call adds to the making of one assessment, besides the statement.
+#[derive(Clone, Copy)]
+enum With<'a> {
+    Nothing,
+    /// A committee table's row: checked against the table's stamp.
+    Table(&'a TableCheck<'a>),
+    /// A deposit check of a new statement: made and signed with it, and both
+    /// leaves handed to the log together, so that the two statements wait
+    /// for one group commit (one fsync), not two in turn.
+    Deposit(&'a DepositOffer<'a>),
+}
+
+/// An offer to check against the assessment being made, and the signed
+/// check once made with it ([`With::Deposit`]).
+struct DepositOffer<'a> {
+    offered: Fen,
+    form: DepositForm,
+    policy_id: &'a str,
+    made: std::sync::Mutex<Option<pb::CheckDepositResponse>>,
+}
+
 /// Rows of one AssessTender page computed at once at most.
 const TABLE_CONCURRENCY: usize = 8;
 
@@ -143,7 +164,7 @@ impl AssessmentApi {
         bidder: &Bidder,
         contract_price: Option<Fen>,
         turn: Turn,
-        table: Option<&TableCheck<'_>>,
+        with: With<'_>,
     ) -> Result<Arc<CachedAnswer>, ApiError> {
         let version = self.cache.data_version().await?;
         if bidder.codes().len() > 1 {
@@ -161,7 +182,7 @@ impl AssessmentApi {
         // The statement is made from these inputs alone, and cached by their identity.
         let inputs = StatementInputs { tender, policy, bidder, profiles: &read, key_id: keys.active_key_id(), contract_price };
         let key = inputs.identity();
-        if let Some(check) = table
+        if let With::Table(check) = with
             && !check.stamp.covers(&inputs)
         {
             check.uncovered.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -191,7 +212,19 @@ impl AssessmentApi {
                 });
             }
             let envelope = self.sign_with(&keys, ASSESSMENT_PAYLOAD_TYPE, &statement);
-            let log_index = self.record(&envelope).await?;
+            let log_index = match with {
+                With::Deposit(offer) => {
+                    let check = deposit_check(statement.clone(), offer.offered, offer.form, offer.policy_id);
+                    let checked = self.sign_with(&keys, DEPOSIT_CHECK_PAYLOAD_TYPE, &check);
+                    // Both handed in before either is awaited: one batch, the assessment's leaf first.
+                    let (log_index, check_index) = tokio::join!(self.record(&envelope), self.record(&checked));
+                    let (log_index, check_index) = (log_index?, check_index?);
+                    *offer.made.lock().expect("not poisoned") =
+                        Some(pb::CheckDepositResponse { envelope: Some(checked), check: Some(check), log_index: check_index });
+                    log_index
+                }
+                _ => self.record(&envelope).await?,
+            };
             Ok::<_, ApiError>(CachedAnswer::new(pb::AssessResponse { envelope: Some(envelope), statement: Some(statement), log_index }))
         };
         if unconfirmed.is_some() && self.log.is_none() {
@@ -246,7 +279,7 @@ impl AssessmentApi {
     /// One bidder's answer, as the cache holds it.
     async fn assess_one(&self, caller: &Caller, cmd: Assess) -> Result<Arc<CachedAnswer>, ApiError> {
         let (cached, policy) = self.tender(caller, Action::Assess, &cmd.bid.tender_id).await?;
-        self.assess(&cached.tender, &policy, &cmd.bid.bidder, cmd.contract_price, Turn::Refuse, None).await
+        self.assess(&cached.tender, &policy, &cmd.bid.bidder, cmd.contract_price, Turn::Refuse, With::Nothing).await
     }
 
     /// The registered bids' signed statements, in bid order, a page at a time.
@@ -302,12 +335,13 @@ impl AssessmentApi {
         rows: &[crate::store::BidRow],
         table: Option<&TableCheck<'_>>,
     ) -> Result<Vec<Arc<CachedAnswer>>, ApiError> {
+        let with = table.map_or(With::Nothing, With::Table);
         use futures_util::{StreamExt, TryStreamExt};
         // Every bidder's profile not cached, in one store round trip.
         let version = self.cache.data_version().await?;
         let codes: Vec<&CreditCode> = rows.iter().flat_map(|row| row.bidder.codes()).collect();
         self.cache.prefetch(&codes, version).await?;
-        let rows: Vec<_> = rows.iter().map(|row| self.assess(tender, policy, &row.bidder, None, Turn::Wait, table)).collect();
+        let rows: Vec<_> = rows.iter().map(|row| self.assess(tender, policy, &row.bidder, None, Turn::Wait, with)).collect();
         futures_util::stream::iter(rows).buffered(TABLE_CONCURRENCY).try_collect().await
     }
 
@@ -318,7 +352,12 @@ impl AssessmentApi {
         // assessment may be: both places are taken first, so that a refusal
         // leaves nothing signed.
         let _places = self.signing_places(Turn::Refuse, 2).await?;
-        let assessed = self.assess(&cached.tender, &policy, &bid.bidder, contract_price, Turn::Held, None).await?;
+        let offer = DepositOffer { offered, form, policy_id: &policy.id, made: Default::default() };
+        let assessed = self.assess(&cached.tender, &policy, &bid.bidder, contract_price, Turn::Held, With::Deposit(&offer)).await?;
+        // A new assessment brought its deposit check along, logged with it.
+        if let Some(made) = offer.made.into_inner().expect("not poisoned") {
+            return Ok(made);
+        }
         let statement = assessed.response.statement.clone().expect("assess always returns a statement");
         let check = deposit_check(statement, offered, form, &policy.id);
         let envelope = self.sign(DEPOSIT_CHECK_PAYLOAD_TYPE, &check);

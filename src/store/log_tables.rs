@@ -3,7 +3,7 @@
 //! The tree's mathematics is [`crate::tlog::tree`]'s; the sequencer that
 //! appends is `crate::log`'s.
 
-use super::dialect::{Newest, in_list, placeholders, sql_impl};
+use super::dialect::{Newest, in_list, sql_impl};
 use super::error::StoreError;
 use super::sql::{SqlStore, WriteKind};
 use super::traits::LogStore;
@@ -50,8 +50,35 @@ const LATEST_CHECKPOINT: &str = "SELECT size, root, note FROM log_checkpoints OR
 const CHECKPOINT_AT: &str = "SELECT size, root, note FROM log_checkpoints WHERE size = $1";
 const CHECKPOINTS: &str = "SELECT size, root, note FROM log_checkpoints ORDER BY size";
 
-/// Rows per multi-row INSERT: well under SQLite's 32,766 parameters.
-const ROWS_PER_INSERT: usize = 300;
+/// Leaves and stored hashes written by one statement at most: 3 parameters
+/// a leaf, 2 a hash, 3 × 512 + 2 × 1,200 in all, well under SQLite's 32,766
+/// parameters. Appending n leaves stores fewer than 2n + 64 hashes, so a
+/// batch of the sequencer's (at most 512 leaves) is one statement.
+const LEAVES_PER_STATEMENT: usize = 512;
+const HASHES_PER_STATEMENT: usize = 1_200;
+
+/// One statement writing `leaves` leaves (idx, leaf_hash, leaf) and `hashes`
+/// stored hashes (idx, hash), parameters in that order: for SQLite two
+/// INSERTs in one query (sqlx binds its parameters across them); for
+/// PostgreSQL, whose extended protocol takes one statement, the leaves'
+/// INSERT as a data-modifying WITH.
+fn append_sql<DB: super::dialect::Backend>(leaves: usize, hashes: usize) -> String {
+    let param = |i: usize| if DB::NUMBERED_PARAMS { format!("${i}") } else { "?".to_owned() };
+    let rows = |from: usize, rows: usize, cols: usize| {
+        (0..rows)
+            .map(|r| format!("({})", (1..=cols).map(|c| param(from + r * cols + c)).collect::<Vec<_>>().join(", ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let leaf_rows = format!("INSERT INTO log_leaves (idx, leaf_hash, leaf) VALUES {}", rows(0, leaves, 3));
+    let hash_rows = format!("INSERT INTO log_hashes (idx, hash) VALUES {}", rows(3 * leaves, hashes, 2));
+    match (leaves, hashes) {
+        (_, 0) => leaf_rows,
+        (0, _) => hash_rows,
+        _ if DB::NUMBERED_PARAMS => format!("WITH appended AS ({leaf_rows}) {hash_rows}"),
+        _ => format!("{leaf_rows}; {hash_rows}"),
+    }
+}
 
 sql_impl! {
     #[async_trait::async_trait]
@@ -66,25 +93,37 @@ sql_impl! {
 
         /// Appends `leaves` after the current end under the append lock, with
         /// the stored hashes they complete; returns the first leaf's index.
+        /// Four round trips for a batch of the sequencer's:
+        /// begin, the tree's end, one statement writing leaves and hashes, and
+        /// the commit; the hashes the append reads come from the previous
+        /// append of this process while the tree's end is where it left it.
         async fn log_append(&self, leaves: &[Vec<u8>]) -> Result<u64, StoreError> {
             let (_turn, mut tx) = self.turn(WriteKind::Log).await?;
             let first = sqlx::query_as::<_, Newest>(LOG_SIZE).fetch_one(&mut *tx).await?.newest.map_or(0, |n| n as u64 + 1);
             let leaf_hashes: Vec<Hash> = leaves.iter().map(|l| tree::leaf_hash(l)).collect();
-            let known = Self::read_hashes(&mut *tx, &tree::append_reads(first, &leaf_hashes)).await?;
-            let added = tree::append(first, &leaf_hashes, known).map_err(|e| StoreError::Corrupt(format!("the log's tree: {e}")))?;
-            for (chunk_no, chunk) in leaves.chunks(ROWS_PER_INSERT).enumerate() {
-                let sql = format!("INSERT INTO log_leaves (idx, leaf_hash, leaf) VALUES {}", placeholders::<DB>(chunk.len(), 3));
-                let mut q = sqlx::query(&sql);
-                for (i, leaf) in chunk.iter().enumerate() {
-                    let n = chunk_no * ROWS_PER_INSERT + i;
-                    q = q.bind((first + n as u64) as i64).bind(leaf_hashes[n].0.to_vec()).bind(leaf.clone());
+            let reads = tree::append_reads(first, &leaf_hashes);
+            // Taken, not copied: an append that fails leaves no tail behind.
+            let tail = self.log_tail.lock().expect("log tail").take().and_then(|t| t.known_for(first, &reads));
+            let known = match tail {
+                Some(known) => known,
+                None => Self::read_hashes(&mut *tx, &reads).await?,
+            };
+            let added = tree::append(first, &leaf_hashes, known.clone()).map_err(|e| StoreError::Corrupt(format!("the log's tree: {e}")))?;
+            // A batch of the sequencer's (at most 512 leaves) is one statement.
+            let (mut leaf_parts, mut hash_parts) = (leaves.chunks(LEAVES_PER_STATEMENT), added.chunks(HASHES_PER_STATEMENT));
+            let mut next = first;
+            loop {
+                let (part, hashes) = (leaf_parts.next().unwrap_or_default(), hash_parts.next().unwrap_or_default());
+                if part.is_empty() && hashes.is_empty() {
+                    break;
                 }
-                q.execute(&mut *tx).await?;
-            }
-            for chunk in added.chunks(ROWS_PER_INSERT) {
-                let sql = format!("INSERT INTO log_hashes (idx, hash) VALUES {}", placeholders::<DB>(chunk.len(), 2));
+                let sql = append_sql::<DB>(part.len(), hashes.len());
                 let mut q = sqlx::query(&sql);
-                for (i, h) in chunk {
+                for leaf in part {
+                    q = q.bind(next as i64).bind(leaf_hashes[(next - first) as usize].0.to_vec()).bind(leaf.clone());
+                    next += 1;
+                }
+                for (i, h) in hashes {
                     q = q.bind(*i as i64).bind(h.0.to_vec());
                 }
                 q.execute(&mut *tx).await?;
@@ -92,6 +131,10 @@ sql_impl! {
             // The file may have gone while the leaves were written: then nothing is acknowledged.
             self.check_file()?;
             tx.commit().await?;
+            let end = first + leaves.len() as u64;
+            let mut all = known;
+            all.0.extend(added);
+            *self.log_tail.lock().expect("log tail") = Some(tree::Edge::after(end, all));
             Ok(first)
         }
 

@@ -42,6 +42,10 @@ pub struct SqlStore<DB: Database> {
     pub(super) lost: std::sync::Mutex<Option<String>>,
     /// Records stored since the planner's statistics were last refreshed.
     pub(super) since_analyze: std::sync::atomic::AtomicU64,
+    /// The transparency log's frontier as this process's last append left
+    /// it, so that the next append need not read it back while no other
+    /// replica appended in between (`log_tables.rs`).
+    pub(super) log_tail: std::sync::Mutex<Option<crate::tlog::tree::Edge>>,
 }
 
 /// Which lock a write takes.
@@ -70,6 +74,7 @@ impl<DB: Database> SqlStore<DB> {
             file,
             lost: std::sync::Mutex::new(None),
             since_analyze: std::sync::atomic::AtomicU64::new(0),
+            log_tail: std::sync::Mutex::new(None),
         }
     }
 

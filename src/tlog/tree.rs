@@ -83,6 +83,37 @@ pub fn append_reads(first: u64, leaf_hashes: &[Hash]) -> Vec<u64> {
     recorder.indexes().into_iter().filter(|i| *i < existing).collect()
 }
 
+/// The stored hashes at the edge of a tree of `size` leaves: the root of
+/// each complete subtree on its right side (one per bit set in `size`).
+/// Any append to that tree reads only these ([`append_reads`]).
+pub fn edge(size: u64) -> Vec<u64> {
+    (0..64u8).filter(|l| (size >> l) & 1 == 1).map(|l| tlog::stored_hash_index(l, (size >> l) - 1)).collect()
+}
+
+/// The edge of a tree as an append left it: its size and the hashes
+/// [`edge`] names, so that the next append to that tree need not read them
+/// back from the store.
+pub struct Edge {
+    size: u64,
+    known: Known,
+}
+
+impl Edge {
+    /// The edge of the tree an append left `size` leaves long, from every
+    /// hash that append read or wrote: only the ones a next append reads.
+    pub fn after(size: u64, mut all: Known) -> Edge {
+        let edge = edge(size);
+        all.0.retain(|i, _| edge.contains(i));
+        Edge { size, known: all }
+    }
+
+    /// The hashes `reads` names, if the tree is still `size` leaves long
+    /// (nobody appended since) and each is kept.
+    pub fn known_for(self, size: u64, reads: &[u64]) -> Option<Known> {
+        (self.size == size && reads.iter().all(|i| self.known.0.contains_key(i))).then_some(self.known)
+    }
+}
+
 /// The stored hashes (index, hash) that appending the leaves adds, given
 /// the hashes [`append_reads`] named.
 pub fn append(first: u64, leaf_hashes: &[Hash], mut known: Known) -> Result<Vec<(u64, Hash)>, TreeError> {
@@ -352,5 +383,19 @@ mod tests {
         assert!(matches!(consistency(0, 3, &known), Err(TreeError::OutOfRange(_))));
         assert!(matches!(inclusion_reads(u64::MAX, 3), Err(TreeError::OutOfRange(_))));
         assert!(matches!(inclusion(2, 9, &known), Err(TreeError::Invalid(_))), "a tree larger than stored is missing hashes");
+    }
+
+    /// Whatever its length, an append reads only the edge of the tree it
+    /// starts from: the store keeps one append's edge for the next.
+    #[test]
+    fn an_append_reads_only_the_edge_of_the_tree_it_starts_from() {
+        for first in 0..600u64 {
+            let edge = edge(first);
+            assert!(edge.len() <= 10, "{first}");
+            for n in [1, 2, 3, 17, 300] {
+                let reads = append_reads(first, &vec![leaf_hash(b"a"); n]);
+                assert!(reads.iter().all(|i| edge.contains(i)), "first {first}, {n} leaves: {reads:?} beyond {edge:?}");
+            }
+        }
     }
 }

@@ -177,6 +177,51 @@ async fn every_statement_is_logged_once_and_proven_in_a_signed_checkpoint() {
     assert_eq!(http_get_bytes(f.server.addr, "/log/tile/nonsense").await.0, 404);
 }
 
+/// A deposit check for a bidder never assessed makes two statements, the
+/// assessment and the check, logged together: the assessment's leaf just
+/// before the check's, and the assessment is the one a later Assess answers
+/// with (the cached statement, not a second one), the same the check embeds.
+#[tokio::test]
+async fn a_first_deposit_check_logs_its_assessment_just_before_it_and_assess_answers_that_one() {
+    let db = sqlite_db();
+    let mut f = Fixture::with(spawn_app(open(&db).await, AppOptions { server: fast_log(), ..AppOptions::default() }).await);
+    let codes: Vec<String> = (0..3).map(|n| code(760 + n)).collect();
+    f.put(&codes.iter().enumerate().map(|(i, c)| evaluation_json(&format!("e{i}"), c, json!({}))).collect::<Vec<_>>()).await;
+    f.tender("T1", "national-template", "440300", "2026-12-15").await;
+    let bidder = |c: &str| Some(pb::Bidder { credit_codes: vec![c.into()] });
+    let mut leaves = Vec::new();
+    for c in &codes {
+        let check = f
+            .assess
+            .check_deposit(pb::CheckDepositRequest {
+                tender_id: "T1".into(),
+                bidder: bidder(c),
+                offered_fen: 1,
+                form: "cash".into(),
+                contract_price_fen: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let assessed =
+            f.assess.assess(pb::AssessRequest { tender_id: "T1".into(), bidder: bidder(c), contract_price_fen: None }).await.unwrap();
+        let assessed = assessed.into_inner();
+        let (a, k) = (assessed.log_index.unwrap(), check.log_index.unwrap());
+        assert_eq!(k, a + 1, "the check's leaf follows its assessment's");
+        assert_eq!(check.check.unwrap().assessment, assessed.statement, "the check embeds the statement Assess answers with");
+        leaves.push((a, assessed.envelope.unwrap()));
+        leaves.push((k, check.envelope.unwrap()));
+    }
+    // Every answer came after its leaf was durable: the first checkpoint covering 6 leaves covers them all.
+    let cp = checkpoint_covering(&f.server, 6).await;
+    assert_eq!(cp.tree_size, 6, "two leaves per new bidder, no more");
+    let mut log = LogClient::new(f.server.channel.clone());
+    let entries = log.get_entries(pb::GetEntriesRequest { start: 0, end: 6 }).await.unwrap().into_inner().entries;
+    for (index, env) in &leaves {
+        assert_eq!(entries[*index as usize].to_vec(), tlog::leaf(env), "leaf {index}");
+    }
+}
+
 /// A statement's envelope and log index, for the CLI tests.
 async fn a_logged_statement(channel: tonic::transport::Channel) -> (u64, pb::Envelope) {
     pb::credit_data_service_client::CreditDataServiceClient::new(channel.clone())
@@ -746,4 +791,36 @@ async fn the_log_key_rotates_with_sighup_like_the_statement_keys() {
     tlog::verify_checkpoint(&second.note, &new_key).unwrap();
     assert!(tlog::verify_checkpoint(&second.note, &old_key).is_err());
     tlog::verify_checkpoint(&first.note, &old_key).unwrap();
+}
+
+/// Appends of any size, from two handles on one store taking turns, make
+/// the tree an in-memory computation of the same leaves makes: a batch
+/// larger than one statement's share is written in several, and a handle
+/// that did not make the last append reads the tree's edge back rather than
+/// trust what its own last append left.
+#[tokio::test]
+async fn appends_of_any_size_from_two_handles_make_the_tree_computed_in_memory() {
+    let mut dbs = vec![sqlite_db()];
+    dbs.extend(pg_db().await);
+    for db in &dbs {
+        let (one, two) = (open(db).await, open(db).await);
+        let leaves: Vec<Vec<u8>> = (0..2_100u32).map(|i| format!("leaf {i} {}", "x".repeat(i as usize % 97)).into_bytes()).collect();
+        let mut at = 0;
+        for (k, n) in [1_300, 5, 1, 700, 3, 91].into_iter().enumerate() {
+            let store = if k % 2 == 0 { &one } else { &two };
+            assert_eq!(store.log_append(&leaves[at..at + n]).await.unwrap(), at as u64, "{}: batch {k}", db.backend);
+            at += n;
+        }
+        let hashes: Vec<tree::Hash> = leaves[..at].iter().map(|l| tree::leaf_hash(l)).collect();
+        let all = tree::Known(tree::append(0, &hashes, tree::Known::default()).unwrap().into_iter().collect());
+        let size = at as u64;
+        let stored = one.log_hashes(&tree::root_reads(size)).await.unwrap();
+        assert_eq!(tree::root(size, &stored).unwrap(), tree::root(size, &all).unwrap(), "{}", db.backend);
+        assert_eq!(one.log_size().await.unwrap(), size);
+        assert_eq!(two.log_entries(1_295, 1_310).await.unwrap(), leaves[1_295..1_310].to_vec(), "{}", db.backend);
+        // Every stored hash, not only the root's: proofs read them all.
+        let every: Vec<u64> = all.0.keys().copied().collect();
+        let stored = two.log_hashes(&every).await.unwrap();
+        assert!(every.iter().all(|i| stored.0[i] == all.0[i]), "{}", db.backend);
+    }
 }
