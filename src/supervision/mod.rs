@@ -259,7 +259,7 @@ impl SupervisionApi {
         // A commit with these parameters left without its draw (a crash, a
         // seed that came too late) is drawn first, and is the answer: a
         // fresh commit would hide it.
-        if let Some(done) = self.complete_orphans(Some((&p, list.as_ref()))).await? {
+        if let Some(done) = self.complete_orphans(Some((&p, list.as_ref())), u64::MAX).await? {
             return Ok(done);
         }
         let version = self.cache.data_version().await?;

@@ -61,18 +61,22 @@ impl SupervisionApi {
         Ok(commits)
     }
 
-    /// Completes orphaned commits: those with `only`'s parameters (the
-    /// first one's draw is the answer), or every one (`None`, at start).
+    /// Completes orphaned commits logged at indexes below `below`: those
+    /// with `only`'s parameters (the first one's draw is the answer), or
+    /// every one (`None`, at start, bounded by the log's size at start so
+    /// that a commit this run makes is never taken for an earlier run's).
     /// A commit that bound an inspector list (only its digest is logged)
     /// is completed only with that list: by the next DrawInspection that
     /// brings a list of the same digest, never at start.
     pub(super) async fn complete_orphans(
         &self,
         only: Option<(&Params, Option<&InspectorDraw>)>,
+        below: u64,
     ) -> Result<Option<pb::DrawInspectionResponse>, ApiError> {
         let _one_at_a_time = self.orphan_lock.lock().await;
         loop {
             let mut orphans = self.orphans().await?;
+            orphans.retain(|o| o.index < below);
             let list = only.and_then(|(_, list)| list);
             if let Some((p, _)) = only {
                 orphans.retain(|o| {
@@ -154,8 +158,15 @@ impl SupervisionApi {
         }
         let api = self.clone();
         tokio::spawn(async move {
+            let left = match api.cache.store().log_size().await {
+                Ok(size) => size,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look for orphaned inspection commits");
+                    return;
+                }
+            };
             tokio::time::sleep(api.seed_wait).await;
-            if let Err(e) = api.complete_orphans(None).await {
+            if let Err(e) = api.complete_orphans(None, left).await {
                 tracing::warn!(error = %e, "could not look for orphaned inspection commits");
             }
         });
