@@ -82,6 +82,7 @@ mod fuzz_tests;
 pub mod gate;
 mod grpc_web;
 pub mod import;
+pub mod lag;
 mod listen;
 pub mod log;
 pub mod metrics;
