@@ -23,6 +23,14 @@
 //! has that tail refused; the operator sets the target above the bursts
 //! the service should absorb.
 //!
+//! **When the runtime lags.** A quick call (a cached Assess) queues mostly
+//! before the stamp: in the socket and in its connection's task, waiting to
+//! be polled. So the runtime's own lag (`crate::lag`, measured by a probe
+//! task) is held to the same target: while it is above `queue_target`, a
+//! request that may be shed is refused as hyper hands it over, on the
+//! connection's task, before its body is read or its own task spawned.
+//! Either signal refuses.
+//!
 //! **Hard ceiling.** Beside the wait, at most `max_in_flight` requests are
 //! served at once, process-wide; one more is refused at once. This bounds
 //! the memory and store connections that slow calls (store reads, large
