@@ -179,13 +179,13 @@ impl Backend for Sqlite {
     /// record indexes and the change feed's, and in SQLite's default 2 MiB
     /// those pages are read back and spilled to the WAL again and again
     /// (BENCHMARKS.md, Import).
-    async fn enter_bulk<'c>(conn: &'c mut SqliteConnection) -> Result<Option<i64>, sqlx::Error> {
+    async fn enter_bulk(conn: &mut SqliteConnection) -> Result<Option<i64>, sqlx::Error> {
         let (before,): (i64,) = sqlx::query_as("PRAGMA cache_size").fetch_one(&mut *conn).await?;
         sqlx::query("PRAGMA cache_size = -262144").execute(&mut *conn).await?;
         Ok(Some(before))
     }
 
-    async fn leave_bulk<'c>(conn: &'c mut SqliteConnection, before: i64) -> Result<(), sqlx::Error> {
+    async fn leave_bulk(conn: &mut SqliteConnection, before: i64) -> Result<(), sqlx::Error> {
         let sql = format!("PRAGMA cache_size = {before}");
         sqlx::query(&sql).execute(&mut *conn).await?;
         Ok(())
