@@ -58,6 +58,19 @@ pub trait Backend: Database {
     /// planner needs them: `None` when it does not.
     const ANALYZE: Option<&'static str>;
 
+    /// Gives a connection about to write many records the page cache of a
+    /// bulk write, where the backend's cache is the connection's own, and
+    /// returns what to give back to [`Backend::leave_bulk`]: `None` where it
+    /// is not (PostgreSQL's shared buffers are the server's).
+    fn enter_bulk<'c>(_conn: &'c mut Self::Connection) -> impl Future<Output = Result<Option<i64>, sqlx::Error>> + Send + 'c {
+        async { Ok(None) }
+    }
+
+    /// Gives the connection back the cache it had before [`Backend::enter_bulk`].
+    fn leave_bulk<'c>(_conn: &'c mut Self::Connection, _before: i64) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c {
+        async { Ok(()) }
+    }
+
     /// Rows a statement changed (sqlx's result types share no trait for it).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 

@@ -380,6 +380,9 @@ sql_impl! {
                 batch.changed.insert(code);
                 batch.stored += 1;
             }
+            // In key order: with codes in random order, each insert then lands
+            // after the last one in the chunk's pages of the indexes.
+            rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
             DB::insert_records(conn, version, &rows).await?;
             if !versioned.is_empty() {
                 let ids: Vec<&str> = versioned.iter().map(|v| v.id.as_str()).collect();
@@ -458,13 +461,18 @@ sql_impl! {
             Ok(())
         }
 
-        pub(super) async fn write_records(&self, writer: &Writer, records: &mut RecordSource<'_>, mode: WriteMode) -> Result<WriteOutcome, StoreError> {
-            let source = writer.source();
-            let (_turn, mut tx) = self.turn(WriteKind::Data).await?;
-            let current = sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&mut *tx).await?.newest.unwrap_or(0);
-            let version = current + 1;
-            sqlx::query(INSERT_VERSION).bind(version).bind(Utc::now()).bind(source).execute(&mut *tx).await?;
-
+        /// Stages every record of `records` into data version `version` and
+        /// checks the batch. After the first full chunk (a small write keeps
+        /// the connection as it is) the connection enters the backend's bulk
+        /// mode, and `bulk` keeps what its leaving needs.
+        async fn stage_all(
+            &self,
+            conn: &mut DB::Connection,
+            writer: &Writer,
+            version: i64,
+            records: &mut RecordSource<'_>,
+            (entered, bulk): (&mut bool, &mut Option<i64>),
+        ) -> Result<Batch, StoreError> {
             // Records keep being inserted after a problem is found so that later
             // checks (duplicate ids, event targets) see the whole batch; the
             // transaction is rolled back at the end.
@@ -476,13 +484,34 @@ sql_impl! {
                     Err(violations) => batch.problems.extend(violations.into_iter().map(|v| (pos, v))),
                 }
                 if chunk.len() == STAGE_CHUNK {
-                    self.stage_chunk(&mut tx, writer, version, std::mem::take(&mut chunk), &mut batch).await?;
-                    self.flush_changed(&mut tx, version, &mut batch).await?;
+                    if !*entered {
+                        *entered = true;
+                        *bulk = DB::enter_bulk(conn).await?;
+                    }
+                    self.stage_chunk(conn, writer, version, std::mem::take(&mut chunk), &mut batch).await?;
+                    self.flush_changed(conn, version, &mut batch).await?;
                 }
             }
-            self.stage_chunk(&mut tx, writer, version, chunk, &mut batch).await?;
-            self.flush_changed(&mut tx, version, &mut batch).await?;
-            self.check_event_targets(&mut tx, writer, &mut batch).await?;
+            self.stage_chunk(conn, writer, version, chunk, &mut batch).await?;
+            self.flush_changed(conn, version, &mut batch).await?;
+            self.check_event_targets(conn, writer, &mut batch).await?;
+            Ok(batch)
+        }
+
+        pub(super) async fn write_records(&self, writer: &Writer, records: &mut RecordSource<'_>, mode: WriteMode) -> Result<WriteOutcome, StoreError> {
+            let source = writer.source();
+            let (_turn, mut tx) = self.turn(WriteKind::Data).await?;
+            let current = sqlx::query_as::<_, Newest>(NEWEST_VERSION).fetch_one(&mut *tx).await?.newest.unwrap_or(0);
+            let version = current + 1;
+            sqlx::query(INSERT_VERSION).bind(version).bind(Utc::now()).bind(source).execute(&mut *tx).await?;
+            let (mut entered, mut bulk) = (false, None);
+            let staged = self.stage_all(&mut tx, writer, version, records, (&mut entered, &mut bulk)).await;
+            if let Some(before) = bulk {
+                // The connection serves later small writes: its cache goes back
+                // (the dirty pages stay until the commit writes them).
+                DB::leave_bulk(&mut tx, before).await?;
+            }
+            let mut batch = staged?;
             if !batch.denied.is_empty() {
                 // Not the writer's to write: every problem of the batch, refused as such.
                 tx.rollback().await?;

@@ -174,6 +174,23 @@ impl Backend for Sqlite {
     /// SQLite plans on its indexes without statistics.
     const ANALYZE: Option<&'static str> = None;
 
+    /// 256 MiB at most, taken only as the write touches pages: with credit
+    /// codes in random order every record lands on a random page of both
+    /// record indexes and the change feed's, and in SQLite's default 2 MiB
+    /// those pages are read back and spilled to the WAL again and again
+    /// (BENCHMARKS.md, Import).
+    async fn enter_bulk(conn: &mut SqliteConnection) -> Result<Option<i64>, sqlx::Error> {
+        let (before,): (i64,) = sqlx::query_as("PRAGMA cache_size").fetch_one(&mut *conn).await?;
+        sqlx::query("PRAGMA cache_size = -262144").execute(&mut *conn).await?;
+        Ok(Some(before))
+    }
+
+    async fn leave_bulk(conn: &mut SqliteConnection, before: i64) -> Result<(), sqlx::Error> {
+        let sql = format!("PRAGMA cache_size = {before}");
+        sqlx::query(&sql).execute(&mut *conn).await?;
+        Ok(())
+    }
+
     fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         result.rows_affected()
     }
