@@ -32,8 +32,8 @@ mod raw {
     use tonic::Status;
     use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-    pub struct Raw;
-    pub struct Bytes;
+    pub(crate) struct Raw;
+    pub(crate) struct Bytes;
 
     impl Encoder for Bytes {
         type Item = Vec<u8>;

@@ -41,7 +41,7 @@ use tonic::codegen::http;
 use tower::Layer;
 
 #[derive(Clone, Copy, Default)]
-pub struct GrpcWebLayer;
+pub(crate) struct GrpcWebLayer;
 
 impl<S> tower::Layer<S> for GrpcWebLayer {
     type Service = GrpcWeb<S>;
@@ -51,7 +51,7 @@ impl<S> tower::Layer<S> for GrpcWebLayer {
 }
 
 #[derive(Clone)]
-pub struct GrpcWeb<S> {
+pub(crate) struct GrpcWeb<S> {
     inner: S,
 }
 

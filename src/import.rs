@@ -27,8 +27,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// (`FILE: field: reason` for the file as a whole, line 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError {
+    /// The file, as named on the command line.
     pub file: PathBuf,
+    /// 1-based line (for CSV, the line the row starts on); 0 for the whole file.
     pub line: u64,
+    /// The field and why it is refused.
     pub violation: FieldError,
 }
 
@@ -46,7 +49,10 @@ pub use crate::domain::text::io_reason;
 /// The two file forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// One JSON record per line (`PutRecords`' record shape).
     JsonLines,
+    /// A published evaluation result table: [`CSV_COLUMNS`], then
+    /// [`CSV_OPTIONAL_COLUMNS`]; comma- or tab-separated.
     Csv,
 }
 
@@ -71,9 +77,11 @@ pub const CSV_OPTIONAL_COLUMNS: &[&str] = &["id", "document_ref"];
 /// How one file went.
 #[derive(Debug)]
 pub enum FileOutcome {
+    /// Every record was stored, in one transaction.
     Imported(WriteOutcome),
     /// Dry run: what a real import would have done; nothing was kept.
     Checked(WriteOutcome),
+    /// Nothing was stored: every refused line, in file order.
     Rejected(Vec<LineError>),
     /// The file could not be opened (missing, not permitted, a directory): why.
     Unreadable(String),
@@ -81,7 +89,10 @@ pub enum FileOutcome {
 
 /// Options that apply to every file of one import.
 pub struct ImportOptions<'a> {
+    /// The rule files that validate each record (credit-code allow-list,
+    /// score bands, publication periods).
     pub rules: InputRules<'a>,
+    /// Whether a record id already stored is refused or versioned.
     pub mode: WriteMode,
     /// Used for CSV rows without a `document_ref` column.
     pub document_ref: Option<&'a str>,

@@ -45,6 +45,7 @@ pub struct RuntimeLag {
 }
 
 impl RuntimeLag {
+    /// A reading of zero lag, shared by the probe and the shed layer.
     pub fn new() -> Arc<RuntimeLag> {
         Arc::new(RuntimeLag::default())
     }

@@ -32,29 +32,29 @@ use tonic::transport::server::Connected;
 /// The largest HTTP/2 frame that is keep-alive rather than work: a PING
 /// (9-byte header, 8-byte payload). WINDOW_UPDATE (13) and SETTINGS
 /// acknowledgements (9) are smaller.
-pub const CONTROL_BYTES: usize = 17;
+pub(crate) const CONTROL_BYTES: usize = 17;
 
 /// What the accept loop enforces.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_connections: usize,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
 }
 
 /// Connections open at once, unless told (`--max-connections`).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// How long a connection may move nothing, unless told (`--idle-timeout`).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a new connection has for its first bytes or its TLS handshake,
 /// unless told (`--handshake-timeout`).
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Refuses addresses other callers could reach while callers are not
 /// authenticated, unless the operator says otherwise.
 /// Beyond loopback, callers must come over TLS and prove who they are,
 /// unless the operator says a trusted proxy in front does that.
-pub fn check_listen_address(addr: std::net::SocketAddr, secured: bool, allow_remote: bool) -> Result<(), String> {
+pub(crate) fn check_listen_address(addr: std::net::SocketAddr, secured: bool, allow_remote: bool) -> Result<(), String> {
     if addr.ip().is_loopback() || secured || allow_remote {
         return Ok(());
     }
@@ -67,7 +67,7 @@ pub fn check_listen_address(addr: std::net::SocketAddr, secured: bool, allow_rem
 
 /// A connection that frees its place under the cap when it closes, and
 /// ends (as if the peer had closed it) once idle for too long.
-pub struct Counted<T> {
+pub(crate) struct Counted<T> {
     inner: T,
     idle: Idle,
     _place: Place,
@@ -170,7 +170,7 @@ impl<T: Connected> Connected for Counted<T> {
 /// Accepts up to `limits.max_connections` at once and yields each
 /// connection, handshaken first when the transport has a handshake.
 // Long because: the accept loop and each connection's handshake task share the places, the metrics and the channel in one async block.
-pub fn incoming<T>(
+pub(crate) fn incoming<T>(
     listener: TcpListener,
     limits: Limits,
     metrics: Arc<Metrics>,
@@ -264,7 +264,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Plain TCP connections, each once it has sent its first bytes (within
 /// `handshake_timeout`, as a TLS handshake).
-pub fn plain(listener: TcpListener, limits: Limits, metrics: Arc<Metrics>) -> ReceiverStream<io::Result<Counted<TcpStream>>> {
+pub(crate) fn plain(listener: TcpListener, limits: Limits, metrics: Arc<Metrics>) -> ReceiverStream<io::Result<Counted<TcpStream>>> {
     incoming(listener, limits, metrics, |tcp| {
         Some(Box::pin(async move {
             let mut first = [0u8; 1];
@@ -277,7 +277,7 @@ pub fn plain(listener: TcpListener, limits: Limits, metrics: Arc<Metrics>) -> Re
 }
 
 /// TLS connections, with the certificate in use when each one arrives.
-pub fn tls(
+pub(crate) fn tls(
     listener: TcpListener,
     limits: Limits,
     metrics: Arc<Metrics>,

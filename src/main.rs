@@ -1,3 +1,6 @@
+//! The `credit-tender` command: `credit-tender --help` lists its subcommands
+//! (`serve`, `demo`, `import`, `verify`, `audit`, ...); the README shows each.
+
 use credit_tender::cli::{Cli, Exit, run};
 use futures_util::FutureExt;
 use std::io::Write;

@@ -10,12 +10,12 @@ use std::time::Instant;
 use tonic::codegen::http;
 
 #[derive(Clone)]
-pub struct MetricsLayer {
+pub(crate) struct MetricsLayer {
     metrics: Arc<Metrics>,
 }
 
 impl MetricsLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
         MetricsLayer { metrics }
     }
 }
@@ -29,7 +29,7 @@ impl<S> tower::Layer<S> for MetricsLayer {
 }
 
 #[derive(Clone)]
-pub struct MetricsService<S> {
+pub(crate) struct MetricsService<S> {
     inner: S,
     metrics: Arc<Metrics>,
 }

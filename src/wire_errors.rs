@@ -16,7 +16,7 @@ use tonic::body::Body;
 use tonic::codegen::http;
 
 #[derive(Clone, Copy, Default)]
-pub struct WireErrorsLayer;
+pub(crate) struct WireErrorsLayer;
 
 impl<S> tower::Layer<S> for WireErrorsLayer {
     type Service = WireErrors<S>;
@@ -26,7 +26,7 @@ impl<S> tower::Layer<S> for WireErrorsLayer {
 }
 
 #[derive(Clone)]
-pub struct WireErrors<S> {
+pub(crate) struct WireErrors<S> {
     inner: S,
 }
 

@@ -86,7 +86,7 @@ fn client_name(s: &str) -> Result<String, String> {
     }
 }
 
-pub fn token(cmd: &TokenCommand) -> Result<(), Exit> {
+pub(super) fn token(cmd: &TokenCommand) -> Result<(), Exit> {
     let TokenCommand::Create(args) = cmd;
     let role = Role::parse(&args.role)
         .filter(|r| *r != Role::Committee)
@@ -118,7 +118,7 @@ fn write_new(path: &Path, contents: &str, secret: bool) -> Result<(), Exit> {
 
 /// A self-signed CA and, signed by it, a server certificate for `hosts` and
 /// client certificates: enough for a test deployment over TLS.
-pub fn cert(args: &CertArgs) -> Result<(), Exit> {
+pub(super) fn cert(args: &CertArgs) -> Result<(), Exit> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
     let failed = |e: rcgen::Error| Exit::software(format!("cannot make certificates: {e}"));
     // Nothing is written unless every file can be: none exists yet.

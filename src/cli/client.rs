@@ -34,7 +34,7 @@ pub struct KeysArgs {
 /// Asks for one bidder's statement and prints it: as text with its log
 /// index, or (`--json`) as the envelope with `logIndex` added, which
 /// `verify` reads and `proof --index` takes.
-pub async fn assess(args: &AssessArgs) -> Result<(), Exit> {
+pub(super) async fn assess(args: &AssessArgs) -> Result<(), Exit> {
     let server = args.connect.server.as_str();
     let mut client = pb::assessment_service_client::AssessmentServiceClient::new(connect(&args.connect).await?);
     let bidder = pb::Bidder { credit_codes: args.bidder.split(',').map(|s| s.trim().to_owned()).collect() };
@@ -61,7 +61,7 @@ pub async fn assess(args: &AssessArgs) -> Result<(), Exit> {
     Ok(())
 }
 
-pub async fn keys(args: &KeysArgs) -> Result<(), Exit> {
+pub(super) async fn keys(args: &KeysArgs) -> Result<(), Exit> {
     let mut client = pb::key_service_client::KeyServiceClient::new(connect(&args.connect).await?);
     let r = client.list_keys(pb::ListKeysRequest {}).await.map_err(|e| Exit::from_status(&args.connect.server, &e))?.into_inner();
     outln!("{}", serde_json::to_string_pretty(&r).expect("keys serialise"));

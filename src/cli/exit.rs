@@ -26,7 +26,7 @@ pub struct Exit {
 }
 
 /// The table, as `--help` prints it.
-pub const HELP: &str = "Exit status: 0 done; 1 a check said no (verify, audit, recompute); 64 bad command line; \
+pub(super) const HELP: &str = "Exit status: 0 done; 1 a check said no (verify, audit, recompute); 64 bad command line; \
 65 input data refused; 66 an input file or store does not exist; 69 store, server or port unavailable; \
 70 internal error; 73 cannot create an output file; 74 cannot write output; 77 caller unknown or not allowed; \
 78 configuration file wrong.";

@@ -35,7 +35,7 @@ const PROOF_WAIT_SECONDS: u64 = 10;
 /// Writes the newest checkpoint and a statement's inclusion proof in it,
 /// waiting up to [`PROOF_WAIT_SECONDS`] for a checkpoint that includes the
 /// index (a statement issued a moment ago is signed into the next one).
-pub async fn proof(args: &ProofArgs) -> Result<(), Exit> {
+pub(super) async fn proof(args: &ProofArgs) -> Result<(), Exit> {
     let mut log = pb::log_service_client::LogServiceClient::new(connect(&args.connect).await?);
     let server = args.connect.server.as_str();
     // A statement just issued is in the tree at once, but in a signed
@@ -177,7 +177,7 @@ fn question_and_answer(env: &pb::Envelope) -> Option<(String, String, String)> {
 }
 
 /// Follows the log from the last checkpoint it verified to the newest.
-pub async fn audit(args: &AuditArgs) -> Result<(), Exit> {
+pub(super) async fn audit(args: &AuditArgs) -> Result<(), Exit> {
     let status = |e: tonic::Status| Exit::from_status(&args.connect.server, &e);
     let ch = connect(&args.connect).await?;
     std::fs::create_dir_all(&args.state).map_err(|e| Exit::creating(&args.state, &e))?;
@@ -356,7 +356,7 @@ pub struct RecomputeArgs {
 }
 
 /// Recomputes a statement and shows it equals the signed one but for issuedAt.
-pub async fn recompute(args: &RecomputeArgs) -> Result<(), Exit> {
+pub(super) async fn recompute(args: &RecomputeArgs) -> Result<(), Exit> {
     // As `assess --json` writes it (with its logIndex), or as the log gives it.
     let (env, _) = super::verify::read_envelope(&args.envelope)?;
     let store = super::open::open_store(&args.db, crate::store::OpenMode::Existing { read_only: true }).await?;

@@ -17,7 +17,7 @@ fn zh<'a>(zh: &'a str, en: &'a str) -> &'a str {
 /// A multi-line, plain-text rendering of an assessment statement: labels in
 /// English, the statement's sentences (evidence, reasons, warnings) in
 /// Chinese where it carries them, regions by GB/T 2260 name and code.
-pub fn assessment(s: &pb::AssessmentStatement) -> String {
+pub(super) fn assessment(s: &pb::AssessmentStatement) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "Tender      {} (version {}) {}", s.tender_id, s.tender_version, s.tender_title);
     let _ = writeln!(o, "Domain      {} in {}", s.domain, crate::domain::region_display(&s.region));
@@ -74,7 +74,7 @@ pub fn assessment(s: &pb::AssessmentStatement) -> String {
     o
 }
 
-pub fn deposit_check(c: &pb::DepositCheck) -> String {
+pub(super) fn deposit_check(c: &pb::DepositCheck) -> String {
     let mut o = c.assessment.as_ref().map(assessment).unwrap_or_default();
     let _ = writeln!(
         o,

@@ -128,7 +128,7 @@ fn unsigned_copies(answer: &pb::DrawInspectionResponse, commit: &pb::InspectionC
 /// Recomputes a draw from its population, its seed checkpoint and the
 /// procedure; IDENTICAL, or every place it differs.
 // Long because: one straight pass, check after check in the order the README lists them.
-pub fn verify_draw(args: &VerifyDrawArgs) -> Result<(), Exit> {
+pub(super) fn verify_draw(args: &VerifyDrawArgs) -> Result<(), Exit> {
     let answer: pb::DrawInspectionResponse = read_json(&args.draw, "a DrawInspection answer")?;
     let keys = keys_file(&args.keys)?;
     let mut differs: Vec<String> = Vec::new();
@@ -374,7 +374,7 @@ async fn outcome_keys(args: &OutcomesArgs, ch: &Ch) -> Result<Vec<PublicKeyInfo>
 /// Fetches the log's entries up to a signed checkpoint, checks they hash to
 /// its root and that every statement's signature verifies, then sums them.
 // Long because: one straight pass (fetch, check the root, check each signature, sum), each step using the last one's values.
-pub async fn outcomes(args: &OutcomesArgs) -> Result<(), Exit> {
+pub(super) async fn outcomes(args: &OutcomesArgs) -> Result<(), Exit> {
     let request = pb::GetOutcomesRequest {
         region_prefix: args.region_prefix.clone(),
         domain: args.domain.clone(),

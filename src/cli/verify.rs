@@ -106,7 +106,7 @@ pub(crate) fn read_envelope(path: &std::path::Path) -> Result<(pb::Envelope, Opt
     Ok((env, log_index))
 }
 
-pub fn run(args: &VerifyArgs) -> Result<(), Exit> {
+pub(super) fn run(args: &VerifyArgs) -> Result<(), Exit> {
     let (env, log_index) = read_envelope(&args.envelope)?;
     let keys = keys_file(&args.keys)?;
     let envelope = crate::service::envelope_from_proto(&env);

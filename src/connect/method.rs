@@ -97,13 +97,13 @@ pub(super) fn wants(headers: &http::HeaderMap) -> Wants {
 
 /// What the Connect door is told by the server's options.
 #[derive(Clone)]
-pub struct ConnectLayer {
+pub(crate) struct ConnectLayer {
     pub(super) metrics: Arc<Metrics>,
     pub(super) body_timeout: Duration,
 }
 
 impl ConnectLayer {
-    pub fn new(metrics: Arc<Metrics>, body_timeout: Duration) -> ConnectLayer {
+    pub(crate) fn new(metrics: Arc<Metrics>, body_timeout: Duration) -> ConnectLayer {
         ConnectLayer { metrics, body_timeout }
     }
 }

@@ -56,7 +56,7 @@ mod method;
 mod stream;
 mod unary;
 
-pub use method::ConnectLayer;
+pub(crate) use method::ConnectLayer;
 
 use errors::{error, not_allowed, preflight, unsupported};
 use method::{Codec, Method, Wants, from_json, to_json, wants};
@@ -87,7 +87,7 @@ impl<S> tower::Layer<S> for ConnectLayer {
 }
 
 #[derive(Clone)]
-pub struct Connect<S> {
+pub(crate) struct Connect<S> {
     inner: S,
     layer: ConnectLayer,
 }

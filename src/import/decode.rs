@@ -46,7 +46,7 @@ fn is_utf8_so_far(head: &[u8], eof: bool) -> bool {
 /// is counted on the text decoded before the bad bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
-pub struct DecodeError {
+pub(crate) struct DecodeError {
     pub line: u64,
     pub reason: String,
 }
@@ -60,7 +60,7 @@ const GB18030_ADVICE: &str =
 /// Offsets are consumed in order, so it holds only what lies between the
 /// last record asked about and what has been read ahead.
 #[derive(Debug, Default)]
-pub struct Lines {
+pub(crate) struct Lines {
     /// Offset just past each line break not yet counted.
     breaks: VecDeque<u64>,
     /// Runs of CR and LF bytes: (first, one past the last).
@@ -75,7 +75,7 @@ pub struct Lines {
 
 impl Lines {
     /// Takes note of the next decoded bytes.
-    pub fn scan(&mut self, bytes: &[u8]) {
+    pub(crate) fn scan(&mut self, bytes: &[u8]) {
         for &b in bytes {
             let at = self.offset;
             if let Some(cr) = self.pending_cr.take() {
@@ -106,7 +106,7 @@ impl Lines {
     }
 
     /// The text ended: a CR at the very end is a line break.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Some(cr) = self.pending_cr.take() {
             self.breaks.push_back(cr + 1);
         }
@@ -115,7 +115,7 @@ impl Lines {
     /// The 1-based line of the first character at or after `offset`
     /// (skipping line breaks: the csv crate may place a record on the break
     /// or blank lines before it). Offsets must not decrease from call to call.
-    pub fn line_at(&mut self, offset: u64) -> u64 {
+    pub(crate) fn line_at(&mut self, offset: u64) -> u64 {
         while self.runs.front().is_some_and(|&(_, end)| end <= offset) {
             self.runs.pop_front();
         }
@@ -146,7 +146,7 @@ fn described(encoding: &'static encoding_rs::Encoding, by_bom: bool) -> String {
 }
 
 /// A reader of any encoding that yields UTF-8, counting lines as it goes.
-pub struct Decoded<R> {
+pub(crate) struct Decoded<R> {
     inner: R,
     decoder: encoding_rs::Decoder,
     what: String,
@@ -168,7 +168,7 @@ impl<R: Read> Decoded<R> {
     /// else `chosen` (the operator's `--encoding`), else UTF-8. A file that
     /// is not UTF-8 when no encoding was chosen is refused at once, with
     /// GB18030 named when its bytes read as GB18030.
-    pub fn open(mut inner: R, chosen: Option<&'static encoding_rs::Encoding>) -> Result<Decoded<R>, DecodeError> {
+    pub(crate) fn open(mut inner: R, chosen: Option<&'static encoding_rs::Encoding>) -> Result<Decoded<R>, DecodeError> {
         let mut input = vec![0; SNIFF];
         let mut filled = 0;
         let mut eof = false;
@@ -233,12 +233,12 @@ impl<R: Read> Decoded<R> {
     }
 
     /// The line counter, shared with whoever maps offsets to lines.
-    pub fn lines(&self) -> Arc<Mutex<Lines>> {
+    pub(crate) fn lines(&self) -> Arc<Mutex<Lines>> {
         self.lines.clone()
     }
 
     /// Where the first decoding error will be put.
-    pub fn failure(&self) -> Arc<Mutex<Option<DecodeError>>> {
+    pub(crate) fn failure(&self) -> Arc<Mutex<Option<DecodeError>>> {
         self.failed.clone()
     }
 

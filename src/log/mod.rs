@@ -75,8 +75,11 @@ pub fn checkpoint_text(origin: &str, size: u64, root: &Hash) -> String {
 /// A parsed, verified checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedCheckpoint {
+    /// The log's origin line (its name, as the key names it).
     pub origin: String,
+    /// The tree size: how many leaves the checkpoint commits to.
     pub size: u64,
+    /// The RFC 9162 root hash of the first `size` leaves.
     pub root: Hash,
 }
 
@@ -114,12 +117,16 @@ pub fn checkpoint_origin(signed: &str) -> Option<&str> {
 /// Why a log request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
+    /// The store failed (unreachable, or a query error).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An index or size past the tree asked for (a proof, entries): why.
     #[error("{0}")]
     OutOfRange(String),
+    /// The sequencer could not make the leaf durable: the answer must not go out.
     #[error("the transparency log could not record the statement: {0}")]
     Append(String),
+    /// No active key with `role = "log"` to sign checkpoints with.
     #[error("the log has no signing key: add a key with role = \"log\" and status = \"active\" to the keys file")]
     NoKey,
 }
@@ -165,6 +172,7 @@ impl Log {
         (log, sequence(store, rx, metrics))
     }
 
+    /// The log's origin line, the first line of every checkpoint.
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -303,20 +311,26 @@ impl Log {
         Ok(self.checkpoint(None).await?.size)
     }
 
+    /// The RFC 9162 inclusion proof of leaf `index` in the tree of `size`
+    /// leaves: the sibling hashes, leaf to root. OutOfRange unless `index < size <= stored`.
     pub async fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
         let known = self.store.log_hashes(&tree::inclusion_reads(index, size)?).await?;
         Ok(tree::inclusion(index, size, &known)?)
     }
 
+    /// The RFC 9162 consistency proof from the tree of `old` leaves to the
+    /// tree of `new`. OutOfRange unless `old <= new <= stored`.
     pub async fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
         let known = self.store.log_hashes(&tree::consistency_reads(old, new)?).await?;
         Ok(tree::consistency(old, new, &known)?)
     }
 
+    /// The index of the leaf whose RFC 9162 leaf hash is `leaf_hash`, if logged.
     pub async fn index_of(&self, leaf_hash: &[u8]) -> Result<Option<u64>, LogError> {
         Ok(self.store.log_index_of(leaf_hash).await?)
     }
 
+    /// The leaves (each a DSSE envelope's bytes) at indexes `start..end`.
     pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LogError> {
         Ok(self.store.log_entries(start, end).await?)
     }

@@ -8,14 +8,14 @@ use crate::domain::records::Record;
 use crate::domain::{CreditCode, CreditDomain, EvaluationMethod, Fen, RegionCode, Tender, TenderId, TenderTerms};
 
 /// The one firm the fixtures' profiles belong to.
-pub const CODE: &str = "91440300192317458F";
+pub(crate) const CODE: &str = "91440300192317458F";
 
-pub fn policy() -> Policy {
+pub(crate) fn policy() -> Policy {
     Policy::from_toml(include_str!("../../policies/national-template.toml")).unwrap()
 }
 
 /// A comprehensive-scoring tender in `region`, deadline 2026-12-15 10:00 Shanghai.
-pub fn tender(region: &str) -> Tender {
+pub(crate) fn tender(region: &str) -> Tender {
     Tender {
         tender_id: TenderId::parse("T").unwrap(),
         version: 1,
@@ -35,7 +35,7 @@ pub fn tender(region: &str) -> Tender {
 }
 
 /// A profile of `code` holding `lines`, as [`profile`] does for [`CODE`].
-pub fn profile_of(code: &CreditCode, lines: &[serde_json::Value]) -> Profile {
+pub(crate) fn profile_of(code: &CreditCode, lines: &[serde_json::Value]) -> Profile {
     let mut p = profile_with(code.as_str(), lines);
     p.credit_code = code.clone();
     p
@@ -43,7 +43,7 @@ pub fn profile_of(code: &CreditCode, lines: &[serde_json::Value]) -> Profile {
 
 /// A profile of [`CODE`] holding `lines` (JSON Lines objects; `credit_code`
 /// and `document_ref` filled in), recorded one version each in order.
-pub fn profile(lines: &[serde_json::Value]) -> Profile {
+pub(crate) fn profile(lines: &[serde_json::Value]) -> Profile {
     profile_with(CODE, lines)
 }
 
@@ -67,7 +67,7 @@ fn profile_with(code: &str, lines: &[serde_json::Value]) -> Profile {
 /// given, default "r"). Built by the store's own grouping
 /// ([`crate::store::build_profile`]), so current versions, superseded ones
 /// and events are what a read at the last version gives.
-pub fn history(batches: &[Vec<serde_json::Value>]) -> Profile {
+pub(crate) fn history(batches: &[Vec<serde_json::Value>]) -> Profile {
     let rules = crate::rules::Rules::shipped();
     let mut rows = Vec::new();
     for (i, batch) in batches.iter().enumerate() {

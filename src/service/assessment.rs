@@ -501,7 +501,7 @@ mod wire {
     use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
     use tonic::{Request, Response, Status};
 
-    pub struct EncodedCodec<M>(PhantomData<M>);
+    pub(super) struct EncodedCodec<M>(PhantomData<M>);
 
     impl<M> Default for EncodedCodec<M> {
         fn default() -> Self {
@@ -509,9 +509,9 @@ mod wire {
         }
     }
 
-    pub struct BytesEncoder;
+    pub(super) struct BytesEncoder;
 
-    pub struct RequestDecoder<M>(PhantomData<M>);
+    pub(super) struct RequestDecoder<M>(PhantomData<M>);
 
     impl<M: Message + Default + Send + 'static> Codec for EncodedCodec<M> {
         type Encode = Encoded;
@@ -547,7 +547,7 @@ mod wire {
         }
     }
 
-    pub struct EncodedAssess(pub AssessmentApi);
+    pub(super) struct EncodedAssess(pub AssessmentApi);
 
     impl tonic::server::UnaryService<pb::AssessRequest> for EncodedAssess {
         type Response = Encoded;
@@ -561,7 +561,7 @@ mod wire {
         }
     }
 
-    pub struct EncodedTable(pub AssessmentApi);
+    pub(super) struct EncodedTable(pub AssessmentApi);
 
     impl tonic::server::UnaryService<pb::AssessTenderRequest> for EncodedTable {
         type Response = Encoded;

@@ -153,7 +153,7 @@ pub(crate) struct BidOn {
 }
 
 impl BidOn {
-    pub fn register(req: &pb::RegisterBidRequest, rules: &Rules) -> Result<BidOn, ApiError> {
+    pub(super) fn register(req: &pb::RegisterBidRequest, rules: &Rules) -> Result<BidOn, ApiError> {
         Ok(BidOn { tender_id: tender_id(&req.tender_id)?, bidder: bidder("bidder", req.bidder.as_ref(), rules)? })
     }
 }
@@ -173,7 +173,7 @@ pub(crate) struct Assess {
 }
 
 impl Assess {
-    pub fn parse(req: &pb::AssessRequest, rules: &Rules) -> Result<Assess, ApiError> {
+    pub(super) fn parse(req: &pb::AssessRequest, rules: &Rules) -> Result<Assess, ApiError> {
         let bidder = bidder("bidder", req.bidder.as_ref(), rules)?;
         let bid = BidOn { tender_id: tender_id(&req.tender_id)?, bidder };
         Ok(Assess { bid, contract_price: contract_price(req.contract_price_fen)? })
@@ -189,7 +189,7 @@ pub(crate) struct CheckDeposit {
 }
 
 impl CheckDeposit {
-    pub fn parse(req: &pb::CheckDepositRequest, rules: &Rules) -> Result<CheckDeposit, ApiError> {
+    pub(super) fn parse(req: &pb::CheckDepositRequest, rules: &Rules) -> Result<CheckDeposit, ApiError> {
         let bidder = bidder("bidder", req.bidder.as_ref(), rules)?;
         if req.offered_fen < 0 {
             return Err(ApiError::field("offered_fen", "must not be negative"));
@@ -214,7 +214,7 @@ pub(crate) struct PutRecords {
 }
 
 impl PutRecords {
-    pub fn parse(req: &pb::PutRecordsRequest, rules: InputRules<'_>) -> Result<PutRecords, ApiError> {
+    pub(super) fn parse(req: &pb::PutRecordsRequest, rules: InputRules<'_>) -> Result<PutRecords, ApiError> {
         if req.records.is_empty() {
             return Err(ApiError::field("records", "is empty: send at least one record"));
         }
@@ -248,7 +248,7 @@ pub(crate) struct GetProfile {
 
 impl GetProfile {
     /// `now` (the replica's clock) is the instant when the request names none.
-    pub fn parse(req: &pb::GetProfileRequest, rules: &Rules, now: DateTime<Utc>) -> Result<GetProfile, ApiError> {
+    pub(super) fn parse(req: &pb::GetProfileRequest, rules: &Rules, now: DateTime<Utc>) -> Result<GetProfile, ApiError> {
         let (code, _) = CreditCode::parse(&req.credit_code, &rules.allow_list)
             .map_err(|e| ApiError::field("credit_code", format!("credit code {e}")))?;
         let as_of = match req.as_of {

@@ -47,7 +47,7 @@ impl StatementInputs<'_> {
     /// the statements computed from them are equal apart from `issuedAt` and
     /// the data version they were read at. Fields are separated by U+001F,
     /// which no id, code or digest may hold.
-    pub fn identity(&self) -> String {
+    pub(super) fn identity(&self) -> String {
         use std::fmt::Write;
         const SEP: char = '\u{1f}';
         let StatementInputs { tender, policy, bidder, profiles, key_id, contract_price } = self;
@@ -74,7 +74,7 @@ impl StatementInputs<'_> {
 /// What a committee table's rows were checked at: while a request finds the
 /// same, every row's [`StatementInputs`] are unchanged (see the module doc).
 #[derive(Clone)]
-pub struct Stamp {
+pub(super) struct Stamp {
     /// The tender entry of the cache: a new entry for every tender or bid change.
     pub tender: Arc<CachedTender>,
     /// The data version every row's profiles were read at or after.
@@ -85,7 +85,7 @@ pub struct Stamp {
 
 impl Stamp {
     /// Whether `other` was taken at the same inputs.
-    pub fn same(&self, other: &Stamp) -> bool {
+    pub(super) fn same(&self, other: &Stamp) -> bool {
         Arc::ptr_eq(&self.tender, &other.tender) && self.data_version == other.data_version && self.key_id == other.key_id
     }
 

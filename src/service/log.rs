@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// Entries per GetEntries answer at most (about 5 MB of statements).
-pub const MAX_ENTRIES: u64 = 1000;
+pub(super) const MAX_ENTRIES: u64 = 1000;
 
 /// Entry bytes one GetEntries answer carries at most (past its first entry):
 /// half the 4 MiB every gRPC client decodes by default. A statement's leaf is

@@ -62,14 +62,14 @@ struct Table {
 }
 
 /// Encoded tables, per tender.
-pub struct Tables {
+pub(super) struct Tables {
     tables: Cache<TenderId, Arc<Table>, crate::cache::Hasher>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Tables {
     /// Up to `bytes` of tables (frames, and the answers' encoded bytes they keep alive).
-    pub fn new(bytes: u64, ttl: std::time::Duration, metrics: Arc<crate::metrics::Metrics>) -> Tables {
+    pub(super) fn new(bytes: u64, ttl: std::time::Duration, metrics: Arc<crate::metrics::Metrics>) -> Tables {
         let tables = Cache::builder()
             .max_capacity(bytes)
             .weigher(|_: &TenderId, t: &Arc<Table>| {
@@ -83,7 +83,7 @@ impl Tables {
 
     /// The page, if the tender's table was checked at `stamp` and holds
     /// every row of it.
-    pub async fn page(&self, stamp: &Stamp, rows: &[crate::store::BidRow], token: &str) -> Option<Encoded> {
+    pub(super) async fn page(&self, stamp: &Stamp, rows: &[crate::store::BidRow], token: &str) -> Option<Encoded> {
         let table = self.tables.get(&stamp.tender.tender.tender_id).await?;
         if !table.stamp.same(stamp) {
             return None;
@@ -102,7 +102,7 @@ impl Tables {
     /// Encodes a page from its rows' answers, reusing the frame of every row
     /// whose answer is the one the table already frames; keeps the table
     /// when `stamp` is given (`None`: the answers are not to be reused).
-    pub async fn build(
+    pub(super) async fn build(
         &self,
         stamp: Option<Stamp>,
         tender: &CachedTender,

@@ -175,17 +175,17 @@ pub(super) fn unreachable(why: String) -> StoreError {
 
 /// Asks the store whether it answers, on a connection of the probe's own
 /// (so that a pool busy with requests is not taken for an outage).
-pub type Probe = Box<dyn Fn() -> BoxFuture<'static, Result<(), StoreError>> + Send + Sync>;
+pub(super) type Probe = Box<dyn Fn() -> BoxFuture<'static, Result<(), StoreError>> + Send + Sync>;
 
 /// A store whose every call is [`Reachability::bounded`], probed by `probe`.
-pub struct Guarded<S> {
+pub(super) struct Guarded<S> {
     inner: Arc<S>,
     reach: Arc<Reachability>,
     probe: Probe,
 }
 
 impl<S: CreditStore> Guarded<S> {
-    pub fn new(inner: S, reach: Arc<Reachability>, probe: Probe) -> Guarded<S> {
+    pub(super) fn new(inner: S, reach: Arc<Reachability>, probe: Probe) -> Guarded<S> {
         Guarded { inner: Arc::new(inner), reach, probe }
     }
 }

@@ -37,7 +37,7 @@ fn deadline(t: &Tender) -> String {
 }
 
 /// `/`: every tender, newest deadline first.
-pub fn tender_list(tenders: &[(Tender, u32)]) -> String {
+pub(super) fn tender_list(tenders: &[(Tender, u32)]) -> String {
     let mut rows = String::new();
     for (t, bids) in tenders {
         let _ = write!(
@@ -71,7 +71,7 @@ pub fn tender_list(tenders: &[(Tender, u32)]) -> String {
 /// with its digest; the tooltip repeats the title with the digest's start,
 /// the version (the policy id, an English file name, is not shown). The CSV
 /// link stays hidden until the script has rows to put in it.
-pub fn committee(t: &Tender, policy_title: Option<&str>, bidders: &[(u32, Vec<(String, String)>)]) -> String {
+pub(super) fn committee(t: &Tender, policy_title: Option<&str>, bidders: &[(u32, Vec<(String, String)>)]) -> String {
     let mut list = String::new();
     for (seq, members) in bidders {
         let names: Vec<String> = members
@@ -126,7 +126,7 @@ pub fn committee(t: &Tender, policy_title: Option<&str>, bidders: &[(u32, Vec<(S
 }
 
 /// A page for an error, in plain words.
-pub fn error(status: u16, heading: &str, detail: &str) -> String {
+pub(super) fn error(status: u16, heading: &str, detail: &str) -> String {
     layout(
         heading,
         &format!(
@@ -139,7 +139,7 @@ pub fn error(status: u16, heading: &str, detail: &str) -> String {
 }
 
 /// Percent-encodes a path segment.
-pub fn url_segment(s: &str) -> String {
+pub(super) fn url_segment(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 /// The page's query: the GetOutcomes request's fields; the dates default to
 /// the current year (Shanghai).
 #[derive(Debug, Default, serde::Deserialize)]
-pub struct OutcomesQuery {
+pub(super) struct OutcomesQuery {
     #[serde(default)]
     region_prefix: String,
     #[serde(default)]
@@ -175,7 +175,7 @@ fn query_string(r: &pb::GetOutcomesRequest) -> String {
 }
 
 /// `/supervision`: the page.
-pub async fn page(State(s): State<WebState>, ext: Option<Extension<Caller>>, Query(q): Query<OutcomesQuery>) -> Response {
+pub(super) async fn page(State(s): State<WebState>, ext: Option<Extension<Caller>>, Query(q): Query<OutcomesQuery>) -> Response {
     let (r, o) = match outcomes(&s, &caller_of(ext), &q).await {
         Ok(x) => x,
         Err(refused) => return refused,
@@ -225,7 +225,7 @@ fn csv_field(s: &str) -> String {
 
 /// `/supervision/outcomes.csv`: the table's rows (total, each month, each
 /// region), UTF-8 with a byte-order mark so that Excel reads the Chinese.
-pub async fn csv(State(s): State<WebState>, ext: Option<Extension<Caller>>, Query(q): Query<OutcomesQuery>) -> Response {
+pub(super) async fn csv(State(s): State<WebState>, ext: Option<Extension<Caller>>, Query(q): Query<OutcomesQuery>) -> Response {
     let (_, o) = match outcomes(&s, &caller_of(ext), &q).await {
         Ok(x) => x,
         Err(refused) => return refused,

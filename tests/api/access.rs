@@ -18,23 +18,23 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Code, Request, Status};
 
-pub const HOST: &str = "ct.test";
+pub(crate) const HOST: &str = "ct.test";
 
 /// Test certificates from `credit-tender cert`: a CA, the server's, and a
 /// client certificate for the provider.
-pub struct Certs {
+pub(crate) struct Certs {
     pub dir: tempfile::TempDir,
 }
 
 impl Certs {
-    pub fn make() -> Certs {
+    pub(crate) fn make() -> Certs {
         let dir = tempfile::tempdir().unwrap();
         let out = cli(&["cert", "--host", HOST, "--client", "sx-provider", "--out", dir.path().to_str().unwrap()]);
         assert!(out.status.success(), "{}", stderr(&out));
         Certs { dir }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -42,25 +42,25 @@ impl Certs {
         std::fs::read_to_string(self.path(name)).unwrap()
     }
 
-    pub fn files(&self) -> TlsFiles {
+    pub(crate) fn files(&self) -> TlsFiles {
         TlsFiles { cert: self.path("server.pem"), key: self.path("server.key"), client_ca: Some(self.path("ca.pem")) }
     }
 }
 
 /// Tokens of the test principals, by name.
-pub const PLATFORM_TOKEN: &str = "ct_platform-gd-token";
-pub const OTHER_PLATFORM_TOKEN: &str = "ct_platform-sx-token";
-pub const SUPERVISOR_TOKEN: &str = "ct_supervisor-token";
-pub const PROVIDER_TOKEN: &str = "ct_provider-gd-token";
+pub(crate) const PLATFORM_TOKEN: &str = "ct_platform-gd-token";
+pub(crate) const OTHER_PLATFORM_TOKEN: &str = "ct_platform-sx-token";
+pub(crate) const SUPERVISOR_TOKEN: &str = "ct_supervisor-token";
+pub(crate) const PROVIDER_TOKEN: &str = "ct_provider-gd-token";
 
 fn sha(t: &str) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, t.as_bytes()))
 }
 
 /// The test principals; the rate test gives the supervisor a small limit.
-pub const SMALL_SUPERVISOR_LIMITS: &str = "[limits.supervisor]\nrequests_per_second = 1\nburst = 5\nconcurrent = 2\n";
+pub(crate) const SMALL_SUPERVISOR_LIMITS: &str = "[limits.supervisor]\nrequests_per_second = 1\nburst = 5\nconcurrent = 2\n";
 
-pub fn principals_toml() -> String {
+pub(crate) fn principals_toml() -> String {
     format!(
         r#"
 [[principal]]
@@ -101,17 +101,17 @@ certificate_subject = "CN=sx-provider"
 }
 
 /// A server over TLS with the test principals.
-pub async fn spawn_secure(db: &TestDb, certs: &Certs) -> TestServer {
+pub(crate) async fn spawn_secure(db: &TestDb, certs: &Certs) -> TestServer {
     spawn_secure_with(db, certs, &principals_toml()).await
 }
 
-pub async fn spawn_secure_with(db: &TestDb, certs: &Certs, principals: &str) -> TestServer {
+pub(crate) async fn spawn_secure_with(db: &TestDb, certs: &Certs, principals: &str) -> TestServer {
     spawn_secure_at(db, certs, principals, credit_tender::clock::Clock::system()).await
 }
 
 /// As [`spawn_secure_with`], the server reading the time from `clock` (a
 /// test moves a manual clock past an expiry instead of sleeping).
-pub async fn spawn_secure_at(db: &TestDb, certs: &Certs, principals: &str, clock: credit_tender::clock::Clock) -> TestServer {
+pub(crate) async fn spawn_secure_at(db: &TestDb, certs: &Certs, principals: &str, clock: credit_tender::clock::Clock) -> TestServer {
     let principals = Principals::from_toml(principals).unwrap();
     let server = credit_tender::server::ServerOptions {
         principals: Some(Arc::new(SharedPrincipals::fixed(principals))),
@@ -123,7 +123,7 @@ pub async fn spawn_secure_at(db: &TestDb, certs: &Certs, principals: &str, clock
 }
 
 /// A channel that trusts the test CA, optionally presenting a client certificate.
-pub async fn tls_channel(addr: std::net::SocketAddr, certs: &Certs, client: Option<&str>) -> Channel {
+pub(crate) async fn tls_channel(addr: std::net::SocketAddr, certs: &Certs, client: Option<&str>) -> Channel {
     let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(certs.read("ca.pem"))).domain_name(HOST);
     if let Some(cn) = client {
         tls = tls.identity(Identity::from_pem(certs.read(&format!("client-{cn}.pem")), certs.read(&format!("client-{cn}.key"))));
@@ -136,7 +136,7 @@ pub async fn tls_channel(addr: std::net::SocketAddr, certs: &Certs, client: Opti
 /// How a test caller proves who it is over gRPC: a bearer token, or a
 /// committee member's session cookie, or nothing.
 #[derive(Clone)]
-pub enum Creds {
+pub(crate) enum Creds {
     Token(Bearer),
     Cookie(tonic::metadata::MetadataValue<tonic::metadata::Ascii>),
 }
@@ -154,7 +154,7 @@ impl tonic::service::Interceptor for Creds {
     }
 }
 
-pub struct Clients {
+pub(crate) struct Clients {
     pub data: CreditDataServiceClient<InterceptedService<Channel, Creds>>,
     pub tenders: TenderServiceClient<InterceptedService<Channel, Creds>>,
     pub assess: AssessmentServiceClient<InterceptedService<Channel, Creds>>,
@@ -168,7 +168,7 @@ fn clients_as(channel: &Channel, c: Creds) -> Clients {
     }
 }
 
-pub fn clients(channel: &Channel, token: Option<&str>) -> Clients {
+pub(crate) fn clients(channel: &Channel, token: Option<&str>) -> Clients {
     clients_as(channel, Creds::Token(Bearer::new(token).unwrap()))
 }
 
@@ -179,7 +179,7 @@ fn code_of<T>(r: Result<tonic::Response<T>, Status>) -> Code {
     }
 }
 
-pub fn terms(region: &str) -> pb::TenderTerms {
+pub(crate) fn terms(region: &str) -> pb::TenderTerms {
     crate::assessment::terms(region, "2026-12-15")
 }
 
@@ -452,7 +452,7 @@ async fn call_as(channel: &Channel, creds: &Creds, path: &str, body: Vec<u8>) ->
 
 /// The platform registers T-GD (Shenzhen) with one bid; the provider writes
 /// the bidder's grade.
-pub async fn seed(addr: std::net::SocketAddr, certs: &Certs, code: &str) {
+pub(crate) async fn seed(addr: std::net::SocketAddr, certs: &Certs, code: &str) {
     let ch = tls_channel(addr, certs, None).await;
     let mut p = clients(&ch, Some(PLATFORM_TOKEN));
     let req = pb::RegisterTenderRequest { tender_id: "T-GD".into(), terms: Some(terms("440300")), policy_id: "national-template".into() };
@@ -682,7 +682,7 @@ fn rate_pushback_ms(status: &tonic::Status) -> u64 {
 }
 
 /// GET over HTTPS/1.1 trusting the test CA: (status, headers, body).
-pub async fn https_get(addr: std::net::SocketAddr, certs: &Certs, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+pub(crate) async fn https_get(addr: std::net::SocketAddr, certs: &Certs, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore::empty();
@@ -716,7 +716,7 @@ pub async fn https_get(addr: std::net::SocketAddr, certs: &Certs, path: &str, he
 use rustls_pki_types::pem::PemObject;
 
 /// Grants committee access to `tender` as the platform; returns (grant id, link path).
-pub async fn grant(ch: &Channel, tender: &str, seconds: i64) -> (String, String) {
+pub(crate) async fn grant(ch: &Channel, tender: &str, seconds: i64) -> (String, String) {
     let mut p = clients(ch, Some(PLATFORM_TOKEN));
     let expires = chrono::Utc::now() + chrono::Duration::seconds(seconds);
     let g = p
@@ -732,7 +732,7 @@ pub async fn grant(ch: &Channel, tender: &str, seconds: i64) -> (String, String)
     (g.grant_id, g.link_path)
 }
 
-pub fn session_cookie(head: &str) -> String {
+pub(crate) fn session_cookie(head: &str) -> String {
     let line = head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).expect("a session cookie");
     for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/", "Max-Age="] {
         assert!(line.contains(attr), "cookie lacks {attr}: {line}");

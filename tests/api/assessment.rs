@@ -12,17 +12,17 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 // Guangdong firms' codes are irrelevant to region; any valid codes do.
-pub fn code(n: u32) -> String {
+pub(crate) fn code(n: u32) -> String {
     credit_tender::domain::CreditCode::with_check_character(&format!("91440300MA{n:07}")).unwrap().to_string()
 }
 
 /// 10:00 in Shanghai on `date`.
-pub fn deadline(date: &str) -> Option<pbjson_types::Timestamp> {
+pub(crate) fn deadline(date: &str) -> Option<pbjson_types::Timestamp> {
     let at = chrono::DateTime::parse_from_rfc3339(&format!("{date}T10:00:00+08:00")).unwrap();
     Some(pbjson_types::Timestamp { seconds: at.timestamp(), nanos: 0 })
 }
 
-pub fn terms(region: &str, date: &str) -> pb::TenderTerms {
+pub(crate) fn terms(region: &str, date: &str) -> pb::TenderTerms {
     pb::TenderTerms {
         title: "测试 公路施工".into(),
         domain: "highway_construction".into(),
@@ -34,7 +34,7 @@ pub fn terms(region: &str, date: &str) -> pb::TenderTerms {
     }
 }
 
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub server: TestServer,
     pub data: CreditDataServiceClient<Channel>,
     pub tenders: TenderServiceClient<Channel>,
@@ -42,22 +42,22 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    pub async fn new(db: &TestDb) -> Fixture {
+    pub(crate) async fn new(db: &TestDb) -> Fixture {
         Fixture::with(spawn_app(open(db).await, AppOptions::default()).await)
     }
 
     /// A fixture over an app started with other options.
-    pub fn with(server: TestServer) -> Fixture {
+    pub(crate) fn with(server: TestServer) -> Fixture {
         Fixture { data: server.data.clone(), tenders: server.tenders.clone(), assess: server.assess.clone(), server }
     }
 
     /// Stores JSON Lines-style records through PutRecords.
-    pub async fn put(&mut self, records: &[serde_json::Value]) {
+    pub(crate) async fn put(&mut self, records: &[serde_json::Value]) {
         let records = records.iter().map(|v| to_proto(v.clone())).collect();
         self.data.put_records(pb::PutRecordsRequest { records, source: "test".into() }).await.unwrap();
     }
 
-    pub async fn tender(&mut self, id: &str, policy: &str, region: &str, date: &str) -> pb::Tender {
+    pub(crate) async fn tender(&mut self, id: &str, policy: &str, region: &str, date: &str) -> pb::Tender {
         self.tenders
             .register_tender(pb::RegisterTenderRequest { tender_id: id.into(), terms: Some(terms(region, date)), policy_id: policy.into() })
             .await
@@ -65,7 +65,7 @@ impl Fixture {
             .into_inner()
     }
 
-    pub async fn assess(&mut self, tender: &str, codes: &[&str]) -> (pb::AssessmentStatement, pb::Envelope) {
+    pub(crate) async fn assess(&mut self, tender: &str, codes: &[&str]) -> (pb::AssessmentStatement, pb::Envelope) {
         let r = self
             .assess
             .assess(pb::AssessRequest {
@@ -83,7 +83,7 @@ impl Fixture {
 }
 
 /// Invariants every statement must hold, checked on every one the tests see.
-pub fn check_statement(s: &pb::AssessmentStatement, e: &pb::Envelope, keys: &[PublicKeyInfo]) {
+pub(crate) fn check_statement(s: &pb::AssessmentStatement, e: &pb::Envelope, keys: &[PublicKeyInfo]) {
     assert_eq!(e.payload_type, "application/vnd.credit-tender.assessment.v1+json");
     verify(&credit_tender::service::envelope_from_proto(e), keys).expect("statement verifies");
     let decoded: pb::AssessmentStatement = serde_json::from_slice(&e.payload).unwrap();

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 
 /// The npm-installed client `bin` in tests/clients/node_modules/.bin, if it runs.
-pub fn npm_bin(bin: &str, version_arg: &str) -> Option<PathBuf> {
+pub(crate) fn npm_bin(bin: &str, version_arg: &str) -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node_modules/.bin").join(bin);
     let runs = std::process::Command::new(&path).arg(version_arg).output().is_ok_and(|o| o.status.success());
     if runs {
@@ -35,7 +35,7 @@ async fn buf_curl(buf: &std::path::Path, addr: std::net::SocketAddr, protocol: &
 
 /// `buf curl` as [`buf_curl`], its output as text: a stream's messages
 /// come one JSON object after another.
-pub async fn buf_curl_raw(
+pub(crate) async fn buf_curl_raw(
     buf: &std::path::Path,
     addr: std::net::SocketAddr,
     protocol: &str,

@@ -11,7 +11,7 @@ use serde_json::json;
 use std::time::Duration;
 
 /// GET /metrics.
-pub async fn scrape(addr: std::net::SocketAddr) -> String {
+pub(crate) async fn scrape(addr: std::net::SocketAddr) -> String {
     let (status, body) = http_get(addr, "/metrics").await;
     assert_eq!(status, 200, "{body}");
     body
@@ -21,7 +21,7 @@ pub async fn scrape(addr: std::net::SocketAddr) -> String {
 /// A series that is not exported fails the test, naming what is: every
 /// closed label set is exported from the start (src/metrics.rs), so a
 /// missing series is a renamed or removed metric, never "zero so far".
-pub fn sample(text: &str, name_and_labels: &str) -> f64 {
+pub(crate) fn sample(text: &str, name_and_labels: &str) -> f64 {
     let found = text.lines().find_map(|l| {
         let rest = l.strip_prefix(name_and_labels)?;
         // The whole series name: `x_total` must not match `x_total_extra`.

@@ -14,7 +14,7 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/reflect
 
 /// Whether python3 with grpcio, grpcio-reflection and protobuf is here;
 /// `CREDIT_TENDER_REQUIRE_PYTHON_GRPC=1` (CI) makes their absence a failure.
-pub fn python_grpc() -> bool {
+pub(crate) fn python_grpc() -> bool {
     let ok = std::process::Command::new("python3")
         .args(["-c", "import grpc, grpc_reflection, google.protobuf"])
         .output()

@@ -20,7 +20,7 @@ use std::sync::Arc;
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/connect_calls.py");
 
 /// Whether python3 is here (its standard library is all the script needs).
-pub fn python() -> bool {
+pub(crate) fn python() -> bool {
     let ok = std::process::Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok {
         crate::harness::skipped(crate::harness::Needs::Python, "no python3 on PATH");
@@ -30,7 +30,7 @@ pub fn python() -> bool {
 
 /// One answer as http.client read it.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub version: u64,
     pub headers: BTreeMap<String, String>,
@@ -38,16 +38,16 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
-    pub fn content_type(&self) -> &str {
+    pub(crate) fn content_type(&self) -> &str {
         self.headers.get("content-type").map_or("", String::as_str)
     }
 
     /// A Connect error's body, checked: (code, message, details).
-    pub fn error(&self, status: u16, code: &str) -> (String, Vec<Value>) {
+    pub(crate) fn error(&self, status: u16, code: &str) -> (String, Vec<Value>) {
         assert_eq!(self.status, status, "{code}: {}", String::from_utf8_lossy(&self.body));
         assert_eq!(self.content_type(), "application/json");
         let v = self.json();
@@ -58,7 +58,7 @@ impl Answer {
 }
 
 /// A Connect unary call of `method` (`Service/Method`) with a JSON body.
-pub fn json_call(method: &str, token: Option<&str>, body: Value) -> Value {
+pub(crate) fn json_call(method: &str, token: Option<&str>, body: Value) -> Value {
     let mut headers = json!({"content-type": "application/json", "connect-protocol-version": "1"});
     if let Some(t) = token {
         headers["authorization"] = json!(format!("Bearer {t}"));
@@ -67,7 +67,7 @@ pub fn json_call(method: &str, token: Option<&str>, body: Value) -> Value {
 }
 
 /// Runs the calls from Python, in order, on one kept-alive connection.
-pub async fn connect_calls(addr: std::net::SocketAddr, calls: &[Value]) -> Vec<Answer> {
+pub(crate) async fn connect_calls(addr: std::net::SocketAddr, calls: &[Value]) -> Vec<Answer> {
     use std::io::Write;
     let input = serde_json::to_vec(calls).unwrap();
     let run = move || {
@@ -105,7 +105,7 @@ fn bidder(code: &str) -> Option<pb::Bidder> {
 /// A server with the test principals (the supervisor held to a small
 /// rate), and T-GD registered by its platform with one bid whose bidder
 /// the provider graded.
-pub async fn seeded() -> (TestServer, String, TestDb) {
+pub(crate) async fn seeded() -> (TestServer, String, TestDb) {
     let principals = Principals::from_toml(&format!("{SMALL_SUPERVISOR_LIMITS}{}", principals_toml())).unwrap();
     let options =
         credit_tender::server::ServerOptions { principals: Some(Arc::new(SharedPrincipals::fixed(principals))), ..Default::default() };

@@ -24,14 +24,14 @@ async fn ten_thousand_bad_records_fit_in_a_trailer_every_client_accepts() {
 }
 
 /// Sends raw bytes as a unary request body, as a broken or hostile client would.
-pub mod raw {
+pub(crate) mod raw {
     use tonic::Status;
     use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
     #[derive(Default)]
-    pub struct Raw;
-    pub struct RawEncoder;
-    pub struct Ignore;
+    pub(crate) struct Raw;
+    pub(crate) struct RawEncoder;
+    pub(crate) struct Ignore;
 
     impl Encoder for RawEncoder {
         type Item = Vec<u8>;
@@ -67,12 +67,12 @@ pub mod raw {
         }
     }
 
-    pub async fn call(channel: tonic::transport::Channel, path: &str, body: Vec<u8>) -> Result<(), Status> {
+    pub(crate) async fn call(channel: tonic::transport::Channel, path: &str, body: Vec<u8>) -> Result<(), Status> {
         call_bytes(channel, path, body).await.map(|_| ())
     }
 
     /// The answer's message bytes, exactly as sent.
-    pub async fn call_bytes(channel: tonic::transport::Channel, path: &str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
+    pub(crate) async fn call_bytes(channel: tonic::transport::Channel, path: &str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
         let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
         grpc.ready().await.map_err(|e| Status::unknown(e.to_string()))?;
         let path = tonic::codegen::http::uri::PathAndQuery::try_from(path).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -204,7 +204,7 @@ async fn verify_refuses_revoked_keys_statements_outside_validity_other_algorithm
 
 /// serde_json for the generated types, without naming each.
 mod erased {
-    pub trait Json {
+    pub(super) trait Json {
         fn json(&self) -> Vec<u8>;
     }
     impl<T: serde::Serialize> Json for T {

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 
 /// What a skipped part needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Needs {
+pub(crate) enum Needs {
     Postgres,
     Browser,
     PythonGrpc,
@@ -49,7 +49,7 @@ impl Needs {
 static SKIPS: Mutex<BTreeMap<Needs, (usize, String)>> = Mutex::new(BTreeMap::new());
 
 /// Records that a part of a test did not run for want of `needs`.
-pub fn skipped(needs: Needs, why: &str) {
+pub(crate) fn skipped(needs: Needs, why: &str) {
     let mut skips = SKIPS.lock().unwrap_or_else(|e| e.into_inner());
     skips.entry(needs).or_insert_with(|| (0, why.to_owned())).0 += 1;
 }
@@ -66,7 +66,7 @@ fn skip_summary() -> Option<String> {
 
 /// One process as /proc shows it.
 #[derive(Debug, Clone)]
-pub struct Proc {
+pub(crate) struct Proc {
     pub pid: u32,
     pub ppid: u32,
     /// `Z` for a zombie: dead, waiting to be reaped.
@@ -75,7 +75,7 @@ pub struct Proc {
 }
 
 /// Every process on the machine (those that vanish while read are skipped).
-pub fn processes() -> Vec<Proc> {
+pub(crate) fn processes() -> Vec<Proc> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     dir.filter_map(|e| {
         let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
@@ -91,7 +91,7 @@ pub fn processes() -> Vec<Proc> {
 }
 
 /// The live (not zombie) descendants of `root`, children before theirs.
-pub fn descendants(root: u32) -> Vec<Proc> {
+pub(crate) fn descendants(root: u32) -> Vec<Proc> {
     let all = processes();
     let mut children: HashMap<u32, Vec<&Proc>> = HashMap::new();
     for p in &all {
@@ -114,7 +114,7 @@ pub fn descendants(root: u32) -> Vec<Proc> {
 /// `name=value`: what a child started with that variable has started in
 /// turn, even when a middle process is gone or a grandchild left its
 /// process group (Chromium's crash handler does both).
-pub fn marked(name: &str, value: &str) -> Vec<Proc> {
+pub(crate) fn marked(name: &str, value: &str) -> Vec<Proc> {
     let want = format!("{name}={value}");
     descendants(std::process::id())
         .into_iter()
@@ -125,7 +125,7 @@ pub fn marked(name: &str, value: &str) -> Vec<Proc> {
 }
 
 /// Whether `pid` is a live process (a zombie is not).
-pub fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| s.rfind(')').and_then(|i| s[i + 1..].split_whitespace().next().map(|st| st != "Z")))
@@ -133,7 +133,7 @@ pub fn alive(pid: u32) -> bool {
 }
 
 /// SIGKILL to `pid`, or to process group `-pid` (no libc call needed for a test).
-pub fn kill(pid: i64) {
+pub(crate) fn kill(pid: i64) {
     let _ = std::process::Command::new("kill").args(["-KILL", "--", &pid.to_string()]).stderr(std::process::Stdio::null()).status();
 }
 

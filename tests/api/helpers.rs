@@ -13,30 +13,30 @@ use credit_tender::store::Store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use crate::records::*;
+pub(crate) use crate::records::*;
 use std::process::{Command, Output};
 use tonic::transport::Channel;
 
 /// The longest any one call of a test may take (a gRPC call on the harness's
 /// channels, an HTTP request): a server that stops answering fails the test
 /// instead of hanging it.
-pub const CALL_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const CALL_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `fut` (a connect, a handshake, a read), failing the test naming `what`
 /// if it takes longer than [`CALL_BOUND`]: no network wait of the suite is
 /// unbounded.
-pub async fn bounded<T>(what: impl std::fmt::Display, fut: impl std::future::Future<Output = T>) -> T {
+pub(crate) async fn bounded<T>(what: impl std::fmt::Display, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(CALL_BOUND, fut).await.unwrap_or_else(|_| panic!("{what}: nothing within {CALL_BOUND:?}"))
 }
 
 /// A plain HTTP/2 endpoint at `addr` whose connect and every call are
 /// bounded by [`CALL_BOUND`].
-pub fn endpoint(addr: impl std::fmt::Display) -> tonic::transport::Endpoint {
+pub(crate) fn endpoint(addr: impl std::fmt::Display) -> tonic::transport::Endpoint {
     tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_timeout(CALL_BOUND).timeout(CALL_BOUND)
 }
 
 /// A store URL on one backend, cleaned up when dropped.
-pub struct TestDb {
+pub(crate) struct TestDb {
     pub url: String,
     pub backend: &'static str,
     _dir: Option<tempfile::TempDir>,
@@ -62,7 +62,7 @@ impl Drop for TestDb {
     }
 }
 
-pub fn sqlite_db() -> TestDb {
+pub(crate) fn sqlite_db() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
     TestDb { url, backend: "sqlite", _dir: Some(dir), pg_name: None }
@@ -71,7 +71,7 @@ pub fn sqlite_db() -> TestDb {
 /// A fresh PostgreSQL database, or `None` (with a notice) when `DATABASE_URL`
 /// is unset. With `CREDIT_TENDER_REQUIRE_PG=1` (as in `.ci/run`) a missing or
 /// unreachable PostgreSQL fails the test instead.
-pub async fn pg_db() -> Option<TestDb> {
+pub(crate) async fn pg_db() -> Option<TestDb> {
     let required = std::env::var("CREDIT_TENDER_REQUIRE_PG").is_ok_and(|v| v == "1");
     let Ok(admin) = std::env::var("DATABASE_URL") else {
         assert!(!required, "CREDIT_TENDER_REQUIRE_PG=1 but DATABASE_URL is not set");
@@ -116,7 +116,7 @@ fn uuid_like() -> String {
 /// `default` when unset. A value that is not a whole number, or is below
 /// `min` (0 cycles or 0 bidders would let the test pass having tested
 /// nothing), fails the test by name rather than being ignored.
-pub fn knob(name: &str, default: u64, min: u64) -> u64 {
+pub(crate) fn knob(name: &str, default: u64, min: u64) -> u64 {
     match std::env::var(name) {
         Err(_) => default,
         Ok(v) => match v.trim().parse::<u64>() {
@@ -129,7 +129,7 @@ pub fn knob(name: &str, default: u64, min: u64) -> u64 {
 
 /// The fuzz tests' seed: `FUZZ_SEED` (`.ci/run` draws one per run and
 /// prints it) or one drawn here; a failure names it so that it can be replayed.
-pub fn fuzz_seed() -> u64 {
+pub(crate) fn fuzz_seed() -> u64 {
     match std::env::var("FUZZ_SEED") {
         Ok(v) => v.trim().parse::<u64>().unwrap_or_else(|_| panic!("FUZZ_SEED='{v}' is not a whole number")),
         Err(_) => {
@@ -143,7 +143,7 @@ pub fn fuzz_seed() -> u64 {
 /// from the descriptor set the build keeps for reflection (the `.proto`
 /// files): a test that walks these covers an RPC added later without being
 /// told.
-pub fn rpc_paths() -> Vec<String> {
+pub(crate) fn rpc_paths() -> Vec<String> {
     use prost::Message;
     let set =
         prost_types::FileDescriptorSet::decode(credit_tender::proto::FILE_DESCRIPTOR_SET).expect("the build's descriptor set decodes");
@@ -160,7 +160,7 @@ pub fn rpc_paths() -> Vec<String> {
 }
 
 /// Every backend available here: SQLite always, PostgreSQL when configured.
-pub async fn backends() -> Vec<TestDb> {
+pub(crate) async fn backends() -> Vec<TestDb> {
     let mut v = vec![sqlite_db()];
     v.extend(pg_db().await);
     v
@@ -168,19 +168,19 @@ pub async fn backends() -> Vec<TestDb> {
 
 /// How a test app is configured; `AppOptions::default()` is what `serve` runs.
 #[derive(Default)]
-pub struct AppOptions {
+pub(crate) struct AppOptions {
     pub cache: credit_tender::cache::CacheConfig,
     pub server: ServerOptions,
 }
 
 /// Opens (and migrates) a test database's store.
-pub async fn open(db: &TestDb) -> Store {
+pub(crate) async fn open(db: &TestDb) -> Store {
     Store::open(&db.url).await.unwrap()
 }
 
 /// The one way tests start the service: over `store` on 127.0.0.1:0, with
 /// typed clients connected to it; stopped when dropped.
-pub async fn spawn_app(store: Store, mut options: AppOptions) -> TestServer {
+pub(crate) async fn spawn_app(store: Store, mut options: AppOptions) -> TestServer {
     // Only the overload tests (with the wait's test hook) judge the wait: on a
     // shared machine a test's thread can be descheduled for longer than the
     // 5 ms target, and no other test may fail for that.
@@ -223,7 +223,7 @@ pub async fn spawn_app(store: Store, mut options: AppOptions) -> TestServer {
 /// `TestDb` is dropped at the end of that statement and its directory
 /// removed under the running server, which then (rightly) finds its store
 /// lost and answers 503 at whatever moment it next checks.
-pub async fn spawn_sqlite_app(options: AppOptions) -> TestServer {
+pub(crate) async fn spawn_sqlite_app(options: AppOptions) -> TestServer {
     let db = sqlite_db();
     let mut server = spawn_app(open(&db).await, options).await;
     server._db = Some(db);
@@ -231,7 +231,7 @@ pub async fn spawn_sqlite_app(options: AppOptions) -> TestServer {
 }
 
 /// A running test app.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: std::net::SocketAddr,
     #[allow(dead_code)] // for tests that reach past the API
     pub store: Store,
@@ -254,24 +254,24 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         self.channel.clone()
     }
 
-    pub async fn credit_data(&self) -> CreditDataServiceClient<Channel> {
+    pub(crate) async fn credit_data(&self) -> CreditDataServiceClient<Channel> {
         self.data.clone()
     }
 
     /// Waits (up to 10 s) until this replica has applied data version `v`.
     #[allow(dead_code)]
-    pub async fn applied(&self, v: u64) {
+    pub(crate) async fn applied(&self, v: u64) {
         let mut versions = self.cache.applied_versions();
         let seen = tokio::time::timeout(std::time::Duration::from_secs(10), versions.wait_for(|a| *a >= v)).await;
         assert!(seen.is_ok_and(|r| r.is_ok()), "replica at {addr} has not applied data version {v} within 10 s", addr = self.addr);
     }
 
     /// Stops the server and waits for it to finish.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.handle.take().unwrap().await.unwrap().unwrap();
     }
@@ -286,22 +286,22 @@ impl Drop for TestServer {
 }
 
 /// Runs the `credit-tender` binary.
-pub fn cli(args: &[&str]) -> Output {
+pub(crate) fn cli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_credit-tender")).args(args).env("RUST_LOG", "warn").output().expect("run credit-tender")
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Writes `content` to `dir/name` and returns the path.
 /// The `[[key]]` table of the transparency log's key, `log.pk8` in `dir`
 /// (generated on first use).
-pub fn log_key_toml(dir: &Path) -> &'static str {
+pub(crate) fn log_key_toml(dir: &Path) -> &'static str {
     let path = dir.join("log.pk8");
     if !path.exists() {
         assert!(cli(&["keygen", "--out", path.to_str().unwrap()]).status.success());
@@ -310,20 +310,20 @@ pub fn log_key_toml(dir: &Path) -> &'static str {
 }
 
 /// A keys file in `dir` with a fresh statement key (`k.pk8`) and log key.
-pub fn keys_file(dir: &Path) -> PathBuf {
+pub(crate) fn keys_file(dir: &Path) -> PathBuf {
     assert!(cli(&["keygen", "--out", dir.join("k.pk8").to_str().unwrap()]).status.success());
     let log = log_key_toml(dir);
     file(dir, "keys.toml", format!("[[key]]\nfile = \"k.pk8\"\nstatus = \"active\"\n{log}"))
 }
 
-pub fn file(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+pub(crate) fn file(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, content).unwrap();
     p
 }
 
 /// Everything stored, as comparable text: proves a failed write changed nothing.
-pub async fn snapshot(url: &str) -> Vec<String> {
+pub(crate) async fn snapshot(url: &str) -> Vec<String> {
     use sqlx::Row;
     let q = "SELECT 'v' || CAST(version AS TEXT) || ':' || source FROM data_versions \
              UNION ALL SELECT record_id || '@' || CAST(version AS TEXT) || ':' || digest FROM records \
@@ -347,13 +347,13 @@ pub async fn snapshot(url: &str) -> Vec<String> {
 }
 
 // Real codes from DOMAIN.md, checksum-valid.
-pub const CODE_A: &str = "914403001922038216";
-pub const CODE_B: &str = "91440300192317458F";
-pub const CODE_C: &str = "91110000802100433B";
-pub const PILOT: &str = "91350100M0001TGQXM";
+pub(crate) const CODE_A: &str = "914403001922038216";
+pub(crate) const CODE_B: &str = "91440300192317458F";
+pub(crate) const CODE_C: &str = "91110000802100433B";
+pub(crate) const PILOT: &str = "91350100M0001TGQXM";
 
 /// GET `path` over plain HTTP/1.1: (status, body).
-pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let raw = bounded(format!("GET {path}"), raw_get(addr, path, "")).await;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -362,7 +362,7 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 }
 
 /// GET `path` over plain HTTP/1.1: (status, body bytes).
-pub async fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
+pub(crate) async fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let raw = bounded(format!("GET {path}"), raw_get(addr, path, "")).await;
     let status = std::str::from_utf8(&raw[9..12]).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| raw[i + 4..].to_vec()).unwrap_or_default();
@@ -371,7 +371,7 @@ pub async fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> (u16, Vec
 
 /// GET `path` over plain HTTP/1.1 with `extra` header lines (each ending
 /// in CRLF), unbounded (callers bound it): the raw answer.
-pub async fn raw_get(addr: std::net::SocketAddr, path: &str, extra: &str) -> Vec<u8> {
+pub(crate) async fn raw_get(addr: std::net::SocketAddr, path: &str, extra: &str) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
@@ -381,12 +381,12 @@ pub async fn raw_get(addr: std::net::SocketAddr, path: &str, extra: &str) -> Vec
 }
 
 /// Writes `v` as JSON to `dir/name`; its path.
-pub fn json_file<T: serde::Serialize>(dir: &Path, name: &str, v: &T) -> PathBuf {
+pub(crate) fn json_file<T: serde::Serialize>(dir: &Path, name: &str, v: &T) -> PathBuf {
     file(dir, name, serde_json::to_vec_pretty(v).unwrap())
 }
 
 /// The `credit-tender` binary serving on a free loopback port; killed when dropped.
-pub struct CliServer {
+pub(crate) struct CliServer {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
     /// A plain channel; it connects at its first call (TLS servers need their own).
@@ -398,12 +398,12 @@ pub struct CliServer {
 impl CliServer {
     /// Runs `credit-tender ARGS --listen 127.0.0.1:0` and connects once it
     /// says on stdout where it listens.
-    pub async fn spawn(args: &[&str]) -> CliServer {
+    pub(crate) async fn spawn(args: &[&str]) -> CliServer {
         CliServer::spawn_limited(args, None).await
     }
 
     /// The same, with at most `open_files` file descriptors (`ulimit -n`).
-    pub async fn spawn_limited(args: &[&str], open_files: Option<u32>) -> CliServer {
+    pub(crate) async fn spawn_limited(args: &[&str], open_files: Option<u32>) -> CliServer {
         use std::io::BufRead;
         let bin = env!("CARGO_BIN_EXE_credit-tender");
         let mut command = match open_files {
@@ -449,7 +449,7 @@ impl CliServer {
     }
 
     /// Waits (up to 30 s) for the server to log a checkpoint of at least `size` leaves.
-    pub async fn checkpoint_logged(&self, size: u64) {
+    pub(crate) async fn checkpoint_logged(&self, size: u64) {
         let published = async {
             loop {
                 let line = self.log_line("checkpoint published").await;
@@ -467,13 +467,13 @@ impl CliServer {
 
     /// The log lines (stderr) that have arrived so far, without waiting.
     #[allow(dead_code)]
-    pub async fn lines_so_far(&self) -> Vec<String> {
+    pub(crate) async fn lines_so_far(&self) -> Vec<String> {
         let mut log = self.log.lock().await;
         std::iter::from_fn(|| log.try_recv().ok()).collect()
     }
 
     /// Waits (up to 10 s) for a log line containing `needle`; returns it.
-    pub async fn log_line(&self, needle: &str) -> String {
+    pub(crate) async fn log_line(&self, needle: &str) -> String {
         let mut log = self.log.lock().await;
         let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
             while let Some(line) = log.recv().await {
@@ -496,7 +496,7 @@ impl Drop for CliServer {
 
 /// English as a sentence has it: two or more lower-case words in a row
 /// ("credit code", "allow-list", "no dynamic D in force").
-pub fn english_phrases(text: &str) -> Vec<String> {
+pub(crate) fn english_phrases(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     let word_at = |i: usize| (i..chars.len()).take_while(|&j| chars[j].is_ascii_lowercase()).count();
     let mut out = Vec::new();
@@ -531,7 +531,7 @@ pub fn english_phrases(text: &str) -> Vec<String> {
 /// the page's script shows it: an HTML page's heading and first paragraph,
 /// or a text's first line, begin with a Chinese character and hold no
 /// English phrase (machine codes in capitals and ids are not phrases).
-pub fn assert_chinese_first(what: &str, body: &str) {
+pub(crate) fn assert_chinese_first(what: &str, body: &str) {
     let text = if body.trim_start().to_ascii_lowercase().starts_with("<!doctype") {
         let inner = |tag: &str| {
             let open = format!("<{tag}>");
@@ -550,7 +550,7 @@ pub fn assert_chinese_first(what: &str, body: &str) {
 
 /// An HTTP/1.1 answer as a raw client reads it.
 #[allow(dead_code)]
-pub struct Http1Answer {
+pub(crate) struct Http1Answer {
     pub status: u16,
     /// The head's header lines, names lowercased.
     pub headers: Vec<(String, String)>,
@@ -561,7 +561,7 @@ pub struct Http1Answer {
 #[allow(dead_code)]
 impl Http1Answer {
     /// The first value of header `name` (lowercase).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
@@ -569,7 +569,7 @@ impl Http1Answer {
 /// One request over a fresh plain HTTP/1.1 connection (bounded by
 /// [`CALL_BOUND`]): `method path` with `headers` and `body`.
 #[allow(dead_code)]
-pub async fn http1(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Http1Answer {
+pub(crate) async fn http1(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Http1Answer {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -22,7 +22,7 @@ fn with(mut base: Value, extra: Value) -> Value {
 }
 
 /// A valid annual evaluation line for `code`, with fields overridden by `extra`.
-pub fn evaluation_json(id: &str, code: &str, extra: Value) -> Value {
+pub(crate) fn evaluation_json(id: &str, code: &str, extra: Value) -> Value {
     let base = json!({
         "type": "evaluation", "id": id, "document_ref": "测试公告〔2026〕1号", "credit_code": code,
         "entity_name": "测试路桥有限公司", "domain": "highway_construction", "issuer": "440000",
@@ -31,7 +31,7 @@ pub fn evaluation_json(id: &str, code: &str, extra: Value) -> Value {
     with(base, extra)
 }
 
-pub fn list_entry_json(id: &str, code: &str, list: &str) -> Value {
+pub(crate) fn list_entry_json(id: &str, code: &str, list: &str) -> Value {
     json!({
         "type": "list_entry", "id": id, "document_ref": "测试名单〔2026〕2号", "credit_code": code,
         "entity_name": "测试路桥有限公司", "list": list, "authority": "测试省交通运输厅",
@@ -40,7 +40,7 @@ pub fn list_entry_json(id: &str, code: &str, list: &str) -> Value {
 }
 
 /// A general penalty decided on 2026-06-01, with fields overridden by `extra`.
-pub fn penalty_json(id: &str, code: &str, extra: Value) -> Value {
+pub(crate) fn penalty_json(id: &str, code: &str, extra: Value) -> Value {
     let base = json!({
         "type": "penalty", "id": id, "document_ref": "r", "credit_code": code, "entity_name": "x", "decision_number": "罚1",
         "authority": "a", "decided_on": "2026-06-01", "category": "general", "min_publication_end": "2026-09-01",
@@ -50,7 +50,7 @@ pub fn penalty_json(id: &str, code: &str, extra: Value) -> Value {
 }
 
 /// A kept commitment made on 2026-01-01, with fields overridden by `extra`.
-pub fn commitment_json(id: &str, code: &str, extra: Value) -> Value {
+pub(crate) fn commitment_json(id: &str, code: &str, extra: Value) -> Value {
     let base = json!({
         "type": "commitment", "id": id, "document_ref": "r", "credit_code": code, "entity_name": "x",
         "commitment_kind": "投标信用承诺", "made_on": "2026-01-01", "status": "kept"
@@ -59,16 +59,16 @@ pub fn commitment_json(id: &str, code: &str, extra: Value) -> Value {
 }
 
 /// An event of `kind` on record `target`, effective on `on`.
-pub fn event_json(id: &str, code: &str, target: &str, kind: &str, on: &str) -> Value {
+pub(crate) fn event_json(id: &str, code: &str, target: &str, kind: &str, on: &str) -> Value {
     json!({"type": "event", "id": id, "document_ref": "测试", "credit_code": code, "target_id": target, "event": kind, "effective_on": on})
 }
 
-pub fn jsonl(values: &[Value]) -> String {
+pub(crate) fn jsonl(values: &[Value]) -> String {
     values.iter().map(|v| v.to_string() + "\n").collect()
 }
 
 /// A record line as its gRPC message (the proto shares the JSON field names).
-pub fn to_proto(mut v: Value) -> pb::Record {
+pub(crate) fn to_proto(mut v: Value) -> pb::Record {
     use pb::record::Kind;
     let obj = v.as_object_mut().unwrap();
     let t = obj.remove("type").unwrap();
@@ -86,7 +86,7 @@ pub fn to_proto(mut v: Value) -> pb::Record {
 
 /// A record line as a validated domain record.
 #[allow(dead_code)]
-pub fn to_record(v: Value) -> Record {
+pub(crate) fn to_record(v: Value) -> Record {
     let rules = Rules::shipped();
     parse_record(v.as_object().unwrap(), rules.input()).unwrap().record
 }

@@ -16,7 +16,7 @@ type Client = SupervisionServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// A server publishing checkpoints every 50 ms (a draw waits for one), with
 /// `principals` when given.
-pub async fn spawn(db: &TestDb, principals: Option<&str>) -> TestServer {
+pub(crate) async fn spawn(db: &TestDb, principals: Option<&str>) -> TestServer {
     use credit_tender::access::principals::{Principals, SharedPrincipals};
     let log = credit_tender::server::LogOptions { checkpoint_interval: std::time::Duration::from_millis(50), ..Default::default() };
     let principals = principals.map(|p| std::sync::Arc::new(SharedPrincipals::fixed(Principals::from_toml(p).unwrap())));
@@ -24,7 +24,7 @@ pub async fn spawn(db: &TestDb, principals: Option<&str>) -> TestServer {
     spawn_app(open(db).await, AppOptions { server, ..AppOptions::default() }).await
 }
 
-pub fn client(server: &TestServer, token: Option<&str>) -> Client {
+pub(crate) fn client(server: &TestServer, token: Option<&str>) -> Client {
     SupervisionServiceClient::with_interceptor(server.channel.clone(), Bearer::new(token).unwrap())
 }
 
@@ -129,7 +129,7 @@ async fn classification_evidence_names_every_record_that_decided_the_class() {
 
 /// Forty firms Guangdong grades (AA, A, B, C, D in turn) and one Shanxi
 /// grades: the draw's population, in four classes.
-pub async fn draw_population(server: &TestServer) -> Vec<String> {
+pub(crate) async fn draw_population(server: &TestServer) -> Vec<String> {
     let grades = ["AA", "A", "B", "C", "D"];
     let codes: Vec<String> = (0..40).map(|i| crate::assessment::code(8000 + i)).collect();
     let mut records: Vec<Value> = codes.iter().enumerate().map(|(i, c)| graded(&format!("d-{i}"), c, grades[i % 5], "440000")).collect();
@@ -139,7 +139,7 @@ pub async fn draw_population(server: &TestServer) -> Vec<String> {
     codes
 }
 
-pub fn draw_request() -> pb::DrawInspectionRequest {
+pub(crate) fn draw_request() -> pb::DrawInspectionRequest {
     pb::DrawInspectionRequest {
         region: "440000".into(),
         domain: "highway_construction".into(),
@@ -149,7 +149,7 @@ pub fn draw_request() -> pb::DrawInspectionRequest {
     }
 }
 
-pub async fn keys_json(server: &TestServer, dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) async fn keys_json(server: &TestServer, dir: &std::path::Path) -> std::path::PathBuf {
     let keys = pb::key_service_client::KeyServiceClient::new(server.channel.clone()).list_keys(pb::ListKeysRequest {}).await.unwrap();
     json_file(dir, "keys.json", &keys.into_inner())
 }
@@ -434,7 +434,7 @@ async fn cli_outcomes(server: &TestServer, token: Option<&str>, prefix: &str, fr
 /// The demo loaded, every bid of its tenders assessed and a credit
 /// guarantee checked where allowed: the server, the last log index, and how
 /// many guarantees.
-pub async fn demo_assessed(db: &TestDb) -> (TestServer, u64, u32) {
+pub(crate) async fn demo_assessed(db: &TestDb) -> (TestServer, u64, u32) {
     use credit_tender::rules::Rules;
     {
         let store = open(db).await;

@@ -15,7 +15,7 @@ use tonic_types::StatusExt;
 /// A server whose publisher signs a checkpoint at its start and then only
 /// once an hour: the tree grows past its newest checkpoint and stays so
 /// while the test looks.
-pub async fn spawn_hourly(store: credit_tender::store::Store) -> TestServer {
+pub(crate) async fn spawn_hourly(store: credit_tender::store::Store) -> TestServer {
     let log = credit_tender::server::LogOptions { checkpoint_interval: Duration::from_secs(3600), ..Default::default() };
     let server = credit_tender::server::ServerOptions { log: Some(log), ..Default::default() };
     spawn_app(store, AppOptions { server, ..AppOptions::default() }).await
@@ -23,7 +23,7 @@ pub async fn spawn_hourly(store: credit_tender::store::Store) -> TestServer {
 
 /// Another replica's publisher over the same store: signs a checkpoint of
 /// the tree as it stands now.
-pub async fn publish_as_replica(server: &TestServer, after: u64) -> u64 {
+pub(crate) async fn publish_as_replica(server: &TestServer, after: u64) -> u64 {
     let origin = credit_tender::server::DEFAULT_LOG_ORIGIN.to_owned();
     let metrics = Arc::new(credit_tender::metrics::Metrics::new());
     let (replica, _sequencer) = credit_tender::log::Log::new(server.store.clone(), origin, server.keys.clone(), metrics);
@@ -31,7 +31,7 @@ pub async fn publish_as_replica(server: &TestServer, after: u64) -> u64 {
 }
 
 /// Waits (for an event, not for time) until the store's tree has `size` leaves.
-pub async fn tree_reaches(server: &TestServer, size: u64) {
+pub(crate) async fn tree_reaches(server: &TestServer, size: u64) {
     tokio::time::timeout(Duration::from_secs(30), async {
         while server.store.log_size().await.unwrap() < size {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -101,7 +101,7 @@ async fn store_down_is_an_error_page_not_an_empty_table() {
 }
 
 /// A WebDriver session on chromedriver, both stopped when dropped.
-pub struct Browser {
+pub(crate) struct Browser {
     port: u16,
     session: String,
     driver: std::process::Child,
@@ -190,16 +190,16 @@ const BROWSER_MARK: &str = "CREDIT_TENDER_TEST_BROWSER";
 
 impl Browser {
     /// This browser's live processes: chromedriver and all it started.
-    pub fn processes(&self) -> Vec<crate::harness::Proc> {
+    pub(crate) fn processes(&self) -> Vec<crate::harness::Proc> {
         crate::harness::marked(BROWSER_MARK, &self._profile.path().display().to_string())
     }
 
-    pub async fn start() -> Option<Browser> {
+    pub(crate) async fn start() -> Option<Browser> {
         Browser::start_with(&[]).await
     }
 
     /// A browser with extra Chromium flags (e.g. host mapping, a trusted key).
-    pub async fn start_with(extra: &[String]) -> Option<Browser> {
+    pub(crate) async fn start_with(extra: &[String]) -> Option<Browser> {
         let required = std::env::var("CREDIT_TENDER_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists());
         let driver = std::env::var("CHROMEDRIVER")
@@ -262,18 +262,18 @@ impl Browser {
         Some(browser)
     }
 
-    pub async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         wd(self.port, "POST", &format!("/session/{}/url", self.session), Some(json!({"url": url}))).await;
     }
 
     /// Runs an async script; its last argument is the callback for the result.
-    pub async fn eval_async(&self, script: &str) -> Value {
+    pub(crate) async fn eval_async(&self, script: &str) -> Value {
         let r =
             wd(self.port, "POST", &format!("/session/{}/execute/async", self.session), Some(json!({"script": script, "args": []}))).await;
         r["value"].clone()
     }
 
-    pub async fn eval(&self, script: &str) -> Value {
+    pub(crate) async fn eval(&self, script: &str) -> Value {
         let r =
             wd(self.port, "POST", &format!("/session/{}/execute/sync", self.session), Some(json!({"script": script, "args": []}))).await;
         r["value"].clone()
@@ -281,7 +281,7 @@ impl Browser {
 
     /// Waits until the page says it has verified and rendered everything:
     /// an async script that resolves when `body[data-ready]` turns "1".
-    pub async fn ready(&self) {
+    pub(crate) async fn ready(&self) {
         let script = "const done = arguments[arguments.length - 1];\
             const ready = () => document.body && document.body.dataset.ready === '1';\
             if (ready()) { done(true); return; }\
@@ -294,7 +294,7 @@ impl Browser {
 
     /// Waits until the page has checked every row against the transparency
     /// log (`body[data-logged]` set); how many rows it found logged.
-    pub async fn logged(&self) -> u64 {
+    pub(crate) async fn logged(&self) -> u64 {
         let script = "const done = arguments[arguments.length - 1];\
             const logged = () => document.body && document.body.dataset.logged !== undefined;\
             if (logged()) { done(Number(document.body.dataset.logged)); return; }\
@@ -306,7 +306,7 @@ impl Browser {
     }
 
     /// The CSV the page offers, as rows of cells (its BOM removed).
-    pub async fn csv(&self) -> Vec<Vec<String>> {
+    pub(crate) async fn csv(&self) -> Vec<Vec<String>> {
         let text = self
             .eval_async(
                 "const done = arguments[arguments.length - 1]; fetch(document.getElementById('csv').href).then(r => r.text()).then(done)",
@@ -315,7 +315,7 @@ impl Browser {
         csv_cells(text.as_str().unwrap_or_else(|| panic!("no CSV: {text}")))
     }
 
-    pub async fn rows(&self) -> Vec<(String, Vec<String>)> {
+    pub(crate) async fn rows(&self) -> Vec<(String, Vec<String>)> {
         let v = self
             .eval("return [...document.querySelectorAll('#table tbody tr.row, #table tbody tr.invalid')].map(tr => [tr.dataset.seq, [...tr.cells].map(td => td.innerText.trim())])")
             .await;
@@ -324,14 +324,14 @@ impl Browser {
 
     /// Runs `source` in every document this browser opens from now on,
     /// before the page's own scripts (CDP `Page.addScriptToEvaluateOnNewDocument`).
-    pub async fn init_script(&self, source: &str) {
+    pub(crate) async fn init_script(&self, source: &str) {
         let body = json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": source}});
         let r = wd(self.port, "POST", &format!("/session/{}/goog/cdp/execute", self.session), Some(body)).await;
         assert!(r["value"]["identifier"].is_string(), "init script not installed: {r}");
     }
 
     /// Runs one Chrome DevTools Protocol command in this browser.
-    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+    pub(crate) async fn cdp(&self, cmd: &str, params: Value) -> Value {
         let body = json!({"cmd": cmd, "params": params});
         let r = wd(self.port, "POST", &format!("/session/{}/goog/cdp/execute", self.session), Some(body)).await;
         assert!(r["value"].is_object(), "{cmd} failed: {r}");
@@ -547,7 +547,7 @@ async fn demo_for_browser() -> (TestServer, pb::AssessTenderResponse, TestDb) {
 }
 
 /// The demo server with `options`, and DEMO-SX-2026-001's table as gRPC gives it.
-pub async fn demo_server(options: ServerOptions) -> (TestServer, pb::AssessTenderResponse, TestDb) {
+pub(crate) async fn demo_server(options: ServerOptions) -> (TestServer, pb::AssessTenderResponse, TestDb) {
     let db = sqlite_db();
     let store = Store::open(&db.url).await.unwrap();
     let rules = credit_tender::rules::Rules::shipped();
@@ -562,7 +562,7 @@ pub async fn demo_server(options: ServerOptions) -> (TestServer, pb::AssessTende
     (server, table, db)
 }
 
-pub const DEMO_TENDER: &str = "DEMO-SX-2026-001";
+pub(crate) const DEMO_TENDER: &str = "DEMO-SX-2026-001";
 
 /// Makes WebCrypto refuse Ed25519 as a Chromium before 137 does (and the
 /// domestic browsers built on one): importKey and verify reject the

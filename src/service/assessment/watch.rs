@@ -47,11 +47,11 @@ const BUFFER: usize = 4;
 const CHUNK: u64 = 256;
 
 /// Watches one principal may have open at once (per replica).
-pub const WATCHES_PER_PRINCIPAL: usize = 8;
+pub(super) const WATCHES_PER_PRINCIPAL: usize = 8;
 
 /// The open watches of this replica, by principal.
 #[derive(Default)]
-pub struct Watches {
+pub(super) struct Watches {
     open: Mutex<HashMap<String, usize>>,
 }
 
@@ -91,7 +91,7 @@ impl Drop for Place {
 }
 
 /// What the stream sends: messages, or the error that ends it.
-pub type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::WatchTenderResponse, Status>>;
+pub(super) type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::WatchTenderResponse, Status>>;
 
 /// A bid's newest statement as the watch has seen it.
 struct Seen {
