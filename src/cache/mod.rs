@@ -21,55 +21,16 @@ use crate::domain::{CreditCode, Tender, TenderId};
 use crate::metrics::Metrics;
 use crate::store::{BidRow, ChangeSink, Store, StoreError};
 
+mod config;
 mod window;
 mod write;
+pub use config::{CHANGE_WINDOW, CacheConfig, DEFAULT_CACHE_BYTES, DEFAULT_MAX_STALENESS, DEFAULT_POLL_INTERVAL};
 use moka::future::Cache;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use window::ChangeWindow;
-
-/// How the caches behave.
-#[derive(Debug, Clone)]
-pub struct CacheConfig {
-    /// `false` reads the store on every request (`--no-cache`, for diagnosis
-    /// and for measuring what the cache buys).
-    pub enabled: bool,
-    /// Most bytes of profiles kept, by each entry's estimated size (64 MiB by default).
-    pub profile_bytes: u64,
-    /// Most bytes of signed statements kept, by each entry's estimated size
-    /// (64 MiB by default).
-    pub statement_bytes: u64,
-    /// How long cached data may be served after the store was last reached.
-    pub max_staleness: Duration,
-    /// Backstop poll of the change table.
-    pub poll_interval: Duration,
-    /// Backstop expiry; freshness does not depend on it.
-    pub ttl: Duration,
-    /// Changes remembered for telling stale entries; a catch-up with more
-    /// than this many invalidates every profile instead of reading them all.
-    pub change_window: usize,
-    /// The time this replica reads: its freshness bound here, and through
-    /// [`CreditCache::clock`] grants, sessions, deadlines and `issuedAt`
-    /// (tests hand in [`Clock::manual`] to move it without sleeping).
-    pub clock: Clock,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            enabled: true,
-            profile_bytes: DEFAULT_CACHE_BYTES,
-            statement_bytes: DEFAULT_CACHE_BYTES,
-            max_staleness: DEFAULT_MAX_STALENESS,
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            ttl: Duration::from_secs(3600),
-            change_window: CHANGE_WINDOW,
-            clock: Clock::system(),
-        }
-    }
-}
 
 /// A profile and the data version it was read at.
 #[derive(Debug)]
@@ -126,18 +87,6 @@ pub enum CacheError {
     #[error("the credit store has not been reachable for {} s, longer than the {} s this replica may serve cached data", .0.as_secs(), .1.as_secs())]
     TooStale(Duration, Duration),
 }
-
-/// The memory bound of each cache (profiles, statements), unless told (`--cache-mib`).
-pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
-/// How long cached data may be served while the store cannot be reached,
-/// unless told (`--max-staleness`).
-pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(60);
-/// The backstop poll of the change table, unless told (`--poll-ms`).
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Changes remembered by default; past it the oldest are forgotten and
-/// entries read before them are reloaded.
-pub const CHANGE_WINDOW: usize = 100_000;
 
 /// Profiles and statements for one replica.
 pub struct CreditCache<S: Clone + Send + Sync + 'static> {

@@ -511,6 +511,27 @@ fn no_function_is_long_without_saying_why() {
     assert!(long.is_empty(), "functions over {LONG_FN_LINES} lines with no `// Long because:` above them:\n{}", long.join("\n"));
 }
 
+/// The most lines a file of `src/` may have: past it, a file holds more
+/// than one thing a reader must keep in mind at once.
+const MAX_FILE_LINES: usize = 600;
+
+/// No file in `src/` is over [`MAX_FILE_LINES`] lines (generated code is
+/// not in `src/`).
+#[test]
+fn no_file_is_over_six_hundred_lines() {
+    let mut all = Vec::new();
+    files_all(&src(), &mut all);
+    let mut long: Vec<String> = all
+        .iter()
+        .filter_map(|path| {
+            let lines = std::fs::read_to_string(path).expect("a source file").lines().count();
+            (lines > MAX_FILE_LINES).then(|| format!("{}: {lines} lines", path.strip_prefix(src()).unwrap_or(path).display()))
+        })
+        .collect();
+    long.sort();
+    assert!(long.is_empty(), "files over {MAX_FILE_LINES} lines:\n{}", long.join("\n"));
+}
+
 /// Every `.rs` file under `dir`, tests included.
 fn files_all(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("a source folder") {
