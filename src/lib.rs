@@ -9,8 +9,6 @@
 //!   validation (one [`domain::FieldError`] for every bad field); no I/O.
 //! - [`clock`]: what time it is, as the replica reads it: the wall clock,
 //!   or in tests a manual clock moved forward instead of sleeping.
-//! - [`lag`]: the runtime's lag, measured by a probe task, that admission
-//!   holds to its queue target.
 //! - [`rules`]: the rule files read at start-up (credit-code allow-list,
 //!   score bands, publication periods), shipped in `policies/` and compiled
 //!   in as defaults.
@@ -50,8 +48,8 @@
 //!   caller from the headers (token, client certificate, committee
 //!   session) before any body is read, the other applies its limits.
 //! - [`shed`]: admission control between them: a request that waited too
-//!   long for its turn, arrives while the runtime lags, past the in-flight
-//!   ceiling, or whose body would pass the bodies' budget is refused.
+//!   long for its turn, past the in-flight ceiling, or whose body would
+//!   pass the bodies' budget is refused.
 //! - `metrics_layer`: counts gRPC requests by method and code, with latency.
 //! - `wire_errors`: the client's undecodable or oversized requests named as
 //!   INVALID_ARGUMENT and RESOURCE_EXHAUSTED.
@@ -94,7 +92,6 @@ mod fuzz_tests;
 pub mod gate;
 mod grpc_web;
 pub mod import;
-pub mod lag;
 mod listen;
 pub mod log;
 pub mod metrics;

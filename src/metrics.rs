@@ -70,7 +70,7 @@ pub const CONNECTION_EVENTS: &[&str] = &["accepted", "waited", "idle_closed", "h
 /// (unauthenticated), the store could not check a session (unavailable),
 /// the principal's rate or concurrency limit (rate_limited), the process's
 /// requests in flight (shed), the time the request waited for its turn
-/// (queue_wait, `crate::shed`), the runtime's lag (runtime_lag, `crate::lag`), new statements already being made
+/// (queue_wait, `crate::shed`), new statements already being made
 /// (signing, `--max-signing`), the role or scope (permission_denied, not_found).
 pub const DENIAL_REASONS: &[&str] = &[
     "unauthenticated",
@@ -78,7 +78,6 @@ pub const DENIAL_REASONS: &[&str] = &[
     "rate_limited",
     "shed",
     "queue_wait",
-    "runtime_lag",
     "body_timeout",
     "body_too_large",
     "body_budget",

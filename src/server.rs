@@ -41,25 +41,28 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// Test-only hooks on the web page (see `web::WebState::test_hooks`).
     pub web_test_hooks: bool,
-    /// Who may call: `None` serves every caller as the local operator (loopback only, as `demo` runs).
+    /// Who may call: `None` serves every caller as the local operator
+    /// (loopback only, as `demo` runs).
     pub principals: Option<Arc<SharedPrincipals>>,
     /// TLS on the port; `None` is plain TCP.
     pub tls: Option<Arc<SharedTls>>,
-    /// Requests served at once, process-wide; more are shed at once (`crate::shed`, the hard ceiling).
+    /// Requests served at once, process-wide; more are shed at once
+    /// (`crate::shed`, the hard ceiling).
     pub max_in_flight: usize,
     /// The wait for its turn past which a request is refused (`crate::shed`).
     pub queue_target: Duration,
     /// New statements made at once for callers; a call that needs one more
     /// is refused at once (`crate::shed::DEFAULT_MAX_SIGNING`).
     pub max_signing: usize,
-    /// How long a request's body may take to arrive after its headers; later, it is refused (`crate::shed`).
+    /// How long a request's body may take to arrive after its headers;
+    /// later, it is refused (`crate::shed`).
     pub body_timeout: Duration,
-    /// Bytes of request bodies held at once, process-wide; a body that would pass it is refused (`crate::shed::DEFAULT_BODY_BUDGET`).
+    /// Bytes of request bodies held at once, process-wide; a body that
+    /// would pass it is refused (`crate::shed::DEFAULT_BODY_BUDGET`).
     pub body_budget: usize,
-    /// Test-only: honour `crate::shed::TEST_WAIT_HEADER`, which adds to a request's measured wait (tests inject a wait rather than sleep).
+    /// Test-only: honour `crate::shed::TEST_WAIT_HEADER`, which adds to a
+    /// request's measured wait (tests inject a wait rather than sleep).
     pub queue_wait_test_hook: bool,
-    /// The runtime's lag (`crate::lag`): measured while the server runs; past `queue_target`, new work is refused.
-    pub runtime_lag: Arc<crate::lag::RuntimeLag>,
     /// HTTP/2 streams one connection may open at once (advertised).
     pub max_streams_per_connection: u32,
     /// Connections open at once; past it, the next client is accepted and
@@ -67,7 +70,8 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// A connection that moves nothing but keep-alives this long is closed.
     pub idle_timeout: Duration,
-    /// How long a new connection has to send its first bytes (plain TCP) or finish its TLS handshake (`crate::listen`).
+    /// How long a new connection has to send its first bytes (plain TCP)
+    /// or finish its TLS handshake (`crate::listen`).
     pub handshake_timeout: Duration,
     /// The transparency log; `None` runs without one (for measurement).
     pub log: Option<LogOptions>,
@@ -135,7 +139,6 @@ impl Default for ServerOptions {
             body_timeout: crate::shed::DEFAULT_BODY_TIMEOUT,
             body_budget: crate::shed::DEFAULT_BODY_BUDGET,
             queue_wait_test_hook: false,
-            runtime_lag: crate::lag::RuntimeLag::new(),
             max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
             max_connections: crate::listen::DEFAULT_MAX_CONNECTIONS,
             idle_timeout: crate::listen::DEFAULT_IDLE_TIMEOUT,
@@ -344,7 +347,6 @@ pub async fn run(
     background.spawn("WAL checkpointer", checkpoint_wal(state.store.clone(), state.metrics.clone()));
     background.spawn("SIGHUP reloader", reload_on_hangup(state.keys.clone(), options.principals.clone(), options.tls.clone()));
     background.spawn("cache follower", state.cache.clone().follow());
-    background.spawn("runtime lag probe", options.runtime_lag.clone().probe());
     let sink: Arc<dyn crate::store::ChangeSink> = state.cache.clone();
     if let Some(listen) = state.cache.enabled().then(|| state.store.change_listener(sink)).flatten() {
         background.spawn("change feed listener", listen);
@@ -449,7 +451,6 @@ fn edge(state: &AppState, options: &ServerOptions) -> tonic::transport::Server<E
                 test_hook: options.queue_wait_test_hook,
             },
             state.metrics.clone(),
-            options.runtime_lag.clone(),
         ))
         // The principal's rate and concurrency, once its body is whole.
         .layer(crate::gate::LimitsLayer(state.metrics.clone()))

@@ -23,14 +23,6 @@
 //! has that tail refused; the operator sets the target above the bursts
 //! the service should absorb.
 //!
-//! **When the runtime lags.** A quick call (a cached Assess) queues mostly
-//! before the stamp: in the socket and in its connection's task, waiting to
-//! be polled. So the runtime's own lag (`crate::lag`, measured by a probe
-//! task) is held to the same target: while it is above `queue_target`, a
-//! request that may be shed is refused as hyper hands it over, on the
-//! connection's task, before its body is read or its own task spawned.
-//! Either signal refuses.
-//!
 //! **Hard ceiling.** Beside the wait, at most `max_in_flight` requests are
 //! served at once, process-wide; one more is refused at once. This bounds
 //! the memory and store connections that slow calls (store reads, large
@@ -76,7 +68,6 @@
 //! at most [`REFLECTION_STREAMS`] are open at once, process-wide.
 //!
 use crate::access::Caller;
-use crate::lag::RuntimeLag;
 use crate::metrics::Metrics;
 use http_body_util::BodyExt;
 use std::collections::VecDeque;
@@ -201,12 +192,10 @@ pub struct ShedLayer {
     anonymous_bodies: Arc<Semaphore>,
     options: AdmissionOptions,
     metrics: Arc<Metrics>,
-    /// The runtime's lag (`crate::lag`), measured by the server's probe.
-    lag: Arc<RuntimeLag>,
 }
 
 impl ShedLayer {
-    pub fn new(options: AdmissionOptions, metrics: Arc<Metrics>, lag: Arc<RuntimeLag>) -> ShedLayer {
+    pub fn new(options: AdmissionOptions, metrics: Arc<Metrics>) -> ShedLayer {
         ShedLayer {
             slots: Arc::new(Semaphore::new(options.max_in_flight)),
             anonymous: Arc::new(Semaphore::new(anonymous_share(options.max_in_flight))),
@@ -216,7 +205,6 @@ impl ShedLayer {
             anonymous_bodies: Arc::new(Semaphore::new((options.body_budget / 4).clamp(1, Semaphore::MAX_PERMITS))),
             options,
             metrics,
-            lag,
         }
     }
 }
@@ -331,16 +319,6 @@ where
         }
         let layer = self.layer.clone();
         let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        // The runtime is behind: refused here, on the connection's task,
-        // before a task or a body is spent on it.
-        let lag = layer.lag.current();
-        let target = layer.options.queue_target;
-        if lag > target {
-            layer.metrics.denied("runtime_lag");
-            let why = format!("the server is overloaded: it is running {} behind, past the {} allowed", readable(lag), readable(target));
-            let zh = format!("服务器繁忙：处理进度落后 {}，超过允许的 {}，未被处理。", readable(lag), readable(target));
-            return Box::pin(std::future::ready(Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, RETRY_AFTER))));
-        }
         let reflection = is_reflection(path);
         let watch = is_watch(path);
         let anonymous = req.extensions().get::<Caller>() == Some(&Caller::Anonymous);

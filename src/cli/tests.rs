@@ -45,7 +45,6 @@ fn serve_without_flags_runs_the_server_as_its_defaults_say() {
         log,
         background_refresh,
         ready: _,
-        runtime_lag: _, // a shared reading, not a setting
         risk_policies,
     } = serve_args().listen.options();
     let d = ServerOptions::default();

@@ -2,12 +2,10 @@
 //! past the in-flight ceiling, is refused with RESOURCE_EXHAUSTED and a retry
 //! hint before any work is done for it; health, /metrics and the key listing
 //! never are. The wait is injected through the server's test hook
-//! (`shed::TEST_WAIT_HEADER`) and the runtime's lag through
-//! `RuntimeLag::inject`, never slept or loaded.
+//! (`shed::TEST_WAIT_HEADER`), never slept.
 
 use crate::assessment::{Fixture, code};
 use crate::helpers::*;
-use credit_tender::lag::RuntimeLag;
 use credit_tender::proto::v1 as pb;
 use credit_tender::server::{LogOptions, ServerOptions};
 use credit_tender::shed::{RETRY_AFTER, TEST_WAIT_HEADER};
@@ -428,77 +426,8 @@ async fn a_wait_target_below_a_millisecond_is_told_in_microseconds() {
     let options = ServerOptions { queue_target: Duration::from_micros(1), ..hooked() };
     let mut f = fixture_no_data(&db, options).await;
     let status = f.assess.assess(waited(assess("T1", &code(900)), 3)).await.unwrap_err();
-    // Its wait of 3 ms refuses it, or the lag probe first once it has
-    // measured (no runtime gets back to a task within a microsecond): either
-    // tells the target in microseconds.
-    assert_shed(&status, "the server is overloaded");
-    let message = status.message();
-    assert!(
-        message.contains(" ms for its turn, past the 1.0 µs allowed; retry after 100 ms")
-            || message.contains(" behind, past the 1.0 µs allowed; retry after 100 ms"),
-        "{message}"
-    );
-}
-
-/// A server with the wait's test hook whose runtime lag the test sets.
-fn lagging() -> (ServerOptions, std::sync::Arc<RuntimeLag>) {
-    let options = hooked();
-    let lag = options.runtime_lag.clone();
-    (options, lag)
-}
-
-#[tokio::test]
-async fn while_the_runtime_lags_new_work_is_refused_with_a_retry_hint_but_health_and_the_key_listing_are_not() {
-    let db = sqlite_db();
-    let (options, lag) = lagging();
-    let mut f = fixture(&db, options).await;
-    f.assess.assess(assess("T1", &code(900))).await.unwrap();
-    lag.inject(TARGET * 2);
-    let status = f.assess.assess(assess("T1", &code(900))).await.unwrap_err();
-    assert_shed(&status, "running 10000.0 ms behind, past the 5000.0 ms allowed");
-    let ch = f.server.channel().await;
-    let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
-    let mut keys = pb::key_service_client::KeyServiceClient::new(ch.clone());
-    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
-    assert!(!keys.list_keys(pb::ListKeysRequest {}).await.unwrap().into_inner().keys.is_empty());
-    assert_eq!(http_get(f.server.addr, "/api/keys").await.0, 200);
-    let (status, metrics) = http_get(f.server.addr, "/metrics").await;
-    assert_eq!(status, 200);
-    assert!(metrics.contains("reason=\"runtime_lag\"} 1"), "{metrics}");
-    // A page is refused too, in Chinese, with its Retry-After.
-    let page = Raw::connect(f.server.addr, 65_535).await.get("/").await;
-    assert_eq!(page.0, 503);
-    assert_eq!(page.1.get("retry-after").unwrap(), "1");
-    assert!(page.2.starts_with("服务器繁忙：处理进度落后 10000.0 ms，超过允许的 5000.0 ms，未被处理。"), "{}", page.2);
-    // The moment the lag is gone, work is served again.
-    lag.inject(Duration::ZERO);
-    f.assess.assess(assess("T1", &code(900))).await.unwrap();
-}
-
-#[tokio::test]
-async fn an_assess_refused_for_lag_signs_and_logs_nothing() {
-    let db = sqlite_db();
-    let (options, lag) = lagging();
-    let mut f = fixture(&db, options).await;
-    let metrics = f.server.cache.metrics().clone();
-    let signed_before = *metrics.signatures().borrow();
-    let leaves = |page: &str| page.lines().find(|l| l.starts_with("credit_tender_log_leaves")).map(str::to_owned);
-    let (_, page_before) = http_get(f.server.addr, "/metrics").await;
-    assert!(leaves(&page_before).is_some(), "{page_before}");
-    lag.inject(TARGET * 2);
-    // Questions never asked: answering them would sign and log statements.
-    for c in [code(901), code(902)] {
-        let status = f.assess.assess(assess("T1", &c)).await.unwrap_err();
-        assert_shed(&status, "behind");
-    }
-    assert_eq!(*metrics.signatures().borrow(), signed_before, "nothing signed for a refused request");
-    let (_, page_after) = http_get(f.server.addr, "/metrics").await;
-    assert_eq!(leaves(&page_after), leaves(&page_before), "nothing logged for a refused request");
-    lag.inject(Duration::ZERO);
-    // The first statement admitted is the log's first leaf.
-    let answer = f.assess.assess(assess("T1", &code(901))).await.unwrap().into_inner();
-    assert_eq!(answer.log_index, Some(0));
-    assert_eq!(*metrics.signatures().borrow(), signed_before + 1);
+    assert_shed(&status, "waited 3");
+    assert!(status.message().contains(" ms for its turn, past the 1.0 µs allowed; retry after 100 ms"), "{}", status.message());
 }
 
 async fn fixture_no_data(db: &TestDb, server: ServerOptions) -> Fixture {
