@@ -130,7 +130,7 @@ pub struct ListenArgs {
         env = "CREDIT_TENDER_QUEUE_TARGET_MS",
         default_value_t = crate::shed::DEFAULT_QUEUE_TARGET.as_secs_f64() * 1000.0,
         value_name = "MS",
-        value_parser = positive_millis
+        value_parser = queue_target_millis
     )]
     pub queue_target_ms: f64,
     /// A request whose body has not all arrived this long after its headers
@@ -333,6 +333,21 @@ fn positive_millis(s: &str) -> Result<f64, String> {
         _ => Err(format!("'{s}' is not a number of milliseconds above 0 and at most 3600000 (such as 5 or 0.5)")),
     }
 }
+
+/// A wait target: at least [`MIN_QUEUE_TARGET_MS`] (below it an idle
+/// server's own scheduling, tens of µs, would refuse every call).
+fn queue_target_millis(s: &str) -> Result<f64, String> {
+    match positive_millis(s) {
+        Ok(ms) if ms >= MIN_QUEUE_TARGET_MS => Ok(ms),
+        Ok(_) => Err(format!(
+            "'{s}' ms is below the {MIN_QUEUE_TARGET_MS} ms minimum: an idle server takes tens of µs to schedule a request, so every call would be refused"
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// The smallest `--queue-target-ms` taken (0.1 ms).
+const MIN_QUEUE_TARGET_MS: f64 = 0.1;
 
 fn listen_address(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse() {

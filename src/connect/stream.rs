@@ -31,7 +31,12 @@ pub(super) fn grpc_stream_request(req: http::Request<Body>) -> Result<http::Requ
 
 /// The streaming answer to a refusal made before the call.
 fn refused(codec: Codec, code: Code, why: String) -> Box<http::Response<Body>> {
-    let end = end_stream(&serde_json::json!({ "error": ConnectError::new(code, bounded(why)).json() }));
+    refused_with(codec, code, ConnectError::new(code, bounded(why)))
+}
+
+/// The streaming answer to `error`, a refusal made before the call.
+fn refused_with(codec: Codec, code: Code, error: ConnectError) -> Box<http::Response<Body>> {
+    let end = end_stream(&serde_json::json!({ "error": error.json() }));
     let mut res = Box::new(stream_answer(http::HeaderMap::new(), Body::empty(), Some(end), codec, None));
     accept_identity(code, &mut res, "connect-accept-encoding");
     res
@@ -69,7 +74,8 @@ pub(super) async fn grpc_json_stream_request(
         Err(_) => {
             layer.metrics.denied("body_timeout");
             let why = format!("the request's body did not arrive within {} ms of its headers", layer.body_timeout.as_millis());
-            return Err(refuse(Code::ResourceExhausted, why));
+            let error = ConnectError::retry(Code::ResourceExhausted, &why, crate::shed::RETRY_AFTER);
+            return Err(refused_with(Codec::Json, Code::ResourceExhausted, error));
         }
     };
     let json = single_message(&bytes).map_err(|why| {

@@ -35,7 +35,8 @@ pub(super) async fn grpc_request(
         Err(_) => {
             layer.metrics.denied("body_timeout");
             let why = format!("the request's body did not arrive within {} ms of its headers", layer.body_timeout.as_millis());
-            return Err(refuse(Code::ResourceExhausted, why));
+            let response = ConnectError::retry(Code::ResourceExhausted, &why, crate::shed::RETRY_AFTER).response();
+            return Err(Refused { response, counted: None });
         }
     };
     let message = match codec {

@@ -166,6 +166,14 @@ fn a_queue_target_that_is_not_a_positive_duration_is_refused_naming_the_flag() {
         let err = stderr(&out);
         assert!(err.contains("--queue-target-ms") && err.contains("is not a number of milliseconds above 0"), "{err}");
     }
+    // Below 0.1 ms an idle server's own scheduling would refuse every call
+    // (the outside attack on issue 27: 1e-9 was taken, and nothing was served).
+    for tiny in ["1e-9", "0.0001", "0.09"] {
+        let out = cli(&["demo", &format!("--queue-target-ms={tiny}"), "--listen", "127.0.0.1:0"]);
+        assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("--queue-target-ms") && err.contains("below the 0.1 ms minimum"), "{err}");
+    }
 }
 
 /// A raw HTTP/2 connection: requests whose bodies are sent late or never,
@@ -417,6 +425,32 @@ async fn a_request_whose_body_comes_late_is_refused_not_admitted() {
     let (status, message) = grpc_status(&response.await.unwrap()).expect("a refusal");
     assert_eq!(status, (Code::ResourceExhausted as i32).to_string(), "{message}");
     assert!(message.contains("the request's body did not arrive within 200.0 ms of its headers"), "{message}");
+    platform_assess_is_answered(&server).await;
+}
+
+/// Over Connect too (unary JSON, HTTP/1.1): the late body's refusal says
+/// when to retry, in Retry-After and a RetryInfo detail, as over gRPC
+/// (the outside attack on issue 27 found it without either).
+#[tokio::test]
+async fn a_connect_request_whose_body_comes_late_is_told_when_to_retry() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = sqlite_db();
+    let server = guarded(&db, Duration::from_millis(200)).await;
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /credit_tender.v1.AssessmentService/Assess HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         authorization: Bearer {}\r\ncontent-length: 100000\r\nconnection: close\r\n\r\n{{",
+        server.addr,
+        crate::access::PLATFORM_TOKEN
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer)).await.expect("an answer").unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 429"), "{answer}");
+    assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
+    assert!(answer.contains("did not arrive within 200 ms of its headers; retry after 100 ms"), "{answer}");
+    assert!(answer.contains("google.rpc.retryinfo"), "{answer}");
     platform_assess_is_answered(&server).await;
 }
 
