@@ -5,12 +5,15 @@
 //! cargo build --release --bin credit-tender --example national
 //! python3 examples/import_bench/gen_rows.py 1000000 national.csv --per-firm 5
 //! /usr/bin/time -f '%e s %M KB' target/release/credit-tender import --db sqlite:///tmp/n.db national.csv --document-ref x
-//! target/release/examples/national log --db sqlite:///tmp/n.db --leaves 1000000
+//! target/release/examples/national log --db sqlite:///tmp/nlog.db --leaves 1000000
 //! target/release/credit-tender serve --db sqlite:///tmp/n.db --keys keys.toml --listen 127.0.0.1:50125 &
 //! target/release/examples/national serve --server http://127.0.0.1:50125 --csv national.csv
 //! ```
 //!
-//! `log` appends leaves of a statement's size (2,300 bytes) through the
+//! `log` appends leaves of a statement's size (2,300 bytes), which are not
+//! statements (an audit of that log would rightly raise alarms), so it takes
+//! only a store of its own: a store whose log holds anything else is refused.
+//! It appends them through the
 //! store, in batches as the log's sequencer writes them, then times a
 //! checkpoint's publication, inclusion proofs and consistency proofs at the
 //! log's size. `serve` asks a running server about firms of the file it
@@ -108,6 +111,9 @@ fn leaf(i: u64) -> Vec<u8> {
 async fn log(db: &str, leaves: u64, batch: usize, runs: usize) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(db).await?;
     let start = store.log_size().await?;
+    if start > 0 && !store.log_entries(0, 1).await?.first().is_some_and(|first| first.starts_with(b"{\"national\":")) {
+        return Err(format!("{db}: its log holds statements; `log` appends made-up leaves, so give it a store of its own").into());
+    }
     let t = Instant::now();
     let mut size = start;
     while size < leaves {

@@ -349,9 +349,10 @@ impl AssessmentApi {
         let CheckDeposit { bid, offered, form, contract_price } = cmd;
         let (cached, policy) = self.tender(caller, Action::CheckDeposit, &bid.tender_id).await?;
         // The deposit check is a new statement every time, and the
-        // assessment may be: both places are taken first, so that a refusal
-        // leaves nothing signed.
-        let _places = self.signing_places(Turn::Refuse, 2).await?;
+        // assessment may be; both are logged in one group commit, so the
+        // call waits on one commit and takes one place, before anything is
+        // signed, so that a refusal leaves nothing signed.
+        let _place = self.signing_places(Turn::Refuse, 1).await?;
         let offer = DepositOffer { offered, form, policy_id: &policy.id, made: Default::default() };
         let assessed = self.assess(&cached.tender, &policy, &bid.bidder, contract_price, Turn::Held, With::Deposit(&offer)).await?;
         // A new assessment brought its deposit check along, logged with it.

@@ -656,3 +656,43 @@ async fn a_new_statement_past_the_signing_limit_is_refused_before_signing_and_ca
     f.assess.assess(assess("T1", &code(1_903))).await.unwrap();
     assert!(f.assess.check_deposit(deposit).await.unwrap().into_inner().log_index.is_some());
 }
+
+/// A CheckDeposit for a new bidder signs two statements (its assessment and
+/// the check) but logs them in one group commit: one call waiting on one
+/// commit, it takes one place of `--max-signing`, not two (the outside
+/// attack on issue 25: of 16 places, only 8 deposit checks ran at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deposit_check_for_a_new_bidder_takes_one_signing_place() {
+    use sqlx::Connection;
+    let db = sqlite_db();
+    let f = fixture(&db, ServerOptions { max_signing: 2, ..hooked() }).await;
+    let mut signatures = f.server.cache.metrics().signatures();
+    let signed_before = *signatures.borrow_and_update();
+    // Another connection holds the store's write lock: the log cannot commit.
+    let mut lock = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.unwrap();
+    let mut client = f.assess.clone();
+    let held = tokio::spawn(async move { client.assess(assess("T1", &code(901))).await });
+    tokio::time::timeout(Duration::from_secs(30), signatures.wait_for(|n| *n >= signed_before + 1)).await.unwrap().unwrap();
+    // One place is left: the deposit check takes it, signs both statements
+    // and waits for their commit beside the Assess.
+    let mut client = f.assess.clone();
+    let deposit = tokio::spawn(async move {
+        client
+            .check_deposit(pb::CheckDepositRequest {
+                tender_id: "T1".into(),
+                bidder: Some(pb::Bidder { credit_codes: vec![code(1_904)] }),
+                offered_fen: 0,
+                form: "cash".into(),
+                contract_price_fen: None,
+            })
+            .await
+    });
+    let both_signed = signatures.wait_for(|n| *n >= signed_before + 3);
+    tokio::select! {
+        signed = both_signed => { signed.unwrap(); }
+        refused = deposit => panic!("the deposit check ended before the commit: {refused:?}"),
+    }
+    drop(lock);
+    assert!(held.await.unwrap().unwrap().into_inner().log_index.is_some());
+}
