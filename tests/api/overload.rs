@@ -673,7 +673,7 @@ async fn a_deposit_check_for_a_new_bidder_takes_one_signing_place() {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.unwrap();
     let mut client = f.assess.clone();
     let held = tokio::spawn(async move { client.assess(assess("T1", &code(901))).await });
-    tokio::time::timeout(Duration::from_secs(30), signatures.wait_for(|n| *n >= signed_before + 1)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), signatures.wait_for(|n| *n > signed_before)).await.unwrap().unwrap();
     // One place is left: the deposit check takes it, signs both statements
     // and waits for their commit beside the Assess.
     let mut client = f.assess.clone();
