@@ -119,6 +119,8 @@ pub struct Metrics {
     /// to await them in-process (tests, tools) rather than poll /metrics.
     signed_watch: tokio::sync::watch::Sender<u64>,
     checkpoint_watch: tokio::sync::watch::Sender<u64>,
+    /// Leaves this replica appended to the log, likewise.
+    logged_watch: tokio::sync::watch::Sender<u64>,
     /// Clients waiting at the connection cap, likewise.
     waiting_watch: tokio::sync::watch::Sender<u64>,
 }
@@ -217,6 +219,7 @@ impl Metrics {
             wal_frames,
             signed_watch: tokio::sync::watch::Sender::new(0),
             checkpoint_watch: tokio::sync::watch::Sender::new(0),
+            logged_watch: tokio::sync::watch::Sender::new(0),
             refreshed,
             log_leaves,
             log_checkpoint_size,
@@ -311,9 +314,16 @@ impl Metrics {
         self.wal_frames.set(frames as i64);
     }
 
-    /// `leaves` statements appended to the transparency log by this replica.
+    /// `leaves` statements appended to the transparency log by this
+    /// replica; also wakes [`Metrics::logged_leaves`] watchers.
     pub fn logged(&self, leaves: u64) {
         self.log_leaves.inc_by(leaves);
+        self.logged_watch.send_modify(|n| *n += leaves);
+    }
+
+    /// Leaves this replica appended to the log, as the count changes.
+    pub fn logged_leaves(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.logged_watch.subscribe()
     }
 
     /// This replica published a checkpoint of tree size `size`; also wakes

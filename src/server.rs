@@ -250,11 +250,11 @@ macro_rules! limited {
 /// Every service and page on the one port: the gRPC services (each with its
 /// message size limits), reflection, and the web routes (the committee's
 /// page, the log's tiles, /metrics: `crate::web::paths`).
-fn services(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> anyhow::Result<Services> {
+fn services(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>, background: &mut Background) -> anyhow::Result<Services> {
     let assessment_api =
         AssessmentApi::new(state.rules.clone(), state.policies.clone(), state.keys.clone(), state.cache.clone(), log.clone())
             .with_signing_limit(options.max_signing);
-    let supervision = supervision(state, options, log.clone())?;
+    let supervision = supervision(state, options, log.clone(), background)?;
     let pages = crate::web::router(crate::web::WebState {
         supervision: supervision.clone(),
         cache: state.cache.clone(),
@@ -291,7 +291,12 @@ fn services(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) ->
 
 /// The supervision platform's service (`crate::supervision`), over the
 /// shipped risk policies and `options.risk_policies`.
-fn supervision(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>) -> anyhow::Result<crate::supervision::SupervisionApi> {
+fn supervision(
+    state: &AppState,
+    options: &ServerOptions,
+    log: Option<Arc<Log>>,
+    background: &mut Background,
+) -> anyhow::Result<crate::supervision::SupervisionApi> {
     let risk = crate::supervision::policies::RiskPolicySet::load(options.risk_policies.as_deref())?;
     for (id, grade) in risk.grade_policies() {
         anyhow::ensure!(state.policies.current(grade).is_some(), "risk policy '{id}': its grade_policy '{grade}' is not loaded");
@@ -306,7 +311,9 @@ fn supervision(state: &AppState, options: &ServerOptions, log: Option<Arc<Log>>)
         log,
         interval,
     );
-    api.complete_orphans_at_start();
+    if let Some(orphans) = api.complete_orphans_at_start() {
+        background.spawn("orphaned inspection completer", orphans);
+    }
     Ok(api)
 }
 
@@ -339,7 +346,7 @@ pub async fn run(
         let api = AssessmentApi::new(state.rules.clone(), state.policies.clone(), state.keys.clone(), state.cache.clone(), log.clone());
         signing.spawn("background signing", crate::refresh::run(api, state.cache.clone(), rx));
     }
-    let services = services(&state, &options, log)?;
+    let services = services(&state, &options, log, &mut background)?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let health_names: Vec<_> = services.health_names().collect();
     set_health(&health, &health_names, |_| true, ServingStatus::Serving).await;

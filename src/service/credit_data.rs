@@ -11,20 +11,19 @@ use crate::domain::date::shanghai_date;
 use crate::domain::profile::Profile;
 use crate::proto::v1 as pb;
 use crate::rules::Rules;
-use crate::store::{Store, StoreError, WriteMode};
+use crate::store::{StoreError, WriteMode};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 #[derive(Clone)]
 pub struct CreditDataApi {
-    store: Store,
     rules: Arc<Rules>,
     cache: Arc<Cache>,
 }
 
 impl CreditDataApi {
     pub fn new(rules: Arc<Rules>, cache: Arc<Cache>) -> Self {
-        CreditDataApi { store: cache.store().clone(), rules, cache }
+        CreditDataApi { rules, cache }
     }
 
     async fn put(&self, caller: &Caller, cmd: PutRecords) -> Result<pb::PutRecordsResponse, ApiError> {
@@ -66,13 +65,13 @@ impl CreditDataApi {
         let GetProfile { code, as_of, data_version } = cmd;
         // Only a provider's read depends on what it wrote: ask the store for no one else.
         let written_by_caller = match caller {
-            Caller::Principal(p) if p.role == crate::access::Role::Provider => self.store.written_by(&code, &p.name).await?,
+            Caller::Principal(p) if p.role == crate::access::Role::Provider => self.cache.store().written_by(&code, &p.name).await?,
             _ => false,
         };
         let resource = Resource::Profile { code: &code, written_by_caller };
         authorize(caller, Action::GetProfile, resource, self.cache.metrics(), self.cache.clock())?;
         let date = shanghai_date(as_of);
-        let profile = self.store.profile(&code, data_version).await?;
+        let profile = self.cache.store().profile(&code, data_version).await?;
         let mut warnings = Vec::new();
         if !code.passes_checksum() {
             warnings.push(format!(

@@ -9,14 +9,13 @@ use crate::access::{Action, Caller, Decision, Resource, decide};
 use crate::domain::{Bidder, CommitteeGrant, Tender, TenderId, TenderTerms};
 use crate::proto::v1 as pb;
 use crate::rules::Rules;
-use crate::store::{BidRow, Store, StoreError};
+use crate::store::{BidRow, StoreError};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 #[derive(Clone)]
 pub struct TenderApi {
-    store: Store,
     rules: Arc<Rules>,
     policies: Arc<PolicySet>,
     cache: Arc<Cache>,
@@ -81,11 +80,11 @@ pub fn check_against_policy(terms: &TenderTerms, policy: &crate::policy::Policy)
 
 impl TenderApi {
     pub fn new(rules: Arc<Rules>, policies: Arc<PolicySet>, cache: Arc<Cache>) -> Self {
-        TenderApi { store: cache.store().clone(), rules, policies, cache }
+        TenderApi { rules, policies, cache }
     }
 
     async fn bid_count(&self, id: &TenderId) -> Result<u32, ApiError> {
-        Ok(self.store.bids(id).await?.len() as u32)
+        Ok(self.cache.store().bids(id).await?.len() as u32)
     }
 
     fn on(&self, caller: &Caller, action: Action, t: &Tender) -> Result<(), ApiError> {
@@ -98,7 +97,7 @@ impl TenderApi {
     /// is answered exactly as an unknown one.
     async fn visible(&self, caller: &Caller, action: Action, id: &TenderId) -> Result<Tender, ApiError> {
         authorize(caller, action, Resource::AnyTender, self.cache.metrics(), self.cache.clock())?;
-        let t = self.store.tender(id, None).await?.ok_or_else(|| no_tender(id.as_str()))?;
+        let t = self.cache.store().tender(id, None).await?.ok_or_else(|| no_tender(id.as_str()))?;
         self.on(caller, action, &t)?;
         Ok(t)
     }
@@ -127,7 +126,7 @@ impl TenderApi {
             // where or by whom, and an id taken out of the caller's scope is
             // not offered for AmendTender (which would answer "no tender").
             Err(StoreError::TenderExists(id)) => {
-                let theirs = match self.store.tender(&id, None).await? {
+                let theirs = match self.cache.store().tender(&id, None).await? {
                     Some(t) => {
                         decide(caller, Action::ReadTender, Resource::Tender { id: &id, region: t.terms.region }, self.cache.clock().now())
                             != Decision::Allow
@@ -171,7 +170,7 @@ impl TenderApi {
         let newest = self.visible(caller, Action::ReadTender, &tender_id).await?;
         let t = match version {
             0 => newest,
-            v => self.store.tender(&tender_id, Some(v)).await?.ok_or_else(|| {
+            v => self.cache.store().tender(&tender_id, Some(v)).await?.ok_or_else(|| {
                 ApiError::NotFound(format!("tender '{tender_id}' has no version {v}; its newest is version {}", newest.version))
             })?,
         };
@@ -241,15 +240,15 @@ impl TenderApi {
             return Err(ApiError::field("grant_id", "is not a grant id: 16 hexadecimal characters, as GrantCommitteeAccess answered"));
         }
         let not_found = || ApiError::NotFound(format!("no committee grant '{grant_id}'"));
-        let grant = self.store.grant(grant_id).await?.ok_or_else(not_found)?;
-        let tender = self.store.tender(&grant.tender_id, None).await?.ok_or_else(not_found)?;
+        let grant = self.cache.store().grant(grant_id).await?.ok_or_else(not_found)?;
+        let tender = self.cache.store().tender(&grant.tender_id, None).await?.ok_or_else(not_found)?;
         self.on(caller, Action::GrantCommitteeAccess, &tender).map_err(|e| match e {
             ApiError::NotFound(_) => not_found(),
             e => e,
         })?;
         self.cache.revoke_grant(&grant.grant_id, self.cache.clock().now()).await.map_err(|e| count_refusal(self.cache.metrics(), e))?;
         tracing::info!(principal = caller.label(), grant = %grant.grant_id, tender = %grant.tender_id, "committee access revoked");
-        let grant = self.store.grant(&grant.grant_id).await?.ok_or_else(not_found)?;
+        let grant = self.cache.store().grant(&grant.grant_id).await?.ok_or_else(not_found)?;
         Ok(grant_to_proto(&grant, String::new()))
     }
 }

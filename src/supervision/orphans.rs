@@ -151,13 +151,14 @@ impl SupervisionApi {
     }
 
     /// At start: completes the orphans an earlier run left, once a draw in
-    /// progress elsewhere would have ended.
-    pub fn complete_orphans_at_start(&self) {
-        if self.log.is_none() {
-            return;
-        }
+    /// progress elsewhere would have ended. The server runs the returned
+    /// task in its background set, so shutdown stops it with the others (an
+    /// orphan left unfinished is found again at the next start). `None`
+    /// without a log: there is nothing to complete.
+    pub fn complete_orphans_at_start(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        self.log.as_ref()?;
         let api = self.clone();
-        tokio::spawn(async move {
+        Some(async move {
             let left = match api.cache.store().log_size().await {
                 Ok(size) => size,
                 Err(e) => {
@@ -169,6 +170,6 @@ impl SupervisionApi {
             if let Err(e) = api.complete_orphans(None, left).await {
                 tracing::warn!(error = %e, "could not look for orphaned inspection commits");
             }
-        });
+        })
     }
 }

@@ -533,3 +533,22 @@ async fn a_cold_table_and_a_consortium_read_their_profiles_in_one_round_trip() {
         assert_eq!(sample(&metrics, &reads("profile")), 0.0, "{}", db.url);
     }
 }
+
+/// RegisterTender writes through the cache, which catches up with what it
+/// wrote: the tender list cached before the write (keyed by the applied
+/// sequence) must not be served after it. A handler writing to the store
+/// behind the cache's back would answer the next ListTenders from the old list.
+#[tokio::test]
+async fn a_registered_tender_is_listed_at_once_on_the_same_replica() {
+    let db = sqlite_db();
+    let mut f = Fixture::new(&db).await;
+    f.tender("T1", "national-template", "440300", "2026-12-15").await;
+    let ids = |l: Vec<pb::Tender>| l.into_iter().map(|t| t.tender_id).collect::<Vec<_>>();
+    let before = f.tenders.list_tenders(pb::ListTendersRequest {}).await.unwrap().into_inner().tenders;
+    assert_eq!(ids(before), ["T1"]);
+    f.tender("T2", "national-template", "440300", "2026-12-15").await;
+    let after = f.tenders.list_tenders(pb::ListTendersRequest {}).await.unwrap().into_inner().tenders;
+    let mut after = ids(after);
+    after.sort();
+    assert_eq!(after, ["T1", "T2"], "the list cached before RegisterTender was served after it");
+}

@@ -30,11 +30,13 @@ pub(crate) async fn publish_as_replica(server: &TestServer, after: u64) -> u64 {
     replica.publish(after).await.unwrap()
 }
 
-/// Waits (for an event, not for time) until the store's tree has `size` leaves.
+/// Waits (for an event, not for time) until the store's tree has `size`
+/// leaves: the tree is looked at again each time this server appends.
 pub(crate) async fn tree_reaches(server: &TestServer, size: u64) {
+    let mut appended = server.cache.metrics().logged_leaves();
     tokio::time::timeout(Duration::from_secs(30), async {
         while server.store.log_size().await.unwrap() < size {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            appended.changed().await.expect("the server's metrics outlive the wait");
         }
     })
     .await
@@ -274,6 +276,9 @@ async fn audit_checks_draws_and_orphaned_commits_are_completed_not_hidden() {
     let (_, leaf) = signed_leaf(&server, COMMIT_TYPE, &orphan);
     let second_orphan = server.store.log_append(&[leaf]).await.unwrap();
     let restarted = crate::supervision::spawn(&db, None).await;
+    // The restarted server appends the orphan's draw after its seed wait:
+    // its statements are looked at again each time it appends.
+    let mut appended = restarted.cache.metrics().logged_leaves();
     tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             let drawn = statements(&restarted)
@@ -283,7 +288,7 @@ async fn audit_checks_draws_and_orphaned_commits_are_completed_not_hidden() {
             if drawn {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            appended.changed().await.expect("the server's metrics outlive the wait");
         }
     })
     .await

@@ -55,16 +55,9 @@ async fn check_logged(server: &TestServer, ch: &Channel, change: &pb::BidChange)
     let mut log = pb::log_service_client::LogServiceClient::with_interceptor(ch.clone(), creds);
     // Entries are served once a signed checkpoint covers them.
     let request = pb::GetEntriesRequest { start: change.log_index, end: change.log_index + 1 };
-    let entries = bounded("a checkpoint covering the event's entry", async {
-        loop {
-            match log.get_entries(request).await {
-                Ok(r) => break r.into_inner().entries,
-                Err(s) if s.code() == Code::InvalidArgument => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-                Err(s) => panic!("{s:?}"),
-            }
-        }
-    })
-    .await;
+    let mut published = server.cache.metrics().checkpoints();
+    bounded("a checkpoint covering the event's entry", published.wait_for(|n| *n > change.log_index)).await.unwrap();
+    let entries = log.get_entries(request).await.unwrap().into_inner().entries;
     assert_eq!(entries, vec![credit_tender::log::leaf(e)], "the log's entry at {} is the event's statement", change.log_index);
     assert_eq!(s.members[0].credit_code, change.bid.as_ref().unwrap().bidder.as_ref().unwrap().credit_codes[0]);
 }
