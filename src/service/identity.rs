@@ -228,6 +228,7 @@ mod tests {
         older.data_version -= 1;
         let older_profiles = [&older];
         let misread = [&member_profile];
+        let unread: [&Profile; 0] = [];
         let variations = [
             ("tender id", StatementInputs { tender: &other_id, ..base }),
             ("tender version", StatementInputs { tender: &amended, ..base }),
@@ -235,6 +236,7 @@ mod tests {
             ("bidder", StatementInputs { bidder: &not_a_bid, profiles: &member_profiles, ..base }),
             ("a member's records, read before the stamp", StatementInputs { profiles: &older_profiles, ..base }),
             ("a member's profile, of another firm", StatementInputs { profiles: &misread, ..base }),
+            ("members' profiles, none read", StatementInputs { profiles: &unread, ..base }),
             ("signing key", StatementInputs { key_id: "k2", ..base }),
             ("contract price", StatementInputs { contract_price: Some(Fen(100)), ..base }),
         ];
