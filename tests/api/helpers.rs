@@ -329,11 +329,16 @@ pub(crate) async fn snapshot(url: &str) -> Vec<String> {
              UNION ALL SELECT record_id || '@' || CAST(version AS TEXT) || ':' || digest FROM records \
              UNION ALL SELECT 'c' || CAST(version AS TEXT) || ':' || credit_code FROM changed_codes";
     let rows: Vec<String> = if url.starts_with("sqlite:") {
-        // Closed before returning: a SQLite connection left to close on its
-        // own may be the last one, and delete the WAL, at any later moment.
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let rows = sqlx::query(q).fetch_all(&pool).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect();
-        pool.close().await;
+        // One connection, closed before returning: a SQLite connection left
+        // to close on its own may be the last one, and delete the WAL, at any
+        // later moment. A pool's close can return before its connections'
+        // worker threads have closed their files; a connection's close
+        // returns once its worker has (sqlx's Shutdown command answers after
+        // dropping the handle).
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let rows = sqlx::query(q).fetch_all(&mut conn).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect();
+        conn.close().await.unwrap();
         rows
     } else {
         let pool = sqlx::PgPool::connect(url).await.unwrap();
