@@ -502,4 +502,3 @@ async fn an_import_leaves_the_write_ahead_log_empty_and_the_server_checkpoints_i
     let profile = data.get_profile(pb::GetProfileRequest { credit_code: crate::assessment::code(2_002), ..Default::default() }).await;
     assert_eq!(profile.unwrap().into_inner().records.len(), 1);
 }
-

@@ -66,6 +66,22 @@ fn added_codes(change: &pb::BidChange) -> Vec<&str> {
     change.added.iter().map(|r| r.code.as_str()).collect()
 }
 
+/// Tender T-W in Shenzhen on `server`, with `codes` graded (records
+/// `{prefix}-1`, `{prefix}-2`, ...) and bidding in this order.
+async fn graded_bids(server: &TestServer, codes: &[&String], prefix: &str) {
+    let records = codes.iter().enumerate().map(|(i, c)| to_proto(evaluation_json(&format!("{prefix}-{}", i + 1), c, json!({})))).collect();
+    server.data.clone().put_records(pb::PutRecordsRequest { records, source: String::new() }).await.unwrap();
+    let mut tenders = server.tenders.clone();
+    let terms = Some(crate::access::terms("440300"));
+    tenders
+        .register_tender(pb::RegisterTenderRequest { tender_id: TENDER.into(), terms, policy_id: "national-template".into() })
+        .await
+        .unwrap();
+    for c in codes {
+        tenders.register_bid(pb::RegisterBidRequest { tender_id: TENDER.into(), bidder: bidder(c) }).await.unwrap();
+    }
+}
+
 /// Tender T-W in Shenzhen with five graded bidders, each statement logged once.
 async fn five_bidders(ch: &Channel) -> Vec<String> {
     let codes: Vec<String> = (1..=5).map(|n| code(2300 + n)).collect();
@@ -290,17 +306,7 @@ async fn a_write_on_another_replica_reaches_a_watch_through_the_change_feed() {
     let b = spawn_app(open(&db).await, AppOptions { cache: slow_poll, ..AppOptions::default() }).await;
     let (c1, c2) = (code(2311), code(2312));
     let mut a_data = a.data.clone();
-    let mut a_tenders = a.tenders.clone();
-    let records = vec![to_proto(evaluation_json("r-1", &c1, json!({}))), to_proto(evaluation_json("r-2", &c2, json!({})))];
-    a_data.put_records(pb::PutRecordsRequest { records, source: String::new() }).await.unwrap();
-    let terms = Some(crate::access::terms("440300"));
-    a_tenders
-        .register_tender(pb::RegisterTenderRequest { tender_id: TENDER.into(), terms, policy_id: "national-template".into() })
-        .await
-        .unwrap();
-    for c in [&c1, &c2] {
-        a_tenders.register_bid(pb::RegisterBidRequest { tender_id: TENDER.into(), bidder: bidder(c) }).await.unwrap();
-    }
+    graded_bids(&a, &[&c1, &c2], "r").await;
     let mut b_assess = b.assess.clone();
     b_assess.assess_tender(pb::AssessTenderRequest { tender_id: TENDER.into(), ..Default::default() }).await.unwrap();
     let mut watch = b_assess.watch_tender(watch_request(None)).await.unwrap().into_inner();
@@ -322,17 +328,7 @@ async fn a_statement_made_from_older_data_after_a_newer_one_is_no_event() {
     let a = spawn_app(open(&db).await, AppOptions::default()).await;
     let (c1, c2) = (code(2321), code(2322));
     let mut a_data = a.data.clone();
-    let mut a_tenders = a.tenders.clone();
-    let records = vec![to_proto(evaluation_json("s-1", &c1, json!({}))), to_proto(evaluation_json("s-2", &c2, json!({})))];
-    a_data.put_records(pb::PutRecordsRequest { records, source: String::new() }).await.unwrap();
-    let terms = Some(crate::access::terms("440300"));
-    a_tenders
-        .register_tender(pb::RegisterTenderRequest { tender_id: TENDER.into(), terms, policy_id: "national-template".into() })
-        .await
-        .unwrap();
-    for c in [&c1, &c2] {
-        a_tenders.register_bid(pb::RegisterBidRequest { tender_id: TENDER.into(), bidder: bidder(c) }).await.unwrap();
-    }
+    graded_bids(&a, &[&c1, &c2], "s").await;
     let behind =
         credit_tender::cache::CacheConfig { poll_interval: std::time::Duration::from_secs(60), statement_bytes: 0, ..Default::default() };
     let b = spawn_app(open(&db).await, AppOptions { cache: behind, ..AppOptions::default() }).await;
