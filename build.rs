@@ -20,6 +20,10 @@ const PROTOS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    // sqlx::migrate! embeds the migrations when the crate compiles; without
+    // this a new migration file would not be compiled in until some source
+    // file changed.
+    println!("cargo:rerun-if-changed=migrations");
     let out = PathBuf::from(env::var("OUT_DIR")?);
     let fds = protox::compile(PROTOS, ["proto"])?;
     let bytes = fds.encode_to_vec();

@@ -71,6 +71,24 @@ pub trait Backend: Database {
         async { Ok(()) }
     }
 
+    /// Stages codes changed by a write in bulk mode (see
+    /// [`Backend::enter_bulk`]) where the backend can stage them more cheaply
+    /// than inserting each into the change feed, with its conflict check, as
+    /// it comes: `first` on the write's first call. Answers whether it did
+    /// (`false`: the caller inserts them itself); the staged codes go into
+    /// the feed once each with [`Backend::CHANGED_FROM_STAGED`].
+    fn stage_changed<'c>(
+        _conn: &'c mut Self::Connection,
+        _codes: &'c [&'c String],
+        _first: bool,
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send + 'c {
+        async { Ok(false) }
+    }
+
+    /// Moves the codes [`Backend::stage_changed`] staged into the change feed
+    /// for data version `$1`, once each: `None` where nothing is staged.
+    const CHANGED_FROM_STAGED: Option<&'static str> = None;
+
     /// Rows a statement changed (sqlx's result types share no trait for it).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 

@@ -19,7 +19,13 @@ use std::time::Duration;
 /// change) is announced.
 pub const CHANGES_CHANNEL: &str = "credit_tender_changes";
 
-const COPY_RECORDS: &str = "COPY records (record_id, version, kind, credit_code, digest, body) FROM STDIN (FORMAT csv)";
+const COPY_RECORDS: &str = "COPY records (record_id, version, kind, credit_code, digest, body) FROM STDIN (FORMAT binary)";
+
+/// The codes a bulk write changed, before they go into the change feed: a
+/// temporary table (no WAL, no index, no foreign key to check per row) that
+/// the transaction's end drops, committed or not.
+const STAGED_CODES_TABLE: &str = "CREATE TEMPORARY TABLE staged_changed_codes (credit_code TEXT NOT NULL) ON COMMIT DROP";
+const COPY_STAGED_CODES: &str = "COPY staged_changed_codes (credit_code) FROM STDIN (FORMAT binary)";
 
 /// How long the first connection may take to answer at all.
 const FIRST_CONNECT: Duration = Duration::from_secs(5);
@@ -158,6 +164,46 @@ async fn wait_at_most(tx: &mut PgConnection, wait: Duration, lock: Option<&'stat
     Ok(())
 }
 
+/// COPY's binary form: its signature, no flags, no header extension.
+const COPY_BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// Rows in COPY's binary form: `fields` per row, each a length and its
+/// bytes (text as it is, a BIGINT as 8 bytes big-endian), then the trailer.
+/// The server parses nothing (in CSV form, reading the quoted fields took
+/// a sixth of its time in an import: BENCHMARKS.md, Import).
+struct BinaryRows(Vec<u8>);
+
+impl BinaryRows {
+    fn with_capacity(bytes: usize) -> Self {
+        let mut data = Vec::with_capacity(COPY_BINARY_HEADER.len() + bytes + 2);
+        data.extend_from_slice(COPY_BINARY_HEADER);
+        BinaryRows(data)
+    }
+
+    fn row(&mut self, fields: i16) {
+        self.0.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    fn field(&mut self, bytes: &[u8]) -> Result<(), sqlx::Error> {
+        let len = i32::try_from(bytes.len()).map_err(|_| sqlx::Error::Protocol(format!("a COPY field of {} bytes", bytes.len())))?;
+        self.0.extend_from_slice(&len.to_be_bytes());
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Sends the rows on `conn` as the data of `copy`.
+    async fn send(mut self, conn: &mut PgConnection, copy: &str) -> Result<(), sqlx::Error> {
+        self.0.extend_from_slice(&(-1i16).to_be_bytes());
+        let mut copy = conn.copy_in_raw(copy).await?;
+        if let Err(e) = copy.send(self.0).await {
+            let _ = copy.abort(e.to_string()).await;
+            return Err(e);
+        }
+        copy.finish().await?;
+        Ok(())
+    }
+}
+
 impl Backend for Postgres {
     const NAME: &'static str = "postgres";
 
@@ -202,43 +248,51 @@ impl Backend for Postgres {
         Ok(tx)
     }
 
-    /// COPY in CSV form: one round trip and no statement to parse per chunk.
-    /// Every field is quoted (an unquoted empty field would be NULL), with
-    /// quotes doubled; newlines inside quotes are data.
+    /// COPY in binary form: one round trip and no statement to parse per chunk.
     async fn insert_records(conn: &mut PgConnection, version: i64, rows: &[NewRecord]) -> Result<(), sqlx::Error> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut data = Vec::with_capacity(rows.iter().map(|r| r.body.len() + r.id.len() + 128).sum());
-        let version = version.to_string();
+        let mut data = BinaryRows::with_capacity(rows.iter().map(|r| r.body.len() + r.id.len() + r.code.len() + 128).sum());
+        let version = version.to_be_bytes();
         for r in rows {
-            for (i, field) in
-                [r.id.as_str(), version.as_str(), r.kind, r.code.as_str(), r.digest.as_str(), r.body.as_str()].into_iter().enumerate()
-            {
-                if i > 0 {
-                    data.push(b',');
-                }
-                data.push(b'"');
-                for &b in field.as_bytes() {
-                    if b == b'"' {
-                        data.push(b'"');
-                    }
-                    data.push(b);
-                }
-                data.push(b'"');
+            data.row(6);
+            for field in [r.id.as_bytes(), &version, r.kind.as_bytes(), r.code.as_bytes(), r.digest.as_bytes(), r.body.as_bytes()] {
+                data.field(field)?;
             }
-            data.push(b'\n');
         }
-        let mut copy = conn.copy_in_raw(COPY_RECORDS).await?;
-        if let Err(e) = copy.send(data).await {
-            let _ = copy.abort(e.to_string()).await;
-            return Err(e);
-        }
-        copy.finish().await?;
-        Ok(())
+        data.send(conn, COPY_RECORDS).await
     }
 
     const ANALYZE: Option<&'static str> = Some("ANALYZE records, changed_codes");
+
+    /// Each flush of an import inserted its codes into the change feed with
+    /// a conflict check per row (codes recur across chunks: five times each
+    /// for firms with five records), which took as long as the COPY of the
+    /// records itself (BENCHMARKS.md, Import). Staged by COPY instead, and
+    /// moved once at the end, each code once and in key order.
+    async fn stage_changed(conn: &mut PgConnection, codes: &[&String], first: bool) -> Result<bool, sqlx::Error> {
+        if first {
+            sqlx::query(STAGED_CODES_TABLE).execute(&mut *conn).await?;
+        }
+        if codes.is_empty() {
+            return Ok(true);
+        }
+        let mut data = BinaryRows::with_capacity(codes.iter().map(|c| c.len() + 6).sum());
+        for code in codes {
+            data.row(1);
+            data.field(code.as_bytes())?;
+        }
+        data.send(conn, COPY_STAGED_CODES).await?;
+        Ok(true)
+    }
+
+    /// No conflict check: the data version is this transaction's own, and
+    /// every code of a write that staged went through the staging table.
+    const CHANGED_FROM_STAGED: Option<&'static str> = Some(
+        "INSERT INTO changed_codes (version, credit_code) \
+         SELECT $1::BIGINT, credit_code FROM (SELECT DISTINCT credit_code FROM staged_changed_codes) s ORDER BY credit_code",
+    );
 
     /// NOTIFY is delivered at commit, so replicas hear of a change only once
     /// it is readable.

@@ -114,6 +114,9 @@ struct Batch {
     listed: Option<BTreeSet<String>>,
     changed_count: u64,
     events: Vec<PendingEvent>,
+    /// Whether the backend staged the changed codes, to move into the feed
+    /// at the end ([`super::dialect::Backend::stage_changed`]).
+    staged: bool,
     stored: u32,
     unchanged: u32,
 }
@@ -399,11 +402,15 @@ sql_impl! {
 
         /// Records the codes changed since the last flush in the change feed
         /// (once each per version), so that a write of millions of records
-        /// never holds them all.
-        async fn flush_changed(&self, conn: &mut DB::Connection, version: i64, batch: &mut Batch) -> Result<(), StoreError> {
+        /// never holds them all; a write in bulk mode stages them where the
+        /// backend can, for [`Self::move_staged`].
+        async fn flush_changed(&self, conn: &mut DB::Connection, version: i64, bulk: bool, batch: &mut Batch) -> Result<(), StoreError> {
             let changed = std::mem::take(&mut batch.changed);
             let list: Vec<&String> = changed.iter().collect();
-            for part in list.chunks(STAGE_CHUNK * 2) {
+            if bulk && DB::stage_changed(conn, &list, !batch.staged).await? {
+                batch.staged = true;
+            }
+            for part in list.chunks(STAGE_CHUNK * 2).filter(|_| !batch.staged) {
                 let sql = format!("{INSERT_CHANGED_CODES} {} {CHANGED_CODES_ONCE}", placeholders::<DB>(part.len(), 2));
                 let mut q = sqlx::query(&sql);
                 for code in part {
@@ -416,6 +423,14 @@ sql_impl! {
                 if listed.len() > CHANGED_CODES_LISTED {
                     batch.listed = None;
                 }
+            }
+            Ok(())
+        }
+
+        /// Moves the codes staged by [`Self::flush_changed`] into the change feed.
+        async fn move_staged(&self, conn: &mut DB::Connection, version: i64, batch: &mut Batch) -> Result<(), StoreError> {
+            if let (true, Some(sql)) = (batch.staged, DB::CHANGED_FROM_STAGED) {
+                batch.changed_count += DB::rows_affected(&sqlx::query(sql).bind(version).execute(&mut *conn).await?);
             }
             Ok(())
         }
@@ -489,11 +504,12 @@ sql_impl! {
                         *bulk = DB::enter_bulk(conn).await?;
                     }
                     self.stage_chunk(conn, writer, version, std::mem::take(&mut chunk), &mut batch).await?;
-                    self.flush_changed(conn, version, &mut batch).await?;
+                    self.flush_changed(conn, version, true, &mut batch).await?;
                 }
             }
             self.stage_chunk(conn, writer, version, chunk, &mut batch).await?;
-            self.flush_changed(conn, version, &mut batch).await?;
+            self.flush_changed(conn, version, *entered, &mut batch).await?;
+            self.move_staged(conn, version, &mut batch).await?;
             self.check_event_targets(conn, writer, &mut batch).await?;
             Ok(batch)
         }
