@@ -17,7 +17,7 @@ BEGIN
     WHERE NOT EXISTS (SELECT 1 FROM data_versions d WHERE d.version = n.version)
     LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'insert into %: data version % does not exist', TG_TABLE_NAME, missing
+        RAISE EXCEPTION '% on %: data version % does not exist', TG_OP, TG_TABLE_NAME, missing
             USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NULL;
@@ -27,6 +27,13 @@ $$;
 CREATE TRIGGER records_version_exists AFTER INSERT ON records
     REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION refuse_unknown_data_version();
 CREATE TRIGGER changed_codes_version_exists AFTER INSERT ON changed_codes
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION refuse_unknown_data_version();
+-- An UPDATE (or an upsert's DO UPDATE) that moves a row to another version
+-- is checked the same way, as the foreign key checked it. (A transition
+-- table may not be given with an UPDATE OF column list, so every UPDATE.)
+CREATE TRIGGER records_version_exists_after_update AFTER UPDATE ON records
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION refuse_unknown_data_version();
+CREATE TRIGGER changed_codes_version_exists_after_update AFTER UPDATE ON changed_codes
     REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION refuse_unknown_data_version();
 
 CREATE FUNCTION refuse_data_version_removal() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -144,3 +144,38 @@ async fn concurrent_writers_get_distinct_consecutive_versions() {
 async fn unsupported_urls_are_refused() {
     assert!(matches!(Store::open("mysql://x").await, Err(StoreError::UnsupportedUrl(_))));
 }
+
+/// PostgreSQL keeps the rule its foreign keys kept (migration 0006 replaced
+/// them with statement-level triggers, which check a bulk import once per
+/// statement): no record or change-feed row names a data version that does
+/// not exist, whether inserted, moved by an UPDATE or by an upsert's DO
+/// UPDATE (the outside attack on issue 25 found UPDATE unchecked), and data
+/// versions are never deleted, truncated or renumbered.
+#[tokio::test]
+async fn postgres_refuses_rows_of_a_missing_data_version_and_any_removal_of_one() {
+    use sqlx::Connection;
+    let Some(db) = pg_db().await else { return };
+    let store = Store::open(&db.url).await.unwrap();
+    write(&store, vec![to_record(evaluation_json("v-1", &crate::assessment::code(400_001), json!({})))]).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let refused = [
+        "INSERT INTO records (record_id, version, kind, credit_code, digest, body) VALUES ('x', 999, 'evaluation', 'c', 'd', '{}')",
+        "INSERT INTO changed_codes (version, credit_code) VALUES (999, 'c')",
+        "UPDATE records SET version = 999",
+        "UPDATE changed_codes SET version = 999",
+        "INSERT INTO records (SELECT * FROM records) ON CONFLICT (record_id, version) DO UPDATE SET version = 4242",
+        "DELETE FROM data_versions",
+        "TRUNCATE data_versions CASCADE",
+        "UPDATE data_versions SET version = version + 100",
+    ];
+    for sql in refused {
+        let e = sqlx::query(sql).execute(&mut conn).await.expect_err(sql);
+        assert!(e.to_string().contains("data version"), "{sql}: {e}");
+    }
+    let rows: Vec<(i64,)> =
+        sqlx::query_as("SELECT version FROM records UNION ALL SELECT version FROM changed_codes").fetch_all(&mut conn).await.unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|(v,)| *v == 1), "{rows:?}");
+    // What the rule allows still works: a version's count may be set.
+    sqlx::query("UPDATE data_versions SET record_count = record_count").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
