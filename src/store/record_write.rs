@@ -407,16 +407,17 @@ sql_impl! {
         async fn flush_changed(&self, conn: &mut DB::Connection, version: i64, bulk: bool, batch: &mut Batch) -> Result<(), StoreError> {
             let changed = std::mem::take(&mut batch.changed);
             let list: Vec<&String> = changed.iter().collect();
-            if bulk && DB::stage_changed(conn, &list, !batch.staged).await? {
-                batch.staged = true;
-            }
-            for part in list.chunks(STAGE_CHUNK * 2).filter(|_| !batch.staged) {
-                let sql = format!("{INSERT_CHANGED_CODES} {} {CHANGED_CODES_ONCE}", placeholders::<DB>(part.len(), 2));
-                let mut q = sqlx::query(&sql);
-                for code in part {
-                    q = q.bind(version).bind(code.as_str());
+            let staged = bulk && DB::stage_changed(conn, &list, !batch.staged).await?;
+            batch.staged |= staged;
+            if !staged {
+                for part in list.chunks(STAGE_CHUNK * 2) {
+                    let sql = format!("{INSERT_CHANGED_CODES} {} {CHANGED_CODES_ONCE}", placeholders::<DB>(part.len(), 2));
+                    let mut q = sqlx::query(&sql);
+                    for code in part {
+                        q = q.bind(version).bind(code.as_str());
+                    }
+                    batch.changed_count += DB::rows_affected(&q.execute(&mut *conn).await?);
                 }
-                batch.changed_count += DB::rows_affected(&q.execute(&mut *conn).await?);
             }
             if let Some(listed) = &mut batch.listed {
                 listed.extend(changed);
