@@ -29,6 +29,7 @@
 use crate::access::principals::{Admission, Found, SharedPrincipals};
 use crate::access::{Caller, Principal, Role, Scope};
 use crate::metrics::Metrics;
+use crate::received::Peer;
 use crate::store::Store;
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,7 +39,6 @@ use std::task::{Context, Poll};
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::body::Body;
 use tonic::codegen::http;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "ct_session";
@@ -100,7 +100,7 @@ struct Proof {
 impl Proof {
     fn of<B>(req: &http::Request<B>) -> Proof {
         let bearer = req.headers().get(http::header::AUTHORIZATION).map(|v| v.to_str().ok().and_then(bearer_token));
-        let certs = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.peer_certs());
+        let certs = req.extensions().get::<Peer>().and_then(|p| p.certificates.clone());
         let certificate_subject = certs.as_ref().and_then(|c| c.first()).map(|c| crate::tls::certificate_subject(c).unwrap_or_default());
         let session = cookie(req.headers(), SESSION_COOKIE).map(str::to_owned);
         Proof { bearer, certificate_subject, session }
@@ -238,10 +238,12 @@ fn refuse(grpc: bool, stop: Stop) -> http::Response<Body> {
 #[derive(Clone, Copy, Debug)]
 pub struct Refused;
 
-/// When the request's headers were read, for admission's wait
-/// (`crate::shed`): stamped here, by the first layer that awaits anything,
-/// so that the wait admission measures is the request's own in the run
-/// queue, not a committee session's lookup.
+/// When the request's bytes reached the host, for admission's wait
+/// (`crate::shed`): the kernel's receive time of the newest bytes its
+/// connection had read when hyper handed the request on
+/// (`crate::received`), else the time of that hand-over. Taken here, by
+/// the first layer that awaits anything, so that a committee session's
+/// lookup does not count as the request's wait.
 #[derive(Clone, Copy, Debug)]
 pub struct Arrived(pub std::time::Instant);
 
@@ -312,9 +314,12 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         // Admission's stamp: hyper calls this from the connection's task as
-        // soon as it has read the request's headers (a session's lookup
-        // below must not count as the request's wait in the run queue).
-        req.extensions_mut().insert(Arrived(std::time::Instant::now()));
+        // soon as it has read the request's headers, so the connection's
+        // latest read holds them (a session's lookup below must not count
+        // as the request's wait).
+        let now = std::time::Instant::now();
+        let received = req.extensions().get::<Peer>().and_then(|p| p.received.last()).map_or(now, |at| at.min(now));
+        req.extensions_mut().insert(Arrived(received));
         // The ready inner service serves this request; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

@@ -44,6 +44,8 @@
 //! - [`refusal`]: HTTP refusals as a person reads them: a Chinese sentence
 //!   first, then a machine code (in the body and a header), for the shed,
 //!   the gate and the pages alike.
+//! - [`received`]: when a request's bytes reached the host: the kernel's
+//!   receive time of each socket read (`SO_TIMESTAMPNS`), for admission.
 //! - [`gate`]: two tower layers around admission: one identifies the
 //!   caller from the headers (token, client certificate, committee
 //!   session) before any body is read, the other applies its limits.
@@ -98,6 +100,7 @@ pub mod metrics;
 mod metrics_layer;
 pub mod policy;
 pub mod proto;
+pub mod received;
 #[doc(hidden)]
 pub mod refresh;
 #[doc(hidden)]

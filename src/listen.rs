@@ -15,7 +15,9 @@
 //! keeping idle ones open forever.
 
 use crate::metrics::Metrics;
+use crate::received::{Peer, Stamped};
 use crate::tls::SharedTls;
+use rustls_pki_types::CertificateDer;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -23,7 +25,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -69,6 +71,7 @@ pub(crate) fn check_listen_address(addr: std::net::SocketAddr, secured: bool, al
 /// ends (as if the peer had closed it) once idle for too long.
 pub(crate) struct Counted<T> {
     inner: T,
+    peer: Peer,
     idle: Idle,
     _place: Place,
 }
@@ -160,10 +163,29 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
     }
 }
 
-impl<T: Connected> Connected for Counted<T> {
-    type ConnectInfo = T::ConnectInfo;
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
+/// What a connection tells the gate (`crate::received::Peer`): its TLS
+/// client certificates, if any, and its socket's receive times.
+impl<T> Connected for Counted<T> {
+    type ConnectInfo = Peer;
+    fn connect_info(&self) -> Peer {
+        self.peer.clone()
+    }
+}
+
+/// The client certificates a handshaken connection carries.
+pub(crate) trait Certificates {
+    fn certificates(&self) -> Option<Arc<Vec<CertificateDer<'static>>>>;
+}
+
+impl Certificates for Stamped {
+    fn certificates(&self) -> Option<Arc<Vec<CertificateDer<'static>>>> {
+        None
+    }
+}
+
+impl Certificates for tokio_rustls::server::TlsStream<Stamped> {
+    fn certificates(&self) -> Option<Arc<Vec<CertificateDer<'static>>>> {
+        self.get_ref().1.peer_certificates().map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()))
     }
 }
 
@@ -174,10 +196,10 @@ pub(crate) fn incoming<T>(
     listener: TcpListener,
     limits: Limits,
     metrics: Arc<Metrics>,
-    handshake: impl Fn(TcpStream) -> Option<Pin<Box<dyn std::future::Future<Output = io::Result<T>> + Send>>> + Send + 'static,
+    handshake: impl Fn(Stamped) -> Option<Pin<Box<dyn std::future::Future<Output = io::Result<T>> + Send>>> + Send + 'static,
 ) -> ReceiverStream<io::Result<Counted<T>>>
 where
-    T: Send + 'static,
+    T: Certificates + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let places = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -228,6 +250,8 @@ where
             metrics.connections_open(1);
             let place = Place { _permit: permit, metrics: metrics.clone() };
             let _ = tcp.set_nodelay(true);
+            let tcp = Stamped::new(tcp);
+            let received = tcp.received();
             let Some(shake) = handshake(tcp) else { continue };
             let tx = tx.clone();
             let metrics = metrics.clone();
@@ -236,7 +260,8 @@ where
                 match tokio::time::timeout(limits.handshake_timeout, shake).await {
                     Ok(Ok(stream)) => {
                         let idle = Idle::new(limits.idle_timeout, metrics);
-                        let _ = tx.send(Ok(Counted { inner: stream, idle, _place: place })).await;
+                        let peer = Peer { certificates: stream.certificates(), received };
+                        let _ = tx.send(Ok(Counted { inner: stream, peer, idle, _place: place })).await;
                     }
                     Ok(Err(e)) => {
                         metrics.connection("handshake_failed");
@@ -264,11 +289,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Plain TCP connections, each once it has sent its first bytes (within
 /// `handshake_timeout`, as a TLS handshake).
-pub(crate) fn plain(listener: TcpListener, limits: Limits, metrics: Arc<Metrics>) -> ReceiverStream<io::Result<Counted<TcpStream>>> {
+pub(crate) fn plain(listener: TcpListener, limits: Limits, metrics: Arc<Metrics>) -> ReceiverStream<io::Result<Counted<Stamped>>> {
     incoming(listener, limits, metrics, |tcp| {
         Some(Box::pin(async move {
             let mut first = [0u8; 1];
-            match tcp.peek(&mut first).await? {
+            match tcp.get_ref().peek(&mut first).await? {
                 0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before sending anything")),
                 _ => Ok(tcp),
             }
@@ -282,7 +307,7 @@ pub(crate) fn tls(
     limits: Limits,
     metrics: Arc<Metrics>,
     tls: Arc<SharedTls>,
-) -> ReceiverStream<io::Result<Counted<tokio_rustls::server::TlsStream<TcpStream>>>> {
+) -> ReceiverStream<io::Result<Counted<tokio_rustls::server::TlsStream<Stamped>>>> {
     incoming(listener, limits, metrics, move |tcp| {
         let acceptor = tls.acceptor();
         Some(Box::pin(async move { acceptor.accept(tcp).await }))

@@ -7,8 +7,9 @@
 use crate::assessment::{Fixture, code};
 use crate::helpers::*;
 use credit_tender::proto::v1 as pb;
+use credit_tender::proto::v1::tender_service_client::TenderServiceClient;
 use credit_tender::server::{LogOptions, ServerOptions};
-use credit_tender::shed::{RETRY_AFTER, TEST_WAIT_HEADER};
+use credit_tender::shed::{RETRY_AFTER, STANDING_MIN, TEST_WAIT_HEADER};
 use serde_json::json;
 use std::time::Duration;
 use tonic::Code;
@@ -61,7 +62,7 @@ async fn a_request_that_waited_past_the_target_is_refused_with_a_retry_hint_and_
     let db = sqlite_db();
     let mut f = fixture(&db, hooked()).await;
     let status = f.assess.assess(waited(assess("T1", &code(900)), 10_000)).await.unwrap_err();
-    assert_shed(&status, "waited 10000.");
+    assert_shed(&status, "this request waited 10");
     assert!(status.message().contains("past the 5000.0 ms allowed"), "{}", status.message());
     // A wait within the target is served.
     f.assess.assess(waited(assess("T1", &code(900)), TARGET.as_millis() as u64 / 2)).await.unwrap();
@@ -458,10 +459,89 @@ async fn a_connect_request_whose_body_comes_late_is_told_when_to_retry() {
 async fn a_wait_target_below_a_millisecond_is_told_in_microseconds() {
     let db = sqlite_db();
     let options = ServerOptions { queue_target: Duration::from_micros(1), ..hooked() };
-    let mut f = fixture_no_data(&db, options).await;
-    let status = f.assess.assess(waited(assess("T1", &code(900)), 3)).await.unwrap_err();
-    assert_shed(&status, "waited 3");
+    let f = fixture(&db, options).await;
+    let status = until_shed(&f, "T1", 3, "1.0 µs").await;
+    assert_shed(&status, "this request waited ");
     assert!(status.message().contains(" ms for its turn, past the 1.0 µs allowed; retry after 100 ms"), "{}", status.message());
+}
+
+/// Sends requests that waited `ms` each, in concurrent batches as a queue
+/// brings them, until one is refused with `allowed` as its allowance
+/// (past the interval, a debug build's own queue can be the reason);
+/// returns its status.
+async fn until_shed(f: &Fixture, tender: &str, ms: u64, allowed: &str) -> tonic::Status {
+    let past = format!("past the {allowed} allowed");
+    for _ in 0..100 {
+        let batch = (0..2 * STANDING_MIN).map(|_| {
+            let mut client = f.assess.clone();
+            let request = waited(assess(tender, &code(900)), ms);
+            async move { client.assess(request).await }
+        });
+        let refused = futures_util::future::join_all(batch).await.into_iter().filter_map(Result::err);
+        if let Some(status) = refused.into_iter().find(|s| s.message().contains(&past)) {
+            return status;
+        }
+    }
+    panic!("no request was refused {past} in 100 batches of {} that each waited {ms} ms", 2 * STANDING_MIN);
+}
+
+/// A late request alone is served; once most requests of a window come
+/// late (a standing queue), the late ones are refused with the target as
+/// their allowance, while a request that did not wait is served.
+#[tokio::test]
+async fn late_requests_are_refused_only_while_a_queue_stands() {
+    let db = sqlite_db();
+    let target = Duration::from_millis(20);
+    let mut f = fixture(&db, ServerOptions { queue_target: target, ..hooked() }).await;
+    // Past the target but within the interval, with no queue standing: served.
+    let late = 50;
+    for _ in 0..3 {
+        f.assess.assess(waited(assess("T1", &code(900)), late)).await.unwrap();
+    }
+    let status = until_shed(&f, "T1", late, "20.0 ms").await;
+    assert_shed(&status, "this request waited ");
+    assert!(status.message().contains("past the 20.0 ms allowed"), "{}", status.message());
+    // A request that did not wait is served while the late ones are shed.
+    f.assess.assess(assess("T1", &code(900))).await.unwrap();
+}
+
+/// The wait is counted from when the request's bytes reached the host, not
+/// from when the server read them: bytes that sat in the socket of a
+/// stopped server (SIGSTOP) are refused once it runs again, and the next
+/// request is served.
+#[tokio::test]
+async fn a_request_that_sat_unread_in_the_socket_past_the_interval_is_refused() {
+    let server = CliServer::spawn(&["demo", "--queue-target-ms", "5"]).await;
+    let mut tenders = TenderServiceClient::new(server.channel.clone());
+    // Connected, and the stamp's first read done.
+    tenders.list_tenders(pb::ListTendersRequest {}).await.unwrap();
+    let pid = server.child.id().to_string();
+    let signal = |s: &str| assert!(std::process::Command::new("kill").args([s, &pid]).status().unwrap().success());
+    signal("-STOP");
+    let mut stopped = tenders.clone();
+    let call = tokio::spawn(async move { stopped.list_tenders(pb::ListTendersRequest {}).await });
+    // Until the request's bytes are in the server's socket, unread.
+    let port = format!(":{:04X} ", server.addr.port());
+    let unread = || {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        table.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 4 && format!("{} ", f[1]).ends_with(&port) && f[4].split(':').nth(1).is_some_and(|rx| rx != "00000000")
+        })
+    };
+    let waited_in_socket = async {
+        while !unread() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    bounded("the request's bytes in the stopped server's socket", waited_in_socket).await;
+    // The bytes wait past the interval, the longest any request may wait.
+    tokio::time::sleep(RETRY_AFTER * 3).await;
+    signal("-CONT");
+    let status = call.await.unwrap().unwrap_err();
+    assert_shed(&status, "waited");
+    assert!(status.message().contains("past the 100.0 ms allowed"), "{}", status.message());
+    tenders.list_tenders(pb::ListTendersRequest {}).await.unwrap();
 }
 
 async fn fixture_no_data(db: &TestDb, server: ServerOptions) -> Fixture {
