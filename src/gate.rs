@@ -266,7 +266,7 @@ fn refusal(grpc: bool, stop: Stop) -> http::Response<Body> {
         }
         // The same hint the shedding gives: RetryInfo and the pushback.
         Stop::Exhausted { why, retry_after_ms, .. } if grpc => {
-            crate::refusal::retry_status(tonic::Code::ResourceExhausted, &why, std::time::Duration::from_millis(retry_after_ms)).into_http()
+            crate::service::retry_status(tonic::Code::ResourceExhausted, &why, std::time::Duration::from_millis(retry_after_ms)).into_http()
         }
         Stop::Exhausted { zh, retry_after_ms, .. } => {
             let wait = std::time::Duration::from_millis(retry_after_ms);

@@ -4,8 +4,8 @@
 //! script, which shows it; then, in brackets, a machine code that programs
 //! and logs can match on, which the [`CODE_HEADER`] header carries too.
 //! gRPC refusals are not worded here: their status codes and messages are
-//! for programs, and the CLI words them; only the retry hint they share
-//! ([`retry_status`]) is made here, so that every layer gives the same one.
+//! for programs, and the CLI words them; the retry hint they share is
+//! `crate::service::retry_status`, so that every layer gives the same one.
 
 use std::time::Duration;
 use tonic::body::Body;
@@ -41,23 +41,6 @@ pub fn plain(status: http::StatusCode, code: &'static str, zh: &str, retry_after
         h.insert(http::header::RETRY_AFTER, http::HeaderValue::from(retry_after_secs(wait)));
     }
     r
-}
-
-/// A gRPC refusal the client should retry after `wait`: `why`, then
-/// "; retry after N ms", a `google.rpc.RetryInfo` detail saying `wait`
-/// (which the Connect door passes on as the error's detail) and the
-/// `grpc-retry-pushback-ms` trailer (gRPC's retry policy reads it), both
-/// naming the same N.
-pub fn retry_status(code: tonic::Code, why: &str, wait: Duration) -> tonic::Status {
-    use tonic_types::{ErrorDetails, StatusExt};
-    let ms = wait.as_millis().max(1);
-    let mut details = ErrorDetails::new();
-    details.set_retry_info(Some(Duration::from_millis(ms as u64)));
-    let mut s = tonic::Status::with_error_details(code, format!("{why}; retry after {ms} ms"), details);
-    if let Ok(v) = ms.to_string().parse() {
-        s.metadata_mut().insert("grpc-retry-pushback-ms", v);
-    }
-    s
 }
 
 /// The machine code and Chinese sentence for an HTTP error status, for an

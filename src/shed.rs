@@ -22,9 +22,9 @@
 //! past `queue_target` (5 ms by default, `--queue-target-ms`) shows a
 //! standing queue, not a burst: from then until [`INTERVAL`] after the
 //! last such window, a request that waited past `queue_target` is refused
-//! (RESOURCE_EXHAUSTED with a retry hint of [`RETRY_AFTER`], the same
-//! interval, so that a refused client comes back once the shedding has
-//! ended or is still going). Outside such a spell, only a request that
+//! (RESOURCE_EXHAUSTED with a retry hint of about [`RETRY_AFTER`], the
+//! same interval, spread over 50–150% of it so that the clients sent away
+//! together do not return together). Outside such a spell, only a request that
 //! waited past [`INTERVAL`] (or `queue_target`, if larger) is refused.
 //! This is CoDel's standing-queue test (RFC 8289 §3) with the median wait
 //! in place of the minimum, and its "target, else interval" deadlines as
@@ -294,7 +294,7 @@ fn refuse(grpc: bool, refused: Refused, retry_after: Duration) -> http::Response
     match (grpc, too_large) {
         (true, true) => return tonic::Status::resource_exhausted(refused.why).into_http(),
         (true, false) => {
-            return crate::refusal::retry_status(tonic::Code::ResourceExhausted, &refused.why, retry_after).into_http();
+            return crate::service::retry_status(tonic::Code::ResourceExhausted, &refused.why, retry_after).into_http();
         }
         (false, true) => return crate::refusal::plain(http::StatusCode::PAYLOAD_TOO_LARGE, refused.code, &refused.zh, None),
         (false, false) => {}
@@ -364,7 +364,7 @@ where
                     readable(allowed),
                 );
                 let zh = format!("服务器繁忙：本次请求排队等候 {}，超过允许的 {}，未被处理。", readable(waited), readable(allowed));
-                return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, RETRY_AFTER));
+                return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, spread_hint()));
             }
             if reflection {
                 let Ok(slot) = layer.reflection.clone().try_acquire_owned() else {
@@ -469,6 +469,21 @@ impl Standing {
         let allowed = if shedding { self.target } else { INTERVAL.max(self.target) };
         (waited > allowed).then_some(allowed)
     }
+}
+
+/// The retry hint of a request refused for its wait: [`RETRY_AFTER`]
+/// spread over 50–150% of it, in whole milliseconds, evenly across
+/// refusals (the golden-ratio sequence over a count of them). The clients
+/// a standing queue sends away are sent away together; told the same
+/// wait, they would come back together, as the next queue (measured:
+/// BENCHMARKS.md, "Overload").
+fn spread_hint() -> Duration {
+    static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // The fractional part of n × φ, as 53 bits.
+    let fraction = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+    let ms = RETRY_AFTER.as_secs_f64() * 1000.0 * (0.5 + fraction);
+    Duration::from_millis(ms.round() as u64)
 }
 
 /// Why a body was not read whole.
@@ -654,6 +669,19 @@ mod tests {
     }
 
     /// Past the interval a request is refused whatever the others waited.
+    /// The hints of refusals in a row lie within 50–150 ms and spread
+    /// evenly: each tenth of the range holds about a tenth of them.
+    #[test]
+    fn retry_hints_spread_evenly_over_half_to_one_and_a_half_intervals() {
+        let mut tenths = [0u32; 10];
+        for _ in 0..1000 {
+            let ms = spread_hint().as_millis() as u64;
+            assert!((50..=150).contains(&ms), "{ms} ms");
+            tenths[((ms - 50) / 10).min(9) as usize] += 1;
+        }
+        assert!(tenths.iter().all(|&n| (80..=120).contains(&n)), "{tenths:?}");
+    }
+
     #[test]
     fn a_wait_past_the_interval_is_always_refused() {
         let s = Standing::new(TARGET);

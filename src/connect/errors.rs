@@ -28,7 +28,7 @@ impl ConnectError {
     /// `google.rpc.RetryInfo` detail carries it, and the unary answer has
     /// Retry-After, as the shed's refusals over gRPC do.
     pub(super) fn retry(code: Code, why: &str, wait: std::time::Duration) -> ConnectError {
-        let status = crate::refusal::retry_status(code, why, wait);
+        let status = crate::service::retry_status(code, why, wait);
         let head = status.into_http::<tonic::body::Body>();
         ConnectError::from_grpc(head.headers(), None).unwrap_or_else(|| ConnectError::new(code, why.to_owned()))
     }

@@ -168,11 +168,7 @@ pub const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs
 /// process's write (an import): the store is there, only busy.
 fn busy_status(why: &str) -> Status {
     tracing::warn!(%why, "credit store busy: another process holds its write lock");
-    let mut details = ErrorDetails::new();
-    details.set_retry_info(Some(BUSY_RETRY_AFTER));
-    let mut status = Status::with_error_details(Code::Unavailable, "the credit store is busy (another process is writing); retry", details);
-    status.metadata_mut().insert("grpc-retry-pushback-ms", BUSY_RETRY_AFTER.as_millis().to_string().parse().expect("digits"));
-    status
+    with_retry(Code::Unavailable, "the credit store is busy (another process is writing); retry".into(), BUSY_RETRY_AFTER)
 }
 
 /// What a client is told to wait before retrying a request the store could
@@ -186,12 +182,8 @@ pub const UNREACHABLE_RETRY_AFTER: std::time::Duration = std::time::Duration::fr
 /// went down during the request. Nothing new is stored or issued (a write
 /// cut off in flight may have committed; its retry is idempotent).
 fn unreachable_status() -> Status {
-    let mut details = ErrorDetails::new();
-    details.set_retry_info(Some(UNREACHABLE_RETRY_AFTER));
-    let mut status =
-        Status::with_error_details(Code::Unavailable, "the credit store cannot be reached; no credit answer can be given; retry", details);
-    status.metadata_mut().insert("grpc-retry-pushback-ms", UNREACHABLE_RETRY_AFTER.as_millis().to_string().parse().expect("digits"));
-    status
+    let message = "the credit store cannot be reached; no credit answer can be given; retry";
+    with_retry(Code::Unavailable, message.into(), UNREACHABLE_RETRY_AFTER)
 }
 
 /// The answer to a write refused in this server's own write queue
@@ -199,22 +191,34 @@ fn unreachable_status() -> Status {
 /// answers overload, with the same retry hint as a busy store. (Logged
 /// where the store refuses it; counted by [`count_refusal`].)
 fn queued_status(why: &str) -> Status {
-    let mut details = ErrorDetails::new();
-    details.set_retry_info(Some(BUSY_RETRY_AFTER));
-    let message = format!("the server is overloaded with writes: {why}; retry after {} ms", BUSY_RETRY_AFTER.as_millis());
-    let mut status = Status::with_error_details(Code::ResourceExhausted, bounded(message, MAX_MESSAGE_BYTES), details);
-    status.metadata_mut().insert("grpc-retry-pushback-ms", BUSY_RETRY_AFTER.as_millis().to_string().parse().expect("digits"));
-    status
+    retry_status(Code::ResourceExhausted, &format!("the server is overloaded with writes: {why}"), BUSY_RETRY_AFTER)
 }
 
 /// The answer to a caller whose share of a bounded resource is in use
 /// ([`ApiError::Limit`]): RESOURCE_EXHAUSTED with the busy retry hint.
 fn limit_status(why: &str) -> Status {
+    retry_status(Code::ResourceExhausted, why, BUSY_RETRY_AFTER)
+}
+
+/// A gRPC refusal the client should retry after `wait`: `why`, then
+/// "; retry after N ms", a `google.rpc.RetryInfo` detail saying `wait`
+/// (which the Connect door passes on as the error's detail) and the
+/// `grpc-retry-pushback-ms` trailer (gRPC's retry policy reads it), both
+/// naming the same N (at least 1). The one retry hint of every layer: the
+/// handlers', the admission's and the gate's.
+pub fn retry_status(code: Code, why: &str, wait: std::time::Duration) -> Status {
+    let ms = wait.as_millis().max(1);
+    with_retry(code, format!("{why}; retry after {ms} ms"), std::time::Duration::from_millis(ms as u64))
+}
+
+/// `message` (bounded) with RetryInfo and the pushback naming `wait`.
+fn with_retry(code: Code, message: String, wait: std::time::Duration) -> Status {
     let mut details = ErrorDetails::new();
-    details.set_retry_info(Some(BUSY_RETRY_AFTER));
-    let message = format!("{why}; retry after {} ms", BUSY_RETRY_AFTER.as_millis());
-    let mut status = Status::with_error_details(Code::ResourceExhausted, bounded(message, MAX_MESSAGE_BYTES), details);
-    status.metadata_mut().insert("grpc-retry-pushback-ms", BUSY_RETRY_AFTER.as_millis().to_string().parse().expect("digits"));
+    details.set_retry_info(Some(wait));
+    let mut status = Status::with_error_details(code, bounded(message, MAX_MESSAGE_BYTES), details);
+    if let Ok(v) = wait.as_millis().to_string().parse() {
+        status.metadata_mut().insert("grpc-retry-pushback-ms", v);
+    }
     status
 }
 

@@ -22,7 +22,7 @@ pub use assessment::{AssessmentApi, AssessmentRoutes};
 pub(crate) use authorize::authorize;
 pub use commands::{MAX_BATCH, MAX_TABLE_PAGE, TablePage};
 pub use credit_data::CreditDataApi;
-pub use error::{ApiError, BUSY_RETRY_AFTER, UNREACHABLE_RETRY_AFTER};
+pub use error::{ApiError, BUSY_RETRY_AFTER, UNREACHABLE_RETRY_AFTER, retry_status};
 pub use keys::{KeyApi, key_to_proto};
 pub use log::{LogApi, MAX_ENTRIES_BYTES};
 pub use policies::PolicySet;
