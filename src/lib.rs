@@ -49,9 +49,10 @@
 //! - [`gate`]: two tower layers around admission: one identifies the
 //!   caller from the headers (token, client certificate, committee
 //!   session) before any body is read, the other applies its limits.
-//! - [`shed`]: admission control between them: a request that waited too
-//!   long for its turn, past the in-flight ceiling, or whose body would
-//!   pass the bodies' budget is refused.
+//! - [`shed`]: admission control between them: while a queue stands, a
+//!   request that waited past the target for its turn (from when its bytes
+//!   reached the host) is refused, and so is one past the in-flight
+//!   ceiling or whose body would pass the bodies' budget.
 //! - `metrics_layer`: counts gRPC requests by method and code, with latency.
 //! - `wire_errors`: the client's undecodable or oversized requests named as
 //!   INVALID_ARGUMENT and RESOURCE_EXHAUSTED.

@@ -550,10 +550,6 @@ async fn a_request_that_sat_unread_in_the_socket_past_the_interval_is_refused() 
     tenders.list_tenders(pb::ListTendersRequest {}).await.unwrap();
 }
 
-async fn fixture_no_data(db: &TestDb, server: ServerOptions) -> Fixture {
-    Fixture::with(spawn_app(open(db).await, AppOptions { server, ..AppOptions::default() }).await)
-}
-
 #[test]
 fn a_ceiling_of_zero_requests_is_refused_naming_the_flag() {
     for flag in ["--max-in-flight", "--max-signing"] {
