@@ -17,7 +17,11 @@
 //! the read returned: a request is never counted as having waited longer
 //! than it did.
 //!
-//! Off Linux, reads are plain and the stamp is the read's own time.
+//! Linux turns receive stamps on for the whole host lazily (a deferred
+//! switch when the first socket asks, off again when the last closes), so
+//! the first bytes after that may carry none: they count from their read,
+//! and the lower bound still holds. Off Linux, reads are plain and the
+//! stamp is the read's own time.
 
 use std::io;
 use std::pin::Pin;
@@ -181,9 +185,27 @@ mod tests {
 
     async fn pair() -> (TcpStream, Stamped) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        (client, Stamped::new(server))
+        let mut server = Stamped::new(server);
+        // The kernel turns receive stamps on for the whole host lazily (after
+        // the first socket asks, and off again after the last closes): until
+        // a byte left in the socket reads as having waited, it is not on yet.
+        if cfg!(target_os = "linux") {
+            let mut on = false;
+            for _ in 0..200 {
+                client.write_all(b"w").await.unwrap();
+                server.tcp.readable().await.unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                server.read_exact(&mut [0u8; 1]).await.unwrap();
+                if server.received.last().unwrap().elapsed() >= std::time::Duration::from_millis(5) {
+                    on = true;
+                    break;
+                }
+            }
+            assert!(on, "the kernel never stamped a received byte");
+        }
+        (client, server)
     }
 
     /// Bytes that sat unread in the socket carry the time they arrived, not
