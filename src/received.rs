@@ -17,6 +17,13 @@
 //! the read returned: a request is never counted as having waited longer
 //! than it did.
 //!
+//! **The wall clock.** The kernel's stamps are wall-clock times, turned
+//! into the monotonic clock at each read. When the wall clock is stepped
+//! forward, bytes already unread at the step count it as waiting (those
+//! past the interval are refused once); a step back counts as no wait.
+//! Everything after the read (the standing-queue test, the windows) runs
+//! on the monotonic clock.
+//!
 //! Linux turns receive stamps on for the whole host lazily (a deferred
 //! switch when the first socket asks, off again when the last closes), so
 //! the first bytes after that may carry none: they count from their read,
