@@ -197,18 +197,19 @@ mod tests {
         let mut server = Stamped::new(server);
         // The kernel turns receive stamps on for the whole host lazily (after
         // the first socket asks, and off again after the last closes): until
-        // a byte left in the socket reads as having waited, it is not on yet.
+        // a byte's stamp precedes the moment it was seen ready, it is not on.
         if cfg!(target_os = "linux") {
             let mut on = false;
-            for _ in 0..200 {
+            for _ in 0..10_000 {
                 client.write_all(b"w").await.unwrap();
                 server.tcp.readable().await.unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(5));
+                let ready = Instant::now();
                 server.read_exact(&mut [0u8; 1]).await.unwrap();
-                if server.received.last().unwrap().elapsed() >= std::time::Duration::from_millis(5) {
+                if server.received.last().unwrap() <= ready {
                     on = true;
                     break;
                 }
+                tokio::task::yield_now().await;
             }
             assert!(on, "the kernel never stamped a received byte");
         }
@@ -216,23 +217,22 @@ mod tests {
     }
 
     /// Bytes that sat unread in the socket carry the time they arrived, not
-    /// the time they were read: the wait before the read is counted.
+    /// the time they were read: the stamp lies between the send and the
+    /// moment the socket was seen ready, before the read.
     #[tokio::test]
     async fn bytes_left_in_the_socket_carry_their_arrival() {
         let (mut client, mut server) = pair().await;
         let before = Instant::now();
         client.write_all(b"request").await.unwrap();
-        // Wait until the bytes are in the socket, then leave them there.
         server.tcp.readable().await.unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        let ready = Instant::now();
         let mut buf = [0u8; 16];
         let n = server.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"request");
         let arrived = server.received.last().expect("a read was stamped");
-        let read_at = Instant::now();
         if cfg!(target_os = "linux") {
             assert!(arrived >= before, "arrival before the send: {:?} before", before.duration_since(arrived));
-            assert!(read_at.duration_since(arrived) >= std::time::Duration::from_millis(50), "the wait in the socket was not counted");
+            assert!(arrived <= ready, "the stamp is the read's time, not the arrival's: {:?} late", arrived.duration_since(ready));
         }
     }
 
@@ -243,10 +243,13 @@ mod tests {
         let (mut client, mut server) = pair().await;
         client.write_all(b"first").await.unwrap();
         server.tcp.readable().await.unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let second = Instant::now();
+        let between = Instant::now();
         client.write_all(b"second").await.unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // Until both sends are in the socket, unread.
+        let mut peeked = [0u8; 64];
+        while server.tcp.peek(&mut peeked).await.unwrap() < 11 {
+            tokio::task::yield_now().await;
+        }
         let mut buf = [0u8; 64];
         let mut got = Vec::new();
         while got.len() < 11 {
@@ -256,7 +259,7 @@ mod tests {
         assert_eq!(got, b"firstsecond");
         let arrived = server.received.last().unwrap();
         if cfg!(target_os = "linux") {
-            assert!(arrived >= second, "the stamp is older than the newest bytes");
+            assert!(arrived >= between, "the stamp is older than the newest bytes");
         }
     }
 }
