@@ -87,8 +87,8 @@
 use crate::access::Caller;
 use crate::metrics::Metrics;
 use http_body_util::BodyExt;
+use standing::Standing;
 pub use standing::{INTERVAL, STANDING_MIN};
-use standing::{Standing, spread_hint};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -359,7 +359,7 @@ where
                     readable(allowed),
                 );
                 let zh = format!("服务器繁忙：本次请求排队等候 {}，超过允许的 {}，未被处理。", readable(waited), readable(allowed));
-                return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, spread_hint()));
+                return Ok(refuse(grpc, Refused { why, zh, code: "OVERLOADED" }, layer.standing.hint()));
             }
             if reflection {
                 let Ok(slot) = layer.reflection.clone().try_acquire_owned() else {

@@ -19,6 +19,8 @@ pub(super) struct Standing {
     /// 20 × the target, within 1 ms and [`INTERVAL`].
     window: Duration,
     state: std::sync::Mutex<Window>,
+    /// Refusals for the wait so far: the sequence the hints are spread by.
+    refused: std::sync::atomic::AtomicU64,
 }
 
 struct Window {
@@ -32,7 +34,12 @@ struct Window {
 impl Standing {
     pub(super) fn new(target: Duration) -> Standing {
         let window = (target * 20).clamp(Duration::from_millis(1), INTERVAL);
-        Standing { target, window, state: std::sync::Mutex::new(Window { start: Instant::now(), seen: 0, late: 0, shedding_until: None }) }
+        Standing {
+            target,
+            window,
+            state: std::sync::Mutex::new(Window { start: Instant::now(), seen: 0, late: 0, shedding_until: None }),
+            refused: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     /// Counts a request that waited `waited` by `now`, and says whether it
@@ -59,22 +66,21 @@ impl Standing {
         let allowed = if shedding { self.target } else { INTERVAL.max(self.target) };
         (waited > allowed).then_some(allowed)
     }
-}
 
-/// The retry hint of a request refused for its wait: [`INTERVAL`] (the
-/// hint every other refusal gives, `shed::RETRY_AFTER`)
-/// spread over 50–150% of it, in whole milliseconds, evenly across
-/// refusals (the golden-ratio sequence over a count of them). The clients
-/// a standing queue sends away are sent away together; told the same
-/// wait, they would come back together, as the next queue (measured:
-/// BENCHMARKS.md, "Overload").
-pub(super) fn spread_hint() -> Duration {
-    static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    // The fractional part of n × φ, as 53 bits.
-    let fraction = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
-    let ms = INTERVAL.as_secs_f64() * 1000.0 * (0.5 + fraction);
-    Duration::from_millis(ms.round() as u64)
+    /// The retry hint of a request refused for its wait: [`INTERVAL`] (the
+    /// hint every other refusal gives, `shed::RETRY_AFTER`)
+    /// spread over 50–150% of it, in whole milliseconds, evenly across
+    /// refusals (the golden-ratio sequence over a count of them). The clients
+    /// a standing queue sends away are sent away together; told the same
+    /// wait, they would come back together, as the next queue (measured:
+    /// BENCHMARKS.md, "Overload").
+    pub(super) fn hint(&self) -> Duration {
+        let n = self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The fractional part of n × φ, as 53 bits.
+        let fraction = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+        let ms = INTERVAL.as_secs_f64() * 1000.0 * (0.5 + fraction);
+        Duration::from_millis(ms.round() as u64)
+    }
 }
 
 #[cfg(test)]
@@ -130,9 +136,10 @@ mod tests {
     /// evenly: each tenth of the range holds about a tenth of them.
     #[test]
     fn retry_hints_spread_evenly_over_half_to_one_and_a_half_intervals() {
+        let s = Standing::new(TARGET);
         let mut tenths = [0u32; 10];
         for _ in 0..1000 {
-            let ms = spread_hint().as_millis() as u64;
+            let ms = s.hint().as_millis() as u64;
             assert!((50..=150).contains(&ms), "{ms} ms");
             tenths[((ms - 50) / 10).min(9) as usize] += 1;
         }
