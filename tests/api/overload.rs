@@ -535,13 +535,17 @@ async fn a_request_that_sat_unread_in_the_socket_past_the_interval_is_refused() 
             f.len() > 4 && format!("{} ", f[1]).ends_with(&port) && f[4].split(':').nth(1).is_some_and(|rx| rx != "00000000")
         })
     };
+    // The kernel signals nothing when a socket's queue fills: its table is polled.
     let waited_in_socket = async {
         while !unread() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
     bounded("the request's bytes in the stopped server's socket", waited_in_socket).await;
-    // The bytes wait past the interval, the longest any request may wait.
+    // What is under test is real time the bytes spend unread, as the kernel
+    // stamps it: no event or test clock stands in for it. They wait past the
+    // interval, the longest any request may wait; the assertions below do
+    // not depend on how much longer.
     tokio::time::sleep(RETRY_AFTER * 3).await;
     signal("-CONT");
     let status = call.await.unwrap().unwrap_err();
