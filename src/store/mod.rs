@@ -25,6 +25,9 @@
 //! - `schema`: the migrations a store must have.
 //! - `sqlite_file`: the SQLite file watched for loss and replacement.
 //! - `sql`: [`SqlStore`] and a write's turn (queue, lock, wait).
+//! - `staging`: what a write works out without the store: records'
+//!   canonical JSON and digests off the writer's task, and a first load's
+//!   fingerprints.
 //! - `records` and `record_write`, `tenders`, `policies`, `grants`,
 //!   `log_tables`, `upkeep`: one table family each, its trait for [`SqlStore`].
 //! - `reach`: reachability, and the guard that fails fast while the store
@@ -46,6 +49,7 @@ mod schema;
 mod sql;
 mod sqlite;
 mod sqlite_file;
+mod staging;
 mod tenders;
 mod traits;
 mod types;

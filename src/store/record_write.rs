@@ -5,6 +5,7 @@
 use super::dialect::{NEWEST_VERSION, NewRecord, Newest, in_list, placeholders, sql_impl};
 use super::error::StoreError;
 use super::sql::{SqlStore, WriteKind};
+use super::staging::{FirstLoad, Prepared, prepare, prepared, to_look_up};
 use super::types::{CHANGED_CODES_LISTED, RecordSource, WriteMode, WriteOutcome};
 use crate::domain::input::FieldError;
 use crate::domain::ownership::{Owner, Writer};
@@ -65,6 +66,9 @@ const NEWEST_VERSION_OF_ROW: &str = "AND r.version = (SELECT MAX(x.version) FROM
 const FIRST_OF_IDS: &str = "SELECT r.record_id, r.body, d.source FROM records r JOIN data_versions d ON d.version = r.version \
      WHERE r.version = (SELECT MIN(x.version) FROM records x WHERE x.record_id = r.record_id) AND r.record_id IN";
 
+/// A row if the store holds any record.
+const ANY_RECORD: &str = "SELECT 1 FROM records LIMIT 1";
+
 const TARGET_OF_EVENT: &str = "SELECT kind, credit_code FROM records WHERE record_id = $1 ORDER BY version DESC LIMIT 1";
 
 /// The evaluations of codes (an IN list follows), with [`NEWEST_VERSION_OF_ROW`].
@@ -119,6 +123,9 @@ struct Batch {
     staged: bool,
     stored: u32,
     unchanged: u32,
+    /// In a write into a store that held no records when it began, what the
+    /// write itself has staged (`None` otherwise, or past the fingerprints it may keep).
+    first_load: Option<FirstLoad>,
 }
 
 /// One annual grade per (issuer, domain, year) and code: a second id for
@@ -319,29 +326,23 @@ sql_impl! {
             conn: &mut DB::Connection,
             writer: &Writer,
             version: i64,
-            chunk: Vec<(u64, Record)>,
+            chunk: Vec<Prepared>,
             batch: &mut Batch,
         ) -> Result<(), StoreError> {
-            let ids: Vec<&str> = chunk.iter().map(|(_, r)| r.id().as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+            let ids = to_look_up(chunk.iter().map(|p| p.record.id().as_str()), batch.first_load.as_ref(), FirstLoad::may_hold_id);
             let mut prev = self.newest_of_ids(conn, &ids).await?;
-            let codes: Vec<&str> = chunk
-                .iter()
-                .filter_map(|(_, r)| match r {
-                    Record::Evaluation(e) if e.evaluation_kind == EvaluationKind::Annual => Some(e.credit_code.as_str()),
-                    _ => None,
-                })
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
+            let annual = chunk.iter().filter_map(|p| match &p.record {
+                Record::Evaluation(e) if e.evaluation_kind == EvaluationKind::Annual => Some(e.credit_code.as_str()),
+                _ => None,
+            });
+            let codes = to_look_up(annual, batch.first_load.as_ref(), FirstLoad::may_hold_code);
             let mut evaluations = self.evaluations_of(conn, &codes).await?;
             let mut rows: Vec<NewRecord> = Vec::with_capacity(chunk.len());
             let mut versioned: Vec<Versioned> = Vec::new();
-            for (pos, record) in &chunk {
-                let pos = *pos;
+            for Prepared { pos, record, body, digest } in chunk {
+                let record = &record;
                 let id = record.id().as_str().to_owned();
                 let kind = record.record_type().as_str();
-                let body = record.canonical_json();
-                let digest = crate::domain::records::digest_of(&body);
                 let code = record.credit_code().as_str().to_owned();
                 if let Some(p) = prev.get(&id) {
                     let staged = Staged { pos, record, id: &id, kind, code: &code, digest: &digest };
@@ -379,6 +380,12 @@ sql_impl! {
                         credit_code: code.clone(),
                     },
                 );
+                if let Some(first) = &mut batch.first_load {
+                    let evaluated = matches!(record, Record::Evaluation(_)).then_some(code.as_str());
+                    if !first.note(&id, evaluated) {
+                        batch.first_load = None;
+                    }
+                }
                 rows.push(NewRecord { id, kind, code: code.clone(), digest, body });
                 batch.changed.insert(code);
                 batch.stored += 1;
@@ -492,8 +499,14 @@ sql_impl! {
             // Records keep being inserted after a problem is found so that later
             // checks (duplicate ids, event targets) see the whole batch; the
             // transaction is rolled back at the end.
-            let mut batch = Batch { listed: Some(BTreeSet::new()), ..Batch::default() };
+            // Read under the write lock: until the commit, every record is this write's.
+            let first_load = sqlx::query(ANY_RECORD).fetch_optional(&mut *conn).await?.is_none().then(FirstLoad::default);
+            let mut batch = Batch { listed: Some(BTreeSet::new()), first_load, ..Batch::default() };
             let mut chunk = Vec::with_capacity(STAGE_CHUNK);
+            // Each full chunk is prepared on a blocking thread while the one
+            // before it is staged, so that the store (a server, or SQLite's
+            // worker) and this writer work at once instead of in turn.
+            let mut pending: Option<tokio::task::JoinHandle<Vec<Prepared>>> = None;
             for (pos, record) in records {
                 match record {
                     Ok(record) => chunk.push((pos, record)),
@@ -504,11 +517,18 @@ sql_impl! {
                         *entered = true;
                         *bulk = DB::enter_bulk(conn).await?;
                     }
-                    self.stage_chunk(conn, writer, version, std::mem::take(&mut chunk), &mut batch).await?;
-                    self.flush_changed(conn, version, true, &mut batch).await?;
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(STAGE_CHUNK));
+                    if let Some(previous) = pending.replace(tokio::task::spawn_blocking(move || prepare(full))) {
+                        self.stage_chunk(conn, writer, version, prepared(previous).await?, &mut batch).await?;
+                        self.flush_changed(conn, version, true, &mut batch).await?;
+                    }
                 }
             }
-            self.stage_chunk(conn, writer, version, chunk, &mut batch).await?;
+            if let Some(previous) = pending {
+                self.stage_chunk(conn, writer, version, prepared(previous).await?, &mut batch).await?;
+                self.flush_changed(conn, version, true, &mut batch).await?;
+            }
+            self.stage_chunk(conn, writer, version, prepare(chunk), &mut batch).await?;
             self.flush_changed(conn, version, *entered, &mut batch).await?;
             self.move_staged(conn, version, &mut batch).await?;
             self.check_event_targets(conn, writer, &mut batch).await?;
