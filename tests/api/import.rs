@@ -302,6 +302,15 @@ async fn checks_hold_within_and_across_the_write_chunks() {
             "1203: id: 'bulk-0' is already the 440000 grade",
             "1204: id: 'bulk-3' appears earlier in this batch with different content",
         ];
+        // An exact copy of a record two chunks back is unchanged, not refused
+        // (a first load, below on the empty store, would refuse it, or fail on
+        // the key, if it missed the copy's first staging).
+        let mut with_copy = many.clone();
+        with_copy.push(many[3].clone());
+        let copied = file(dir.path(), "copied.jsonl", jsonl(&with_copy));
+        let out = cli(&["import", "--db", &db.url, "--dry-run", copied.to_str().unwrap()]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && said.contains("valid: 1200 record(s) would be stored, 1 unchanged"), "[{}] {said}", db.backend);
         // Into the empty store (a first load, which skips the lookups of ids
         // and codes it has not staged itself), then into a store holding a
         // record of another firm (every id and code looked up): the same answers.
@@ -310,9 +319,11 @@ async fn checks_hold_within_and_across_the_write_chunks() {
         let out = cli(&["import", "--db", &db.url, other.to_str().unwrap()]);
         assert!(out.status.success(), "[{}] {}", db.backend, stderr(&out));
         rejects(&db, dir.path(), "chunks.jsonl", jsonl(&second_grade).as_bytes(), &expected).await;
-        let path = file(dir.path(), "many.jsonl", jsonl(&many));
+        let path = file(dir.path(), "many.jsonl", jsonl(&with_copy));
         let out = cli(&["import", "--db", &db.url, path.to_str().unwrap()]);
         assert!(out.status.success(), "[{}] {}", db.backend, stderr(&out));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("imported 1200 record(s)") && said.contains("(1 unchanged)"), "[{}] {said}", db.backend);
         let version = store.current_version().await.unwrap();
         assert_eq!(
             store.changes_since(version - 1, 10_000).await.unwrap().len(),
