@@ -499,9 +499,7 @@ sql_impl! {
             // Records keep being inserted after a problem is found so that later
             // checks (duplicate ids, event targets) see the whole batch; the
             // transaction is rolled back at the end.
-            // Read under the write lock: until the commit, every record is this write's.
-            let first_load = sqlx::query(ANY_RECORD).fetch_optional(&mut *conn).await?.is_none().then(FirstLoad::default);
-            let mut batch = Batch { listed: Some(BTreeSet::new()), first_load, ..Batch::default() };
+            let mut batch = Batch { listed: Some(BTreeSet::new()), ..Batch::default() };
             let mut chunk = Vec::with_capacity(STAGE_CHUNK);
             // Each full chunk is prepared on a blocking thread while the one
             // before it is staged, so that the store (a server, or SQLite's
@@ -516,6 +514,10 @@ sql_impl! {
                     if !*entered {
                         *entered = true;
                         *bulk = DB::enter_bulk(conn).await?;
+                        // Only a write of more than a chunk asks (a small one saves the
+                        // round trip). Nothing of this write is staged yet, and under the
+                        // write lock every record from here to the commit is this write's.
+                        batch.first_load = sqlx::query(ANY_RECORD).fetch_optional(&mut *conn).await?.is_none().then(FirstLoad::default);
                     }
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(STAGE_CHUNK));
                     if let Some(previous) = pending.replace(tokio::task::spawn_blocking(move || prepare(full))) {
