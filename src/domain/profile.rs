@@ -142,12 +142,13 @@ impl Profile {
 
     /// For a decision on an objection (upheld or rejected), the filing it
     /// decides: the objection filed against the same target most recently
-    /// before the decision was first recorded (`first`), unless another
-    /// decision on that target came in between. A decision concerns the
-    /// version its filing was raised against, even when a corrected version
-    /// was published while the objection was pending. `None` for a decision
-    /// with no pending filing (it concerns what was published before it) and
-    /// for any other event.
+    /// before the decision was first recorded (`first`), unless a decision
+    /// on that target in an earlier write came in between. Decisions in one
+    /// write have no order among them, so each decides the filing pending
+    /// before that write. A decision concerns the version its filing was
+    /// raised against, even when a corrected version was published while the
+    /// objection was pending. `None` for a decision with no pending filing
+    /// (it concerns what was published before it) and for any other event.
     fn decided_filing(&self, e: &RecordEvent, first: u64) -> Option<&StoredRecord> {
         if !matches!(e.event, EventKind::ObjectionUpheld | EventKind::ObjectionRejected) {
             return None;
@@ -159,7 +160,7 @@ impl Profile {
                 Record::Event(x) if x.target_id == e.target_id && x.id != e.id => Some((self.first_recorded(s), s, x.event)),
                 _ => None,
             })
-            .filter(|(at, _, _)| *at <= first)
+            .filter(|(at, _, kind)| *at < first || (*at == first && *kind == EventKind::ObjectionFiled))
             .collect();
         // Oldest first; within one write, filings before decisions.
         before.sort_by_key(|(at, _, kind)| (*at, *kind != EventKind::ObjectionFiled));

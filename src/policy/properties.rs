@@ -371,35 +371,36 @@ fn histories() -> impl Strategy<Value = Vec<Vec<Value>>> {
     })
 }
 
-/// The other half of the objection `event_id` belongs to on `target`: the
-/// decision taken on a filing, or the filing a decision decided; `None` for a
-/// filing not yet decided, a decision with no pending filing, or another event.
-fn objection_partner(batches: &[Vec<Value>], target: &str, event_id: &str) -> Option<String> {
+/// The rest of the objection `event_id` belongs to on `target`: for a
+/// filing, the decisions taken on it; for a decision, its filing and the
+/// other decisions of the same write (decisions in one write have no order
+/// among them, so each decides the filing pending before that write). Empty
+/// for a filing not yet decided, a decision with no pending filing, or
+/// another event.
+fn objection_partners(batches: &[Vec<Value>], target: &str, event_id: &str) -> Vec<String> {
     let mut pending: Option<String> = None;
     for batch in batches {
         let on_target = |kind: &'static str| {
             batch
                 .iter()
                 .filter(move |v| v["type"] == "event" && v["target_id"] == target && v["event"] == kind)
-                .map(|v| v["id"].as_str().unwrap())
+                .map(|v| v["id"].as_str().unwrap().to_owned())
         };
-        let filings: Vec<&str> = on_target("objection_filed").collect();
-        let decisions: Vec<&str> = on_target("objection_upheld").chain(on_target("objection_rejected")).collect();
-        for filing in filings {
-            pending = Some(filing.to_owned());
+        if let Some(filing) = on_target("objection_filed").last() {
+            pending = Some(filing);
         }
-        for decision in decisions {
-            if let Some(filing) = pending.take() {
-                if filing == event_id {
-                    return Some(decision.to_owned());
-                }
-                if decision == event_id {
-                    return Some(filing);
-                }
+        let decisions: Vec<String> = on_target("objection_upheld").chain(on_target("objection_rejected")).collect();
+        if decisions.is_empty() {
+            continue;
+        }
+        if let Some(filing) = pending.take() {
+            let objection: Vec<String> = decisions.into_iter().chain([filing]).collect();
+            if objection.iter().any(|id| id == event_id) {
+                return objection.into_iter().filter(|id| id != event_id).collect();
             }
         }
     }
-    None
+    Vec::new()
 }
 
 fn assess_history(batches: &[Vec<Value>]) -> Assessment {
@@ -465,11 +466,11 @@ proptest! {
                 // filing was raised against, so leaving out only one of the two
                 // would pair the other with another event and move it onto
                 // another version. Paired as the profile pairs them: in write
-                // order, filings before decisions within one write.
-                if let Some(partner) = objection_partner(&batches, target, event["id"].as_str().unwrap()) {
-                    for batch in rest.iter_mut() {
-                        batch.retain(|v| v["id"] != partner.as_str());
-                    }
+                // order, filings before decisions within one write, and every
+                // decision of one write on the filing pending before it.
+                let partners = objection_partners(&batches, target, event["id"].as_str().unwrap());
+                for batch in rest.iter_mut() {
+                    batch.retain(|v| !partners.iter().any(|p| v["id"] == p.as_str()));
                 }
                 let without = assess_history(&rest);
                 // A content version of the target written after the event,

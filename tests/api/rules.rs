@@ -447,3 +447,34 @@ async fn rule_13_an_objection_decided_after_a_correction_ends_the_version_it_was
         assert_eq!((s.applied_grade.as_str(), s.member_grades[0].source.as_str()), ("B", "national"), "[{}] {s:?}", db.backend);
     }
 }
+
+/// Two decisions on one filing recorded in one write (a platform sending
+/// the appeal's outcome with the first instance's): a write has no order
+/// within it, so both decide the filing pending before it and concern the
+/// version it was filed against. Neither may take the other's place and
+/// end the correction published while the objection was pending.
+#[tokio::test]
+async fn rule_13_decisions_in_one_write_decide_the_filing_pending_before_it() {
+    for db in backends().await {
+        let c = code(320);
+        let grade = |g: &str| {
+            evaluation_json(
+                "G",
+                &c,
+                json!({"issuer": "440000", "grade": g, "score": null, "year": 2021,
+                "valid_from": "2022-01-01", "valid_to": "2022-12-31"}),
+            )
+        };
+        let mut f = Fixture::new(&db).await;
+        f.put(&[grade("C")]).await;
+        f.put(&[event_json("filed", &c, "G", "objection_filed", "2022-02-01"), grade("A")]).await;
+        f.put(&[
+            event_json("upheld", &c, "G", "objection_upheld", "2022-03-01"),
+            event_json("rejected", &c, "G", "objection_rejected", "2022-03-01"),
+        ])
+        .await;
+        f.tender("T2022", "national-template", "440300", "2022-06-15").await;
+        let (s, _) = f.assess("T2022", &[&c]).await;
+        assert_eq!((s.applied_grade.as_str(), s.member_grades[0].source.as_str()), ("A", "provincial"), "[{}] {s:?}", db.backend);
+    }
+}
