@@ -31,7 +31,10 @@ impl Default for Renewal {
 impl Renewal {
     pub(super) fn pool(&self, connections: u32) -> SqlitePoolOptions {
         let renewal = self.clone();
-        SqlitePoolOptions::new().max_connections(connections).before_acquire(move |_conn, meta| {
+        // No ping before each acquire (sqlx's default): the connection is a
+        // thread in this process, and the ping was one more round trip to it
+        // on every write and read.
+        SqlitePoolOptions::new().max_connections(connections).test_before_acquire(false).before_acquire(move |_conn, meta| {
             let keep = renewal.keeps(meta.age);
             Box::pin(async move { Ok(keep) })
         })
