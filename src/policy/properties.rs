@@ -386,7 +386,7 @@ fn objection_partners(batches: &[Vec<Value>], target: &str, event_id: &str) -> V
                 .filter(move |v| v["type"] == "event" && v["target_id"] == target && v["event"] == kind)
                 .map(|v| v["id"].as_str().unwrap().to_owned())
         };
-        if let Some(filing) = on_target("objection_filed").last() {
+        if let Some(filing) = on_target("objection_filed").next_back() {
             pending = Some(filing);
         }
         let decisions: Vec<String> = on_target("objection_upheld").chain(on_target("objection_rejected")).collect();
