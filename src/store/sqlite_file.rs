@@ -34,9 +34,9 @@ impl Renewal {
         // No ping before each acquire (sqlx's default): the connection is a
         // thread in this process, and the ping was one more round trip to it
         // on every write and read.
-        SqlitePoolOptions::new().max_connections(connections).test_before_acquire(false).before_acquire(move |_conn, meta| {
+        SqlitePoolOptions::new().max_connections(connections).test_before_acquire(false).before_acquire(move |conn, meta| {
             let keep = renewal.keeps(meta.age);
-            Box::pin(async move { Ok(keep) })
+            Box::pin(async move { Ok(keep && out_of_transaction(conn).await?) })
         })
     }
 
@@ -53,6 +53,29 @@ impl Renewal {
         use std::sync::atomic::Ordering;
         self.at.store((self.base.elapsed().as_micros() as u64).max(1), Ordering::Release);
     }
+}
+
+/// Whether a pooled connection is out of any transaction, as sqlx counts
+/// them; one that is not is closed and replaced.
+///
+/// PITFALL (sqlx issue #3742, the SQLite form): when a COMMIT fails with
+/// SQLITE_FULL or SQLITE_IOERR, SQLite may already have rolled the
+/// transaction back. sqlx's ROLLBACK then fails ("no transaction is
+/// active"), its count of open transactions stays at 1, and every later
+/// `BEGIN IMMEDIATE` on that connection is refused
+/// (`InvalidSavePointStatement`). The writer pool has one connection, so
+/// after one full disk the server refused every write until restarted.
+/// A rollback of a dropped transaction may still be queued for the
+/// connection's thread, so a count above 0 is looked at again after a ping,
+/// which that thread answers only after the rollback.
+async fn out_of_transaction(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::{Database, TransactionManager};
+    type Manager = <sqlx::Sqlite as Database>::TransactionManager;
+    if Manager::get_transaction_depth(conn) == 0 {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    Ok(Manager::get_transaction_depth(conn) == 0)
 }
 
 /// The store's file, watched without this process ever opening it.
@@ -164,5 +187,32 @@ impl StoreFile {
         let _ = conn.close().await;
         read?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transaction SQLite rolled back itself (as on a full disk), which
+    /// sqlx still counts as open, does not leave the pool's connection
+    /// refusing every later transaction.
+    #[tokio::test]
+    async fn a_connection_whose_transaction_sqlite_ended_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new().filename(dir.path().join("t.db")).create_if_missing(true);
+        let pool = Renewal::default().pool(1).connect_with(options).await.unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER)").execute(&pool).await.unwrap();
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        // What SQLite does on SQLITE_FULL in a COMMIT, behind sqlx's back.
+        sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        drop(tx); // sqlx's own ROLLBACK now fails: no transaction is active
+        for _ in 0..2 {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("a fresh connection, not InvalidSavePointStatement");
+            sqlx::query("INSERT INTO t VALUES (1)").execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM t").fetch_one(&pool).await.unwrap();
+        assert_eq!(n, 2);
     }
 }
