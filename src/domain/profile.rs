@@ -143,9 +143,11 @@ impl Profile {
     /// For a decision on an objection (upheld or rejected), the filing it
     /// decides: the objection filed against the same target most recently
     /// before the decision was first recorded (`first`), unless a decision
-    /// on that target in an earlier write came in between. Decisions in one
-    /// write have no order among them, so each decides the filing pending
-    /// before that write. A decision concerns the version its filing was
+    /// on that target in an earlier write came in between. Within one write,
+    /// filings count before decisions, and decisions have no order among
+    /// them: each decides the filing pending once that write's filings are
+    /// counted (README, "the version an objection was raised against"). A
+    /// decision concerns the version its filing was
     /// raised against, even when a corrected version was published while the
     /// objection was pending. `None` for a decision with no pending filing
     /// (it concerns what was published before it) and for any other event.

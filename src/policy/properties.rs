@@ -373,8 +373,9 @@ fn histories() -> impl Strategy<Value = Vec<Vec<Value>>> {
 
 /// The rest of the objection `event_id` belongs to on `target`: for a
 /// filing, the decisions taken on it; for a decision, its filing and the
-/// other decisions of the same write (decisions in one write have no order
-/// among them, so each decides the filing pending before that write). Empty
+/// other decisions of the same write (within one write filings count
+/// first, and decisions have no order among them, so each decides the
+/// filing pending once that write's filings are counted). Empty
 /// for a filing not yet decided, a decision with no pending filing, or
 /// another event.
 fn objection_partners(batches: &[Vec<Value>], target: &str, event_id: &str) -> Vec<String> {
