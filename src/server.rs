@@ -515,10 +515,10 @@ const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 async fn checkpoint_wal(store: Store, metrics: Arc<Metrics>) {
     loop {
         tokio::time::sleep(WAL_CHECKPOINT_EVERY).await;
-        match store.wal_checkpoint(crate::store::WalMode::Passive).await {
+        match store.wal_checkpoint_and_trim().await {
             Ok(Some(c)) => metrics.wal_checkpoint(c.busy, c.frames),
             Ok(None) => return,
-            Err(e) => tracing::debug!(error = %e, "the background WAL checkpoint failed; tried again in a second"),
+            Err(e) => tracing::warn!(error = %e, "the background WAL checkpoint failed; tried again in a second"),
         }
     }
 }
