@@ -212,9 +212,13 @@ impl Backend for Sqlite {
             let mut conn = pool.acquire().await?;
             let row: (i64, i64, i64) = match mode {
                 WalMode::Passive => sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *conn).await?,
-                WalMode::Truncate(wait) => {
+                WalMode::Truncate(wait) | WalMode::Restart(wait) => {
+                    let pragma = match mode {
+                        WalMode::Restart(_) => "PRAGMA wal_checkpoint(RESTART)",
+                        _ => "PRAGMA wal_checkpoint(TRUNCATE)",
+                    };
                     sqlx::query(&format!("PRAGMA busy_timeout = {}", wait.as_millis())).execute(&mut *conn).await?;
-                    let row = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *conn).await;
+                    let row = sqlx::query_as(pragma).fetch_one(&mut *conn).await;
                     sqlx::query(&format!("PRAGMA busy_timeout = {}", pool_wait.as_millis())).execute(&mut *conn).await?;
                     row?
                 }

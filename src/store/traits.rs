@@ -143,10 +143,10 @@ pub trait LogStore: Send + Sync + 'static {
 }
 
 /// Frames (4 KiB pages) of a SQLite write-ahead log, all in the database
-/// already, past which the server cuts it to zero bytes: 64 MiB.
+/// already, past which the server has the next write start it over: 64 MiB.
 pub const WAL_TRIM_FRAMES: u64 = 16_384;
 
-/// How long that cut waits for readers on an older snapshot, holding new
+/// How long that restart waits for readers on an older snapshot, holding new
 /// writes off meanwhile (they wait and try again, as behind any other lock).
 pub const WAL_TRIM_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -174,8 +174,9 @@ pub trait StoreUpkeep: Send + Sync + 'static {
 
     /// The server's checkpoint each second: [`WalMode::Passive`], then, when
     /// every frame of a log past [`WAL_TRIM_FRAMES`] is in the database, a
-    /// [`WalMode::Truncate`] waiting at most [`WAL_TRIM_WAIT`] (tried again
-    /// next time when readers hold it). Returns the passive checkpoint's
+    /// [`WalMode::Restart`] waiting at most [`WAL_TRIM_WAIT`] (tried again
+    /// next time when readers hold it), so that the next write starts the
+    /// file over instead of growing it. Returns the passive checkpoint's
     /// outcome.
     ///
     /// PITFALL: SQLite reuses its log from the start only when no reader is
@@ -191,7 +192,7 @@ pub trait StoreUpkeep: Send + Sync + 'static {
             && c.frames >= WAL_TRIM_FRAMES
             && c.checkpointed == c.frames
         {
-            self.wal_checkpoint(WalMode::Truncate(WAL_TRIM_WAIT)).await?;
+            self.wal_checkpoint(WalMode::Restart(WAL_TRIM_WAIT)).await?;
         }
         Ok(passive)
     }

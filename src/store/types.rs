@@ -22,6 +22,11 @@ pub enum WalMode {
     /// step, so that no later write, in any process, is the one that has
     /// to copy the import's pages.
     Truncate(std::time::Duration),
+    /// Everything, then the next write starts the log file over from its
+    /// beginning instead of growing it (SQLite's RESTART), waiting at most
+    /// this long for readers on an older snapshot. The file keeps its size:
+    /// nothing is freed, so nothing stalls on the freeing.
+    Restart(std::time::Duration),
 }
 
 /// What a WAL checkpoint did (SQLite's `PRAGMA wal_checkpoint` row).

@@ -179,32 +179,3 @@ async fn postgres_refuses_rows_of_a_missing_data_version_and_any_removal_of_one(
     sqlx::query("UPDATE data_versions SET record_count = record_count").execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
 }
-
-/// The server's checkpoint each second cuts a SQLite write-ahead log that
-/// is all in the database and past `WAL_TRIM_FRAMES` back to zero bytes
-/// (a stream of new statements once grew it until the disk was full), and
-/// leaves a smaller one as it is; nothing logged is lost.
-#[tokio::test]
-async fn a_large_write_ahead_log_already_in_the_database_is_cut_to_zero_bytes() {
-    use credit_tender::store::WAL_TRIM_FRAMES;
-    let db = sqlite_db();
-    let store = Store::open(&db.url).await.unwrap();
-    let wal = std::path::PathBuf::from(format!("{}-wal", db.url.trim_start_matches("sqlite://")));
-    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
-    let leaf = |i: u64| format!("{{\"leaf\":{i},\"pad\":\"{}\"}}", "x".repeat(2_300)).into_bytes();
-    let mut size = 0;
-    // Small: checkpointed, not cut.
-    store.log_append(&(0..100).map(leaf).collect::<Vec<_>>()).await.unwrap();
-    size += 100;
-    store.wal_checkpoint_and_trim().await.unwrap();
-    assert!(wal_len() > 0, "a log under the bound is left as it is");
-    while wal_len() < WAL_TRIM_FRAMES * 4096 {
-        store.log_append(&(size..size + 512).map(leaf).collect::<Vec<_>>()).await.unwrap();
-        size += 512;
-    }
-    let c = store.wal_checkpoint_and_trim().await.unwrap().expect("SQLite checkpoints");
-    assert!(!c.busy && c.frames >= WAL_TRIM_FRAMES, "{c:?}");
-    assert_eq!(wal_len(), 0, "the log was cut to zero bytes");
-    assert_eq!(store.log_size().await.unwrap(), size);
-    assert_eq!(store.log_entries(size - 1, size).await.unwrap(), vec![leaf(size - 1)]);
-}
