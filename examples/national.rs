@@ -25,7 +25,7 @@ use credit_tender::log::Log;
 use credit_tender::metrics::Metrics;
 use credit_tender::proto::v1 as pb;
 use credit_tender::signing::{Keyring, SharedKeyring};
-use credit_tender::store::{Store, WalMode};
+use credit_tender::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -121,15 +121,15 @@ async fn log(db: &str, leaves: u64, batch: usize, runs: usize) -> Result<(), Box
         let end = (size + batch as u64).min(leaves);
         store.log_append(&(size..end).map(leaf).collect::<Vec<_>>()).await?;
         size = end;
-        // As a server does (`checkpoint_wal`): the SQLite write-ahead log
-        // copied into the database every second, so that reads do not look
-        // through gigabytes of it. Nothing for PostgreSQL.
+        // The server's own checkpoint each second (`checkpoint_wal`): the
+        // SQLite write-ahead log copied into the database, so that reads do
+        // not look through gigabytes of it. Nothing for PostgreSQL.
         if checkpointed.elapsed() >= Duration::from_secs(1) {
-            store.wal_checkpoint(WalMode::Passive).await?;
+            store.wal_checkpoint_and_restart().await?;
             checkpointed = Instant::now();
         }
     }
-    store.wal_checkpoint(WalMode::Passive).await?;
+    store.wal_checkpoint_and_restart().await?;
     let appended = size - start;
     if appended > 0 {
         let s = t.elapsed().as_secs_f64();

@@ -515,7 +515,7 @@ const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 async fn checkpoint_wal(store: Store, metrics: Arc<Metrics>) {
     loop {
         tokio::time::sleep(WAL_CHECKPOINT_EVERY).await;
-        match store.wal_checkpoint_and_trim().await {
+        match store.wal_checkpoint_and_restart().await {
             Ok(Some(c)) => metrics.wal_checkpoint(c.busy, c.frames),
             Ok(None) => return,
             Err(e) => tracing::warn!(error = %e, "the background WAL checkpoint failed; tried again in a second"),

@@ -147,10 +147,10 @@ impl Profile {
     /// filings count before decisions, and decisions have no order among
     /// them: each decides the filing pending once that write's filings are
     /// counted (README, "the version an objection was raised against"). A
-    /// decision concerns the version its filing was
-    /// raised against, even when a corrected version was published while the
-    /// objection was pending. `None` for a decision with no pending filing
-    /// (it concerns what was published before it) and for any other event.
+    /// decision concerns the version its filing was raised against, even
+    /// when a corrected version was published while the objection was
+    /// pending. `None` for a decision with no pending filing (it concerns
+    /// what was published before it) and for any other event.
     fn decided_filing(&self, e: &RecordEvent, first: u64) -> Option<&StoredRecord> {
         if !matches!(e.event, EventKind::ObjectionUpheld | EventKind::ObjectionRejected) {
             return None;

@@ -62,7 +62,9 @@ pub use options::{
 pub use postgres::CHANGES_CHANNEL;
 pub use reach::Reachability;
 pub use sql::SqlStore;
-pub use traits::{CreditStore, GrantStore, LogStore, PolicyStore, RecordStore, StoreUpkeep, TenderStore, WAL_TRIM_FRAMES, WAL_TRIM_WAIT};
+pub use traits::{
+    CreditStore, GrantStore, LogStore, PolicyStore, RecordStore, StoreUpkeep, TenderStore, WAL_RESTART_FRAMES, WAL_RESTART_WAIT,
+};
 #[cfg(test)]
 pub(crate) use types::build_profile;
 pub use types::{

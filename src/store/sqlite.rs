@@ -210,13 +210,14 @@ impl Backend for Sqlite {
         let pool = pool.clone();
         Box::pin(async move {
             let mut conn = pool.acquire().await?;
-            let row: (i64, i64, i64) = match mode {
-                WalMode::Passive => sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *conn).await?,
-                WalMode::Truncate(wait) | WalMode::Restart(wait) => {
-                    let pragma = match mode {
-                        WalMode::Restart(_) => "PRAGMA wal_checkpoint(RESTART)",
-                        _ => "PRAGMA wal_checkpoint(TRUNCATE)",
-                    };
+            let (pragma, wait) = match mode {
+                WalMode::Passive => ("PRAGMA wal_checkpoint(PASSIVE)", None),
+                WalMode::Truncate(wait) => ("PRAGMA wal_checkpoint(TRUNCATE)", Some(wait)),
+                WalMode::Restart(wait) => ("PRAGMA wal_checkpoint(RESTART)", Some(wait)),
+            };
+            let row: (i64, i64, i64) = match wait {
+                None => sqlx::query_as(pragma).fetch_one(&mut *conn).await?,
+                Some(wait) => {
                     sqlx::query(&format!("PRAGMA busy_timeout = {}", wait.as_millis())).execute(&mut *conn).await?;
                     let row = sqlx::query_as(pragma).fetch_one(&mut *conn).await;
                     sqlx::query(&format!("PRAGMA busy_timeout = {}", pool_wait.as_millis())).execute(&mut *conn).await?;

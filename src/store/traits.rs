@@ -144,11 +144,11 @@ pub trait LogStore: Send + Sync + 'static {
 
 /// Frames (4 KiB pages) of a SQLite write-ahead log, all in the database
 /// already, past which the server has the next write start it over: 64 MiB.
-pub const WAL_TRIM_FRAMES: u64 = 16_384;
+pub const WAL_RESTART_FRAMES: u64 = 16_384;
 
 /// How long that restart waits for readers on an older snapshot, holding new
 /// writes off meanwhile (they wait and try again, as behind any other lock).
-pub const WAL_TRIM_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+pub const WAL_RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// What keeps a store in service rather than reading or writing rows: its
 /// name, WAL checkpoints, health probes, its own files, and the listener of
@@ -173,8 +173,8 @@ pub trait StoreUpkeep: Send + Sync + 'static {
     async fn wal_checkpoint(&self, mode: WalMode) -> Result<Option<WalCheckpoint>, StoreError>;
 
     /// The server's checkpoint each second: [`WalMode::Passive`], then, when
-    /// every frame of a log past [`WAL_TRIM_FRAMES`] is in the database, a
-    /// [`WalMode::Restart`] waiting at most [`WAL_TRIM_WAIT`] (tried again
+    /// every frame of a log past [`WAL_RESTART_FRAMES`] is in the database, a
+    /// [`WalMode::Restart`] waiting at most [`WAL_RESTART_WAIT`] (tried again
     /// next time when readers hold it), so that the next write starts the
     /// file over instead of growing it. Returns the passive checkpoint's
     /// outcome.
@@ -185,14 +185,14 @@ pub trait StoreUpkeep: Send + Sync + 'static {
     /// whole stream (165 MB in 12 s; found by the outside attack), and when
     /// it had filled the disk, the checkpoint (which grows the database) had
     /// no room, so the store stayed full after the disk was freed.
-    async fn wal_checkpoint_and_trim(&self) -> Result<Option<WalCheckpoint>, StoreError> {
+    async fn wal_checkpoint_and_restart(&self) -> Result<Option<WalCheckpoint>, StoreError> {
         let passive = self.wal_checkpoint(WalMode::Passive).await?;
         if let Some(c) = &passive
             && !c.busy
-            && c.frames >= WAL_TRIM_FRAMES
+            && c.frames >= WAL_RESTART_FRAMES
             && c.checkpointed == c.frames
         {
-            self.wal_checkpoint(WalMode::Restart(WAL_TRIM_WAIT)).await?;
+            self.wal_checkpoint(WalMode::Restart(WAL_RESTART_WAIT)).await?;
         }
         Ok(passive)
     }
